@@ -1,0 +1,412 @@
+//! The resolution loop: from an input to a Trace, one hop at a time. Each hop is decoded
+//! statically when it is a known wrapper, otherwise fetched through the egress gate; its next
+//! hop comes from the [`NextHopFinder`]s in turn. The cache sits in front, the store behind.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use url::Url;
+
+use crate::config::Config;
+use crate::decode;
+use crate::discover::{NextHopFinder, Page, StaticFinder};
+use crate::egress::{Egress, EgressError};
+use crate::extract::refang;
+use crate::fetch::{ClientError, FetchError, Fetcher, Politeness};
+use crate::labels::{LabelError, Labels};
+use crate::store::Store;
+use crate::trace::{rfc3339, Hop, Outcome, Trace, TraceError, Via};
+
+/// Start-up failures: everything here is a configuration or environment problem.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Egress(#[from] EgressError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Labels(#[from] LabelError),
+}
+
+/// Resolves links. One per process: the politeness limiter and connection pool are shared
+/// by all work.
+pub struct Resolver {
+    fetcher: Fetcher,
+    politeness: Politeness,
+    labels: Labels,
+    finders: Vec<Arc<dyn NextHopFinder>>,
+    store: Option<Store>,
+    max_hops: usize,
+    hop_timeout: Duration,
+    total_timeout: Duration,
+    cache_ttl: Duration,
+}
+
+impl Resolver {
+    pub fn new(config: &Config, store: Option<Store>) -> Result<Resolver, SetupError> {
+        let egress = Egress::new(config)?;
+        Ok(Resolver {
+            fetcher: Fetcher::new(config, egress)?,
+            politeness: Politeness::new(config.limits.per_host_per_second),
+            labels: Labels::load(&config.labels.extra_files)?,
+            finders: vec![Arc::new(StaticFinder)],
+            store,
+            max_hops: config.limits.max_hops as usize,
+            hop_timeout: Duration::from_millis(config.limits.hop_timeout_ms),
+            total_timeout: Duration::from_millis(config.limits.total_timeout_ms),
+            cache_ttl: Duration::from_secs(config.storage.cache_ttl_seconds),
+        })
+    }
+
+    /// Adds a way of finding next hops, asked after the ones already there (the browser
+    /// stage plugs in here).
+    pub fn add_finder(&mut self, finder: Arc<dyn NextHopFinder>) {
+        self.finders.push(finder);
+    }
+
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    /// Resolves `input`: from the cache when `use_cache` and a fresh Trace is stored, else by
+    /// following the chain, then stores the result. Never fails: problems are in the Trace.
+    pub async fn resolve(&self, input: &str, use_cache: bool) -> Trace {
+        let url = match parse_input(input) {
+            Ok(url) => url,
+            Err(message) => return input_error(input, message),
+        };
+        let key = url.as_str().to_string();
+        if let (true, Some(store)) = (use_cache, &self.store) {
+            match store.fresh(&key, self.cache_ttl, crate::now_ms()) {
+                Ok(Some(mut trace)) => {
+                    trace.cached = true;
+                    trace.input = input.to_string();
+                    return trace;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!("cache lookup for {key} failed: {e}"),
+            }
+        }
+        let trace = self.follow(input, url).await;
+        if let Some(store) = &self.store {
+            if let Err(e) = store.put(&key, &trace, crate::now_ms()).await {
+                tracing::error!("storing the trace of {key} failed: {e}");
+            }
+        }
+        trace
+    }
+
+    /// Follows the chain from `start` (no cache, no store).
+    pub async fn follow(&self, input: &str, start: Url) -> Trace {
+        let began = Instant::now();
+        let started_ms = crate::now_ms();
+        let mut trace = Trace {
+            input: input.to_string(),
+            final_url: start.to_string(),
+            final_host: host_of(&start),
+            outcome: Outcome::Landed,
+            hops: Vec::new(),
+            labels: Vec::new(),
+            cached: false,
+            error: None,
+            resolved_at: Some(rfc3339(started_ms)),
+            elapsed_ms: None,
+        };
+        // URL -> index of the hop that first visited it.
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut current = start;
+        let mut via = Via::Input;
+        // Network time used; waiting for per-host politeness is not counted, so a big batch
+        // aimed at one host is slowed down, not timed out.
+        let mut spent = Duration::ZERO;
+
+        loop {
+            let mut hop = self.hop(&current, via);
+            seen.insert(current.as_str().to_string(), trace.hops.len());
+
+            let next = match self.step(&current, &mut hop, &mut spent).await {
+                Step::End(outcome, error) => {
+                    trace.outcome = outcome;
+                    trace.error = error;
+                    trace.hops.push(hop);
+                    break;
+                }
+                Step::Next(url, next_via) => {
+                    trace.hops.push(hop);
+                    (url, next_via)
+                }
+            };
+            let (url, next_via) = next;
+            if let Some(&first) = seen.get(url.as_str()) {
+                let mut again = self.hop(&url, next_via);
+                again.reason = Some(format!("already visited at hop {first}"));
+                trace.hops.push(again);
+                trace.outcome = Outcome::Loop;
+                break;
+            }
+            if trace.hops.len() > self.max_hops {
+                trace.outcome = Outcome::TooManyHops;
+                trace.error = Some(TraceError {
+                    kind: "too-many-hops".into(),
+                    message: format!(
+                        "stopped after {} hops (limits.max_hops); next was {url}",
+                        self.max_hops
+                    ),
+                });
+                break;
+            }
+            current = url;
+            via = next_via;
+        }
+        trace.elapsed_ms = Some(began.elapsed().as_millis() as u64);
+        trace.finish();
+        trace
+    }
+
+    /// One hop: decode it, or fetch it and find where it leads.
+    async fn step(&self, url: &Url, hop: &mut Hop, spent: &mut Duration) -> Step {
+        if !matches!(url.scheme(), "http" | "https") {
+            let e = EgressError::Scheme(url.scheme().to_string());
+            hop.blocked = true;
+            hop.reason = Some(e.to_string());
+            return Step::End(Outcome::Blocked, None);
+        }
+        if let Some(u) = decode::unwrap(url) {
+            if let Some(label) = u.label {
+                push_label(hop, label);
+            }
+            hop.automatic = u.automatic;
+            hop.reason = Some(format!(
+                "{} wrapper decoded without contacting it",
+                u.wrapper
+            ));
+            return match parse_input(&u.target) {
+                Ok(next) => Step::Next(next, u.via),
+                Err(message) => Step::End(
+                    Outcome::Error,
+                    Some(TraceError {
+                        kind: "input".into(),
+                        message: format!("wrapper target {:?}: {message}", u.target),
+                    }),
+                ),
+            };
+        }
+
+        let Some(remaining) = self
+            .total_timeout
+            .checked_sub(*spent)
+            .filter(|d| !d.is_zero())
+        else {
+            return Step::End(
+                Outcome::Timeout,
+                Some(timeout_error(self.total_timeout, "total_timeout_ms")),
+            );
+        };
+        self.politeness.wait(url.host_str().unwrap_or("")).await;
+        let budget = self.hop_timeout.min(remaining);
+        let t0 = Instant::now();
+        let result = self.fetcher.fetch(url, budget).await;
+        let took = t0.elapsed();
+        *spent += took;
+        hop.elapsed_ms = Some(took.as_millis() as u64);
+
+        let resp = match result {
+            Ok(resp) => resp,
+            Err(FetchError::Egress(e)) if e.is_policy() => {
+                hop.blocked = true;
+                hop.reason = Some(e.to_string());
+                return Step::End(Outcome::Blocked, None);
+            }
+            Err(FetchError::Timeout(_)) => {
+                let which = if budget < self.hop_timeout {
+                    "total_timeout_ms"
+                } else {
+                    "hop_timeout_ms"
+                };
+                let limit = if budget < self.hop_timeout {
+                    self.total_timeout
+                } else {
+                    self.hop_timeout
+                };
+                return Step::End(Outcome::Timeout, Some(timeout_error(limit, which)));
+            }
+            Err(e) => {
+                let outcome = if e.kind() == "timeout" {
+                    Outcome::Timeout
+                } else {
+                    Outcome::Error
+                };
+                return Step::End(
+                    outcome,
+                    Some(TraceError {
+                        kind: e.kind().into(),
+                        message: e.to_string(),
+                    }),
+                );
+            }
+        };
+        hop.status = Some(resp.status);
+        hop.ip = resp.peer.map(|p| p.ip().to_string());
+        hop.content_type = resp.content_type().map(str::to_string);
+        if let Some(why) = &resp.download {
+            hop.reason = Some(format!("download: {why}; body not fetched"));
+            return Step::End(Outcome::Download, None);
+        }
+        if let Some(note) = resp.body_note {
+            hop.reason = Some(note.to_string());
+        }
+        let page = Page {
+            url,
+            response: &resp,
+        };
+        for finder in &self.finders {
+            match finder.next_hop(&page).await {
+                Some(Ok(found)) => return Step::Next(found.url, found.via),
+                Some(Err(bad)) => {
+                    return Step::End(
+                        Outcome::Error,
+                        Some(TraceError {
+                            kind: "http".into(),
+                            message: format!(
+                                "{} to an invalid URL {:?}: {}",
+                                bad.via.as_str(),
+                                bad.target,
+                                bad.message
+                            ),
+                        }),
+                    )
+                }
+                None => {}
+            }
+        }
+        Step::End(Outcome::Landed, None)
+    }
+
+    /// A new hop for `url`, labelled.
+    fn hop(&self, url: &Url, via: Via) -> Hop {
+        let host = host_of(url);
+        let mut hop = Hop::new(url.to_string(), host.clone(), via);
+        let l = self.labels.classify(&host);
+        hop.labels = l.labels;
+        hop.imitates = l.imitates;
+        hop
+    }
+}
+
+enum Step {
+    Next(Url, Via),
+    End(Outcome, Option<TraceError>),
+}
+
+fn push_label(hop: &mut Hop, label: &str) {
+    if !hop.labels.iter().any(|l| l == label) {
+        hop.labels.push(label.to_string());
+    }
+}
+
+fn timeout_error(limit: Duration, key: &str) -> TraceError {
+    TraceError {
+        kind: "timeout".into(),
+        message: format!("no answer within {} ms (limits.{key})", limit.as_millis()),
+    }
+}
+
+/// The host as the URL names it (IPv6 without brackets).
+fn host_of(url: &Url) -> String {
+    match url.host() {
+        Some(url::Host::Ipv6(v6)) => v6.to_string(),
+        Some(h) => h.to_string(),
+        None => String::new(),
+    }
+}
+
+/// Turns what a user typed into a URL: defanged forms are refanged, and a bare host gets
+/// `http://` (a user pasting `bit.ly/x` means the web).
+pub fn parse_input(input: &str) -> Result<Url, String> {
+    let s = refang(input);
+    if s.is_empty() {
+        return Err("empty input".into());
+    }
+    if s.chars().any(|c| c.is_control() && c != '\t') {
+        return Err("input contains control characters".into());
+    }
+    let has_scheme = s.contains("://") || {
+        // `mailto:x`, `javascript:x` have a scheme; `localhost:8080/x` is a host and port.
+        let mut parts = s.splitn(2, ':');
+        let head = parts.next().unwrap_or("");
+        let tail = parts.next();
+        tail.is_some_and(|t| !t.starts_with(|c: char| c.is_ascii_digit()))
+            && head.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && head
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            && !head.contains('.')
+    };
+    let text = if has_scheme { s } else { format!("http://{s}") };
+    let mut url = Url::parse(&text).map_err(|e| format!("not a URL ({e})"))?;
+    if matches!(url.scheme(), "http" | "https") && url.host_str().is_none_or(str::is_empty) {
+        return Err("URL has no host".into());
+    }
+    url.set_fragment(None);
+    Ok(url)
+}
+
+fn input_error(input: &str, message: String) -> Trace {
+    Trace {
+        input: input.to_string(),
+        final_url: String::new(),
+        final_host: String::new(),
+        outcome: Outcome::Error,
+        hops: Vec::new(),
+        labels: Vec::new(),
+        cached: false,
+        error: Some(TraceError {
+            kind: "input".into(),
+            message,
+        }),
+        resolved_at: Some(rfc3339(crate::now_ms())),
+        elapsed_ms: Some(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs() {
+        assert_eq!(
+            parse_input("hxxp://blltly[.]com/1w1w1").unwrap().as_str(),
+            "http://blltly.com/1w1w1"
+        );
+        assert_eq!(
+            parse_input("bit.ly/abc#frag").unwrap().as_str(),
+            "http://bit.ly/abc"
+        );
+        assert_eq!(
+            parse_input("localhost:8080/x").unwrap().as_str(),
+            "http://localhost:8080/x"
+        );
+        assert_eq!(
+            parse_input("HTTP://EXAMPLE.com:80/a/../b")
+                .unwrap()
+                .as_str(),
+            "http://example.com/b"
+        );
+        assert_eq!(parse_input("file:///etc/passwd").unwrap().scheme(), "file");
+        assert_eq!(
+            parse_input("javascript:alert(1)").unwrap().scheme(),
+            "javascript"
+        );
+        assert_eq!(
+            parse_input("http://2130706433/").unwrap().as_str(),
+            "http://127.0.0.1/"
+        );
+        assert!(parse_input("").is_err());
+        assert!(parse_input("http://").is_err());
+        assert!(parse_input("http://exa mple.com/").is_err());
+        assert!(parse_input("a\u{0}b").is_err());
+    }
+}

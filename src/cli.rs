@@ -1,0 +1,210 @@
+//! The `hoptrace` command line. `anyhow` lives here and in `main`, at the binary's edge.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use futures_util::stream::{self, StreamExt};
+
+use crate::chain::Resolver;
+use crate::config::Config;
+use crate::store::Store;
+use crate::trace::{Outcome, Trace};
+
+/// Exit status for usage and configuration errors (as clap uses for usage errors).
+pub const EXIT_USAGE: i32 = 2;
+/// Exit status when the work could not run (for example the database is locked).
+pub const EXIT_FAILURE: i32 = 1;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hoptrace",
+    version,
+    about = "Follows suspicious links to where they really go, safely."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Resolve URLs and print every hop of each chain.
+    Resolve(ResolveArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ResolveArgs {
+    /// Config file (default: resolver-config/hoptrace.toml when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Resolve afresh even when a recent Trace is cached (the result is still stored).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Print one Trace per line (JSONL), in input order.
+    #[arg(long)]
+    pub json: bool,
+    /// URLs to resolve (defanged forms accepted); `-` reads one URL a line from stdin.
+    #[arg(required = true, value_name = "URL")]
+    pub urls: Vec<String>,
+}
+
+/// A failure with the exit status it deserves.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure {
+            code: EXIT_FAILURE,
+            error: e.into(),
+        }
+    }
+}
+
+fn usage(error: anyhow::Error) -> Failure {
+    Failure {
+        code: EXIT_USAGE,
+        error,
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Resolve(args) => resolve(args).await,
+    }
+}
+
+async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
+    let config = Config::load(args.config.as_deref()).map_err(|e| usage(e.into()))?;
+    let inputs = read_inputs(&args.urls).context("reading URLs from stdin")?;
+    let store = Store::open(&config.storage.path)?;
+    let resolver = Resolver::new(&config, Some(store)).map_err(|e| usage(e.into()))?;
+    let use_cache = !args.no_cache;
+    let stdout = std::io::stdout();
+    let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+
+    // In flight at most `concurrency` at once; `buffered` hands results back in input order.
+    let resolver = &resolver;
+    let mut traces = stream::iter(inputs.iter())
+        .map(|input| resolver.resolve(input, use_cache))
+        .buffered(config.limits.concurrency as usize);
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    while let Some(trace) = traces.next().await {
+        if args.json {
+            serde_json::to_writer(&mut out, &trace)?;
+            out.write_all(b"\n")?;
+        } else {
+            write_human(&mut out, &trace, colour)?;
+        }
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// The URLs named on the command line, with `-` replaced by stdin's lines (blank lines and
+/// `#` comments skipped).
+fn read_inputs(args: &[String]) -> std::io::Result<Vec<String>> {
+    let mut inputs = Vec::new();
+    for arg in args {
+        if arg == "-" {
+            for line in std::io::stdin().lock().lines() {
+                let line = line?;
+                let line = line.trim();
+                if !line.is_empty() && !line.starts_with('#') {
+                    inputs.push(line.to_string());
+                }
+            }
+        } else {
+            inputs.push(arg.clone());
+        }
+    }
+    Ok(inputs)
+}
+
+struct Style {
+    on: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.on {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+}
+
+const BAD_LABELS: &[&str] = &[
+    "fake-shortener",
+    "lookalike-shortener",
+    "payload-host",
+    "phishing",
+    "c2",
+];
+
+/// A chain for a person: numbered hops with status, how each was reached, labels, and where
+/// it all ends.
+pub fn write_human(out: &mut impl Write, trace: &Trace, colour: bool) -> std::io::Result<()> {
+    let st = Style { on: colour };
+    writeln!(out, "{}", st.paint("1", &trace.input))?;
+    for (i, hop) in trace.hops.iter().enumerate() {
+        let status = match (hop.blocked, hop.status) {
+            (true, _) => st.paint("33", "BLOCKED"),
+            (_, Some(s)) => format!("{s:>7}"),
+            (_, None) => format!("{:>7}", "-"),
+        };
+        let mut line = format!("  {i:>2}  {status}  {:<13}  {}", hop.via.as_str(), hop.url);
+        if !hop.labels.is_empty() {
+            let mut tags = hop.labels.join(", ");
+            if let Some(imitates) = &hop.imitates {
+                tags.push_str(&format!("; imitates {imitates}"));
+            }
+            let bad = hop.labels.iter().any(|l| BAD_LABELS.contains(&l.as_str()));
+            line.push_str("  ");
+            line.push_str(&st.paint(if bad { "31;1" } else { "36" }, &format!("[{tags}]")));
+        }
+        writeln!(out, "{line}")?;
+        if let Some(reason) = &hop.reason {
+            writeln!(
+                out,
+                "{}",
+                st.paint("2", &format!("                         {reason}"))
+            )?;
+        }
+    }
+    let end = match trace.outcome {
+        Outcome::Landed => format!("landed on {}", trace.final_host),
+        Outcome::Download => format!("download from {}", trace.final_host),
+        Outcome::Blocked => format!("blocked at {}", trace.final_host),
+        Outcome::Loop => format!("loop back to {}", trace.final_url),
+        Outcome::TooManyHops => "too many hops".to_string(),
+        Outcome::Timeout => "timed out".to_string(),
+        Outcome::Error => "error".to_string(),
+    };
+    let mut summary = format!("  => {end}");
+    if !trace.final_url.is_empty() && !matches!(trace.outcome, Outcome::Loop) {
+        summary.push_str(&format!("  {}", trace.final_url));
+    }
+    if let Some(e) = &trace.error {
+        summary.push_str(&format!("  ({}: {})", e.kind, e.message));
+    }
+    if trace.cached {
+        summary.push_str("  (cached)");
+    }
+    let code = match trace.outcome {
+        Outcome::Landed => "32",
+        Outcome::Download | Outcome::Blocked => "33",
+        _ => "31",
+    };
+    writeln!(out, "{}", st.paint(code, &summary))?;
+    if !trace.labels.is_empty() {
+        writeln!(out, "     labels: {}", trace.labels.join(", "))?;
+    }
+    writeln!(out)
+}

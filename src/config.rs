@@ -1,0 +1,327 @@
+//! The TOML configuration: every key optional, unknown keys and bad values refused at
+//! start-up with the key named, relative paths resolved against the file's folder.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// Where `hoptrace` looks for its config when `--config` is not given.
+pub const DEFAULT_PATH: &str = "resolver-config/hoptrace.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config {path}: key `{key}`: {message}")]
+    Key {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub dns: Dns,
+    pub policy: Policy,
+    pub limits: Limits,
+    pub http: Http,
+    pub browser: Browser,
+    pub storage: Storage,
+    pub server: Server,
+    pub tls: Tls,
+    pub labels: Labels,
+    pub watch: Watch,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dns {
+    /// `ip:port` of nameservers; empty means the system's resolv.conf.
+    pub nameservers: Vec<SocketAddr>,
+    /// Time for one lookup, all attempts together.
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    /// Exceptions to the built-in deny list.
+    pub allow_cidrs: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_hops: u32,
+    pub hop_timeout_ms: u64,
+    pub total_timeout_ms: u64,
+    pub max_body_bytes: u64,
+    pub per_host_per_second: f64,
+    pub concurrency: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_hops: 20,
+            hop_timeout_ms: 5000,
+            total_timeout_ms: 30000,
+            max_body_bytes: 1_048_576,
+            per_host_per_second: 5.0,
+            concurrency: 64,
+        }
+    }
+}
+
+/// How requests present themselves. These servers cloak for bots, so the default looks like
+/// a desktop browser.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    pub user_agent: String,
+    pub accept_language: String,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            user_agent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36".into(),
+            accept_language: "en-US,en;q=0.9".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Browser {
+    pub enabled: bool,
+    /// Empty: look for /usr/lib/chromium/chromium, then chromium/google-chrome on PATH.
+    pub chrome_path: PathBuf,
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Browser {
+            enabled: true,
+            chrome_path: PathBuf::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Storage {
+    pub path: PathBuf,
+    pub cache_ttl_seconds: u64,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage {
+            path: PathBuf::from("hoptrace-data"),
+            cache_ttl_seconds: 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    pub listen: SocketAddr,
+    pub api_tokens: Vec<String>,
+    pub max_request_bytes: u64,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            api_tokens: Vec::new(),
+            max_request_bytes: 1_048_576,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    /// PEM roots trusted beside the built-in web roots.
+    pub extra_ca_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Labels {
+    /// More indicator lists (plain text or TOML); the shipped lists are built in.
+    pub extra_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Watch {
+    pub default_every_seconds: u64,
+    pub min_every_seconds: u64,
+    pub auto: bool,
+    pub max_observations: u64,
+    pub webhook_url: String,
+}
+
+impl Default for Watch {
+    fn default() -> Self {
+        Watch {
+            default_every_seconds: 21600,
+            min_every_seconds: 1,
+            auto: true,
+            max_observations: 1000,
+            webhook_url: String::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the config named on the command line, or the default file when it exists
+    /// (defaults otherwise: a fresh checkout and an installed binary both just work).
+    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        match explicit {
+            Some(path) => Config::from_file(path),
+            None if Path::new(DEFAULT_PATH).exists() => Config::from_file(Path::new(DEFAULT_PATH)),
+            None => {
+                let mut c = Config::default();
+                c.validate(Path::new("<defaults>"))?;
+                Ok(c)
+            }
+        }
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = Config::parse(&text, path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        Ok(config)
+    }
+
+    /// Parses and validates TOML text; `origin` names it in errors. Paths stay as written.
+    pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::Syntax {
+            path: origin.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            // toml's own message carries a source snippet; the first line is the reason.
+            let message = e.inner().message().to_string();
+            ConfigError::Key {
+                path: origin.to_path_buf(),
+                key,
+                message,
+            }
+        })?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let join = |p: &mut PathBuf| {
+            if !p.as_os_str().is_empty() && p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        join(&mut self.storage.path);
+        join(&mut self.browser.chrome_path);
+        self.tls.extra_ca_files.iter_mut().for_each(join);
+        self.labels.extra_files.iter_mut().for_each(join);
+    }
+
+    fn validate(&mut self, origin: &Path) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: &str| ConfigError::Key {
+            path: origin.to_path_buf(),
+            key: key.to_string(),
+            message: message.to_string(),
+        };
+        let l = &self.limits;
+        if l.max_hops == 0 || l.max_hops > 1000 {
+            return Err(bad("limits.max_hops", "must be between 1 and 1000"));
+        }
+        if l.hop_timeout_ms == 0 {
+            return Err(bad("limits.hop_timeout_ms", "must be greater than 0"));
+        }
+        if l.total_timeout_ms == 0 {
+            return Err(bad("limits.total_timeout_ms", "must be greater than 0"));
+        }
+        if l.max_body_bytes == 0 || l.max_body_bytes > 1 << 30 {
+            return Err(bad(
+                "limits.max_body_bytes",
+                "must be between 1 and 1073741824",
+            ));
+        }
+        if !(l.per_host_per_second.is_finite() && l.per_host_per_second > 0.0) {
+            return Err(bad(
+                "limits.per_host_per_second",
+                "must be a number greater than 0",
+            ));
+        }
+        if l.concurrency == 0 || l.concurrency > 100_000 {
+            return Err(bad("limits.concurrency", "must be between 1 and 100000"));
+        }
+        if self.dns.timeout_ms == 0 {
+            // 0 means "not set": a lookup may use the whole hop budget.
+            self.dns.timeout_ms = self.limits.hop_timeout_ms;
+        }
+        if self.http.user_agent.trim().is_empty() {
+            return Err(bad("http.user_agent", "must not be empty"));
+        }
+        if http::HeaderValue::from_str(&self.http.user_agent).is_err() {
+            return Err(bad("http.user_agent", "is not a valid header value"));
+        }
+        if http::HeaderValue::from_str(&self.http.accept_language).is_err() {
+            return Err(bad("http.accept_language", "is not a valid header value"));
+        }
+        if self.storage.path.as_os_str().is_empty() {
+            return Err(bad("storage.path", "must not be empty"));
+        }
+        if self.server.max_request_bytes == 0 {
+            return Err(bad("server.max_request_bytes", "must be greater than 0"));
+        }
+        if self.server.api_tokens.iter().any(|t| t.trim().is_empty()) {
+            return Err(bad("server.api_tokens", "tokens must not be empty"));
+        }
+        let w = &self.watch;
+        if w.min_every_seconds == 0 {
+            return Err(bad("watch.min_every_seconds", "must be greater than 0"));
+        }
+        if w.default_every_seconds < w.min_every_seconds {
+            return Err(bad(
+                "watch.default_every_seconds",
+                "must not be below watch.min_every_seconds",
+            ));
+        }
+        if w.max_observations == 0 {
+            return Err(bad("watch.max_observations", "must be greater than 0"));
+        }
+        if !w.webhook_url.is_empty() {
+            match url::Url::parse(&w.webhook_url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => return Err(bad("watch.webhook_url", "must be an http or https URL")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Nameservers as IP addresses and ports, for the DNS client.
+    pub fn nameservers(&self) -> impl Iterator<Item = (IpAddr, u16)> + '_ {
+        self.dns.nameservers.iter().map(|s| (s.ip(), s.port()))
+    }
+}

@@ -1,0 +1,228 @@
+//! The one gate every outbound connection passes: resolve with hickory, judge every address
+//! against [`policy::Policy`], then connect to a vetted address — never a second lookup, so a
+//! name that answers differently between check and connect (DNS rebinding) gains nothing.
+//!
+//! The HTTP client reaches it through [`connector::EgressConnector`]; the browser's proxy
+//! (and anything else that opens a socket for a link) calls [`Egress::connect`].
+
+pub mod connector;
+pub mod policy;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_resolver::config::{
+    ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::TokioResolver;
+use tokio::net::TcpStream;
+
+use crate::config::Config;
+pub use policy::{Denied, Policy};
+
+/// Why the gate refused or failed to open a connection.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EgressError {
+    /// Policy: only http and https links are followed.
+    #[error("scheme `{0}` is not allowed (only http and https)")]
+    Scheme(String),
+    /// Policy: the host is, or resolves to, a denied address. Nothing was connected to.
+    #[error("{host}: {denied}")]
+    Denied { host: String, denied: Denied },
+    #[error("no host in URL")]
+    NoHost,
+    #[error("DNS lookup for {host} failed: {message}")]
+    Dns { host: String, message: String },
+    #[error("DNS lookup for {host} timed out")]
+    DnsTimeout { host: String },
+    #[error("connecting to {addr} failed: {message}")]
+    Connect { addr: SocketAddr, message: String },
+}
+
+impl EgressError {
+    /// True when policy refused the connection (as opposed to the network failing).
+    pub fn is_policy(&self) -> bool {
+        matches!(self, EgressError::Scheme(_) | EgressError::Denied { .. })
+    }
+}
+
+/// DNS + policy + connect.
+pub struct Egress {
+    policy: Policy,
+    resolver: TokioResolver,
+    dns_timeout: Duration,
+}
+
+impl Egress {
+    pub fn new(config: &Config) -> Result<Arc<Egress>, EgressError> {
+        let dns_timeout = Duration::from_millis(config.dns.timeout_ms.max(1));
+        let mut builder = if config.dns.nameservers.is_empty() {
+            TokioResolver::builder_tokio().map_err(|e| EgressError::Dns {
+                host: "<system resolver>".into(),
+                message: format!("cannot read the system DNS configuration: {e}"),
+            })?
+        } else {
+            let servers = config
+                .nameservers()
+                .map(|(ip, port)| {
+                    let mut udp = ConnectionConfig::udp();
+                    udp.port = port;
+                    let mut tcp = ConnectionConfig::tcp();
+                    tcp.port = port;
+                    NameServerConfig::new(ip, true, vec![udp, tcp])
+                })
+                .collect();
+            let mut b = TokioResolver::builder_with_config(
+                ResolverConfig::from_name_servers(servers),
+                TokioRuntimeProvider::default(),
+            );
+            // Configured nameservers are the whole truth: no /etc/hosts shortcuts.
+            b.options_mut().use_hosts_file = ResolveHosts::Never;
+            b
+        };
+        let opts = builder.options_mut();
+        // Both families, so every address a name has is judged, not just the first family.
+        opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+        opts.timeout = dns_timeout.min(Duration::from_secs(5));
+        opts.attempts = 2;
+        let resolver = builder.build().map_err(|e| EgressError::Dns {
+            host: "<resolver>".into(),
+            message: e.to_string(),
+        })?;
+        Ok(Arc::new(Egress {
+            policy: Policy::new(config.policy.allow_cidrs.clone()),
+            resolver,
+            dns_timeout,
+        }))
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The addresses `host` may be reached at: an IP literal (in any spelling the URL
+    /// standard accepts) is judged as is; a name is resolved and *every* address judged. One
+    /// denied address refuses the whole name: an attacker controls which answer a client
+    /// would pick.
+    pub async fn vet(&self, host: &str) -> Result<Vec<IpAddr>, EgressError> {
+        let addrs = match parse_host(host)? {
+            HostKind::Ip(ip) => vec![ip],
+            HostKind::Name(name) => self.lookup(&name).await?,
+        };
+        for addr in &addrs {
+            self.policy
+                .check(*addr)
+                .map_err(|denied| EgressError::Denied {
+                    host: host.to_string(),
+                    denied,
+                })?;
+        }
+        Ok(addrs)
+    }
+
+    async fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, EgressError> {
+        let lookup = tokio::time::timeout(self.dns_timeout, self.resolver.lookup_ip(name))
+            .await
+            .map_err(|_| EgressError::DnsTimeout { host: name.into() })?
+            .map_err(|e| EgressError::Dns {
+                host: name.into(),
+                message: if e.is_no_records_found() {
+                    "no such host".into()
+                } else {
+                    e.to_string()
+                },
+            })?;
+        let mut addrs: Vec<IpAddr> = Vec::new();
+        for a in lookup.iter() {
+            if !addrs.contains(&a) {
+                addrs.push(a);
+            }
+        }
+        if addrs.is_empty() {
+            return Err(EgressError::Dns {
+                host: name.into(),
+                message: "no addresses".into(),
+            });
+        }
+        Ok(addrs)
+    }
+
+    /// Vets `host` and connects to the first vetted address that answers. The returned
+    /// address is the one actually connected to.
+    pub async fn connect(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<(TcpStream, SocketAddr), EgressError> {
+        let addrs = self.vet(host).await?;
+        let mut last = None;
+        for ip in addrs {
+            let addr = SocketAddr::new(ip, port);
+            match TcpStream::connect(addr).await {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    return Ok((stream, addr));
+                }
+                Err(e) => {
+                    last = Some(EgressError::Connect {
+                        addr,
+                        message: e.to_string(),
+                    })
+                }
+            }
+        }
+        Err(last.unwrap_or(EgressError::NoHost))
+    }
+}
+
+enum HostKind {
+    Ip(IpAddr),
+    Name(String),
+}
+
+/// Normalises a host the way the URL standard does (decimal, hex, octal and short IPv4
+/// forms; bracketed IPv6), so an IP literal is recognised whatever its spelling.
+fn parse_host(host: &str) -> Result<HostKind, EgressError> {
+    if host.is_empty() {
+        return Err(EgressError::NoHost);
+    }
+    match url::Host::parse(host) {
+        Ok(url::Host::Ipv4(v4)) => Ok(HostKind::Ip(IpAddr::V4(v4))),
+        Ok(url::Host::Ipv6(v6)) => Ok(HostKind::Ip(IpAddr::V6(v6))),
+        Ok(url::Host::Domain(d)) => Ok(HostKind::Name(d)),
+        Err(e) => Err(EgressError::Dns {
+            host: host.into(),
+            message: format!("invalid host: {e}"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_spellings_normalise() {
+        for spelling in [
+            "2130706433",
+            "0x7f000001",
+            "0177.0.0.1",
+            "127.1",
+            "0x7f.1",
+            "[::ffff:127.0.0.1]",
+            "[::ffff:7f00:1]",
+        ] {
+            match parse_host(spelling) {
+                Ok(HostKind::Ip(ip)) => assert_eq!(
+                    policy::canonical(ip),
+                    "127.0.0.1".parse::<IpAddr>().unwrap(),
+                    "{spelling}"
+                ),
+                _ => panic!("{spelling} is an IP literal"),
+            }
+        }
+        assert!(matches!(parse_host("example.com"), Ok(HostKind::Name(_))));
+    }
+}

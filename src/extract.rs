@@ -1,0 +1,118 @@
+//! Turning text people and attackers write into URLs: refanging defanged indicators
+//! (`hxxp`, `[.]`, ...) and decoding HTML entities. Link extraction from repository
+//! descriptions builds on these.
+
+/// Undoes the usual ways of defanging a URL so it can be parsed: `hxxp(s)`, `[.]`, `(.)`,
+/// `{.}`, `[dot]`, `[://]`, `[:]//`, `[:]`. Text that was never defanged comes back unchanged.
+pub fn refang(input: &str) -> String {
+    let mut s = input.trim().to_string();
+    for (from, to) in [
+        ("[://]", "://"),
+        ("[:]//", "://"),
+        ("[:/]/", "://"),
+        ("[:]", ":"),
+        ("[.]", "."),
+        ("(.)", "."),
+        ("{.}", "."),
+        ("[dot]", "."),
+        ("(dot)", "."),
+        ("[/]", "/"),
+    ] {
+        if s.contains(from) {
+            s = s.replace(from, to);
+        }
+    }
+    // Scheme spellings: hxxp, hXXp, hxxps, meow-style variants are out of scope.
+    let lower = s.to_ascii_lowercase();
+    for (from, to) in [
+        ("hxxps://", "https://"),
+        ("hxxp://", "http://"),
+        ("hxxps:", "https:"),
+        ("hxxp:", "http:"),
+    ] {
+        if lower.starts_with(from) {
+            s = format!("{to}{}", &s[from.len()..]);
+            break;
+        }
+    }
+    s
+}
+
+/// Decodes HTML character references: the named ones URLs contain in practice and all
+/// numeric forms. Unknown references are kept as written.
+pub fn html_unescape(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let end = rest[1..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '#'))
+            .map(|e| e + 1);
+        let (name, consumed) = match end {
+            Some(e) if rest[e..].starts_with(';') => (&rest[1..e], e + 1),
+            Some(e) => (&rest[1..e], e),
+            None => (&rest[1..], rest.len()),
+        };
+        let decoded = match name {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            "sol" => Some('/'),
+            "colon" => Some(':'),
+            "period" => Some('.'),
+            "quest" => Some('?'),
+            "equals" => Some('='),
+            "num" => Some('#'),
+            "percnt" => Some('%'),
+            n if n.starts_with("#x") || n.starts_with("#X") => u32::from_str_radix(&n[2..], 16)
+                .ok()
+                .and_then(char::from_u32),
+            n if n.starts_with('#') => n[1..].parse().ok().and_then(char::from_u32),
+            _ => None,
+        };
+        match decoded {
+            Some(c) if !name.is_empty() => {
+                out.push(c);
+                rest = &rest[consumed..];
+            }
+            _ => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refang_forms() {
+        assert_eq!(
+            refang("hxxp://blltly[.]com/1w1w1"),
+            "http://blltly.com/1w1w1"
+        );
+        assert_eq!(
+            refang("hXXps[://]rd(.)lesac{.}ru/x"),
+            "https://rd.lesac.ru/x"
+        );
+        assert_eq!(refang("https[:]//a[dot]b/"), "https://a.b/");
+        assert_eq!(refang("  http://plain.example/  "), "http://plain.example/");
+    }
+
+    #[test]
+    fn entities() {
+        assert_eq!(html_unescape("a?x=1&amp;y=2&#x2F;&#47;"), "a?x=1&y=2//");
+        assert_eq!(html_unescape("AT&T &bogus; &"), "AT&T &bogus; &");
+        assert_eq!(html_unescape("&amp"), "&");
+    }
+}

@@ -1,0 +1,455 @@
+//! Fetching one hop: a hyper 1 client (HTTP/1.1 and HTTP/2 by ALPN, rustls) over connections
+//! the egress gate opened. It never follows redirects itself, never reads more than
+//! `max_body_bytes`, and never reads the body of a download at all.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use http::header::{self, HeaderMap, HeaderValue};
+use http_body_util::{BodyExt, Empty};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use tokio::time::Instant;
+use url::Url;
+
+use crate::config::Config;
+use crate::egress::connector::{EgressConnector, VettedPeer};
+use crate::egress::{Egress, EgressError};
+
+/// Why a hop could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Egress(#[from] EgressError),
+    #[error("no response within {0} ms")]
+    Timeout(u64),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("connection failed: {0}")]
+    Connect(String),
+    #[error("HTTP: {0}")]
+    Http(String),
+    #[error("invalid URL for a request: {0}")]
+    Request(String),
+}
+
+impl FetchError {
+    /// The `error.kind` of the Trace.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FetchError::Egress(EgressError::Dns { .. }) => "dns",
+            FetchError::Egress(EgressError::DnsTimeout { .. }) => "timeout",
+            FetchError::Egress(EgressError::Connect { .. }) => "connect",
+            FetchError::Egress(EgressError::NoHost) => "input",
+            FetchError::Egress(_) => "policy",
+            FetchError::Timeout(_) => "timeout",
+            FetchError::Tls(_) => "tls",
+            FetchError::Connect(_) => "connect",
+            FetchError::Http(_) => "http",
+            FetchError::Request(_) => "input",
+        }
+    }
+}
+
+/// Start-up problems building the client.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("tls.extra_ca_files: {path}: {message}")]
+    CaFile { path: String, message: String },
+    #[error("TLS set-up: {0}")]
+    Tls(String),
+}
+
+/// What one hop answered.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub peer: Option<SocketAddr>,
+    /// The body, decompressed, at most `max_body_bytes`; empty when it was not read.
+    pub body: Bytes,
+    /// Why the body was not read, or was cut short.
+    pub body_note: Option<&'static str>,
+    /// Set when headers say this is a file download; its body was never read.
+    pub download: Option<String>,
+}
+
+impl Response {
+    pub fn content_type(&self) -> Option<&str> {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+    }
+
+    pub fn is_redirect(&self) -> bool {
+        (300..400).contains(&self.status) && self.headers.contains_key(header::LOCATION)
+    }
+}
+
+/// The HTTP client for single hops.
+pub struct Fetcher {
+    client: Client<HttpsConnector<EgressConnector>, Empty<Bytes>>,
+    headers: HeaderMap,
+    max_body: usize,
+}
+
+impl Fetcher {
+    pub fn new(config: &Config, egress: Arc<Egress>) -> Result<Fetcher, ClientError> {
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        for path in &config.tls.extra_ca_files {
+            let err = |message: String| ClientError::CaFile {
+                path: path.display().to_string(),
+                message,
+            };
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .map_err(|e| err(e.to_string()))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| err(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(err("no PEM certificates in file".into()));
+            }
+            for cert in certs {
+                roots.add(cert).map_err(|e| err(e.to_string()))?;
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ClientError::Tls(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(EgressConnector::new(egress));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(8)
+            .build(https);
+
+        let mut headers = HeaderMap::new();
+        let value = |s: &str| HeaderValue::from_str(s).expect("validated by config");
+        headers.insert(header::USER_AGENT, value(&config.http.user_agent));
+        headers.insert(
+            header::ACCEPT,
+            value("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+        );
+        headers.insert(header::ACCEPT_LANGUAGE, value(&config.http.accept_language));
+        headers.insert(header::ACCEPT_ENCODING, value("gzip, deflate, br"));
+        Ok(Fetcher {
+            client,
+            headers,
+            max_body: config.limits.max_body_bytes as usize,
+        })
+    }
+
+    /// Fetches `url` once. Headers must arrive before `budget` runs out; the body is read
+    /// until the limit, the end, or the budget, whichever comes first.
+    pub async fn fetch(&self, url: &Url, budget: Duration) -> Result<Response, FetchError> {
+        let deadline = Instant::now() + budget;
+        let uri: http::Uri = url
+            .as_str()
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| FetchError::Request(e.to_string()))?;
+        let mut req = http::Request::get(uri)
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| FetchError::Request(e.to_string()))?;
+        *req.headers_mut() = self.headers.clone();
+
+        let resp = tokio::time::timeout_at(deadline, self.client.request(req))
+            .await
+            .map_err(|_| FetchError::Timeout(budget.as_millis() as u64))?
+            .map_err(classify)?;
+        let (parts, mut body) = resp.into_parts();
+        let peer = parts.extensions.get::<VettedPeer>().map(|p| p.0);
+        let mut out = Response {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            peer,
+            body: Bytes::new(),
+            body_note: None,
+            download: None,
+        };
+        if out.is_redirect() {
+            return Ok(out);
+        }
+        if let Some(why) = download_reason(&out.headers) {
+            out.download = Some(why);
+            return Ok(out);
+        }
+        if !worth_reading(out.content_type()) {
+            out.body_note = Some("body not read: content type carries no redirect");
+            return Ok(out);
+        }
+
+        // Read at most max_body bytes off the wire, then stop; dropping the body closes a
+        // connection that has more to send instead of draining it.
+        let mut raw: Vec<u8> = Vec::new();
+        loop {
+            match tokio::time::timeout_at(deadline, body.frame()).await {
+                Err(_) => {
+                    out.body_note = Some("body cut at the hop time limit");
+                    break;
+                }
+                Ok(None) => break,
+                Ok(Some(Err(_))) => {
+                    out.body_note = Some("body ended with an error");
+                    break;
+                }
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        let room = self.max_body - raw.len();
+                        raw.extend_from_slice(&data[..data.len().min(room)]);
+                        if raw.len() >= self.max_body {
+                            out.body_note = Some("body cut at max_body_bytes");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        drop(body);
+        let encoding = out
+            .headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        out.body = decompress(&encoding, raw, self.max_body);
+        Ok(out)
+    }
+}
+
+/// Content types worth reading for a next hop; anything else (images, PDFs, media) ends
+/// the chain without its body.
+fn worth_reading(content_type: Option<&str>) -> bool {
+    let Some(ct) = content_type else { return true };
+    let ct = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    ct.is_empty()
+        || ct.starts_with("text/")
+        || ct.contains("html")
+        || ct.contains("xml")
+        || ct.contains("javascript")
+}
+
+/// Types that mean "a file": executables, archives, installers, raw bytes.
+const DOWNLOAD_TYPES: &[&str] = &[
+    "application/octet-stream",
+    "application/x-msdownload",
+    "application/x-msdos-program",
+    "application/x-dosexec",
+    "application/x-executable",
+    "application/vnd.microsoft.portable-executable",
+    "application/x-msi",
+    "application/x-ms-installer",
+    "application/zip",
+    "application/x-zip",
+    "application/x-zip-compressed",
+    "application/vnd.rar",
+    "application/x-rar",
+    "application/x-rar-compressed",
+    "application/x-7z-compressed",
+    "application/gzip",
+    "application/x-gzip",
+    "application/x-tar",
+    "application/x-bzip2",
+    "application/x-xz",
+    "application/java-archive",
+    "application/vnd.android.package-archive",
+    "application/x-apple-diskimage",
+    "application/x-iso9660-image",
+    "application/x-sh",
+];
+
+/// A download is known from its headers alone: an attachment, or a binary/archive type.
+pub fn download_reason(headers: &HeaderMap) -> Option<String> {
+    if let Some(cd) = headers
+        .get(header::CONTENT_DISPOSITION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    {
+        if cd
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("attachment")
+        {
+            return Some(format!("Content-Disposition: {cd}"));
+        }
+    }
+    let ct = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let essence = ct.split(';').next()?.trim().to_ascii_lowercase();
+    DOWNLOAD_TYPES
+        .contains(&essence.as_str())
+        .then(|| format!("Content-Type: {ct}"))
+}
+
+/// Decodes gzip/deflate/br for analysis, never producing more than `limit` bytes (a small
+/// compressed body can expand enormously). A body cut short decodes as far as it goes.
+fn decompress(encoding: &str, raw: Vec<u8>, limit: usize) -> Bytes {
+    let reader: Box<dyn Read> = match encoding {
+        "gzip" | "x-gzip" => Box::new(flate2::read::MultiGzDecoder::new(&raw[..])),
+        "deflate" => {
+            // "deflate" is meant to be zlib-wrapped, but servers send raw deflate too.
+            if raw.len() >= 2 && (u16::from(raw[0]) << 8 | u16::from(raw[1])) % 31 == 0 {
+                Box::new(flate2::read::ZlibDecoder::new(&raw[..]))
+            } else {
+                Box::new(flate2::read::DeflateDecoder::new(&raw[..]))
+            }
+        }
+        "br" => Box::new(brotli::Decompressor::new(&raw[..], 4096)),
+        _ => return Bytes::from(raw),
+    };
+    let mut out = Vec::new();
+    let mut limited = reader.take(limit as u64);
+    let mut buf = [0u8; 8192];
+    loop {
+        match limited.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    Bytes::from(out)
+}
+
+/// Turns a client error into what went wrong, finding the gate's own error when it refused.
+fn classify(err: hyper_util::client::legacy::Error) -> FetchError {
+    let is_connect = err.is_connect();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    let mut egress: Option<&EgressError> = None;
+    let mut tls = None;
+    while let Some(e) = source {
+        if let Some(x) = e.downcast_ref::<EgressError>() {
+            egress = Some(x);
+            break;
+        }
+        if let Some(x) = e.downcast_ref::<rustls::Error>() {
+            tls = Some(x.to_string());
+        }
+        source = e.source();
+    }
+    if let Some(e) = egress {
+        return FetchError::Egress(e.clone());
+    }
+    if let Some(t) = tls {
+        return FetchError::Tls(t);
+    }
+    let chain = error_chain(&err);
+    if is_connect {
+        FetchError::Connect(chain)
+    } else {
+        FetchError::Http(chain)
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(e) = source {
+        let s = e.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        source = e.source();
+    }
+    parts.join(": ")
+}
+
+/// Politeness toward each target host, shared by all work in the process.
+pub struct Politeness {
+    limiter: DefaultKeyedRateLimiter<String>,
+    calls: AtomicU64,
+}
+
+impl Politeness {
+    pub fn new(per_second: f64) -> Politeness {
+        let period = Duration::from_secs_f64(1.0 / per_second);
+        let burst = NonZeroU32::new(per_second.floor().max(1.0) as u32).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::with_period(period)
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(burst);
+        Politeness {
+            limiter: RateLimiter::keyed(quota),
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    /// Waits until `host` may be contacted again.
+    pub async fn wait(&self, host: &str) {
+        self.limiter
+            .until_key_ready(&host.to_ascii_lowercase())
+            .await;
+        // The per-host map would otherwise grow with every host ever seen.
+        if self.calls.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
+            self.limiter.retain_recent();
+            self.limiter.shrink_to_fit();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn decompression_is_capped() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&vec![b'a'; 10_000_000]).unwrap();
+        let small = gz.finish().unwrap();
+        assert!(small.len() < 100_000);
+        let out = decompress("gzip", small, 65536);
+        assert_eq!(out.len(), 65536);
+    }
+
+    #[test]
+    fn deflate_both_flavours() {
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(b"hello zlib").unwrap();
+        assert_eq!(
+            &decompress("deflate", z.finish().unwrap(), 100)[..],
+            b"hello zlib"
+        );
+        let mut d = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        d.write_all(b"hello raw").unwrap();
+        assert_eq!(
+            &decompress("deflate", d.finish().unwrap(), 100)[..],
+            b"hello raw"
+        );
+    }
+
+    #[test]
+    fn downloads_known_from_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+        assert!(download_reason(&h).is_none());
+        h.insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("Attachment; filename=\"a.zip\""),
+        );
+        assert!(download_reason(&h).is_some());
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-msdownload; charset=binary"),
+        );
+        assert!(download_reason(&h).is_some());
+    }
+}

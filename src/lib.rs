@@ -1,0 +1,26 @@
+//! hoptrace follows a suspicious link to where it really goes: through HTTP redirects,
+//! meta refresh, literal script redirects and well-known wrapper URLs, without ever letting
+//! the link reach inside the network it runs in.
+//!
+//! Data flows one way: input -> [`chain`] -> hops ([`fetch`], [`decode`], [`discover`]) ->
+//! [`trace::Trace`] -> [`store`]. Every outbound connection goes through [`egress`].
+
+pub mod chain;
+pub mod cli;
+pub mod config;
+pub mod decode;
+pub mod discover;
+pub mod egress;
+pub mod extract;
+pub mod fetch;
+pub mod labels;
+pub mod store;
+pub mod trace;
+
+/// Current wall-clock time as milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

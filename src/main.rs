@@ -1,0 +1,23 @@
+use clap::Parser;
+
+fn main() {
+    let cli = hoptrace::cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hoptrace: cannot start the async runtime: {e}");
+            std::process::exit(hoptrace::cli::EXIT_FAILURE);
+        }
+    };
+    if let Err(failure) = runtime.block_on(hoptrace::cli::run(cli)) {
+        eprintln!("hoptrace: {:#}", failure.error);
+        std::process::exit(failure.code);
+    }
+}

@@ -1,0 +1,213 @@
+//! Storage behind one small interface (sled today): Traces cached by normalised URL, and the
+//! index of final landing domains. Every write is flushed before it is reported, so a crash
+//! loses nothing a user has already seen.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+use crate::trace::{Outcome, Trace};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database at {path} is in use by another hoptrace process (sled allows one process at a time)")]
+    Locked { path: PathBuf },
+    #[error("cannot open the database at {path}: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error("database: {0}")]
+    Db(String),
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Db(e.to_string())
+    }
+}
+
+/// A landing domain and what reached it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DomainRecord {
+    pub domain: String,
+    /// Number of distinct inputs whose chain ended on this domain.
+    pub inputs: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub labels: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    stored_at_ms: u64,
+    trace: Trace,
+}
+
+/// The database. One per process: sled locks its folder.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    traces: sled::Tree,
+    domains: sled::Tree,
+    domain_inputs: sled::Tree,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .open()
+            .map_err(|e| match &e {
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().to_ascii_lowercase().contains("lock") =>
+                {
+                    StoreError::Locked {
+                        path: path.to_path_buf(),
+                    }
+                }
+                _ => StoreError::Open {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                },
+            })?;
+        Ok(Store {
+            traces: db.open_tree("traces")?,
+            domains: db.open_tree("domains")?,
+            domain_inputs: db.open_tree("domain_inputs")?,
+            db,
+        })
+    }
+
+    /// The latest stored Trace for `key`, however old.
+    pub fn latest(&self, key: &str) -> Result<Option<(Trace, u64)>, StoreError> {
+        match self.traces.get(key.as_bytes())? {
+            Some(bytes) => {
+                let s: Stored = serde_json::from_slice(&bytes)
+                    .map_err(|e| StoreError::Corrupt(format!("trace {key}: {e}")))?;
+                Ok(Some((s.trace, s.stored_at_ms)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A cached Trace younger than `ttl`. Failures (`error`, `timeout`) are kept as the latest
+    /// trace but never served from cache: the next call tries again.
+    pub fn fresh(
+        &self,
+        key: &str,
+        ttl: Duration,
+        now_ms: u64,
+    ) -> Result<Option<Trace>, StoreError> {
+        Ok(self.latest(key)?.and_then(|(trace, at)| {
+            let young = now_ms.saturating_sub(at) < ttl.as_millis() as u64;
+            let cacheable = !matches!(trace.outcome, Outcome::Error | Outcome::Timeout);
+            (young && cacheable).then_some(trace)
+        }))
+    }
+
+    /// Stores `trace` under `key` and, when it landed somewhere, updates the landing-domain
+    /// index, all in one transaction; returns after the write is on disk.
+    pub async fn put(&self, key: &str, trace: &Trace, now_ms: u64) -> Result<(), StoreError> {
+        let record = serde_json::to_vec(&Stored {
+            stored_at_ms: now_ms,
+            trace: trace.clone(),
+        })
+        .map_err(|e| StoreError::Db(e.to_string()))?;
+        let landing = landing_domain(trace);
+        let now = crate::trace::rfc3339(now_ms);
+        let result: Result<(), TransactionError<String>> =
+            (&self.traces, &self.domains, &self.domain_inputs).transaction(
+                |(traces, domains, inputs)| {
+                    traces.insert(key.as_bytes(), record.as_slice())?;
+                    let Some(domain) = &landing else {
+                        return Ok(());
+                    };
+                    let mut link = domain.as_bytes().to_vec();
+                    link.push(0);
+                    link.extend_from_slice(key.as_bytes());
+                    let new_input = inputs.insert(link, &[][..])?.is_none();
+                    let mut rec = match domains.get(domain.as_bytes())? {
+                        Some(b) => serde_json::from_slice::<DomainRecord>(&b)
+                            .map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?,
+                        None => DomainRecord {
+                            domain: domain.clone(),
+                            inputs: 0,
+                            first_seen: now.clone(),
+                            last_seen: now.clone(),
+                            labels: Vec::new(),
+                        },
+                    };
+                    if new_input {
+                        rec.inputs += 1;
+                    }
+                    rec.last_seen = now.clone();
+                    if let Some(last) = trace.hops.last() {
+                        for l in &last.labels {
+                            if !rec.labels.contains(l) {
+                                rec.labels.push(l.clone());
+                            }
+                        }
+                    }
+                    let bytes = serde_json::to_vec(&rec)
+                        .map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?;
+                    domains.insert(domain.as_bytes(), bytes)?;
+                    Ok(())
+                },
+            );
+        result.map_err(|e| match e {
+            TransactionError::Abort(m) => StoreError::Corrupt(m),
+            TransactionError::Storage(e) => StoreError::Db(e.to_string()),
+        })?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    pub fn domain(&self, domain: &str) -> Result<Option<DomainRecord>, StoreError> {
+        match self.domains.get(domain.to_ascii_lowercase().as_bytes())? {
+            Some(b) => Ok(Some(
+                serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Every landing domain, in name order.
+    pub fn domains(&self) -> Result<Vec<DomainRecord>, StoreError> {
+        self.domains
+            .iter()
+            .values()
+            .map(|v| {
+                let v = v?;
+                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// The inputs whose chains ended on `domain`.
+    pub fn domain_inputs(&self, domain: &str) -> Result<Vec<String>, StoreError> {
+        let mut prefix = domain.to_ascii_lowercase().into_bytes();
+        prefix.push(0);
+        self.domain_inputs
+            .scan_prefix(&prefix)
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k?[prefix.len()..]).into_owned()))
+            .collect()
+    }
+}
+
+/// The registrable domain a trace landed on: only chains that reached a page or a file.
+fn landing_domain(trace: &Trace) -> Option<String> {
+    if !matches!(trace.outcome, Outcome::Landed | Outcome::Download) || trace.final_host.is_empty()
+    {
+        return None;
+    }
+    let host = trace.final_host.trim_end_matches('.').to_ascii_lowercase();
+    if host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[') {
+        return Some(host);
+    }
+    Some(psl::domain_str(&host).unwrap_or(&host).to_string())
+}

@@ -1,0 +1,160 @@
+//! The Trace: what one resolution found, in the shape the contract promises to users.
+
+use serde::{Deserialize, Serialize};
+
+/// How the chain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// A page that leads nowhere further.
+    Landed,
+    /// A file (attachment or binary content type), known from headers and never fetched.
+    Download,
+    /// Policy refused a hop; it was never connected to.
+    Blocked,
+    /// The chain came back to a URL it had already visited.
+    Loop,
+    /// More than `limits.max_hops` hops.
+    TooManyHops,
+    /// A hop or the whole resolution ran out of time.
+    Timeout,
+    /// Anything else that stopped the chain; see `Trace::error`.
+    Error,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Landed => "landed",
+            Outcome::Download => "download",
+            Outcome::Blocked => "blocked",
+            Outcome::Loop => "loop",
+            Outcome::TooManyHops => "too-many-hops",
+            Outcome::Timeout => "timeout",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+/// How a hop was reached from the one before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Via {
+    Input,
+    HttpRedirect,
+    MetaRefresh,
+    Javascript,
+    GoogleUrl,
+    Wrapper,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Input => "input",
+            Via::HttpRedirect => "http-redirect",
+            Via::MetaRefresh => "meta-refresh",
+            Via::Javascript => "javascript",
+            Via::GoogleUrl => "google-url",
+            Via::Wrapper => "wrapper",
+        }
+    }
+}
+
+/// One step of the chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hop {
+    pub url: String,
+    pub host: String,
+    /// HTTP status of this hop's response; `None` when it was not fetched.
+    pub status: Option<u16>,
+    pub via: Via,
+    pub labels: Vec<String>,
+    /// The real service a fake or lookalike shortener imitates.
+    pub imitates: Option<String>,
+    pub blocked: bool,
+    /// Why the hop was blocked, or a note on how it was handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The vetted address this hop was fetched from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// For a `google-url` hop: whether the link carried a `usg` signature, which makes Google
+    /// redirect without its warning page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automatic: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elapsed_ms: Option<u64>,
+}
+
+impl Hop {
+    pub fn new(url: String, host: String, via: Via) -> Hop {
+        Hop {
+            url,
+            host,
+            status: None,
+            via,
+            labels: Vec::new(),
+            imitates: None,
+            blocked: false,
+            reason: None,
+            ip: None,
+            content_type: None,
+            automatic: None,
+            elapsed_ms: None,
+        }
+    }
+}
+
+/// Why a resolution ended with `error` or `timeout`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceError {
+    /// `input`, `dns`, `connect`, `tls`, `http`, `timeout`, `body`.
+    pub kind: String,
+    pub message: String,
+}
+
+/// The result of resolving one input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trace {
+    pub input: String,
+    pub final_url: String,
+    pub final_host: String,
+    pub outcome: Outcome,
+    pub hops: Vec<Hop>,
+    pub labels: Vec<String>,
+    pub cached: bool,
+    pub error: Option<TraceError>,
+    /// When the resolution ran (RFC 3339 UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elapsed_ms: Option<u64>,
+}
+
+impl Trace {
+    /// Recomputes the trace-level fields that derive from the hops.
+    pub fn finish(&mut self) {
+        let mut labels: Vec<String> = Vec::new();
+        for hop in &self.hops {
+            for l in &hop.labels {
+                if !labels.contains(l) {
+                    labels.push(l.clone());
+                }
+            }
+        }
+        self.labels = labels;
+        if let Some(last) = self.hops.last() {
+            self.final_url = last.url.clone();
+            self.final_host = last.host.clone();
+        }
+    }
+}
+
+/// Formats a Unix time in milliseconds as an RFC 3339 UTC string.
+pub fn rfc3339(ms: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
