@@ -343,6 +343,9 @@ fn classify(err: hyper_util::client::legacy::Error) -> FetchError {
         if let Some(x) = e.downcast_ref::<rustls::Error>() {
             tls = Some(x.to_string());
         }
+        if let Some(x) = rustls_inside_io(e) {
+            tls = Some(x.to_string());
+        }
         source = e.source();
     }
     if let Some(e) = egress {
@@ -356,6 +359,18 @@ fn classify(err: hyper_util::client::legacy::Error) -> FetchError {
         FetchError::Connect(chain)
     } else {
         FetchError::Http(chain)
+    }
+}
+
+/// io::Error's `source()` skips the error it wraps, and hyper-rustls wraps TLS failures in
+/// an io::Error inside another: look through every layer.
+fn rustls_inside_io<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut inner: &(dyn std::error::Error + 'static) = e;
+    loop {
+        if let Some(x) = inner.downcast_ref::<rustls::Error>() {
+            return Some(x);
+        }
+        inner = inner.downcast_ref::<std::io::Error>()?.get_ref()?;
     }
 }
 

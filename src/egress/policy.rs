@@ -27,11 +27,13 @@ const DENY_V4: &[(&str, &str)] = &[
     ("240.0.0.0/4", "reserved"),
 ];
 
-/// IPv6 ranges no link may reach. `::ffff:0:0/96` is not here: a v4-mapped address is judged
+/// IPv6 ranges no link may reach (the first match names the reason). `::ffff:0:0/96` is not here: a v4-mapped address is judged
 /// by the IPv4 address inside it. The translation and tunnel prefixes are denied whole,
 /// since the IPv4 address they carry could be anything.
 const DENY_V6: &[(&str, &str)] = &[
-    ("::/96", "unspecified or IPv4-compatible"),
+    ("::/128", "unspecified"),
+    ("::1/128", "loopback"),
+    ("::/96", "IPv4-compatible (deprecated)"),
     ("64:ff9b::/96", "NAT64"),
     ("64:ff9b:1::/48", "local-use NAT64"),
     ("100::/64", "discard-only"),

@@ -1,0 +1,360 @@
+//! Real parts for tests: a small DNS responder for hickory and hyper servers, all on
+//! loopback. Nothing here talks to any address outside 127.0.0.0/8.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::{TcpListener, UdpSocket};
+
+use hoptrace::config::Config;
+
+// ---------------------------------------------------------------- DNS
+
+/// A DNS responder on 127.0.0.1 (UDP). Each name maps to a list of answers; with more than
+/// one, each query takes the next (the last repeats), which is how a rebinding name behaves.
+#[derive(Clone)]
+pub struct Dns {
+    pub addr: SocketAddr,
+    records: Arc<Mutex<HashMap<String, Vec<Vec<IpAddr>>>>>,
+    queries: Arc<Mutex<HashMap<(String, u16), usize>>>,
+}
+
+impl Dns {
+    pub async fn start() -> Dns {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let dns = Dns {
+            addr: socket.local_addr().unwrap(),
+            records: Default::default(),
+            queries: Default::default(),
+        };
+        let me = dns.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1500];
+            loop {
+                let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
+                    break;
+                };
+                if let Some(reply) = me.answer(&buf[..n]) {
+                    let _ = socket.send_to(&reply, peer).await;
+                }
+            }
+        });
+        dns
+    }
+
+    /// `name` answers these addresses (A and AAAA records as their families say).
+    pub fn set(&self, name: &str, addrs: &[&str]) {
+        self.set_sequence(name, &[addrs]);
+    }
+
+    /// `name` answers the first list on the first query of a type, the second on the next...
+    pub fn set_sequence(&self, name: &str, seq: &[&[&str]]) {
+        let seq = seq
+            .iter()
+            .map(|a| a.iter().map(|s| s.parse().unwrap()).collect())
+            .collect();
+        self.records
+            .lock()
+            .unwrap()
+            .insert(name.to_ascii_lowercase(), seq);
+    }
+
+    /// How many queries of `qtype` (1 = A, 28 = AAAA) arrived for `name`.
+    pub fn queries(&self, name: &str, qtype: u16) -> usize {
+        *self
+            .queries
+            .lock()
+            .unwrap()
+            .get(&(name.to_ascii_lowercase(), qtype))
+            .unwrap_or(&0)
+    }
+
+    /// Queries of any type for `name`.
+    pub fn all_queries(&self, name: &str) -> usize {
+        let n = name.to_ascii_lowercase();
+        self.queries
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((q, _), _)| *q == n)
+            .map(|(_, c)| *c)
+            .sum()
+    }
+
+    fn answer(&self, q: &[u8]) -> Option<Vec<u8>> {
+        if q.len() < 12 {
+            return None;
+        }
+        // Question name.
+        let mut i = 12;
+        let mut labels = Vec::new();
+        loop {
+            let len = *q.get(i)? as usize;
+            i += 1;
+            if len == 0 {
+                break;
+            }
+            labels.push(String::from_utf8_lossy(q.get(i..i + len)?).to_ascii_lowercase());
+            i += len;
+        }
+        let qtype = u16::from_be_bytes([*q.get(i)?, *q.get(i + 1)?]);
+        let question_end = i + 4;
+        let name = labels.join(".");
+        *self
+            .queries
+            .lock()
+            .unwrap()
+            .entry((name.clone(), qtype))
+            .or_default() += 1;
+
+        let addrs: Option<Vec<IpAddr>> = {
+            let mut recs = self.records.lock().unwrap();
+            recs.get_mut(&name).map(|seq| {
+                let all = seq[0].clone();
+                // Advance per A query, so a sequence models answers changing over time.
+                if qtype == 1 && seq.len() > 1 {
+                    seq.remove(0);
+                }
+                all
+            })
+        };
+        let mut out = Vec::new();
+        out.extend_from_slice(&q[0..2]); // id
+        let rcode = if addrs.is_none() { 3 } else { 0 };
+        out.extend_from_slice(&[0x81, 0x80 | rcode]);
+        let answers: Vec<IpAddr> = addrs
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| (qtype == 1 && a.is_ipv4()) || (qtype == 28 && a.is_ipv6()))
+            .collect();
+        out.extend_from_slice(&1u16.to_be_bytes());
+        out.extend_from_slice(&(answers.len() as u16).to_be_bytes());
+        out.extend_from_slice(&[0, 0, 0, 0]);
+        out.extend_from_slice(&q[12..question_end]);
+        for a in answers {
+            out.extend_from_slice(&[0xc0, 0x0c]);
+            out.extend_from_slice(&qtype.to_be_bytes());
+            out.extend_from_slice(&1u16.to_be_bytes());
+            out.extend_from_slice(&0u32.to_be_bytes()); // TTL 0: never cached
+            match a {
+                IpAddr::V4(v4) => {
+                    out.extend_from_slice(&4u16.to_be_bytes());
+                    out.extend_from_slice(&v4.octets());
+                }
+                IpAddr::V6(v6) => {
+                    out.extend_from_slice(&16u16.to_be_bytes());
+                    out.extend_from_slice(&v6.octets());
+                }
+            }
+        }
+        Some(out)
+    }
+}
+
+// ---------------------------------------------------------------- HTTP
+
+pub type Body = BoxBody<Bytes, Infallible>;
+pub type Reply = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+pub type Handler = Arc<dyn Fn(Request<Incoming>) -> Reply + Send + Sync>;
+
+/// A hyper server on one loopback address, counting the connections it accepts.
+#[derive(Clone)]
+pub struct Server {
+    pub addr: SocketAddr,
+    pub connections: Arc<AtomicUsize>,
+    pub requests: Arc<AtomicUsize>,
+}
+
+impl Server {
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Serves `handler` over plain HTTP/1.1 on `ip` (port chosen by the kernel).
+    pub async fn start<F, Fut>(ip: &str, handler: F) -> Server
+    where
+        F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
+        Server::start_on(SocketAddr::new(ip.parse().unwrap(), 0), None, handler).await
+    }
+
+    pub async fn start_on<F, Fut>(
+        addr: SocketAddr,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        handler: F,
+    ) -> Server
+    where
+        F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let server = Server {
+            addr: listener.local_addr().unwrap(),
+            connections: Default::default(),
+            requests: Default::default(),
+        };
+        let handler: Handler = Arc::new(move |r| Box::pin(handler(r)));
+        let counters = server.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    break;
+                };
+                counters.connections.fetch_add(1, Ordering::SeqCst);
+                let handler = handler.clone();
+                let requests = counters.requests.clone();
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        requests.fetch_add(1, Ordering::SeqCst);
+                        let fut = handler(req);
+                        async move { Ok::<_, Infallible>(fut.await) }
+                    });
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    match tls {
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(tcp).await {
+                                let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                            }
+                        }
+                        None => {
+                            let _ = builder.serve_connection(TokioIo::new(tcp), svc).await;
+                        }
+                    }
+                });
+            }
+        });
+        server
+    }
+}
+
+/// A listener that only counts connections and never speaks: the "this must not be
+/// reached" target.
+pub struct Sentinel {
+    pub addr: SocketAddr,
+    pub connections: Arc<AtomicUsize>,
+}
+
+impl Sentinel {
+    pub async fn start(ip: &str, port: u16) -> Option<Sentinel> {
+        let listener = TcpListener::bind(SocketAddr::new(ip.parse().ok()?, port))
+            .await
+            .ok()?;
+        let connections = Arc::new(AtomicUsize::new(0));
+        let c = connections.clone();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                c.fetch_add(1, Ordering::SeqCst);
+                drop(s);
+            }
+        });
+        Some(Sentinel { addr, connections })
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+pub fn body(s: impl Into<Bytes>) -> Body {
+    Full::new(s.into()).boxed()
+}
+
+pub fn html(s: &str) -> Response<Body> {
+    Response::builder()
+        .header("content-type", "text/html; charset=utf-8")
+        .body(body(s.to_string()))
+        .unwrap()
+}
+
+pub fn redirect(status: u16, location: &[u8]) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(
+            "location",
+            hyper::header::HeaderValue::from_bytes(location).unwrap(),
+        )
+        .body(body(""))
+        .unwrap()
+}
+
+/// A body that never ends; `sent` counts the bytes handed to hyper.
+pub fn endless(content_type: &str, sent: Arc<AtomicU64>) -> Response<Body> {
+    let chunk = Bytes::from(vec![b'x'; 16 * 1024]);
+    let stream = futures_util::stream::repeat_with(move || {
+        sent.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+        Ok::<_, Infallible>(Frame::data(chunk.clone()))
+    });
+    Response::builder()
+        .header("content-type", content_type)
+        .body(StreamBody::new(stream).boxed())
+        .unwrap()
+}
+
+/// Headers now, body never.
+pub fn stall_after_headers(content_type: &str, disposition: Option<&str>) -> Response<Body> {
+    let stream = futures_util::stream::pending::<Result<Frame<Bytes>, Infallible>>();
+    let mut b = Response::builder().header("content-type", content_type);
+    if let Some(d) = disposition {
+        b = b.header("content-disposition", d);
+    }
+    b.body(StreamBody::new(stream).boxed()).unwrap()
+}
+
+// ---------------------------------------------------------------- config
+
+/// A config for tests: the local DNS, only 127.0.0.1 allowed, short limits, a fresh store.
+pub struct TestEnv {
+    pub dns: Dns,
+    pub dir: tempfile::TempDir,
+    pub config: Config,
+}
+
+impl TestEnv {
+    pub async fn new() -> TestEnv {
+        let dns = Dns::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let toml = format!(
+            "[dns]\nnameservers = [\"{}\"]\n[policy]\nallow_cidrs = [\"127.0.0.1/32\"]\n[limits]\nhop_timeout_ms = 3000\ntotal_timeout_ms = 20000\nmax_body_bytes = 65536\nper_host_per_second = 1000.0\n[storage]\npath = \"{}\"\n",
+            dns.addr,
+            dir.path().join("db").display()
+        );
+        let config = Config::parse(&toml, std::path::Path::new("test.toml")).unwrap();
+        TestEnv { dns, dir, config }
+    }
+
+    /// Writes the config as a file for the binary, with `extra` TOML appended.
+    pub fn write_config(&self, extra: &str) -> PathBuf {
+        let path = self.dir.path().join("hoptrace.toml");
+        let toml = format!(
+            "[dns]\nnameservers = [\"{}\"]\n[policy]\nallow_cidrs = [\"127.0.0.1/32\"]\n[storage]\npath = \"{}\"\n{extra}",
+            self.dns.addr,
+            self.dir.path().join("db").display()
+        );
+        std::fs::write(&path, toml).unwrap();
+        path
+    }
+}

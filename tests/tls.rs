@@ -1,0 +1,130 @@
+//! HTTPS hops: rustls with `tls.extra_ca_files`, SNI by host name, HTTP/2 by ALPN, and a
+//! clear `tls` error for a certificate nobody vouches for.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use hoptrace::chain::Resolver;
+use hoptrace::trace::Outcome;
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+
+struct Pki {
+    ca_pem: String,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+/// A private CA and a server certificate for `names`, served with ALPN h2 + http/1.1.
+fn pki(names: &[&str]) -> Pki {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![leaf.der().clone(), ca_cert.der().clone()], key)
+    .unwrap();
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Pki {
+        ca_pem: ca_cert.pem(),
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(cfg)),
+    }
+}
+
+#[tokio::test]
+async fn https_with_extra_ca_sni_and_http2() {
+    let mut env = TestEnv::new().await;
+    let pki = pki(&["secure.test"]);
+    let ca = env.dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    env.config.tls.extra_ca_files = vec![ca];
+    env.dns.set("secure.test", &["127.0.0.1"]);
+    let h2 = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = h2.clone();
+    let srv = Server::start_on(([127, 0, 0, 1], 0).into(), Some(pki.acceptor), move |req| {
+        if req.version() == hyper::Version::HTTP_2 {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        let v = format!("{:?}", req.version());
+        async move {
+            match req.uri().path() {
+                "/start" => redirect(302, b"/landing"),
+                _ => html(&format!("served over {v}")),
+            }
+        }
+    })
+    .await;
+    let r = Resolver::new(&env.config, None).unwrap();
+    let t = r
+        .resolve(&format!("https://secure.test:{}/start", srv.port()), false)
+        .await;
+    assert_eq!(t.outcome, Outcome::Landed, "{t:#?}");
+    assert_eq!(t.hops.len(), 2);
+    // Both hops went over one HTTP/2 connection.
+    assert_eq!(srv.connections(), 1);
+    assert_eq!(srv.requests(), 2);
+    assert_eq!(
+        h2.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "ALPN chose HTTP/2"
+    );
+}
+
+#[tokio::test]
+async fn untrusted_or_wrong_name_certificates_are_tls_errors() {
+    let env = TestEnv::new().await; // no extra CA
+    let pki = pki(&["secure.test"]);
+    env.dns.set("secure.test", &["127.0.0.1"]);
+    env.dns.set("wrongname.test", &["127.0.0.1"]);
+    let srv = Server::start_on(([127, 0, 0, 1], 0).into(), Some(pki.acceptor), |_| async {
+        html("x")
+    })
+    .await;
+    let r = Resolver::new(&env.config, None).unwrap();
+    let t = r
+        .resolve(&format!("https://secure.test:{}/", srv.port()), false)
+        .await;
+    assert_eq!(t.outcome, Outcome::Error, "{t:#?}");
+    assert_eq!(t.error.as_ref().unwrap().kind, "tls", "{t:#?}");
+
+    // Trusted CA, but the certificate is for another name: SNI/verification by host name.
+    let mut env2 = TestEnv::new().await;
+    let ca = env2.dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    env2.config.tls.extra_ca_files = vec![ca];
+    env2.dns.set("wrongname.test", &["127.0.0.1"]);
+    let r = Resolver::new(&env2.config, None).unwrap();
+    let t = r
+        .resolve(&format!("https://wrongname.test:{}/", srv.port()), false)
+        .await;
+    assert_eq!(
+        t.error.as_ref().map(|e| e.kind.as_str()),
+        Some("tls"),
+        "{t:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_extra_ca_file_is_a_startup_error() {
+    let mut env = TestEnv::new().await;
+    let f = env.dir.path().join("not-a-cert.pem");
+    std::fs::write(&f, "hello").unwrap();
+    env.config.tls.extra_ca_files = vec![f];
+    let err = Resolver::new(&env.config, None).err().unwrap().to_string();
+    assert!(
+        err.contains("tls.extra_ca_files") && err.contains("not-a-cert.pem"),
+        "{err}"
+    );
+}
