@@ -3,6 +3,8 @@
 //! loses nothing a user has already seen.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -53,6 +55,17 @@ pub struct Store {
     traces: sled::Tree,
     domains: sled::Tree,
     domain_inputs: sled::Tree,
+    durability: Arc<GroupCommit>,
+}
+
+/// Makes writes durable with one flush at a time, each covering every write made before it
+/// started, so concurrent writers share an fsync. (sled 0.34's `flush_async` deadlocks when
+/// called concurrently — sled issue #1308 — so flushes are serialised and blocking.)
+#[derive(Default)]
+struct GroupCommit {
+    written: AtomicU64,
+    flushed: AtomicU64,
+    lock: tokio::sync::Mutex<()>,
 }
 
 impl Store {
@@ -79,6 +92,7 @@ impl Store {
             domains: db.open_tree("domains")?,
             domain_inputs: db.open_tree("domain_inputs")?,
             db,
+            durability: Arc::default(),
         })
     }
 
@@ -162,7 +176,23 @@ impl Store {
             TransactionError::Abort(m) => StoreError::Corrupt(m),
             TransactionError::Storage(e) => StoreError::Db(e.to_string()),
         })?;
-        self.db.flush_async().await?;
+        self.make_durable().await
+    }
+
+    /// Returns once every write made so far is on disk.
+    async fn make_durable(&self) -> Result<(), StoreError> {
+        let gc = &self.durability;
+        let mine = gc.written.fetch_add(1, Ordering::SeqCst) + 1;
+        let _turn = gc.lock.lock().await;
+        if gc.flushed.load(Ordering::SeqCst) >= mine {
+            return Ok(()); // a flush that started after this write already covered it
+        }
+        let covers = gc.written.load(Ordering::SeqCst);
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| StoreError::Db(format!("flush task failed: {e}")))??;
+        gc.flushed.store(covers, Ordering::SeqCst);
         Ok(())
     }
 

@@ -1,0 +1,444 @@
+//! The `hoptrace` binary as users run it: output formats, stdin, exit codes, every config
+//! error, politeness, and what survives `kill -9`.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use common::*;
+use hoptrace::trace::{Outcome, Trace};
+
+fn hoptrace() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hoptrace"));
+    c.env("NO_COLOR", "1").env_remove("RUST_LOG");
+    c
+}
+
+fn run(args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = hoptrace()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs the binary on a blocking thread so the test's servers keep serving.
+async fn run_async(args: Vec<String>, stdin: String) -> (i32, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&a, &stdin)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readable_chain_for_a_person() {
+    let env = TestEnv::new().await;
+    let payload = Server::start("127.0.0.1", |_| async { html("offer") }).await;
+    let p = payload.port();
+    let short = Server::start("127.0.0.1", move |_| async move {
+        redirect(
+            302,
+            format!("http://failhostingpolp.ru:{p}/r4nd/t0k").as_bytes(),
+        )
+    })
+    .await;
+    env.dns.set("blltly.com", &["127.0.0.1"]);
+    env.dns.set("failhostingpolp.ru", &["127.0.0.1"]);
+    let cfg = env.write_config("");
+    let url = format!("hxxp://blltly[.]com:{}/1w1w1", short.port());
+    let (code, out, err) = run_async(
+        vec![
+            "resolve".into(),
+            "--config".into(),
+            cfg.display().to_string(),
+            url.clone(),
+        ],
+        String::new(),
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with(&url), "{out}");
+    assert!(out.contains("302  input"), "{out}");
+    assert!(
+        out.contains("[fake-shortener; imitates bitly.com]"),
+        "{out}"
+    );
+    assert!(out.contains("200  http-redirect"), "{out}");
+    assert!(out.contains("[payload-host]"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "=> landed on failhostingpolp.ru  http://failhostingpolp.ru:{p}/r4nd/t0k"
+        )),
+        "{out}"
+    );
+    assert!(!out.contains("\x1b["), "no colour when not a terminal");
+
+    // The second run is served from the cache and says so; --no-cache goes out again.
+    let (_, out, _) = run_async(
+        vec![
+            "resolve".into(),
+            "--config".into(),
+            cfg.display().to_string(),
+            url.clone(),
+        ],
+        String::new(),
+    )
+    .await;
+    assert!(out.contains("(cached)"), "{out}");
+    let (_, out, _) = run_async(
+        vec![
+            "resolve".into(),
+            "--no-cache".into(),
+            "--config".into(),
+            cfg.display().to_string(),
+            url,
+        ],
+        String::new(),
+    )
+    .await;
+    assert!(!out.contains("(cached)"), "{out}");
+    assert_eq!(short.requests(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_lines_from_stdin_in_input_order() {
+    let env = TestEnv::new().await;
+    for i in 0..20 {
+        env.dns.set(&format!("h{i}.test"), &["127.0.0.1"]);
+    }
+    // Later inputs answer faster, so completion order differs from input order.
+    let srv = Server::start("127.0.0.1", |req| async move {
+        let n: u64 = req
+            .uri()
+            .path()
+            .trim_start_matches('/')
+            .parse()
+            .unwrap_or(0);
+        tokio::time::sleep(std::time::Duration::from_millis(
+            30u64.saturating_sub(n / 10),
+        ))
+        .await;
+        html("ok")
+    })
+    .await;
+    let cfg = env.write_config("[limits]\nconcurrency = 32\nper_host_per_second = 10000.0\n");
+    let mut stdin = String::from("# a comment line\n\n");
+    let mut inputs = Vec::new();
+    for n in 0..300 {
+        let u = format!("http://h{}.test:{}/{n}", n % 20, srv.port());
+        stdin.push_str(&u);
+        stdin.push('\n');
+        inputs.push(u);
+    }
+    inputs.push("not a url at all".into());
+    stdin.push_str("not a url at all\n");
+    let (code, out, err) = run_async(
+        vec![
+            "resolve".into(),
+            "--json".into(),
+            "--config".into(),
+            cfg.display().to_string(),
+            "-".into(),
+        ],
+        stdin,
+    )
+    .await;
+    assert_eq!(
+        code, 0,
+        "traces were produced, whatever their outcome: {err}"
+    );
+    let traces: Vec<Trace> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        traces.iter().map(|t| t.input.clone()).collect::<Vec<_>>(),
+        inputs
+    );
+    assert!(traces[..300].iter().all(|t| t.outcome == Outcome::Landed));
+    assert_eq!(traces[300].outcome, Outcome::Error);
+    assert_eq!(traces[300].error.as_ref().unwrap().kind, "input");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolutions_run_concurrently_but_each_host_is_paced() {
+    let env = TestEnv::new().await;
+    for h in ["a.test", "b.test", "c.test", "d.test"] {
+        env.dns.set(h, &["127.0.0.1"]);
+    }
+    let log: Arc<Mutex<Vec<(String, Instant)>>> = Default::default();
+    let l2 = log.clone();
+    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let max_in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (f2, m2) = (in_flight.clone(), max_in_flight.clone());
+    let srv = Server::start("127.0.0.1", move |req| {
+        let host = req.headers()["host"]
+            .to_str()
+            .unwrap()
+            .split(':')
+            .next()
+            .unwrap()
+            .to_string();
+        l2.lock().unwrap().push((host, Instant::now()));
+        let (f, m) = (f2.clone(), m2.clone());
+        async move {
+            let now = f.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            m.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            f.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            html("ok")
+        }
+    })
+    .await;
+    // 4 requests/s per host with a burst of 4: the 5th and 6th request to a.test must wait.
+    let cfg = env.write_config("[limits]\nconcurrency = 16\nper_host_per_second = 4.0\n");
+    let mut stdin = String::new();
+    for h in ["b.test", "c.test", "d.test"] {
+        stdin.push_str(&format!("http://{h}:{}/\n", srv.port()));
+    }
+    for n in 0..6 {
+        stdin.push_str(&format!("http://a.test:{}/{n}\n", srv.port()));
+    }
+    let (code, _, err) = run_async(
+        vec![
+            "resolve".into(),
+            "--json".into(),
+            "--config".into(),
+            cfg.display().to_string(),
+            "-".into(),
+        ],
+        stdin,
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        max_in_flight.load(std::sync::atomic::Ordering::SeqCst) > 1,
+        "resolutions overlap"
+    );
+    let log = log.lock().unwrap();
+    let a: Vec<Instant> = log
+        .iter()
+        .filter(|(h, _)| h == "a.test")
+        .map(|(_, t)| *t)
+        .collect();
+    assert_eq!(a.len(), 6);
+    // A lower bound only: pacing can make requests later, never earlier. After the burst of
+    // 4, two more tokens take at least 2 x 250 ms.
+    let span = a[5].duration_since(a[0]);
+    assert!(
+        span.as_millis() >= 450,
+        "6 requests to one host within {span:?} at 4/s"
+    );
+}
+
+#[tokio::test]
+async fn every_config_error_names_its_key_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &str)] = &[
+        ("[limits]\nmax_hopz = 3\n", "max_hopz"),
+        ("[limits]\nmax_hops = \"many\"\n", "limits.max_hops"),
+        ("[limits]\nmax_hops = 0\n", "limits.max_hops"),
+        ("[limits]\nhop_timeout_ms = 0\n", "limits.hop_timeout_ms"),
+        (
+            "[limits]\ntotal_timeout_ms = -1\n",
+            "limits.total_timeout_ms",
+        ),
+        ("[limits]\nmax_body_bytes = 0\n", "limits.max_body_bytes"),
+        (
+            "[limits]\nper_host_per_second = 0.0\n",
+            "limits.per_host_per_second",
+        ),
+        ("[limits]\nconcurrency = 0\n", "limits.concurrency"),
+        ("[dns]\nnameservers = [\"127.0.0.1\"]\n", "dns.nameservers"),
+        (
+            "[policy]\nallow_cidrs = [\"10.0.0.0/33\"]\n",
+            "policy.allow_cidrs",
+        ),
+        (
+            "[storage]\ncache_ttl_seconds = \"soon\"\n",
+            "storage.cache_ttl_seconds",
+        ),
+        ("[server]\nlisten = \"nowhere\"\n", "server.listen"),
+        ("[server]\napi_tokens = [\"\"]\n", "server.api_tokens"),
+        ("[watch]\nwebhook_url = \"ftp://x\"\n", "watch.webhook_url"),
+        (
+            "[watch]\nmin_every_seconds = 100\ndefault_every_seconds = 10\n",
+            "watch.default_every_seconds",
+        ),
+        ("[browser]\nenabled = \"yes\"\n", "browser.enabled"),
+        ("[http]\nuser_agent = \"\"\n", "http.user_agent"),
+        ("[nonsense]\nx = 1\n", "nonsense"),
+        ("[limits\n", "TOML"),
+        (
+            "[labels]\nextra_files = [\"missing.txt\"]\n",
+            "labels.extra_files",
+        ),
+        (
+            "[tls]\nextra_ca_files = [\"missing.pem\"]\n",
+            "tls.extra_ca_files",
+        ),
+    ];
+    for (i, (toml, key)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("c{i}.toml"));
+        // [storage] twice would be its own error: add the path to the case's own section.
+        let text = if toml.starts_with("[storage]") {
+            format!("{}\npath = \"db{i}\"\n", toml.trim_end())
+        } else {
+            format!("[storage]\npath = \"db{i}\"\n{toml}")
+        };
+        std::fs::write(&path, text).unwrap();
+        let (code, out, err) = run(
+            &[
+                "resolve",
+                "--config",
+                path.to_str().unwrap(),
+                "http://x.test/",
+            ],
+            "",
+        );
+        assert_eq!(code, 2, "{toml:?} should be a config error; stderr: {err}");
+        assert!(out.is_empty());
+        let err_l = err.to_lowercase();
+        assert!(
+            err.contains(key) || err_l.contains(&key.to_lowercase()),
+            "{toml:?}: stderr should name {key}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let (code, _, err) = run(
+        &[
+            "resolve",
+            "--config",
+            "/nonexistent/hoptrace.toml",
+            "http://x.test/",
+        ],
+        "",
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("cannot read config /nonexistent/hoptrace.toml"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["resolve"], "");
+    assert_eq!(code, 2, "{err}");
+    let (code, _, _) = run(&["resolve", "--bogus", "x"], "");
+    assert_eq!(code, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relative_paths_resolve_against_the_config_folder() {
+    let env = TestEnv::new().await;
+    env.dns.set("rel.test", &["127.0.0.1"]);
+    let srv = Server::start("127.0.0.1", |_| async { html("x") }).await;
+    let sub = env.dir.path().join("conf");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(sub.join("mine.txt"), "[c2]\nrel[.]test\n").unwrap();
+    let cfg = sub.join("h.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[dns]\nnameservers = [\"{}\"]\n[policy]\nallow_cidrs = [\"127.0.0.1/32\"]\n[storage]\npath = \"data\"\n[labels]\nextra_files = [\"mine.txt\"]\n",
+            env.dns.addr
+        ),
+    )
+    .unwrap();
+    // Run from elsewhere: the paths follow the config file, not the working directory.
+    let (code, out, err) = run_async(
+        vec![
+            "resolve".into(),
+            "--json".into(),
+            "--config".into(),
+            cfg.display().to_string(),
+            format!("http://rel.test:{}/", srv.port()),
+        ],
+        String::new(),
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let t: Trace = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(t.labels, vec!["c2"]);
+    assert!(sub.join("data").is_dir());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_nothing_already_printed_and_a_second_process_is_told_why() {
+    let env = TestEnv::new().await;
+    env.dns.set("crash.test", &["127.0.0.1"]);
+    // /1 never answers, so the process is surely mid-batch when it is killed.
+    let srv = Server::start("127.0.0.1", |req| async move {
+        if req.uri().path() == "/1" {
+            std::future::pending::<()>().await;
+        }
+        html("x")
+    })
+    .await;
+    let cfg = env.write_config("[limits]\nhop_timeout_ms = 60000\n");
+    let mut child = hoptrace()
+        .args(["resolve", "--json", "--config", cfg.to_str().unwrap(), "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let urls: Vec<String> = (0..3)
+        .map(|n| format!("http://crash.test:{}/{n}", srv.port()))
+        .collect();
+    for u in &urls {
+        writeln!(stdin, "{u}").unwrap();
+    }
+    drop(stdin);
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::task::spawn_blocking(move || {
+        let l = lines.next().unwrap().unwrap();
+        (l, lines)
+    })
+    .await
+    .unwrap();
+    // Whatever else it is doing, the process dies now.
+    let _ = child.kill();
+    let _ = child.wait();
+    let printed: Trace = serde_json::from_str(&first.0).unwrap();
+    let store = hoptrace::store::Store::open(&env.dir.path().join("db")).unwrap();
+    let (kept, _) = store
+        .latest(&printed.input)
+        .unwrap()
+        .expect("a printed trace is on disk");
+    assert_eq!(kept.final_url, printed.final_url);
+    drop(store);
+
+    // While another process holds the database, a second run says so and exits 1.
+    let holder = hoptrace::store::Store::open(&env.dir.path().join("db")).unwrap();
+    let (code, _, err) = run_async(
+        vec![
+            "resolve".into(),
+            "--config".into(),
+            cfg.display().to_string(),
+            urls[0].clone(),
+        ],
+        String::new(),
+    )
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("in use by another hoptrace process"), "{err}");
+    drop(holder);
+}

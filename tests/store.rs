@@ -1,0 +1,167 @@
+//! The sled store: cache hits, misses and expiry; the landing-domain index; one process at
+//! a time; what was written survives reopening.
+
+mod common;
+
+use common::*;
+use hoptrace::chain::Resolver;
+use hoptrace::store::{Store, StoreError};
+use hoptrace::trace::Outcome;
+
+#[tokio::test]
+async fn cache_hit_miss_and_bypass() {
+    let env = TestEnv::new().await;
+    env.dns.set("cached.test", &["127.0.0.1"]);
+    let srv = Server::start("127.0.0.1", |_| async { html("page") }).await;
+    let store = Store::open(&env.config.storage.path).unwrap();
+    let r = Resolver::new(&env.config, Some(store)).unwrap();
+    let url = format!("http://cached.test:{}/x", srv.port());
+
+    let first = r.resolve(&url, true).await;
+    assert!(!first.cached);
+    assert_eq!(srv.requests(), 1);
+    // A different spelling of the same URL hits the same entry; the input is echoed as given.
+    let spelled = format!("HXXP://CACHED[.]TEST:{}/x#frag", srv.port());
+    let second = r.resolve(&spelled, true).await;
+    assert!(second.cached, "{second:#?}");
+    assert_eq!(second.input, spelled);
+    assert_eq!(second.final_url, first.final_url);
+    assert_eq!(srv.requests(), 1, "a hit does not touch the network");
+    // --no-cache: fetched again, and stored again.
+    let third = r.resolve(&url, false).await;
+    assert!(!third.cached);
+    assert_eq!(srv.requests(), 2);
+}
+
+#[tokio::test]
+async fn cache_expiry() {
+    let mut env = TestEnv::new().await;
+    env.config.storage.cache_ttl_seconds = 0;
+    env.dns.set("ttl.test", &["127.0.0.1"]);
+    let srv = Server::start("127.0.0.1", |_| async { html("page") }).await;
+    let store = Store::open(&env.config.storage.path).unwrap();
+    let r = Resolver::new(&env.config, Some(store.clone())).unwrap();
+    let url = format!("http://ttl.test:{}/", srv.port());
+    r.resolve(&url, true).await;
+    assert!(
+        !r.resolve(&url, true).await.cached,
+        "an expired entry is a miss"
+    );
+    assert_eq!(srv.requests(), 2);
+
+    // The TTL boundary, on the stored entry itself.
+    let key = hoptrace::chain::parse_input(&url).unwrap().to_string();
+    let (_, at) = store.latest(&key).unwrap().unwrap();
+    let ttl = std::time::Duration::from_secs(60);
+    assert!(store.fresh(&key, ttl, at + 59_999).unwrap().is_some());
+    assert!(store.fresh(&key, ttl, at + 60_000).unwrap().is_none());
+}
+
+#[tokio::test]
+async fn failures_are_stored_but_not_served_from_cache() {
+    let env = TestEnv::new().await;
+    let store = Store::open(&env.config.storage.path).unwrap();
+    let r = Resolver::new(&env.config, Some(store.clone())).unwrap();
+    let t = r.resolve("http://gone.test/", true).await;
+    assert_eq!(t.outcome, Outcome::Error);
+    env.dns.set("gone.test", &["127.0.0.1"]);
+    // The name resolves now, so the next call must try again rather than replay the error.
+    let again = r.resolve("http://gone.test/", true).await;
+    assert!(!again.cached, "an error is retried, not replayed");
+    assert!(store.latest("http://gone.test/").unwrap().is_some());
+}
+
+#[tokio::test]
+async fn landing_domain_index_counts_distinct_inputs() {
+    let env = TestEnv::new().await;
+    env.dns.set("cdn.failhostingpolp.ru", &["127.0.0.1"]);
+    env.dns.set("bltlly.com", &["127.0.0.1"]);
+    env.dns.set("tinurll.com", &["127.0.0.1"]);
+    let payload = Server::start("127.0.0.1", |_| async { html("payload") }).await;
+    let p = payload.port();
+    let short = Server::start("127.0.0.1", move |req| async move {
+        redirect(
+            302,
+            format!("http://cdn.failhostingpolp.ru:{p}{}", req.uri().path()).as_bytes(),
+        )
+    })
+    .await;
+    let store = Store::open(&env.config.storage.path).unwrap();
+    let r = Resolver::new(&env.config, Some(store.clone())).unwrap();
+    let a = format!("http://bltlly.com:{}/a", short.port());
+    let b = format!("http://tinurll.com:{}/b", short.port());
+    r.resolve(&a, false).await;
+    r.resolve(&b, false).await;
+    r.resolve(&a, false).await; // the same input again is not a new input
+
+    let rec = store
+        .domain("failhostingpolp.ru")
+        .unwrap()
+        .expect("registrable landing domain");
+    assert_eq!(rec.inputs, 2);
+    assert_eq!(rec.labels, vec!["payload-host"]);
+    assert!(rec.first_seen.ends_with('Z') && rec.first_seen <= rec.last_seen);
+    let mut inputs = store.domain_inputs("failhostingpolp.ru").unwrap();
+    inputs.sort();
+    assert_eq!(inputs, vec![a.clone(), b.clone()]);
+    // Only landing domains are indexed, not the hops on the way.
+    assert!(store.domain("bltlly.com").unwrap().is_none());
+    assert_eq!(store.domains().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn one_process_at_a_time_and_data_survives_reopening() {
+    let env = TestEnv::new().await;
+    env.dns.set("keep.test", &["127.0.0.1"]);
+    let srv = Server::start("127.0.0.1", |_| async { html("kept") }).await;
+    let url = format!("http://keep.test:{}/", srv.port());
+    {
+        let store = Store::open(&env.config.storage.path).unwrap();
+        match Store::open(&env.config.storage.path) {
+            Err(e @ StoreError::Locked { .. }) => {
+                assert!(e.to_string().contains("in use by another hoptrace process"))
+            }
+            Err(e) => panic!("expected a lock error, got {e}"),
+            Ok(_) => panic!("a second open must fail"),
+        }
+        let r = Resolver::new(&env.config, Some(store)).unwrap();
+        r.resolve(&url, false).await;
+    }
+    let store = Store::open(&env.config.storage.path).unwrap();
+    let (t, _) = store.latest(&url).unwrap().expect("kept across reopen");
+    assert_eq!(t.outcome, Outcome::Landed);
+    assert!(store.domain("keep.test").unwrap().is_some());
+}
+
+/// Many writers at once (sled 0.34's concurrent `flush_async` deadlocks; writes must still
+/// all complete and all be durable).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_all_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    let template = hoptrace::trace::Trace {
+        input: String::new(),
+        final_url: "http://x.example/".into(),
+        final_host: "x.example".into(),
+        outcome: Outcome::Landed,
+        hops: vec![],
+        labels: vec![],
+        cached: false,
+        error: None,
+        resolved_at: None,
+        elapsed_ms: None,
+    };
+    let mut tasks = Vec::new();
+    for i in 0..400 {
+        let (store, mut t) = (store.clone(), template.clone());
+        tasks.push(tokio::spawn(async move {
+            t.input = format!("http://in{i}.example/");
+            store.put(&t.input, &t, 1_000 + i).await.unwrap();
+        }));
+    }
+    let all = futures_util::future::join_all(tasks);
+    tokio::time::timeout(std::time::Duration::from_secs(60), all)
+        .await
+        .expect("no deadlock");
+    assert_eq!(store.domain("x.example").unwrap().unwrap().inputs, 400);
+}
