@@ -178,10 +178,14 @@ pub fn write_human(out: &mut impl Write, trace: &Trace, colour: bool) -> std::io
             )?;
         }
     }
+    let at = |what: &str| match trace.final_host.as_str() {
+        "" => what.to_string(),
+        host => format!("{what} {host}"),
+    };
     let end = match trace.outcome {
-        Outcome::Landed => format!("landed on {}", trace.final_host),
-        Outcome::Download => format!("download from {}", trace.final_host),
-        Outcome::Blocked => format!("blocked at {}", trace.final_host),
+        Outcome::Landed => at("landed on"),
+        Outcome::Download => at("download from"),
+        Outcome::Blocked => at("blocked at"),
         Outcome::Loop => format!("loop back to {}", trace.final_url),
         Outcome::TooManyHops => "too many hops".to_string(),
         Outcome::Timeout => "timed out".to_string(),
@@ -207,4 +211,44 @@ pub fn write_human(out: &mut impl Write, trace: &Trace, colour: bool) -> std::io
         writeln!(out, "     labels: {}", trace.labels.join(", "))?;
     }
     writeln!(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{Hop, Via};
+
+    fn sample() -> Trace {
+        let mut hop = Hop::new("http://bltlly.com/x".into(), "bltlly.com".into(), Via::Input);
+        hop.status = Some(302);
+        hop.labels = vec!["fake-shortener".into()];
+        hop.imitates = Some("bitly.com".into());
+        let mut t = Trace {
+            input: "hxxp://bltlly[.]com/x".into(),
+            final_url: String::new(),
+            final_host: String::new(),
+            outcome: Outcome::Landed,
+            hops: vec![hop],
+            labels: vec![],
+            cached: false,
+            error: None,
+            resolved_at: None,
+            elapsed_ms: None,
+        };
+        t.finish();
+        t
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        let mut plain = Vec::new();
+        write_human(&mut plain, &sample(), false).unwrap();
+        let plain = String::from_utf8(plain).unwrap();
+        assert!(!plain.contains('\x1b'));
+        assert!(plain.contains("[fake-shortener; imitates bitly.com]"));
+        let mut coloured = Vec::new();
+        write_human(&mut coloured, &sample(), true).unwrap();
+        let coloured = String::from_utf8(coloured).unwrap();
+        assert!(coloured.contains("\x1b[31;1m[fake-shortener; imitates bitly.com]\x1b[0m"), "{coloured}");
+    }
 }

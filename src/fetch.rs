@@ -451,6 +451,16 @@ mod tests {
     }
 
     #[test]
+    fn brotli_is_decoded() {
+        let mut out = Vec::new();
+        {
+            let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+            w.write_all(b"<meta http-equiv=refresh content=0;url=/x>").unwrap();
+        }
+        assert_eq!(&decompress("br", out, 1000)[..], b"<meta http-equiv=refresh content=0;url=/x>");
+    }
+
+    #[test]
     fn downloads_known_from_headers() {
         let mut h = HeaderMap::new();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));

@@ -419,3 +419,21 @@ async fn network_errors_have_kinds() {
     );
     assert!(t.hops.is_empty());
 }
+
+#[tokio::test]
+async fn a_nameserver_that_never_answers_times_out() {
+    let mut env = TestEnv::new().await;
+    // A UDP socket that reads queries and never replies.
+    let mute = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = mute.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 1500];
+        while mute.recv_from(&mut buf).await.is_ok() {}
+    });
+    env.config.dns.nameservers = vec![addr];
+    env.config.dns.timeout_ms = 300;
+    env.config.limits.hop_timeout_ms = 2000;
+    let t = resolve(&env, "http://mute.test/").await;
+    assert_eq!(t.outcome, Outcome::Timeout, "{t:#?}");
+    assert_eq!(t.error.unwrap().kind, "timeout");
+}

@@ -16,6 +16,7 @@ use hickory_resolver::config::{
     ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig,
 };
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::NetError;
 use hickory_resolver::TokioResolver;
 use tokio::net::TcpStream;
 
@@ -29,8 +30,12 @@ pub enum EgressError {
     #[error("scheme `{0}` is not allowed (only http and https)")]
     Scheme(String),
     /// Policy: the host is, or resolves to, a denied address. Nothing was connected to.
-    #[error("{host}: {denied}")]
-    Denied { host: String, denied: Denied },
+    /// `host` is the name that resolved to it (`None` for an IP literal).
+    #[error("{}{denied}", host.as_ref().map(|h| format!("{h} resolves to ")).unwrap_or_default())]
+    Denied {
+        host: Option<String>,
+        denied: Denied,
+    },
     #[error("no host in URL")]
     NoHost,
     #[error("DNS lookup for {host} failed: {message}")]
@@ -107,15 +112,15 @@ impl Egress {
     /// denied address refuses the whole name: an attacker controls which answer a client
     /// would pick.
     pub async fn vet(&self, host: &str) -> Result<Vec<IpAddr>, EgressError> {
-        let addrs = match parse_host(host)? {
-            HostKind::Ip(ip) => vec![ip],
-            HostKind::Name(name) => self.lookup(&name).await?,
+        let (addrs, name) = match parse_host(host)? {
+            HostKind::Ip(ip) => (vec![ip], None),
+            HostKind::Name(name) => (self.lookup(&name).await?, Some(name)),
         };
         for addr in &addrs {
             self.policy
                 .check(*addr)
                 .map_err(|denied| EgressError::Denied {
-                    host: host.to_string(),
+                    host: name.clone(),
                     denied,
                 })?;
         }
@@ -126,12 +131,15 @@ impl Egress {
         let lookup = tokio::time::timeout(self.dns_timeout, self.resolver.lookup_ip(name))
             .await
             .map_err(|_| EgressError::DnsTimeout { host: name.into() })?
-            .map_err(|e| EgressError::Dns {
-                host: name.into(),
-                message: if e.is_no_records_found() {
-                    "no such host".into()
-                } else {
-                    e.to_string()
+            .map_err(|e| match e {
+                NetError::Timeout => EgressError::DnsTimeout { host: name.into() },
+                e if e.is_no_records_found() => EgressError::Dns {
+                    host: name.into(),
+                    message: "no such host".into(),
+                },
+                e => EgressError::Dns {
+                    host: name.into(),
+                    message: e.to_string(),
                 },
             })?;
         let mut addrs: Vec<IpAddr> = Vec::new();
