@@ -219,7 +219,11 @@ mod tests {
     use crate::trace::{Hop, Via};
 
     fn sample() -> Trace {
-        let mut hop = Hop::new("http://bltlly.com/x".into(), "bltlly.com".into(), Via::Input);
+        let mut hop = Hop::new(
+            "http://bltlly.com/x".into(),
+            "bltlly.com".into(),
+            Via::Input,
+        );
         hop.status = Some(302);
         hop.labels = vec!["fake-shortener".into()];
         hop.imitates = Some("bitly.com".into());
@@ -249,6 +253,9 @@ mod tests {
         let mut coloured = Vec::new();
         write_human(&mut coloured, &sample(), true).unwrap();
         let coloured = String::from_utf8(coloured).unwrap();
-        assert!(coloured.contains("\x1b[31;1m[fake-shortener; imitates bitly.com]\x1b[0m"), "{coloured}");
+        assert!(
+            coloured.contains("\x1b[31;1m[fake-shortener; imitates bitly.com]\x1b[0m"),
+            "{coloured}"
+        );
     }
 }

@@ -455,9 +455,13 @@ mod tests {
         let mut out = Vec::new();
         {
             let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
-            w.write_all(b"<meta http-equiv=refresh content=0;url=/x>").unwrap();
+            w.write_all(b"<meta http-equiv=refresh content=0;url=/x>")
+                .unwrap();
         }
-        assert_eq!(&decompress("br", out, 1000)[..], b"<meta http-equiv=refresh content=0;url=/x>");
+        assert_eq!(
+            &decompress("br", out, 1000)[..],
+            b"<meta http-equiv=refresh content=0;url=/x>"
+        );
     }
 
     #[test]

@@ -7,15 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use common::*;
-use hoptrace::chain::Resolver;
 use hoptrace::trace::{Outcome, Trace, Via};
-
-async fn resolve(env: &TestEnv, url: &str) -> Trace {
-    Resolver::new(&env.config, None)
-        .unwrap()
-        .resolve(url, false)
-        .await
-}
 
 fn vias(t: &Trace) -> Vec<Via> {
     t.hops.iter().map(|h| h.via).collect()
@@ -24,19 +16,7 @@ fn vias(t: &Trace) -> Vec<Via> {
 #[tokio::test]
 async fn campaign_chain_redirect_labels_and_landing() {
     let env = TestEnv::new().await;
-    let payload = Server::start("127.0.0.1", |_| async { html("<html>offer page</html>") }).await;
-    let port = payload.port();
-    let short = Server::start("127.0.0.1", move |req| async move {
-        // The fake shortener names a file and answers a fresh path on the payload CDN.
-        assert_eq!(req.uri().path(), "/1w1w1");
-        redirect(
-            302,
-            format!("http://failhostingpolp.ru:{port}/4aF9/0x7Token").as_bytes(),
-        )
-    })
-    .await;
-    env.dns.set("blltly.com", &["127.0.0.1"]);
-    env.dns.set("failhostingpolp.ru", &["127.0.0.1"]);
+    let (short, _payload, target) = campaign(&env).await;
 
     let t = resolve(&env, &format!("hxxp://blltly[.]com:{}/1w1w1", short.port())).await;
     assert_eq!(t.outcome, Outcome::Landed, "{t:#?}");
@@ -48,10 +28,7 @@ async fn campaign_chain_redirect_labels_and_landing() {
     assert_eq!(t.hops[1].labels, vec!["payload-host"]);
     assert_eq!(t.hops[1].ip.as_deref(), Some("127.0.0.1"));
     assert_eq!(t.final_host, "failhostingpolp.ru");
-    assert_eq!(
-        t.final_url,
-        format!("http://failhostingpolp.ru:{port}/4aF9/0x7Token")
-    );
+    assert_eq!(t.final_url, target);
     assert_eq!(t.labels, vec!["fake-shortener", "payload-host"]);
     assert!(t.error.is_none());
     // JSON field names are the contract's.
@@ -253,12 +230,7 @@ async fn endless_chain_stops_at_max_hops() {
     env.config.limits.max_hops = 5;
     env.dns.set("chain.test", &["127.0.0.1"]);
     let srv = Server::start("127.0.0.1", |req| async move {
-        let n: u64 = req
-            .uri()
-            .path()
-            .trim_start_matches('/')
-            .parse()
-            .unwrap_or(0);
+        let n = path_number(&req);
         redirect(302, format!("/{}", n + 1).as_bytes())
     })
     .await;
@@ -292,12 +264,7 @@ async fn total_timeout_bounds_the_whole_chain() {
     env.config.limits.total_timeout_ms = 400;
     env.dns.set("slow.test", &["127.0.0.1"]);
     let srv = Server::start("127.0.0.1", |req| async move {
-        let n: u64 = req
-            .uri()
-            .path()
-            .trim_start_matches('/')
-            .parse()
-            .unwrap_or(0);
+        let n = path_number(&req);
         tokio::time::sleep(std::time::Duration::from_millis(150)).await;
         redirect(302, format!("/{}", n + 1).as_bytes())
     })

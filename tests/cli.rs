@@ -49,32 +49,30 @@ async fn run_async(args: Vec<String>, stdin: String) -> (i32, String, String) {
     .unwrap()
 }
 
+/// `hoptrace resolve --json --config CFG -` with `stdin`.
+async fn json_from_stdin(cfg: &std::path::Path, stdin: String) -> (i32, String, String) {
+    let args = ["resolve", "--json", "--config", cfg.to_str().unwrap(), "-"];
+    run_async(args.iter().map(|s| s.to_string()).collect(), stdin).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readable_chain_for_a_person() {
     let env = TestEnv::new().await;
-    let payload = Server::start("127.0.0.1", |_| async { html("offer") }).await;
-    let p = payload.port();
-    let short = Server::start("127.0.0.1", move |_| async move {
-        redirect(
-            302,
-            format!("http://failhostingpolp.ru:{p}/r4nd/t0k").as_bytes(),
-        )
-    })
-    .await;
-    env.dns.set("blltly.com", &["127.0.0.1"]);
-    env.dns.set("failhostingpolp.ru", &["127.0.0.1"]);
+    let (short, _payload, target) = campaign(&env).await;
     let cfg = env.write_config("");
     let url = format!("hxxp://blltly[.]com:{}/1w1w1", short.port());
-    let (code, out, err) = run_async(
-        vec![
-            "resolve".into(),
+    let cfg_s = cfg.display().to_string();
+    let readable = |extra: &'static [&'static str]| {
+        let mut args = vec![
+            "resolve".to_string(),
             "--config".into(),
-            cfg.display().to_string(),
+            cfg_s.clone(),
             url.clone(),
-        ],
-        String::new(),
-    )
-    .await;
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        run_async(args, String::new())
+    };
+    let (code, out, err) = readable(&[]).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with(&url), "{out}");
     assert!(out.contains("302  input"), "{out}");
@@ -85,36 +83,15 @@ async fn readable_chain_for_a_person() {
     assert!(out.contains("200  http-redirect"), "{out}");
     assert!(out.contains("[payload-host]"), "{out}");
     assert!(
-        out.contains(&format!(
-            "=> landed on failhostingpolp.ru  http://failhostingpolp.ru:{p}/r4nd/t0k"
-        )),
+        out.contains(&format!("=> landed on failhostingpolp.ru  {target}")),
         "{out}"
     );
     assert!(!out.contains("\x1b["), "no colour when not a terminal");
 
     // The second run is served from the cache and says so; --no-cache goes out again.
-    let (_, out, _) = run_async(
-        vec![
-            "resolve".into(),
-            "--config".into(),
-            cfg.display().to_string(),
-            url.clone(),
-        ],
-        String::new(),
-    )
-    .await;
+    let (_, out, _) = readable(&[]).await;
     assert!(out.contains("(cached)"), "{out}");
-    let (_, out, _) = run_async(
-        vec![
-            "resolve".into(),
-            "--no-cache".into(),
-            "--config".into(),
-            cfg.display().to_string(),
-            url,
-        ],
-        String::new(),
-    )
-    .await;
+    let (_, out, _) = readable(&["--no-cache"]).await;
     assert!(!out.contains("(cached)"), "{out}");
     assert_eq!(short.requests(), 2);
 }
@@ -127,12 +104,7 @@ async fn json_lines_from_stdin_in_input_order() {
     }
     // Later inputs answer faster, so completion order differs from input order.
     let srv = Server::start("127.0.0.1", |req| async move {
-        let n: u64 = req
-            .uri()
-            .path()
-            .trim_start_matches('/')
-            .parse()
-            .unwrap_or(0);
+        let n = path_number(&req);
         tokio::time::sleep(std::time::Duration::from_millis(
             30u64.saturating_sub(n / 10),
         ))
@@ -151,17 +123,7 @@ async fn json_lines_from_stdin_in_input_order() {
     }
     inputs.push("not a url at all".into());
     stdin.push_str("not a url at all\n");
-    let (code, out, err) = run_async(
-        vec![
-            "resolve".into(),
-            "--json".into(),
-            "--config".into(),
-            cfg.display().to_string(),
-            "-".into(),
-        ],
-        stdin,
-    )
-    .await;
+    let (code, out, err) = json_from_stdin(&cfg, stdin).await;
     assert_eq!(
         code, 0,
         "traces were produced, whatever their outcome: {err}"
@@ -218,17 +180,7 @@ async fn resolutions_run_concurrently_but_each_host_is_paced() {
     for n in 0..6 {
         stdin.push_str(&format!("http://a.test:{}/{n}\n", srv.port()));
     }
-    let (code, _, err) = run_async(
-        vec![
-            "resolve".into(),
-            "--json".into(),
-            "--config".into(),
-            cfg.display().to_string(),
-            "-".into(),
-        ],
-        stdin,
-    )
-    .await;
+    let (code, _, err) = json_from_stdin(&cfg, stdin).await;
     assert_eq!(code, 0, "{err}");
     assert!(
         max_in_flight.load(std::sync::atomic::Ordering::SeqCst) > 1,

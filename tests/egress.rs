@@ -5,15 +5,7 @@
 mod common;
 
 use common::*;
-use hoptrace::chain::Resolver;
 use hoptrace::trace::{Outcome, Trace};
-
-async fn resolve(env: &TestEnv, url: &str) -> Trace {
-    Resolver::new(&env.config, None)
-        .unwrap()
-        .resolve(url, false)
-        .await
-}
 
 fn assert_blocked(t: &Trace, why: &str) {
     assert_eq!(t.outcome, Outcome::Blocked, "{t:#?}");

@@ -324,6 +324,40 @@ pub fn stall_after_headers(content_type: &str, disposition: Option<&str>) -> Res
     b.body(StreamBody::new(stream).boxed()).unwrap()
 }
 
+/// The number in a request path like `/17` (0 when there is none).
+pub fn path_number(req: &Request<Incoming>) -> u64 {
+    req.uri()
+        .path()
+        .trim_start_matches('/')
+        .parse()
+        .unwrap_or(0)
+}
+
+/// The 2021 downloader campaign in miniature: `blltly.com` (a fake bit.ly) answers every
+/// path with a redirect to a payload page on `failhostingpolp.ru`. Returns (shortener,
+/// payload, the payload URL the shortener redirects to).
+pub async fn campaign(env: &TestEnv) -> (Server, Server, String) {
+    let payload = Server::start("127.0.0.1", |_| async { html("<html>offer page</html>") }).await;
+    let target = format!("http://failhostingpolp.ru:{}/4aF9/0x7Token", payload.port());
+    let t = target.clone();
+    let short = Server::start("127.0.0.1", move |_| {
+        let t = t.clone();
+        async move { redirect(302, t.as_bytes()) }
+    })
+    .await;
+    env.dns.set("blltly.com", &["127.0.0.1"]);
+    env.dns.set("failhostingpolp.ru", &["127.0.0.1"]);
+    (short, payload, target)
+}
+
+/// Resolves one URL with a fresh resolver and no store.
+pub async fn resolve(env: &TestEnv, url: &str) -> hoptrace::trace::Trace {
+    hoptrace::chain::Resolver::new(&env.config, None)
+        .unwrap()
+        .resolve(url, false)
+        .await
+}
+
 // ---------------------------------------------------------------- config
 
 /// A config for tests: the local DNS, only 127.0.0.1 allowed, short limits, a fresh store.
