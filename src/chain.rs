@@ -138,7 +138,9 @@ impl Resolver {
                     (url, next_via)
                 }
             };
-            let (url, next_via) = next;
+            let (mut url, next_via) = next;
+            // A fragment never leaves the browser: it is not part of the next request.
+            url.set_fragment(None);
             if let Some(&first) = seen.get(url.as_str()) {
                 let mut again = self.hop(&url, next_via);
                 again.reason = Some(format!("already visited at hop {first}"));

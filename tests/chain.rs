@@ -168,7 +168,7 @@ async fn odd_and_relative_locations() {
             "/a/rel?x=1" => redirect(302, format!("//other.test:{port}/abs").as_bytes()),
             "/abs" => redirect(303, b"/with space/caf\xc3\xa9"),
             "/with%20space/caf%C3%A9" => redirect(307, b"  /trimmed  "),
-            "/trimmed" => redirect(308, b"?only=query"),
+            "/trimmed" => redirect(308, b"?only=query#section"),
             _ => html("done"),
         }
     })
