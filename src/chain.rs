@@ -9,6 +9,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 use url::Url;
 
+use crate::browser::chromium::Chromium;
+use crate::browser::{BrowserStage, Driver};
 use crate::config::Config;
 use crate::decode;
 use crate::discover::{NextHopFinder, Page, StaticFinder};
@@ -45,13 +47,39 @@ pub struct Resolver {
 }
 
 impl Resolver {
+    /// A resolver with the browser stage the config asks for (Chromium, started on first
+    /// use).
     pub fn new(config: &Config, store: Option<Store>) -> Result<Resolver, SetupError> {
+        let driver: Option<Arc<dyn Driver>> = config
+            .browser
+            .enabled
+            .then(|| Arc::new(Chromium::new(&config.browser.chrome_path)) as Arc<dyn Driver>);
+        Resolver::with_driver(config, store, driver)
+    }
+
+    /// A resolver using `driver` for pages that need a browser (`None`: no browser stage).
+    pub fn with_driver(
+        config: &Config,
+        store: Option<Store>,
+        driver: Option<Arc<dyn Driver>>,
+    ) -> Result<Resolver, SetupError> {
         let egress = Egress::new(config)?;
+        let mut finders: Vec<Arc<dyn NextHopFinder>> = vec![Arc::new(StaticFinder)];
+        if let Some(driver) = driver {
+            finders.push(Arc::new(BrowserStage::new(
+                driver,
+                egress.clone(),
+                config.browser.max_tabs as usize,
+                Duration::from_millis(config.browser.settle_ms),
+                // Scripts may load, a payload may not: bound what the browser's proxy relays.
+                config.limits.max_body_bytes.saturating_mul(8),
+            )));
+        }
         Ok(Resolver {
             fetcher: Fetcher::new(config, egress)?,
             politeness: Politeness::new(config.limits.per_host_per_second),
             labels: Labels::load(&config.labels.extra_files)?,
-            finders: vec![Arc::new(StaticFinder)],
+            finders,
             store,
             max_hops: config.limits.max_hops as usize,
             hop_timeout: Duration::from_millis(config.limits.hop_timeout_ms),
@@ -259,12 +287,39 @@ impl Resolver {
         if let Some(note) = resp.body_note {
             hop.reason = Some(note.to_string());
         }
+        // A finder (the browser) may spend what is left of this hop's time.
+        let remaining = self.total_timeout.saturating_sub(*spent);
         let page = Page {
             url,
             response: &resp,
+            budget: self.hop_timeout.min(remaining),
         };
+        let t1 = Instant::now();
+        let step = self.find_next(&page, hop).await;
+        *spent += t1.elapsed();
+        step
+    }
+
+    /// Asks each finder in turn; the first that names a next hop wins.
+    async fn find_next(&self, page: &Page<'_>, hop: &mut Hop) -> Step {
         for finder in &self.finders {
-            match finder.next_hop(&page).await {
+            let finding = finder.next_hop(page).await;
+            if let Some(note) = finding.note {
+                hop.reason = Some(match hop.reason.take() {
+                    Some(r) => format!("{r}; {note}"),
+                    None => note,
+                });
+            }
+            hop.blocked_requests.extend(finding.blocked_requests);
+            if let Some(error) = finding.error {
+                let outcome = if error.kind == "timeout" {
+                    Outcome::Timeout
+                } else {
+                    Outcome::Error
+                };
+                return Step::End(outcome, Some(error));
+            }
+            match finding.next {
                 Some(Ok(found)) => return Step::Next(found.url, found.via),
                 Some(Err(bad)) => {
                     return Step::End(

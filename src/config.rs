@@ -106,6 +106,10 @@ pub struct Browser {
     pub enabled: bool,
     /// Empty: look for /usr/lib/chromium/chromium, then chromium/google-chrome on PATH.
     pub chrome_path: PathBuf,
+    /// Page time (virtual: timers fire without real waiting) a page gets after loading.
+    pub settle_ms: u64,
+    /// Pages open at once in the shared browser.
+    pub max_tabs: u32,
 }
 
 impl Default for Browser {
@@ -113,6 +117,8 @@ impl Default for Browser {
         Browser {
             enabled: true,
             chrome_path: PathBuf::new(),
+            settle_ms: 3000,
+            max_tabs: 4,
         }
     }
 }
@@ -288,6 +294,12 @@ impl Config {
         }
         if http::HeaderValue::from_str(&self.http.accept_language).is_err() {
             return Err(bad("http.accept_language", "is not a valid header value"));
+        }
+        if self.browser.settle_ms == 0 || self.browser.settle_ms > 600_000 {
+            return Err(bad("browser.settle_ms", "must be between 1 and 600000"));
+        }
+        if self.browser.max_tabs == 0 || self.browser.max_tabs > 64 {
+            return Err(bad("browser.max_tabs", "must be between 1 and 64"));
         }
         if self.storage.path.as_os_str().is_empty() {
             return Err(bad("storage.path", "must not be empty"));

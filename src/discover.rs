@@ -34,10 +34,37 @@ pub struct BadTarget {
 pub struct Page<'a> {
     pub url: &'a Url,
     pub response: &'a Response,
+    /// Real time a finder may spend on this page.
+    pub budget: std::time::Duration,
 }
 
-pub type FinderFuture<'a> =
-    Pin<Box<dyn Future<Output = Option<Result<Found, BadTarget>>> + Send + 'a>>;
+/// What a finder learned about a page.
+#[derive(Debug, Default)]
+pub struct Finding {
+    /// The next hop, if it found one (or one it cannot follow).
+    pub next: Option<Result<Found, BadTarget>>,
+    /// Something the Trace should say about the hop (e.g. that a browser was unavailable).
+    pub note: Option<String>,
+    /// Requests the page tried to make that policy refused (`url: reason`).
+    pub blocked_requests: Vec<String>,
+    /// The finder failed in a way that ends the chain.
+    pub error: Option<crate::trace::TraceError>,
+}
+
+impl Finding {
+    pub fn nothing() -> Finding {
+        Finding::default()
+    }
+
+    fn of(next: Option<Result<Found, BadTarget>>) -> Finding {
+        Finding {
+            next,
+            ..Finding::default()
+        }
+    }
+}
+
+pub type FinderFuture<'a> = Pin<Box<dyn Future<Output = Finding> + Send + 'a>>;
 
 /// One way of finding a page's next hop.
 pub trait NextHopFinder: Send + Sync {
@@ -49,8 +76,22 @@ pub struct StaticFinder;
 
 impl NextHopFinder for StaticFinder {
     fn next_hop<'a>(&'a self, page: &'a Page<'a>) -> FinderFuture<'a> {
-        Box::pin(async move { static_next_hop(page.url, page.response) })
+        Box::pin(async move { Finding::of(static_next_hop(page.url, page.response)) })
     }
+}
+
+/// A page only a browser can see through: HTML (or untyped) with script in it.
+pub fn has_script(resp: &Response) -> bool {
+    if resp.body.is_empty() || resp.is_redirect() || resp.download.is_some() {
+        return false;
+    }
+    let html = resp
+        .content_type()
+        .is_none_or(|ct| ct.to_ascii_lowercase().contains("html"));
+    html && resp
+        .body
+        .windows(7)
+        .any(|w| w.eq_ignore_ascii_case(b"<script"))
 }
 
 /// Redirect, then Refresh header, then meta refresh, then literal script, in that order: the

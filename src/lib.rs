@@ -5,6 +5,7 @@
 //! Data flows one way: input -> [`chain`] -> hops ([`fetch`], [`decode`], [`discover`]) ->
 //! [`trace::Trace`] -> [`store`]. Every outbound connection goes through [`egress`].
 
+pub mod browser;
 pub mod chain;
 pub mod cli;
 pub mod config;

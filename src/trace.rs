@@ -87,6 +87,9 @@ pub struct Hop {
     pub automatic: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elapsed_ms: Option<u64>,
+    /// Requests the page made in the browser that policy refused (`url: reason`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked_requests: Vec<String>,
 }
 
 impl Hop {
@@ -104,6 +107,7 @@ impl Hop {
             content_type: None,
             automatic: None,
             elapsed_ms: None,
+            blocked_requests: Vec::new(),
         }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod connector;
 pub mod policy;
+pub mod proxy;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -372,7 +372,7 @@ impl TestEnv {
         let dns = Dns::start().await;
         let dir = tempfile::tempdir().unwrap();
         let toml = format!(
-            "[dns]\nnameservers = [\"{}\"]\n[policy]\nallow_cidrs = [\"127.0.0.1/32\"]\n[limits]\nhop_timeout_ms = 3000\ntotal_timeout_ms = 20000\nmax_body_bytes = 65536\nper_host_per_second = 1000.0\n[storage]\npath = \"{}\"\n",
+            "[dns]\nnameservers = [\"{}\"]\n[policy]\nallow_cidrs = [\"127.0.0.1/32\"]\n[limits]\nhop_timeout_ms = 3000\ntotal_timeout_ms = 20000\nmax_body_bytes = 65536\nper_host_per_second = 1000.0\n[browser]\nenabled = false\n[storage]\npath = \"{}\"\n",
             dns.addr,
             dir.path().join("db").display()
         );
@@ -384,7 +384,7 @@ impl TestEnv {
     pub fn write_config(&self, extra: &str) -> PathBuf {
         let path = self.dir.path().join("hoptrace.toml");
         let toml = format!(
-            "[dns]\nnameservers = [\"{}\"]\n[policy]\nallow_cidrs = [\"127.0.0.1/32\"]\n[storage]\npath = \"{}\"\n{extra}",
+            "[dns]\nnameservers = [\"{}\"]\n[policy]\nallow_cidrs = [\"127.0.0.1/32\"]\n[browser]\nenabled = false\n[storage]\npath = \"{}\"\n{extra}",
             self.dns.addr,
             self.dir.path().join("db").display()
         );

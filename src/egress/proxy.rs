@@ -1,0 +1,285 @@
+//! The browser's only way out: a local HTTP proxy that sends every request through the same
+//! gate as the HTTP client ([`Egress::connect`]: hickory, policy, pinned address) and records
+//! it. One proxy per resolution, so a job's requests are told apart from anything else the
+//! browser does; Chromium's own background traffic goes to [`Refuser`], which refuses it all.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use super::{Egress, EgressError};
+
+/// Largest request head the proxy accepts.
+const MAX_HEAD: usize = 16 * 1024;
+/// Time for a client to send its request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the proxy did with one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyRecord {
+    /// `http://host:port/path` for plain HTTP, `host:port` for a CONNECT tunnel.
+    pub target: String,
+    /// `None` when it was relayed; otherwise why not.
+    pub refused: Option<String>,
+    /// True when policy refused it (as opposed to the network failing).
+    pub blocked: bool,
+}
+
+/// A proxy serving one resolution. Dropping it stops it and every tunnel it opened.
+pub struct JobProxy {
+    pub addr: SocketAddr,
+    records: Arc<Mutex<Vec<ProxyRecord>>>,
+    _tasks: JoinSet<()>,
+}
+
+impl JobProxy {
+    /// Starts a proxy on 127.0.0.1. `relay_cap` bounds the bytes relayed per connection and
+    /// direction: a browser page may pull in scripts, but never a whole payload.
+    pub async fn start(egress: Arc<Egress>, relay_cap: u64) -> std::io::Result<JobProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let records: Arc<Mutex<Vec<ProxyRecord>>> = Arc::default();
+        let mut tasks = JoinSet::new();
+        let recs = records.clone();
+        tasks.spawn(async move {
+            // Connection tasks live in this set, so stopping the proxy ends them too.
+            let mut conns = JoinSet::new();
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((client, _)) = accepted else { continue };
+                        let (egress, recs) = (egress.clone(), recs.clone());
+                        conns.spawn(async move {
+                            if let Some(rec) = serve(client, &egress, relay_cap).await {
+                                recs.lock().unwrap_or_else(|p| p.into_inner()).push(rec);
+                            }
+                        });
+                    }
+                    Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                }
+            }
+        });
+        Ok(JobProxy {
+            addr,
+            records,
+            _tasks: tasks,
+        })
+    }
+
+    /// Everything the proxy was asked for so far.
+    pub fn records(&self) -> Vec<ProxyRecord> {
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Handles one client connection: one request (plain HTTP is forwarded with
+/// `Connection: close`; CONNECT becomes a tunnel).
+async fn serve(mut client: TcpStream, egress: &Egress, cap: u64) -> Option<ProxyRecord> {
+    let (head, rest) = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut client))
+        .await
+        .ok()??;
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = text.split("\r\n");
+    let request_line = lines.next()?;
+    let mut parts = request_line.split(' ');
+    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+
+    let (host, port, forward) = if method.eq_ignore_ascii_case("CONNECT") {
+        let (host, port) = split_host_port(target, 443)?;
+        (host, port, None)
+    } else {
+        let Ok(url) = url::Url::parse(target) else {
+            let _ = client
+                .write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+                .await;
+            return Some(refused(target, "not an absolute http URL".into(), false));
+        };
+        if url.scheme() != "http" {
+            let _ = client
+                .write_all(b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n")
+                .await;
+            let e = EgressError::Scheme(url.scheme().to_string());
+            return Some(refused(target, e.to_string(), true));
+        }
+        let host = url
+            .host_str()?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = url.port_or_known_default().unwrap_or(80);
+        // Origin-form request line, hop-by-hop proxy headers dropped, one request only.
+        let mut out = format!(
+            "{method} {} {version}\r\n",
+            &url[url::Position::BeforePath..]
+        );
+        for line in lines.filter(|l| !l.is_empty()) {
+            let name = line
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if !matches!(
+                name.as_str(),
+                "proxy-connection" | "proxy-authorization" | "connection" | "keep-alive"
+            ) {
+                out.push_str(line);
+                out.push_str("\r\n");
+            }
+        }
+        out.push_str("Connection: close\r\n\r\n");
+        (host, port, Some(out))
+    };
+    let label = match &forward {
+        Some(_) => target.to_string(),
+        None => format!("{host}:{port}"),
+    };
+
+    let mut upstream = match egress.connect(&host, port).await {
+        Ok((stream, _)) => stream,
+        Err(e) => {
+            let status = if e.is_policy() {
+                "403 Forbidden"
+            } else {
+                "502 Bad Gateway"
+            };
+            let _ = client
+                .write_all(
+                    format!("HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+                        .as_bytes(),
+                )
+                .await;
+            return Some(refused(&label, e.to_string(), e.is_policy()));
+        }
+    };
+    match forward {
+        Some(head) => {
+            upstream.write_all(head.as_bytes()).await.ok()?;
+            upstream.write_all(&rest).await.ok()?;
+        }
+        None => {
+            client
+                .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                .await
+                .ok()?;
+            upstream.write_all(&rest).await.ok()?;
+        }
+    }
+    relay(client, upstream, cap).await;
+    Some(ProxyRecord {
+        target: label,
+        refused: None,
+        blocked: false,
+    })
+}
+
+fn refused(target: &str, why: String, blocked: bool) -> ProxyRecord {
+    ProxyRecord {
+        target: target.to_string(),
+        refused: Some(why),
+        blocked,
+    }
+}
+
+/// `host:port` or `[v6]:port`.
+fn split_host_port(s: &str, default: u16) -> Option<(String, u16)> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = after
+            .strip_prefix(':')
+            .map_or(Some(default), |p| p.parse().ok())?;
+        return Some((host.to_string(), port));
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) => Some((h.to_string(), p.parse().ok()?)),
+        None => Some((s.to_string(), default)),
+    }
+}
+
+/// Reads up to the end of the request head; returns the head and any bytes after it.
+async fn read_head(client: &mut TcpStream) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut buf = Vec::with_capacity(2048);
+    let mut chunk = [0u8; 2048];
+    loop {
+        let n = client.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let rest = buf.split_off(end + 4);
+            return Some((buf, rest));
+        }
+        if buf.len() > MAX_HEAD {
+            return None;
+        }
+    }
+}
+
+/// Copies both ways until either side closes or `cap` bytes went one way.
+async fn relay(client: TcpStream, upstream: TcpStream, cap: u64) {
+    let (mut cr, mut cw) = client.into_split();
+    let (mut ur, mut uw) = upstream.into_split();
+    tokio::select! {
+        _ = pipe(&mut cr, &mut uw, cap) => {}
+        _ = pipe(&mut ur, &mut cw, cap) => {}
+    }
+}
+
+async fn pipe(r: &mut (impl AsyncRead + Unpin), w: &mut (impl AsyncWrite + Unpin), cap: u64) {
+    let mut limited = r.take(cap);
+    let _ = tokio::io::copy(&mut limited, w).await;
+    let _ = w.shutdown().await;
+}
+
+/// Where Chromium's own traffic goes (update checks, safe-browsing, preconnects): a
+/// listener that counts and refuses every connection. A plain thread, so it outlives any one
+/// async runtime, like the browser it serves.
+pub struct Refuser {
+    pub addr: SocketAddr,
+    pub refused: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Refuser {
+    pub fn start() -> std::io::Result<Refuser> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = refused.clone();
+        std::thread::Builder::new()
+            .name("hoptrace-refuser".into())
+            .spawn(move || {
+                for mut conn in listener.incoming().flatten() {
+                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    use std::io::Write;
+                    let _ = conn.write_all(
+                        b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                    );
+                }
+            })?;
+        Ok(Refuser { addr, refused })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_forms() {
+        assert_eq!(
+            split_host_port("a.test:443", 1),
+            Some(("a.test".into(), 443))
+        );
+        assert_eq!(split_host_port("[::1]:8443", 1), Some(("::1".into(), 8443)));
+        assert_eq!(split_host_port("a.test", 443), Some(("a.test".into(), 443)));
+        assert_eq!(split_host_port("a.test:x", 443), None);
+    }
+}
