@@ -294,16 +294,15 @@ impl Resolver {
             response: &resp,
             budget: self.hop_timeout.min(remaining),
         };
-        let t1 = Instant::now();
-        let step = self.find_next(&page, hop).await;
-        *spent += t1.elapsed();
-        step
+        self.find_next(&page, hop, spent).await
     }
 
     /// Asks each finder in turn; the first that names a next hop wins.
-    async fn find_next(&self, page: &Page<'_>, hop: &mut Hop) -> Step {
+    async fn find_next(&self, page: &Page<'_>, hop: &mut Hop, spent: &mut Duration) -> Step {
         for finder in &self.finders {
+            let t0 = Instant::now();
             let finding = finder.next_hop(page).await;
+            *spent += t0.elapsed().saturating_sub(finding.waited);
             if let Some(note) = finding.note {
                 hop.reason = Some(match hop.reason.take() {
                     Some(r) => format!("{r}; {note}"),

@@ -49,6 +49,9 @@ pub struct Finding {
     pub blocked_requests: Vec<String>,
     /// The finder failed in a way that ends the chain.
     pub error: Option<crate::trace::TraceError>,
+    /// Time spent queueing (for a browser tab), which the resolution's time limit leaves out
+    /// as it does waiting for per-host politeness.
+    pub waited: std::time::Duration,
 }
 
 impl Finding {

@@ -263,6 +263,16 @@ async fn javascript_hops_in_real_chromium() {
         t.final_url.ends_with("/after-crash"),
         "after the crash: {t:#?}"
     );
+
+    // 12. A Chromium that hangs (stopped, still alive) stops answering: it is detected,
+    //     replaced, and the resolution still gets its hop.
+    let launches = chromium.launches();
+    let pid = chromium.pid().expect("a browser runs");
+    std::process::Command::new("kill").args(["-STOP", &pid.to_string()]).status().unwrap();
+    let t = resolve(format!("http://blog.test:{p}/blog?el=after-hang")).await;
+    std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    assert!(t.final_url.ends_with("/after-hang"), "after the hang: {t:#?}");
+    assert_eq!(chromium.launches(), launches + 1, "the hung browser was replaced");
 }
 
 #[tokio::test]

@@ -394,3 +394,32 @@ async fn kill_9_loses_nothing_already_printed_and_a_second_process_is_told_why()
     assert!(err.contains("in use by another hoptrace process"), "{err}");
     drop(holder);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_browser_is_warned_about_once() {
+    let env = TestEnv::new().await;
+    env.dns.set("blog.test", &["127.0.0.1"]);
+    let srv = Server::start("127.0.0.1", |_| async {
+        html("<script>setTimeout(function(){ location.href = '/a' + 'b'; }, 10);</script>")
+    })
+    .await;
+    // write_config turns the browser off; this config turns it on with no Chromium to find.
+    let cfg = env.dir.path().join("nobrowser.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[dns]\nnameservers = [\"{}\"]\n[policy]\nallow_cidrs = [\"127.0.0.1/32\"]\n[browser]\nchrome_path = \"/nonexistent/chromium\"\n[storage]\npath = \"nb-db\"\n",
+            env.dns.addr
+        ),
+    )
+    .unwrap();
+    let stdin = format!("http://blog.test:{0}/1\nhttp://blog.test:{0}/2\n", srv.port());
+    let (code, out, err) = json_from_stdin(&cfg, stdin).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(err.matches("pages that need a browser are not run").count(), 1, "{err}");
+    for line in out.lines() {
+        let t: Trace = serde_json::from_str(line).unwrap();
+        assert_eq!(t.outcome, Outcome::Landed);
+        assert!(t.hops[0].reason.as_deref().unwrap().contains("no browser available"));
+    }
+}

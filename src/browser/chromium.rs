@@ -16,7 +16,7 @@ use headless_chrome::protocol::cdp::types::{Event, Method};
 use headless_chrome::protocol::cdp::{Browser as CdpBrowser, Emulation, Page, Target};
 use headless_chrome::{Browser, LaunchOptions, Tab};
 
-use super::{Driver, DriverError, Visit};
+use super::{Driver, DriverError, PreparedPage, Visit};
 use crate::egress::proxy::Refuser;
 use crate::trace::Via;
 
@@ -25,7 +25,7 @@ use crate::trace::Via;
 const LOAD_MARGIN: Duration = Duration::from_millis(1000);
 
 /// How long one CDP call may take before the browser is thought stuck.
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A running browser, and a second connection to it for browser-wide commands (contexts,
 /// download policy): headless_chrome keeps its own browser session private, and a page's
@@ -211,24 +211,68 @@ impl Drop for Chromium {
     }
 }
 
+impl Chromium {
+    /// `page` if it belongs to the browser running now.
+    fn current(&self, page: ChromiumPage) -> Option<ChromiumPage> {
+        let slot = self.warm.lock().unwrap_or_else(|p| p.into_inner());
+        let same = slot.as_ref().is_some_and(|w| Arc::ptr_eq(w, &page.warm));
+        (same && page.warm.alive()).then_some(page)
+    }
+
+    /// A fresh page on the current browser, starting one if needed.
+    fn fresh(&self, proxy: SocketAddr) -> Result<ChromiumPage, (Option<Arc<Warm>>, String)> {
+        let warm = self.warm().map_err(|e| (None, e.to_string()))?;
+        prepare_page(&warm, proxy).map_err(|Broken(why)| (Some(warm), why))
+    }
+}
+
 impl Driver for Chromium {
     fn available(&self) -> Result<(), String> {
         self.path.as_ref().map(|_| ()).map_err(Clone::clone)?;
         self.refuser.as_ref().map(|_| ()).map_err(Clone::clone)
     }
 
+    fn prepare(&self, proxy: SocketAddr) -> Result<PreparedPage, DriverError> {
+        match self.fresh(proxy) {
+            Ok(page) => Ok(Box::new(page)),
+            Err((warm, why)) => {
+                if let Some(w) = warm {
+                    self.discard(&w);
+                }
+                Err(DriverError::Failed(why))
+            }
+        }
+    }
+
     fn visit(
         &self,
+        page: Option<PreparedPage>,
         url: &str,
         proxy: SocketAddr,
         settle: Duration,
         deadline: Instant,
     ) -> Result<Visit, DriverError> {
+        let mut ready = page
+            .and_then(|p| p.downcast::<ChromiumPage>().ok())
+            .map(|p| *p)
+            .filter(|p| p.proxy == proxy);
         let mut last = String::new();
         // A browser that dies under a visit is replaced once; the visit then runs again.
         for _ in 0..2 {
-            let warm = self.warm()?;
-            match visit_once(&warm, url, proxy, settle, deadline) {
+            let page = match ready.take().and_then(|p| self.current(p)) {
+                Some(p) => p,
+                None => match self.fresh(proxy) {
+                    Ok(p) => p,
+                    Err((None, why)) => return Err(DriverError::Unavailable(why)),
+                    Err((Some(w), why)) => {
+                        self.discard(&w);
+                        last = why;
+                        continue;
+                    }
+                },
+            };
+            let warm = page.warm.clone();
+            match run_page(page, url, settle, deadline) {
                 Ok(v) => return Ok(v),
                 Err(Broken(why)) => {
                     tracing::warn!("Chromium failed during a visit ({why}); restarting it");
@@ -237,7 +281,10 @@ impl Driver for Chromium {
                         // The page's time is gone either way: that is a cut, not a failure.
                         return Ok(Visit {
                             navigation: None,
-                            note: Some(format!("browser failed during the visit ({why}); no time left to run the page again")),
+                            note: Some(format!(
+                                "browser failed during the visit ({why}); no time left to run the page again"
+                            )),
+                            ..Visit::default()
                         });
                     }
                     last = why;
@@ -259,13 +306,28 @@ enum Seen {
     BudgetExpired,
 }
 
-fn visit_once(
-    warm: &Warm,
-    url: &str,
+/// An isolated page ready for one visit: a fresh incognito context whose proxy is one
+/// resolution's own, downloads denied, a blank tab already listened to. Dropping it closes
+/// the context, and with it everything the page stored.
+struct ChromiumPage {
+    warm: Arc<Warm>,
     proxy: SocketAddr,
-    settle: Duration,
-    deadline: Instant,
-) -> Result<Visit, Broken> {
+    ctx: String,
+    tab: Arc<Tab>,
+    events: mpsc::Receiver<Seen>,
+}
+
+impl Drop for ChromiumPage {
+    fn drop(&mut self) {
+        let (control, ctx) = (self.warm.control.clone(), std::mem::take(&mut self.ctx));
+        // Not on the caller's thread: a context whose page spins can take a while to go.
+        std::thread::spawn(move || {
+            let _ = browser_call(&control, Target::DisposeBrowserContext { browser_context_id: ctx });
+        });
+    }
+}
+
+fn prepare_page(warm: &Arc<Warm>, proxy: SocketAddr) -> Result<ChromiumPage, Broken> {
     let control = &warm.control;
     let ctx = browser_call(
         control,
@@ -278,30 +340,13 @@ fn visit_once(
     )
     .map_err(|e| Broken(format!("creating a context: {e}")))?
     .browser_context_id;
-    let result = visit_in_context(warm, &ctx, url, settle, deadline);
-    // Closing the context closes its tab and forgets everything the page stored.
-    let _ = browser_call(
-        control,
-        Target::DisposeBrowserContext {
-            browser_context_id: ctx,
-        },
-    );
-    result
-}
-
-fn visit_in_context(
-    warm: &Warm,
-    ctx: &str,
-    url: &str,
-    settle: Duration,
-    deadline: Instant,
-) -> Result<Visit, Broken> {
-    let control = &warm.control;
+    // From here on the context is owned by a page value or disposed by this guard.
+    let guard = ContextGuard(control.clone(), Some(ctx.clone()));
     browser_call(
         control,
         CdpBrowser::SetDownloadBehavior {
             behavior: CdpBrowser::SetDownloadBehaviorBehaviorOption::Deny,
-            browser_context_id: Some(ctx.to_string()),
+            browser_context_id: Some(ctx.clone()),
             download_path: None,
             events_enabled: Some(true),
         },
@@ -316,7 +361,7 @@ fn visit_in_context(
             width: None,
             height: None,
             window_state: None,
-            browser_context_id: Some(ctx.to_string()),
+            browser_context_id: Some(ctx.clone()),
             enable_begin_frame_control: None,
             new_window: None,
             background: None,
@@ -326,11 +371,11 @@ fn visit_in_context(
     )
     .map_err(|e| Broken(format!("opening a tab: {e}")))?
     .target_id;
-    let tab = wait_for_tab(&warm.browser, &target_id, deadline)
+    let tab = wait_for_tab(&warm.browser, &target_id, Instant::now() + CALL_TIMEOUT)
         .ok_or_else(|| Broken("the new tab never attached".into()))?;
 
-    let (tx, rx) = mpsc::channel::<Seen>();
-    let main_frame = target_id.clone();
+    let (tx, events) = mpsc::channel::<Seen>();
+    let main_frame = target_id;
     let listener = Arc::new(move |event: &Event| {
         let seen = match event {
             Event::PageFrameNavigated(e) if e.params.frame.parent_id.is_none() => {
@@ -358,10 +403,44 @@ fn visit_in_context(
         Page::Enable {
             enable_file_chooser_opened_event: None,
         },
-        deadline,
+        Instant::now() + CALL_TIMEOUT,
     )
     .map_err(|e| Broken(format!("Page.enable: {e}")))?;
-    match page_call(
+    Ok(ChromiumPage {
+        warm: warm.clone(),
+        proxy,
+        ctx: guard.disarm(),
+        tab,
+        events,
+    })
+}
+
+/// Disposes a context if preparing its page fails half-way.
+struct ContextGuard(Arc<Transport>, Option<String>);
+
+impl ContextGuard {
+    fn disarm(mut self) -> String {
+        self.1.take().unwrap_or_default()
+    }
+}
+
+impl Drop for ContextGuard {
+    fn drop(&mut self) {
+        if let Some(ctx) = self.1.take() {
+            let control = self.0.clone();
+            std::thread::spawn(move || {
+                let _ = browser_call(&control, Target::DisposeBrowserContext { browser_context_id: ctx });
+            });
+        }
+    }
+}
+
+/// Loads `url` in a prepared page and waits for the navigation its script causes.
+fn run_page(page: ChromiumPage, url: &str, settle: Duration, deadline: Instant) -> Result<Visit, Broken> {
+    let t0 = Instant::now();
+    let tab = page.tab.clone();
+    // A healthy browser answers at once; one that does not is stuck (or the page is).
+    let navigate = page_call(
         &tab,
         Page::Navigate {
             url: url.to_string(),
@@ -370,24 +449,25 @@ fn visit_in_context(
             frame_id: None,
             referrer_policy: None,
         },
-        deadline,
-    ) {
+        deadline.min(Instant::now() + CALL_TIMEOUT),
+    );
+    match navigate {
         // Out of time while the page loads: cut, like a page that runs too long.
         Err(_) if Instant::now() >= deadline => return Ok(cut()),
         Err(e) => return Err(Broken(format!("navigating: {e}"))),
         Ok(_) => {}
     }
-
-    let mut committed: Option<String> = None;
+    let mut committed: Option<(String, Instant)> = None;
     loop {
         let now = Instant::now();
         if now >= deadline {
             return Ok(cut());
         }
-        match rx.recv_timeout((deadline - now).min(Duration::from_millis(250))) {
+        match page.events.recv_timeout((deadline - now).min(Duration::from_millis(250))) {
             Ok(Seen::Committed(at)) => match &committed {
                 None => {
-                    committed = Some(at);
+                    tracing::debug!("visit {url}: committed after {} ms", t0.elapsed().as_millis());
+                    committed = Some((at, Instant::now()));
                     // Timers run in virtual time: a 3 s setTimeout fires at once, and the
                     // budget expires only when the page has nothing left to do.
                     let arm = Emulation::SetVirtualTimePolicy {
@@ -405,31 +485,32 @@ fn visit_in_context(
                     });
                 }
                 // A second commit we never saw requested: the page moved on by itself.
-                Some(first) if *first != at => return Ok(found(at, Via::Javascript)),
+                Some((first, since)) if *first != at => return Ok(found(at, Via::Javascript, *since)),
                 Some(_) => {}
             },
-            Ok(Seen::Requested(to, via)) if committed.is_some() && to != "about:blank" => {
-                return Ok(found(to, via))
+            Ok(Seen::Requested(to, via)) if to != "about:blank" => {
+                if let Some((_, since)) = &committed {
+                    return Ok(found(to, via, *since));
+                }
             }
-            Ok(Seen::Download(to)) => return Ok(found(to, Via::Javascript)),
+            Ok(Seen::Download(to)) => return Ok(found(to, Via::Javascript, committed.as_ref().map_or(t0, |c| c.1))),
             Ok(Seen::BudgetExpired) => return Ok(Visit::default()),
             Ok(_) => {}
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                if !warm.alive() {
+                if !page.warm.alive() {
                     return Err(Broken("Chromium exited".into()));
                 }
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(Broken("event stream closed".into()))
-            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Err(Broken("event stream closed".into())),
         }
     }
 }
 
-fn found(url: String, via: Via) -> Visit {
+fn found(url: String, via: Via, committed_at: Instant) -> Visit {
     Visit {
         navigation: Some((url, via)),
         note: None,
+        load_to_capture: Some(committed_at.elapsed()),
     }
 }
 
@@ -437,6 +518,7 @@ fn cut() -> Visit {
     Visit {
         navigation: None,
         note: Some("page script still running at the time limit; cut".into()),
+        load_to_capture: None,
     }
 }
 

@@ -11,8 +11,8 @@
 pub mod chromium;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
@@ -29,7 +29,13 @@ pub struct Visit {
     pub navigation: Option<(String, Via)>,
     /// A remark for the Trace (e.g. the page was cut at its time limit).
     pub note: Option<String>,
+    /// Real time from the page's commit to the captured navigation (for measurement).
+    pub load_to_capture: Option<Duration>,
 }
+
+/// A page made ready ahead of time by [`Driver::prepare`]; only its driver knows what is
+/// inside.
+pub type PreparedPage = Box<dyn std::any::Any + Send>;
 
 /// Why a visit failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -47,10 +53,14 @@ pub enum DriverError {
 pub trait Driver: Send + Sync {
     /// `Err` when no browser can be had at all (missing, disabled).
     fn available(&self) -> Result<(), String>;
-    /// Opens `url` in a fresh, isolated context whose traffic goes to `proxy`; lets timers
-    /// run for `settle` of page time; gives up at `deadline` (real time).
+    /// Makes a fresh, isolated page whose traffic goes to `proxy`, ready for one visit, so
+    /// that the set-up cost is paid before a resolution needs it.
+    fn prepare(&self, proxy: SocketAddr) -> Result<PreparedPage, DriverError>;
+    /// Opens `url` in `page` (or in a new one when `None` or no longer usable), lets timers
+    /// run for `settle` of page time, gives up at `deadline` (real time).
     fn visit(
         &self,
+        page: Option<PreparedPage>,
         url: &str,
         proxy: SocketAddr,
         settle: Duration,
@@ -60,12 +70,55 @@ pub trait Driver: Send + Sync {
 
 /// The stage as the chain sees it: a [`NextHopFinder`] for pages with script.
 pub struct BrowserStage {
-    driver: Arc<dyn Driver>,
-    egress: Arc<Egress>,
+    ready: Arc<Ready>,
     tabs: Arc<Semaphore>,
     settle: Duration,
-    relay_cap: u64,
     warned: AtomicBool,
+}
+
+/// Pages prepared ahead (each with its own fresh proxy), so a resolution does not wait for
+/// context and tab set-up. Each is used once.
+struct Ready {
+    driver: Arc<dyn Driver>,
+    egress: Arc<Egress>,
+    relay_cap: u64,
+    slots: Mutex<Vec<Slot>>,
+    /// Slots kept ready (and being made ready) at most.
+    keep: usize,
+    making: AtomicUsize,
+}
+
+struct Slot {
+    proxy: JobProxy,
+    page: Option<PreparedPage>,
+}
+
+impl Ready {
+    fn take(&self) -> Option<Slot> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner()).pop()
+    }
+
+    /// Starts preparing another slot in the background, if fewer than `keep` are ready.
+    fn refill(self: &Arc<Self>) {
+        let have = self.slots.lock().unwrap_or_else(|p| p.into_inner()).len();
+        if have + self.making.load(Ordering::SeqCst) >= self.keep {
+            return;
+        }
+        self.making.fetch_add(1, Ordering::SeqCst);
+        let me = self.clone();
+        tokio::spawn(async move {
+            if let Ok(proxy) = JobProxy::start(me.egress.clone(), me.relay_cap).await {
+                let (driver, addr) = (me.driver.clone(), proxy.addr);
+                if let Ok(Ok(page)) = tokio::task::spawn_blocking(move || driver.prepare(addr)).await {
+                    me.slots.lock().unwrap_or_else(|p| p.into_inner()).push(Slot {
+                        proxy,
+                        page: Some(page),
+                    });
+                }
+            }
+            me.making.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
 }
 
 impl BrowserStage {
@@ -77,44 +130,60 @@ impl BrowserStage {
         relay_cap: u64,
     ) -> BrowserStage {
         BrowserStage {
-            driver,
-            egress,
+            ready: Arc::new(Ready {
+                driver,
+                egress,
+                relay_cap,
+                slots: Mutex::new(Vec::new()),
+                keep: max_tabs.clamp(1, 2),
+                making: AtomicUsize::new(0),
+            }),
             tabs: Arc::new(Semaphore::new(max_tabs.max(1))),
             settle,
-            relay_cap,
             warned: AtomicBool::new(false),
         }
     }
 
-    async fn run(&self, page: &Page<'_>) -> Finding {
-        if let Err(why) = self.driver.available() {
-            if !self.warned.swap(true, Ordering::Relaxed) {
-                tracing::warn!("pages that need a browser are not run: {why}");
-            }
-            return Finding {
-                note: Some(format!(
-                    "page runs script that may redirect; no browser available ({why})"
-                )),
-                ..Finding::default()
-            };
+    fn unavailable(&self, why: &str) -> Finding {
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!("pages that need a browser are not run: {why}");
         }
-        let deadline = Instant::now() + page.budget;
+        Finding {
+            note: Some(format!("page runs script that may redirect; no browser available ({why})")),
+            ..Finding::default()
+        }
+    }
+
+    async fn run(&self, page: &Page<'_>) -> Finding {
+        if let Err(why) = self.ready.driver.available() {
+            return self.unavailable(&why);
+        }
+        let queued = Instant::now();
         let Ok(_tab) = self.tabs.acquire().await else {
             return Finding::nothing();
         };
-        let proxy = match JobProxy::start(self.egress.clone(), self.relay_cap).await {
-            Ok(p) => p,
-            Err(e) => return failed(format!("cannot start the browser's proxy: {e}")),
+        // The page's time starts when it gets a tab, not while it waits for one.
+        let waited = queued.elapsed();
+        let deadline = Instant::now() + page.budget;
+        let slot = match self.ready.take() {
+            Some(slot) => slot,
+            None => match JobProxy::start(self.ready.egress.clone(), self.ready.relay_cap).await {
+                Ok(proxy) => Slot { proxy, page: None },
+                Err(e) => return failed(format!("cannot start the browser's proxy: {e}")),
+            },
         };
+        self.ready.refill();
+        let Slot { proxy, page: prepared } = slot;
         let (driver, url, proxy_addr, settle) = (
-            self.driver.clone(),
+            self.ready.driver.clone(),
             page.url.to_string(),
             proxy.addr,
             self.settle,
         );
-        let visit =
-            tokio::task::spawn_blocking(move || driver.visit(&url, proxy_addr, settle, deadline))
-                .await;
+        let visit = tokio::task::spawn_blocking(move || {
+            driver.visit(prepared, &url, proxy_addr, settle, deadline)
+        })
+        .await;
         let blocked_requests = proxy
             .records()
             .into_iter()
@@ -137,16 +206,12 @@ impl BrowserStage {
                 note: v.note,
                 ..Finding::default()
             },
-            Ok(Err(DriverError::Unavailable(why))) => Finding {
-                note: Some(format!(
-                    "page runs script that may redirect; no browser available ({why})"
-                )),
-                ..Finding::default()
-            },
+            Ok(Err(DriverError::Unavailable(why))) => self.unavailable(&why),
             Ok(Err(e @ DriverError::Failed(_))) => failed(e.to_string()),
             Err(e) => failed(format!("browser task failed: {e}")),
         };
         finding.blocked_requests = blocked_requests;
+        finding.waited = waited;
         finding
     }
 }
