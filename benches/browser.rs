@@ -29,7 +29,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let quick = std::env::var_os("BENCH_QUICK").is_some();
@@ -55,7 +57,9 @@ async fn main() {
     //    timers, capture) in real time, the page's own 500 ms timer costing nothing real.
     let warm = Arc::new(Chromium::new(&env.config.browser.chrome_path));
     warm.prewarm().expect("Chromium starts");
-    let proxy = hoptrace::egress::proxy::JobProxy::start(egress.clone(), 1 << 24).await.unwrap();
+    let proxy = hoptrace::egress::proxy::JobProxy::start(egress.clone(), 1 << 24)
+        .await
+        .unwrap();
     let mut visits = Vec::new();
     let mut overheads = Vec::new();
     for n in 0..overhead_n {
@@ -64,13 +68,25 @@ async fn main() {
             // Prepared ahead, as the stage keeps pages ready; the visit itself is timed.
             let page = d.prepare(p).unwrap();
             let t0 = Instant::now();
-            let v = d.visit(Some(page), &u, p, Duration::from_millis(3000), Instant::now() + Duration::from_secs(15)).unwrap();
+            let v = d
+                .visit(
+                    Some(page),
+                    &u,
+                    p,
+                    Duration::from_millis(3000),
+                    Instant::now() + Duration::from_secs(15),
+                )
+                .unwrap();
             (v, t0.elapsed())
         })
         .await
         .unwrap();
         let (v, took) = v;
-        assert_eq!(v.navigation.as_ref().map(|n| n.1), Some(Via::Javascript), "visit {n}: {v:?}");
+        assert_eq!(
+            v.navigation.as_ref().map(|n| n.1),
+            Some(Via::Javascript),
+            "visit {n}: {v:?}"
+        );
         visits.push(took.as_secs_f64() * 1000.0);
         overheads.push(v.load_to_capture.unwrap().as_secs_f64() * 1000.0);
     }
@@ -87,7 +103,9 @@ async fn main() {
         let mut cfg = env.config.clone();
         cfg.browser.max_tabs = tabs;
         cfg.limits.concurrency = tabs * 2;
-        let r = Arc::new(Resolver::with_driver(&cfg, None, Some(warm.clone() as Arc<dyn Driver>)).unwrap());
+        let r = Arc::new(
+            Resolver::with_driver(&cfg, None, Some(warm.clone() as Arc<dyn Driver>)).unwrap(),
+        );
         let t0 = Instant::now();
         let mut tasks = Vec::new();
         for n in 0..batch {
@@ -104,13 +122,27 @@ async fn main() {
     // 3. Baseline: a cold Chromium launch per URL (what a script that starts a browser for
     //    each link does), same page, same proxy, same capture.
     let mut cold_times = Vec::new();
-    let proxy = hoptrace::egress::proxy::JobProxy::start(egress.clone(), 1 << 24).await.unwrap();
+    let proxy = hoptrace::egress::proxy::JobProxy::start(egress.clone(), 1 << 24)
+        .await
+        .unwrap();
     for n in 0..cold_n {
-        let (u, p, path) = (url(9000 + n), proxy.addr, env.config.browser.chrome_path.clone());
+        let (u, p, path) = (
+            url(9000 + n),
+            proxy.addr,
+            env.config.browser.chrome_path.clone(),
+        );
         let t0 = Instant::now();
         tokio::task::spawn_blocking(move || {
             let cold = Chromium::new(&path);
-            let v = cold.visit(None, &u, p, Duration::from_millis(3000), Instant::now() + Duration::from_secs(30)).unwrap();
+            let v = cold
+                .visit(
+                    None,
+                    &u,
+                    p,
+                    Duration::from_millis(3000),
+                    Instant::now() + Duration::from_secs(30),
+                )
+                .unwrap();
             assert!(v.navigation.is_some());
         })
         .await
@@ -120,11 +152,17 @@ async fn main() {
     let cold_rate = cold_n as f64 / cold_times.iter().sum::<f64>();
     let best_rate = rates.iter().map(|r| r.1).fold(0.0, f64::max);
 
-    println!("JavaScript hops, warm Chromium vs a cold launch per URL (same run, {} cores)", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "JavaScript hops, warm Chromium vs a cold launch per URL (same run, {} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     println!("  page load (commit) -> captured navigation, page timer 500 ms: median {o_median:.0} ms, p95 {o_p95:.0} ms  (n={overhead_n})");
     println!("  whole visit in a prepared page (navigate + load + timers + capture): median {median:.0} ms, p95 {p95:.0} ms");
     for (tabs, rate) in &rates {
-        println!("  warm, max_tabs {tabs}: {rate:.2} JS-hop resolutions/s  ({:.1}x cold)", rate / cold_rate);
+        println!(
+            "  warm, max_tabs {tabs}: {rate:.2} JS-hop resolutions/s  ({:.1}x cold)",
+            rate / cold_rate
+        );
     }
     println!("  cold launch per URL: {cold_rate:.2} resolutions/s (n={cold_n})");
     println!("  best warm / cold: {:.1}x", best_rate / cold_rate);
@@ -138,5 +176,9 @@ async fn main() {
     });
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("browser.json"), serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("browser.json"),
+        serde_json::to_string_pretty(&json).unwrap(),
+    )
+    .unwrap();
 }

@@ -61,7 +61,8 @@ fn vias(t: &Trace) -> Vec<Via> {
 async fn javascript_hops_in_real_chromium() {
     let mut env = TestEnv::new().await;
     env.config.browser.enabled = true;
-    env.config.limits.hop_timeout_ms = 8000;
+    // Room for the hang case: a stuck call (5 s), a health check (2 s), a restart.
+    env.config.limits.hop_timeout_ms = 20000;
     for h in ["blog.test", "gohhs.com", "gts794.com", "internal.test"] {
         env.dns.set(h, &["127.0.0.1"]);
     }
@@ -268,11 +269,24 @@ async fn javascript_hops_in_real_chromium() {
     //     replaced, and the resolution still gets its hop.
     let launches = chromium.launches();
     let pid = chromium.pid().expect("a browser runs");
-    std::process::Command::new("kill").args(["-STOP", &pid.to_string()]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-STOP", &pid.to_string()])
+        .status()
+        .unwrap();
     let t = resolve(format!("http://blog.test:{p}/blog?el=after-hang")).await;
-    std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
-    assert!(t.final_url.ends_with("/after-hang"), "after the hang: {t:#?}");
-    assert_eq!(chromium.launches(), launches + 1, "the hung browser was replaced");
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        t.final_url.ends_with("/after-hang"),
+        "after the hang: {t:#?}"
+    );
+    assert_eq!(
+        chromium.launches(),
+        launches + 1,
+        "the hung browser was replaced"
+    );
 }
 
 #[tokio::test]

@@ -413,13 +413,24 @@ async fn a_missing_browser_is_warned_about_once() {
         ),
     )
     .unwrap();
-    let stdin = format!("http://blog.test:{0}/1\nhttp://blog.test:{0}/2\n", srv.port());
+    let stdin = format!(
+        "http://blog.test:{0}/1\nhttp://blog.test:{0}/2\n",
+        srv.port()
+    );
     let (code, out, err) = json_from_stdin(&cfg, stdin).await;
     assert_eq!(code, 0, "{err}");
-    assert_eq!(err.matches("pages that need a browser are not run").count(), 1, "{err}");
+    assert_eq!(
+        err.matches("pages that need a browser are not run").count(),
+        1,
+        "{err}"
+    );
     for line in out.lines() {
         let t: Trace = serde_json::from_str(line).unwrap();
         assert_eq!(t.outcome, Outcome::Landed);
-        assert!(t.hops[0].reason.as_deref().unwrap().contains("no browser available"));
+        assert!(t.hops[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("no browser available"));
     }
 }

@@ -24,6 +24,12 @@ use crate::trace::Via;
 /// set during the load still fires.
 const LOAD_MARGIN: Duration = Duration::from_millis(1000);
 
+/// How long a page prepared ahead may take to get its tab (it waits its turn).
+const PREPARE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a health check may take.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How long one CDP call may take before the browser is thought stuck.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -59,6 +65,9 @@ pub struct Chromium {
     refuser: Result<Refuser, String>,
     warm: Mutex<Option<Arc<Warm>>>,
     launches: AtomicU64,
+    /// headless_chrome attaches new tabs one at a time; creating them in parallel only
+    /// makes each wait longer, so pages are prepared one at a time.
+    preparing: Mutex<()>,
 }
 
 impl Chromium {
@@ -69,6 +78,7 @@ impl Chromium {
             refuser: Refuser::start().map_err(|e| format!("cannot start the refusing proxy: {e}")),
             warm: Mutex::new(None),
             launches: AtomicU64::new(0),
+            preparing: Mutex::new(()),
         }
     }
 
@@ -105,12 +115,18 @@ impl Chromium {
         Ok(w)
     }
 
-    /// Forgets `w` (if it is still the current browser), so the next visit starts another.
+    /// Called when something failed on `w`: if the browser is really gone or stuck, it is
+    /// killed and forgotten so the next visit starts another. A browser that still answers
+    /// is kept: one slow or failed page is not a reason to end every other visit.
     fn discard(&self, w: &Arc<Warm>) {
+        if w.alive() && healthy(w) {
+            return;
+        }
         let mut slot = self.warm.lock().unwrap_or_else(|p| p.into_inner());
         if slot.as_ref().is_some_and(|cur| Arc::ptr_eq(cur, w)) {
             *slot = None;
         }
+        drop(slot);
         if let Some(pid) = w.pid {
             // Make sure a hung browser does not linger.
             unsafe_kill(pid);
@@ -219,10 +235,16 @@ impl Chromium {
         (same && page.warm.alive()).then_some(page)
     }
 
-    /// A fresh page on the current browser, starting one if needed.
-    fn fresh(&self, proxy: SocketAddr) -> Result<ChromiumPage, (Option<Arc<Warm>>, String)> {
+    /// A fresh page on the current browser, starting one if needed; `until` bounds the
+    /// wait for the new tab.
+    fn fresh(
+        &self,
+        proxy: SocketAddr,
+        until: Instant,
+    ) -> Result<ChromiumPage, (Option<Arc<Warm>>, String)> {
+        let _one_at_a_time = self.preparing.lock().unwrap_or_else(|p| p.into_inner());
         let warm = self.warm().map_err(|e| (None, e.to_string()))?;
-        prepare_page(&warm, proxy).map_err(|Broken(why)| (Some(warm), why))
+        prepare_page(&warm, proxy, until).map_err(|Broken(why)| (Some(warm), why))
     }
 }
 
@@ -233,7 +255,7 @@ impl Driver for Chromium {
     }
 
     fn prepare(&self, proxy: SocketAddr) -> Result<PreparedPage, DriverError> {
-        match self.fresh(proxy) {
+        match self.fresh(proxy, Instant::now() + PREPARE_TIMEOUT) {
             Ok(page) => Ok(Box::new(page)),
             Err((warm, why)) => {
                 if let Some(w) = warm {
@@ -261,7 +283,7 @@ impl Driver for Chromium {
         for _ in 0..2 {
             let page = match ready.take().and_then(|p| self.current(p)) {
                 Some(p) => p,
-                None => match self.fresh(proxy) {
+                None => match self.fresh(proxy, deadline) {
                     Ok(p) => p,
                     Err((None, why)) => return Err(DriverError::Unavailable(why)),
                     Err((Some(w), why)) => {
@@ -275,7 +297,7 @@ impl Driver for Chromium {
             match run_page(page, url, settle, deadline) {
                 Ok(v) => return Ok(v),
                 Err(Broken(why)) => {
-                    tracing::warn!("Chromium failed during a visit ({why}); restarting it");
+                    tracing::warn!("a browser visit failed ({why}); checking Chromium");
                     self.discard(&warm);
                     if Instant::now() >= deadline {
                         // The page's time is gone either way: that is a cut, not a failure.
@@ -322,12 +344,21 @@ impl Drop for ChromiumPage {
         let (control, ctx) = (self.warm.control.clone(), std::mem::take(&mut self.ctx));
         // Not on the caller's thread: a context whose page spins can take a while to go.
         std::thread::spawn(move || {
-            let _ = browser_call(&control, Target::DisposeBrowserContext { browser_context_id: ctx });
+            let _ = browser_call(
+                &control,
+                Target::DisposeBrowserContext {
+                    browser_context_id: ctx,
+                },
+            );
         });
     }
 }
 
-fn prepare_page(warm: &Arc<Warm>, proxy: SocketAddr) -> Result<ChromiumPage, Broken> {
+fn prepare_page(
+    warm: &Arc<Warm>,
+    proxy: SocketAddr,
+    until: Instant,
+) -> Result<ChromiumPage, Broken> {
     let control = &warm.control;
     let ctx = browser_call(
         control,
@@ -371,7 +402,7 @@ fn prepare_page(warm: &Arc<Warm>, proxy: SocketAddr) -> Result<ChromiumPage, Bro
     )
     .map_err(|e| Broken(format!("opening a tab: {e}")))?
     .target_id;
-    let tab = wait_for_tab(&warm.browser, &target_id, Instant::now() + CALL_TIMEOUT)
+    let tab = wait_for_tab(&warm.browser, &target_id, until)
         .ok_or_else(|| Broken("the new tab never attached".into()))?;
 
     let (tx, events) = mpsc::channel::<Seen>();
@@ -429,14 +460,24 @@ impl Drop for ContextGuard {
         if let Some(ctx) = self.1.take() {
             let control = self.0.clone();
             std::thread::spawn(move || {
-                let _ = browser_call(&control, Target::DisposeBrowserContext { browser_context_id: ctx });
+                let _ = browser_call(
+                    &control,
+                    Target::DisposeBrowserContext {
+                        browser_context_id: ctx,
+                    },
+                );
             });
         }
     }
 }
 
 /// Loads `url` in a prepared page and waits for the navigation its script causes.
-fn run_page(page: ChromiumPage, url: &str, settle: Duration, deadline: Instant) -> Result<Visit, Broken> {
+fn run_page(
+    page: ChromiumPage,
+    url: &str,
+    settle: Duration,
+    deadline: Instant,
+) -> Result<Visit, Broken> {
     let t0 = Instant::now();
     let tab = page.tab.clone();
     // A healthy browser answers at once; one that does not is stuck (or the page is).
@@ -463,10 +504,16 @@ fn run_page(page: ChromiumPage, url: &str, settle: Duration, deadline: Instant) 
         if now >= deadline {
             return Ok(cut());
         }
-        match page.events.recv_timeout((deadline - now).min(Duration::from_millis(250))) {
+        match page
+            .events
+            .recv_timeout((deadline - now).min(Duration::from_millis(250)))
+        {
             Ok(Seen::Committed(at)) => match &committed {
                 None => {
-                    tracing::debug!("visit {url}: committed after {} ms", t0.elapsed().as_millis());
+                    tracing::debug!(
+                        "visit {url}: committed after {} ms",
+                        t0.elapsed().as_millis()
+                    );
                     committed = Some((at, Instant::now()));
                     // Timers run in virtual time: a 3 s setTimeout fires at once, and the
                     // budget expires only when the page has nothing left to do.
@@ -485,7 +532,9 @@ fn run_page(page: ChromiumPage, url: &str, settle: Duration, deadline: Instant) 
                     });
                 }
                 // A second commit we never saw requested: the page moved on by itself.
-                Some((first, since)) if *first != at => return Ok(found(at, Via::Javascript, *since)),
+                Some((first, since)) if *first != at => {
+                    return Ok(found(at, Via::Javascript, *since))
+                }
                 Some(_) => {}
             },
             Ok(Seen::Requested(to, via)) if to != "about:blank" => {
@@ -493,7 +542,13 @@ fn run_page(page: ChromiumPage, url: &str, settle: Duration, deadline: Instant) 
                     return Ok(found(to, via, *since));
                 }
             }
-            Ok(Seen::Download(to)) => return Ok(found(to, Via::Javascript, committed.as_ref().map_or(t0, |c| c.1))),
+            Ok(Seen::Download(to)) => {
+                return Ok(found(
+                    to,
+                    Via::Javascript,
+                    committed.as_ref().map_or(t0, |c| c.1),
+                ))
+            }
             Ok(Seen::BudgetExpired) => return Ok(Visit::default()),
             Ok(_) => {}
             Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -501,7 +556,9 @@ fn run_page(page: ChromiumPage, url: &str, settle: Duration, deadline: Instant) 
                     return Err(Broken("Chromium exited".into()));
                 }
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => return Err(Broken("event stream closed".into())),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(Broken("event stream closed".into()))
+            }
         }
     }
 }
@@ -522,9 +579,18 @@ fn cut() -> Visit {
     }
 }
 
+/// Whether the browser answers a trivial command promptly.
+fn healthy(w: &Warm) -> bool {
+    let control = w.control.clone();
+    within(Instant::now() + HEALTH_TIMEOUT, move || {
+        control.call_method_on_browser(CdpBrowser::GetVersion(None))
+    })
+    .is_ok()
+}
+
 /// headless_chrome registers tabs as their targets attach.
 fn wait_for_tab(browser: &Browser, target_id: &str, deadline: Instant) -> Option<Arc<Tab>> {
-    let until = deadline.min(Instant::now() + CALL_TIMEOUT);
+    let until = deadline;
     loop {
         if let Some(tab) = browser
             .get_tabs()
@@ -585,6 +651,7 @@ fn unsafe_kill(pid: u32) {
     let _ = std::process::Command::new("kill")
         .arg("-9")
         .arg(pid.to_string())
+        .stderr(std::process::Stdio::null())
         .status();
 }
 

@@ -98,26 +98,34 @@ impl Ready {
         self.slots.lock().unwrap_or_else(|p| p.into_inner()).pop()
     }
 
-    /// Starts preparing another slot in the background, if fewer than `keep` are ready.
+    /// Tops the ready slots up to `keep` in the background. Preparing a page is mostly
+    /// waiting on the browser, so several are prepared at once.
     fn refill(self: &Arc<Self>) {
         let have = self.slots.lock().unwrap_or_else(|p| p.into_inner()).len();
-        if have + self.making.load(Ordering::SeqCst) >= self.keep {
-            return;
-        }
-        self.making.fetch_add(1, Ordering::SeqCst);
-        let me = self.clone();
-        tokio::spawn(async move {
-            if let Ok(proxy) = JobProxy::start(me.egress.clone(), me.relay_cap).await {
-                let (driver, addr) = (me.driver.clone(), proxy.addr);
-                if let Ok(Ok(page)) = tokio::task::spawn_blocking(move || driver.prepare(addr)).await {
-                    me.slots.lock().unwrap_or_else(|p| p.into_inner()).push(Slot {
-                        proxy,
-                        page: Some(page),
-                    });
+        let missing = self
+            .keep
+            .saturating_sub(have + self.making.load(Ordering::SeqCst));
+        for _ in 0..missing {
+            self.making.fetch_add(1, Ordering::SeqCst);
+            let me = self.clone();
+            tokio::spawn(async move {
+                if let Ok(proxy) = JobProxy::start(me.egress.clone(), me.relay_cap).await {
+                    let (driver, addr) = (me.driver.clone(), proxy.addr);
+                    if let Ok(Ok(page)) =
+                        tokio::task::spawn_blocking(move || driver.prepare(addr)).await
+                    {
+                        me.slots
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(Slot {
+                                proxy,
+                                page: Some(page),
+                            });
+                    }
                 }
-            }
-            me.making.fetch_sub(1, Ordering::SeqCst);
-        });
+                me.making.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
     }
 }
 
@@ -135,7 +143,7 @@ impl BrowserStage {
                 egress,
                 relay_cap,
                 slots: Mutex::new(Vec::new()),
-                keep: max_tabs.clamp(1, 2),
+                keep: (max_tabs * 2).clamp(2, 4),
                 making: AtomicUsize::new(0),
             }),
             tabs: Arc::new(Semaphore::new(max_tabs.max(1))),
@@ -149,7 +157,9 @@ impl BrowserStage {
             tracing::warn!("pages that need a browser are not run: {why}");
         }
         Finding {
-            note: Some(format!("page runs script that may redirect; no browser available ({why})")),
+            note: Some(format!(
+                "page runs script that may redirect; no browser available ({why})"
+            )),
             ..Finding::default()
         }
     }
@@ -173,7 +183,10 @@ impl BrowserStage {
             },
         };
         self.ready.refill();
-        let Slot { proxy, page: prepared } = slot;
+        let Slot {
+            proxy,
+            page: prepared,
+        } = slot;
         let (driver, url, proxy_addr, settle) = (
             self.ready.driver.clone(),
             page.url.to_string(),
