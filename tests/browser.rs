@@ -210,7 +210,7 @@ async fn javascript_hops_in_real_chromium() {
 
     // 10. An endless loop: the page is cut at its budget, the resolution still ends.
     let mut short = env.config.clone();
-    short.limits.hop_timeout_ms = 2500;
+    short.limits.hop_timeout_ms = 4000;
     let spin_driver: Arc<dyn Driver> = chromium.clone();
     let rs = Resolver::with_driver(&short, None, Some(spin_driver)).unwrap();
     let t = tokio::time::timeout(

@@ -286,6 +286,15 @@ impl Driver for Chromium {
                 None => match self.fresh(proxy, deadline) {
                     Ok(p) => p,
                     Err((None, why)) => return Err(DriverError::Unavailable(why)),
+                    // No page before the page's time ran out: a cut, not a browser failure.
+                    Err(_) if Instant::now() >= deadline => {
+                        return Ok(Visit {
+                            note: Some(
+                                "no browser page became ready within the time limit; cut".into(),
+                            ),
+                            ..Visit::default()
+                        })
+                    }
                     Err((Some(w), why)) => {
                         self.discard(&w);
                         last = why;
@@ -334,24 +343,10 @@ enum Seen {
 struct ChromiumPage {
     warm: Arc<Warm>,
     proxy: SocketAddr,
-    ctx: String,
+    /// Disposes the context when the page goes.
+    _ctx: ContextGuard,
     tab: Arc<Tab>,
     events: mpsc::Receiver<Seen>,
-}
-
-impl Drop for ChromiumPage {
-    fn drop(&mut self) {
-        let (control, ctx) = (self.warm.control.clone(), std::mem::take(&mut self.ctx));
-        // Not on the caller's thread: a context whose page spins can take a while to go.
-        std::thread::spawn(move || {
-            let _ = browser_call(
-                &control,
-                Target::DisposeBrowserContext {
-                    browser_context_id: ctx,
-                },
-            );
-        });
-    }
 }
 
 fn prepare_page(
@@ -371,7 +366,7 @@ fn prepare_page(
     )
     .map_err(|e| Broken(format!("creating a context: {e}")))?
     .browser_context_id;
-    // From here on the context is owned by a page value or disposed by this guard.
+    // From here on the context is disposed whenever the guard (or the page owning it) goes.
     let guard = ContextGuard(control.clone(), Some(ctx.clone()));
     browser_call(
         control,
@@ -440,20 +435,15 @@ fn prepare_page(
     Ok(ChromiumPage {
         warm: warm.clone(),
         proxy,
-        ctx: guard.disarm(),
+        _ctx: guard,
         tab,
         events,
     })
 }
 
-/// Disposes a context if preparing its page fails half-way.
+/// Owns an incognito context: dropping it disposes the context (and its tab), off the
+/// caller's thread, since a context whose page spins can take a while to go.
 struct ContextGuard(Arc<Transport>, Option<String>);
-
-impl ContextGuard {
-    fn disarm(mut self) -> String {
-        self.1.take().unwrap_or_default()
-    }
-}
 
 impl Drop for ContextGuard {
     fn drop(&mut self) {

@@ -98,34 +98,34 @@ impl Ready {
         self.slots.lock().unwrap_or_else(|p| p.into_inner()).pop()
     }
 
-    /// Tops the ready slots up to `keep` in the background. Preparing a page is mostly
-    /// waiting on the browser, so several are prepared at once.
+    /// Tops the ready slots up to `keep` in the background: one worker, preparing one
+    /// page at a time, so a resolution that must prepare its own page waits behind at most
+    /// one.
     fn refill(self: &Arc<Self>) {
-        let have = self.slots.lock().unwrap_or_else(|p| p.into_inner()).len();
-        let missing = self
-            .keep
-            .saturating_sub(have + self.making.load(Ordering::SeqCst));
-        for _ in 0..missing {
-            self.making.fetch_add(1, Ordering::SeqCst);
-            let me = self.clone();
-            tokio::spawn(async move {
-                if let Ok(proxy) = JobProxy::start(me.egress.clone(), me.relay_cap).await {
-                    let (driver, addr) = (me.driver.clone(), proxy.addr);
-                    if let Ok(Ok(page)) =
-                        tokio::task::spawn_blocking(move || driver.prepare(addr)).await
-                    {
-                        me.slots
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(Slot {
-                                proxy,
-                                page: Some(page),
-                            });
-                    }
-                }
-                me.making.fetch_sub(1, Ordering::SeqCst);
-            });
+        if self.making.swap(1, Ordering::SeqCst) == 1 {
+            return; // a worker is already at it
         }
+        let me = self.clone();
+        tokio::spawn(async move {
+            while me.slots.lock().unwrap_or_else(|p| p.into_inner()).len() < me.keep {
+                let Ok(proxy) = JobProxy::start(me.egress.clone(), me.relay_cap).await else {
+                    break;
+                };
+                let (driver, addr) = (me.driver.clone(), proxy.addr);
+                match tokio::task::spawn_blocking(move || driver.prepare(addr)).await {
+                    Ok(Ok(page)) => me
+                        .slots
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(Slot {
+                            proxy,
+                            page: Some(page),
+                        }),
+                    _ => break, // the browser is unwell; visits will restart it
+                }
+            }
+            me.making.store(0, Ordering::SeqCst);
+        });
     }
 }
 
