@@ -250,17 +250,13 @@ impl Resolver {
                 return Step::End(Outcome::Blocked, None);
             }
             Err(FetchError::Timeout(_)) => {
-                let which = if budget < self.hop_timeout {
-                    "total_timeout_ms"
+                // A budget below the hop limit means the whole resolution's time ran out.
+                let (limit, key) = if budget < self.hop_timeout {
+                    (self.total_timeout, "total_timeout_ms")
                 } else {
-                    "hop_timeout_ms"
+                    (self.hop_timeout, "hop_timeout_ms")
                 };
-                let limit = if budget < self.hop_timeout {
-                    self.total_timeout
-                } else {
-                    self.hop_timeout
-                };
-                return Step::End(Outcome::Timeout, Some(timeout_error(limit, which)));
+                return Step::End(Outcome::Timeout, Some(timeout_error(limit, key)));
             }
             Err(e) => {
                 let outcome = if e.kind() == "timeout" {

@@ -102,27 +102,27 @@ pub fn has_script(resp: &Response) -> bool {
 pub fn static_next_hop(base: &Url, resp: &Response) -> Option<Result<Found, BadTarget>> {
     if resp.is_redirect() {
         let raw = resp.headers.get(http::header::LOCATION)?.as_bytes();
-        return Some(join(base, &encode_raw(raw), Via::HttpRedirect));
+        return Some(resolve_target(base, &encode_raw(raw), Via::HttpRedirect));
     }
     if let Some(target) = resp
         .headers
         .get("refresh")
         .and_then(|v| refresh_target(&String::from_utf8_lossy(v.as_bytes())))
     {
-        return Some(join(base, &target, Via::MetaRefresh));
+        return Some(resolve_target(base, &target, Via::MetaRefresh));
     }
     if resp.body.is_empty() {
         return None;
     }
     let text = String::from_utf8_lossy(&resp.body);
     if let Some(target) = meta_refresh(&text) {
-        return Some(join(base, &target, Via::MetaRefresh));
+        return Some(resolve_target(base, &target, Via::MetaRefresh));
     }
-    literal_script_redirect(&text).map(|target| join(base, &target, Via::Javascript))
+    literal_script_redirect(&text).map(|target| resolve_target(base, &target, Via::Javascript))
 }
 
 /// Resolves a target against the page (RFC 3986), percent-encoding what needs it.
-fn join(base: &Url, target: &str, via: Via) -> Result<Found, BadTarget> {
+pub fn resolve_target(base: &Url, target: &str, via: Via) -> Result<Found, BadTarget> {
     base.join(target.trim())
         .map(|url| Found { url, via })
         .map_err(|e| BadTarget {
@@ -366,7 +366,7 @@ mod tests {
     #[test]
     fn raw_location_bytes_are_encoded() {
         let base = Url::parse("http://h.example/dir/page").unwrap();
-        let got = join(
+        let got = resolve_target(
             &base,
             &encode_raw(b"../caf\xc3\xa9 menu?q=a b"),
             Via::HttpRedirect,
@@ -376,7 +376,7 @@ mod tests {
             got.url.as_str(),
             "http://h.example/caf%C3%A9%20menu?q=a%20b"
         );
-        let got = join(
+        let got = resolve_target(
             &base,
             &encode_raw(b"//other.example:8080/x"),
             Via::HttpRedirect,

@@ -22,7 +22,7 @@ pub fn refang(input: &str) -> String {
             s = s.replace(from, to);
         }
     }
-    // Scheme spellings: hxxp, hXXp, hxxps, meow-style variants are out of scope.
+    // Scheme spellings: hxxp and hxxps in any case (hXXp, HXXPS).
     let lower = s.to_ascii_lowercase();
     for (from, to) in [
         ("hxxps://", "https://"),

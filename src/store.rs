@@ -42,10 +42,12 @@ pub struct DomainRecord {
     pub labels: Vec<String>,
 }
 
+/// A stored Trace and when it was stored. Written from a borrowed Trace (`T = &Trace`), read
+/// into an owned one, so a write does not copy the Trace first.
 #[derive(Serialize, Deserialize)]
-struct Stored {
+struct Stored<T> {
     stored_at_ms: u64,
-    trace: Trace,
+    trace: T,
 }
 
 /// The database. One per process: sled locks its folder.
@@ -100,7 +102,7 @@ impl Store {
     pub fn latest(&self, key: &str) -> Result<Option<(Trace, u64)>, StoreError> {
         match self.traces.get(key.as_bytes())? {
             Some(bytes) => {
-                let s: Stored = serde_json::from_slice(&bytes)
+                let s: Stored<Trace> = serde_json::from_slice(&bytes)
                     .map_err(|e| StoreError::Corrupt(format!("trace {key}: {e}")))?;
                 Ok(Some((s.trace, s.stored_at_ms)))
             }
@@ -128,7 +130,7 @@ impl Store {
     pub async fn put(&self, key: &str, trace: &Trace, now_ms: u64) -> Result<(), StoreError> {
         let record = serde_json::to_vec(&Stored {
             stored_at_ms: now_ms,
-            trace: trace.clone(),
+            trace,
         })
         .map_err(|e| StoreError::Db(e.to_string()))?;
         let landing = landing_domain(trace);

@@ -129,7 +129,7 @@ impl Chromium {
         drop(slot);
         if let Some(pid) = w.pid {
             // Make sure a hung browser does not linger.
-            unsafe_kill(pid);
+            kill_now(pid);
         }
     }
 
@@ -221,7 +221,7 @@ impl Drop for Chromium {
             .take()
         {
             if let Some(pid) = w.pid {
-                unsafe_kill(pid);
+                kill_now(pid);
             }
         }
     }
@@ -580,7 +580,6 @@ fn healthy(w: &Warm) -> bool {
 
 /// headless_chrome registers tabs as their targets attach.
 fn wait_for_tab(browser: &Browser, target_id: &str, deadline: Instant) -> Option<Arc<Tab>> {
-    let until = deadline;
     loop {
         if let Some(tab) = browser
             .get_tabs()
@@ -591,7 +590,7 @@ fn wait_for_tab(browser: &Browser, target_id: &str, deadline: Instant) -> Option
         {
             return Some(tab.clone());
         }
-        if Instant::now() >= until {
+        if Instant::now() >= deadline {
             return None;
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -636,8 +635,8 @@ fn within<T: Send + 'static>(
     }
 }
 
-fn unsafe_kill(pid: u32) {
-    // No libc dependency for one call: the kill(1) command does the same.
+/// SIGKILL, through kill(1): no libc dependency (and no `unsafe`) for one call.
+fn kill_now(pid: u32) {
     let _ = std::process::Command::new("kill")
         .arg("-9")
         .arg(pid.to_string())

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use crate::discover::{FinderFuture, Finding, Found, NextHopFinder, Page};
+use crate::discover::{resolve_target, FinderFuture, Finding, NextHopFinder, Page};
 use crate::egress::proxy::JobProxy;
 use crate::egress::Egress;
 use crate::trace::{TraceError, Via};
@@ -206,16 +206,9 @@ impl BrowserStage {
         drop(proxy);
         let mut finding = match visit {
             Ok(Ok(v)) => Finding {
-                next: v.navigation.map(|(target, via)| {
-                    page.url
-                        .join(&target)
-                        .map(|url| Found { url, via })
-                        .map_err(|e| crate::discover::BadTarget {
-                            via,
-                            target,
-                            message: e.to_string(),
-                        })
-                }),
+                next: v
+                    .navigation
+                    .map(|(target, via)| resolve_target(page.url, &target, via)),
                 note: v.note,
                 ..Finding::default()
             },
