@@ -59,6 +59,7 @@ fn vias(t: &Trace) -> Vec<Via> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn javascript_hops_in_real_chromium() {
+    capture_logs();
     let mut env = TestEnv::new().await;
     env.config.browser.enabled = true;
     // Room for the hang case: a stuck call (5 s), a health check (2 s), a restart.

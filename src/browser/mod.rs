@@ -6,9 +6,16 @@
 //!
 //! The browser reaches the network only through a [`JobProxy`] per resolution, which applies
 //! the same egress gate as the HTTP client. The driver sits behind [`Driver`] so it can be
-//! swapped; [`chromium::Chromium`] drives Debian's Chromium with headless_chrome.
+//! swapped: [`pool::Pool`] keeps one warm Chromium whatever drives it, [`chromium::Chromium`]
+//! drives it with headless_chrome, and `cdp` holds what drivers share (flags, the watch loop).
 
+mod cdp;
 pub mod chromium;
+#[cfg(feature = "chromiumoxide")]
+pub mod oxide;
+pub mod pool;
+
+pub use cdp::find_chromium;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -392,3 +392,12 @@ impl TestEnv {
         path
     }
 }
+
+/// Sends hoptrace's debug logs to the test's captured output, so a failing case shows what
+/// the stages did (libtest prints captured output only for failures).
+pub fn capture_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("hoptrace=debug")
+        .with_test_writer()
+        .try_init();
+}

@@ -1,0 +1,229 @@
+//! What every Chromium driver shares, whatever crate speaks CDP for it: the flags that keep
+//! the browser quiet and proxied, the events that carry the chain, and the loop that watches
+//! one visit until its script navigates, its timers run out or its time does.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::Visit;
+use crate::trace::Via;
+
+/// Page time allowed beyond `settle` for the load itself, so a timer of exactly `settle`
+/// set during the load still fires.
+pub(super) const LOAD_MARGIN: Duration = Duration::from_millis(1000);
+
+/// How long one CDP call may take before the browser is thought stuck.
+pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a health check may take.
+pub(super) const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The browser itself failed (died, stopped answering); the visit may be retried.
+#[derive(Debug)]
+pub struct Broken(pub String);
+
+/// What a page's events said, in the order they came.
+#[derive(Debug)]
+pub(super) enum Seen {
+    /// The main frame committed a document at this URL.
+    Committed(String),
+    /// The main frame asked to go to this URL (script, or a refresh the browser ran).
+    Requested(String, Via),
+    /// A download started from this URL.
+    Download(String),
+    /// Virtual time ran out: the page has nothing left to do.
+    BudgetExpired,
+}
+
+/// Chromium's flags: everything the browser does on its own goes to `refuser`; a visit's
+/// traffic goes to its context's own proxy. Loopback is proxied too (Chromium bypasses it
+/// otherwise). Drivers add only what their crate needs to connect (debugging port, profile
+/// directory, headless mode).
+pub(super) fn flags(refuser: SocketAddr) -> Vec<String> {
+    let features = [
+        "TranslateUI",
+        "BlinkGenPropertyTrees",
+        "NetworkTimeServiceQuerying",
+        "OptimizationHints",
+        "MediaRouter",
+        "DialMediaRouteProvider",
+        "AutofillServerCommunication",
+        "CertificateTransparencyComponentUpdater",
+        "InterestFeedContentSuggestions",
+    ]
+    .join(",");
+    let mut flags: Vec<String> = [
+        "--disable-background-networking",
+        "--disable-background-timer-throttling",
+        "--disable-backgrounding-occluded-windows",
+        "--disable-breakpad",
+        "--disable-client-side-phishing-detection",
+        "--disable-component-extensions-with-background-pages",
+        "--disable-default-apps",
+        "--disable-dev-shm-usage",
+        "--disable-extensions",
+        "--disable-hang-monitor",
+        "--disable-ipc-flooding-protection",
+        "--disable-popup-blocking",
+        "--disable-prompt-on-repost",
+        "--disable-renderer-backgrounding",
+        "--disable-sync",
+        "--metrics-recording-only",
+        "--no-first-run",
+        "--enable-automation",
+        "--password-store=basic",
+        "--use-mock-keychain",
+        "--proxy-bypass-list=<-loopback>",
+        "--disable-quic",
+        "--disable-component-update",
+        "--disable-domain-reliability",
+        "--no-pings",
+        "--dns-prefetch-disable",
+        "--disable-gpu",
+        "--mute-audio",
+        "--no-default-browser-check",
+    ]
+    .map(str::to_string)
+    .into();
+    flags.push(format!("--proxy-server=http://{refuser}"));
+    flags.push(format!("--disable-features={features}"));
+    flags
+}
+
+/// Watches one visit after its navigation was sent: returns the navigation the page's
+/// script (or a refresh) asks for, as soon as it is requested; nothing when the page's
+/// virtual time runs out with no navigation; a cut at `deadline`. `arm` starts virtual time
+/// with the given budget after the first commit (timers then fire without real waiting);
+/// `alive` tells whether the browser process still runs.
+pub(super) fn watch(
+    events: &mpsc::Receiver<Seen>,
+    url: &str,
+    settle: Duration,
+    deadline: Instant,
+    arm: impl FnOnce(Duration),
+    alive: impl Fn() -> bool,
+) -> Result<Visit, Broken> {
+    let t0 = Instant::now();
+    let mut arm = Some(arm);
+    let mut committed: Option<(String, Instant)> = None;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            tracing::debug!(
+                "visit {url}: cut after {} ms (committed: {})",
+                t0.elapsed().as_millis(),
+                committed.is_some()
+            );
+            return Ok(cut());
+        }
+        match events.recv_timeout((deadline - now).min(Duration::from_millis(250))) {
+            Ok(Seen::Committed(at)) => match &committed {
+                None => {
+                    tracing::debug!("visit {url}: committed after {} ms", t0.elapsed().as_millis());
+                    committed = Some((at, Instant::now()));
+                    // Timers set while the page loads count from then: give them a margin.
+                    if let Some(arm) = arm.take() {
+                        arm(settle + LOAD_MARGIN);
+                    }
+                }
+                // A second commit we never saw requested: the page moved on by itself.
+                Some((first, since)) if *first != at => {
+                    return Ok(found(at, Via::Javascript, *since))
+                }
+                Some(_) => {}
+            },
+            Ok(Seen::Requested(to, via)) if to != "about:blank" => {
+                if let Some((_, since)) = &committed {
+                    return Ok(found(to, via, *since));
+                }
+            }
+            Ok(Seen::Download(to)) => {
+                let since = committed.as_ref().map_or(t0, |c| c.1);
+                return Ok(found(to, Via::Javascript, since));
+            }
+            Ok(Seen::BudgetExpired) => return Ok(Visit::default()),
+            Ok(_) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if !alive() {
+                    return Err(Broken("Chromium exited".into()));
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(Broken("event stream closed".into()))
+            }
+        }
+    }
+}
+
+fn found(url: String, via: Via, committed_at: Instant) -> Visit {
+    Visit {
+        navigation: Some((url, via)),
+        note: None,
+        load_to_capture: Some(committed_at.elapsed()),
+    }
+}
+
+/// The page's time ran out while it still ran (or loaded).
+pub(super) fn cut() -> Visit {
+    Visit {
+        navigation: None,
+        note: Some("page script still running at the time limit; cut".into()),
+        load_to_capture: None,
+    }
+}
+
+/// True while `pid` runs (a killed child stays a zombie until reaped: that counts as dead).
+pub(super) fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X'),
+        Err(_) => false,
+    }
+}
+
+/// SIGKILL, through kill(1): no libc dependency (and no `unsafe`) for one call.
+pub(super) fn kill_now(pid: u32) {
+    let _ = std::process::Command::new("kill")
+        .arg("-9")
+        .arg(pid.to_string())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// `browser.chrome_path`, else Debian's binary, else chromium/google-chrome on PATH.
+/// (Debian's /usr/bin/chromium is a wrapper script that adds flags; the real binary is used.)
+pub fn find_chromium(configured: &Path) -> Result<PathBuf, String> {
+    if !configured.as_os_str().is_empty() {
+        return if configured.is_file() {
+            Ok(configured.to_path_buf())
+        } else {
+            Err(format!(
+                "browser.chrome_path {} does not exist",
+                configured.display()
+            ))
+        };
+    }
+    let debian = Path::new("/usr/lib/chromium/chromium");
+    if debian.is_file() {
+        return Ok(debian.to_path_buf());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for name in [
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+        "google-chrome-stable",
+    ] {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err("Chromium is not installed (apt-get install chromium, or set browser.chrome_path)".into())
+}

@@ -1,0 +1,335 @@
+//! The [`Engine`] for chromiumoxide: the same pages, proxies, flags and watch loop as the
+//! headless_chrome driver, over chromiumoxide's async CDP connection (a few ms per call
+//! where headless_chrome's polling reader costs tens). Built with the `chromiumoxide`
+//! feature; chosen with `browser.driver = "chromiumoxide"`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use chromiumoxide::cdp::browser_protocol::browser::{
+    EventDownloadWillBegin, SetDownloadBehaviorBehavior, SetDownloadBehaviorParams,
+};
+use chromiumoxide::cdp::browser_protocol::emulation::{
+    EventVirtualTimeBudgetExpired, SetVirtualTimePolicyParams, VirtualTimePolicy,
+};
+use chromiumoxide::cdp::browser_protocol::page::{
+    ClientNavigationReason, EventFrameNavigated, EventFrameRequestedNavigation, NavigateParams,
+};
+use chromiumoxide::cdp::browser_protocol::target::{
+    BrowserContextId, CreateBrowserContextParams, CreateTargetParams,
+};
+use chromiumoxide::{Browser, BrowserConfig, Page};
+use futures_util::StreamExt;
+use tokio::runtime::Runtime;
+use tokio::time::timeout_at;
+
+use super::cdp::{self, Broken, Seen, CALL_TIMEOUT, HEALTH_TIMEOUT};
+use super::pool::{Engine, Pool};
+use super::Visit;
+use crate::trace::Via;
+
+/// Chromium driven by chromiumoxide.
+pub type Oxide = Pool<ChromiumOxide>;
+
+impl Oxide {
+    /// Finds the browser (without starting it: that happens on first use).
+    pub fn new(configured: &Path) -> Oxide {
+        Pool::with_engine(ChromiumOxide::new(), configured)
+    }
+}
+
+/// chromiumoxide as an [`Engine`]. It owns a small runtime for the CDP connection, so the
+/// browser's events are read however busy (or blocked) the caller's runtime is.
+pub struct ChromiumOxide {
+    rt: Option<Runtime>,
+}
+
+impl ChromiumOxide {
+    fn new() -> ChromiumOxide {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("hoptrace-cdp")
+            .enable_all()
+            .build()
+            .ok();
+        ChromiumOxide { rt }
+    }
+
+    fn rt(&self) -> Result<&Runtime, String> {
+        self.rt
+            .as_ref()
+            .ok_or_else(|| "cannot start the CDP runtime".to_string())
+    }
+}
+
+impl Drop for ChromiumOxide {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which is not allowed inside another runtime.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A running browser, its connection's task, and its throw-away profile directory.
+pub struct OxBrowser {
+    browser: Browser,
+    pid: Option<u32>,
+    handler: tokio::task::JoinHandle<()>,
+    profile: PathBuf,
+    rt: tokio::runtime::Handle,
+}
+
+impl Drop for OxBrowser {
+    fn drop(&mut self) {
+        self.handler.abort();
+        if let Some(pid) = self.pid {
+            cdp::kill_now(pid);
+        }
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// A page ready for one visit (see [`Engine::Page`]).
+pub struct OxPage {
+    browser: Arc<OxBrowser>,
+    proxy: SocketAddr,
+    /// Disposes the context when the page goes.
+    _ctx: ContextGuard,
+    page: Page,
+    events: mpsc::Receiver<Seen>,
+}
+
+/// Owns an incognito context: dropping it disposes the context (and its tab) in the
+/// background.
+struct ContextGuard(Arc<OxBrowser>, Option<BrowserContextId>);
+
+impl Drop for ContextGuard {
+    fn drop(&mut self) {
+        if let Some(id) = self.1.take() {
+            let b = self.0.clone();
+            b.rt.clone().spawn(async move {
+                let _ = tokio::time::timeout(
+                    CALL_TIMEOUT,
+                    b.browser.dispose_browser_context(id),
+                )
+                .await;
+            });
+        }
+    }
+}
+
+fn err(what: &str) -> impl Fn(chromiumoxide::error::CdpError) -> Broken + '_ {
+    move |e| Broken(format!("{what}: {e}"))
+}
+
+/// A fresh profile directory per browser, so nothing persists between launches.
+fn profile_dir() -> PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    std::env::temp_dir().join(format!(
+        "hoptrace-chromium-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+impl Engine for ChromiumOxide {
+    type Browser = OxBrowser;
+    type Page = OxPage;
+    const SERIAL_PREPARE: bool = false;
+
+    fn launch(&self, path: &Path, flags: Vec<String>) -> Result<OxBrowser, String> {
+        let rt = self.rt()?;
+        let profile = profile_dir();
+        std::fs::create_dir_all(&profile).map_err(|e| format!("profile directory: {e}"))?;
+        let config = BrowserConfig::builder()
+            .chrome_executable(path)
+            .no_sandbox()
+            .disable_default_args()
+            .args(flags)
+            .user_data_dir(&profile)
+            .viewport(None)
+            .respect_https_errors()
+            .request_timeout(CALL_TIMEOUT)
+            .build()
+            .map_err(|e| format!("cannot configure Chromium: {e}"))?;
+        rt.block_on(async {
+            let (mut browser, mut handler) = Browser::launch(config)
+                .await
+                .map_err(|e| format!("cannot start Chromium: {e}"))?;
+            let pid = browser
+                .get_mut_child()
+                .and_then(|c| c.as_mut_inner().id());
+            // The connection is driven by polling the handler; a bad message is skipped.
+            let handler = tokio::spawn(async move { while handler.next().await.is_some() {} });
+            Ok(OxBrowser {
+                browser,
+                pid,
+                handler,
+                profile,
+                rt: rt.handle().clone(),
+            })
+        })
+    }
+
+    fn pid(b: &OxBrowser) -> Option<u32> {
+        b.pid
+    }
+
+    fn healthy(&self, b: &OxBrowser) -> bool {
+        self.rt().is_ok_and(|rt| {
+            rt.block_on(tokio::time::timeout(HEALTH_TIMEOUT, b.browser.version()))
+                .is_ok_and(|r| r.is_ok())
+        })
+    }
+
+    fn prepare(
+        &self,
+        b: &Arc<OxBrowser>,
+        proxy: SocketAddr,
+        until: Instant,
+    ) -> Result<OxPage, Broken> {
+        let rt = self.rt().map_err(Broken)?;
+        let until = tokio::time::Instant::from_std(until);
+        let prepared = rt.block_on(timeout_at(until, async {
+            let ctx = b
+                .browser
+                .create_browser_context(CreateBrowserContextParams {
+                    dispose_on_detach: Some(true),
+                    proxy_server: Some(format!("http://{proxy}")),
+                    proxy_bypass_list: Some("<-loopback>".into()),
+                    origins_with_universal_network_access: None,
+                })
+                .await
+                .map_err(err("creating a context"))?;
+            // From here on the context is disposed whenever the guard (or its page) goes.
+            let guard = ContextGuard(b.clone(), Some(ctx.clone()));
+            b.browser
+                .execute(SetDownloadBehaviorParams {
+                    behavior: SetDownloadBehaviorBehavior::Deny,
+                    browser_context_id: Some(ctx.clone()),
+                    download_path: None,
+                    events_enabled: Some(true),
+                })
+                .await
+                .map_err(err("denying downloads"))?;
+            let mut target = CreateTargetParams::new("about:blank");
+            target.browser_context_id = Some(ctx);
+            let page = b
+                .browser
+                .new_page(target)
+                .await
+                .map_err(err("opening a tab"))?;
+            let events = listen(b, &page).await.map_err(err("listening to the tab"))?;
+            Ok(OxPage {
+                browser: b.clone(),
+                proxy,
+                _ctx: guard,
+                page,
+                events,
+            })
+        }));
+        prepared.unwrap_or_else(|_| Err(Broken("the new tab was not ready in time".into())))
+    }
+
+    fn browser_of(page: &OxPage) -> &Arc<OxBrowser> {
+        &page.browser
+    }
+
+    fn proxy_of(page: &OxPage) -> SocketAddr {
+        page.proxy
+    }
+
+    fn run(
+        &self,
+        page: OxPage,
+        url: &str,
+        settle: Duration,
+        deadline: Instant,
+    ) -> Result<Visit, Broken> {
+        let rt = self.rt().map_err(Broken)?;
+        let t0 = Instant::now();
+        // A healthy browser answers at once; one that does not is stuck (or the page is).
+        let answer_by = tokio::time::Instant::from_std(deadline.min(t0 + CALL_TIMEOUT));
+        let navigate = rt.block_on(timeout_at(
+            answer_by,
+            page.page.execute(NavigateParams::new(url)),
+        ));
+        match navigate {
+            Ok(Ok(_)) => tracing::debug!(
+                "visit {url}: navigation answered after {} ms",
+                t0.elapsed().as_millis()
+            ),
+            // Out of time while the page loads: cut, like a page that runs too long.
+            _ if Instant::now() >= deadline => return Ok(cdp::cut()),
+            Ok(Err(e)) => return Err(Broken(format!("navigating: {e}"))),
+            Err(_) => return Err(Broken("navigating: no answer in time".into())),
+        }
+        let arm = |budget: Duration| {
+            // Sent without waiting (see the headless_chrome driver): the answer may be late.
+            let mut policy =
+                SetVirtualTimePolicyParams::new(VirtualTimePolicy::PauseIfNetworkFetchesPending);
+            policy.budget = Some(budget.as_millis() as f64);
+            let p = page.page.clone();
+            rt.spawn(async move {
+                let _ = tokio::time::timeout(CALL_TIMEOUT, p.execute(policy)).await;
+            });
+        };
+        let pid = page.browser.pid;
+        cdp::watch(&page.events, url, settle, deadline, arm, || {
+            pid.is_none_or(cdp::process_alive)
+        })
+    }
+}
+
+/// Forwards the page's events that carry the chain to a channel the watch loop reads.
+async fn listen(
+    b: &OxBrowser,
+    page: &Page,
+) -> Result<mpsc::Receiver<Seen>, chromiumoxide::error::CdpError> {
+    let (tx, events) = mpsc::channel();
+    // The main frame's id is its target's id.
+    let main = page.target_id().as_ref().to_string();
+    let mut committed = page.event_listener::<EventFrameNavigated>().await?;
+    let mut requested = page.event_listener::<EventFrameRequestedNavigation>().await?;
+    let mut budget = page.event_listener::<EventVirtualTimeBudgetExpired>().await?;
+    let mut downloads = b.browser.event_listener::<EventDownloadWillBegin>().await?;
+    tokio::spawn(async move {
+        loop {
+            // Biased: a commit queued with the request it led to is seen first.
+            let seen = tokio::select! {
+                biased;
+                Some(e) = committed.next() => match e.frame.parent_id {
+                    None => Seen::Committed(e.frame.url.clone()),
+                    Some(_) => continue,
+                },
+                Some(e) = requested.next() => {
+                    if e.frame_id.as_ref() != main {
+                        continue;
+                    }
+                    let via = match e.reason {
+                        ClientNavigationReason::MetaTagRefresh
+                        | ClientNavigationReason::HttpHeaderRefresh => Via::MetaRefresh,
+                        _ => Via::Javascript,
+                    };
+                    Seen::Requested(e.url.clone(), via)
+                }
+                Some(_) = budget.next() => Seen::BudgetExpired,
+                Some(e) = downloads.next() => {
+                    if e.frame_id.as_ref() != main {
+                        continue;
+                    }
+                    Seen::Download(e.url.clone())
+                }
+                else => break,
+            };
+            if tx.send(seen).is_err() {
+                break; // the visit is over
+            }
+        }
+    });
+    Ok(events)
+}

@@ -1,0 +1,251 @@
+//! One warm browser shared by every visit, whatever drives it: started on first use,
+//! replaced when it dies or stops answering (and the visit tried once more), kept when only
+//! one page misbehaved. The crate-specific part is an [`Engine`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::cdp;
+pub use super::cdp::Broken;
+use super::{Driver, DriverError, PreparedPage, Visit};
+use crate::egress::proxy::Refuser;
+
+/// How long a page prepared ahead may take to get its tab (it waits its turn).
+const PREPARE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A CDP crate's way of starting Chromium, making an isolated page and running a visit.
+pub trait Engine: Send + Sync + 'static {
+    /// A running browser.
+    type Browser: Send + Sync + 'static;
+    /// A page ready for one visit: a fresh incognito context whose proxy is one
+    /// resolution's own, downloads denied, a blank tab listened to. Dropping it disposes the
+    /// context.
+    type Page: Send + 'static;
+    /// Whether pages must be prepared one at a time (the crate serialises them anyway).
+    const SERIAL_PREPARE: bool;
+
+    fn launch(&self, path: &Path, flags: Vec<String>) -> Result<Self::Browser, String>;
+    fn pid(browser: &Self::Browser) -> Option<u32>;
+    /// Whether the browser answers a trivial command within [`cdp::HEALTH_TIMEOUT`].
+    fn healthy(&self, browser: &Self::Browser) -> bool;
+    fn prepare(
+        &self,
+        browser: &Arc<Self::Browser>,
+        proxy: SocketAddr,
+        until: Instant,
+    ) -> Result<Self::Page, Broken>;
+    fn browser_of(page: &Self::Page) -> &Arc<Self::Browser>;
+    fn proxy_of(page: &Self::Page) -> SocketAddr;
+    /// Loads `url` in `page` and watches it ([`cdp::watch`]).
+    fn run(
+        &self,
+        page: Self::Page,
+        url: &str,
+        settle: Duration,
+        deadline: Instant,
+    ) -> Result<Visit, Broken>;
+}
+
+/// Debian's Chromium, warm, driven through `E`.
+pub struct Pool<E: Engine> {
+    engine: E,
+    path: Result<PathBuf, String>,
+    refuser: Result<Refuser, String>,
+    warm: Mutex<Option<Arc<E::Browser>>>,
+    launches: AtomicU64,
+    preparing: Mutex<()>,
+}
+
+impl<E: Engine> Pool<E> {
+    /// Finds the browser (without starting it: that happens on first use).
+    pub fn with_engine(engine: E, configured: &Path) -> Pool<E> {
+        Pool {
+            engine,
+            path: cdp::find_chromium(configured),
+            refuser: Refuser::start().map_err(|e| format!("cannot start the refusing proxy: {e}")),
+            warm: Mutex::new(None),
+            launches: AtomicU64::new(0),
+            preparing: Mutex::new(()),
+        }
+    }
+
+    /// How many times a browser was started (a restart adds one).
+    pub fn launches(&self) -> u64 {
+        self.launches.load(Ordering::Relaxed)
+    }
+
+    /// The running browser's process id, if one runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.slot().as_ref().and_then(|b| E::pid(b))
+    }
+
+    /// Starts the browser now rather than on the first visit.
+    pub fn prewarm(&self) -> Result<(), DriverError> {
+        self.warm().map(|_| ())
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<E::Browser>>> {
+        self.warm.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn alive(browser: &E::Browser) -> bool {
+        E::pid(browser).is_none_or(cdp::process_alive)
+    }
+
+    fn warm(&self) -> Result<Arc<E::Browser>, DriverError> {
+        let mut slot = self.slot();
+        if let Some(b) = slot.as_ref() {
+            if Self::alive(b) {
+                return Ok(b.clone());
+            }
+            tracing::warn!("Chromium (pid {:?}) is gone; starting a new one", E::pid(b));
+        }
+        *slot = None;
+        let path = self.path.clone().map_err(DriverError::Unavailable)?;
+        let refuser = self
+            .refuser
+            .as_ref()
+            .map_err(|e| DriverError::Unavailable(e.clone()))?;
+        let b = Arc::new(
+            self.engine
+                .launch(&path, cdp::flags(refuser.addr))
+                .map_err(DriverError::Unavailable)?,
+        );
+        self.launches.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!("Chromium started, pid {:?}", E::pid(&b));
+        *slot = Some(b.clone());
+        Ok(b)
+    }
+
+    /// Called when something failed on `b`: if the browser is really gone or stuck, it is
+    /// killed and forgotten so the next visit starts another. A browser that still answers
+    /// is kept: one slow or failed page is not a reason to end every other visit.
+    fn discard(&self, b: &Arc<E::Browser>) {
+        if Self::alive(b) && self.engine.healthy(b) {
+            return;
+        }
+        let mut slot = self.slot();
+        if slot.as_ref().is_some_and(|cur| Arc::ptr_eq(cur, b)) {
+            *slot = None;
+        }
+        drop(slot);
+        if let Some(pid) = E::pid(b) {
+            // Make sure a hung browser does not linger.
+            cdp::kill_now(pid);
+        }
+    }
+
+    /// `page` if it belongs to the browser running now.
+    fn current(&self, page: E::Page) -> Option<E::Page> {
+        let same = self
+            .slot()
+            .as_ref()
+            .is_some_and(|b| Arc::ptr_eq(b, E::browser_of(&page)));
+        (same && Self::alive(E::browser_of(&page))).then_some(page)
+    }
+
+    /// A fresh page on the current browser, starting one if needed; `until` bounds the
+    /// wait for the new tab.
+    fn fresh(
+        &self,
+        proxy: SocketAddr,
+        until: Instant,
+    ) -> Result<E::Page, (Option<Arc<E::Browser>>, String)> {
+        let _one_at_a_time = E::SERIAL_PREPARE
+            .then(|| self.preparing.lock().unwrap_or_else(|p| p.into_inner()));
+        let b = self.warm().map_err(|e| (None, e.to_string()))?;
+        self.engine
+            .prepare(&b, proxy, until)
+            .map_err(|Broken(why)| (Some(b), why))
+    }
+}
+
+impl<E: Engine> Drop for Pool<E> {
+    /// The browser goes with its driver, even when something still holds a page.
+    fn drop(&mut self) {
+        if let Some(pid) = self.slot().take().and_then(|b| E::pid(&b)) {
+            cdp::kill_now(pid);
+        }
+    }
+}
+
+impl<E: Engine> Driver for Pool<E> {
+    fn available(&self) -> Result<(), String> {
+        self.path.as_ref().map(|_| ()).map_err(Clone::clone)?;
+        self.refuser.as_ref().map(|_| ()).map_err(Clone::clone)
+    }
+
+    fn prepare(&self, proxy: SocketAddr) -> Result<PreparedPage, DriverError> {
+        match self.fresh(proxy, Instant::now() + PREPARE_TIMEOUT) {
+            Ok(page) => Ok(Box::new(page)),
+            Err((browser, why)) => {
+                if let Some(b) = browser {
+                    self.discard(&b);
+                }
+                Err(DriverError::Failed(why))
+            }
+        }
+    }
+
+    fn visit(
+        &self,
+        page: Option<PreparedPage>,
+        url: &str,
+        proxy: SocketAddr,
+        settle: Duration,
+        deadline: Instant,
+    ) -> Result<Visit, DriverError> {
+        let mut ready = page
+            .and_then(|p| p.downcast::<E::Page>().ok())
+            .map(|p| *p)
+            .filter(|p| E::proxy_of(p) == proxy);
+        let mut last = String::new();
+        // A browser that dies under a visit is replaced once; the visit then runs again.
+        for _ in 0..2 {
+            let page = match ready.take().and_then(|p| self.current(p)) {
+                Some(p) => p,
+                None => match self.fresh(proxy, deadline) {
+                    Ok(p) => p,
+                    Err((None, why)) => return Err(DriverError::Unavailable(why)),
+                    // No page before the page's time ran out: a cut, not a browser failure.
+                    Err(_) if Instant::now() >= deadline => {
+                        return Ok(Visit {
+                            note: Some(
+                                "no browser page became ready within the time limit; cut".into(),
+                            ),
+                            ..Visit::default()
+                        })
+                    }
+                    Err((Some(b), why)) => {
+                        self.discard(&b);
+                        last = why;
+                        continue;
+                    }
+                },
+            };
+            let browser = E::browser_of(&page).clone();
+            match self.engine.run(page, url, settle, deadline) {
+                Ok(v) => return Ok(v),
+                Err(Broken(why)) => {
+                    tracing::warn!("a browser visit failed ({why}); checking Chromium");
+                    self.discard(&browser);
+                    if Instant::now() >= deadline {
+                        // The page's time is gone either way: that is a cut, not a failure.
+                        return Ok(Visit {
+                            navigation: None,
+                            note: Some(format!(
+                                "browser failed during the visit ({why}); no time left to run the page again"
+                            )),
+                            ..Visit::default()
+                        });
+                    }
+                    last = why;
+                }
+            }
+        }
+        Err(DriverError::Failed(last))
+    }
+}
