@@ -9,7 +9,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 use url::Url;
 
-use crate::browser::chromium::Chromium;
 use crate::browser::{BrowserStage, Driver};
 use crate::config::Config;
 use crate::decode;
@@ -37,7 +36,8 @@ pub enum SetupError {
 pub struct Resolver {
     fetcher: Fetcher,
     politeness: Politeness,
-    labels: Labels,
+    /// Swapped whole on reload (SIGHUP); a resolution keeps the lists it started with.
+    labels: std::sync::RwLock<Arc<Labels>>,
     finders: Vec<Arc<dyn NextHopFinder>>,
     store: Option<Store>,
     max_hops: usize,
@@ -50,11 +50,7 @@ impl Resolver {
     /// A resolver with the browser stage the config asks for (Chromium, started on first
     /// use).
     pub fn new(config: &Config, store: Option<Store>) -> Result<Resolver, SetupError> {
-        let driver: Option<Arc<dyn Driver>> = config
-            .browser
-            .enabled
-            .then(|| Arc::new(Chromium::new(&config.browser.chrome_path)) as Arc<dyn Driver>);
-        Resolver::with_driver(config, store, driver)
+        Resolver::with_driver(config, store, crate::browser::configured_driver(config))
     }
 
     /// A resolver using `driver` for pages that need a browser (`None`: no browser stage).
@@ -78,7 +74,7 @@ impl Resolver {
         Ok(Resolver {
             fetcher: Fetcher::new(config, egress)?,
             politeness: Politeness::new(config.limits.per_host_per_second),
-            labels: Labels::load(&config.labels.extra_files)?,
+            labels: std::sync::RwLock::new(Arc::new(Labels::load(&config.labels.extra_files)?)),
             finders,
             store,
             max_hops: config.limits.max_hops as usize,
@@ -94,6 +90,21 @@ impl Resolver {
         self.finders.push(finder);
     }
 
+    /// Loads the indicator lists again (the built-in ones and `labels.extra_files`) and
+    /// uses them for resolutions that start from now on. On error the old lists stay.
+    pub fn reload_labels(&self, config: &Config) -> Result<(), LabelError> {
+        let fresh = Arc::new(Labels::load(&config.labels.extra_files)?);
+        *self.labels.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        Ok(())
+    }
+
+    fn labels(&self) -> Arc<Labels> {
+        self.labels
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     pub fn store(&self) -> Option<&Store> {
         self.store.as_ref()
     }
@@ -106,15 +117,9 @@ impl Resolver {
             Err(message) => return input_error(input, message),
         };
         let key = url.as_str().to_string();
-        if let (true, Some(store)) = (use_cache, &self.store) {
-            match store.fresh(&key, self.cache_ttl, crate::now_ms()) {
-                Ok(Some(mut trace)) => {
-                    trace.cached = true;
-                    trace.input = input.to_string();
-                    return trace;
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!("cache lookup for {key} failed: {e}"),
+        if use_cache {
+            if let Some(trace) = self.cached_key(input, &key) {
+                return trace;
             }
         }
         let trace = self.follow(input, url).await;
@@ -124,6 +129,29 @@ impl Resolver {
             }
         }
         trace
+    }
+
+    /// A fresh Trace of `input` from the store, without any network work (`None` when there
+    /// is none, or `input` is not a URL).
+    pub fn cached(&self, input: &str) -> Option<Trace> {
+        let url = parse_input(input).ok()?;
+        self.cached_key(input, url.as_str())
+    }
+
+    fn cached_key(&self, input: &str, key: &str) -> Option<Trace> {
+        let store = self.store.as_ref()?;
+        match store.fresh(key, self.cache_ttl, crate::now_ms()) {
+            Ok(Some(mut trace)) => {
+                trace.cached = true;
+                trace.input = input.to_string();
+                Some(trace)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!("cache lookup for {key} failed: {e}");
+                None
+            }
+        }
     }
 
     /// Follows the chain from `start` (no cache, no store).
@@ -340,7 +368,7 @@ impl Resolver {
     fn hop(&self, url: &Url, via: Via) -> Hop {
         let host = host_of(url);
         let mut hop = Hop::new(url.to_string(), host.clone(), via);
-        let l = self.labels.classify(&host);
+        let l = self.labels().classify(&host);
         hop.labels = l.labels;
         hop.imitates = l.imitates;
         hop

@@ -32,6 +32,22 @@ pub struct Cli {
 pub enum Command {
     /// Resolve URLs and print every hop of each chain.
     Resolve(ResolveArgs),
+    /// Serve the HTTP API (see the README and GET /openapi.json).
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Config file (default: resolver-config/hoptrace.toml when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Listen here instead of `server.listen` (port 0 picks a free port; the address is
+    /// logged and printed on stdout).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Logs as JSON lines (one object per event) instead of text.
+    #[arg(long)]
+    pub log_json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -76,7 +92,64 @@ fn usage(error: anyhow::Error) -> Failure {
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Resolve(args) => resolve(args).await,
+        Command::Serve(args) => serve(args).await,
     }
+}
+
+/// How long requests in flight may take to finish after a shutdown signal.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn serve(args: ServeArgs) -> Result<(), Failure> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let config_path = args.config.clone();
+    let mut config = Config::load(config_path.as_deref()).map_err(|e| usage(e.into()))?;
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    let store = Store::open(&config.storage.path)?;
+    let resolver = std::sync::Arc::new(
+        Resolver::new(&config, Some(store.clone())).map_err(|e| usage(e.into()))?,
+    );
+    let api = std::sync::Arc::new(crate::api::Api::new(
+        &config,
+        resolver.clone(),
+        store.clone(),
+    ));
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!("hoptrace serving on http://{addr}");
+    println!("listening on http://{addr}");
+    std::io::stdout().flush()?;
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    // SIGHUP reloads the indicator lists (re-reading the config for labels.extra_files).
+    let reloader = resolver.clone();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let reloaded = Config::load(config_path.as_deref())
+                .map_err(|e| e.to_string())
+                .and_then(|c| reloader.reload_labels(&c).map_err(|e| e.to_string()));
+            match reloaded {
+                Ok(()) => tracing::info!("indicator lists reloaded"),
+                Err(e) => tracing::error!("reload failed, the old lists stay: {e}"),
+            }
+        }
+    });
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("shutting down: finishing requests in flight");
+    };
+    crate::api::serve(api, listener, shutdown, SHUTDOWN_GRACE).await;
+    store.flush().await?;
+    tracing::info!("stopped; the store is flushed");
+    Ok(())
 }
 
 async fn resolve(args: ResolveArgs) -> Result<(), Failure> {

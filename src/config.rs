@@ -110,6 +110,18 @@ pub struct Browser {
     pub settle_ms: u64,
     /// Pages open at once in the shared browser.
     pub max_tabs: u32,
+    /// Which CDP crate drives Chromium.
+    pub driver: DriverKind,
+}
+
+/// The CDP crate that drives Chromium: headless_chrome (the default), or chromiumoxide
+/// (faster per call; needs a build with the `chromiumoxide` feature).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriverKind {
+    #[default]
+    HeadlessChrome,
+    Chromiumoxide,
 }
 
 impl Default for Browser {
@@ -119,6 +131,7 @@ impl Default for Browser {
             chrome_path: PathBuf::new(),
             settle_ms: 3000,
             max_tabs: 4,
+            driver: DriverKind::HeadlessChrome,
         }
     }
 }
@@ -145,6 +158,16 @@ pub struct Server {
     pub listen: SocketAddr,
     pub api_tokens: Vec<String>,
     pub max_request_bytes: u64,
+    /// Requests per second each client (token, else address) may make to /v1; 0 = no limit.
+    pub rate_per_second: u32,
+    /// Requests a client may make at once before the rate applies (0 = rate_per_second).
+    pub rate_burst: u32,
+    /// Resolutions that may wait for a resolver slot; beyond that, 503.
+    pub max_queue: u32,
+    /// URLs in one batch (and links resolved from one scan).
+    pub max_batch: u32,
+    /// Time limit of one API request; beyond that, 504.
+    pub request_timeout_ms: u64,
 }
 
 impl Default for Server {
@@ -153,6 +176,11 @@ impl Default for Server {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             api_tokens: Vec::new(),
             max_request_bytes: 1_048_576,
+            rate_per_second: 200,
+            rate_burst: 400,
+            max_queue: 10_000,
+            max_batch: 1000,
+            request_timeout_ms: 300_000,
         }
     }
 }
@@ -300,6 +328,18 @@ impl Config {
         }
         if self.browser.max_tabs == 0 || self.browser.max_tabs > 64 {
             return Err(bad("browser.max_tabs", "must be between 1 and 64"));
+        }
+        if self.browser.driver == DriverKind::Chromiumoxide && !cfg!(feature = "chromiumoxide") {
+            return Err(bad(
+                "browser.driver",
+                "\"chromiumoxide\" needs a build with --features chromiumoxide",
+            ));
+        }
+        if self.server.max_batch == 0 || self.server.max_batch > 100_000 {
+            return Err(bad("server.max_batch", "must be between 1 and 100000"));
+        }
+        if self.server.request_timeout_ms == 0 {
+            return Err(bad("server.request_timeout_ms", "must be at least 1"));
         }
         if self.storage.path.as_os_str().is_empty() {
             return Err(bad("storage.path", "must not be empty"));

@@ -1,6 +1,74 @@
 //! Turning text people and attackers write into URLs: refanging defanged indicators
-//! (`hxxp`, `[.]`, ...) and decoding HTML entities. Link extraction from repository
-//! descriptions builds on these.
+//! (`hxxp`, `[.]`, ...), decoding HTML entities, and finding the links in a description.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// Bare links: with a scheme, or starting `www.`; they end at whitespace, quotes, angle
+/// brackets or the markup that closes them.
+static LINK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)\b(?:https?://|www\.)[^\s<>"'`\]\[{}|\\^]+"#).expect("valid regex")
+});
+
+/// `hxxp` / `hxxps` anywhere in text.
+static HXXP: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)\bhxxp(s?)\b").expect("valid regex"));
+
+/// The distinct links in `text` (markdown, HTML, bare and defanged forms), in the order they
+/// first appear, refanged and with entities decoded; `www.` links get `http://`. Trailing
+/// punctuation that belongs to the sentence (`.`, `,`, `)` without a matching `(`...) is not
+/// part of the link.
+pub fn links(text: &str) -> Vec<String> {
+    let mut text = html_unescape(text);
+    for (from, to) in [
+        ("[://]", "://"),
+        ("[:]//", "://"),
+        ("[:/]/", "://"),
+        ("[.]", "."),
+        ("(.)", "."),
+        ("{.}", "."),
+        ("[dot]", "."),
+        ("(dot)", "."),
+    ] {
+        if text.contains(from) {
+            text = text.replace(from, to);
+        }
+    }
+    let text = HXXP.replace_all(&text, "http$1");
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for m in LINK.find_iter(&text) {
+        let link = trim_link(m.as_str());
+        if link.len() < 8 {
+            continue;
+        }
+        let link = if link.to_ascii_lowercase().starts_with("www.") {
+            format!("http://{link}")
+        } else {
+            link.to_string()
+        };
+        if seen.insert(link.clone()) {
+            out.push(link);
+        }
+    }
+    out
+}
+
+/// Drops sentence punctuation from the end of a link, and a closing parenthesis that has
+/// no opening one inside the link (markdown `[x](url)`, prose "(see url)").
+fn trim_link(mut s: &str) -> &str {
+    loop {
+        let before = s;
+        s = s.trim_end_matches(['.', ',', ';', ':', '!', '?', '*', '_', '~']);
+        if s.ends_with(')') && s.matches('(').count() < s.matches(')').count() {
+            s = &s[..s.len() - 1];
+        }
+        if s == before {
+            return s;
+        }
+    }
+}
 
 /// Undoes the usual ways of defanging a URL so it can be parsed: `hxxp(s)`, `[.]`, `(.)`,
 /// `{.}`, `[dot]`, `[://]`, `[:]//`, `[:]`. Text that was never defanged comes back unchanged.
@@ -107,6 +175,27 @@ mod tests {
         );
         assert_eq!(refang("https[:]//a[dot]b/"), "https://a.b/");
         assert_eq!(refang("  http://plain.example/  "), "http://plain.example/");
+    }
+
+    #[test]
+    fn links_in_descriptions() {
+        let text = "Get it [here](https://bit.ly/abc). Mirror: hxxps://blltly[.]com/1w1w1, \
+            or <a href=\"http://a.example/x?y=1&amp;z=2\">this</a> (see www.b.example/p). \
+            Again: https://bit.ly/abc";
+        assert_eq!(
+            links(text),
+            vec![
+                "https://bit.ly/abc",
+                "https://blltly.com/1w1w1",
+                "http://a.example/x?y=1&z=2",
+                "http://www.b.example/p",
+            ]
+        );
+        assert!(links("no links here, just www. and http:// alone").is_empty());
+        assert_eq!(
+            links("https://en.wikipedia.org/wiki/Foo_(bar)."),
+            vec!["https://en.wikipedia.org/wiki/Foo_(bar)"]
+        );
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! the link reach inside the network it runs in.
 //!
 //! Data flows one way: input -> [`chain`] -> hops ([`fetch`], [`decode`], [`discover`]) ->
-//! [`trace::Trace`] -> [`store`]. Every outbound connection goes through [`egress`].
+//! [`trace::Trace`] -> [`store`]. Every outbound connection goes through [`egress`]; [`api`]
+//! serves it all over HTTP.
 
+pub mod api;
 pub mod browser;
 pub mod chain;
 pub mod cli;

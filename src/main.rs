@@ -2,13 +2,21 @@ use clap::Parser;
 
 fn main() {
     let cli = hoptrace::cli::Cli::parse();
-    tracing_subscriber::fmt()
+    // The service logs its requests (info); one-shot commands only what went wrong.
+    let (default_level, json) = match &cli.command {
+        hoptrace::cli::Command::Serve(args) => ("info", args.log_json),
+        _ => ("warn", false),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+        .with_env_filter(filter);
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

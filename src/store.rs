@@ -181,6 +181,12 @@ impl Store {
         self.make_durable().await
     }
 
+    /// Returns once every write made so far is on disk (for shutdown: `put` already waits
+    /// for its own write).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.make_durable().await
+    }
+
     /// Returns once every write made so far is on disk.
     async fn make_durable(&self) -> Result<(), StoreError> {
         let gc = &self.durability;

@@ -4,12 +4,14 @@
 
 mod common;
 
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use hoptrace::browser::chromium::Chromium;
+use hoptrace::browser::pool::{Engine, Pool};
 use hoptrace::browser::Driver;
 use hoptrace::chain::Resolver;
 use hoptrace::trace::{Outcome, Trace, Via};
@@ -57,8 +59,24 @@ fn vias(t: &Trace) -> Vec<Via> {
     t.hops.iter().map(|h| h.via).collect()
 }
 
+/// Two Chromiums at once on 2 cores would only make both slow: the drivers take turns.
+static ONE_BROWSER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn javascript_hops_in_real_chromium() {
+async fn javascript_hops_with_headless_chrome() {
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
+    javascript_hops(Chromium::new).await;
+}
+
+#[cfg(feature = "chromiumoxide")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn javascript_hops_with_chromiumoxide() {
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
+    javascript_hops(hoptrace::browser::oxide::Oxide::new).await;
+}
+
+/// Every case, on one warm browser driven by `make`'s engine.
+async fn javascript_hops<E: Engine>(make: fn(&Path) -> Pool<E>) {
     capture_logs();
     let mut env = TestEnv::new().await;
     env.config.browser.enabled = true;
@@ -104,7 +122,7 @@ async fn javascript_hops_in_real_chromium() {
     port_cell.set(srv.port()).unwrap();
     let p = srv.port();
 
-    let chromium = Arc::new(Chromium::new(&env.config.browser.chrome_path));
+    let chromium = Arc::new(make(&env.config.browser.chrome_path));
     chromium
         .available()
         .expect("Chromium is installed (scripts/setup installs it)");

@@ -237,6 +237,7 @@ async fn every_config_error_names_its_key_and_exits_2() {
             "watch.default_every_seconds",
         ),
         ("[browser]\nenabled = \"yes\"\n", "browser.enabled"),
+        ("[browser]\ndriver = \"selenium\"\n", "browser.driver"),
         ("[http]\nuser_agent = \"\"\n", "http.user_agent"),
         ("[nonsense]\nx = 1\n", "nonsense"),
         ("[limits\n", "TOML"),

@@ -121,7 +121,10 @@ pub(super) fn watch(
         match events.recv_timeout((deadline - now).min(Duration::from_millis(250))) {
             Ok(Seen::Committed(at)) => match &committed {
                 None => {
-                    tracing::debug!("visit {url}: committed after {} ms", t0.elapsed().as_millis());
+                    tracing::debug!(
+                        "visit {url}: committed after {} ms",
+                        t0.elapsed().as_millis()
+                    );
                     committed = Some((at, Instant::now()));
                     // Timers set while the page loads count from then: give them a margin.
                     if let Some(arm) = arm.take() {

@@ -61,8 +61,7 @@ impl Engine for HeadlessChrome {
             idle_browser_timeout: Duration::from_secs(365 * 24 * 3600),
             ..LaunchOptions::default()
         };
-        let browser =
-            Browser::new(options).map_err(|e| format!("cannot start Chromium: {e:#}"))?;
+        let browser = Browser::new(options).map_err(|e| format!("cannot start Chromium: {e:#}"))?;
         let pid = browser.get_process_id();
         let ws = url::Url::parse(&browser.get_ws_url())
             .map_err(|e| format!("Chromium's debugging address: {e}"))?;
@@ -217,6 +216,8 @@ fn prepare_page(
     )
     .map_err(|e| Broken(format!("opening a tab: {e}")))?
     .target_id;
+    // Under load headless_chrome attaches tabs slowly (one at a time): wait the full time.
+    // (A stopped browser already failed above, at a call's own time limit.)
     let tab = wait_for_tab(&warm.browser, &target_id, until)
         .ok_or_else(|| Broken("the new tab never attached".into()))?;
 

@@ -75,6 +75,21 @@ pub trait Driver: Send + Sync {
     ) -> Result<Visit, DriverError>;
 }
 
+/// The driver `config` asks for (`None` with the browser stage off). The browser itself
+/// starts on first use.
+pub fn configured_driver(config: &crate::config::Config) -> Option<Arc<dyn Driver>> {
+    let b = &config.browser;
+    if !b.enabled {
+        return None;
+    }
+    #[cfg(feature = "chromiumoxide")]
+    if b.driver == crate::config::DriverKind::Chromiumoxide {
+        return Some(Arc::new(oxide::Oxide::new(&b.chrome_path)));
+    }
+    // Without the feature, config validation refuses chromiumoxide.
+    Some(Arc::new(chromium::Chromium::new(&b.chrome_path)))
+}
+
 /// The stage as the chain sees it: a [`NextHopFinder`] for pages with script.
 pub struct BrowserStage {
     ready: Arc<Ready>,

@@ -10,7 +10,8 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use chromiumoxide::cdp::browser_protocol::browser::{
-    EventDownloadWillBegin, SetDownloadBehaviorBehavior, SetDownloadBehaviorParams,
+    BrowserContextId, EventDownloadWillBegin, SetDownloadBehaviorBehavior,
+    SetDownloadBehaviorParams,
 };
 use chromiumoxide::cdp::browser_protocol::emulation::{
     EventVirtualTimeBudgetExpired, SetVirtualTimePolicyParams, VirtualTimePolicy,
@@ -19,7 +20,7 @@ use chromiumoxide::cdp::browser_protocol::page::{
     ClientNavigationReason, EventFrameNavigated, EventFrameRequestedNavigation, NavigateParams,
 };
 use chromiumoxide::cdp::browser_protocol::target::{
-    BrowserContextId, CreateBrowserContextParams, CreateTargetParams,
+    CreateBrowserContextParams, CreateTargetParams,
 };
 use chromiumoxide::{Browser, BrowserConfig, Page};
 use futures_util::StreamExt;
@@ -112,11 +113,8 @@ impl Drop for ContextGuard {
         if let Some(id) = self.1.take() {
             let b = self.0.clone();
             b.rt.clone().spawn(async move {
-                let _ = tokio::time::timeout(
-                    CALL_TIMEOUT,
-                    b.browser.dispose_browser_context(id),
-                )
-                .await;
+                let _ =
+                    tokio::time::timeout(CALL_TIMEOUT, b.browser.dispose_browser_context(id)).await;
             });
         }
     }
@@ -160,9 +158,7 @@ impl Engine for ChromiumOxide {
             let (mut browser, mut handler) = Browser::launch(config)
                 .await
                 .map_err(|e| format!("cannot start Chromium: {e}"))?;
-            let pid = browser
-                .get_mut_child()
-                .and_then(|c| c.as_mut_inner().id());
+            let pid = browser.get_mut_child().and_then(|c| c.as_mut_inner().id());
             // The connection is driven by polling the handler; a bad message is skipped.
             let handler = tokio::spawn(async move { while handler.next().await.is_some() {} });
             Ok(OxBrowser {
@@ -181,7 +177,7 @@ impl Engine for ChromiumOxide {
 
     fn healthy(&self, b: &OxBrowser) -> bool {
         self.rt().is_ok_and(|rt| {
-            rt.block_on(tokio::time::timeout(HEALTH_TIMEOUT, b.browser.version()))
+            rt.block_on(async { tokio::time::timeout(HEALTH_TIMEOUT, b.browser.version()).await })
                 .is_ok_and(|r| r.is_ok())
         })
     }
@@ -193,45 +189,52 @@ impl Engine for ChromiumOxide {
         until: Instant,
     ) -> Result<OxPage, Broken> {
         let rt = self.rt().map_err(Broken)?;
-        let until = tokio::time::Instant::from_std(until);
-        let prepared = rt.block_on(timeout_at(until, async {
-            let ctx = b
-                .browser
-                .create_browser_context(CreateBrowserContextParams {
-                    dispose_on_detach: Some(true),
-                    proxy_server: Some(format!("http://{proxy}")),
-                    proxy_bypass_list: Some("<-loopback>".into()),
-                    origins_with_universal_network_access: None,
+        // A stopped browser answers nothing: give up early enough for a restart to fit.
+        let until = tokio::time::Instant::from_std(until.min(Instant::now() + 2 * CALL_TIMEOUT));
+        // Timers are made inside `block_on`, so they belong to this driver's runtime.
+        let prepared = rt.block_on(async {
+            timeout_at(until, async {
+                let ctx = b
+                    .browser
+                    .create_browser_context(CreateBrowserContextParams {
+                        dispose_on_detach: Some(true),
+                        proxy_server: Some(format!("http://{proxy}")),
+                        proxy_bypass_list: Some("<-loopback>".into()),
+                        origins_with_universal_network_access: None,
+                    })
+                    .await
+                    .map_err(err("creating a context"))?;
+                // From here on the context is disposed whenever the guard (or its page) goes.
+                let guard = ContextGuard(b.clone(), Some(ctx.clone()));
+                b.browser
+                    .execute(SetDownloadBehaviorParams {
+                        behavior: SetDownloadBehaviorBehavior::Deny,
+                        browser_context_id: Some(ctx.clone()),
+                        download_path: None,
+                        events_enabled: Some(true),
+                    })
+                    .await
+                    .map_err(err("denying downloads"))?;
+                let mut target = CreateTargetParams::new("about:blank");
+                target.browser_context_id = Some(ctx);
+                let page = b
+                    .browser
+                    .new_page(target)
+                    .await
+                    .map_err(err("opening a tab"))?;
+                let events = listen(b, &page)
+                    .await
+                    .map_err(err("listening to the tab"))?;
+                Ok(OxPage {
+                    browser: b.clone(),
+                    proxy,
+                    _ctx: guard,
+                    page,
+                    events,
                 })
-                .await
-                .map_err(err("creating a context"))?;
-            // From here on the context is disposed whenever the guard (or its page) goes.
-            let guard = ContextGuard(b.clone(), Some(ctx.clone()));
-            b.browser
-                .execute(SetDownloadBehaviorParams {
-                    behavior: SetDownloadBehaviorBehavior::Deny,
-                    browser_context_id: Some(ctx.clone()),
-                    download_path: None,
-                    events_enabled: Some(true),
-                })
-                .await
-                .map_err(err("denying downloads"))?;
-            let mut target = CreateTargetParams::new("about:blank");
-            target.browser_context_id = Some(ctx);
-            let page = b
-                .browser
-                .new_page(target)
-                .await
-                .map_err(err("opening a tab"))?;
-            let events = listen(b, &page).await.map_err(err("listening to the tab"))?;
-            Ok(OxPage {
-                browser: b.clone(),
-                proxy,
-                _ctx: guard,
-                page,
-                events,
             })
-        }));
+            .await
+        });
         prepared.unwrap_or_else(|_| Err(Broken("the new tab was not ready in time".into())))
     }
 
@@ -254,10 +257,9 @@ impl Engine for ChromiumOxide {
         let t0 = Instant::now();
         // A healthy browser answers at once; one that does not is stuck (or the page is).
         let answer_by = tokio::time::Instant::from_std(deadline.min(t0 + CALL_TIMEOUT));
-        let navigate = rt.block_on(timeout_at(
-            answer_by,
-            page.page.execute(NavigateParams::new(url)),
-        ));
+        let navigate = rt.block_on(async {
+            timeout_at(answer_by, page.page.execute(NavigateParams::new(url))).await
+        });
         match navigate {
             Ok(Ok(_)) => tracing::debug!(
                 "visit {url}: navigation answered after {} ms",
@@ -294,8 +296,12 @@ async fn listen(
     // The main frame's id is its target's id.
     let main = page.target_id().as_ref().to_string();
     let mut committed = page.event_listener::<EventFrameNavigated>().await?;
-    let mut requested = page.event_listener::<EventFrameRequestedNavigation>().await?;
-    let mut budget = page.event_listener::<EventVirtualTimeBudgetExpired>().await?;
+    let mut requested = page
+        .event_listener::<EventFrameRequestedNavigation>()
+        .await?;
+    let mut budget = page
+        .event_listener::<EventVirtualTimeBudgetExpired>()
+        .await?;
     let mut downloads = b.browser.event_listener::<EventDownloadWillBegin>().await?;
     tokio::spawn(async move {
         loop {

@@ -154,12 +154,16 @@ impl<E: Engine> Pool<E> {
         proxy: SocketAddr,
         until: Instant,
     ) -> Result<E::Page, (Option<Arc<E::Browser>>, String)> {
-        let _one_at_a_time = E::SERIAL_PREPARE
-            .then(|| self.preparing.lock().unwrap_or_else(|p| p.into_inner()));
+        let _one_at_a_time =
+            E::SERIAL_PREPARE.then(|| self.preparing.lock().unwrap_or_else(|p| p.into_inner()));
         let b = self.warm().map_err(|e| (None, e.to_string()))?;
-        self.engine
+        let t0 = Instant::now();
+        let page = self
+            .engine
             .prepare(&b, proxy, until)
-            .map_err(|Broken(why)| (Some(b), why))
+            .map_err(|Broken(why)| (Some(b), why))?;
+        tracing::debug!("page prepared in {} ms", t0.elapsed().as_millis());
+        Ok(page)
     }
 }
 

@@ -1,0 +1,195 @@
+//! Prometheus metrics of the service, in the text format `GET /metrics` answers.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::trace::{Trace, Via};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ViaLabel {
+    via: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Route {
+    Resolve,
+    Batch,
+    Scan,
+    Trace,
+    Domains,
+    Domain,
+    Health,
+    Metrics,
+    OpenApi,
+    Unknown,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabel {
+    route: Route,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: Route,
+}
+
+/// Everything the service counts.
+pub struct Metrics {
+    registry: Registry,
+    resolutions: Family<OutcomeLabel, Counter>,
+    hops: Family<ViaLabel, Counter>,
+    blocked_hops: Counter,
+    blocked_browser_requests: Counter,
+    cache_hits: Counter,
+    browser_hops: Counter,
+    resolution_seconds: Histogram,
+    requests: Family<RequestLabel, Counter>,
+    request_seconds: Family<RouteLabel, Histogram>,
+    /// Resolutions admitted and waiting for a slot.
+    pub queue_depth: Gauge,
+    /// Resolutions running.
+    pub in_flight: Gauge,
+}
+
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    [
+        0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        60.0,
+    ]
+    .into_iter()
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("hoptrace");
+        let m = Metrics {
+            resolutions: Family::default(),
+            hops: Family::default(),
+            blocked_hops: Counter::default(),
+            blocked_browser_requests: Counter::default(),
+            cache_hits: Counter::default(),
+            browser_hops: Counter::default(),
+            resolution_seconds: Histogram::new(latency_buckets()),
+            requests: Family::default(),
+            request_seconds: Family::new_with_constructor(|| Histogram::new(latency_buckets())),
+            queue_depth: Gauge::default(),
+            in_flight: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "resolutions",
+            "Resolutions by outcome (cache hits included)",
+            m.resolutions.clone(),
+        );
+        registry.register("hops", "Hops by how they were reached", m.hops.clone());
+        registry.register(
+            "blocked_hops",
+            "Hops refused by the egress policy",
+            m.blocked_hops.clone(),
+        );
+        registry.register(
+            "blocked_browser_requests",
+            "Requests pages made in the browser that the policy refused",
+            m.blocked_browser_requests.clone(),
+        );
+        registry.register(
+            "cache_hits",
+            "Resolutions answered from the store",
+            m.cache_hits.clone(),
+        );
+        registry.register(
+            "browser_hops",
+            "Hops revealed by running a page in the browser",
+            m.browser_hops.clone(),
+        );
+        registry.register(
+            "resolution_seconds",
+            "Time of one resolution (not from cache)",
+            m.resolution_seconds.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "API requests by route and status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "http_request_seconds",
+            "API request latency by route",
+            m.request_seconds.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Resolutions admitted and waiting for a slot",
+            m.queue_depth.clone(),
+        );
+        registry.register("in_flight", "Resolutions running", m.in_flight.clone());
+        Metrics { registry, ..m }
+    }
+
+    /// Counts one resolution's trace.
+    pub fn observe(&self, trace: &Trace) {
+        self.resolutions
+            .get_or_create(&OutcomeLabel {
+                outcome: trace.outcome.as_str().to_string(),
+            })
+            .inc();
+        if trace.cached {
+            self.cache_hits.inc();
+            return;
+        }
+        for hop in &trace.hops {
+            self.hops
+                .get_or_create(&ViaLabel {
+                    via: hop.via.as_str().to_string(),
+                })
+                .inc();
+            if hop.blocked {
+                self.blocked_hops.inc();
+            }
+            if hop.via == Via::Javascript {
+                self.browser_hops.inc();
+            }
+            self.blocked_browser_requests
+                .inc_by(hop.blocked_requests.len() as u64);
+        }
+        if let Some(ms) = trace.elapsed_ms {
+            self.resolution_seconds.observe(ms as f64 / 1000.0);
+        }
+    }
+
+    pub fn request(&self, route: Route, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabel {
+                route: route.clone(),
+                status,
+            })
+            .inc();
+        self.request_seconds
+            .get_or_create(&RouteLabel { route })
+            .observe(seconds);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

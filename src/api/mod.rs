@@ -1,0 +1,628 @@
+//! `hoptrace serve`: the HTTP API other scanners call (hyper 1), to the contract's routes.
+//!
+//! Every `/v1` call passes, in order: the token check (when `server.api_tokens` is set,
+//! compared in constant time), the per-client rate limit (per token, else per peer address;
+//! 429 with `Retry-After`), the body limit (413), the route. Resolutions then pass a bounded
+//! queue in front of `limits.concurrency` resolver slots (503 when full) and a per-request
+//! time limit (504). Every error is `{"error": {"code", "message"}}`.
+
+pub mod metrics;
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use governor::{DefaultKeyedRateLimiter, Quota};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use crate::chain::Resolver;
+use crate::config::Config;
+use crate::store::{DomainRecord, Store};
+use crate::trace::Trace;
+use metrics::{Metrics, Route};
+
+/// The OpenAPI 3 document of every route, served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Every route: (method, path) as the OpenAPI document names them.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/resolve"),
+    ("POST", "/v1/resolve/batch"),
+    ("POST", "/v1/scan"),
+    ("GET", "/v1/trace"),
+    ("GET", "/v1/domains"),
+    ("GET", "/v1/domains/{domain}"),
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+];
+
+pub type Body = Full<Bytes>;
+
+/// The service's state, shared by every connection.
+pub struct Api {
+    resolver: Arc<Resolver>,
+    store: Store,
+    tokens: Vec<Vec<u8>>,
+    max_body: usize,
+    limiter: Option<DefaultKeyedRateLimiter<String>>,
+    /// Admission: resolutions running plus waiting; none left means 503.
+    admission: Arc<Semaphore>,
+    /// Resolver slots (`limits.concurrency`).
+    slots: Arc<Semaphore>,
+    request_timeout: Duration,
+    max_batch: usize,
+    pub metrics: Metrics,
+}
+
+/// An API error: status, stable code, message for people.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    fn into_response(self) -> Response<Body> {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut resp = json_response(self.status, &body);
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
+fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Body> {
+    let bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResolveRequest {
+    url: String,
+    #[serde(default)]
+    refresh: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchRequest {
+    urls: Vec<String>,
+    #[serde(default)]
+    refresh: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScanRequest {
+    text: String,
+    #[serde(default)]
+    refresh: bool,
+}
+
+impl Api {
+    pub fn new(config: &Config, resolver: Arc<Resolver>, store: Store) -> Api {
+        let s = &config.server;
+        let limiter = NonZeroU32::new(s.rate_per_second).map(|rate| {
+            let burst = NonZeroU32::new(s.rate_burst).unwrap_or(rate);
+            governor::RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+        });
+        let concurrency = config.limits.concurrency.max(1) as usize;
+        Api {
+            resolver,
+            store,
+            tokens: s.api_tokens.iter().map(|t| t.as_bytes().to_vec()).collect(),
+            max_body: s.max_request_bytes as usize,
+            limiter,
+            admission: Arc::new(Semaphore::new(concurrency + s.max_queue as usize)),
+            slots: Arc::new(Semaphore::new(concurrency)),
+            request_timeout: Duration::from_millis(s.request_timeout_ms),
+            max_batch: s.max_batch as usize,
+            metrics: Metrics::new(),
+        }
+    }
+
+    pub fn resolver(&self) -> &Arc<Resolver> {
+        &self.resolver
+    }
+
+    /// Answers one request; never fails (errors are JSON answers).
+    pub async fn handle<B>(&self, req: Request<B>, peer: IpAddr) -> Response<Body>
+    where
+        B: hyper::body::Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let started = Instant::now();
+        let (method, path) = (req.method().clone(), req.uri().path().to_string());
+        let route = route_of(&method, &path);
+        let resp = match self.route(req, route.clone(), peer).await {
+            Ok(resp) => resp,
+            Err(e) => e.into_response(),
+        };
+        let status = resp.status().as_u16();
+        let took = started.elapsed();
+        self.metrics
+            .request(route.unwrap_or(Route::Unknown), status, took.as_secs_f64());
+        tracing::info!(
+            target: "hoptrace::api",
+            %method, %path, status, ms = took.as_secs_f64() * 1000.0, peer = %peer,
+            "request"
+        );
+        resp
+    }
+
+    async fn route<B>(
+        &self,
+        req: Request<B>,
+        route: Option<Route>,
+        peer: IpAddr,
+    ) -> Result<Response<Body>, ApiError>
+    where
+        B: hyper::body::Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let Some(route) = route else {
+            return Err(
+                if ROUTES
+                    .iter()
+                    .any(|(_, p)| path_matches(p, req.uri().path()))
+                {
+                    ApiError::new(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "method_not_allowed",
+                        format!("{} is not allowed here", req.method()),
+                    )
+                } else {
+                    ApiError::not_found(format!("no route {}", req.uri().path()))
+                },
+            );
+        };
+        match route {
+            Route::Health => return Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
+            Route::Metrics => {
+                let mut resp = Response::new(Full::new(Bytes::from(self.metrics.render())));
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                return Ok(resp);
+            }
+            Route::OpenApi => {
+                let mut resp = Response::new(Full::new(Bytes::from_static(OPENAPI.as_bytes())));
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                return Ok(resp);
+            }
+            _ => {}
+        }
+        let client = self.authorize(&req, peer)?;
+        self.rate_limit(client)?;
+        let query = req.uri().query().unwrap_or("").to_string();
+        let path = req.uri().path().to_string();
+        let body = self.read_body(req).await?;
+        match route {
+            Route::Resolve => {
+                let r: ResolveRequest = parse_json(&body)?;
+                check_url(&r.url)?;
+                let mut traces = self.resolve_all(vec![r.url], r.refresh).await?;
+                Ok(json_response(StatusCode::OK, &traces.remove(0)))
+            }
+            Route::Batch => {
+                let r: BatchRequest = parse_json(&body)?;
+                if r.urls.len() > self.max_batch {
+                    return Err(ApiError::bad_request(format!(
+                        "a batch holds at most {} URLs (server.max_batch); this one has {}",
+                        self.max_batch,
+                        r.urls.len()
+                    )));
+                }
+                let traces = self.resolve_all(r.urls, r.refresh).await?;
+                Ok(json_response(StatusCode::OK, &json!({"traces": traces})))
+            }
+            Route::Scan => {
+                let r: ScanRequest = parse_json(&body)?;
+                let mut links = crate::extract::links(&r.text);
+                links.truncate(self.max_batch);
+                let traces = self.resolve_all(links, r.refresh).await?;
+                Ok(json_response(StatusCode::OK, &json!({"links": traces})))
+            }
+            Route::Trace => {
+                let url = query_param(&query, "url")
+                    .ok_or_else(|| ApiError::bad_request("missing query parameter url"))?;
+                let key = crate::chain::parse_input(&url)
+                    .map_err(|e| ApiError::bad_request(format!("url: {e}")))?;
+                match self.store.latest(key.as_str()) {
+                    Ok(Some((mut trace, _))) => {
+                        trace.cached = true;
+                        Ok(json_response(StatusCode::OK, &trace))
+                    }
+                    Ok(None) => Err(ApiError::not_found(format!("no trace stored for {url}"))),
+                    Err(e) => Err(ApiError::internal(e.to_string())),
+                }
+            }
+            Route::Domains => self.domains(&query),
+            Route::Domain => {
+                let domain = path.trim_start_matches("/v1/domains/");
+                let domain = percent_encoding::percent_decode_str(domain)
+                    .decode_utf8_lossy()
+                    .to_ascii_lowercase();
+                let record = self
+                    .store
+                    .domain(&domain)
+                    .map_err(|e| ApiError::internal(e.to_string()))?
+                    .ok_or_else(|| {
+                        ApiError::not_found(format!("no resolution ever landed on {domain}"))
+                    })?;
+                let inputs = self
+                    .store
+                    .domain_inputs(&domain)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                let mut value =
+                    serde_json::to_value(&record).map_err(|e| ApiError::internal(e.to_string()))?;
+                value["input_count"] = value["inputs"].take();
+                value["inputs"] = json!(inputs);
+                Ok(json_response(StatusCode::OK, &value))
+            }
+            Route::Health | Route::Metrics | Route::OpenApi | Route::Unknown => {
+                Err(ApiError::not_found("no route"))
+            }
+        }
+    }
+
+    /// The client's identity for rate limiting: its token, else its address.
+    fn authorize<B>(&self, req: &Request<B>, peer: IpAddr) -> Result<String, ApiError> {
+        if self.tokens.is_empty() {
+            return Ok(peer.to_string());
+        }
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let Some(given) = given else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "this server needs Authorization: Bearer <token>",
+            ));
+        };
+        use subtle::ConstantTimeEq;
+        // Every token is compared, so the time taken does not tell which one nearly matched.
+        let mut ok = subtle::Choice::from(0);
+        for t in &self.tokens {
+            ok |= t.as_slice().ct_eq(given.as_bytes());
+        }
+        if bool::from(ok) {
+            Ok(format!("token:{given}"))
+        } else {
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "wrong token",
+            ))
+        }
+    }
+
+    fn rate_limit(&self, client: String) -> Result<(), ApiError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        match limiter.check_key(&client) {
+            Ok(()) => Ok(()),
+            Err(not_until) => {
+                use governor::clock::{Clock, DefaultClock};
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let mut e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!(
+                        "too many requests from this client (server.rate_per_second); retry in {} ms",
+                        wait.as_millis()
+                    ),
+                );
+                e.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
+                Err(e)
+            }
+        }
+    }
+
+    async fn read_body<B>(&self, req: Request<B>) -> Result<Bytes, ApiError>
+    where
+        B: hyper::body::Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let too_large = || {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "the body is over {} bytes (server.max_request_bytes)",
+                    self.max_body
+                ),
+            )
+        };
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_body as u64) {
+            return Err(too_large());
+        }
+        match Limited::new(req.into_body(), self.max_body).collect().await {
+            Ok(c) => Ok(c.to_bytes()),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+            Err(e) => Err(ApiError::bad_request(format!("reading the body: {e}"))),
+        }
+    }
+
+    /// Resolves `urls` (answers from the cache need no slot), in input order, within the
+    /// queue and the request's time limit.
+    async fn resolve_all(&self, urls: Vec<String>, refresh: bool) -> Result<Vec<Trace>, ApiError> {
+        let mut traces: Vec<Option<Trace>> = vec![None; urls.len()];
+        let mut todo = Vec::new();
+        for (i, url) in urls.iter().enumerate() {
+            match (!refresh).then(|| self.resolver.cached(url)).flatten() {
+                Some(t) => traces[i] = Some(t),
+                None => todo.push(i),
+            }
+        }
+        if !todo.is_empty() {
+            let n = u32::try_from(todo.len()).unwrap_or(u32::MAX);
+            let admitted = self
+                .admission
+                .clone()
+                .try_acquire_many_owned(n)
+                .map_err(|_| {
+                    let mut e = ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "overloaded",
+                        "the resolution queue is full (server.max_queue); try again shortly",
+                    );
+                    e.retry_after = Some(1);
+                    e
+                })?;
+            self.metrics.queue_depth.inc_by(todo.len() as i64);
+            let work = futures_util::future::join_all(todo.iter().map(|&i| {
+                let url = &urls[i];
+                async move {
+                    let slot = self.slots.acquire().await;
+                    self.metrics.queue_depth.dec();
+                    self.metrics.in_flight.inc();
+                    let t = self.resolver.resolve(url, !refresh).await;
+                    self.metrics.in_flight.dec();
+                    drop(slot);
+                    (i, t)
+                }
+            }));
+            let done = tokio::time::timeout(self.request_timeout, work).await;
+            drop(admitted);
+            let done = done.map_err(|_| {
+                ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "timeout",
+                    format!(
+                        "the request took longer than {} ms (server.request_timeout_ms)",
+                        self.request_timeout.as_millis()
+                    ),
+                )
+            })?;
+            for (i, t) in done {
+                traces[i] = Some(t);
+            }
+        }
+        let traces: Vec<Trace> = traces.into_iter().flatten().collect();
+        for t in &traces {
+            self.metrics.observe(t);
+        }
+        Ok(traces)
+    }
+
+    fn domains(&self, query: &str) -> Result<Response<Body>, ApiError> {
+        let mut all: Vec<DomainRecord> = self
+            .store
+            .domains()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let sort = query_param(query, "sort").unwrap_or_else(|| "inputs".into());
+        let order = query_param(query, "order");
+        let limit: usize = parse_param(query, "limit", 100)?;
+        let offset: usize = parse_param(query, "offset", 0)?;
+        if limit == 0 || limit > 1000 {
+            return Err(ApiError::bad_request("limit must be between 1 and 1000"));
+        }
+        // Ties are broken by domain name so pages are stable.
+        match sort.as_str() {
+            "inputs" => all.sort_by(|a, b| b.inputs.cmp(&a.inputs).then(a.domain.cmp(&b.domain))),
+            "last_seen" => {
+                all.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.domain.cmp(&b.domain)))
+            }
+            "first_seen" => all.sort_by(|a, b| {
+                b.first_seen
+                    .cmp(&a.first_seen)
+                    .then(a.domain.cmp(&b.domain))
+            }),
+            "domain" => all.sort_by(|a, b| b.domain.cmp(&a.domain)),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "sort must be inputs, last_seen, first_seen or domain, not {other:?}"
+                )))
+            }
+        }
+        // Counts and times sort largest/newest first by default, names A to Z.
+        let descending_default = sort != "domain";
+        let descending = match order.as_deref() {
+            None => descending_default,
+            Some("desc") => true,
+            Some("asc") => false,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "order must be asc or desc, not {other:?}"
+                )))
+            }
+        };
+        if !descending {
+            all.reverse();
+        }
+        let total = all.len();
+        let page: Vec<DomainRecord> = all.into_iter().skip(offset).take(limit).collect();
+        let next = (offset + page.len() < total).then_some(offset + page.len());
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({"domains": page, "total": total, "next_offset": next}),
+        ))
+    }
+}
+
+fn route_of(method: &Method, path: &str) -> Option<Route> {
+    let route = match (method.as_str(), path) {
+        ("POST", "/v1/resolve") => Route::Resolve,
+        ("POST", "/v1/resolve/batch") => Route::Batch,
+        ("POST", "/v1/scan") => Route::Scan,
+        ("GET", "/v1/trace") => Route::Trace,
+        ("GET", "/v1/domains") => Route::Domains,
+        ("GET", p) if path_matches("/v1/domains/{domain}", p) => Route::Domain,
+        ("GET", "/healthz") => Route::Health,
+        ("GET", "/metrics") => Route::Metrics,
+        ("GET", "/openapi.json") => Route::OpenApi,
+        _ => return None,
+    };
+    Some(route)
+}
+
+/// Whether `path` fits `pattern`, where `{name}` stands for one non-empty segment.
+pub fn path_matches(pattern: &str, path: &str) -> bool {
+    let (mut p, mut q) = (pattern.split('/'), path.split('/'));
+    loop {
+        match (p.next(), q.next()) {
+            (None, None) => return true,
+            (Some(a), Some(b)) if a.starts_with('{') => {
+                if b.is_empty() {
+                    return false;
+                }
+                let _ = a;
+            }
+            (Some(a), Some(b)) if a == b => {}
+            _ => return false,
+        }
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("bad JSON: {e}")))
+}
+
+fn check_url(url: &str) -> Result<(), ApiError> {
+    crate::chain::parse_input(url)
+        .map(|_| ())
+        .map_err(|e| ApiError::bad_request(format!("url: {e}")))
+}
+
+fn query_param(query: &str, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn parse_param<T: std::str::FromStr>(query: &str, name: &str, default: T) -> Result<T, ApiError> {
+    match query_param(query, name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("{name} must be a number, not {v:?}"))),
+    }
+}
+
+/// Serves `api` on `listener` until `shutdown` resolves; then stops accepting, lets the
+/// requests in flight finish (up to `grace`), and returns.
+pub async fn serve(
+    api: Arc<Api>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+    grace: Duration,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer): (tokio::net::TcpStream, SocketAddr) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait a little, keep serving.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let api = api.clone();
+                let service = hyper::service::service_fn(move |req| {
+                    let api = api.clone();
+                    async move { Ok::<_, std::convert::Infallible>(api.handle(req, peer.ip()).await) }
+                });
+                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!("connection from {peer}: {e}");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "requests still running after {} s; stopping anyway",
+            grace.as_secs()
+        );
+    }
+}

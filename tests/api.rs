@@ -1,0 +1,512 @@
+//! `hoptrace serve` over real HTTP on 127.0.0.1: every call and error, protection, and the
+//! process-level guarantees (kill -9, restart, SIGHUP, SIGTERM) with the real binary.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use hoptrace::api::{Api, ROUTES};
+use hoptrace::chain::Resolver;
+use hoptrace::config::Config;
+use hoptrace::store::Store;
+use http_body_util::{BodyExt, Full};
+use serde_json::{json, Value};
+
+/// One answer: status, headers, body as JSON (or a string when it is not JSON).
+struct Answer {
+    status: u16,
+    headers: http::HeaderMap,
+    body: Value,
+}
+
+async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<Vec<u8>>,
+    token: Option<&str>,
+) -> Answer {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let req = req
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+async fn post(addr: SocketAddr, path: &str, body: Value, token: Option<&str>) -> Answer {
+    call(
+        addr,
+        "POST",
+        path,
+        Some(body.to_string().into_bytes()),
+        token,
+    )
+    .await
+}
+
+async fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Answer {
+    call(addr, "GET", path, None, token).await
+}
+
+fn error_code(a: &Answer) -> &str {
+    a.body["error"]["code"].as_str().unwrap_or("")
+}
+
+/// The service in this process on a free port (stops when the handle drops).
+struct Running {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task.abort();
+    }
+}
+
+async fn start(config: &Config) -> Running {
+    let store = Store::open(&config.storage.path).unwrap();
+    let resolver = Arc::new(Resolver::new(config, Some(store.clone())).unwrap());
+    let api = Arc::new(Api::new(config, resolver, store));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(hoptrace::api::serve(
+        api,
+        listener,
+        async {
+            let _ = rx.await;
+        },
+        Duration::from_secs(5),
+    ));
+    Running {
+        addr,
+        stop: Some(tx),
+        task,
+    }
+}
+
+#[tokio::test]
+async fn every_call_and_its_errors() {
+    let mut env = TestEnv::new().await;
+    env.config.server.max_request_bytes = 4096;
+    env.config.server.max_batch = 5;
+    let (short, _payload, target) = campaign(&env).await;
+    let sp = short.port();
+    let srv = start(&env.config).await;
+    let a = srv.addr;
+
+    assert_eq!(get(a, "/healthz", None).await.status, 200);
+
+    // resolve, then the same from the cache
+    let url = format!("http://blltly.com:{sp}/1w1w1");
+    let r = post(a, "/v1/resolve", json!({"url": url}), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["final_url"], target.as_str());
+    assert_eq!(r.body["hops"][0]["labels"][0], "fake-shortener");
+    assert_eq!(r.body["cached"], false);
+    let r = post(a, "/v1/resolve", json!({"url": url}), None).await;
+    assert_eq!(r.body["cached"], true);
+    let r = post(a, "/v1/resolve", json!({"url": url, "refresh": true}), None).await;
+    assert_eq!(r.body["cached"], false, "refresh bypasses the cache");
+    // defanged input is fine
+    let r = post(
+        a,
+        "/v1/resolve",
+        json!({"url": format!("hxxp://blltly[.]com:{sp}/defanged")}),
+        None,
+    )
+    .await;
+    assert_eq!(r.body["final_url"], target.as_str());
+
+    // batch: input order kept, bad entries are error traces, over the cap is a 400
+    let urls = vec![
+        format!("http://blltly.com:{sp}/b1"),
+        "not a url".to_string(),
+        format!("http://blltly.com:{sp}/b2"),
+    ];
+    let r = post(a, "/v1/resolve/batch", json!({"urls": urls}), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let traces = r.body["traces"].as_array().unwrap();
+    assert_eq!(traces.len(), 3);
+    for (t, u) in traces.iter().zip(&urls) {
+        assert_eq!(t["input"], u.as_str());
+    }
+    assert_eq!(traces[1]["outcome"], "error");
+    let r = post(
+        a,
+        "/v1/resolve/batch",
+        json!({"urls": vec![url.clone(); 6]}),
+        None,
+    )
+    .await;
+    assert_eq!((r.status, error_code(&r)), (400, "bad_request"));
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("at most 5"));
+
+    // scan: links out of text, each resolved
+    let text = format!(
+        "Download: [here](http://blltly.com:{sp}/scan1). Mirror hxxp://blltly[.]com:{sp}/scan2 ."
+    );
+    let r = post(a, "/v1/scan", json!({"text": text}), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let links = r.body["links"].as_array().unwrap();
+    assert_eq!(links.len(), 2, "{}", r.body);
+    assert!(links.iter().all(|t| t["final_url"] == target.as_str()));
+
+    // trace: stored, unknown, missing parameter
+    let r = get(a, &format!("/v1/trace?url={}", urlencode(&url)), None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["final_url"], target.as_str());
+    let r = get(a, "/v1/trace?url=http%3A%2F%2Fnever.example%2F", None).await;
+    assert_eq!((r.status, error_code(&r)), (404, "not_found"));
+    let r = get(a, "/v1/trace", None).await;
+    assert_eq!((r.status, error_code(&r)), (400, "bad_request"));
+
+    // domains: the landing domain with its distinct inputs, sortable and paged
+    let r = get(a, "/v1/domains", None).await;
+    assert_eq!(r.status, 200);
+    let d = &r.body["domains"][0];
+    assert_eq!(d["domain"], "failhostingpolp.ru");
+    assert_eq!(d["inputs"], 6, "{}", r.body);
+    assert_eq!(r.body["total"], 1);
+    let r = get(
+        a,
+        "/v1/domains?sort=domain&order=asc&limit=1&offset=0",
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["next_offset"], Value::Null);
+    for bad in ["sort=size", "order=up", "limit=0", "limit=x"] {
+        let r = get(a, &format!("/v1/domains?{bad}"), None).await;
+        assert_eq!((r.status, error_code(&r)), (400, "bad_request"), "{bad}");
+    }
+    let r = get(a, "/v1/domains/failhostingpolp.ru", None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["inputs"].as_array().unwrap().len(), 6);
+    assert_eq!(r.body["input_count"], 6);
+    let r = get(a, "/v1/domains/nowhere.example", None).await;
+    assert_eq!((r.status, error_code(&r)), (404, "not_found"));
+
+    // bad JSON, bad URL, unknown field, unknown route, wrong method, too large
+    let r = call(a, "POST", "/v1/resolve", Some(b"{nope".to_vec()), None).await;
+    assert_eq!((r.status, error_code(&r)), (400, "bad_request"));
+    let r = post(a, "/v1/resolve", json!({"url": "http://"}), None).await;
+    assert_eq!((r.status, error_code(&r)), (400, "bad_request"));
+    // A URL of another scheme is a URL: the trace says it was refused (as the CLI does).
+    let r = post(a, "/v1/resolve", json!({"url": "ftp://x.example/"}), None).await;
+    assert_eq!(
+        (r.status, &r.body["outcome"]),
+        (200, &json!("blocked")),
+        "{}",
+        r.body
+    );
+    let r = post(a, "/v1/resolve", json!({"url": url, "extra": 1}), None).await;
+    assert_eq!((r.status, error_code(&r)), (400, "bad_request"));
+    let r = get(a, "/v2/nothing", None).await;
+    assert_eq!((r.status, error_code(&r)), (404, "not_found"));
+    let r = get(a, "/v1/resolve", None).await;
+    assert_eq!((r.status, error_code(&r)), (405, "method_not_allowed"));
+    let big = json!({"url": "x".repeat(5000)});
+    let r = post(a, "/v1/resolve", big, None).await;
+    assert_eq!((r.status, error_code(&r)), (413, "payload_too_large"));
+
+    // metrics count what happened
+    let r = get(a, "/metrics", None).await;
+    let text = r.body.as_str().unwrap();
+    assert!(
+        text.contains("hoptrace_resolutions_total{outcome=\"landed\"}"),
+        "{text}"
+    );
+    assert!(text.contains("hoptrace_cache_hits_total 1"), "{text}");
+    assert!(text.contains("hoptrace_hops_total{via=\"http-redirect\"}"));
+    assert!(text.contains("hoptrace_http_request_seconds_bucket"));
+    assert!(text.contains("hoptrace_queue_depth 0"));
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn tokens_and_rate_limits() {
+    let mut env = TestEnv::new().await;
+    env.config.server.api_tokens = vec!["s3cret".into(), "other".into()];
+    env.config.server.rate_per_second = 1;
+    env.config.server.rate_burst = 2;
+    let srv = start(&env.config).await;
+    let a = srv.addr;
+    let path = "/v1/domains";
+
+    let r = get(a, path, None).await;
+    assert_eq!((r.status, error_code(&r)), (401, "unauthorized"));
+    let r = get(a, path, Some("s3cre")).await;
+    assert_eq!((r.status, error_code(&r)), (401, "unauthorized"));
+    // health, metrics and the API document need no token
+    assert_eq!(get(a, "/healthz", None).await.status, 200);
+    assert_eq!(get(a, "/openapi.json", None).await.status, 200);
+
+    // two at once (the burst), then 429 with Retry-After; another token has its own budget
+    assert_eq!(get(a, path, Some("s3cret")).await.status, 200);
+    assert_eq!(get(a, path, Some("s3cret")).await.status, 200);
+    let r = get(a, path, Some("s3cret")).await;
+    assert_eq!((r.status, error_code(&r)), (429, "rate_limited"));
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    assert_eq!(get(a, path, Some("other")).await.status, 200);
+}
+
+#[tokio::test]
+async fn full_queue_is_503_and_slow_requests_504() {
+    let mut env = TestEnv::new().await;
+    env.config.limits.concurrency = 1;
+    env.config.server.max_queue = 1;
+    env.config.limits.hop_timeout_ms = 10_000;
+    let release = Arc::new(tokio::sync::Notify::new());
+    let r2 = release.clone();
+    let slow = Server::start("127.0.0.1", move |_| {
+        let r = r2.clone();
+        async move {
+            r.notified().await;
+            html("late")
+        }
+    })
+    .await;
+    env.dns.set("slow.test", &["127.0.0.1"]);
+    let srv = start(&env.config).await;
+    let a = srv.addr;
+    let url = |n: u32| format!("http://slow.test:{}/{n}", slow.port());
+
+    // one running, one waiting: the queue is full
+    let first = tokio::spawn(post(a, "/v1/resolve", json!({"url": url(1)}), None));
+    let second = tokio::spawn(post(a, "/v1/resolve", json!({"url": url(2)}), None));
+    while slow.requests() < 1 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = post(a, "/v1/resolve", json!({"url": url(3)}), None).await;
+    assert_eq!((r.status, error_code(&r)), (503, "overloaded"));
+    assert_eq!(r.headers["retry-after"], "1");
+    // cached answers need no slot: still served while the queue is full
+    assert_eq!(get(a, "/v1/domains", None).await.status, 200);
+    release.notify_waiters();
+    for _ in 0..50 {
+        release.notify_waiters();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if first.is_finished() && second.is_finished() {
+            break;
+        }
+    }
+    assert_eq!(first.await.unwrap().status, 200);
+    assert_eq!(second.await.unwrap().status, 200);
+    drop(srv);
+
+    // a request over its time limit: 504
+    env.config.server.request_timeout_ms = 300;
+    env.config.storage.path = env.dir.path().join("db2");
+    let srv = start(&env.config).await;
+    let r = post(srv.addr, "/v1/resolve", json!({"url": url(4)}), None).await;
+    assert_eq!((r.status, error_code(&r)), (504, "timeout"));
+    release.notify_waiters();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_clients() {
+    let env = TestEnv::new().await;
+    let (short, _payload, target) = campaign(&env).await;
+    let srv = start(&env.config).await;
+    let a = srv.addr;
+    let mut tasks = Vec::new();
+    for c in 0..40 {
+        let (target, sp) = (target.clone(), short.port());
+        tasks.push(tokio::spawn(async move {
+            for n in 0..10 {
+                // a few distinct URLs, so most calls are cache hits and some resolve
+                let url = format!("http://blltly.com:{sp}/{}", (c * 10 + n) % 25);
+                let r = post(a, "/v1/resolve", json!({"url": url}), None).await;
+                assert_eq!(r.status, 200, "{}", r.body);
+                assert_eq!(r.body["final_url"], target.as_str());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let r = get(a, "/v1/domains/failhostingpolp.ru", None).await;
+    assert_eq!(r.body["input_count"], 25);
+}
+
+/// The OpenAPI document kept in the repo names exactly the routes the server has, and
+/// every documented call answers (not 404/405 for want of a route).
+#[tokio::test]
+async fn openapi_document_matches_the_routes() {
+    let env = TestEnv::new().await;
+    let srv = start(&env.config).await;
+    let doc = get(srv.addr, "/openapi.json", None).await.body;
+    assert_eq!(doc["openapi"].as_str().unwrap().chars().next(), Some('3'));
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    documented.sort();
+    let mut routes: Vec<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    routes.sort();
+    assert_eq!(documented, routes);
+    for (method, path) in &routes {
+        let concrete = path.replace("{domain}", "example.com");
+        let body = (method == "POST").then(|| b"{}".to_vec());
+        let r = call(srv.addr, method, &concrete, body, None).await;
+        assert!(
+            !matches!(error_code(&r), "method_not_allowed")
+                && !(r.status == 404
+                    && r.body["error"]["message"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with("no route")),
+            "{method} {path}: {} {}",
+            r.status,
+            r.body
+        );
+    }
+}
+
+/// The real binary: answers survive kill -9, SIGHUP reloads the lists, SIGTERM stops it
+/// cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_process_keeps_answers_reloads_lists_and_stops_cleanly() {
+    let env = TestEnv::new().await;
+    let (short, _payload, target) = campaign(&env).await;
+    let sp = short.port();
+    env.dns.set("newbad.test", &["127.0.0.1"]);
+    let landing = Server::start("127.0.0.1", |_| async { html("<html>plain</html>") }).await;
+    let lists = env.dir.path().join("extra.txt");
+    std::fs::write(&lists, "[payload-host]\nsomething-else.example\n").unwrap();
+    let cfg = env.write_config(&format!(
+        "[labels]\nextra_files = [\"{}\"]\n",
+        lists.display()
+    ));
+
+    let spawn = || {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hoptrace"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&cfg)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let addr: SocketAddr = line
+            .trim()
+            .trim_start_matches("listening on http://")
+            .parse()
+            .unwrap_or_else(|_| panic!("address line: {line:?}"));
+        (child, addr)
+    };
+
+    let (mut child, a) = spawn();
+    let urls: Vec<String> = (0..20)
+        .map(|n| format!("http://blltly.com:{sp}/k{n}"))
+        .collect();
+    let r = post(a, "/v1/resolve/batch", json!({"urls": urls}), None).await;
+    assert_eq!(r.status, 200);
+    // answered, then killed without warning
+    std::process::Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+
+    let (mut child, a) = spawn();
+    for u in &urls {
+        let r = get(a, &format!("/v1/trace?url={}", urlencode(u)), None).await;
+        assert_eq!(r.status, 200, "{u} survived kill -9");
+        assert_eq!(r.body["final_url"], target.as_str());
+    }
+    let r = get(a, "/v1/domains/failhostingpolp.ru", None).await;
+    assert_eq!(
+        r.body["input_count"], 20,
+        "the domain index survived kill -9"
+    );
+
+    // SIGHUP: a new list names newbad.test; a fresh resolution carries the label
+    let newbad = format!("http://newbad.test:{}/x", landing.port());
+    let r = post(a, "/v1/resolve", json!({"url": newbad}), None).await;
+    assert_eq!(r.body["labels"], json!([]));
+    std::fs::write(&lists, "[payload-host]\nnewbad.test\n").unwrap();
+    std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut labelled = false;
+    for _ in 0..50 {
+        let r = post(
+            a,
+            "/v1/resolve",
+            json!({"url": newbad, "refresh": true}),
+            None,
+        )
+        .await;
+        if r.body["labels"] == json!(["payload-host"]) {
+            labelled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(labelled, "SIGHUP reloaded the lists");
+
+    // SIGTERM: stops by itself, exit status 0
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
