@@ -34,6 +34,16 @@ pub enum Command {
     Resolve(ResolveArgs),
     /// Serve the HTTP API (see the README and GET /openapi.json).
     Serve(ServeArgs),
+    /// Ask a running server whether it is healthy (exit 0 when GET /healthz answers 200);
+    /// the Docker image's HEALTHCHECK.
+    Health(HealthArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct HealthArgs {
+    /// The server's address.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub server: std::net::SocketAddr,
 }
 
 #[derive(Args, Debug)]
@@ -93,6 +103,27 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Resolve(args) => resolve(args).await,
         Command::Serve(args) => serve(args).await,
+        Command::Health(args) => health(args).await,
+    }
+}
+
+async fn health(args: HealthArgs) -> Result<(), Failure> {
+    use http_body_util::Empty;
+    let ask = async {
+        let stream = tokio::net::TcpStream::connect(args.server).await?;
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        let req = http::Request::get("/healthz")
+            .header(http::header::HOST, args.server.to_string())
+            .body(Empty::<bytes::Bytes>::new())?;
+        Ok::<_, anyhow::Error>(send.send_request(req).await?.status())
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(5), ask).await {
+        Ok(Ok(status)) if status.is_success() => Ok(()),
+        Ok(Ok(status)) => Err(anyhow::anyhow!("{} answered {status}", args.server).into()),
+        Ok(Err(e)) => Err(anyhow::anyhow!("{}: {e:#}", args.server).into()),
+        Err(_) => Err(anyhow::anyhow!("{} did not answer within 5 s", args.server).into()),
     }
 }
 

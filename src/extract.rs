@@ -20,21 +20,9 @@ static HXXP: LazyLock<Regex> =
 /// punctuation that belongs to the sentence (`.`, `,`, `)` without a matching `(`...) is not
 /// part of the link.
 pub fn links(text: &str) -> Vec<String> {
-    let mut text = html_unescape(text);
-    for (from, to) in [
-        ("[://]", "://"),
-        ("[:]//", "://"),
-        ("[:/]/", "://"),
-        ("[.]", "."),
-        ("(.)", "."),
-        ("{.}", "."),
-        ("[dot]", "."),
-        ("(dot)", "."),
-    ] {
-        if text.contains(from) {
-            text = text.replace(from, to);
-        }
-    }
+    // In prose `[:]` and `[/]` are too likely to be something else: only the forms that
+    // cannot be.
+    let text = undo_brackets(&html_unescape(text), &DEFANGED[..DEFANGED.len() - 2]);
     let text = HXXP.replace_all(&text, "http$1");
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
@@ -70,26 +58,34 @@ fn trim_link(mut s: &str) -> &str {
     }
 }
 
-/// Undoes the usual ways of defanging a URL so it can be parsed: `hxxp(s)`, `[.]`, `(.)`,
-/// `{.}`, `[dot]`, `[://]`, `[:]//`, `[:]`. Text that was never defanged comes back unchanged.
-pub fn refang(input: &str) -> String {
-    let mut s = input.trim().to_string();
-    for (from, to) in [
-        ("[://]", "://"),
-        ("[:]//", "://"),
-        ("[:/]/", "://"),
-        ("[:]", ":"),
-        ("[.]", "."),
-        ("(.)", "."),
-        ("{.}", "."),
-        ("[dot]", "."),
-        ("(dot)", "."),
-        ("[/]", "/"),
-    ] {
+/// Bracketed defanging and what it stands for; the last two only inside a single URL.
+const DEFANGED: &[(&str, &str)] = &[
+    ("[://]", "://"),
+    ("[:]//", "://"),
+    ("[:/]/", "://"),
+    ("[.]", "."),
+    ("(.)", "."),
+    ("{.}", "."),
+    ("[dot]", "."),
+    ("(dot)", "."),
+    ("[:]", ":"),
+    ("[/]", "/"),
+];
+
+fn undo_brackets(text: &str, table: &[(&str, &str)]) -> String {
+    let mut s = text.to_string();
+    for (from, to) in table {
         if s.contains(from) {
             s = s.replace(from, to);
         }
     }
+    s
+}
+
+/// Undoes the usual ways of defanging a URL so it can be parsed: `hxxp(s)`, `[.]`, `(.)`,
+/// `{.}`, `[dot]`, `[://]`, `[:]//`, `[:]`. Text that was never defanged comes back unchanged.
+pub fn refang(input: &str) -> String {
+    let mut s = undo_brackets(input.trim(), DEFANGED);
     // Scheme spellings: hxxp and hxxps in any case (hXXp, HXXPS).
     let lower = s.to_ascii_lowercase();
     for (from, to) in [

@@ -500,6 +500,16 @@ async fn the_process_keeps_answers_reloads_lists_and_stops_cleanly() {
     }
     assert!(labelled, "SIGHUP reloaded the lists");
 
+    // `hoptrace health` (the image's HEALTHCHECK) sees it serving
+    let health = |addr: SocketAddr| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hoptrace"))
+            .args(["health", "--server", &addr.to_string()])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+    };
+    assert!(health(a).success());
+
     // SIGTERM: stops by itself, exit status 0
     std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -509,4 +519,5 @@ async fn the_process_keeps_answers_reloads_lists_and_stops_cleanly() {
         .await
         .unwrap();
     assert!(status.success(), "{status:?}");
+    assert!(!health(a).success(), "nothing serves there any more");
 }
