@@ -343,6 +343,13 @@ async fn full_queue_is_503_and_slow_requests_504() {
     let srv = start(&env.config).await;
     let r = post(srv.addr, "/v1/resolve", json!({"url": url(4)}), None).await;
     assert_eq!((r.status, error_code(&r)), (504, "timeout"));
+    // the work cut at the time limit does not stay counted
+    let m = get(srv.addr, "/metrics", None).await.body;
+    let m = m.as_str().unwrap();
+    assert!(
+        m.contains("hoptrace_in_flight 0") && m.contains("hoptrace_queue_depth 0"),
+        "{m}"
+    );
     release.notify_waiters();
 }
 

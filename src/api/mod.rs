@@ -423,15 +423,15 @@ impl Api {
                     e.retry_after = Some(1);
                     e
                 })?;
-            self.metrics.queue_depth.inc_by(todo.len() as i64);
             let work = futures_util::future::join_all(todo.iter().map(|&i| {
                 let url = &urls[i];
                 async move {
+                    // Guards, so a request cut at its time limit does not leave the gauges up.
+                    let queued = Counted::new(&self.metrics.queue_depth);
                     let slot = self.slots.acquire().await;
-                    self.metrics.queue_depth.dec();
-                    self.metrics.in_flight.inc();
+                    drop(queued);
+                    let _running = Counted::new(&self.metrics.in_flight);
                     let t = self.resolver.resolve(url, !refresh).await;
-                    self.metrics.in_flight.dec();
                     drop(slot);
                     (i, t)
                 }
@@ -511,6 +511,22 @@ impl Api {
             StatusCode::OK,
             &json!({"domains": page, "total": total, "next_offset": next}),
         ))
+    }
+}
+
+/// Holds a gauge up by one while it lives.
+struct Counted<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl<'a> Counted<'a> {
+    fn new(gauge: &'a prometheus_client::metrics::gauge::Gauge) -> Counted<'a> {
+        gauge.inc();
+        Counted(gauge)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
