@@ -17,6 +17,9 @@ pub(super) const LOAD_MARGIN: Duration = Duration::from_millis(1000);
 /// How long one CDP call may take before the browser is thought stuck.
 pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Real time after which virtual time is armed again when the page has said nothing.
+const REARM_AFTER: Duration = Duration::from_secs(2);
+
 /// How long a health check may take.
 pub(super) const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -102,12 +105,15 @@ pub(super) fn watch(
     url: &str,
     settle: Duration,
     deadline: Instant,
-    arm: impl FnOnce(Duration),
+    arm: impl Fn(Duration),
     alive: impl Fn() -> bool,
 ) -> Result<Visit, Broken> {
     let t0 = Instant::now();
-    let mut arm = Some(arm);
     let mut committed: Option<(String, Instant)> = None;
+    // When virtual time was last armed. A page that should be done in a fraction of a second
+    // is armed again if nothing came of it: an arming command can be delayed behind another
+    // page's stuck calls (seen after a page spinning in an endless loop).
+    let mut armed_at: Option<Instant> = None;
     loop {
         let now = Instant::now();
         if now >= deadline {
@@ -127,9 +133,8 @@ pub(super) fn watch(
                     );
                     committed = Some((at, Instant::now()));
                     // Timers set while the page loads count from then: give them a margin.
-                    if let Some(arm) = arm.take() {
-                        arm(settle + LOAD_MARGIN);
-                    }
+                    arm(settle + LOAD_MARGIN);
+                    armed_at = Some(Instant::now());
                 }
                 // A second commit we never saw requested: the page moved on by itself.
                 Some((first, since)) if *first != at => {
@@ -151,6 +156,13 @@ pub(super) fn watch(
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if !alive() {
                     return Err(Broken("Chromium exited".into()));
+                }
+                if armed_at.is_some_and(|at| at.elapsed() >= REARM_AFTER) {
+                    tracing::debug!(
+                        "visit {url}: no word from the page; arming virtual time again"
+                    );
+                    arm(settle + LOAD_MARGIN);
+                    armed_at = Some(Instant::now());
                 }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {

@@ -79,11 +79,7 @@ impl Engine for HeadlessChrome {
     }
 
     fn healthy(&self, w: &Warm) -> bool {
-        let control = w.control.clone();
-        within(Instant::now() + HEALTH_TIMEOUT, move || {
-            control.call_method_on_browser(CdpBrowser::GetVersion(None))
-        })
-        .is_ok()
+        answers(w)
     }
 
     fn prepare(
@@ -218,7 +214,7 @@ fn prepare_page(
     .target_id;
     // Under load headless_chrome attaches tabs slowly (one at a time): wait the full time.
     // (A stopped browser already failed above, at a call's own time limit.)
-    let tab = wait_for_tab(&warm.browser, &target_id, until)
+    let tab = wait_for_tab(warm, &target_id, until)
         .ok_or_else(|| Broken("the new tab never attached".into()))?;
 
     let (tx, events) = mpsc::channel::<Seen>();
@@ -283,9 +279,23 @@ impl Drop for ContextGuard {
 }
 
 /// headless_chrome registers tabs as their targets attach.
-fn wait_for_tab(browser: &Browser, target_id: &str, deadline: Instant) -> Option<Arc<Tab>> {
+/// Whether the browser answers a trivial command within [`HEALTH_TIMEOUT`].
+fn answers(w: &Warm) -> bool {
+    let control = w.control.clone();
+    within(Instant::now() + HEALTH_TIMEOUT, move || {
+        control.call_method_on_browser(CdpBrowser::GetVersion(None))
+    })
+    .is_ok()
+}
+
+/// Waits for headless_chrome to attach the new tab, which under load takes seconds. Gives
+/// up early when the browser is gone or stops answering (a stopped browser never attaches
+/// it, and a visit may be waiting for the lock this preparation holds).
+fn wait_for_tab(warm: &Warm, target_id: &str, deadline: Instant) -> Option<Arc<Tab>> {
+    let mut next_check = Instant::now() + CALL_TIMEOUT;
     loop {
-        if let Some(tab) = browser
+        if let Some(tab) = warm
+            .browser
             .get_tabs()
             .lock()
             .ok()?
@@ -294,8 +304,15 @@ fn wait_for_tab(browser: &Browser, target_id: &str, deadline: Instant) -> Option
         {
             return Some(tab.clone());
         }
-        if Instant::now() >= deadline {
+        let now = Instant::now();
+        if now >= deadline || !warm.pid.is_none_or(cdp::process_alive) {
             return None;
+        }
+        if now >= next_check {
+            if !answers(warm) {
+                return None;
+            }
+            next_check = Instant::now() + CALL_TIMEOUT;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
