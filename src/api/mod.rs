@@ -556,7 +556,6 @@ pub fn path_matches(pattern: &str, path: &str) -> bool {
                 if b.is_empty() {
                     return false;
                 }
-                let _ = a;
             }
             (Some(a), Some(b)) if a == b => {}
             _ => return false,
