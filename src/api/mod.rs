@@ -235,8 +235,8 @@ impl Api {
             }
             _ => {}
         }
-        let client = self.authorize(&req, peer)?;
-        self.rate_limit(client)?;
+        let token = self.authorize(&req)?;
+        self.rate_limit(token, peer)?;
         let query = req.uri().query().unwrap_or("").to_string();
         let path = req.uri().path().to_string();
         let body = self.read_body(req).await?;
@@ -309,10 +309,11 @@ impl Api {
         }
     }
 
-    /// The client's identity for rate limiting: its token, else its address.
-    fn authorize<B>(&self, req: &Request<B>, peer: IpAddr) -> Result<String, ApiError> {
+    /// Checks the token when the server has tokens; answers the caller's token (`None`
+    /// without tokens).
+    fn authorize<'r, B>(&self, req: &'r Request<B>) -> Result<Option<&'r str>, ApiError> {
         if self.tokens.is_empty() {
-            return Ok(peer.to_string());
+            return Ok(None);
         }
         let given = req
             .headers()
@@ -334,7 +335,7 @@ impl Api {
             ok |= t.as_slice().ct_eq(given.as_bytes());
         }
         if bool::from(ok) {
-            Ok(format!("token:{given}"))
+            Ok(Some(given))
         } else {
             Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -344,9 +345,14 @@ impl Api {
         }
     }
 
-    fn rate_limit(&self, client: String) -> Result<(), ApiError> {
+    /// Per client: its token, else its address. (The key is only built with a limit on.)
+    fn rate_limit(&self, token: Option<&str>, peer: IpAddr) -> Result<(), ApiError> {
         let Some(limiter) = &self.limiter else {
             return Ok(());
+        };
+        let client = match token {
+            Some(t) => format!("token:{t}"),
+            None => peer.to_string(),
         };
         match limiter.check_key(&client) {
             Ok(()) => Ok(()),
@@ -431,7 +437,8 @@ impl Api {
                     let slot = self.slots.acquire().await;
                     drop(queued);
                     let _running = Counted::new(&self.metrics.in_flight);
-                    let t = self.resolver.resolve(url, !refresh).await;
+                    // The cache was asked above: no second lookup.
+                    let t = self.resolver.resolve(url, false).await;
                     drop(slot);
                     (i, t)
                 }
