@@ -40,6 +40,10 @@ pub struct Resolver {
     labels: std::sync::RwLock<Arc<Labels>>,
     finders: Vec<Arc<dyn NextHopFinder>>,
     store: Option<Store>,
+    /// Cache-using resolutions in flight, by key: a second caller for the same link waits for
+    /// the first instead of visiting it again (a scan finds one shortener link in thousands
+    /// of repositories at once).
+    in_flight: std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Trace>>>>,
     max_hops: usize,
     hop_timeout: Duration,
     total_timeout: Duration,
@@ -77,6 +81,7 @@ impl Resolver {
             labels: std::sync::RwLock::new(Arc::new(Labels::load(&config.labels.extra_files)?)),
             finders,
             store,
+            in_flight: Default::default(),
             max_hops: config.limits.max_hops as usize,
             hop_timeout: Duration::from_millis(config.limits.hop_timeout_ms),
             total_timeout: Duration::from_millis(config.limits.total_timeout_ms),
@@ -117,18 +122,52 @@ impl Resolver {
             Err(message) => return input_error(input, message),
         };
         let key = url.as_str().to_string();
-        if use_cache {
-            if let Some(trace) = self.cached_key(input, &key) {
-                return trace;
-            }
+        if !use_cache {
+            return self.follow_and_store(input, url, &key).await;
         }
+        if let Some(trace) = self.cached_key(input, &key) {
+            return trace;
+        }
+        let cell = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        // Removes the entry however this call ends (a caller may be cancelled mid-way; the
+        // cell then lets the next waiter do the work).
+        let _leave = InFlight {
+            map: &self.in_flight,
+            key: &key,
+            cell: &cell,
+        };
+        let mut trace = cell
+            .get_or_init(|| self.follow_and_store(input, url, &key))
+            .await
+            .clone();
+        trace.input = input.to_string();
+        trace
+    }
+
+    async fn follow_and_store(&self, input: &str, url: Url, key: &str) -> Trace {
         let trace = self.follow(input, url).await;
         if let Some(store) = &self.store {
-            if let Err(e) = store.put(&key, &trace, crate::now_ms()).await {
+            if let Err(e) = store.put(key, &trace, crate::now_ms()).await {
                 tracing::error!("storing the trace of {key} failed: {e}");
             }
         }
         trace
+    }
+
+    /// The latest stored Trace of `input`, however old and whatever its outcome (`cached`
+    /// set); `None` when there is none.
+    pub fn stored(&self, input: &str) -> Option<Trace> {
+        let url = parse_input(input).ok()?;
+        let (mut trace, _) = self.store.as_ref()?.latest(url.as_str()).ok()??;
+        trace.cached = true;
+        trace.input = input.to_string();
+        Some(trace)
     }
 
     /// A fresh Trace of `input` from the store, without any network work (`None` when there
@@ -399,6 +438,23 @@ fn host_of(url: &Url) -> String {
         Some(url::Host::Ipv6(v6)) => v6.to_string(),
         Some(h) => h.to_string(),
         None => String::new(),
+    }
+}
+
+/// Takes a finished single-flight entry out of the map (only if it is still this call's cell:
+/// a later resolution of the same key has its own).
+struct InFlight<'a> {
+    map: &'a std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Trace>>>>,
+    key: &'a str,
+    cell: &'a Arc<tokio::sync::OnceCell<Trace>>,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.get(self.key).is_some_and(|c| Arc::ptr_eq(c, self.cell)) {
+            map.remove(self.key);
+        }
     }
 }
 

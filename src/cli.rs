@@ -32,11 +32,50 @@ pub struct Cli {
 pub enum Command {
     /// Resolve URLs and print every hop of each chain.
     Resolve(ResolveArgs),
+    /// Find the links in Docker Hub repository descriptions (JSONL) or plain text, resolve
+    /// them and judge each repository.
+    Scan(ScanArgs),
+    /// Print the campaigns in the store: repositories grouped by shared infrastructure.
+    Campaigns(CampaignsArgs),
     /// Serve the HTTP API (see the README and GET /openapi.json).
     Serve(ServeArgs),
     /// Ask a running server whether it is healthy (exit 0 when GET /healthz answers 200);
     /// the Docker image's HEALTHCHECK.
     Health(HealthArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    /// Config file (default: resolver-config/hoptrace.toml when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// One JSON object per repository (its verdict, reasons and link Traces) instead of a
+    /// readable report.
+    #[arg(long)]
+    pub json: bool,
+    /// Resolve links afresh even when a recent Trace is cached.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Scan repositories again even when the store holds a scan of the same text (by
+    /// default a re-run skips them, so an interrupted scan resumes).
+    #[arg(long)]
+    pub rescan: bool,
+    /// Docker Hub repository JSONL, or plain text; `-` reads stdin.
+    #[arg(value_name = "FILE")]
+    pub input: String,
+}
+
+#[derive(Args, Debug)]
+pub struct CampaignsArgs {
+    /// Config file (default: resolver-config/hoptrace.toml when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// `{"campaigns": [...]}` as GET /v1/campaigns answers, instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Leave out campaigns with fewer repositories.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub min_repositories: usize,
 }
 
 #[derive(Args, Debug)]
@@ -102,6 +141,8 @@ fn usage(error: anyhow::Error) -> Failure {
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Resolve(args) => resolve(args).await,
+        Command::Scan(args) => scan(args).await,
+        Command::Campaigns(args) => campaigns(args),
         Command::Serve(args) => serve(args).await,
         Command::Health(args) => health(args).await,
     }
@@ -206,6 +247,223 @@ async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
             write_human(&mut out, &trace, colour)?;
         }
         out.flush()?;
+    }
+    Ok(())
+}
+
+async fn scan(args: ScanArgs) -> Result<(), Failure> {
+    use crate::scan::{documents, Scanner, Verdict};
+    let config = Config::load(args.config.as_deref()).map_err(|e| usage(e.into()))?;
+    let (reader, source, total): (Box<dyn BufRead + Send>, String, Option<u64>) =
+        if args.input == "-" {
+            (
+                Box::new(std::io::BufReader::new(std::io::stdin())),
+                "stdin".into(),
+                None,
+            )
+        } else {
+            let path = std::path::Path::new(&args.input);
+            let open = || {
+                std::fs::File::open(path)
+                    .with_context(|| format!("cannot read {}", path.display()))
+                    .map_err(usage)
+            };
+            // Counting lines first gives the progress bar a length (and an ETA).
+            let lines = std::io::BufReader::new(open()?)
+                .lines()
+                .map_while(Result::ok)
+                .filter(|l| !l.trim().is_empty())
+                .count() as u64;
+            let name = path
+                .file_name()
+                .map_or(args.input.clone(), |n| n.to_string_lossy().into_owned());
+            (
+                Box::new(std::io::BufReader::new(open()?)),
+                name,
+                Some(lines),
+            )
+        };
+    let store = Store::open(&config.storage.path)?;
+    let resolver =
+        std::sync::Arc::new(Resolver::new(&config, Some(store)).map_err(|e| usage(e.into()))?);
+    let concurrency = config.limits.concurrency as usize;
+    let scanner = Scanner::new(resolver, concurrency, !args.no_cache, args.rescan);
+
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = match total {
+            Some(n) => indicatif::ProgressBar::new(n),
+            None => indicatif::ProgressBar::no_length(),
+        };
+        let style = indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} repositories  {per_sec}  ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+
+    // Documents are read as they are needed (a dump of millions of repositories is never
+    // held whole); `buffered` scans `concurrency` repositories at once and keeps input order.
+    let (tx, rx) = tokio::sync::mpsc::channel(concurrency.max(1));
+    std::thread::spawn(move || {
+        for doc in documents(reader, &source) {
+            if tx.blocking_send(doc).is_err() {
+                break;
+            }
+        }
+    });
+    let scanner = &scanner;
+    let mut results = std::pin::pin!(receiver_stream(rx)
+        .map(|doc| async move {
+            match doc {
+                Ok(doc) => scanner.scan(&doc).await.map_err(anyhow::Error::from),
+                Err(e) => Err(anyhow::Error::from(e)),
+            }
+        })
+        .buffered(concurrency.max(1)));
+    let mut counts = [0usize; 3];
+    let (mut resumed, mut bad) = (0usize, 0usize);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    while let Some(result) = results.next().await {
+        bar.inc(1);
+        match result {
+            Ok(scanned) => {
+                counts[scanned.verdict as usize] += 1;
+                resumed += usize::from(scanned.resumed);
+                bar.suspend(|| -> std::io::Result<()> {
+                    if args.json {
+                        serde_json::to_writer(&mut out, &scanned)?;
+                        out.write_all(b"\n")?;
+                    } else {
+                        write_scanned(&mut out, &scanned, colour)?;
+                    }
+                    out.flush()
+                })?;
+            }
+            Err(e) => {
+                bad += 1;
+                bar.suspend(|| eprintln!("hoptrace: skipped: {e:#}"));
+            }
+        }
+    }
+    bar.finish_and_clear();
+    eprintln!(
+        "scanned {} repositories: {} malicious, {} suspicious, {} clean ({resumed} from an earlier scan){}",
+        counts.iter().sum::<usize>(),
+        counts[Verdict::Malicious as usize],
+        counts[Verdict::Suspicious as usize],
+        counts[Verdict::Clean as usize],
+        if bad > 0 { format!("; {bad} input lines skipped") } else { String::new() },
+    );
+    Ok(())
+}
+
+/// A receiver as a stream (tokio-stream's wrapper, without the dependency).
+fn receiver_stream<T: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> {
+    stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|t| (t, rx)) })
+}
+
+/// A repository for a person: the verdict, then each reason.
+fn write_scanned(
+    out: &mut impl Write,
+    s: &crate::scan::Scanned,
+    colour: bool,
+) -> std::io::Result<()> {
+    use crate::scan::Verdict;
+    let st = Style { on: colour };
+    let (code, word) = match s.verdict {
+        Verdict::Malicious => ("31;1", "MALICIOUS"),
+        Verdict::Suspicious => ("33", "suspicious"),
+        Verdict::Clean => ("32", "clean"),
+    };
+    let mut line = format!(
+        "{}  {}",
+        st.paint(code, &format!("{word:<10}")),
+        s.repository
+    );
+    line.push_str(&format!("  ({} links", s.links.len()));
+    if s.links_left_out > 0 {
+        line.push_str(&format!(", {} more not resolved", s.links_left_out));
+    }
+    line.push(')');
+    if s.resumed {
+        line.push_str("  (earlier scan)");
+    }
+    writeln!(out, "{line}")?;
+    for r in &s.reasons {
+        match &r.url {
+            Some(url) => writeln!(out, "    {url}: {}", r.why)?,
+            None => writeln!(out, "    {}", r.why)?,
+        }
+    }
+    Ok(())
+}
+
+fn campaigns(args: CampaignsArgs) -> Result<(), Failure> {
+    let config = Config::load(args.config.as_deref()).map_err(|e| usage(e.into()))?;
+    let store = Store::open(&config.storage.path)?;
+    let records = store
+        .repositories::<crate::scan::RepositoryRecord>()
+        .collect::<Result<Vec<_>, _>>()?;
+    let found = crate::campaigns::cluster(records, args.min_repositories);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "campaigns": found }))?;
+        writeln!(out)?;
+    } else if found.is_empty() {
+        writeln!(
+            out,
+            "no campaigns of {} or more repositories in the store",
+            args.min_repositories
+        )?;
+    } else {
+        write_campaigns(&mut out, &found)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Campaigns as a table, with each one's hosts, users and labels under it.
+fn write_campaigns(
+    out: &mut impl Write,
+    found: &[crate::campaigns::Campaign],
+) -> std::io::Result<()> {
+    let list = |items: &[String], max: usize| {
+        let mut s = items
+            .iter()
+            .take(max)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if items.len() > max {
+            s.push_str(&format!(" (+{} more)", items.len() - max));
+        }
+        s
+    };
+    writeln!(
+        out,
+        "{:<16} {:>6} {:>6} {:>9}  {:<20} {:<20}",
+        "campaign", "repos", "users", "malicious", "first seen", "last seen"
+    )?;
+    for c in found {
+        writeln!(
+            out,
+            "{:<16} {:>6} {:>6} {:>9}  {:<20} {:<20}",
+            c.id, c.repository_count, c.user_count, c.malicious, c.first_seen, c.last_seen
+        )?;
+        writeln!(out, "    landing hosts:  {}", list(&c.landing_hosts, 6))?;
+        writeln!(out, "    infrastructure: {}", list(&c.infrastructure, 6))?;
+        writeln!(out, "    labels:         {}", list(&c.labels, 8))?;
+        writeln!(out, "    users:          {}", list(&c.users, 6))?;
+        writeln!(out, "    repositories:   {}", list(&c.repositories, 4))?;
     }
     Ok(())
 }

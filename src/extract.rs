@@ -4,43 +4,173 @@
 use std::sync::LazyLock;
 
 use regex::Regex;
+use serde::{Deserialize, Serialize};
 
-/// Bare links: with a scheme, or starting `www.`; they end at whitespace, quotes, angle
-/// brackets or the markup that closes them.
+/// A dot as attackers and analysts defang it.
+const DOT: &str = r"(?:\.|\[\.\]|\(\.\)|\{\.\}|\[dot\]|\(dot\))";
+const DEFANGED_DOT: &str = r"(?:\[\.\]|\(\.\)|\{\.\}|\[dot\]|\(dot\))";
+/// What may follow the start of a link: anything but whitespace, quotes, angle brackets and
+/// the brackets markup closes with, except where brackets spell a defanged `.`, `:` or `/`.
+const BODY: &str = r#"(?:\[\.\]|\{\.\}|\[dot\]|\[:\]|\[/\]|[^\s<>"'`\[\]{}|\\^])*"#;
+
+/// Where a link may start: a scheme (plain, defanged or percent-encoded), `www.`, or a host
+/// name with at least one defanged dot (`evil[.]com/x` is a link nobody would write by
+/// accident).
 static LINK: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)\b(?:https?://|www\.)[^\s<>"'`\]\[{}|\\^]+"#).expect("valid regex")
+    let scheme = r"\bh(?:tt|xx)ps?(?:://|\[://\]|\[:\]//|\[:/\]/|%3a%2f%2f)";
+    let www = format!(r"\bwww{DOT}");
+    let host = format!(
+        r"\b[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:{DOT}[a-z0-9-]+)*{DEFANGED_DOT}[a-z]{{2,}}\b(?:[/?#:]{BODY})?"
+    );
+    Regex::new(&format!("(?i)(?:{scheme}|{www}){BODY}|{host}")).expect("valid regex")
 });
 
-/// `hxxp` / `hxxps` anywhere in text.
-static HXXP: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)\bhxxp(s?)\b").expect("valid regex"));
+/// Just before a link: markdown's `](`, a reference definition `[id]: `, or `[` of a link
+/// whose text is the link itself.
+static MARKDOWN_BEFORE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:\]\(\s*<?|(?m:^[ ]{0,3}\[[^\]\n]+\]:[ \t]*<?)|\[)$").expect("valid regex")
+});
+
+/// Just before a link: an HTML attribute that holds a URL, or a meta refresh's `url=`.
+static HTML_BEFORE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?i)(?:\b(?:href|src|action|formaction|poster|data-[a-z-]+)\s*=\s*["']?|;\s*url\s*=\s*)$"#,
+    )
+    .expect("valid regex")
+});
+
+/// `hxxp` / `hxxps` at the start of a link.
+static HXXP: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)^hxxp(s?)").expect("valid regex"));
+
+/// How a link was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Form {
+    /// Markdown: inline `[text](url)`, image, reference definition or `<url>` autolink.
+    Markdown,
+    /// An HTML attribute (`href`, `src`, `action`, ...).
+    Html,
+    /// A URL in running text.
+    Bare,
+    /// Written defanged (`hxxp`, `[.]`, `[://]`, ...), whatever markup it sits in.
+    Defanged,
+}
+
+/// Where a link was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The field it came from (`description`, `full_description`, `text`, ...).
+    pub field: String,
+    pub form: Form,
+    /// The link as written there (before refanging and decoding).
+    pub written: String,
+}
+
+/// One distinct link and every place it was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    /// Normalised: refanged, entities and percent-encoding decoded, `http://` added to
+    /// schemeless forms, parsed and printed by the URL parser.
+    pub url: String,
+    pub found_in: Vec<Provenance>,
+}
 
 /// The distinct links in `text` (markdown, HTML, bare and defanged forms), in the order they
-/// first appear, refanged and with entities decoded; `www.` links get `http://`. Trailing
-/// punctuation that belongs to the sentence (`.`, `,`, `)` without a matching `(`...) is not
-/// part of the link.
+/// first appear. See [`find`].
 pub fn links(text: &str) -> Vec<String> {
-    // In prose `[:]` and `[/]` are too likely to be something else: only the forms that
-    // cannot be.
-    let text = undo_brackets(&html_unescape(text), &DEFANGED[..DEFANGED.len() - 2]);
-    let text = HXXP.replace_all(&text, "http$1");
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    for m in LINK.find_iter(&text) {
-        let link = trim_link(m.as_str());
-        if link.len() < 8 {
-            continue;
-        }
-        let link = if link.to_ascii_lowercase().starts_with("www.") {
-            format!("http://{link}")
-        } else {
-            link.to_string()
-        };
-        if seen.insert(link.clone()) {
-            out.push(link);
+    find(&[("text", text)]).into_iter().map(|l| l.url).collect()
+}
+
+/// The distinct links in named fields, in order of first appearance, each with every
+/// (field, form) it was found in. Entities are decoded before looking (`&#104;ttp` is a
+/// link); percent-encoded links (`https%3A%2F%2F...`) are decoded when they stand alone;
+/// trailing punctuation that belongs to the sentence is left out.
+pub fn find(fields: &[(&str, &str)]) -> Vec<Link> {
+    let mut out: Vec<Link> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    for (field, text) in fields {
+        let text = html_unescape(text);
+        for m in LINK.find_iter(&text) {
+            let written = trim_link(m.as_str());
+            let Some((url, defanged)) = normalise(written) else {
+                continue;
+            };
+            let form = if defanged {
+                Form::Defanged
+            } else {
+                form_at(&text, m.start(), m.start() + written.len())
+            };
+            let place = Provenance {
+                field: field.to_string(),
+                form,
+                written: written.to_string(),
+            };
+            let i = *index.entry(url.clone()).or_insert_with(|| {
+                out.push(Link {
+                    url,
+                    found_in: Vec::new(),
+                });
+                out.len() - 1
+            });
+            let seen = &mut out[i].found_in;
+            if !seen
+                .iter()
+                .any(|p| p.field == place.field && p.form == place.form)
+            {
+                seen.push(place);
+            }
         }
     }
     out
+}
+
+/// The markup around `text[start..end]`.
+fn form_at(text: &str, start: usize, end: usize) -> Form {
+    let mut from = start.saturating_sub(80);
+    while !text.is_char_boundary(from) {
+        from -= 1;
+    }
+    let before = &text[from..start];
+    let after = &text[end..];
+    if MARKDOWN_BEFORE.is_match(before) || (before.ends_with('<') && after.starts_with('>')) {
+        Form::Markdown
+    } else if HTML_BEFORE.is_match(before) {
+        Form::Html
+    } else {
+        Form::Bare
+    }
+}
+
+/// A link as written -> the URL it stands for, and whether it was defanged; `None` when it
+/// is not an http(s) URL with a host after all.
+fn normalise(written: &str) -> Option<(String, bool)> {
+    let mut s = written.to_string();
+    let lower = s.to_ascii_lowercase();
+    if lower.starts_with("http%3a") || lower.starts_with("https%3a") || lower.starts_with("hxxp") {
+        if lower.contains("%3a%2f%2f") {
+            s = percent_encoding::percent_decode_str(&s)
+                .decode_utf8_lossy()
+                .into_owned();
+        }
+    }
+    let plain = HXXP
+        .replace(&undo_brackets(&s, DEFANGED), "http$1")
+        .into_owned();
+    let defanged = plain != s;
+    let schemeless = !plain.to_ascii_lowercase().starts_with("http");
+    let full = if schemeless {
+        format!("http://{plain}")
+    } else {
+        plain
+    };
+    let url = url::Url::parse(&full).ok()?;
+    let host = url.host_str()?;
+    let named =
+        host.contains('.') || matches!(url.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)));
+    if !matches!(url.scheme(), "http" | "https") || (schemeless && !named) || host.is_empty() {
+        return None;
+    }
+    Some((url.into(), defanged))
 }
 
 /// Drops sentence punctuation from the end of a link, and a closing parenthesis that has
@@ -191,6 +321,124 @@ mod tests {
         assert_eq!(
             links("https://en.wikipedia.org/wiki/Foo_(bar)."),
             vec!["https://en.wikipedia.org/wiki/Foo_(bar)"]
+        );
+    }
+
+    fn forms(fields: &[(&str, &str)]) -> Vec<(String, Vec<(String, Form)>)> {
+        find(fields)
+            .into_iter()
+            .map(|l| {
+                let places = l.found_in.into_iter().map(|p| (p.field, p.form)).collect();
+                (l.url, places)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_form_with_provenance() {
+        let full = "# Tool\n\
+            Inline [download](https://a.example/dl) and ![img](https://img.example/x.png \"t\")\n\
+            Reference [mirror][1] and autolink <https://auto.example/p>.\n\
+            \n\
+            [1]: https://ref.example/r\n\
+            <a href='https://html.example/a'>x</a> <img src=https://html.example/i.gif>\n\
+            <form action=\"http://post.example/f\"></form>\n\
+            Defanged: hxxp://evil[.]example/1, bltlly(.)com/abc, hXXps[://]c2{.}example\n\
+            Encoded: https%3A%2F%2Fenc.example%2Fpath%3Fa%3D1 and &#104;ttps&#58;//ent.example/e\n\
+            Bare www.bare.example/w; again https://a.example/dl.";
+        let got = forms(&[
+            ("description", "see https://a.example/dl"),
+            ("full_description", full),
+        ]);
+        let want: Vec<(&str, Vec<(&str, Form)>)> = vec![
+            (
+                "https://a.example/dl",
+                vec![
+                    ("description", Form::Bare),
+                    ("full_description", Form::Markdown),
+                    ("full_description", Form::Bare),
+                ],
+            ),
+            (
+                "https://img.example/x.png",
+                vec![("full_description", Form::Markdown)],
+            ),
+            (
+                "https://auto.example/p",
+                vec![("full_description", Form::Markdown)],
+            ),
+            (
+                "https://ref.example/r",
+                vec![("full_description", Form::Markdown)],
+            ),
+            (
+                "https://html.example/a",
+                vec![("full_description", Form::Html)],
+            ),
+            (
+                "https://html.example/i.gif",
+                vec![("full_description", Form::Html)],
+            ),
+            (
+                "http://post.example/f",
+                vec![("full_description", Form::Html)],
+            ),
+            (
+                "http://evil.example/1",
+                vec![("full_description", Form::Defanged)],
+            ),
+            (
+                "http://bltlly.com/abc",
+                vec![("full_description", Form::Defanged)],
+            ),
+            (
+                "https://c2.example/",
+                vec![("full_description", Form::Defanged)],
+            ),
+            (
+                "https://enc.example/path?a=1",
+                vec![("full_description", Form::Bare)],
+            ),
+            (
+                "https://ent.example/e",
+                vec![("full_description", Form::Bare)],
+            ),
+            (
+                "http://www.bare.example/w",
+                vec![("full_description", Form::Bare)],
+            ),
+        ];
+        let want: Vec<(String, Vec<(String, Form)>)> = want
+            .into_iter()
+            .map(|(u, p)| {
+                (
+                    u.to_string(),
+                    p.into_iter().map(|(f, k)| (f.to_string(), k)).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn written_is_kept_and_junk_is_not_a_link() {
+        let l = find(&[("text", "go to hxxps://blltly[.]com/1w1w1!")]);
+        assert_eq!(l[0].url, "https://blltly.com/1w1w1");
+        assert_eq!(l[0].found_in[0].written, "hxxps://blltly[.]com/1w1w1");
+        for junk in [
+            "ftp://files.example/x",
+            "version 1.2.3 (see notes) e.g. foo.bar",
+            "http://",
+            "www.",
+            "mailto:someone@example.com",
+            "(.)(.) [.] {.}",
+        ] {
+            assert!(links(junk).is_empty(), "{junk}: {:?}", links(junk));
+        }
+        // A link inside another stays inside it (the Google wrapper is decoded later).
+        assert_eq!(
+            links("https://www.google.com/url?q=https%3A%2F%2Fevil.example%2F&usg=x"),
+            vec!["https://www.google.com/url?q=https%3A%2F%2Fevil.example%2F&usg=x"]
         );
     }
 

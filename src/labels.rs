@@ -301,6 +301,16 @@ fn check_label(label: &str) -> Result<String, String> {
 }
 
 /// Lowercase ASCII (punycode) form of a domain, refanged, without a trailing dot.
+/// The registrable domain of `host` (`a.b.example.co.uk` -> `example.co.uk`), lower case;
+/// an address or a name without a public suffix comes back as it is.
+pub fn registrable(host: &str) -> String {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[') {
+        return host;
+    }
+    psl::domain_str(&host).unwrap_or(&host).to_string()
+}
+
 fn normalise_domain(s: &str) -> Option<String> {
     let s = refang(s);
     let s = s.trim().trim_end_matches('.');

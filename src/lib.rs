@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod browser;
+pub mod campaigns;
 pub mod chain;
 pub mod cli;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod egress;
 pub mod extract;
 pub mod fetch;
 pub mod labels;
+pub mod scan;
 pub mod store;
 pub mod trace;
 

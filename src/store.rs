@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
@@ -57,6 +58,9 @@ pub struct Store {
     traces: sled::Tree,
     domains: sled::Tree,
     domain_inputs: sled::Tree,
+    /// Scanned repositories (`namespace/name` -> the scan's record), for resuming a scan and
+    /// for campaigns.
+    repositories: sled::Tree,
     durability: Arc<GroupCommit>,
 }
 
@@ -93,6 +97,7 @@ impl Store {
             traces: db.open_tree("traces")?,
             domains: db.open_tree("domains")?,
             domain_inputs: db.open_tree("domain_inputs")?,
+            repositories: db.open_tree("repositories")?,
             db,
             durability: Arc::default(),
         })
@@ -237,15 +242,46 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Stores what a scan found for one repository; returns after it is on disk.
+    pub async fn put_repository<R: Serialize>(
+        &self,
+        repository: &str,
+        record: &R,
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(record).map_err(|e| StoreError::Db(e.to_string()))?;
+        self.repositories.insert(repository.as_bytes(), bytes)?;
+        self.make_durable().await
+    }
+
+    pub fn repository<R: DeserializeOwned>(
+        &self,
+        repository: &str,
+    ) -> Result<Option<R>, StoreError> {
+        match self.repositories.get(repository.as_bytes())? {
+            Some(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| {
+                StoreError::Corrupt(format!("repository {repository}: {e}"))
+            })?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every scanned repository's record, in name order, read lazily.
+    pub fn repositories<R: DeserializeOwned>(
+        &self,
+    ) -> impl Iterator<Item = Result<R, StoreError>> + use<R> {
+        self.repositories.iter().values().map(|v| {
+            let v = v?;
+            serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("repository: {e}")))
+        })
+    }
+}
+
 /// The registrable domain a trace landed on: only chains that reached a page or a file.
-fn landing_domain(trace: &Trace) -> Option<String> {
+pub fn landing_domain(trace: &Trace) -> Option<String> {
     if !matches!(trace.outcome, Outcome::Landed | Outcome::Download) || trace.final_host.is_empty()
     {
         return None;
     }
-    let host = trace.final_host.trim_end_matches('.').to_ascii_lowercase();
-    if host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[') {
-        return Some(host);
-    }
-    Some(psl::domain_str(&host).unwrap_or(&host).to_string())
+    Some(crate::labels::registrable(&trace.final_host))
 }

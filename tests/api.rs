@@ -7,79 +7,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::*;
 use hoptrace::api::{Api, ROUTES};
 use hoptrace::chain::Resolver;
 use hoptrace::config::Config;
 use hoptrace::store::Store;
-use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
-
-/// One answer: status, headers, body as JSON (or a string when it is not JSON).
-struct Answer {
-    status: u16,
-    headers: http::HeaderMap,
-    body: Value,
-}
-
-async fn call(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    body: Option<Vec<u8>>,
-    token: Option<&str>,
-) -> Answer {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut send, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    let mut req = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string());
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    if body.is_some() {
-        req = req.header("content-type", "application/json");
-    }
-    let req = req
-        .body(Full::new(Bytes::from(body.unwrap_or_default())))
-        .unwrap();
-    let resp = send.send_request(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    Answer {
-        status,
-        headers,
-        body,
-    }
-}
-
-async fn post(addr: SocketAddr, path: &str, body: Value, token: Option<&str>) -> Answer {
-    call(
-        addr,
-        "POST",
-        path,
-        Some(body.to_string().into_bytes()),
-        token,
-    )
-    .await
-}
-
-async fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Answer {
-    call(addr, "GET", path, None, token).await
-}
-
-fn error_code(a: &Answer) -> &str {
-    a.body["error"]["code"].as_str().unwrap_or("")
-}
 
 /// The service in this process on a free port (stops when the handle drops).
 struct Running {
@@ -434,27 +367,7 @@ async fn the_process_keeps_answers_reloads_lists_and_stops_cleanly() {
         lists.display()
     ));
 
-    let spawn = || {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hoptrace"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&cfg)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        let addr: SocketAddr = line
-            .trim()
-            .trim_start_matches("listening on http://")
-            .parse()
-            .unwrap_or_else(|_| panic!("address line: {line:?}"));
-        (child, addr)
-    };
+    let spawn = || serve_binary(&cfg);
 
     let (mut child, a) = spawn();
     let urls: Vec<String> = (0..20)

@@ -25,6 +25,7 @@ pub enum Route {
     Batch,
     Scan,
     Trace,
+    Campaigns,
     Domains,
     Domain,
     Health,

@@ -36,6 +36,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/resolve/batch"),
     ("POST", "/v1/scan"),
     ("GET", "/v1/trace"),
+    ("GET", "/v1/campaigns"),
     ("GET", "/v1/domains"),
     ("GET", "/v1/domains/{domain}"),
     ("GET", "/healthz"),
@@ -133,7 +134,10 @@ struct BatchRequest {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ScanRequest {
-    text: String,
+    /// Plain text, or
+    text: Option<String>,
+    /// a Docker Hub repository object (judged and kept for campaigns).
+    repository: Option<serde_json::Value>,
     #[serde(default)]
     refresh: bool,
 }
@@ -261,11 +265,27 @@ impl Api {
             }
             Route::Scan => {
                 let r: ScanRequest = parse_json(&body)?;
-                let mut links = crate::extract::links(&r.text);
-                links.truncate(self.max_batch);
-                let traces = self.resolve_all(links, r.refresh).await?;
-                Ok(json_response(StatusCode::OK, &json!({"links": traces})))
+                let doc =
+                    match (r.text, r.repository) {
+                        (Some(text), None) => crate::scan::Document::text("text", text),
+                        (None, Some(repo)) => crate::scan::Document::from_hub(&repo)
+                            .map_err(|e| ApiError::bad_request(format!("repository: {e}")))?,
+                        _ => return Err(ApiError::bad_request(
+                            "give either `text` or `repository` (a Docker Hub repository object)",
+                        )),
+                    };
+                let max = self.max_batch.min(crate::scan::MAX_LINKS_PER_REPOSITORY);
+                let (found, left_out) = crate::scan::links_of(&doc, max);
+                let urls = found.iter().map(|l| l.url.clone()).collect();
+                let traces = self.resolve_all(urls, r.refresh).await?;
+                // Only a named repository is kept: campaigns group repositories.
+                let store = (!doc.namespace.is_empty()).then_some(&self.store);
+                let scanned = crate::scan::conclude(store, &doc, found, traces, left_out)
+                    .await
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                Ok(json_response(StatusCode::OK, &scanned))
             }
+            Route::Campaigns => self.campaigns(&query),
             Route::Trace => {
                 let url = query_param(&query, "url")
                     .ok_or_else(|| ApiError::bad_request("missing query parameter url"))?;
@@ -466,6 +486,34 @@ impl Api {
         Ok(traces)
     }
 
+    /// Campaigns over every scanned repository in the store (computed per call).
+    fn campaigns(&self, query: &str) -> Result<Response<Body>, ApiError> {
+        let number = |name: &str, default: usize, max: usize| match query_param(query, name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| ApiError::bad_request(format!("{name}: a number up to {max}"))),
+        };
+        let min = number("min_repositories", 2, usize::MAX)?;
+        let limit = number("limit", 100, 1000)?;
+        let offset = number("offset", 0, usize::MAX)?;
+        let records = self
+            .store
+            .repositories::<crate::scan::RepositoryRecord>()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let all = crate::campaigns::cluster(records, min);
+        let total = all.len();
+        let page: Vec<_> = all.into_iter().skip(offset).take(limit).collect();
+        let next = (offset + page.len() < total).then_some(offset + page.len());
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({"campaigns": page, "total": total, "next_offset": next}),
+        ))
+    }
+
     fn domains(&self, query: &str) -> Result<Response<Body>, ApiError> {
         let mut all: Vec<DomainRecord> = self
             .store
@@ -543,6 +591,7 @@ fn route_of(method: &Method, path: &str) -> Option<Route> {
         ("POST", "/v1/resolve/batch") => Route::Batch,
         ("POST", "/v1/scan") => Route::Scan,
         ("GET", "/v1/trace") => Route::Trace,
+        ("GET", "/v1/campaigns") => Route::Campaigns,
         ("GET", "/v1/domains") => Route::Domains,
         ("GET", p) if path_matches("/v1/domains/{domain}", p) => Route::Domain,
         ("GET", "/healthz") => Route::Health,

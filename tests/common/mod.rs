@@ -19,6 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, UdpSocket};
 
 use hoptrace::config::Config;
+use serde_json::Value;
 
 // ---------------------------------------------------------------- DNS
 
@@ -350,6 +351,141 @@ pub async fn campaign(env: &TestEnv) -> (Server, Server, String) {
     (short, payload, target)
 }
 
+/// Every host of the synthetic Docker Hub dump (tests/fixtures/hub), served by one local
+/// server that answers by `Host` as each campaign of the threat model does; every name
+/// points at 127.0.0.1. `log` records each request as `host path`.
+pub struct HubInternet {
+    pub server: Server,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+pub const HUB_HOSTS: &[&str] = &[
+    "blltly.com",
+    "bltlly.com",
+    "byltly.com",
+    "tinurll.com",
+    "urlcod.com",
+    "imgfil.com",
+    "failhostingpolp.ru",
+    "gts794.com",
+    "totrakto.com",
+    "urlin.us",
+    "bookreader-blog.com",
+    "gohhs.com",
+    "rd.lesac.ru",
+    "secure-card-check.com",
+    "billing-verify.net",
+    "premium-access.org",
+    "twitter.com",
+    "www.facebook.com",
+    "github.com",
+    "docs.docker.com",
+    "bit.ly",
+    "bitlly.com",
+    "tinnyurl.com",
+    "promo-gift.net",
+    "getmy.link",
+    "cheap-keys-store.com",
+];
+
+impl HubInternet {
+    pub async fn start(dns: &Dns) -> HubInternet {
+        let log: Arc<Mutex<Vec<String>>> = Default::default();
+        let visits = Arc::new(AtomicU64::new(0));
+        let port = Arc::new(std::sync::OnceLock::<u16>::new());
+        let (l, p) = (log.clone(), port.clone());
+        let server = Server::start("127.0.0.1", move |req| {
+            let host = req
+                .headers()
+                .get("host")
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("")
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            let path = req.uri().path().to_string();
+            l.lock().unwrap().push(format!("{host} {path}"));
+            let n = visits.fetch_add(1, Ordering::SeqCst);
+            let port = *p.get().unwrap();
+            async move { hub_answer(&host, &path, n, port) }
+        })
+        .await;
+        port.set(server.port()).unwrap();
+        for h in HUB_HOSTS {
+            dns.set(h, &["127.0.0.1"]);
+        }
+        HubInternet { server, log }
+    }
+
+    /// The fixture dump with this server's port in every link.
+    pub fn dump(&self) -> String {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/hub/repositories.jsonl"),
+        )
+        .unwrap();
+        text.replace("{{port}}", &self.server.port().to_string())
+    }
+}
+
+fn hub_answer(host: &str, path: &str, n: u64, port: u16) -> Response<Body> {
+    let to = |host: &str, path: &str| format!("http://{host}:{port}{path}");
+    match host {
+        // Fake shorteners: a new payload path on every visit.
+        "blltly.com" | "bltlly.com" | "byltly.com" | "tinurll.com" | "urlcod.com"
+        | "imgfil.com" => redirect(
+            302,
+            to("failhostingpolp.ru", &format!("/{n:x}a9/tk{n}")).as_bytes(),
+        ),
+        "urlin.us" => {
+            let next = if path.ends_with(['0', '2', '4', '6', '8']) {
+                "failhostingpolp.ru"
+            } else {
+                "gts794.com"
+            };
+            redirect(301, to(next, &format!("/{n:x}b7/tk{n}")).as_bytes())
+        }
+        "failhostingpolp.ru" => {
+            redirect(302, to("totrakto.com", "/CRACK-IDA-Pro-7.7.zip").as_bytes())
+        }
+        "gts794.com" => html(&format!(
+            "<html><head><meta http-equiv=\"refresh\" content=\"0;url={}\"></head></html>",
+            to("totrakto.com", "/setup-installer.zip")
+        )),
+        // The archive: headers, then a body that never comes (nobody should wait for it).
+        "totrakto.com" => stall_after_headers(
+            "application/zip",
+            Some("attachment; filename=\"CRACK-IDA-Pro-7.7.zip\""),
+        ),
+        "bookreader-blog.com" => {
+            let id = path.rsplit('=').next().unwrap_or("");
+            html(&format!(
+                "<html><head><meta http-equiv=\"refresh\" content=\"0; url={}\"></head><body>loading</body></html>",
+                to("gohhs.com", &format!("/{id}"))
+            ))
+        }
+        "gohhs.com" => redirect(302, to("rd.lesac.ru", &format!("/?s={n}")).as_bytes()),
+        // The eBook redirector picks a card-phishing page per visitor.
+        "rd.lesac.ru" => {
+            let page = [
+                "secure-card-check.com",
+                "billing-verify.net",
+                "premium-access.org",
+            ][(n % 3) as usize];
+            redirect(302, to(page, "/subscribe").as_bytes())
+        }
+        "bit.ly" => redirect(301, to("github.com", path).as_bytes()),
+        "bitlly.com" | "tinnyurl.com" => redirect(302, to("promo-gift.net", "/claim").as_bytes()),
+        "getmy.link" => redirect(302, to("cheap-keys-store.com", "/offer").as_bytes()),
+        "" => Response::builder()
+            .status(400)
+            .body(body("no host"))
+            .unwrap(),
+        _ => html("<html><body>a page</body></html>"),
+    }
+}
+
 /// Resolves one URL with a fresh resolver and no store.
 pub async fn resolve(env: &TestEnv, url: &str) -> hoptrace::trace::Trace {
     hoptrace::chain::Resolver::new(&env.config, None)
@@ -400,4 +536,100 @@ pub fn capture_logs() {
         .with_env_filter("hoptrace=debug")
         .with_test_writer()
         .try_init();
+}
+
+// ---------------------------------------------------------------- API clients
+
+/// One answer: status, headers, body as JSON (or a string when it is not JSON).
+pub struct Answer {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Value,
+}
+
+pub async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<Vec<u8>>,
+    token: Option<&str>,
+) -> Answer {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let req = req
+        .body(http_body_util::Full::new(Bytes::from(
+            body.unwrap_or_default(),
+        )))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub async fn post(addr: SocketAddr, path: &str, body: Value, token: Option<&str>) -> Answer {
+    call(
+        addr,
+        "POST",
+        path,
+        Some(body.to_string().into_bytes()),
+        token,
+    )
+    .await
+}
+
+pub async fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Answer {
+    call(addr, "GET", path, None, token).await
+}
+
+pub fn error_code(a: &Answer) -> &str {
+    a.body["error"]["code"].as_str().unwrap_or("")
+}
+
+/// `hoptrace serve` (the real binary) on a free loopback port with config `cfg`: the child
+/// and the address it printed.
+pub fn serve_binary(cfg: &std::path::Path) -> (std::process::Child, SocketAddr) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hoptrace"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(cfg)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .trim_start_matches("listening on http://")
+        .parse()
+        .unwrap_or_else(|_| panic!("address line: {line:?}"));
+    (child, addr)
 }

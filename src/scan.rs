@@ -1,0 +1,834 @@
+//! Scanning repository descriptions: each Docker Hub repository's links are found
+//! ([`crate::extract`]), resolved ([`crate::chain`]) and judged, and what they reached is kept
+//! in the store, both to resume an interrupted scan and to group repositories into
+//! [`crate::campaigns`].
+
+use std::io::BufRead;
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::chain::Resolver;
+use crate::extract::{self, Link, Provenance};
+use crate::labels::{self, FAKE_SHORTENER, LOOKALIKE_SHORTENER, SHORTENER};
+use crate::store::{Store, StoreError};
+use crate::trace::{Outcome, Trace, Via};
+
+/// Links resolved per repository at most; a description with more is judged on these (the
+/// output says how many were left out).
+pub const MAX_LINKS_PER_REPOSITORY: usize = 200;
+
+/// Labels that make a link, and its repository, malicious.
+pub const MALICIOUS_LABELS: &[&str] = &[
+    FAKE_SHORTENER,
+    LOOKALIKE_SHORTENER,
+    "payload-host",
+    "phishing",
+    "c2",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("line {line}: {message}")]
+    Line { line: usize, message: String },
+    #[error("reading the input: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// One thing to scan: a repository's text fields, or a plain-text document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// `namespace/name`, or the document's own name for plain text.
+    pub repository: String,
+    /// The publishing user (empty for plain text).
+    pub namespace: String,
+    pub name: String,
+    /// (field name, text) in the order they are searched.
+    pub fields: Vec<(String, String)>,
+    /// When Docker Hub says the repository was last updated, as it says it.
+    pub last_updated: Option<String>,
+}
+
+impl Document {
+    /// A repository from a Docker Hub API object: `namespace` (or `user`) and `name`, or
+    /// `repo_name` = `namespace/name` as search results have it; the text of `description`
+    /// and `full_description`; other fields ignored.
+    pub fn from_hub(v: &Value) -> Result<Document, String> {
+        let obj = v.as_object().ok_or("not a JSON object")?;
+        let text = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_string);
+        let (namespace, name) = match (text("namespace").or_else(|| text("user")), text("name")) {
+            (Some(ns), Some(name)) => (ns, name),
+            _ => match text("repo_name").as_deref().and_then(|r| r.split_once('/')) {
+                Some((ns, name)) => (ns.to_string(), name.to_string()),
+                None => return Err("no `namespace` and `name` (nor `repo_name`)".into()),
+            },
+        };
+        if namespace.is_empty() || name.is_empty() {
+            return Err("empty `namespace` or `name`".into());
+        }
+        let fields = ["description", "full_description"]
+            .into_iter()
+            .filter_map(|k| text(k).map(|t| (k.to_string(), t)))
+            .collect();
+        Ok(Document {
+            repository: format!("{namespace}/{name}"),
+            namespace,
+            name,
+            fields,
+            last_updated: text("last_updated"),
+        })
+    }
+
+    /// Plain text named `name` (searched as the field `text`).
+    pub fn text(name: &str, text: String) -> Document {
+        Document {
+            repository: name.to_string(),
+            namespace: String::new(),
+            name: name.to_string(),
+            fields: vec![("text".to_string(), text)],
+            last_updated: None,
+        }
+    }
+
+    /// A digest of the searched text: a stored scan of the same repository with the same
+    /// digest need not run again.
+    fn digest(&self) -> String {
+        let mut h = Fnv::default();
+        for (k, v) in &self.fields {
+            h.write(k.as_bytes());
+            h.write(&[0]);
+            h.write(v.as_bytes());
+            h.write(&[0]);
+        }
+        format!("{:016x}", h.0)
+    }
+}
+
+/// FNV-1a, 64 bit: stable across Rust versions (unlike `DefaultHasher`), which stored
+/// digests and campaign ids need.
+pub(crate) struct Fnv(pub u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    pub fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// Reads scan input: Docker Hub repository JSONL (one object a line, or an API page with a
+/// `results` array) when the first non-blank line starts with `{`, otherwise the whole input
+/// as one plain-text document named `source`. Bad lines are errors of their own; the rest
+/// goes on.
+pub fn documents<R: BufRead>(
+    mut reader: R,
+    source: &str,
+) -> Box<dyn Iterator<Item = Result<Document, ScanError>> + Send>
+where
+    R: Send + 'static,
+{
+    let mut first = String::new();
+    let mut line_no = 0;
+    loop {
+        first.clear();
+        match reader.read_line(&mut first) {
+            Ok(0) => return Box::new(std::iter::empty()),
+            Ok(_) => line_no += 1,
+            Err(e) => return Box::new(std::iter::once(Err(e.into()))),
+        }
+        if !first.trim().is_empty() {
+            break;
+        }
+    }
+    if !first.trim_start().starts_with('{') {
+        let mut text = first;
+        if let Err(e) = reader.read_to_string(&mut text) {
+            return Box::new(std::iter::once(Err(e.into())));
+        }
+        return Box::new(std::iter::once(Ok(Document::text(source, text))));
+    }
+    let first_docs = hub_line(&first, line_no);
+    let rest = reader
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !matches!(l, Ok(l) if l.trim().is_empty()))
+        .flat_map(move |(i, line)| match line {
+            Ok(line) => hub_line(&line, line_no + 1 + i),
+            Err(e) => vec![Err(e.into())],
+        });
+    Box::new(first_docs.into_iter().chain(rest))
+}
+
+/// The repositories on one JSONL line.
+fn hub_line(line: &str, line_no: usize) -> Vec<Result<Document, ScanError>> {
+    let err = |message: String| ScanError::Line {
+        line: line_no,
+        message,
+    };
+    let v: Value = match serde_json::from_str(line) {
+        Ok(v) => v,
+        Err(e) => return vec![Err(err(format!("not JSON ({e})")))],
+    };
+    match v.get("results").and_then(Value::as_array) {
+        Some(page) => page
+            .iter()
+            .map(|r| Document::from_hub(r).map_err(|m| err(m)))
+            .collect(),
+        None => vec![Document::from_hub(&v).map_err(err)],
+    }
+}
+
+/// How bad a repository (or one of its links) is; ordered, worst last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Clean,
+    Suspicious,
+    Malicious,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Clean => "clean",
+            Verdict::Suspicious => "suspicious",
+            Verdict::Malicious => "malicious",
+        }
+    }
+}
+
+/// Why a repository got its verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    pub verdict: Verdict,
+    /// The link this is about (`None` for what the repository itself shows).
+    pub url: Option<String>,
+    pub why: String,
+}
+
+/// A link of a repository: its Trace, and where in the repository it was found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScannedLink {
+    #[serde(flatten)]
+    pub trace: Trace,
+    pub found_in: Vec<Provenance>,
+}
+
+/// One output line of `hoptrace scan`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scanned {
+    pub repository: String,
+    pub verdict: Verdict,
+    pub reasons: Vec<Reason>,
+    pub links: Vec<ScannedLink>,
+    /// Links found beyond [`MAX_LINKS_PER_REPOSITORY`], not resolved.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub links_left_out: usize,
+    /// Answered from an earlier scan of the same text in the store.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resumed: bool,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// What the store keeps of a scanned repository: enough to answer a re-run without
+/// resolving again, and to cluster campaigns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepositoryRecord {
+    pub repository: String,
+    pub namespace: String,
+    /// [`Document::digest`] of the text scanned.
+    pub digest: String,
+    pub verdict: Verdict,
+    pub reasons: Vec<Reason>,
+    pub links: Vec<Link>,
+    #[serde(default)]
+    pub links_left_out: usize,
+    /// Final hosts of the links that made the verdict.
+    pub landing_hosts: Vec<String>,
+    /// Campaign infrastructure those links passed through (see [`infrastructure`]).
+    pub infrastructure: Vec<String>,
+    pub labels: Vec<String>,
+    pub scanned_at: String,
+    pub last_updated: Option<String>,
+}
+
+/// Scans documents with one resolver: the limits on links in flight and per host apply to
+/// all repositories together.
+pub struct Scanner {
+    resolver: Arc<Resolver>,
+    slots: tokio::sync::Semaphore,
+    use_cache: bool,
+    rescan: bool,
+}
+
+impl Scanner {
+    /// `concurrency` links resolve at once over all repositories; `use_cache` as for
+    /// `resolve`; `rescan` resolves repositories the store has already scanned.
+    pub fn new(
+        resolver: Arc<Resolver>,
+        concurrency: usize,
+        use_cache: bool,
+        rescan: bool,
+    ) -> Scanner {
+        Scanner {
+            resolver,
+            slots: tokio::sync::Semaphore::new(concurrency.max(1)),
+            use_cache,
+            rescan,
+        }
+    }
+
+    /// Scans one document and stores what it found (when the resolver has a store).
+    pub async fn scan(&self, doc: &Document) -> Result<Scanned, StoreError> {
+        let digest = doc.digest();
+        if !self.rescan {
+            if let Some(done) = self.resumed(doc, &digest)? {
+                return Ok(done);
+            }
+        }
+        let (found, left_out) = links_of(doc, MAX_LINKS_PER_REPOSITORY);
+        let traces = join_all(found.iter().map(|l| async {
+            let _slot = self.slots.acquire().await;
+            self.resolver.resolve(&l.url, self.use_cache).await
+        }))
+        .await;
+        conclude(self.resolver.store(), doc, found, traces, left_out).await
+    }
+
+    /// A stored scan of the same text, its links' latest Traces read back from the store.
+    fn resumed(&self, doc: &Document, digest: &str) -> Result<Option<Scanned>, StoreError> {
+        let Some(store) = self.resolver.store() else {
+            return Ok(None);
+        };
+        let Some(rec) = store.repository::<RepositoryRecord>(&doc.repository)? else {
+            return Ok(None);
+        };
+        if rec.digest != digest {
+            return Ok(None);
+        }
+        let mut links = Vec::with_capacity(rec.links.len());
+        for l in rec.links {
+            let Some(trace) = self.resolver.stored(&l.url) else {
+                return Ok(None); // the store lost a trace: scan again
+            };
+            links.push(ScannedLink {
+                trace,
+                found_in: l.found_in,
+            });
+        }
+        Ok(Some(Scanned {
+            repository: rec.repository,
+            verdict: rec.verdict,
+            reasons: rec.reasons,
+            links,
+            links_left_out: rec.links_left_out,
+            resumed: true,
+        }))
+    }
+}
+
+/// The distinct links of a document, at most `max` (and how many more there were).
+pub fn links_of(doc: &Document, max: usize) -> (Vec<Link>, usize) {
+    let fields: Vec<(&str, &str)> = doc
+        .fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut found = extract::find(&fields);
+    let left_out = found.len().saturating_sub(max);
+    found.truncate(max);
+    (found, left_out)
+}
+
+/// Judges a document from its links' Traces (in the order of `found`) and, given a store,
+/// keeps the record for resuming and campaigns.
+pub async fn conclude(
+    store: Option<&Store>,
+    doc: &Document,
+    found: Vec<Link>,
+    traces: Vec<Trace>,
+    left_out: usize,
+) -> Result<Scanned, StoreError> {
+    let links = traces
+        .into_iter()
+        .zip(&found)
+        .map(|(trace, l)| ScannedLink {
+            trace,
+            found_in: l.found_in.clone(),
+        })
+        .collect();
+    let scanned = judge_repository(doc, links, left_out);
+    if let Some(store) = store {
+        let record = record(doc, doc.digest(), &scanned, found);
+        store.put_repository(&doc.repository, &record).await?;
+    }
+    Ok(scanned)
+}
+
+fn record(doc: &Document, digest: String, scanned: &Scanned, found: Vec<Link>) -> RepositoryRecord {
+    let mut landing_hosts = Vec::new();
+    let mut infra = Vec::new();
+    let mut labels = Vec::new();
+    for link in &scanned.links {
+        let t = &link.trace;
+        if judge_link(t).iter().all(|r| r.verdict == Verdict::Clean) {
+            continue;
+        }
+        if !t.final_host.is_empty() && !landing_hosts.contains(&t.final_host) {
+            landing_hosts.push(t.final_host.clone());
+        }
+        push_new(&mut infra, infrastructure(t));
+        push_new(&mut labels, t.labels.clone());
+    }
+    if let Some(sig) = signature(doc) {
+        push_new(&mut infra, vec![format!("signature:{sig}")]);
+    }
+    RepositoryRecord {
+        repository: doc.repository.clone(),
+        namespace: doc.namespace.clone(),
+        digest,
+        verdict: scanned.verdict,
+        reasons: scanned.reasons.clone(),
+        links: found,
+        links_left_out: scanned.links_left_out,
+        landing_hosts,
+        infrastructure: infra,
+        labels,
+        scanned_at: crate::trace::rfc3339(crate::now_ms()),
+        last_updated: doc.last_updated.clone(),
+    }
+}
+
+fn push_new(into: &mut Vec<String>, items: Vec<String>) {
+    for i in items {
+        if !into.contains(&i) {
+            into.push(i);
+        }
+    }
+}
+
+/// The verdict of a repository from its links' Traces and what it shows itself.
+pub fn judge_repository(doc: &Document, links: Vec<ScannedLink>, left_out: usize) -> Scanned {
+    let mut reasons: Vec<Reason> = links
+        .iter()
+        .flat_map(|l| judge_link(&l.trace))
+        .filter(|r| r.verdict > Verdict::Clean)
+        .collect();
+    if let Some(sig) = signature(doc) {
+        reasons.push(Reason {
+            verdict: Verdict::Suspicious,
+            url: None,
+            why: format!("{sig}: a repository named `website` from a user named like `axaaaaaxxx` (letter, digit, five letters, three digits), as the website-SEO campaign publishes"),
+        });
+    }
+    reasons.sort_by(|a, b| b.verdict.cmp(&a.verdict));
+    Scanned {
+        repository: doc.repository.clone(),
+        verdict: reasons.first().map_or(Verdict::Clean, |r| r.verdict),
+        reasons,
+        links,
+        links_left_out: left_out,
+        resumed: false,
+    }
+}
+
+/// A campaign publishing pattern the repository itself matches, by name.
+fn signature(doc: &Document) -> Option<&'static str> {
+    let ns = doc.namespace.as_bytes();
+    let shaped = ns.len() == 10
+        && ns.iter().enumerate().all(|(i, c)| match i {
+            1 | 7..=9 => c.is_ascii_digit(),
+            _ => c.is_ascii_lowercase(),
+        });
+    (shaped && doc.name.eq_ignore_ascii_case("website")).then_some("website-seo")
+}
+
+/// File names and content types of executables and archives.
+const RISKY_EXTENSIONS: &[&str] = &[
+    "exe", "msi", "scr", "bat", "cmd", "com", "ps1", "vbs", "js", "jar", "apk", "dmg", "pkg",
+    "deb", "rpm", "appimage", "bin", "sh", "zip", "rar", "7z", "tar", "gz", "tgz", "bz2", "xz",
+    "iso", "img", "cab",
+];
+const RISKY_TYPES: &[&str] = &[
+    "application/x-msdownload",
+    "application/x-msdos-program",
+    "application/x-dosexec",
+    "application/x-executable",
+    "application/vnd.microsoft.portable-executable",
+    "application/x-msi",
+    "application/java-archive",
+    "application/vnd.android.package-archive",
+    "application/x-apple-diskimage",
+    "application/zip",
+    "application/x-zip-compressed",
+    "application/x-rar-compressed",
+    "application/vnd.rar",
+    "application/x-7z-compressed",
+    "application/x-tar",
+    "application/gzip",
+    "application/x-gzip",
+    "application/x-bzip2",
+    "application/x-xz",
+    "application/x-iso9660-image",
+    "application/octet-stream",
+];
+
+/// The reasons one link gives (none when it is clean).
+pub fn judge_link(t: &Trace) -> Vec<Reason> {
+    let mut out = Vec::new();
+    let mut say = |verdict, why: String| {
+        out.push(Reason {
+            verdict,
+            url: Some(t.input.clone()),
+            why,
+        })
+    };
+    for hop in &t.hops {
+        for label in hop
+            .labels
+            .iter()
+            .filter(|l| MALICIOUS_LABELS.contains(&l.as_str()))
+        {
+            let imitating = match &hop.imitates {
+                Some(real) if label == FAKE_SHORTENER || label == LOOKALIKE_SHORTENER => {
+                    format!(" imitating {real}")
+                }
+                _ => String::new(),
+            };
+            say(
+                Verdict::Malicious,
+                format!("passes through {} ({label}{imitating})", hop.host),
+            );
+        }
+    }
+    if t.outcome == Outcome::Download {
+        if let Some(what) = risky_download(t) {
+            say(
+                Verdict::Suspicious,
+                format!("downloads {what} from {}", t.final_host),
+            );
+        }
+    }
+    if t.outcome == Outcome::Blocked {
+        let why = t
+            .hops
+            .iter()
+            .find(|h| h.blocked)
+            .and_then(|h| h.reason.clone())
+            .unwrap_or_default();
+        say(
+            Verdict::Suspicious,
+            format!("leads to an address policy refuses ({why})"),
+        );
+    }
+    let through_shortener = t
+        .hops
+        .iter()
+        .any(|h| h.labels.iter().any(|l| l == SHORTENER));
+    let ended = matches!(t.outcome, Outcome::Landed | Outcome::Download);
+    if through_shortener && !ended {
+        say(
+            Verdict::Suspicious,
+            format!(
+                "a shortener whose target could not be seen ({})",
+                t.outcome.as_str()
+            ),
+        );
+    }
+    if let Some(host) = unknown_shortener(t) {
+        say(
+            Verdict::Suspicious,
+            format!("{host} acts as a URL shortener no list names (a short path redirecting to another site)"),
+        );
+    }
+    out
+}
+
+/// What makes a download risky: an executable or archive by content type or file name.
+fn risky_download(t: &Trace) -> Option<String> {
+    let last = t.hops.last()?;
+    let ct = last
+        .content_type
+        .as_deref()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if RISKY_TYPES.contains(&ct.as_str()) {
+        return Some(format!("a file of type {ct}"));
+    }
+    let path = url::Url::parse(&t.final_url)
+        .ok()?
+        .path()
+        .to_ascii_lowercase();
+    let ext = path.rsplit('/').next()?.rsplit_once('.')?.1.to_string();
+    RISKY_EXTENSIONS
+        .contains(&ext.as_str())
+        .then(|| format!("a .{ext} file"))
+}
+
+/// The first hop when it behaves like a shortener nobody has listed: a short one-segment
+/// path answered with a redirect to another site, on a host no list labels.
+fn unknown_shortener(t: &Trace) -> Option<String> {
+    let (first, next) = (t.hops.first()?, t.hops.get(1)?);
+    if !first.labels.is_empty()
+        || !matches!(
+            next.via,
+            Via::HttpRedirect | Via::MetaRefresh | Via::Javascript
+        )
+    {
+        return None;
+    }
+    let url = url::Url::parse(&first.url).ok()?;
+    let path = url.path().trim_start_matches('/');
+    let short = (3..=12).contains(&path.len())
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && url.query().is_none();
+    let elsewhere = labels::registrable(&first.host) != labels::registrable(&next.host);
+    (short && elsewhere).then(|| first.host.clone())
+}
+
+/// The campaign infrastructure a judged link passed through, as `kind:name` keys shared
+/// between repositories: `landing:` the registrable domain it ended on, `fake-shortener:`
+/// a fake or lookalike shortener's domain, and `redirector:` hosts in between that a list
+/// labels, or that no list calls a real shortener or open redirect. (Not the brand a fake
+/// shortener imitates: unrelated campaigns imitate the same few brands.)
+pub fn infrastructure(t: &Trace) -> Vec<String> {
+    let mut keys = Vec::new();
+    let last = t.hops.len().saturating_sub(1);
+    for (i, hop) in t.hops.iter().enumerate() {
+        if hop.host.is_empty() || hop.blocked {
+            continue;
+        }
+        let domain = labels::registrable(&hop.host);
+        let has = |l: &str| hop.labels.iter().any(|x| x == l);
+        if has(FAKE_SHORTENER) || has(LOOKALIKE_SHORTENER) {
+            keys.push(format!("fake-shortener:{domain}"));
+        } else if i == last {
+            if matches!(t.outcome, Outcome::Landed | Outcome::Download) {
+                keys.push(format!("landing:{domain}"));
+            }
+        } else {
+            let listed_bad = hop
+                .labels
+                .iter()
+                .any(|l| MALICIOUS_LABELS.contains(&l.as_str()));
+            let common = has(SHORTENER) || has("open-redirect");
+            if listed_bad || (i > 0 && !common) {
+                keys.push(format!("redirector:{domain}"));
+            }
+        }
+    }
+    keys.dedup();
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::Hop;
+
+    fn doc(ns: &str, name: &str) -> Document {
+        Document {
+            repository: format!("{ns}/{name}"),
+            namespace: ns.into(),
+            name: name.into(),
+            fields: vec![],
+            last_updated: None,
+        }
+    }
+
+    fn trace(hops: &[(&str, Via, &[&str], Option<&str>)], outcome: Outcome) -> Trace {
+        let mut t = Trace {
+            input: hops[0].0.into(),
+            final_url: String::new(),
+            final_host: String::new(),
+            outcome,
+            hops: hops
+                .iter()
+                .map(|(u, via, labels, ct)| {
+                    let url = url::Url::parse(u).unwrap();
+                    let mut h = Hop::new(u.to_string(), url.host_str().unwrap().into(), *via);
+                    h.labels = labels.iter().map(|s| s.to_string()).collect();
+                    h.content_type = ct.map(str::to_string);
+                    h
+                })
+                .collect(),
+            labels: vec![],
+            cached: false,
+            error: None,
+            resolved_at: None,
+            elapsed_ms: None,
+        };
+        t.finish();
+        t
+    }
+
+    #[test]
+    fn hub_objects_and_pages() {
+        let v: Value = serde_json::from_str(
+            r#"{"namespace":"a1bcdef234","name":"website","description":"d","full_description":null,"last_updated":"2023-05-01T00:00:00Z","star_count":0}"#,
+        )
+        .unwrap();
+        let d = Document::from_hub(&v).unwrap();
+        assert_eq!(d.repository, "a1bcdef234/website");
+        assert_eq!(d.fields, vec![("description".to_string(), "d".to_string())]);
+        assert_eq!(signature(&d), Some("website-seo"));
+        assert_eq!(signature(&doc("ab1cdef234", "website")), None);
+        assert_eq!(signature(&doc("a1bcdef234", "site")), None);
+        let v: Value = serde_json::from_str(r#"{"repo_name":"x/y"}"#).unwrap();
+        assert_eq!(Document::from_hub(&v).unwrap().repository, "x/y");
+        assert!(Document::from_hub(&serde_json::json!({"name": "y"})).is_err());
+        assert!(Document::from_hub(&serde_json::json!([1])).is_err());
+
+        let input = "\n{\"results\":[{\"namespace\":\"a\",\"name\":\"b\"},{\"namespace\":\"c\",\"name\":\"d\"}]}\nnot json\n\n{\"namespace\":\"e\",\"name\":\"f\"}\n";
+        let got: Vec<_> = documents(std::io::Cursor::new(input.to_string()), "-").collect();
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[1].as_ref().unwrap().repository, "c/d");
+        assert!(
+            matches!(got[2], Err(ScanError::Line { line: 3, .. })),
+            "{:?}",
+            got[2]
+        );
+        assert_eq!(got[3].as_ref().unwrap().repository, "e/f");
+
+        let text: Vec<_> = documents(
+            std::io::Cursor::new("see\nhttp://x.example/\n".to_string()),
+            "notes.md",
+        )
+        .collect();
+        assert_eq!(text.len(), 1);
+        assert_eq!(
+            text[0].as_ref().unwrap().fields[0].1,
+            "see\nhttp://x.example/\n"
+        );
+    }
+
+    #[test]
+    fn link_verdicts_and_infrastructure() {
+        let fake = trace(
+            &[
+                ("http://bltlly.com/x", Via::Input, &["fake-shortener"], None),
+                (
+                    "http://cdn.failhostingpolp.ru/a/b",
+                    Via::HttpRedirect,
+                    &["payload-host"],
+                    None,
+                ),
+            ],
+            Outcome::Landed,
+        );
+        let reasons = judge_link(&fake);
+        assert_eq!(reasons.len(), 2);
+        assert!(reasons.iter().all(|r| r.verdict == Verdict::Malicious));
+        assert_eq!(
+            infrastructure(&fake),
+            vec!["fake-shortener:bltlly.com", "landing:failhostingpolp.ru"]
+        );
+
+        let exe = trace(
+            &[
+                ("http://files.example/get", Via::Input, &[], None),
+                (
+                    "http://dl.example/setup.exe",
+                    Via::HttpRedirect,
+                    &[],
+                    Some("text/plain"),
+                ),
+            ],
+            Outcome::Download,
+        );
+        let r = judge_link(&exe);
+        assert!(
+            r.iter()
+                .any(|r| r.verdict == Verdict::Suspicious && r.why.contains(".exe")),
+            "{r:?}"
+        );
+
+        let pdf = trace(
+            &[(
+                "http://docs.example/manual.pdf",
+                Via::Input,
+                &[],
+                Some("application/pdf"),
+            )],
+            Outcome::Download,
+        );
+        assert!(judge_link(&pdf).is_empty());
+
+        let unknown = trace(
+            &[
+                ("http://shrt.example/Ab3xY", Via::Input, &[], None),
+                ("http://far.example/page", Via::HttpRedirect, &[], None),
+            ],
+            Outcome::Landed,
+        );
+        assert!(judge_link(&unknown)[0]
+            .why
+            .contains("shrt.example acts as a URL shortener"));
+
+        let docs = trace(
+            &[
+                ("https://github.com/org/repo", Via::Input, &[], None),
+                ("https://docs.github.com/en", Via::HttpRedirect, &[], None),
+            ],
+            Outcome::Landed,
+        );
+        assert!(judge_link(&docs).is_empty());
+
+        let ebook = trace(
+            &[
+                ("https://www.blogger.com/p?el=x", Via::Input, &[], None),
+                (
+                    "https://gohhs.com/x",
+                    Via::Javascript,
+                    &["fake-shortener"],
+                    None,
+                ),
+                (
+                    "https://rd.lesac.ru/",
+                    Via::HttpRedirect,
+                    &["phishing"],
+                    None,
+                ),
+                ("https://cards.example/pay", Via::HttpRedirect, &[], None),
+            ],
+            Outcome::Landed,
+        );
+        assert_eq!(
+            infrastructure(&ebook),
+            vec![
+                "fake-shortener:gohhs.com",
+                "redirector:lesac.ru",
+                "landing:cards.example"
+            ]
+        );
+    }
+
+    #[test]
+    fn repository_verdict_is_the_worst_reason_first() {
+        let d = doc("a1bcdef234", "website");
+        let s = judge_repository(&d, vec![], 0);
+        assert_eq!(s.verdict, Verdict::Suspicious);
+        assert_eq!(s.reasons[0].url, None);
+        assert_eq!(
+            judge_repository(&doc("someone", "website"), vec![], 0).verdict,
+            Verdict::Clean
+        );
+    }
+}

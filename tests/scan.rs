@@ -1,0 +1,319 @@
+//! `hoptrace scan` and `hoptrace campaigns` (the real binary) over the synthetic Docker Hub
+//! dump (tests/fixtures/hub), its hosts served on loopback: verdicts, provenance, resuming an
+//! interrupted scan, clusters, and the same through `POST /v1/scan` and `GET /v1/campaigns`.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn hoptrace(args: &[&str], config: &Path) -> (String, String, bool) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hoptrace"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
+}
+
+fn jsonl(s: &str) -> Vec<Value> {
+    s.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_dump_is_judged_resumed_and_clustered() {
+    let env = TestEnv::new().await;
+    let hub = HubInternet::start(&env.dns).await;
+    let dump = hub.dump();
+    let repos: Vec<Value> = jsonl(&dump);
+    let name = |r: &Value| {
+        format!(
+            "{}/{}",
+            r["namespace"].as_str().unwrap(),
+            r["name"].as_str().unwrap()
+        )
+    };
+    let cfg = env.write_config("[limits]\nper_host_per_second = 1000.0\n");
+    let dir = env.dir.path();
+    let (first, all) = (dir.join("first.jsonl"), dir.join("all.jsonl"));
+    let cut = 150;
+    std::fs::write(
+        &first,
+        dump.lines().take(cut).collect::<Vec<_>>().join("\n"),
+    )
+    .unwrap();
+    std::fs::write(&all, &dump).unwrap();
+
+    // An interrupted scan: the first part only.
+    let (out, err, ok) = hoptrace(&["scan", "--json", first.to_str().unwrap()], &cfg);
+    assert!(ok, "{err}");
+    let part = jsonl(&out);
+    assert_eq!(part.len(), cut);
+    let first_inputs: HashSet<String> = part
+        .iter()
+        .flat_map(|s| s["links"].as_array().unwrap().clone())
+        .map(|l| {
+            let u = url::Url::parse(l["hops"][0]["url"].as_str().unwrap()).unwrap();
+            format!("{} {}", u.host_str().unwrap(), u.path())
+        })
+        .collect();
+    let requests_before = hub.log.lock().unwrap().len();
+
+    // Run again over everything: the finished part comes from the store.
+    let (out, err, ok) = hoptrace(&["scan", "--json", all.to_str().unwrap()], &cfg);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains(&format!("scanned {} repositories", repos.len())),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("({cut} from an earlier scan)")),
+        "{err}"
+    );
+    let scanned = jsonl(&out);
+    assert_eq!(scanned.len(), repos.len());
+    let new_requests: Vec<String> = hub.log.lock().unwrap()[requests_before..].to_vec();
+    assert!(!new_requests.is_empty());
+    for r in &new_requests {
+        assert!(!first_inputs.contains(r), "{r} was resolved again");
+    }
+
+    let mut forms = BTreeSet::new();
+    for (i, (s, r)) in scanned.iter().zip(&repos).enumerate() {
+        assert_eq!(s["repository"], name(r), "input order");
+        assert_eq!(
+            s["verdict"],
+            r["_expect"],
+            "{}: {:#}",
+            name(r),
+            s["reasons"]
+        );
+        assert_eq!(s["resumed"].as_bool().unwrap_or(false), i < cut);
+        assert!(!s["links"].as_array().unwrap().is_empty(), "{}", name(r));
+        if s["verdict"] != "clean" {
+            assert!(!s["reasons"].as_array().unwrap().is_empty());
+        }
+        for l in s["links"].as_array().unwrap() {
+            for p in l["found_in"].as_array().unwrap() {
+                forms.insert(p["form"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(
+        forms,
+        ["bare", "defanged", "html", "markdown"]
+            .map(String::from)
+            .into()
+    );
+    // One downloader repository in detail: the fake shortener, the payload host, the file.
+    let d = &scanned[0];
+    let link = &d["links"][0];
+    assert_eq!(
+        link["found_in"],
+        json!([{"field": "full_description", "form": "markdown", "written": format!("http://blltly.com:{}/d21-000", hub.server.port())}])
+    );
+    assert_eq!(link["outcome"], "download");
+    assert_eq!(link["final_host"], "totrakto.com");
+    let why: Vec<&str> = d["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["why"].as_str().unwrap())
+        .collect();
+    assert!(
+        why.contains(&"passes through blltly.com (fake-shortener imitating bitly.com)"),
+        "{why:?}"
+    );
+    assert!(
+        why.iter()
+            .any(|w| w.starts_with("downloads a file of type application/zip")),
+        "{why:?}"
+    );
+
+    // Campaigns: exactly the fixture's groups.
+    let (out, err, ok) = hoptrace(&["campaigns", "--json"], &cfg);
+    assert!(ok, "{err}");
+    let campaigns: Value = serde_json::from_str(&out).unwrap();
+    let campaigns = campaigns["campaigns"].as_array().unwrap().clone();
+    let mut want: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in &repos {
+        if r["_campaign"] != "none" {
+            want.entry(r["_campaign"].as_str().unwrap().into())
+                .or_default()
+                .insert(name(r));
+        }
+    }
+    let got: BTreeSet<BTreeSet<String>> = campaigns
+        .iter()
+        .map(|c| {
+            c["repositories"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect();
+    assert_eq!(got, want.values().cloned().collect(), "clusters");
+    let by_group = |group: &str| {
+        let first = want[group].iter().next().unwrap();
+        campaigns
+            .iter()
+            .find(|c| {
+                c["repositories"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r == first.as_str())
+            })
+            .unwrap()
+            .clone()
+    };
+    let dl = by_group("downloader");
+    assert_eq!(dl["landing_hosts"], json!(["totrakto.com"]));
+    assert_eq!(dl["first_seen"], "2021-01-01T10:00:00Z");
+    assert_eq!(dl["last_seen"], "2023-09-15T08:30:00Z");
+    assert_eq!(dl["user_count"], 14);
+    for key in [
+        "landing:totrakto.com",
+        "redirector:failhostingpolp.ru",
+        "redirector:gts794.com",
+        "fake-shortener:blltly.com",
+        "fake-shortener:tinurll.com",
+    ] {
+        assert!(
+            dl["infrastructure"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(key)),
+            "{key}: {:#}",
+            dl["infrastructure"]
+        );
+    }
+    let ebook = by_group("ebook");
+    assert_eq!(
+        ebook["landing_hosts"],
+        json!([
+            "billing-verify.net",
+            "premium-access.org",
+            "secure-card-check.com"
+        ])
+    );
+    assert!(ebook["labels"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("phishing")));
+    assert_eq!(by_group("website-seo")["user_count"], 60);
+    assert_eq!(by_group("lookalike")["malicious"], 12);
+
+    // The readable table names every campaign.
+    let (table, _, ok) = hoptrace(&["campaigns"], &cfg);
+    assert!(ok);
+    for c in &campaigns {
+        assert!(table.contains(c["id"].as_str().unwrap()), "{table}");
+    }
+
+    // The service answers the same, and a repository scanned through it joins its campaign.
+    let (mut child, a) = serve_binary(&cfg);
+    let r = get(a, "/v1/campaigns", None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["campaigns"], Value::Array(campaigns.clone()));
+    assert_eq!(r.body["total"], campaigns.len());
+    let page = get(a, "/v1/campaigns?limit=1&offset=1", None).await;
+    assert_eq!(page.body["campaigns"], json!([campaigns[1]]));
+    assert_eq!(page.body["next_offset"], 2);
+    let p = hub.server.port();
+    let fresh = json!({"repository": {
+        "namespace": "latecomer", "name": "photoshop-free",
+        "description": format!("free: hxxp://tinurll[.]com:{p}/late-1"),
+        "full_description": format!("<a href=\"http://tinurll.com:{p}/late-1\">x</a>"),
+    }});
+    let r = post(a, "/v1/scan", fresh, None).await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    assert_eq!(r.body["verdict"], "malicious");
+    assert_eq!(r.body["repository"], "latecomer/photoshop-free");
+    let found: Vec<(&str, &str)> = r.body["links"][0]["found_in"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["field"].as_str().unwrap(), p["form"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        found,
+        vec![("description", "defanged"), ("full_description", "html")]
+    );
+    let r = get(a, "/v1/campaigns", None).await;
+    let dl_id = dl["id"].as_str().unwrap();
+    let dl_now = r.body["campaigns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == dl_id)
+        .unwrap()
+        .clone();
+    assert!(dl_now["repositories"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("latecomer/photoshop-free")));
+    let r = post(a, "/v1/scan", json!({"text": "x", "repository": {}}), None).await;
+    assert_eq!((r.status, error_code(&r)), (400, "bad_request"));
+    let r = get(a, "/v1/campaigns?limit=5000", None).await;
+    assert_eq!((r.status, error_code(&r)), (400, "bad_request"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_text_and_bad_lines() {
+    let env = TestEnv::new().await;
+    let hub = HubInternet::start(&env.dns).await;
+    let p = hub.server.port();
+    let cfg = env.write_config("[limits]\nper_host_per_second = 1000.0\n");
+    let notes = env.dir.path().join("notes.md");
+    std::fs::write(
+        &notes,
+        format!("Seen in a description:\n\n- hxxp://blltly[.]com:{p}/n1\n- docs at http://docs.docker.com:{p}/x.\n"),
+    )
+    .unwrap();
+    let (out, err, ok) = hoptrace(&["scan", notes.to_str().unwrap()], &cfg);
+    assert!(ok, "{err}");
+    let head = out.lines().next().unwrap();
+    assert!(
+        head.starts_with("MALICIOUS") && head.ends_with("notes.md  (2 links)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("http://blltly.com:{p}/n1: passes through blltly.com (fake-shortener imitating bitly.com)")),
+        "{out}"
+    );
+    assert!(!out.contains('\x1b'), "no colour when not a terminal");
+
+    // Bad lines are reported and skipped; the rest is scanned.
+    let mixed = env.dir.path().join("mixed.jsonl");
+    std::fs::write(
+        &mixed,
+        format!("{{\"namespace\":\"a\",\"name\":\"b\",\"description\":\"http://github.com:{p}/a/b\"}}\n{{\"name\":\"no-namespace\"}}\nnot json\n"),
+    )
+    .unwrap();
+    let (out, err, ok) = hoptrace(&["scan", "--json", mixed.to_str().unwrap()], &cfg);
+    assert!(ok, "{err}");
+    assert_eq!(jsonl(&out).len(), 1);
+    assert_eq!(jsonl(&out)[0]["verdict"], "clean");
+    assert!(err.contains("line 2: no `namespace` and `name`"), "{err}");
+    assert!(err.contains("line 3: not JSON"), "{err}");
+
+    let (_, err, ok) = hoptrace(&["scan", "/nonexistent/file"], &cfg);
+    assert!(!ok);
+    assert!(err.contains("cannot read /nonexistent/file"), "{err}");
+}
