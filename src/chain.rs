@@ -44,6 +44,9 @@ pub struct Resolver {
     /// the first instead of visiting it again (a scan finds one shortener link in thousands
     /// of repositories at once).
     in_flight: std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Trace>>>>,
+    /// `watch.auto`: links through fake or lookalike shorteners are watched (every this many
+    /// seconds) as soon as a resolution sees them, whoever asked for it.
+    auto_watch: Option<u64>,
     max_hops: usize,
     hop_timeout: Duration,
     total_timeout: Duration,
@@ -82,6 +85,10 @@ impl Resolver {
             finders,
             store,
             in_flight: Default::default(),
+            auto_watch: config
+                .watch
+                .auto
+                .then_some(config.watch.default_every_seconds),
             max_hops: config.limits.max_hops as usize,
             hop_timeout: Duration::from_millis(config.limits.hop_timeout_ms),
             total_timeout: Duration::from_millis(config.limits.total_timeout_ms),
@@ -110,6 +117,11 @@ impl Resolver {
             .clone()
     }
 
+    /// The HTTP client behind the egress gate (for webhooks).
+    pub fn fetcher(&self) -> &Fetcher {
+        &self.fetcher
+    }
+
     pub fn store(&self) -> Option<&Store> {
         self.store.as_ref()
     }
@@ -123,7 +135,7 @@ impl Resolver {
         };
         let key = url.as_str().to_string();
         if !use_cache {
-            return self.follow_and_store(input, url, &key).await;
+            return self.follow_and_store(input, url, &key, true).await;
         }
         if let Some(trace) = self.cached_key(input, &key) {
             return trace;
@@ -143,18 +155,48 @@ impl Resolver {
             cell: &cell,
         };
         let mut trace = cell
-            .get_or_init(|| self.follow_and_store(input, url, &key))
+            .get_or_init(|| self.follow_and_store(input, url, &key, true))
             .await
             .clone();
         trace.input = input.to_string();
         trace
     }
 
-    async fn follow_and_store(&self, input: &str, url: Url, key: &str) -> Trace {
+    /// A watched link's re-resolution: cache bypassed, stored, and never watched anew (a
+    /// watch removed while this ran stays removed).
+    pub async fn rerun(&self, input: &str) -> Trace {
+        match parse_input(input) {
+            Ok(url) => {
+                let key = url.as_str().to_string();
+                self.follow_and_store(input, url, &key, false).await
+            }
+            Err(message) => input_error(input, message),
+        }
+    }
+
+    async fn follow_and_store(&self, input: &str, url: Url, key: &str, may_watch: bool) -> Trace {
         let trace = self.follow(input, url).await;
         if let Some(store) = &self.store {
-            if let Err(e) = store.put(key, &trace, crate::now_ms()).await {
+            let now = crate::now_ms();
+            if let Err(e) = store.put(key, &trace, now).await {
                 tracing::error!("storing the trace of {key} failed: {e}");
+            }
+            if let Some(every) = self.auto_watch.filter(|_| may_watch && rotates(&trace)) {
+                let watch = crate::store::WatchRecord {
+                    url: key.to_string(),
+                    every_seconds: every,
+                    next_due_ms: now,
+                    added_ms: now,
+                    last_run_ms: None,
+                    auto: true,
+                };
+                match store.add_watch_if_absent(&watch).await {
+                    Ok(true) => {
+                        tracing::info!("watching {key} (it passes through a fake shortener)")
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::error!("auto-watching {key} failed: {e}"),
+                }
             }
         }
         trace
@@ -439,6 +481,15 @@ fn host_of(url: &Url) -> String {
         Some(h) => h.to_string(),
         None => String::new(),
     }
+}
+
+/// Whether a chain passes through a fake or lookalike shortener: those rotate their targets,
+/// so only watching them shows where they lead over time.
+fn rotates(trace: &Trace) -> bool {
+    trace
+        .labels
+        .iter()
+        .any(|l| l == crate::labels::FAKE_SHORTENER || l == crate::labels::LOOKALIKE_SHORTENER)
 }
 
 /// Takes a finished single-flight entry out of the map (only if it is still this call's cell:

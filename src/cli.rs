@@ -39,6 +39,9 @@ pub enum Command {
     Campaigns(CampaignsArgs),
     /// Serve the HTTP API (see the README and GET /openapi.json).
     Serve(ServeArgs),
+    /// Manage the watchlist of a running server: links re-resolved on a schedule, with their
+    /// history.
+    Watch(WatchArgs),
     /// Ask a running server whether it is healthy (exit 0 when GET /healthz answers 200);
     /// the Docker image's HEALTHCHECK.
     Health(HealthArgs),
@@ -76,6 +79,44 @@ pub struct CampaignsArgs {
     /// Leave out campaigns with fewer repositories.
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub min_repositories: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    #[command(subcommand)]
+    pub action: WatchAction,
+    /// The server: `host:port` or `http://host:port`.
+    #[arg(
+        long,
+        global = true,
+        default_value = "127.0.0.1:8080",
+        value_name = "URL"
+    )]
+    pub server: String,
+    /// Bearer token, when the server has `server.api_tokens`.
+    #[arg(long, global = true, value_name = "T")]
+    pub token: Option<String>,
+    /// Print the server's JSON answer instead of a readable one.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WatchAction {
+    /// Watch a link (or change how often it is re-resolved).
+    Add {
+        url: String,
+        /// Seconds between re-resolutions (default: the server's
+        /// `watch.default_every_seconds`).
+        #[arg(long, value_name = "SECONDS")]
+        every: Option<u64>,
+    },
+    /// List the watched links.
+    List,
+    /// Stop watching a link (its history stays).
+    Remove { url: String },
+    /// A link's observations and what they add up to.
+    History { url: String },
 }
 
 #[derive(Args, Debug)]
@@ -144,28 +185,209 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Scan(args) => scan(args).await,
         Command::Campaigns(args) => campaigns(args),
         Command::Serve(args) => serve(args).await,
+        Command::Watch(args) => watch(args).await,
         Command::Health(args) => health(args).await,
     }
 }
 
 async fn health(args: HealthArgs) -> Result<(), Failure> {
-    use http_body_util::Empty;
+    let server = args.server.to_string();
+    let ask = call_server(&server, None, http::Method::GET, "/healthz", None);
+    match tokio::time::timeout(std::time::Duration::from_secs(5), ask).await {
+        Ok(Ok((200, _))) => Ok(()),
+        Ok(Ok((status, _))) => Err(anyhow::anyhow!("{server} answered {status}").into()),
+        Ok(Err(e)) => Err(anyhow::anyhow!("{e:#}").into()),
+        Err(_) => Err(anyhow::anyhow!("{server} did not answer within 5 s").into()),
+    }
+}
+
+/// One call to a running server's API: status and JSON answer.
+async fn call_server(
+    server: &str,
+    token: Option<&str>,
+    method: http::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    use http_body_util::{BodyExt, Full};
+    let authority = server
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    if authority.contains("://") || authority.contains('/') {
+        anyhow::bail!("--server: `host:port` or `http://host:port`, not {server}");
+    }
     let ask = async {
-        let stream = tokio::net::TcpStream::connect(args.server).await?;
+        let stream = tokio::net::TcpStream::connect(&authority).await?;
         let (mut send, conn) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
         tokio::spawn(conn);
-        let req = http::Request::get("/healthz")
-            .header(http::header::HOST, args.server.to_string())
-            .body(Empty::<bytes::Bytes>::new())?;
-        Ok::<_, anyhow::Error>(send.send_request(req).await?.status())
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::HOST, &authority);
+        if let Some(t) = token {
+            req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let bytes = match body {
+            Some(b) => {
+                req = req.header(http::header::CONTENT_TYPE, "application/json");
+                b.to_string().into_bytes()
+            }
+            None => Vec::new(),
+        };
+        let resp = send
+            .send_request(req.body(Full::new(bytes::Bytes::from(bytes)))?)
+            .await?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await?.to_bytes();
+        let value = if body.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&body).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(&body).into_owned())
+            })
+        };
+        Ok::<_, anyhow::Error>((status, value))
     };
-    match tokio::time::timeout(std::time::Duration::from_secs(5), ask).await {
-        Ok(Ok(status)) if status.is_success() => Ok(()),
-        Ok(Ok(status)) => Err(anyhow::anyhow!("{} answered {status}", args.server).into()),
-        Ok(Err(e)) => Err(anyhow::anyhow!("{}: {e:#}", args.server).into()),
-        Err(_) => Err(anyhow::anyhow!("{} did not answer within 5 s", args.server).into()),
+    match tokio::time::timeout(std::time::Duration::from_secs(30), ask).await {
+        Ok(r) => r.with_context(|| format!("asking the server at {authority}")),
+        Err(_) => anyhow::bail!("the server at {authority} did not answer within 30 s"),
     }
+}
+
+async fn watch(args: WatchArgs) -> Result<(), Failure> {
+    let enc = |u: &str| {
+        percent_encoding::utf8_percent_encode(u, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let (method, path, body) = match &args.action {
+        WatchAction::Add { url, every } => (
+            http::Method::POST,
+            "/v1/watch".to_string(),
+            Some(serde_json::json!({"url": url, "every_seconds": every})),
+        ),
+        WatchAction::List => (http::Method::GET, "/v1/watch".to_string(), None),
+        WatchAction::Remove { url } => (
+            http::Method::DELETE,
+            format!("/v1/watch?url={}", enc(url)),
+            None,
+        ),
+        WatchAction::History { url } => (
+            http::Method::GET,
+            format!("/v1/history?url={}", enc(url)),
+            None,
+        ),
+    };
+    let (status, answer) =
+        call_server(&args.server, args.token.as_deref(), method, &path, body).await?;
+    if !(200..300).contains(&status) {
+        let message = answer["error"]["message"]
+            .as_str()
+            .map_or(answer.to_string(), str::to_string);
+        return Err(anyhow::anyhow!("the server answered {status}: {message}").into());
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if args.json {
+        if !answer.is_null() {
+            serde_json::to_writer_pretty(&mut out, &answer)?;
+            writeln!(out)?;
+        }
+        return Ok(());
+    }
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
+    match &args.action {
+        WatchAction::Add { .. } => writeln!(
+            out,
+            "{} {} every {} s; next run {}",
+            if status == 201 {
+                "watching"
+            } else {
+                "updated:"
+            },
+            text(&answer["url"]),
+            answer["every_seconds"],
+            text(&answer["next_due"]),
+        )?,
+        WatchAction::Remove { url } => writeln!(out, "no longer watching {url}")?,
+        WatchAction::List => {
+            let list = answer["watches"].as_array().cloned().unwrap_or_default();
+            if list.is_empty() {
+                writeln!(out, "nothing is watched")?;
+            }
+            for w in list {
+                writeln!(
+                    out,
+                    "{}\n    every {} s, next {}, last {}{}",
+                    text(&w["url"]),
+                    w["every_seconds"],
+                    text(&w["next_due"]),
+                    text(&w["last_run"]),
+                    if w["auto"] == true {
+                        " (added automatically: a fake shortener)"
+                    } else {
+                        ""
+                    },
+                )?;
+            }
+        }
+        WatchAction::History { .. } => write_history(&mut out, &answer)?,
+    }
+    Ok(())
+}
+
+/// A link's history for a person: the summary, then one line per observation.
+fn write_history(out: &mut impl Write, h: &serde_json::Value) -> std::io::Result<()> {
+    let s = &h["summary"];
+    let list = |v: &serde_json::Value| {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| x.as_str().unwrap_or("").to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    writeln!(out, "{}", h["url"].as_str().unwrap_or(""))?;
+    writeln!(
+        out,
+        "  {} observations from {} to {}; {} distinct final URLs{}",
+        s["observations"],
+        s["first_seen"].as_str().unwrap_or(""),
+        s["last_seen"].as_str().unwrap_or(""),
+        s["distinct_final_urls"],
+        if s["rotating"] == true {
+            " (rotating)"
+        } else {
+            ""
+        },
+    )?;
+    writeln!(out, "  landing hosts: {}", list(&s["distinct_final_hosts"]))?;
+    for n in s["new_hosts"].as_array().into_iter().flatten() {
+        writeln!(
+            out,
+            "  new host {} since {}",
+            n["host"].as_str().unwrap_or(""),
+            n["first_seen"].as_str().unwrap_or("")
+        )?;
+    }
+    for o in h["observations"].as_array().into_iter().flatten() {
+        let labels = list(&o["labels"]);
+        writeln!(
+            out,
+            "  {}  {:<8}  {}{}",
+            o["at"].as_str().unwrap_or(""),
+            o["outcome"].as_str().unwrap_or(""),
+            o["final_url"].as_str().unwrap_or(""),
+            if labels.is_empty() {
+                String::new()
+            } else {
+                format!("  [{labels}]")
+            },
+        )?;
+    }
+    Ok(())
 }
 
 /// How long requests in flight may take to finish after a shutdown signal.
@@ -182,10 +404,12 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let resolver = std::sync::Arc::new(
         Resolver::new(&config, Some(store.clone())).map_err(|e| usage(e.into()))?,
     );
+    let watcher = crate::watch::Watcher::new(&config, resolver.clone(), store.clone());
     let api = std::sync::Arc::new(crate::api::Api::new(
         &config,
         resolver.clone(),
         store.clone(),
+        watcher.clone(),
     ));
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
@@ -211,14 +435,26 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
             }
         }
     });
+    // The scheduler and the webhook stop with the server.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let scheduler = tokio::spawn(watcher.clone().run(stopped()));
+    let webhook = tokio::spawn(watcher.clone().deliver_webhooks(stopped()));
     let shutdown = async move {
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
         tracing::info!("shutting down: finishing requests in flight");
+        let _ = stop_tx.send(true);
     };
     crate::api::serve(api, listener, shutdown, SHUTDOWN_GRACE).await;
+    let _ = tokio::join!(scheduler, webhook);
     store.flush().await?;
     tracing::info!("stopped; the store is flushed");
     Ok(())

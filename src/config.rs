@@ -207,6 +207,8 @@ pub struct Watch {
     pub auto: bool,
     pub max_observations: u64,
     pub webhook_url: String,
+    /// Wait before the first webhook retry; doubles per retry (up to 5 minutes).
+    pub webhook_backoff_ms: u64,
 }
 
 impl Default for Watch {
@@ -217,6 +219,7 @@ impl Default for Watch {
             auto: true,
             max_observations: 1000,
             webhook_url: String::new(),
+            webhook_backoff_ms: 1000,
         }
     }
 }

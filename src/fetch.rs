@@ -98,6 +98,8 @@ impl Response {
 /// The HTTP client for single hops.
 pub struct Fetcher {
     client: Client<HttpsConnector<EgressConnector>, Empty<Bytes>>,
+    /// For the few requests that carry a body (webhooks): same connector, same egress gate.
+    poster: Client<HttpsConnector<EgressConnector>, http_body_util::Full<Bytes>>,
     headers: HeaderMap,
     max_body: usize,
 }
@@ -138,6 +140,9 @@ impl Fetcher {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(8)
+            .build(https.clone());
+        let poster = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
             .build(https);
 
         let mut headers = HeaderMap::new();
@@ -151,6 +156,7 @@ impl Fetcher {
         headers.insert(header::ACCEPT_ENCODING, value("gzip, deflate, br"));
         Ok(Fetcher {
             client,
+            poster,
             headers,
             max_body: config.limits.max_body_bytes as usize,
         })
@@ -234,6 +240,36 @@ impl Fetcher {
     }
 }
 
+impl Fetcher {
+    /// POSTs `json` to `url` through the egress gate; the answer's status (its body is not
+    /// read). Within `budget`, connection included.
+    pub async fn post_json(
+        &self,
+        url: &Url,
+        json: Vec<u8>,
+        budget: Duration,
+    ) -> Result<u16, FetchError> {
+        let uri: http::Uri = url
+            .as_str()
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| FetchError::Request(e.to_string()))?;
+        let mut req = http::Request::post(uri)
+            .body(http_body_util::Full::new(Bytes::from(json)))
+            .map_err(|e| FetchError::Request(e.to_string()))?;
+        req.headers_mut()
+            .insert(header::USER_AGENT, self.headers[header::USER_AGENT].clone());
+        req.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let resp = tokio::time::timeout(budget, self.poster.request(req))
+            .await
+            .map_err(|_| FetchError::Timeout(budget.as_millis() as u64))?
+            .map_err(classify)?;
+        Ok(resp.status().as_u16())
+    }
+}
+
 /// Content types worth reading for a next hop; anything else (images, PDFs, media) ends
 /// the chain without its body.
 fn worth_reading(content_type: Option<&str>) -> bool {
@@ -252,7 +288,7 @@ fn worth_reading(content_type: Option<&str>) -> bool {
 }
 
 /// Types that mean "a file": executables, archives, installers, raw bytes.
-const DOWNLOAD_TYPES: &[&str] = &[
+pub const DOWNLOAD_TYPES: &[&str] = &[
     "application/octet-stream",
     "application/x-msdownload",
     "application/x-msdos-program",

@@ -21,6 +21,7 @@ pub mod labels;
 pub mod scan;
 pub mod store;
 pub mod trace;
+pub mod watch;
 
 /// Current wall-clock time as milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> u64 {

@@ -454,34 +454,11 @@ fn signature(doc: &Document) -> Option<&'static str> {
     (shaped && doc.name.eq_ignore_ascii_case("website")).then_some("website-seo")
 }
 
-/// File names and content types of executables and archives.
+/// File names of executables and archives (their content types are `fetch::DOWNLOAD_TYPES`).
 const RISKY_EXTENSIONS: &[&str] = &[
     "exe", "msi", "scr", "bat", "cmd", "com", "ps1", "vbs", "js", "jar", "apk", "dmg", "pkg",
     "deb", "rpm", "appimage", "bin", "sh", "zip", "rar", "7z", "tar", "gz", "tgz", "bz2", "xz",
     "iso", "img", "cab",
-];
-const RISKY_TYPES: &[&str] = &[
-    "application/x-msdownload",
-    "application/x-msdos-program",
-    "application/x-dosexec",
-    "application/x-executable",
-    "application/vnd.microsoft.portable-executable",
-    "application/x-msi",
-    "application/java-archive",
-    "application/vnd.android.package-archive",
-    "application/x-apple-diskimage",
-    "application/zip",
-    "application/x-zip-compressed",
-    "application/x-rar-compressed",
-    "application/vnd.rar",
-    "application/x-7z-compressed",
-    "application/x-tar",
-    "application/gzip",
-    "application/x-gzip",
-    "application/x-bzip2",
-    "application/x-xz",
-    "application/x-iso9660-image",
-    "application/octet-stream",
 ];
 
 /// The reasons one link gives (none when it is clean).
@@ -567,7 +544,7 @@ fn risky_download(t: &Trace) -> Option<String> {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    if RISKY_TYPES.contains(&ct.as_str()) {
+    if crate::fetch::DOWNLOAD_TYPES.contains(&ct.as_str()) {
         return Some(format!("a file of type {ct}"));
     }
     let path = url::Url::parse(&t.final_url)

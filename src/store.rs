@@ -61,6 +61,14 @@ pub struct Store {
     /// Scanned repositories (`namespace/name` -> the scan's record), for resuming a scan and
     /// for campaigns.
     repositories: sled::Tree,
+    /// Watched links (URL -> record), their due times (`due ms` big-endian + URL -> ()),
+    /// observations (URL NUL `at ms` -> record), events (id big-endian -> record), and small
+    /// counters such as the webhook's cursor.
+    watches: sled::Tree,
+    watch_due: sled::Tree,
+    observations: sled::Tree,
+    events: sled::Tree,
+    meta: sled::Tree,
     durability: Arc<GroupCommit>,
 }
 
@@ -98,6 +106,11 @@ impl Store {
             domains: db.open_tree("domains")?,
             domain_inputs: db.open_tree("domain_inputs")?,
             repositories: db.open_tree("repositories")?,
+            watches: db.open_tree("watches")?,
+            watch_due: db.open_tree("watch_due")?,
+            observations: db.open_tree("observations")?,
+            events: db.open_tree("events")?,
+            meta: db.open_tree("meta")?,
             db,
             durability: Arc::default(),
         })
@@ -274,6 +287,220 @@ impl Store {
             let v = v?;
             serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("repository: {e}")))
         })
+    }
+}
+
+/// A watched link, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchRecord {
+    pub url: String,
+    pub every_seconds: u64,
+    pub next_due_ms: u64,
+    pub added_ms: u64,
+    pub last_run_ms: Option<u64>,
+    /// Added because a resolution passed through a fake or lookalike shortener.
+    pub auto: bool,
+}
+
+fn due_key(due_ms: u64, url: &str) -> Vec<u8> {
+    let mut k = due_ms.to_be_bytes().to_vec();
+    k.extend_from_slice(url.as_bytes());
+    k
+}
+
+fn observation_prefix(url: &str) -> Vec<u8> {
+    let mut k = url.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+/// The watchlist, observations and events.
+impl Store {
+    /// Adds or replaces a watch (its due-time entry moves with it); on disk when it returns.
+    pub async fn put_watch(&self, w: &WatchRecord) -> Result<(), StoreError> {
+        self.write_watch(w, false).await.map(|_| ())
+    }
+
+    /// Adds `w` unless its URL is watched already; whether it was added.
+    pub async fn add_watch_if_absent(&self, w: &WatchRecord) -> Result<bool, StoreError> {
+        self.write_watch(w, true).await
+    }
+
+    async fn write_watch(&self, w: &WatchRecord, only_new: bool) -> Result<bool, StoreError> {
+        let bytes = serde_json::to_vec(w).map_err(|e| StoreError::Db(e.to_string()))?;
+        let result: Result<bool, TransactionError<String>> = (&self.watches, &self.watch_due)
+            .transaction(|(watches, due)| {
+                let old = watches.get(w.url.as_bytes())?;
+                if let Some(old) = &old {
+                    if only_new {
+                        return Ok(false);
+                    }
+                    let old: WatchRecord = serde_json::from_slice(old)
+                        .map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?;
+                    due.remove(due_key(old.next_due_ms, &old.url))?;
+                }
+                watches.insert(w.url.as_bytes(), bytes.as_slice())?;
+                due.insert(due_key(w.next_due_ms, &w.url), &[][..])?;
+                Ok(true)
+            });
+        let added = result.map_err(|e| match e {
+            TransactionError::Abort(m) => StoreError::Corrupt(m),
+            TransactionError::Storage(e) => StoreError::Db(e.to_string()),
+        })?;
+        if added {
+            self.make_durable().await?;
+        }
+        Ok(added)
+    }
+
+    pub fn watch(&self, url: &str) -> Result<Option<WatchRecord>, StoreError> {
+        self.watches
+            .get(url.as_bytes())?
+            .map(|b| serde_json::from_slice(&b).map_err(|e| corrupt("watch", e)))
+            .transpose()
+    }
+
+    /// Removes a watch (its history stays); whether it was there.
+    pub async fn remove_watch(&self, url: &str) -> Result<bool, StoreError> {
+        let result: Result<bool, TransactionError<String>> = (&self.watches, &self.watch_due)
+            .transaction(|(watches, due)| match watches.remove(url.as_bytes())? {
+                Some(old) => {
+                    let old: WatchRecord = serde_json::from_slice(&old)
+                        .map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?;
+                    due.remove(due_key(old.next_due_ms, &old.url))?;
+                    Ok(true)
+                }
+                None => Ok(false),
+            });
+        let removed = result.map_err(|e| match e {
+            TransactionError::Abort(m) => StoreError::Corrupt(m),
+            TransactionError::Storage(e) => StoreError::Db(e.to_string()),
+        })?;
+        self.make_durable().await?;
+        Ok(removed)
+    }
+
+    /// Every watch, in URL order.
+    pub fn watches(&self) -> Result<Vec<WatchRecord>, StoreError> {
+        self.watches
+            .iter()
+            .values()
+            .map(|v| serde_json::from_slice(&v?).map_err(|e| corrupt("watch", e)))
+            .collect()
+    }
+
+    /// URLs due at `now_ms`, earliest first (at most `limit`).
+    pub fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<String>, StoreError> {
+        let mut urls = Vec::new();
+        for k in self
+            .watch_due
+            .range(..(now_ms + 1).to_be_bytes().to_vec())
+            .keys()
+            .take(limit)
+        {
+            urls.push(String::from_utf8_lossy(&k?[8..]).into_owned());
+        }
+        Ok(urls)
+    }
+
+    /// When the earliest watch is due.
+    pub fn next_due(&self) -> Result<Option<u64>, StoreError> {
+        Ok(match self.watch_due.first()? {
+            Some((k, _)) => Some(u64::from_be_bytes(
+                k[..8].try_into().map_err(|e| corrupt("due", e))?,
+            )),
+            None => None,
+        })
+    }
+
+    /// Appends an observation of `url`, keeping the newest `keep`.
+    pub async fn observe<O: Serialize>(
+        &self,
+        url: &str,
+        at_ms: u64,
+        observation: &O,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        let mut key = observation_prefix(url);
+        key.extend_from_slice(&at_ms.to_be_bytes());
+        let bytes = serde_json::to_vec(observation).map_err(|e| StoreError::Db(e.to_string()))?;
+        self.observations.insert(key, bytes)?;
+        let prefix = observation_prefix(url);
+        let count = self.observations.scan_prefix(&prefix).keys().count();
+        for k in self
+            .observations
+            .scan_prefix(&prefix)
+            .keys()
+            .take(count.saturating_sub(keep))
+        {
+            self.observations.remove(k?)?;
+        }
+        self.make_durable().await
+    }
+
+    /// Observations of `url`, oldest first.
+    pub fn observations<O: DeserializeOwned>(&self, url: &str) -> Result<Vec<O>, StoreError> {
+        self.observations
+            .scan_prefix(observation_prefix(url))
+            .values()
+            .map(|v| serde_json::from_slice(&v?).map_err(|e| corrupt("observation", e)))
+            .collect()
+    }
+
+    /// Stores an event under the next id (1, 2, ...; ids only grow, across restarts) built by
+    /// `make`; returns the id when it is on disk. Keeps the newest `keep` events.
+    pub async fn push_event<E: Serialize>(
+        &self,
+        keep: usize,
+        make: impl FnOnce(u64) -> E,
+    ) -> Result<u64, StoreError> {
+        let id = self.db.generate_id()? + 1;
+        let bytes = serde_json::to_vec(&make(id)).map_err(|e| StoreError::Db(e.to_string()))?;
+        self.events.insert(id.to_be_bytes(), bytes)?;
+        if self.events.len() > keep {
+            if let Some((k, _)) = self.events.first()? {
+                self.events.remove(k)?;
+            }
+        }
+        self.make_durable().await?;
+        Ok(id)
+    }
+
+    /// Events with ids above `after`, oldest first, at most `limit`.
+    pub fn events_after<E: DeserializeOwned>(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, E)>, StoreError> {
+        self.events
+            .range((after.saturating_add(1)).to_be_bytes()..)
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv?;
+                let id =
+                    u64::from_be_bytes(k.as_ref().try_into().map_err(|e| corrupt("event id", e))?);
+                Ok((
+                    id,
+                    serde_json::from_slice(&v).map_err(|e| corrupt("event", e))?,
+                ))
+            })
+            .collect()
+    }
+
+    pub fn counter(&self, name: &str) -> Result<u64, StoreError> {
+        Ok(match self.meta.get(name.as_bytes())? {
+            Some(b) => u64::from_be_bytes(b.as_ref().try_into().map_err(|e| corrupt(name, e))?),
+            None => 0,
+        })
+    }
+
+    pub async fn set_counter(&self, name: &str, value: u64) -> Result<(), StoreError> {
+        self.meta.insert(name.as_bytes(), &value.to_be_bytes())?;
+        self.make_durable().await
     }
 }
 

@@ -33,7 +33,8 @@ impl Drop for Running {
 async fn start(config: &Config) -> Running {
     let store = Store::open(&config.storage.path).unwrap();
     let resolver = Arc::new(Resolver::new(config, Some(store.clone())).unwrap());
-    let api = Arc::new(Api::new(config, resolver, store));
+    let watcher = hoptrace::watch::Watcher::new(config, resolver.clone(), store.clone());
+    let api = Arc::new(Api::new(config, resolver, store, watcher));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -334,6 +335,9 @@ async fn openapi_document_matches_the_routes() {
     routes.sort();
     assert_eq!(documented, routes);
     for (method, path) in &routes {
+        if path == "/v1/events" {
+            continue; // an endless stream: tests/watch.rs reads it
+        }
         let concrete = path.replace("{domain}", "example.com");
         let body = (method == "POST").then(|| b"{}".to_vec());
         let r = call(srv.addr, method, &concrete, body, None).await;

@@ -26,6 +26,9 @@ pub enum Route {
     Scan,
     Trace,
     Campaigns,
+    Watch,
+    History,
+    Events,
     Domains,
     Domain,
     Health,
@@ -136,6 +139,25 @@ impl Metrics {
         );
         registry.register("in_flight", "Resolutions running", m.in_flight.clone());
         Metrics { registry, ..m }
+    }
+
+    /// Adds the watch scheduler's counters.
+    pub fn register_watch(&mut self, w: &crate::watch::WatchMetrics) {
+        self.registry.register(
+            "watch_runs",
+            "Re-resolutions of watched links",
+            w.runs.clone(),
+        );
+        self.registry.register(
+            "watch_events",
+            "New-landing-host and relabel events raised",
+            w.events.clone(),
+        );
+        self.registry.register(
+            "webhook_deliveries",
+            "Webhook deliveries by result (delivered, failed, refused)",
+            w.webhook.clone(),
+        );
     }
 
     /// Counts one resolution's trace.

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -37,6 +38,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/scan"),
     ("GET", "/v1/trace"),
     ("GET", "/v1/campaigns"),
+    ("POST", "/v1/watch"),
+    ("GET", "/v1/watch"),
+    ("DELETE", "/v1/watch"),
+    ("GET", "/v1/history"),
+    ("GET", "/v1/events"),
     ("GET", "/v1/domains"),
     ("GET", "/v1/domains/{domain}"),
     ("GET", "/healthz"),
@@ -44,11 +50,19 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/openapi.json"),
 ];
 
-pub type Body = Full<Bytes>;
+/// Whole answers, or a stream (`/v1/events`).
+pub type Body = http_body_util::Either<Full<Bytes>, BoxBody<Bytes, std::convert::Infallible>>;
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    http_body_util::Either::Left(Full::new(bytes.into()))
+}
 
 /// The service's state, shared by every connection.
 pub struct Api {
     resolver: Arc<Resolver>,
+    watcher: Arc<crate::watch::Watcher>,
+    /// Set when the server stops: event streams end so the graceful shutdown can finish.
+    closing: tokio::sync::watch::Sender<bool>,
     store: Store,
     tokens: Vec<Vec<u8>>,
     max_body: usize,
@@ -106,7 +120,7 @@ impl ApiError {
 
 fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Body> {
     let bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
-    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    let mut resp = Response::new(full(bytes));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -133,6 +147,13 @@ struct BatchRequest {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct WatchRequest {
+    url: String,
+    every_seconds: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ScanRequest {
     /// Plain text, or
     text: Option<String>,
@@ -143,15 +164,24 @@ struct ScanRequest {
 }
 
 impl Api {
-    pub fn new(config: &Config, resolver: Arc<Resolver>, store: Store) -> Api {
+    pub fn new(
+        config: &Config,
+        resolver: Arc<Resolver>,
+        store: Store,
+        watcher: Arc<crate::watch::Watcher>,
+    ) -> Api {
         let s = &config.server;
         let limiter = NonZeroU32::new(s.rate_per_second).map(|rate| {
             let burst = NonZeroU32::new(s.rate_burst).unwrap_or(rate);
             governor::RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
         });
         let concurrency = config.limits.concurrency.max(1) as usize;
+        let mut metrics = Metrics::new();
+        metrics.register_watch(&watcher.metrics);
         Api {
             resolver,
+            watcher,
+            closing: tokio::sync::watch::channel(false).0,
             store,
             tokens: s.api_tokens.iter().map(|t| t.as_bytes().to_vec()).collect(),
             max_body: s.max_request_bytes as usize,
@@ -160,7 +190,7 @@ impl Api {
             slots: Arc::new(Semaphore::new(concurrency)),
             request_timeout: Duration::from_millis(s.request_timeout_ms),
             max_batch: s.max_batch as usize,
-            metrics: Metrics::new(),
+            metrics,
         }
     }
 
@@ -222,7 +252,7 @@ impl Api {
         match route {
             Route::Health => return Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
             Route::Metrics => {
-                let mut resp = Response::new(Full::new(Bytes::from(self.metrics.render())));
+                let mut resp = Response::new(full(self.metrics.render()));
                 resp.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -230,7 +260,7 @@ impl Api {
                 return Ok(resp);
             }
             Route::OpenApi => {
-                let mut resp = Response::new(Full::new(Bytes::from_static(OPENAPI.as_bytes())));
+                let mut resp = Response::new(full(Bytes::from_static(OPENAPI.as_bytes())));
                 resp.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
@@ -243,6 +273,23 @@ impl Api {
         self.rate_limit(token, peer)?;
         let query = req.uri().query().unwrap_or("").to_string();
         let path = req.uri().path().to_string();
+        let method = req.method().clone();
+        if route == Route::Events {
+            let after = req
+                .headers()
+                .get("last-event-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .or_else(|| query_param(&query, "last_event_id"));
+            let after =
+                match after {
+                    None => None,
+                    Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
+                        ApiError::bad_request("Last-Event-ID: an event id (a number)")
+                    })?),
+                };
+            return Ok(self.events(after));
+        }
         let body = self.read_body(req).await?;
         match route {
             Route::Resolve => {
@@ -286,6 +333,16 @@ impl Api {
                 Ok(json_response(StatusCode::OK, &scanned))
             }
             Route::Campaigns => self.campaigns(&query),
+            Route::Watch => self.watch(&method, &query, &body).await,
+            Route::History => {
+                let url = query_param(&query, "url")
+                    .ok_or_else(|| ApiError::bad_request("missing query parameter url"))?;
+                match self.watcher.history(&url).map_err(watch_error)? {
+                    Some(h) => Ok(json_response(StatusCode::OK, &h)),
+                    None => Err(ApiError::not_found(format!("no observations of {url}"))),
+                }
+            }
+            Route::Events => Err(ApiError::not_found("no route")),
             Route::Trace => {
                 let url = query_param(&query, "url")
                     .ok_or_else(|| ApiError::bad_request("missing query parameter url"))?;
@@ -486,6 +543,128 @@ impl Api {
         Ok(traces)
     }
 
+    async fn watch(
+        &self,
+        method: &Method,
+        query: &str,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
+        match *method {
+            Method::POST => {
+                let r: WatchRequest = parse_json(body)?;
+                let (entry, new) = self
+                    .watcher
+                    .add(&r.url, r.every_seconds)
+                    .await
+                    .map_err(watch_error)?;
+                let status = if new {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
+                Ok(json_response(status, &crate::watch::entry_json(&entry)))
+            }
+            Method::DELETE => {
+                let url = query_param(query, "url")
+                    .ok_or_else(|| ApiError::bad_request("missing query parameter url"))?;
+                if self.watcher.remove(&url).await.map_err(watch_error)? {
+                    let mut resp = Response::new(full(Bytes::new()));
+                    *resp.status_mut() = StatusCode::NO_CONTENT;
+                    Ok(resp)
+                } else {
+                    Err(ApiError::not_found(format!("{url} is not watched")))
+                }
+            }
+            _ => {
+                let list = self.watcher.list().map_err(watch_error)?;
+                let watches: Vec<_> = list.iter().map(crate::watch::entry_json).collect();
+                Ok(json_response(
+                    StatusCode::OK,
+                    &json!({"watches": watches, "total": watches.len()}),
+                ))
+            }
+        }
+    }
+
+    /// Server-Sent Events: first the stored events after `after` (a reconnecting client's
+    /// `Last-Event-ID`), then live ones as they happen, with a comment every 15 s to keep
+    /// proxies from closing an idle stream. Without `after`, only new events.
+    fn events(&self, after: Option<u64>) -> Response<Body> {
+        use crate::watch::Event;
+        // Subscribed before reading the store, so no event falls between the two.
+        let live = self.watcher.subscribe();
+        let store = self.watcher.store().clone();
+        let closing = self.closing.subscribe();
+        let start = match after {
+            Some(id) => id,
+            None => store
+                .events_after::<Event>(0, usize::MAX)
+                .ok()
+                .and_then(|v| v.last().map(|(id, _)| *id))
+                .unwrap_or(0),
+        };
+        struct State {
+            live: tokio::sync::broadcast::Receiver<Event>,
+            last: u64,
+            backlog: std::collections::VecDeque<Event>,
+            caught_up: bool,
+        }
+        let state = State {
+            live,
+            last: start,
+            backlog: Default::default(),
+            caught_up: false,
+        };
+        let frames = futures_util::stream::unfold(state, move |mut st| {
+            let store = store.clone();
+            let mut closing = closing.clone();
+            // (`wait_for` looks at the current value first, so a stop before this is seen.)
+            async move {
+                loop {
+                    if let Some(e) = st.backlog.pop_front() {
+                        st.last = e.id;
+                        return Some((sse_frame(&e), st));
+                    }
+                    if !st.caught_up {
+                        let more: Vec<(u64, Event)> =
+                            store.events_after(st.last, 256).unwrap_or_default();
+                        st.caught_up = more.len() < 256;
+                        st.backlog.extend(more.into_iter().map(|(_, e)| e));
+                        continue;
+                    }
+                    let next = tokio::time::timeout(Duration::from_secs(15), st.live.recv());
+                    tokio::select! {
+                        got = next => match got {
+                            Ok(Ok(e)) if e.id > st.last => {
+                                st.last = e.id;
+                                return Some((sse_frame(&e), st));
+                            }
+                            Ok(Ok(_)) => {}
+                            // Fell behind the live channel: read the rest from the store.
+                            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                                st.caught_up = false;
+                            }
+                            Ok(Err(_)) => return None,
+                            Err(_) => return Some((Bytes::from_static(b": keep-alive\n\n"), st)),
+                        },
+                        _ = closing.wait_for(|c| *c) => return None,
+                    }
+                }
+            }
+        });
+        let body = http_body_util::StreamBody::new(futures_util::StreamExt::map(frames, |b| {
+            Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(b))
+        }));
+        let mut resp = Response::new(http_body_util::Either::Right(BodyExt::boxed(body)));
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        resp
+    }
+
     /// Campaigns over every scanned repository in the store (computed per call).
     fn campaigns(&self, query: &str) -> Result<Response<Body>, ApiError> {
         let number = |name: &str, default: usize, max: usize| match query_param(query, name) {
@@ -585,6 +764,22 @@ impl Drop for Counted<'_> {
     }
 }
 
+fn sse_frame(e: &crate::watch::Event) -> Bytes {
+    let data = serde_json::to_string(e).unwrap_or_default();
+    Bytes::from(format!(
+        "id: {}\nevent: {}\ndata: {data}\n\n",
+        e.id, e.event
+    ))
+}
+
+fn watch_error(e: crate::watch::WatchError) -> ApiError {
+    use crate::watch::WatchError;
+    match e {
+        WatchError::Url(_) | WatchError::TooOften { .. } => ApiError::bad_request(e.to_string()),
+        WatchError::Store(e) => ApiError::internal(e.to_string()),
+    }
+}
+
 fn route_of(method: &Method, path: &str) -> Option<Route> {
     let route = match (method.as_str(), path) {
         ("POST", "/v1/resolve") => Route::Resolve,
@@ -592,6 +787,9 @@ fn route_of(method: &Method, path: &str) -> Option<Route> {
         ("POST", "/v1/scan") => Route::Scan,
         ("GET", "/v1/trace") => Route::Trace,
         ("GET", "/v1/campaigns") => Route::Campaigns,
+        ("POST" | "GET" | "DELETE", "/v1/watch") => Route::Watch,
+        ("GET", "/v1/history") => Route::History,
+        ("GET", "/v1/events") => Route::Events,
         ("GET", "/v1/domains") => Route::Domains,
         ("GET", p) if path_matches("/v1/domains/{domain}", p) => Route::Domain,
         ("GET", "/healthz") => Route::Health,
@@ -687,6 +885,7 @@ pub async fn serve(
         }
     }
     drop(listener);
+    let _ = api.closing.send(true);
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()

@@ -610,9 +610,32 @@ pub fn error_code(a: &Answer) -> &str {
     a.body["error"]["code"].as_str().unwrap_or("")
 }
 
+/// A child process killed when dropped, so a failing test leaves no server behind.
+pub struct Serving(pub std::process::Child);
+
+impl std::ops::Deref for Serving {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Serving {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `hoptrace serve` (the real binary) on a free loopback port with config `cfg`: the child
 /// and the address it printed.
-pub fn serve_binary(cfg: &std::path::Path) -> (std::process::Child, SocketAddr) {
+pub fn serve_binary(cfg: &std::path::Path) -> (Serving, SocketAddr) {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hoptrace"))
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(cfg)
@@ -631,5 +654,5 @@ pub fn serve_binary(cfg: &std::path::Path) -> (std::process::Child, SocketAddr) 
         .trim_start_matches("listening on http://")
         .parse()
         .unwrap_or_else(|_| panic!("address line: {line:?}"));
-    (child, addr)
+    (Serving(child), addr)
 }

@@ -1,0 +1,574 @@
+//! Re-resolution over time. Fake shorteners answer every visit with a new path and move to a
+//! new payload host after each takedown: one resolution sees one moment, the history shows
+//! the rotation. `hoptrace serve` runs a [`Watcher`]: a scheduler that re-resolves watched
+//! links on their intervals, keeps every observation, and raises an event (stored, streamed,
+//! and POSTed to a webhook) when a watched link lands somewhere new.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, Notify, Semaphore};
+
+use crate::chain::{parse_input, Resolver};
+use crate::config::Config;
+use crate::store::{Store, StoreError, WatchRecord};
+use crate::trace::{rfc3339, Outcome, Trace};
+
+/// Events kept in the store for resuming streams (the newest).
+const KEEP_EVENTS: usize = 10_000;
+/// Webhook attempts per event before it is given up.
+const WEBHOOK_ATTEMPTS: u32 = 6;
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Store key of the id of the last event the webhook is done with.
+const WEBHOOK_CURSOR: &str = "webhook_cursor";
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("url: {0}")]
+    Url(String),
+    #[error("every_seconds must be at least {min} (watch.min_every_seconds)")]
+    TooOften { min: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One re-resolution of a watched link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    /// RFC 3339 UTC, milliseconds.
+    pub at: String,
+    pub final_url: String,
+    pub final_host: String,
+    pub outcome: Outcome,
+    pub labels: Vec<String>,
+    /// Hosts of every hop, in order.
+    pub hop_hosts: Vec<String>,
+    /// Labels of the final hop alone (what the landing host is).
+    #[serde(default)]
+    pub landing_labels: Vec<String>,
+}
+
+impl Observation {
+    fn of(trace: &Trace, at_ms: u64) -> Observation {
+        Observation {
+            at: rfc3339_ms(at_ms),
+            final_url: trace.final_url.clone(),
+            final_host: trace.final_host.clone(),
+            outcome: trace.outcome,
+            labels: trace.labels.clone(),
+            hop_hosts: trace.hops.iter().map(|h| h.host.clone()).collect(),
+            landing_labels: trace
+                .hops
+                .last()
+                .map(|h| h.labels.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Whether it reached somewhere (a page or a file).
+    fn landed(&self) -> bool {
+        matches!(self.outcome, Outcome::Landed | Outcome::Download) && !self.final_host.is_empty()
+    }
+}
+
+fn rfc3339_ms(ms: u64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// A new landing host, or a known one with new labels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: u64,
+    /// `new-landing-host` or `relabel`.
+    pub event: String,
+    pub url: String,
+    pub host: String,
+    pub final_url: String,
+    pub labels: Vec<String>,
+    /// For `new-landing-host`: the landing hosts seen before; for `relabel`: the host's
+    /// labels before.
+    pub before: Vec<String>,
+    pub at: String,
+}
+
+/// A new landing host in a link's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewHost {
+    pub host: String,
+    pub first_seen: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub observations: usize,
+    pub distinct_final_urls: usize,
+    pub distinct_final_hosts: Vec<String>,
+    /// The final URL changed between observations.
+    pub rotating: bool,
+    pub first_seen: String,
+    pub last_seen: String,
+    /// Landing hosts that appeared after the first observation, when each first did.
+    pub new_hosts: Vec<NewHost>,
+}
+
+/// A watched link's observations, oldest first, and what they add up to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    pub url: String,
+    pub observations: Vec<Observation>,
+    pub summary: Summary,
+}
+
+pub fn summarize(obs: &[Observation]) -> Summary {
+    let mut urls = HashSet::new();
+    let mut hosts: Vec<String> = Vec::new();
+    let mut new_hosts = Vec::new();
+    for (i, o) in obs.iter().enumerate() {
+        urls.insert(o.final_url.as_str());
+        if !o.final_host.is_empty() && !hosts.contains(&o.final_host) {
+            hosts.push(o.final_host.clone());
+            if i > 0 {
+                new_hosts.push(NewHost {
+                    host: o.final_host.clone(),
+                    first_seen: o.at.clone(),
+                });
+            }
+        }
+    }
+    Summary {
+        observations: obs.len(),
+        distinct_final_urls: urls.len(),
+        distinct_final_hosts: hosts,
+        rotating: obs.windows(2).any(|w| w[0].final_url != w[1].final_url),
+        first_seen: obs.first().map(|o| o.at.clone()).unwrap_or_default(),
+        last_seen: obs.last().map(|o| o.at.clone()).unwrap_or_default(),
+        new_hosts,
+    }
+}
+
+/// The event one new observation raises against the ones before it, if any: none for the
+/// first (there is nothing to compare with) or when it did not land.
+fn event_for(before: &[Observation], now: &Observation) -> Option<(String, Vec<String>)> {
+    if before.is_empty() || !now.landed() {
+        return None;
+    }
+    let seen: Vec<String> = before
+        .iter()
+        .filter(|o| o.landed())
+        .map(|o| o.final_host.clone())
+        .fold(Vec::new(), |mut v, h| {
+            if !v.contains(&h) {
+                v.push(h);
+            }
+            v
+        });
+    match before
+        .iter()
+        .rev()
+        .find(|o| o.landed() && o.final_host == now.final_host)
+    {
+        None => Some(("new-landing-host".into(), seen)),
+        Some(last) if sorted(&last.landing_labels) != sorted(&now.landing_labels) => {
+            Some(("relabel".into(), last.landing_labels.clone()))
+        }
+        Some(_) => None,
+    }
+}
+
+fn sorted(v: &[String]) -> Vec<&String> {
+    let mut s: Vec<&String> = v.iter().collect();
+    s.sort();
+    s
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: String,
+}
+
+/// What the watcher counts, registered in the service's metrics.
+#[derive(Default, Clone)]
+pub struct WatchMetrics {
+    pub runs: Counter,
+    pub events: Counter,
+    /// Webhook deliveries by result: `delivered`, `failed` (gave up after retries),
+    /// `refused` (the egress policy denied the address).
+    pub webhook: Family<ResultLabel, Counter>,
+}
+
+/// The watchlist's scheduler, history and events.
+pub struct Watcher {
+    resolver: Arc<Resolver>,
+    store: Store,
+    default_every: u64,
+    min_every: u64,
+    max_observations: usize,
+    webhook: Option<url::Url>,
+    webhook_backoff: Duration,
+    /// Entries running now: one run of an entry at a time.
+    running: Mutex<HashSet<String>>,
+    slots: Arc<Semaphore>,
+    wake: Notify,
+    new_event: Notify,
+    live: broadcast::Sender<Event>,
+    pub metrics: WatchMetrics,
+}
+
+impl Watcher {
+    pub fn new(config: &Config, resolver: Arc<Resolver>, store: Store) -> Arc<Watcher> {
+        let w = &config.watch;
+        Arc::new(Watcher {
+            resolver,
+            store,
+            default_every: w.default_every_seconds,
+            min_every: w.min_every_seconds,
+            max_observations: w.max_observations as usize,
+            webhook: url::Url::parse(&w.webhook_url).ok(),
+            webhook_backoff: Duration::from_millis(w.webhook_backoff_ms),
+            running: Mutex::default(),
+            slots: Arc::new(Semaphore::new((config.limits.concurrency as usize).max(1))),
+            wake: Notify::new(),
+            new_event: Notify::new(),
+            live: broadcast::channel(1024).0,
+            metrics: WatchMetrics::default(),
+        })
+    }
+
+    /// The key a URL is watched under (normalised as the cache does).
+    pub fn key(url: &str) -> Result<String, WatchError> {
+        parse_input(url)
+            .map(|u| u.to_string())
+            .map_err(WatchError::Url)
+    }
+
+    /// Watches `url` every `every` seconds (default `watch.default_every_seconds`), first
+    /// run now; an existing watch gets the new interval and keeps its due time. Answers the
+    /// entry and whether it is new.
+    pub async fn add(
+        &self,
+        url: &str,
+        every: Option<u64>,
+    ) -> Result<(WatchRecord, bool), WatchError> {
+        let key = Watcher::key(url)?;
+        let every = every.unwrap_or(self.default_every);
+        if every < self.min_every {
+            return Err(WatchError::TooOften {
+                min: self.min_every,
+            });
+        }
+        let now = crate::now_ms();
+        let (record, new) = match self.store.watch(&key)? {
+            Some(mut w) => {
+                w.every_seconds = every;
+                w.auto = false;
+                (w, false)
+            }
+            None => (
+                WatchRecord {
+                    url: key,
+                    every_seconds: every,
+                    next_due_ms: now,
+                    added_ms: now,
+                    last_run_ms: None,
+                    auto: false,
+                },
+                true,
+            ),
+        };
+        self.store.put_watch(&record).await?;
+        self.wake.notify_one();
+        Ok((record, new))
+    }
+
+    pub async fn remove(&self, url: &str) -> Result<bool, WatchError> {
+        Ok(self.store.remove_watch(&Watcher::key(url)?).await?)
+    }
+
+    pub fn list(&self) -> Result<Vec<WatchRecord>, WatchError> {
+        Ok(self.store.watches()?)
+    }
+
+    pub fn history(&self, url: &str) -> Result<Option<History>, WatchError> {
+        let key = Watcher::key(url)?;
+        let observations: Vec<Observation> = self.store.observations(&key)?;
+        if observations.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(History {
+            url: key,
+            summary: summarize(&observations),
+            observations,
+        }))
+    }
+
+    /// Live events from now on (see [`Store::events_after`] for the ones before).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.live.subscribe()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The scheduler: runs due entries until `shutdown`. Entries overdue at start (say, after
+    /// a restart) run once each, and each next due time counts from its run.
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let next = match self.start_due().await {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::error!("watch scheduler: {e}");
+                    Some(crate::now_ms() + 1000)
+                }
+            };
+            let wait = next.map_or(Duration::from_secs(60), |at| {
+                Duration::from_millis(at.saturating_sub(crate::now_ms()).clamp(10, 60_000))
+            });
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.wake.notified() => {}
+                _ = &mut shutdown => return,
+            }
+        }
+    }
+
+    /// Starts every due entry; answers when the next one is due.
+    async fn start_due(self: &Arc<Self>) -> Result<Option<u64>, StoreError> {
+        let now = crate::now_ms();
+        let due = self.store.due(now, 1024)?;
+        for url in due {
+            let Some(mut w) = self.store.watch(&url)? else {
+                continue;
+            };
+            // The next due time is set as the run starts, so the entry leaves the due list
+            // whether this run finishes or the process dies (then it runs once at its next
+            // time, not again at once).
+            w.next_due_ms = now + jittered(w.every_seconds * 1000, &url, now);
+            self.store.put_watch(&w).await?;
+            if !self
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(url.clone())
+            {
+                tracing::debug!("{url} still running from its last turn; skipped");
+                continue;
+            }
+            let me = self.clone();
+            tokio::spawn(async move {
+                let _slot = me.slots.clone().acquire_owned().await;
+                if let Err(e) = me.run_one(&url).await {
+                    tracing::error!("watch run of {url}: {e}");
+                }
+                me.running
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&url);
+            });
+        }
+        self.store.next_due()
+    }
+
+    /// Re-resolves one entry (cache bypassed), records the observation, raises its event.
+    async fn run_one(&self, url: &str) -> Result<(), StoreError> {
+        let trace = self.resolver.rerun(url).await;
+        self.metrics.runs.inc();
+        let at = crate::now_ms();
+        let now = Observation::of(&trace, at);
+        let before: Vec<Observation> = self.store.observations(url)?;
+        self.store
+            .observe(url, at, &now, self.max_observations)
+            .await?;
+        if let Some(mut w) = self.store.watch(url)? {
+            w.last_run_ms = Some(at);
+            self.store.put_watch(&w).await?;
+        }
+        if let Some((kind, before)) = event_for(&before, &now) {
+            let event = |id| Event {
+                id,
+                event: kind.clone(),
+                url: url.to_string(),
+                host: now.final_host.clone(),
+                final_url: now.final_url.clone(),
+                labels: now.landing_labels.clone(),
+                before: before.clone(),
+                at: now.at.clone(),
+            };
+            let id = self.store.push_event(KEEP_EVENTS, event).await?;
+            tracing::info!("{kind}: {url} now lands on {}", now.final_host);
+            self.metrics.events.inc();
+            let _ = self.live.send(event(id));
+            self.new_event.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Delivers events to `watch.webhook_url`, in order, each POSTed as JSON with retries and
+    /// exponential backoff; where it got to is kept in the store, so events raised while the
+    /// receiver (or hoptrace) was down are delivered later. Runs until `shutdown`.
+    pub async fn deliver_webhooks(
+        self: Arc<Self>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let Some(hook) = self.webhook.clone() else {
+            return;
+        };
+        tokio::pin!(shutdown);
+        loop {
+            let cursor = self.store.counter(WEBHOOK_CURSOR).unwrap_or(0);
+            let pending: Vec<(u64, Event)> =
+                self.store.events_after(cursor, 100).unwrap_or_default();
+            if pending.is_empty() {
+                tokio::select! {
+                    _ = self.new_event.notified() => continue,
+                    _ = tokio::time::sleep(Duration::from_secs(30)) => continue,
+                    _ = &mut shutdown => return,
+                }
+            }
+            for (id, event) in pending {
+                let delivery = self.deliver(&hook, &event);
+                let result = tokio::select! {
+                    r = delivery => r,
+                    _ = &mut shutdown => return,
+                };
+                self.metrics
+                    .webhook
+                    .get_or_create(&ResultLabel {
+                        result: result.into(),
+                    })
+                    .inc();
+                if let Err(e) = self.store.set_counter(WEBHOOK_CURSOR, id).await {
+                    tracing::error!("webhook cursor: {e}");
+                }
+            }
+        }
+    }
+
+    async fn deliver(&self, hook: &url::Url, event: &Event) -> &'static str {
+        let body = serde_json::to_vec(event).unwrap_or_default();
+        let mut backoff = self.webhook_backoff;
+        for attempt in 1..=WEBHOOK_ATTEMPTS {
+            match self
+                .resolver
+                .fetcher()
+                .post_json(hook, body.clone(), WEBHOOK_TIMEOUT)
+                .await
+            {
+                Ok(status) if (200..300).contains(&status) => return "delivered",
+                Ok(status) => tracing::warn!("webhook answered {status} (attempt {attempt})"),
+                Err(e) if e.kind() == "policy" => {
+                    tracing::error!("webhook {hook} refused by the egress policy: {e}");
+                    return "refused";
+                }
+                Err(e) => tracing::warn!("webhook {hook}: {e} (attempt {attempt})"),
+            }
+            if attempt < WEBHOOK_ATTEMPTS {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(300));
+            }
+        }
+        tracing::error!(
+            "webhook gave up on event {} after {WEBHOOK_ATTEMPTS} attempts",
+            event.id
+        );
+        "failed"
+    }
+}
+
+/// `interval_ms` give or take 10%, differing per entry and turn, so entries added together
+/// do not stay in step (and hit one host together).
+fn jittered(interval_ms: u64, url: &str, now: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write(url.as_bytes());
+    h.write_u64(now);
+    let spread = interval_ms / 10;
+    if spread == 0 {
+        return interval_ms.max(1);
+    }
+    (interval_ms - spread + h.finish() % (2 * spread + 1)).max(1)
+}
+
+/// The watch entry as the API shows it.
+pub fn entry_json(w: &WatchRecord) -> serde_json::Value {
+    serde_json::json!({
+        "url": w.url,
+        "every_seconds": w.every_seconds,
+        "next_due": rfc3339_ms(w.next_due_ms),
+        "added": rfc3339(w.added_ms),
+        "last_run": w.last_run_ms.map(rfc3339_ms),
+        "auto": w.auto,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(at: &str, url: &str, host: &str, labels: &[&str]) -> Observation {
+        Observation {
+            at: at.into(),
+            final_url: url.into(),
+            final_host: host.into(),
+            outcome: Outcome::Landed,
+            labels: vec![],
+            hop_hosts: vec![],
+            landing_labels: labels.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn summary_and_events() {
+        let a1 = obs("t1", "http://a/1", "a", &[]);
+        let a2 = obs("t2", "http://a/2", "a", &[]);
+        let b3 = obs("t3", "http://b/3", "b", &[]);
+        let s = summarize(&[a1.clone(), a2.clone(), b3.clone()]);
+        assert_eq!(s.observations, 3);
+        assert_eq!(s.distinct_final_urls, 3);
+        assert_eq!(s.distinct_final_hosts, vec!["a", "b"]);
+        assert!(s.rotating);
+        assert_eq!(
+            s.new_hosts,
+            vec![NewHost {
+                host: "b".into(),
+                first_seen: "t3".into()
+            }]
+        );
+        assert!(!summarize(&[a1.clone(), a1.clone()]).rotating);
+
+        assert_eq!(
+            event_for(&[], &a1),
+            None,
+            "the first observation is the baseline"
+        );
+        assert_eq!(event_for(&[a1.clone()], &a2), None);
+        assert_eq!(
+            event_for(&[a1.clone(), a2.clone()], &b3),
+            Some(("new-landing-host".into(), vec!["a".into()]))
+        );
+        let a_bad = obs("t4", "http://a/4", "a", &["payload-host"]);
+        assert_eq!(
+            event_for(&[a1.clone(), b3.clone()], &a_bad),
+            Some(("relabel".into(), vec![]))
+        );
+        let mut failed = a1.clone();
+        failed.outcome = Outcome::Error;
+        assert_eq!(event_for(&[a1], &failed), None);
+    }
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        for now in 0..200 {
+            let j = jittered(10_000, "http://x/", now);
+            assert!((9_000..=11_000).contains(&j), "{j}");
+        }
+        assert_eq!(jittered(5, "x", 1), 5);
+    }
+}

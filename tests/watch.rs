@@ -1,0 +1,453 @@
+//! The watchlist, scheduler, history and alerts of `hoptrace serve` (the real binary), with
+//! a rotating fake shortener on loopback: a new path on every visit, a new payload host
+//! after a few. Also the webhook's refusal of a denied address (in process).
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+
+/// After this many visits the shortener points at the second payload host.
+const SWITCH_AFTER: usize = 3;
+
+/// `tinurll.com` (a listed fake shortener) rotating as the threat model describes, and the
+/// payload hosts it sends visitors to. Answers (server, shortener visits).
+async fn rotating(env: &TestEnv) -> (Server, Arc<AtomicUsize>) {
+    let visits = Arc::new(AtomicUsize::new(0));
+    let port = Arc::new(std::sync::OnceLock::<u16>::new());
+    let (v, p) = (visits.clone(), port.clone());
+    let server = Server::start("127.0.0.1", move |req| {
+        let host = req.headers()["host"]
+            .to_str()
+            .unwrap_or("")
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let port = *p.get().unwrap();
+        let reply = if host == "tinurll.com" {
+            let n = v.fetch_add(1, Ordering::SeqCst);
+            let payload = if n < SWITCH_AFTER {
+                "payload-one.example"
+            } else {
+                "payload-two.example"
+            };
+            redirect(
+                302,
+                format!("http://{payload}:{port}/{n:x}/tk{n}").as_bytes(),
+            )
+        } else {
+            html("<html>offer</html>")
+        };
+        async move { reply }
+    })
+    .await;
+    port.set(server.port()).unwrap();
+    for h in ["tinurll.com", "payload-one.example", "payload-two.example"] {
+        env.dns.set(h, &["127.0.0.1"]);
+    }
+    (server, visits)
+}
+
+/// A webhook receiver: records each body; answers 500 to the first request (so delivery has
+/// to retry), 200 after.
+async fn receiver() -> (Server, Arc<Mutex<Vec<Value>>>) {
+    let got: Arc<Mutex<Vec<Value>>> = Default::default();
+    let g = got.clone();
+    let server = Server::start("127.0.0.1", move |req| {
+        let g = g.clone();
+        async move {
+            let bytes = req.into_body().collect().await.unwrap().to_bytes();
+            let mut all = g.lock().unwrap();
+            all.push(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
+            let status = if all.len() == 1 { 500 } else { 200 };
+            hyper::Response::builder()
+                .status(status)
+                .body(body(""))
+                .unwrap()
+        }
+    })
+    .await;
+    (server, got)
+}
+
+/// Reads `GET /v1/events` into `text` as it arrives.
+async fn listen(addr: std::net::SocketAddr, last_event_id: Option<u64>) -> Arc<Mutex<String>> {
+    let text: Arc<Mutex<String>> = Default::default();
+    let t = text.clone();
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut req = http::Request::get("/v1/events").header("host", addr.to_string());
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id.to_string());
+    }
+    let resp = send
+        .send_request(
+            req.body(http_body_util::Empty::<bytes::Bytes>::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut body = resp.into_body();
+    tokio::spawn(async move {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(data) = frame.into_data() {
+                t.lock().unwrap().push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+    });
+    text
+}
+
+/// Waits up to `secs` for `check` to hold.
+async fn eventually(secs: u64, what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..secs * 10 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("gave up waiting {secs} s for: {what}");
+}
+
+fn urlencode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+fn ms(rfc3339: &str) -> u64 {
+    humantime::parse_rfc3339(rfc3339)
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn cli(args: &[&str]) -> (String, String, bool) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hoptrace"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
+}
+
+fn stop(mut child: Serving) {
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_is_watched_alerted_and_kept_across_restarts() {
+    let env = TestEnv::new().await;
+    let (short, _visits) = rotating(&env).await;
+    let (hook, hooked) = receiver().await;
+    let cfg = env.write_config(&format!(
+        "[limits]\nper_host_per_second = 1000.0\n[watch]\nmin_every_seconds = 1\nwebhook_url = \"http://127.0.0.1:{}/hook\"\nwebhook_backoff_ms = 100\n",
+        hook.port()
+    ));
+    let (child, a) = serve_binary(&cfg);
+    let events = listen(a, None).await;
+
+    let fast = format!("http://tinurll.com:{}/file-7", short.port());
+    let r = post(
+        a,
+        "/v1/watch",
+        json!({"url": fast, "every_seconds": 1}),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{:#}", r.body);
+    assert_eq!(r.body["url"], fast);
+    assert_eq!(r.body["every_seconds"], 1);
+    let r = post(
+        a,
+        "/v1/watch",
+        json!({"url": fast, "every_seconds": 1}),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "watching again updates");
+    let r = post(
+        a,
+        "/v1/watch",
+        json!({"url": fast, "every_seconds": 0}),
+        None,
+    )
+    .await;
+    assert_eq!((r.status, error_code(&r)), (400, "bad_request"));
+    let r = post(a, "/v1/watch", json!({"url": "not a url at all"}), None).await;
+    assert_eq!(r.status, 400);
+
+    // History: the rotation and the host switch.
+    let history = format!("/v1/history?url={}", urlencode(&fast));
+    eventually(30, "five observations", async || {
+        get(a, &history, None).await.body["summary"]["observations"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 5
+    })
+    .await;
+    let h = get(a, &history, None).await.body;
+    let s = &h["summary"];
+    assert_eq!(s["rotating"], true);
+    assert_eq!(s["distinct_final_urls"], s["observations"]);
+    assert_eq!(
+        s["distinct_final_hosts"],
+        json!(["payload-one.example", "payload-two.example"])
+    );
+    assert_eq!(s["new_hosts"][0]["host"], "payload-two.example");
+    let first = &h["observations"][0];
+    assert_eq!(
+        first["hop_hosts"],
+        json!(["tinurll.com", "payload-one.example"])
+    );
+    assert!(first["labels"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("fake-shortener")));
+    assert_eq!(first["outcome"], "landed");
+
+    // The event, on the stream and at the webhook (after one failed delivery).
+    eventually(10, "the event on the stream", async || {
+        events.lock().unwrap().contains("payload-two.example")
+    })
+    .await;
+    let text = events.lock().unwrap().clone();
+    assert!(text.contains("event: new-landing-host\n"), "{text}");
+    let id: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("id: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    eventually(10, "the webhook", async || {
+        hooked
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|b| b["host"] == "payload-two.example")
+    })
+    .await;
+    {
+        let got = hooked.lock().unwrap();
+        assert!(got.len() >= 2, "the first delivery failed and was retried");
+        let e = got
+            .iter()
+            .find(|b| b["host"] == "payload-two.example")
+            .unwrap();
+        assert_eq!(e["event"], "new-landing-host");
+        assert_eq!(e["url"], fast);
+        assert_eq!(e["id"], id);
+        assert_eq!(e["before"], json!(["payload-one.example"]));
+    }
+
+    // A slow entry: one run now, the next in an hour.
+    let slow = format!("http://tinurll.com:{}/slow", short.port());
+    let r = post(
+        a,
+        "/v1/watch",
+        json!({"url": slow, "every_seconds": 3600}),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let slow_history = format!("/v1/history?url={}", urlencode(&slow));
+    eventually(10, "the slow entry's first run", async || {
+        get(a, &slow_history, None).await.status == 200
+    })
+    .await;
+
+    // The CLI talks to the same server.
+    let server = format!("http://{a}");
+    let (out, err, ok) = cli(&["watch", "list", "--server", &server]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&fast) && out.contains(&slow) && out.contains("every 3600 s"),
+        "{out}"
+    );
+    let (out, _, ok) = cli(&["watch", "history", &fast, "--server", &server]);
+    assert!(ok);
+    assert!(
+        out.contains("(rotating)") && out.contains("new host payload-two.example since"),
+        "{out}"
+    );
+    let (out, _, ok) = cli(&["watch", "list", "--json", "--server", &server]);
+    assert!(ok);
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    let due_of = |list: &Value, url: &str| {
+        list["watches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["url"] == url)
+            .unwrap()["next_due"]
+            .clone()
+    };
+    let slow_due = due_of(&listed, &slow);
+    let (_, err, ok) = cli(&[
+        "watch",
+        "history",
+        "http://never.example/",
+        "--server",
+        &server,
+    ]);
+    assert!(!ok && err.contains("404"), "{err}");
+
+    // Restart after more than three missed intervals.
+    let before_stop = get(a, &history, None).await.body["observations"].clone();
+    stop(child);
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let restarted = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let (child, a) = serve_binary(&cfg);
+    let server = format!("http://{a}");
+    let listed = get(a, "/v1/watch", None).await.body;
+    assert_eq!(listed["total"], 2, "the watchlist survived");
+    assert_eq!(due_of(&listed, &slow), slow_due, "due times survived");
+    eventually(10, "two runs after the restart", async || {
+        let obs = get(a, &history, None).await.body["observations"].clone();
+        obs.as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| ms(o["at"].as_str().unwrap()) >= restarted)
+            .count()
+            >= 2
+    })
+    .await;
+    let h = get(a, &history, None).await.body;
+    let all = h["observations"].as_array().unwrap();
+    assert_eq!(
+        &all[..before_stop.as_array().unwrap().len()],
+        before_stop.as_array().unwrap().as_slice(),
+        "history survived"
+    );
+    let after: Vec<u64> = all
+        .iter()
+        .map(|o| ms(o["at"].as_str().unwrap()))
+        .filter(|t| *t >= restarted)
+        .collect();
+    // Overdue by three intervals, it ran once, then on its interval (1 s, 10% jitter).
+    assert!(
+        after[1] - after[0] >= 800,
+        "runs after restart at {after:?}"
+    );
+    assert_eq!(
+        get(a, &slow_history, None).await.body["summary"]["observations"],
+        1,
+        "not due: not run"
+    );
+
+    // A stream resumes from the last id it saw: the old event comes again.
+    let replay = listen(a, Some(id - 1)).await;
+    eventually(5, "the replayed event", async || {
+        replay.lock().unwrap().contains(&format!("id: {id}\n"))
+    })
+    .await;
+
+    // Deleting stops it.
+    let r = call(
+        a,
+        "DELETE",
+        &format!("/v1/watch?url={}", urlencode(&fast)),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    let r = call(
+        a,
+        "DELETE",
+        &format!("/v1/watch?url={}", urlencode(&fast)),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((r.status, error_code(&r)), (404, "not_found"));
+    tokio::time::sleep(Duration::from_millis(1500)).await; // a run in flight may finish
+    let count = get(a, &history, None).await.body["summary"]["observations"].clone();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        get(a, &history, None).await.body["summary"]["observations"],
+        count
+    );
+
+    // A resolution through a fake shortener is watched automatically.
+    let auto = format!("http://tinurll.com:{}/auto-1", short.port());
+    let r = post(a, "/v1/resolve", json!({"url": auto}), None).await;
+    assert_eq!(r.status, 200);
+    let listed = get(a, "/v1/watch", None).await.body;
+    let w = listed["watches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["url"] == auto)
+        .cloned();
+    assert_eq!(w.expect("auto-watched")["auto"], true);
+
+    let (out, err, ok) = cli(&["watch", "remove", &slow, "--server", &server]);
+    assert!(ok && out.contains("no longer watching"), "{out} {err}");
+    stop(child);
+}
+
+/// A webhook on an address the policy denies is never connected to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_to_a_denied_address_is_refused() {
+    capture_logs();
+    let env = TestEnv::new().await;
+    let (short, _) = rotating(&env).await;
+    let Some(sentinel) = Sentinel::start("127.0.0.2", 0).await else {
+        eprintln!("127.0.0.2 not available here; skipped");
+        return;
+    };
+    let toml = format!(
+        "[dns]\nnameservers = [\"{}\"]\n[policy]\nallow_cidrs = [\"127.0.0.1/32\"]\n[limits]\nper_host_per_second = 1000.0\n[browser]\nenabled = false\n[storage]\npath = \"{}\"\n[watch]\nwebhook_url = \"http://127.0.0.2:{}/hook\"\nwebhook_backoff_ms = 10\n",
+        env.dns.addr,
+        env.dir.path().join("db2").display(),
+        sentinel.addr.port()
+    );
+    let config = hoptrace::config::Config::parse(&toml, std::path::Path::new("t.toml")).unwrap();
+    let store = hoptrace::store::Store::open(&config.storage.path).unwrap();
+    let resolver = Arc::new(hoptrace::chain::Resolver::new(&config, Some(store.clone())).unwrap());
+    let watcher = hoptrace::watch::Watcher::new(&config, resolver, store);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let rx = futures_util::FutureExt::shared(async {
+        let _ = rx.await;
+    });
+    tokio::spawn(watcher.clone().run(rx.clone()));
+    tokio::spawn(watcher.clone().deliver_webhooks(rx));
+    watcher
+        .add(&format!("http://tinurll.com:{}/x", short.port()), Some(1))
+        .await
+        .unwrap();
+    let refused = || {
+        watcher
+            .metrics
+            .webhook
+            .get_or_create(&hoptrace::watch::ResultLabel {
+                result: "refused".into(),
+            })
+            .get()
+    };
+    eventually(30, "the refused delivery", async || refused() >= 1).await;
+    assert_eq!(sentinel.connections(), 0);
+    let _ = tx.send(());
+}
