@@ -512,27 +512,37 @@ impl Drop for InFlight<'_> {
 /// Turns what a user typed into a URL: defanged forms are refanged, and a bare host gets
 /// `http://` (a user pasting `bit.ly/x` means the web).
 pub fn parse_input(input: &str) -> Result<Url, String> {
-    let s = refang(input);
+    // The URL parser drops tabs wherever they are; so do we, before refanging, or a tab
+    // inside `[\t.]` would leave a `[.]` to refang the next time round.
+    let s = refang(&input.replace('\t', ""));
     if s.is_empty() {
         return Err("empty input".into());
     }
-    if s.chars().any(|c| c.is_control() && c != '\t') {
+    if s.chars().any(char::is_control) {
         return Err("input contains control characters".into());
     }
-    let has_scheme = s.contains("://") || {
-        // `mailto:x`, `javascript:x` have a scheme; `localhost:8080/x` is a host and port.
-        let mut parts = s.splitn(2, ':');
-        let head = parts.next().unwrap_or("");
-        let tail = parts.next();
-        tail.is_some_and(|t| !t.starts_with(|c: char| c.is_ascii_digit()))
-            && head.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+    // `mailto:x`, `javascript:x`, `http://x` have a scheme; `localhost:8080/x` is a host and
+    // port; `a.example/x?u=http://b` has none (the `://` is not at the front).
+    let has_scheme = s.split_once(':').is_some_and(|(head, tail)| {
+        head.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
             && head
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-            && !head.contains('.')
-    };
+            && (tail.starts_with("//")
+                || (!tail.starts_with(|c: char| c.is_ascii_digit()) && !head.contains('.')))
+    });
     let text = if has_scheme { s } else { format!("http://{s}") };
     let mut url = Url::parse(&text).map_err(|e| format!("not a URL ({e})"))?;
+    // The parser's own clean-up (dot segments) can put a defanged form back together
+    // (`/[[/./]]` -> `/[[/]]`); refang and parse again until nothing changes, so a
+    // normalised URL normalises to itself (cache keys are stable). Each round shortens it.
+    for _ in 0..64 {
+        let again = refang(url.as_str());
+        if again == url.as_str() {
+            break;
+        }
+        url = Url::parse(&again).map_err(|e| format!("not a URL ({e})"))?;
+    }
     if matches!(url.scheme(), "http" | "https") && url.host_str().is_none_or(str::is_empty) {
         return Err("URL has no host".into());
     }
@@ -595,5 +605,19 @@ mod tests {
         assert!(parse_input("http://").is_err());
         assert!(parse_input("http://exa mple.com/").is_err());
         assert!(parse_input("a\u{0}b").is_err());
+        // Found by fuzzing (fuzz/corpus/normalise): a `://` after the front is no scheme; a
+        // tab the URL parser drops must not leave a defanged form behind.
+        assert_eq!(
+            parse_input("hxxp://a[\t.]example/").unwrap().as_str(),
+            "http://a.example/"
+        );
+        assert_eq!(
+            parse_input("lot:808#frhxxp://m0/xg").unwrap().as_str(),
+            "http://lot:808/"
+        );
+        assert_eq!(
+            parse_input("a.example/go?u=http://b.example/").unwrap().as_str(),
+            "http://a.example/go?u=http://b.example/"
+        );
     }
 }

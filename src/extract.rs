@@ -202,14 +202,25 @@ const DEFANGED: &[(&str, &str)] = &[
     ("[/]", "/"),
 ];
 
+/// Replaces every defanged form in one left-to-right pass, re-checking the end of the output
+/// after each replacement, so nested forms (`[[.].]`) come out as they would after any number
+/// of passes: refanging twice changes nothing (cache keys stay stable).
 fn undo_brackets(text: &str, table: &[(&str, &str)]) -> String {
-    let mut s = text.to_string();
-    for (from, to) in table {
-        if s.contains(from) {
-            s = s.replace(from, to);
+    if !text.contains(['[', '(', '{']) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        out.push(c);
+        if !matches!(c, ']' | ')' | '}' | '/') {
+            continue;
+        }
+        while let Some((from, to)) = table.iter().find(|(from, _)| out.ends_with(from)) {
+            out.truncate(out.len() - from.len());
+            out.push_str(to);
         }
     }
-    s
+    out
 }
 
 /// Undoes the usual ways of defanging a URL so it can be parsed: `hxxp(s)`, `[.]`, `(.)`,
@@ -301,6 +312,9 @@ mod tests {
         );
         assert_eq!(refang("https[:]//a[dot]b/"), "https://a.b/");
         assert_eq!(refang("  http://plain.example/  "), "http://plain.example/");
+        // Found by fuzzing: nested forms refang completely in one go.
+        assert_eq!(refang("a[[.]]b[[/]]c"), "a.b/c");
+        assert_eq!(refang(&refang("x[[[.].].]y")), refang("x[[[.].].]y"));
     }
 
     #[test]
