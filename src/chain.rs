@@ -616,7 +616,9 @@ mod tests {
             "http://lot:808/"
         );
         assert_eq!(
-            parse_input("a.example/go?u=http://b.example/").unwrap().as_str(),
+            parse_input("a.example/go?u=http://b.example/")
+                .unwrap()
+                .as_str(),
             "http://a.example/go?u=http://b.example/"
         );
     }

@@ -594,7 +594,7 @@ async fn scan(args: ScanArgs) -> Result<(), Failure> {
         counts[Verdict::Malicious as usize],
         counts[Verdict::Suspicious as usize],
         counts[Verdict::Clean as usize],
-        if bad > 0 { format!("; {bad} input lines skipped") } else { String::new() },
+        if bad > 0 { format!("; {bad} skipped (see above)") } else { String::new() },
     );
     Ok(())
 }
@@ -673,6 +673,9 @@ fn write_campaigns(
     found: &[crate::campaigns::Campaign],
 ) -> std::io::Result<()> {
     let list = |items: &[String], max: usize| {
+        if items.is_empty() {
+            return "-".to_string();
+        }
         let mut s = items
             .iter()
             .take(max)

@@ -233,6 +233,10 @@ async fn every_config_error_names_its_key_and_exits_2() {
         ("[server]\napi_tokens = [\"\"]\n", "server.api_tokens"),
         ("[watch]\nwebhook_url = \"ftp://x\"\n", "watch.webhook_url"),
         (
+            "[watch]\nwebhook_backoff_ms = \"soon\"\n",
+            "watch.webhook_backoff_ms",
+        ),
+        (
             "[watch]\nmin_every_seconds = 100\ndefault_every_seconds = 10\n",
             "watch.default_every_seconds",
         ),
