@@ -828,20 +828,7 @@ mod tests {
         hop.status = Some(302);
         hop.labels = vec!["fake-shortener".into()];
         hop.imitates = Some("bitly.com".into());
-        let mut t = Trace {
-            input: "hxxp://bltlly[.]com/x".into(),
-            final_url: String::new(),
-            final_host: String::new(),
-            outcome: Outcome::Landed,
-            hops: vec![hop],
-            labels: vec![],
-            cached: false,
-            error: None,
-            resolved_at: None,
-            elapsed_ms: None,
-        };
-        t.finish();
-        t
+        Trace::from_hops("hxxp://bltlly[.]com/x", vec![hop], Outcome::Landed)
     }
 
     #[test]

@@ -631,29 +631,18 @@ mod tests {
     }
 
     fn trace(hops: &[(&str, Via, &[&str], Option<&str>)], outcome: Outcome) -> Trace {
-        let mut t = Trace {
-            input: hops[0].0.into(),
-            final_url: String::new(),
-            final_host: String::new(),
-            outcome,
-            hops: hops
-                .iter()
-                .map(|(u, via, labels, ct)| {
-                    let url = url::Url::parse(u).unwrap();
-                    let mut h = Hop::new(u.to_string(), url.host_str().unwrap().into(), *via);
-                    h.labels = labels.iter().map(|s| s.to_string()).collect();
-                    h.content_type = ct.map(str::to_string);
-                    h
-                })
-                .collect(),
-            labels: vec![],
-            cached: false,
-            error: None,
-            resolved_at: None,
-            elapsed_ms: None,
-        };
-        t.finish();
-        t
+        let input = hops[0].0;
+        let hops = hops
+            .iter()
+            .map(|(u, via, labels, ct)| {
+                let url = url::Url::parse(u).unwrap();
+                let mut h = Hop::new(u.to_string(), url.host_str().unwrap().into(), *via);
+                h.labels = labels.iter().map(|s| s.to_string()).collect();
+                h.content_type = ct.map(str::to_string);
+                h
+            })
+            .collect();
+        Trace::from_hops(input, hops, outcome)
     }
 
     #[test]

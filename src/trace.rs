@@ -139,6 +139,24 @@ pub struct Trace {
 }
 
 impl Trace {
+    /// A Trace of `input` with these hops and outcome, its derived fields filled in.
+    pub fn from_hops(input: impl Into<String>, hops: Vec<Hop>, outcome: Outcome) -> Trace {
+        let mut t = Trace {
+            input: input.into(),
+            final_url: String::new(),
+            final_host: String::new(),
+            outcome,
+            hops,
+            labels: Vec::new(),
+            cached: false,
+            error: None,
+            resolved_at: None,
+            elapsed_ms: None,
+        };
+        t.finish();
+        t
+    }
+
     /// Recomputes the trace-level fields that derive from the hops.
     pub fn finish(&mut self) {
         let mut labels: Vec<String> = Vec::new();

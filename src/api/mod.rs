@@ -684,13 +684,7 @@ impl Api {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ApiError::internal(e.to_string()))?;
         let all = crate::campaigns::cluster(records, min);
-        let total = all.len();
-        let page: Vec<_> = all.into_iter().skip(offset).take(limit).collect();
-        let next = (offset + page.len() < total).then_some(offset + page.len());
-        Ok(json_response(
-            StatusCode::OK,
-            &json!({"campaigns": page, "total": total, "next_offset": next}),
-        ))
+        Ok(page("campaigns", all, offset, limit))
     }
 
     fn domains(&self, query: &str) -> Result<Response<Body>, ApiError> {
@@ -738,13 +732,7 @@ impl Api {
         if !descending {
             all.reverse();
         }
-        let total = all.len();
-        let page: Vec<DomainRecord> = all.into_iter().skip(offset).take(limit).collect();
-        let next = (offset + page.len() < total).then_some(offset + page.len());
-        Ok(json_response(
-            StatusCode::OK,
-            &json!({"domains": page, "total": total, "next_offset": next}),
-        ))
+        Ok(page("domains", all, offset, limit))
     }
 }
 
@@ -762,6 +750,17 @@ impl Drop for Counted<'_> {
     fn drop(&mut self) {
         self.0.dec();
     }
+}
+
+/// One page of `all` as `{name: [...], "total", "next_offset"}` (`next_offset` null on the
+/// last page).
+fn page<T: Serialize>(name: &str, all: Vec<T>, offset: usize, limit: usize) -> Response<Body> {
+    let total = all.len();
+    let items: Vec<T> = all.into_iter().skip(offset).take(limit).collect();
+    let next = (offset + items.len() < total).then_some(offset + items.len());
+    let mut body = json!({"total": total, "next_offset": next});
+    body[name] = json!(items);
+    json_response(StatusCode::OK, &body)
 }
 
 fn sse_frame(e: &crate::watch::Event) -> Bytes {
