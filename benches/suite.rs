@@ -102,7 +102,14 @@ async fn run() {
         "xargs -P 64 -n 1 curl -sL -o /dev/null < {}",
         list.display()
     ));
-    runs.push(Run { name: "xargs -P 64 -n 1 curl -sL".into(), urls: n, secs, peak_rss_kb: None, p50_ms: None, p99_ms: None });
+    runs.push(Run {
+        name: "xargs -P 64 -n 1 curl -sL".into(),
+        urls: n,
+        secs,
+        peak_rss_kb: None,
+        p50_ms: None,
+        p99_ms: None,
+    });
 
     // ---- curl --parallel
     let n = 20_000 / scale;
@@ -116,7 +123,14 @@ async fn run() {
         "curl -sL --parallel --parallel-max 64 -K {}",
         cfg.display()
     ));
-    runs.push(Run { name: "curl -sL --parallel --parallel-max 64".into(), urls: n, secs, peak_rss_kb: rss, p50_ms: None, p99_ms: None });
+    runs.push(Run {
+        name: "curl -sL --parallel --parallel-max 64".into(),
+        urls: n,
+        secs,
+        peak_rss_kb: rss,
+        p50_ms: None,
+        p99_ms: None,
+    });
 
     // ---- hoptrace: concurrency, then batch size
     let hoptrace = |name: String, n: usize, concurrency: u32, tag: &str| {
@@ -150,22 +164,47 @@ async fn run() {
             .collect();
         assert_eq!(lat.len(), n);
         lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        Run { name, urls: n, secs, peak_rss_kb: rss, p50_ms: Some(percentile(&lat, 0.5)), p99_ms: Some(percentile(&lat, 0.99)) }
+        Run {
+            name,
+            urls: n,
+            secs,
+            peak_rss_kb: rss,
+            p50_ms: Some(percentile(&lat, 0.5)),
+            p99_ms: Some(percentile(&lat, 0.99)),
+        }
     };
-    runs.push(hoptrace("hoptrace resolve, concurrency 64".into(), 20_000 / scale, 64, "c64"));
+    runs.push(hoptrace(
+        "hoptrace resolve, concurrency 64".into(),
+        20_000 / scale,
+        64,
+        "c64",
+    ));
     let mut scaling = Vec::new();
     for (c, n) in [(1u32, 1_000), (8, 5_000), (64, 20_000), (256, 20_000)] {
-        scaling.push(hoptrace(format!("hoptrace, concurrency {c}"), n / scale, c, &format!("s{c}")));
+        scaling.push(hoptrace(
+            format!("hoptrace, concurrency {c}"),
+            n / scale,
+            c,
+            &format!("s{c}"),
+        ));
     }
     let mut batches = Vec::new();
     for n in [1_000usize, 10_000, 100_000] {
-        batches.push(hoptrace(format!("hoptrace, batch of {n}"), n / scale, 64, &format!("b{n}")));
+        batches.push(hoptrace(
+            format!("hoptrace, batch of {n}"),
+            n / scale,
+            64,
+            &format!("b{n}"),
+        ));
     }
 
     let curl_xargs = runs[0].rate();
     let curl_par = runs[1].rate();
     println!("two-hop chains on 127.0.0.1 (URLs/s; ratios against curl in this run)");
-    println!("{:<44} {:>8} {:>10} {:>8} {:>8} {:>10} {:>9} {:>9}", "", "URLs", "URLs/s", "p50 ms", "p99 ms", "peak RSS", "vs xargs", "vs par.");
+    println!(
+        "{:<44} {:>8} {:>10} {:>8} {:>8} {:>10} {:>9} {:>9}",
+        "", "URLs", "URLs/s", "p50 ms", "p99 ms", "peak RSS", "vs xargs", "vs par."
+    );
     let show = |r: &Run| {
         let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
         println!(
@@ -175,7 +214,8 @@ async fn run() {
             r.rate(),
             ms(r.p50_ms),
             ms(r.p99_ms),
-            r.peak_rss_kb.map_or("-".into(), |k| format!("{:.1} MB", k as f64 / 1024.0)),
+            r.peak_rss_kb
+                .map_or("-".into(), |k| format!("{:.1} MB", k as f64 / 1024.0)),
             r.rate() / curl_xargs,
             r.rate() / curl_par,
         );
@@ -184,7 +224,11 @@ async fn run() {
     println!("batch size (cost per resolution must stay flat)");
     for r in &batches {
         show(r);
-        println!("{:<44} {:>8.1} µs per resolution", "", r.secs * 1e6 / r.urls as f64);
+        println!(
+            "{:<44} {:>8.1} µs per resolution",
+            "",
+            r.secs * 1e6 / r.urls as f64
+        );
     }
 
     let json: Vec<serde_json::Value> = runs
@@ -200,5 +244,9 @@ async fn run() {
         })
         .collect();
     std::fs::create_dir_all("target/bench").unwrap();
-    std::fs::write("target/bench/suite.json", serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    std::fs::write(
+        "target/bench/suite.json",
+        serde_json::to_string_pretty(&json).unwrap(),
+    )
+    .unwrap();
 }

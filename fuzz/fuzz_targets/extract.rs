@@ -14,6 +14,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(!link.found_in.is_empty());
         let url = url::Url::parse(&link.url).expect("a parsable URL");
         assert!(matches!(url.scheme(), "http" | "https"), "{}", link.url);
-        assert!(url.host_str().is_some_and(|h| !h.is_empty()), "{}", link.url);
+        assert!(
+            url.host_str().is_some_and(|h| !h.is_empty()),
+            "{}",
+            link.url
+        );
     }
 });
