@@ -357,6 +357,15 @@ impl Config {
         if w.min_every_seconds == 0 {
             return Err(bad("watch.min_every_seconds", "must be greater than 0"));
         }
+        if w.default_every_seconds > crate::watch::MAX_EVERY_SECONDS {
+            return Err(bad(
+                "watch.default_every_seconds",
+                &format!(
+                    "must be at most {} (ten years)",
+                    crate::watch::MAX_EVERY_SECONDS
+                ),
+            ));
+        }
         if w.default_every_seconds < w.min_every_seconds {
             return Err(bad(
                 "watch.default_every_seconds",

@@ -19,6 +19,10 @@ use crate::config::Config;
 use crate::store::{Store, StoreError, WatchRecord};
 use crate::trace::{rfc3339, Outcome, Trace};
 
+/// The longest interval a watch may have (ten years): intervals are turned into
+/// milliseconds and added to the clock, which must not overflow.
+pub const MAX_EVERY_SECONDS: u64 = 10 * 365 * 24 * 3600;
+
 /// Events kept in the store for resuming streams (the newest).
 const KEEP_EVENTS: usize = 10_000;
 /// Webhook attempts per event before it is given up.
@@ -33,6 +37,8 @@ pub enum WatchError {
     Url(String),
     #[error("every_seconds must be at least {min} (watch.min_every_seconds)")]
     TooOften { min: u64 },
+    #[error("every_seconds must be at most {MAX_EVERY_SECONDS} (ten years)")]
+    TooRare,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -262,6 +268,9 @@ impl Watcher {
                 min: self.min_every,
             });
         }
+        if every > MAX_EVERY_SECONDS {
+            return Err(WatchError::TooRare);
+        }
         let now = crate::now_ms();
         let (record, new) = match self.store.watch(&key)? {
             Some(mut w) => {
@@ -350,7 +359,8 @@ impl Watcher {
             // The next due time is set as the run starts, so the entry leaves the due list
             // whether this run finishes or the process dies (then it runs once at its next
             // time, not again at once).
-            w.next_due_ms = now + jittered(w.every_seconds * 1000, &url, now);
+            let every_ms = w.every_seconds.saturating_mul(1000);
+            w.next_due_ms = now.saturating_add(jittered(every_ms, &url, now));
             self.store.put_watch(&w).await?;
             if !self
                 .running
@@ -493,7 +503,9 @@ fn jittered(interval_ms: u64, url: &str, now: u64) -> u64 {
     if spread == 0 {
         return interval_ms.max(1);
     }
-    (interval_ms - spread + h.finish() % (2 * spread + 1)).max(1)
+    (interval_ms - spread)
+        .saturating_add(h.finish() % (2 * spread + 1))
+        .max(1)
 }
 
 /// The watch entry as the API shows it.
@@ -570,5 +582,9 @@ mod tests {
             assert!((9_000..=11_000).contains(&j), "{j}");
         }
         assert_eq!(jittered(5, "x", 1), 5);
+        assert!(
+            jittered(u64::MAX, "x", 1) >= u64::MAX / 10 * 9,
+            "no overflow"
+        );
     }
 }

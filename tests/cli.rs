@@ -237,6 +237,10 @@ async fn every_config_error_names_its_key_and_exits_2() {
             "watch.webhook_backoff_ms",
         ),
         (
+            "[watch]\ndefault_every_seconds = 18446744073709551615\n",
+            "watch.default_every_seconds",
+        ),
+        (
             "[watch]\nmin_every_seconds = 100\ndefault_every_seconds = 10\n",
             "watch.default_every_seconds",
         ),

@@ -192,6 +192,18 @@ async fn rotation_is_watched_alerted_and_kept_across_restarts() {
     )
     .await;
     assert_eq!((r.status, error_code(&r)), (400, "bad_request"));
+    let r = post(
+        a,
+        "/v1/watch",
+        json!({"url": fast, "every_seconds": u64::MAX}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (400, "bad_request"),
+        "an interval the clock cannot hold"
+    );
     let r = post(a, "/v1/watch", json!({"url": "not a url at all"}), None).await;
     assert_eq!(r.status, 400);
 

@@ -774,7 +774,9 @@ fn sse_frame(e: &crate::watch::Event) -> Bytes {
 fn watch_error(e: crate::watch::WatchError) -> ApiError {
     use crate::watch::WatchError;
     match e {
-        WatchError::Url(_) | WatchError::TooOften { .. } => ApiError::bad_request(e.to_string()),
+        WatchError::Url(_) | WatchError::TooOften { .. } | WatchError::TooRare => {
+            ApiError::bad_request(e.to_string())
+        }
         WatchError::Store(e) => ApiError::internal(e.to_string()),
     }
 }
