@@ -787,6 +787,17 @@ mod tests {
     }
 
     #[test]
+    fn links_beyond_the_cap_are_counted_not_resolved() {
+        let mut d = doc("a", "b");
+        let text: Vec<String> = (0..5).map(|i| format!("http://h{i}.example/")).collect();
+        d.fields = vec![("description".into(), text.join(" "))];
+        let (found, left_out) = links_of(&d, 3);
+        assert_eq!(found.len(), 3);
+        assert_eq!(left_out, 2);
+        assert_eq!(found[0].url, "http://h0.example/");
+    }
+
+    #[test]
     fn repository_verdict_is_the_worst_reason_first() {
         let d = doc("a1bcdef234", "website");
         let s = judge_repository(&d, vec![], 0);

@@ -308,6 +308,12 @@ fn due_key(due_ms: u64, url: &str) -> Vec<u8> {
     k
 }
 
+fn event_id(key: &[u8]) -> Result<u64, StoreError> {
+    Ok(u64::from_be_bytes(
+        key.try_into().map_err(|e| corrupt("event id", e))?,
+    ))
+}
+
 fn observation_prefix(url: &str) -> Vec<u8> {
     let mut k = url.as_bytes().to_vec();
     k.push(0);
@@ -461,13 +467,29 @@ impl Store {
         let id = self.db.generate_id()? + 1;
         let bytes = serde_json::to_vec(&make(id)).map_err(|e| StoreError::Db(e.to_string()))?;
         self.events.insert(id.to_be_bytes(), bytes)?;
-        if self.events.len() > keep {
-            if let Some((k, _)) = self.events.first()? {
-                self.events.remove(k)?;
+        // Ids only grow, so the oldest are first; (sled's `len` walks the whole tree.)
+        while let Some(oldest) = self.first_event_id()? {
+            if oldest.saturating_add(keep as u64) > id {
+                break;
             }
+            self.events.remove(oldest.to_be_bytes())?;
         }
         self.make_durable().await?;
         Ok(id)
+    }
+
+    fn first_event_id(&self) -> Result<Option<u64>, StoreError> {
+        self.events.first()?.map(|(k, _)| event_id(&k)).transpose()
+    }
+
+    /// The newest event's id (0 when there is none).
+    pub fn last_event_id(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .events
+            .last()?
+            .map(|(k, _)| event_id(&k))
+            .transpose()?
+            .unwrap_or(0))
     }
 
     /// Events with ids above `after`, oldest first, at most `limit`.
@@ -481,8 +503,7 @@ impl Store {
             .take(limit)
             .map(|kv| {
                 let (k, v) = kv?;
-                let id =
-                    u64::from_be_bytes(k.as_ref().try_into().map_err(|e| corrupt("event id", e))?);
+                let id = event_id(&k)?;
                 Ok((
                     id,
                     serde_json::from_slice(&v).map_err(|e| corrupt("event", e))?,

@@ -311,6 +311,14 @@ async fn plain_text_and_bad_lines() {
     assert_eq!(jsonl(&out)[0]["verdict"], "clean");
     assert!(err.contains("line 2: no `namespace` and `name`"), "{err}");
     assert!(err.contains("line 3: not JSON"), "{err}");
+    // Again: from the store; with --rescan: resolved again.
+    let (out, _, _) = hoptrace(&["scan", "--json", mixed.to_str().unwrap()], &cfg);
+    assert_eq!(jsonl(&out)[0]["resumed"], true);
+    let (out, _, _) = hoptrace(
+        &["scan", "--json", "--rescan", mixed.to_str().unwrap()],
+        &cfg,
+    );
+    assert_eq!(jsonl(&out)[0].get("resumed"), None);
 
     let (_, err, ok) = hoptrace(&["scan", "/nonexistent/file"], &cfg);
     assert!(!ok);

@@ -165,3 +165,92 @@ async fn concurrent_writers_all_complete() {
         .expect("no deadlock");
     assert_eq!(store.domain("x.example").unwrap().unwrap().inputs, 400);
 }
+
+/// Concurrent cache-using resolutions of one link share one visit (a scan meets the same
+/// shortener link in many repositories at once); a refresh does not join them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_link_at_once_is_visited_once() {
+    let env = TestEnv::new().await;
+    env.dns.set("shared.test", &["127.0.0.1"]);
+    let srv = Server::start("127.0.0.1", |_| async {
+        // Slow enough that all callers arrive while the first visit is under way.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        html("page")
+    })
+    .await;
+    let store = Store::open(&env.config.storage.path).unwrap();
+    let r = Resolver::new(&env.config, Some(store)).unwrap();
+    let url = format!("http://shared.test:{}/x", srv.port());
+    let traces = futures_util::future::join_all((0..8).map(|i| {
+        let spelled = if i % 2 == 0 {
+            url.clone()
+        } else {
+            url.replace("http", "hxxp")
+        };
+        let r = &r;
+        async move { (spelled.clone(), r.resolve(&spelled, true).await) }
+    }))
+    .await;
+    assert_eq!(srv.requests(), 1, "one visit for eight callers");
+    for (input, t) in &traces {
+        assert_eq!(&t.input, input, "each caller gets its own input back");
+        assert_eq!(t.outcome, Outcome::Landed);
+    }
+    let _ = r.resolve(&url, false).await;
+    assert_eq!(srv.requests(), 2, "a refresh visits again");
+}
+
+/// The watch tables: the due index follows each entry, observations keep the newest, events
+/// keep a window of the newest ids.
+#[tokio::test]
+async fn watches_observations_and_events() {
+    use hoptrace::store::WatchRecord;
+    let env = TestEnv::new().await;
+    let store = Store::open(&env.config.storage.path).unwrap();
+    let w = |url: &str, due: u64| WatchRecord {
+        url: url.into(),
+        every_seconds: 60,
+        next_due_ms: due,
+        added_ms: 0,
+        last_run_ms: None,
+        auto: false,
+    };
+    store.put_watch(&w("http://b/", 200)).await.unwrap();
+    store.put_watch(&w("http://a/", 100)).await.unwrap();
+    assert_eq!(store.due(150, 10).unwrap(), vec!["http://a/"]);
+    assert_eq!(store.next_due().unwrap(), Some(100));
+    store.put_watch(&w("http://a/", 300)).await.unwrap(); // moved, not duplicated
+    assert_eq!(store.due(250, 10).unwrap(), vec!["http://b/"]);
+    assert!(!store.add_watch_if_absent(&w("http://b/", 5)).await.unwrap());
+    assert_eq!(store.watch("http://b/").unwrap().unwrap().next_due_ms, 200);
+    assert!(store.remove_watch("http://b/").await.unwrap());
+    assert!(!store.remove_watch("http://b/").await.unwrap());
+    assert_eq!(store.due(1000, 10).unwrap(), vec!["http://a/"]);
+
+    for at in 1..=5u64 {
+        store.observe("http://a/", at, &at, 3).await.unwrap();
+    }
+    assert_eq!(
+        store.observations::<u64>("http://a/").unwrap(),
+        vec![3, 4, 5]
+    );
+    assert!(
+        store.observations::<u64>("http://a").unwrap().is_empty(),
+        "a prefix is not a match"
+    );
+
+    assert_eq!(store.last_event_id().unwrap(), 0);
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(store.push_event(3, |id| (id, n)).await.unwrap());
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert_eq!(store.last_event_id().unwrap(), ids[4]);
+    let kept: Vec<(u64, (u64, i32))> = store.events_after(0, 100).unwrap();
+    assert!(
+        kept.len() <= 3 && kept.last().unwrap().1 == (ids[4], 4),
+        "{kept:?}"
+    );
+    let after: Vec<(u64, (u64, i32))> = store.events_after(ids[3], 100).unwrap();
+    assert_eq!(after, vec![(ids[4], (ids[4], 4))]);
+}

@@ -597,11 +597,7 @@ impl Api {
         let closing = self.closing.subscribe();
         let start = match after {
             Some(id) => id,
-            None => store
-                .events_after::<Event>(0, usize::MAX)
-                .ok()
-                .and_then(|v| v.last().map(|(id, _)| *id))
-                .unwrap_or(0),
+            None => store.last_event_id().unwrap_or(0),
         };
         struct State {
             live: tokio::sync::broadcast::Receiver<Event>,
