@@ -182,14 +182,7 @@ impl Resolver {
                 tracing::error!("storing the trace of {key} failed: {e}");
             }
             if let Some(every) = self.auto_watch.filter(|_| may_watch && rotates(&trace)) {
-                let watch = crate::store::WatchRecord {
-                    url: key.to_string(),
-                    every_seconds: every,
-                    next_due_ms: now,
-                    added_ms: now,
-                    last_run_ms: None,
-                    auto: true,
-                };
+                let watch = crate::store::WatchRecord::new(key.to_string(), every, true);
                 match store.add_watch_if_absent(&watch).await {
                     Ok(true) => {
                         tracing::info!("watching {key} (it passes through a fake shortener)")

@@ -302,6 +302,21 @@ pub struct WatchRecord {
     pub auto: bool,
 }
 
+impl WatchRecord {
+    /// A new watch of `url` (a normalised key), first due at once.
+    pub fn new(url: String, every_seconds: u64, auto: bool) -> WatchRecord {
+        let now = crate::now_ms();
+        WatchRecord {
+            url,
+            every_seconds,
+            next_due_ms: now,
+            added_ms: now,
+            last_run_ms: None,
+            auto,
+        }
+    }
+}
+
 fn due_key(due_ms: u64, url: &str) -> Vec<u8> {
     let mut k = due_ms.to_be_bytes().to_vec();
     k.extend_from_slice(url.as_bytes());

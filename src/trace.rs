@@ -175,6 +175,13 @@ impl Trace {
     }
 }
 
+/// Formats a Unix time in milliseconds as an RFC 3339 UTC string with milliseconds (for
+/// observations a second apart).
+pub fn rfc3339_ms(ms: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
 /// Formats a Unix time in milliseconds as an RFC 3339 UTC string.
 pub fn rfc3339(ms: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);

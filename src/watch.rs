@@ -17,7 +17,7 @@ use tokio::sync::{broadcast, Notify, Semaphore};
 use crate::chain::{parse_input, Resolver};
 use crate::config::Config;
 use crate::store::{Store, StoreError, WatchRecord};
-use crate::trace::{rfc3339, Outcome, Trace};
+use crate::trace::{rfc3339, rfc3339_ms, Outcome, Trace};
 
 /// The longest interval a watch may have (ten years): intervals are turned into
 /// milliseconds and added to the clock, which must not overflow.
@@ -80,11 +80,6 @@ impl Observation {
     fn landed(&self) -> bool {
         matches!(self.outcome, Outcome::Landed | Outcome::Download) && !self.final_host.is_empty()
     }
-}
-
-fn rfc3339_ms(ms: u64) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms);
-    humantime::format_rfc3339_millis(t).to_string()
 }
 
 /// A new landing host, or a known one with new labels.
@@ -271,24 +266,13 @@ impl Watcher {
         if every > MAX_EVERY_SECONDS {
             return Err(WatchError::TooRare);
         }
-        let now = crate::now_ms();
         let (record, new) = match self.store.watch(&key)? {
             Some(mut w) => {
                 w.every_seconds = every;
                 w.auto = false;
                 (w, false)
             }
-            None => (
-                WatchRecord {
-                    url: key,
-                    every_seconds: every,
-                    next_due_ms: now,
-                    added_ms: now,
-                    last_run_ms: None,
-                    auto: false,
-                },
-                true,
-            ),
+            None => (WatchRecord::new(key, every, false), true),
         };
         self.store.put_watch(&record).await?;
         self.wake.notify_one();

@@ -194,10 +194,6 @@ async fn every_call_and_its_errors() {
     assert!(text.contains("hoptrace_queue_depth 0"));
 }
 
-fn urlencode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
 #[tokio::test]
 async fn tokens_and_rate_limits() {
     let mut env = TestEnv::new().await;

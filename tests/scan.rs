@@ -6,23 +6,14 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 use serde_json::{json, Value};
 
 fn hoptrace(args: &[&str], config: &Path) -> (String, String, bool) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hoptrace"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap();
-    (
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.success(),
-    )
+    let mut all = args.to_vec();
+    all.extend(["--config", config.to_str().unwrap()]);
+    run_hoptrace(&all)
 }
 
 fn jsonl(s: &str) -> Vec<Value> {

@@ -80,23 +80,11 @@ async fn receiver() -> (Server, Arc<Mutex<Vec<Value>>>) {
 async fn listen(addr: std::net::SocketAddr, last_event_id: Option<u64>) -> Arc<Mutex<String>> {
     let text: Arc<Mutex<String>> = Default::default();
     let t = text.clone();
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut send, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
     let mut req = http::Request::get("/v1/events").header("host", addr.to_string());
     if let Some(id) = last_event_id {
         req = req.header("last-event-id", id.to_string());
     }
-    let resp = send
-        .send_request(
-            req.body(http_body_util::Empty::<bytes::Bytes>::new())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = send(addr, req.body(Default::default()).unwrap()).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let mut body = resp.into_body();
@@ -121,28 +109,12 @@ async fn eventually(secs: u64, what: &str, mut check: impl AsyncFnMut() -> bool)
     panic!("gave up waiting {secs} s for: {what}");
 }
 
-fn urlencode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
 fn ms(rfc3339: &str) -> u64 {
     humantime::parse_rfc3339(rfc3339)
         .unwrap()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64
-}
-
-fn cli(args: &[&str]) -> (String, String, bool) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hoptrace"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.success(),
-    )
 }
 
 fn stop(mut child: Serving) {
@@ -288,19 +260,19 @@ async fn rotation_is_watched_alerted_and_kept_across_restarts() {
 
     // The CLI talks to the same server.
     let server = format!("http://{a}");
-    let (out, err, ok) = cli(&["watch", "list", "--server", &server]);
+    let (out, err, ok) = run_hoptrace(&["watch", "list", "--server", &server]);
     assert!(ok, "{err}");
     assert!(
         out.contains(&fast) && out.contains(&slow) && out.contains("every 3600 s"),
         "{out}"
     );
-    let (out, _, ok) = cli(&["watch", "history", &fast, "--server", &server]);
+    let (out, _, ok) = run_hoptrace(&["watch", "history", &fast, "--server", &server]);
     assert!(ok);
     assert!(
         out.contains("(rotating)") && out.contains("new host payload-two.example since"),
         "{out}"
     );
-    let (out, _, ok) = cli(&["watch", "list", "--json", "--server", &server]);
+    let (out, _, ok) = run_hoptrace(&["watch", "list", "--json", "--server", &server]);
     assert!(ok);
     let listed: Value = serde_json::from_str(&out).unwrap();
     let due_of = |list: &Value, url: &str| {
@@ -313,7 +285,7 @@ async fn rotation_is_watched_alerted_and_kept_across_restarts() {
             .clone()
     };
     let slow_due = due_of(&listed, &slow);
-    let (_, err, ok) = cli(&[
+    let (_, err, ok) = run_hoptrace(&[
         "watch",
         "history",
         "http://never.example/",
@@ -415,7 +387,7 @@ async fn rotation_is_watched_alerted_and_kept_across_restarts() {
         .cloned();
     assert_eq!(w.expect("auto-watched")["auto"], true);
 
-    let (out, err, ok) = cli(&["watch", "remove", &slow, "--server", &server]);
+    let (out, err, ok) = run_hoptrace(&["watch", "remove", &slow, "--server", &server]);
     assert!(ok && out.contains("no longer watching"), "{out} {err}");
     stop(child);
 }

@@ -547,6 +547,21 @@ pub struct Answer {
     pub body: Value,
 }
 
+/// Sends one request over a new connection to `addr`; the answer with its body unread
+/// (which may be a stream).
+pub async fn send(
+    addr: SocketAddr,
+    req: http::Request<http_body_util::Full<Bytes>>,
+) -> hyper::Response<Incoming> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    sender.send_request(req).await.unwrap()
+}
+
 pub async fn call(
     addr: SocketAddr,
     method: &str,
@@ -554,12 +569,6 @@ pub async fn call(
     body: Option<Vec<u8>>,
     token: Option<&str>,
 ) -> Answer {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut send, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
     let mut req = http::Request::builder()
         .method(method)
         .uri(path)
@@ -575,7 +584,7 @@ pub async fn call(
             body.unwrap_or_default(),
         )))
         .unwrap();
-    let resp = send.send_request(req).await.unwrap();
+    let resp = send(addr, req).await;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let bytes = http_body_util::BodyExt::collect(resp.into_body())
@@ -608,6 +617,23 @@ pub async fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Answer {
 
 pub fn error_code(a: &Answer) -> &str {
     a.body["error"]["code"].as_str().unwrap_or("")
+}
+
+pub fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Runs the hoptrace binary: stdout, stderr, whether it succeeded.
+pub fn run_hoptrace(args: &[&str]) -> (String, String, bool) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hoptrace"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
 }
 
 /// A child process killed when dropped, so a failing test leaves no server behind.
