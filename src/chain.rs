@@ -47,6 +47,8 @@ pub struct Resolver {
     /// `watch.auto`: links through fake or lookalike shorteners are watched (every this many
     /// seconds) as soon as a resolution sees them, whoever asked for it.
     auto_watch: Option<u64>,
+    /// See [`Resolver::defer_durability`].
+    deferred_writes: bool,
     max_hops: usize,
     hop_timeout: Duration,
     total_timeout: Duration,
@@ -89,11 +91,20 @@ impl Resolver {
                 .watch
                 .auto
                 .then_some(config.watch.default_every_seconds),
+            deferred_writes: false,
             max_hops: config.limits.max_hops as usize,
             hop_timeout: Duration::from_millis(config.limits.hop_timeout_ms),
             total_timeout: Duration::from_millis(config.limits.total_timeout_ms),
             cache_ttl: Duration::from_secs(config.storage.cache_ttl_seconds),
         })
+    }
+
+    /// Resolutions queue their store writes instead of waiting for each to reach the disk;
+    /// the caller must [`Store::flush`] before it reports a result (the CLI flushes once per
+    /// group of printed lines). The cache and the domain index see a queued Trace only after
+    /// that flush.
+    pub fn defer_durability(&mut self) {
+        self.deferred_writes = true;
     }
 
     /// Adds a way of finding next hops, asked after the ones already there (the browser
@@ -178,7 +189,12 @@ impl Resolver {
         let trace = self.follow(input, url).await;
         if let Some(store) = &self.store {
             let now = crate::now_ms();
-            if let Err(e) = store.put(key, &trace, now).await {
+            let stored = if self.deferred_writes {
+                store.put_later(key, &trace, now)
+            } else {
+                store.put(key, &trace, now).await
+            };
+            if let Err(e) = stored {
                 tracing::error!("storing the trace of {key} failed: {e}");
             }
             if let Some(every) = self.auto_watch.filter(|_| may_watch && rotates(&trace)) {

@@ -462,28 +462,62 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
 
 async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
     let config = Config::load(args.config.as_deref()).map_err(|e| usage(e.into()))?;
-    let inputs = read_inputs(&args.urls).context("reading URLs from stdin")?;
     let store = Store::open(&config.storage.path)?;
-    let resolver = Resolver::new(&config, Some(store)).map_err(|e| usage(e.into()))?;
+    let mut resolver = Resolver::new(&config, Some(store.clone())).map_err(|e| usage(e.into()))?;
+    // A printed line is on disk, but the store is flushed once per group of lines rather than
+    // once per resolution, so the disk's latency does not hold up the resolutions.
+    resolver.defer_durability();
+    let resolver = std::sync::Arc::new(resolver);
     let use_cache = !args.no_cache;
+    let concurrency = (config.limits.concurrency as usize).max(1);
     let stdout = std::io::stdout();
     let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
 
-    // In flight at most `concurrency` at once; `buffered` hands results back in input order.
-    let resolver = &resolver;
-    let mut traces = stream::iter(inputs.iter())
-        .map(|input| resolver.resolve(input, use_cache))
-        .buffered(config.limits.concurrency as usize);
+    // Inputs are read as they are needed (a list of millions is never held whole); each
+    // resolution is its own task, so they spread over the cores; `buffered` keeps at most
+    // `concurrency` in flight and hands them back in input order.
+    let inputs = read_inputs(args.urls, concurrency);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Trace>(concurrency);
+    let producer = tokio::spawn(async move {
+        let mut traces = std::pin::pin!(receiver_stream(inputs)
+            .map(|input| {
+                let resolver = resolver.clone();
+                tokio::spawn(async move {
+                    let input = input?;
+                    Ok::<_, std::io::Error>(resolver.resolve(&input, use_cache).await)
+                })
+            })
+            .buffered(concurrency));
+        while let Some(joined) = traces.next().await {
+            let trace = joined
+                .context("a resolution task failed")?
+                .context("reading URLs from stdin")?;
+            if tx.send(trace).await.is_err() {
+                break; // the printer stopped (stdout closed)
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    });
+
     let mut out = std::io::BufWriter::new(stdout.lock());
-    while let Some(trace) = traces.next().await {
-        if args.json {
-            serde_json::to_writer(&mut out, &trace)?;
-            out.write_all(b"\n")?;
-        } else {
-            write_human(&mut out, &trace, colour)?;
+    let mut ready = Vec::with_capacity(concurrency);
+    while let Some(trace) = rx.recv().await {
+        ready.push(trace);
+        while let Ok(trace) = rx.try_recv() {
+            ready.push(trace);
+        }
+        store.flush().await?;
+        for trace in ready.drain(..) {
+            if args.json {
+                serde_json::to_writer(&mut out, &trace)?;
+                out.write_all(b"\n")?;
+            } else {
+                write_human(&mut out, &trace, colour)?;
+            }
         }
         out.flush()?;
     }
+    producer.await.context("the resolution task failed")??;
     Ok(())
 }
 
@@ -708,23 +742,39 @@ fn write_campaigns(
 }
 
 /// The URLs named on the command line, with `-` replaced by stdin's lines (blank lines and
-/// `#` comments skipped).
-fn read_inputs(args: &[String]) -> std::io::Result<Vec<String>> {
-    let mut inputs = Vec::new();
-    for arg in args {
-        if arg == "-" {
+/// `#` comments skipped), read on a thread of their own at most `ahead` lines ahead.
+fn read_inputs(
+    args: Vec<String>,
+    ahead: usize,
+) -> tokio::sync::mpsc::Receiver<std::io::Result<String>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(ahead.max(1));
+    std::thread::spawn(move || {
+        for arg in args {
+            if arg != "-" {
+                if tx.blocking_send(Ok(arg)).is_err() {
+                    return;
+                }
+                continue;
+            }
             for line in std::io::stdin().lock().lines() {
-                let line = line?;
+                let line = match line {
+                    Ok(line) => line,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        return;
+                    }
+                };
                 let line = line.trim();
-                if !line.is_empty() && !line.starts_with('#') {
-                    inputs.push(line.to_string());
+                if !line.is_empty()
+                    && !line.starts_with('#')
+                    && tx.blocking_send(Ok(line.to_string())).is_err()
+                {
+                    return;
                 }
             }
-        } else {
-            inputs.push(arg.clone());
         }
-    }
-    Ok(inputs)
+    });
+    rx
 }
 
 struct Style {

@@ -404,3 +404,44 @@ async fn a_nameserver_that_never_answers_times_out() {
     assert_eq!(t.outcome, Outcome::Timeout, "{t:#?}");
     assert_eq!(t.error.unwrap().kind, "timeout");
 }
+
+/// Keep-alive connections are reused for their host: a batch of two-hop chains on one host at
+/// concurrency 16 needs about 16 connections, not one per request (with too few idle
+/// connections kept, most of them were closed and opened again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_on_one_host_reuses_its_connections() {
+    use futures_util::StreamExt;
+    let mut env = TestEnv::new().await;
+    env.dns.set("reuse.test", &["127.0.0.1"]);
+    env.config.limits.concurrency = 16;
+    env.config.limits.per_host_per_second = 1_000_000.0;
+    let srv = Server::start("127.0.0.1", |req| async move {
+        match req.uri().path().strip_prefix("/a/") {
+            Some(n) => redirect(302, format!("/b/{n}").as_bytes()),
+            None => html("<html>landed</html>"),
+        }
+    })
+    .await;
+    let resolver = hoptrace::chain::Resolver::new(&env.config, None).unwrap();
+    let port = srv.port();
+    let traces: Vec<Trace> = futures_util::stream::iter(0..300)
+        .map(|n| {
+            let resolver = &resolver;
+            async move {
+                resolver
+                    .resolve(&format!("http://reuse.test:{port}/a/{n}"), false)
+                    .await
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert!(traces
+        .iter()
+        .all(|t| t.outcome == Outcome::Landed && t.hops.len() == 2));
+    assert_eq!(srv.requests(), 600);
+    // 16 in flight at most; hyper may open a few more when a connection is returned just
+    // after a new one was started. One connection per request would be 600.
+    let opened = srv.connections();
+    assert!(opened <= 32, "{opened} connections for 600 requests");
+}

@@ -254,3 +254,51 @@ async fn watches_observations_and_events() {
     let after: Vec<(u64, (u64, i32))> = store.events_after(ids[3], 100).unwrap();
     assert_eq!(after, vec![(ids[4], (ids[4], 4))]);
 }
+
+/// `put_later` queues: the write is in the store (and counted once in the domain index, even
+/// when the same input is queued twice in one batch) after the next flush, or after the next
+/// `put`, which writes the whole queue with its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_writes_land_with_the_next_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    let trace = |input: &str| hoptrace::trace::Trace {
+        input: input.into(),
+        final_url: "http://q.example/".into(),
+        final_host: "q.example".into(),
+        outcome: Outcome::Landed,
+        hops: vec![],
+        labels: vec![],
+        cached: false,
+        error: None,
+        resolved_at: None,
+        elapsed_ms: None,
+    };
+    let a = trace("http://a.example/");
+    store.put_later(&a.input, &a, 1_000).unwrap();
+    store.put_later(&a.input, &a, 1_001).unwrap();
+    assert!(
+        store.latest(&a.input).unwrap().is_none(),
+        "not written before a flush"
+    );
+    store.flush().await.unwrap();
+    assert_eq!(
+        store.latest(&a.input).unwrap().unwrap().1,
+        1_001,
+        "the later write wins"
+    );
+    assert_eq!(store.domain("q.example").unwrap().unwrap().inputs, 1);
+
+    let b = trace("http://b.example/");
+    let c = trace("http://c.example/");
+    store.put_later(&b.input, &b, 2_000).unwrap();
+    store.put(&c.input, &c, 2_001).await.unwrap();
+    assert!(
+        store.latest(&b.input).unwrap().is_some(),
+        "written with the next put"
+    );
+    assert_eq!(store.domain("q.example").unwrap().unwrap().inputs, 3);
+    drop(store);
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    assert_eq!(store.domain("q.example").unwrap().unwrap().inputs, 3);
+}
