@@ -1,17 +1,22 @@
-//! The performance suite (issue 7, first part): HTTP-only two-hop chains on a local fixture
-//! server, resolved by the release binary and by curl over the same URLs in the same run:
+//! The performance suite (issue 7): HTTP-only two-hop chains on a local fixture internet
+//! (Debian's nginx when it is installed, else an in-process hyper server) whose names a local
+//! DNS responder answers for hoptrace (curl is given the same addresses with `--resolve`),
+//! resolved by the release binary and by curl over the same URLs in the same run:
 //! - `xargs -P 64 -n 1 curl -sL` (a process per URL: what a shell script does),
 //! - `curl -sL --parallel --parallel-max 64 -K urls.cfg` (libcurl's multi interface: curl's
 //!   own best case),
 //! - `hoptrace resolve --json -` at concurrency 64, with a fresh store (policy checks,
-//!   labels, the Trace and a durable store write per URL: what curl does not do);
+//!   labels, the Trace and the store: what curl does not do);
 //! then hoptrace's scaling with concurrency (1, 8, 64, 256) and batch size (1k, 10k, 100k:
-//! time per resolution and peak RSS, read by GNU time).
+//! time per resolution and peak RSS, read by GNU time). Last, every target of the issue, met
+//! or not, with the API and browser figures of `--bench api` / `--bench browser` when they
+//! ran just before (`scripts/bench` runs all three).
 //!
+//!     scripts/bench                                            # all of it, tools installed
 //!     cargo bench --features chromiumoxide --bench suite      # BENCH_QUICK=1: smaller runs
 //!
 //! Prints a table and writes target/bench/suite.json. Needs curl and /usr/bin/time (Debian's
-//! `curl` and `time` packages).
+//! `curl` and `time` packages); nginx-light for the nginx fixture.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -42,21 +47,126 @@ fn main() {
     rt.block_on(run());
 }
 
+/// Names the fixture answers to; URL i is on `NAMES[i % 8]`, so several connection pools
+/// and DNS cache entries are in play, as in a real batch.
+const NAMES: usize = 8;
+
+fn host(i: usize) -> String {
+    format!("s{}.bench.test", i % NAMES)
+}
+
 /// `/a/N` redirects to `/b/N`, which is a small page: a two-hop chain per URL.
-async fn fixture() -> Server {
-    Server::start("127.0.0.1", |req| async move {
-        let path = req.uri().path().to_string();
-        match path.strip_prefix("/a/") {
-            Some(n) => redirect(302, format!("/b/{n}").as_bytes()),
-            None => html("<html><body>landing</body></html>"),
+enum Fixture {
+    Nginx {
+        child: std::process::Child,
+        port: u16,
+        _dir: tempfile::TempDir,
+    },
+    InProcess(Server),
+}
+
+impl Fixture {
+    async fn start() -> Fixture {
+        if std::env::var_os("BENCH_NO_NGINX").is_none() {
+            if let Some(f) = Fixture::nginx() {
+                return f;
+            }
+            eprintln!("nginx not found (apt-get install nginx-light): the fixture is in-process");
         }
-    })
-    .await
+        Fixture::InProcess(
+            Server::start("127.0.0.1", |req| async move {
+                let path = req.uri().path().to_string();
+                match path.strip_prefix("/a/") {
+                    Some(n) => redirect(302, format!("/b/{n}").as_bytes()),
+                    None => html("<html><body>landing</body></html>"),
+                }
+            })
+            .await,
+        )
+    }
+
+    /// nginx, one worker, on a free port of 127.0.0.1; everything it writes in a temp dir.
+    fn nginx() -> Option<Fixture> {
+        let bin = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let dir = tempfile::tempdir().ok()?;
+        let d = dir.path().display();
+        let conf = format!(
+            "master_process off;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+             events {{ worker_connections 4096; }}\n\
+             http {{\n  access_log off;\n  keepalive_requests 1000000;\n\
+               client_body_temp_path {d}/b; proxy_temp_path {d}/p; fastcgi_temp_path {d}/f;\n\
+               uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;\n\
+               server {{\n    listen 127.0.0.1:{port};\n\
+                 location /a/ {{ rewrite ^/a/(.*)$ /b/$1 redirect; }}\n\
+                 location /b/ {{ default_type text/html; return 200 \"<html><body>landing</body></html>\"; }}\n  }}\n}}\n"
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).ok()?;
+        let child = Command::new(bin)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(Fixture::Nginx {
+                    child,
+                    port,
+                    _dir: dir,
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        None
+    }
+
+    fn port(&self) -> u16 {
+        match self {
+            Fixture::Nginx { port, .. } => *port,
+            Fixture::InProcess(s) => s.port(),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Fixture::Nginx { .. } => "nginx (one process)",
+            Fixture::InProcess(_) => "in-process hyper server",
+        }
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Fixture::Nginx { child, .. } = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 fn urls(port: u16, n: usize, tag: &str) -> Vec<String> {
     (0..n)
-        .map(|i| format!("http://127.0.0.1:{port}/a/{tag}{i}"))
+        .map(|i| format!("http://{}:{port}/a/{tag}{i}", host(i)))
+        .collect()
+}
+
+/// curl's config lines giving it the fixture's address for every name (what the DNS
+/// responder tells hoptrace), so neither side pays for a lookup it would not make.
+fn curl_resolve(port: u16) -> String {
+    (0..NAMES)
+        .map(|i| format!("resolve = \"{}:{port}:127.0.0.1\"\n", host(i)))
         .collect()
 }
 
@@ -88,8 +198,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn run() {
     let quick = std::env::var_os("BENCH_QUICK").is_some();
     let scale = if quick { 10 } else { 1 };
-    let server = fixture().await;
-    let port = server.port();
+    let fixture = Fixture::start().await;
+    let port = fixture.port();
+    let dns = Dns::start().await;
+    for i in 0..NAMES {
+        dns.set(&host(i), &["127.0.0.1"]);
+    }
     let dir = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_hoptrace");
     let mut runs: Vec<Run> = Vec::new();
@@ -98,8 +212,11 @@ async fn run() {
     let n = 2_000 / scale;
     let list = dir.path().join("xargs.txt");
     std::fs::write(&list, urls(port, n, "x").join("\n")).unwrap();
+    let resolve_cfg = dir.path().join("resolve.cfg");
+    std::fs::write(&resolve_cfg, curl_resolve(port)).unwrap();
     let (secs, _) = timed(&format!(
-        "xargs -P 64 -n 1 curl -sL -o /dev/null < {}",
+        "xargs -P 64 -n 1 curl -sL -o /dev/null -K {} < {}",
+        resolve_cfg.display(),
         list.display()
     ));
     runs.push(Run {
@@ -115,6 +232,7 @@ async fn run() {
     let n = 20_000 / scale;
     let cfg = dir.path().join("curl.cfg");
     let mut f = std::fs::File::create(&cfg).unwrap();
+    f.write_all(curl_resolve(port).as_bytes()).unwrap();
     for u in urls(port, n, "p") {
         writeln!(f, "url = \"{u}\"\noutput = \"/dev/null\"").unwrap();
     }
@@ -139,7 +257,8 @@ async fn run() {
         std::fs::write(
             &cfg,
             format!(
-                "[policy]\nallow_cidrs = [\"127.0.0.1/32\"]\n[limits]\nper_host_per_second = 1000000000.0\nconcurrency = {concurrency}\n[browser]\nenabled = false\n[watch]\nauto = false\n[storage]\npath = \"{}\"\n",
+                "[dns]\nnameservers = [\"{}\"]\n[policy]\nallow_cidrs = [\"127.0.0.1/32\"]\n[limits]\nper_host_per_second = 1000000000.0\nconcurrency = {concurrency}\n[browser]\nenabled = false\n[watch]\nauto = false\n[storage]\npath = \"{}\"\n",
+                dns.addr,
                 db.display()
             ),
         )
@@ -188,6 +307,13 @@ async fn run() {
             &format!("s{c}"),
         ));
     }
+    // A process's fixed cost (start, open the store, one resolution, exit): the median of
+    // three single-URL runs. Batch costs are given with it taken off, since it is paid once.
+    let mut startups: Vec<f64> = (0..3)
+        .map(|i| hoptrace("start-up".into(), 1, 64, &format!("one{i}")).secs)
+        .collect();
+    startups.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let startup = startups[1];
     let mut batches = Vec::new();
     for n in [1_000usize, 10_000, 100_000] {
         batches.push(hoptrace(
@@ -200,7 +326,11 @@ async fn run() {
 
     let curl_xargs = runs[0].rate();
     let curl_par = runs[1].rate();
-    println!("two-hop chains on 127.0.0.1 (URLs/s; ratios against curl in this run)");
+    println!(
+        "two-hop chains, fixture: {} on 127.0.0.1, {NAMES} names via a local DNS responder ({} cores; URLs/s; ratios against curl in this run)",
+        fixture.name(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     println!(
         "{:<44} {:>8} {:>10} {:>8} {:>8} {:>10} {:>9} {:>9}",
         "", "URLs", "URLs/s", "p50 ms", "p99 ms", "peak RSS", "vs xargs", "vs par."
@@ -221,13 +351,138 @@ async fn run() {
         );
     };
     runs.iter().chain(&scaling).for_each(show);
-    println!("batch size (cost per resolution must stay flat)");
+    let cost = |r: &Run| (r.secs - startup).max(0.0) / r.urls as f64;
+    println!(
+        "batch size (cost per resolution must stay flat; a process's start-up, {:.0} ms, taken off)",
+        startup * 1e3
+    );
     for r in &batches {
         show(r);
         println!(
-            "{:<44} {:>8.1} µs per resolution",
+            "{:<44} {:>8.1} µs per resolution ({:.1} with start-up)",
             "",
+            cost(r) * 1e6,
             r.secs * 1e6 / r.urls as f64
+        );
+    }
+
+    // ---- the issue's targets, each met or not
+    let c64 = &runs[2];
+    let costs: Vec<f64> = batches.iter().map(cost).collect();
+    let flat =
+        costs.iter().cloned().fold(0.0, f64::max) / costs.iter().cloned().fold(f64::MAX, f64::min);
+    let peak_100k = batches.last().and_then(|r| r.peak_rss_kb).unwrap_or(0) as f64 / 1024.0;
+    let mut targets: Vec<(String, String, bool)> = vec![
+        (
+            "HTTP-only, concurrency 64: >= 10x xargs curl".into(),
+            format!("{:.1}x", c64.rate() / curl_xargs),
+            c64.rate() / curl_xargs >= 10.0,
+        ),
+        (
+            "HTTP-only, concurrency 64: >= 1x curl --parallel".into(),
+            format!("{:.2}x", c64.rate() / curl_par),
+            c64.rate() / curl_par >= 1.0,
+        ),
+        (
+            "p99 at concurrency 64 < 20 ms".into(),
+            format!("{:.1} ms", c64.p99_ms.unwrap_or(f64::NAN)),
+            c64.p99_ms.is_some_and(|p| p < 20.0),
+        ),
+        (
+            format!(
+                "batch of {}: peak RSS < 256 MB",
+                batches.last().map_or(0, |r| r.urls)
+            ),
+            format!("{peak_100k:.0} MB"),
+            peak_100k < 256.0,
+        ),
+        (
+            "cost per resolution flat over batch sizes (max/min <= 1.3)".into(),
+            format!("{flat:.2}"),
+            flat <= 1.3,
+        ),
+    ];
+    // The API and browser rows come from `--bench api` / `--bench browser`, when
+    // scripts/bench ran them in this same run (BENCH_SINCE: when that run began).
+    let since = std::env::var("BENCH_SINCE")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok());
+    let fresh = |name: &str| -> Option<serde_json::Value> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/bench")
+            .join(name);
+        let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
+        let at = modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs();
+        if at < since? {
+            return None;
+        }
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    };
+    let mut others = serde_json::Map::new();
+    if let Some(api) = fresh("api.json") {
+        let run = |call: &str| {
+            api["runs"]
+                .as_array()
+                .and_then(|r| r.iter().find(|r| r["call"] == call))
+                .cloned()
+                .unwrap_or_default()
+        };
+        for call in ["GET /v1/trace, paced", "POST /v1/resolve (hit), paced"] {
+            let r = run(call);
+            let (rps, p99) = (
+                r["rps"].as_f64().unwrap_or(0.0),
+                r["p99_ms"].as_f64().unwrap_or(f64::NAN),
+            );
+            let base = run("GET /healthz, paced")["p99_ms"]
+                .as_f64()
+                .unwrap_or(f64::NAN);
+            targets.push((
+                format!("API {call}: p99 < 2 ms at ~10,000 req/s"),
+                format!("{p99:.2} ms at {rps:.0}/s (/healthz p99 {base:.2} ms)"),
+                p99 < 2.0 && rps >= 9_000.0,
+            ));
+        }
+        let idle = api["rss_idle_mb"].as_f64().unwrap_or(f64::NAN);
+        targets.push((
+            "API server RSS idle < 100 MB".into(),
+            format!("{idle:.1} MB"),
+            idle < 100.0,
+        ));
+        others.insert("api".into(), api);
+    }
+    if let Some(browser) = fresh("browser.json") {
+        for d in browser["drivers"].as_array().cloned().unwrap_or_default() {
+            targets.push((
+                format!(
+                    "JavaScript hops, warm browser ({}): measured",
+                    d["driver"].as_str().unwrap_or("?")
+                ),
+                format!(
+                    "visit median {:.0} ms, p95 {:.0} ms; best {:.2}x the cold-browser baseline",
+                    d["warm_visit_ms"]["median"].as_f64().unwrap_or(f64::NAN),
+                    d["warm_visit_ms"]["p95"].as_f64().unwrap_or(f64::NAN),
+                    d["best_ratio"].as_f64().unwrap_or(f64::NAN)
+                ),
+                true,
+            ));
+        }
+        others.insert("browser".into(), browser);
+    }
+    println!("targets (issue 7; the API's from issue 4)");
+    for (what, got, met) in &targets {
+        println!(
+            "  {:<62} {:<48} {}",
+            what,
+            got,
+            if *met { "met" } else { "NOT met" }
+        );
+    }
+    if since.is_none() {
+        println!(
+            "  (API and browser rows: scripts/bench runs --bench api and --bench browser first)"
         );
     }
 
@@ -243,9 +498,18 @@ async fn run() {
             })
         })
         .collect();
-    std::fs::create_dir_all("target/bench").unwrap();
+    let json = serde_json::json!({
+        "fixture": fixture.name(),
+        "startup_seconds": startup,
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "runs": json,
+        "targets": targets.iter().map(|(what, got, met)| serde_json::json!({"target": what, "measured": got, "met": met})).collect::<Vec<_>>(),
+        "api_and_browser": others,
+    });
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&out).unwrap();
     std::fs::write(
-        "target/bench/suite.json",
+        out.join("suite.json"),
         serde_json::to_string_pretty(&json).unwrap(),
     )
     .unwrap();
