@@ -251,7 +251,7 @@ async fn run() {
     });
 
     // ---- hoptrace: concurrency, then batch size
-    let hoptrace = |name: String, n: usize, concurrency: u32, tag: &str| {
+    let hoptrace = |name: String, n: usize, concurrency: u32, tag: &str, flags: &str| {
         let db = dir.path().join(format!("db-{tag}"));
         let cfg = dir.path().join(format!("{tag}.toml"));
         std::fs::write(
@@ -267,7 +267,7 @@ async fn run() {
         std::fs::write(&input, urls(port, n, tag).join("\n")).unwrap();
         let out = dir.path().join(format!("{tag}.jsonl"));
         let (secs, rss) = timed(&format!(
-            "{bin} resolve --json --config {} - < {} > {}",
+            "{bin} resolve --json {flags} --config {} - < {} > {}",
             cfg.display(),
             input.display(),
             out.display()
@@ -297,6 +297,15 @@ async fn run() {
         20_000 / scale,
         64,
         "c64",
+        "",
+    ));
+    // What the store costs: the same run keeping nothing (`--no-store`).
+    runs.push(hoptrace(
+        "hoptrace resolve --no-store, concurrency 64".into(),
+        20_000 / scale,
+        64,
+        "nostore",
+        "--no-store",
     ));
     let mut scaling = Vec::new();
     for (c, n) in [(1u32, 1_000), (8, 5_000), (64, 20_000), (256, 20_000)] {
@@ -305,12 +314,13 @@ async fn run() {
             n / scale,
             c,
             &format!("s{c}"),
+            "",
         ));
     }
     // A process's fixed cost (start, open the store, one resolution, exit): the median of
     // three single-URL runs. Batch costs are given with it taken off, since it is paid once.
     let mut startups: Vec<f64> = (0..3)
-        .map(|i| hoptrace("start-up".into(), 1, 64, &format!("one{i}")).secs)
+        .map(|i| hoptrace("start-up".into(), 1, 64, &format!("one{i}"), "").secs)
         .collect();
     startups.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let startup = startups[1];
@@ -321,6 +331,7 @@ async fn run() {
             n / scale,
             64,
             &format!("b{n}"),
+            "",
         ));
     }
 
@@ -380,7 +391,11 @@ async fn run() {
         ),
         (
             "HTTP-only, concurrency 64: >= 1x curl --parallel".into(),
-            format!("{:.2}x", c64.rate() / curl_par),
+            format!(
+                "{:.2}x ({:.2}x with --no-store)",
+                c64.rate() / curl_par,
+                runs[3].rate() / curl_par
+            ),
             c64.rate() / curl_par >= 1.0,
         ),
         (

@@ -151,6 +151,10 @@ pub struct ResolveArgs {
     /// Print one Trace per line (JSONL), in input order.
     #[arg(long)]
     pub json: bool,
+    /// Use no store at all: nothing is read from the cache or written (implies --no-cache;
+    /// the database is not opened, so it may be in use by a running `hoptrace serve`).
+    #[arg(long)]
+    pub no_store: bool,
     /// URLs to resolve (defanged forms accepted); `-` reads one URL a line from stdin.
     #[arg(required = true, value_name = "URL")]
     pub urls: Vec<String>,
@@ -462,8 +466,11 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
 
 async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
     let config = Config::load(args.config.as_deref()).map_err(|e| usage(e.into()))?;
-    let store = Store::open(&config.storage.path)?;
-    let mut resolver = Resolver::new(&config, Some(store.clone())).map_err(|e| usage(e.into()))?;
+    let store = match args.no_store {
+        true => None,
+        false => Some(Store::open(&config.storage.path)?),
+    };
+    let mut resolver = Resolver::new(&config, store.clone()).map_err(|e| usage(e.into()))?;
     // A printed line is on disk, but the store is flushed once per group of lines rather than
     // once per resolution, so the disk's latency does not hold up the resolutions.
     resolver.defer_durability();
@@ -474,20 +481,25 @@ async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
     let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
 
     // Inputs are read as they are needed (a list of millions is never held whole); each
-    // resolution is its own task, so they spread over the cores; `buffered` keeps at most
-    // `concurrency` in flight and hands them back in input order.
+    // resolution is its own task, so they spread over the cores, and holds one of
+    // `concurrency` slots while it runs. Results come back in input order; finished ones may
+    // wait for an earlier slow one in a window four times that size, so one slow link does
+    // not stop new ones from starting (nor does a flush of the store by the printer).
     let inputs = read_inputs(args.urls, concurrency);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Trace>(concurrency);
+    let window = concurrency.saturating_mul(4);
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Trace>(window);
     let producer = tokio::spawn(async move {
         let mut traces = std::pin::pin!(receiver_stream(inputs)
             .map(|input| {
-                let resolver = resolver.clone();
+                let (resolver, slots) = (resolver.clone(), slots.clone());
                 tokio::spawn(async move {
                     let input = input?;
+                    let _slot = slots.acquire_owned().await.expect("never closed");
                     Ok::<_, std::io::Error>(resolver.resolve(&input, use_cache).await)
                 })
             })
-            .buffered(concurrency));
+            .buffered(window));
         while let Some(joined) = traces.next().await {
             let trace = joined
                 .context("a resolution task failed")?
@@ -506,7 +518,9 @@ async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
         while let Ok(trace) = rx.try_recv() {
             ready.push(trace);
         }
-        store.flush().await?;
+        if let Some(store) = &store {
+            store.flush().await?;
+        }
         for trace in ready.drain(..) {
             if args.json {
                 serde_json::to_writer(&mut out, &trace)?;

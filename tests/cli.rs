@@ -401,6 +401,23 @@ async fn kill_9_loses_nothing_already_printed_and_a_second_process_is_told_why()
     .await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("in use by another hoptrace process"), "{err}");
+    // --no-store does not open the database: it resolves, and keeps nothing.
+    let (code, out, err) = run_async(
+        vec![
+            "resolve".into(),
+            "--json".into(),
+            "--no-store".into(),
+            "--config".into(),
+            cfg.display().to_string(),
+            format!("http://crash.test:{}/not-in-the-batch", srv.port()),
+        ],
+        String::new(),
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let t: Trace = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(t.outcome, Outcome::Landed, "{out}");
+    assert!(holder.latest(&t.input).unwrap().is_none(), "nothing stored");
     drop(holder);
 }
 
