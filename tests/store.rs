@@ -139,23 +139,11 @@ async fn one_process_at_a_time_and_data_survives_reopening() {
 async fn concurrent_writers_all_complete() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db")).unwrap();
-    let template = hoptrace::trace::Trace {
-        input: String::new(),
-        final_url: "http://x.example/".into(),
-        final_host: "x.example".into(),
-        outcome: Outcome::Landed,
-        hops: vec![],
-        labels: vec![],
-        cached: false,
-        error: None,
-        resolved_at: None,
-        elapsed_ms: None,
-    };
     let mut tasks = Vec::new();
     for i in 0..400 {
-        let (store, mut t) = (store.clone(), template.clone());
+        let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            t.input = format!("http://in{i}.example/");
+            let t = landed_on(&format!("http://in{i}.example/"), "x.example");
             store.put(&t.input, &t, 1_000 + i).await.unwrap();
         }));
     }
@@ -262,18 +250,7 @@ async fn watches_observations_and_events() {
 async fn queued_writes_land_with_the_next_flush() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db")).unwrap();
-    let trace = |input: &str| hoptrace::trace::Trace {
-        input: input.into(),
-        final_url: "http://q.example/".into(),
-        final_host: "q.example".into(),
-        outcome: Outcome::Landed,
-        hops: vec![],
-        labels: vec![],
-        cached: false,
-        error: None,
-        resolved_at: None,
-        elapsed_ms: None,
-    };
+    let trace = |input: &str| landed_on(input, "q.example");
     let a = trace("http://a.example/");
     store.put_later(&a.input, &a, 1_000).unwrap();
     store.put_later(&a.input, &a, 1_001).unwrap();
@@ -301,4 +278,12 @@ async fn queued_writes_land_with_the_next_flush() {
     drop(store);
     let store = Store::open(&dir.path().join("db")).unwrap();
     assert_eq!(store.domain("q.example").unwrap().unwrap().inputs, 3);
+}
+
+/// A Trace of `input` that landed on `host` (no hops: enough for the store).
+fn landed_on(input: &str, host: &str) -> hoptrace::trace::Trace {
+    let mut t = hoptrace::trace::Trace::from_hops(input, vec![], Outcome::Landed);
+    t.final_url = format!("http://{host}/");
+    t.final_host = host.into();
+    t
 }
