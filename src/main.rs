@@ -22,6 +22,14 @@ fn main() {
     } else {
         logs.init();
     }
+    // Every connection in flight and every idle keep-alive one (kept 30 s, per host) is a file
+    // descriptor: a batch over many hosts needs thousands, beyond the usual soft limit of
+    // 1024. The hard limit is the real bound; take it (as Go's runtime does).
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) if n < 4096 => tracing::warn!("open files limited to {n}: a batch over many hosts may fail to connect (raise the hard limit: ulimit -Hn)"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

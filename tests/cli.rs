@@ -460,3 +460,66 @@ async fn a_missing_browser_is_warned_about_once() {
             .contains("no browser available"));
     }
 }
+
+/// A batch over many hosts keeps a connection open per host (keep-alive), more than a soft
+/// open-files limit of 256 allows: hoptrace raises its soft limit to the hard one, so every
+/// link still lands instead of failing with "too many open files".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_over_many_hosts_is_not_limited_by_the_soft_open_files_limit() {
+    let env = TestEnv::new().await;
+    let srv = Server::start("127.0.0.1", |_| async { html("<html>ok</html>") }).await;
+    let hosts = 400;
+    let mut stdin = String::new();
+    for i in 0..hosts {
+        env.dns.set(&format!("h{i}.many.test"), &["127.0.0.1"]);
+        stdin.push_str(&format!("http://h{i}.many.test:{}/\n", srv.port()));
+    }
+    let cfg = env.write_config("[limits]\nconcurrency = 32\n");
+    let bin = env!("CARGO_BIN_EXE_hoptrace");
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            // The hard limit stays as it is; only the soft one is lowered.
+            .arg(format!(
+                "ulimit -Sn 256 && exec {bin} resolve --json --no-store --config {} -",
+                cfg.display()
+            ))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let traces: Vec<Trace> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        traces.len(),
+        hosts,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let failed: Vec<_> = traces
+        .iter()
+        .filter(|t| t.outcome != Outcome::Landed)
+        .map(|t| format!("{}: {:?}", t.input, t.error))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} failed, first: {:?}",
+        failed.len(),
+        failed.first()
+    );
+    assert_eq!(srv.connections(), hosts, "one connection per host");
+}
