@@ -523,3 +523,58 @@ async fn a_batch_over_many_hosts_is_not_limited_by_the_soft_open_files_limit() {
     );
     assert_eq!(srv.connections(), hosts, "one connection per host");
 }
+
+/// Output is in input order, but a slow first link does not stop the batch: with 2 slots,
+/// later links keep being resolved (up to a window of 4x the concurrency) while it hangs, and
+/// all lines still come out in input order once it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_link_holds_up_the_printing_not_the_batch() {
+    let env = TestEnv::new().await;
+    env.dns.set("slow.test", &["127.0.0.1"]);
+    let release = Arc::new(tokio::sync::Notify::new());
+    let fast = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (r2, f2) = (release.clone(), fast.clone());
+    let srv = Server::start("127.0.0.1", move |req| {
+        let (release, fast) = (r2.clone(), f2.clone());
+        async move {
+            if req.uri().path() == "/slow" {
+                release.notified().await;
+            } else {
+                fast.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            html("ok")
+        }
+    })
+    .await;
+    let cfg = env.write_config(
+        "[limits]\nconcurrency = 2\nhop_timeout_ms = 30000\nper_host_per_second = 1000.0\n",
+    );
+    let mut stdin = format!("http://slow.test:{}/slow\n", srv.port());
+    for n in 0..20 {
+        stdin.push_str(&format!("http://slow.test:{}/{n}\n", srv.port()));
+    }
+    let run = tokio::spawn(async move { json_from_stdin(&cfg, stdin).await });
+    // One slot is held by the slow link; the other works through the window (8 in all): 7
+    // fast links, where strict order with 2 in flight would allow only 1.
+    let t0 = Instant::now();
+    while fast.load(std::sync::atomic::Ordering::SeqCst) < 7 {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "only {} fast links resolved while the slow one hangs",
+            fast.load(std::sync::atomic::Ordering::SeqCst)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    release.notify_one();
+    let (code, out, err) = run.await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    let inputs: Vec<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Trace>(l).unwrap().input)
+        .collect();
+    assert_eq!(inputs.len(), 21);
+    assert!(inputs[0].ends_with("/slow"));
+    for (n, input) in inputs[1..].iter().enumerate() {
+        assert!(input.ends_with(&format!("/{n}")), "{input} at {}", n + 1);
+    }
+}
