@@ -274,11 +274,5 @@ async fn main() {
         "rss_peak_mb": peak_kib as f64 / 1024.0,
         "seconds_per_run": secs,
     });
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(
-        out.join("api.json"),
-        serde_json::to_string_pretty(&json).unwrap(),
-    )
-    .unwrap();
+    write_bench_json("api.json", &json);
 }

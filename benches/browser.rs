@@ -126,13 +126,7 @@ async fn main() {
     }
     println!("  baseline (fastest cold launch per URL): {cold_rate:.2} resolutions/s");
     let json = serde_json::json!({"baseline_cold_rate_per_s": cold_rate, "drivers": json});
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("browser.json"),
-        serde_json::to_string_pretty(&json).unwrap(),
-    )
-    .unwrap();
+    write_bench_json("browser.json", &json);
 }
 
 struct Sizes {

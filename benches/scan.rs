@@ -187,10 +187,5 @@ async fn run() {
         "resolve_s": resolve_s, "scan_s": scan_s, "resume_s": resume_s,
         "scan_repos_per_s": repos as f64 / scan_s,
     });
-    std::fs::create_dir_all("target/bench").unwrap();
-    std::fs::write(
-        "target/bench/scan.json",
-        serde_json::to_string_pretty(&json).unwrap(),
-    )
-    .unwrap();
+    write_bench_json("scan.json", &json);
 }

@@ -423,9 +423,7 @@ async fn run() {
         .ok()
         .and_then(|s| s.parse::<u64>().ok());
     let fresh = |name: &str| -> Option<serde_json::Value> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("target/bench")
-            .join(name);
+        let path = bench_dir().join(name);
         let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
         let at = modified
             .duration_since(std::time::UNIX_EPOCH)
@@ -521,11 +519,5 @@ async fn run() {
         "targets": targets.iter().map(|(what, got, met)| serde_json::json!({"target": what, "measured": got, "met": met})).collect::<Vec<_>>(),
         "api_and_browser": others,
     });
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(
-        out.join("suite.json"),
-        serde_json::to_string_pretty(&json).unwrap(),
-    )
-    .unwrap();
+    write_bench_json("suite.json", &json);
 }

@@ -490,7 +490,7 @@ async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency));
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Trace>(window);
     let producer = tokio::spawn(async move {
-        let mut traces = std::pin::pin!(receiver_stream(inputs)
+        let mut traces = std::pin::pin!(inputs
             .map(|input| {
                 let (resolver, slots) = (resolver.clone(), slots.clone());
                 tokio::spawn(async move {
@@ -592,16 +592,9 @@ async fn scan(args: ScanArgs) -> Result<(), Failure> {
 
     // Documents are read as they are needed (a dump of millions of repositories is never
     // held whole); `buffered` scans `concurrency` repositories at once and keeps input order.
-    let (tx, rx) = tokio::sync::mpsc::channel(concurrency.max(1));
-    std::thread::spawn(move || {
-        for doc in documents(reader, &source) {
-            if tx.blocking_send(doc).is_err() {
-                break;
-            }
-        }
-    });
+    let docs = read_ahead(concurrency, move || documents(reader, &source));
     let scanner = &scanner;
-    let mut results = std::pin::pin!(receiver_stream(rx)
+    let mut results = std::pin::pin!(docs
         .map(|doc| async move {
             match doc {
                 Ok(doc) => scanner.scan(&doc).await.map_err(anyhow::Error::from),
@@ -647,10 +640,25 @@ async fn scan(args: ScanArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A receiver as a stream (tokio-stream's wrapper, without the dependency).
-fn receiver_stream<T: Send + 'static>(
-    rx: tokio::sync::mpsc::Receiver<T>,
-) -> impl futures_util::Stream<Item = T> {
+/// The items of the iterator `make` builds, produced on a thread of their own (reading input
+/// blocks) at most `ahead` items ahead of the consumer; the thread stops when the stream is
+/// dropped.
+fn read_ahead<I>(
+    ahead: usize,
+    make: impl FnOnce() -> I + Send + 'static,
+) -> impl futures_util::Stream<Item = I::Item>
+where
+    I: Iterator,
+    I::Item: Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(ahead.max(1));
+    std::thread::spawn(move || {
+        for item in make() {
+            if tx.blocking_send(item).is_err() {
+                break;
+            }
+        }
+    });
     stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|t| (t, rx)) })
 }
 
@@ -756,39 +764,26 @@ fn write_campaigns(
 }
 
 /// The URLs named on the command line, with `-` replaced by stdin's lines (blank lines and
-/// `#` comments skipped), read on a thread of their own at most `ahead` lines ahead.
+/// `#` comments skipped), read at most `ahead` lines ahead of the work.
 fn read_inputs(
     args: Vec<String>,
     ahead: usize,
-) -> tokio::sync::mpsc::Receiver<std::io::Result<String>> {
-    let (tx, rx) = tokio::sync::mpsc::channel(ahead.max(1));
-    std::thread::spawn(move || {
-        for arg in args {
-            if arg != "-" {
-                if tx.blocking_send(Ok(arg)).is_err() {
-                    return;
+) -> impl futures_util::Stream<Item = std::io::Result<String>> {
+    read_ahead(ahead, move || {
+        args.into_iter()
+            .flat_map(|arg| -> Box<dyn Iterator<Item = _>> {
+                if arg != "-" {
+                    return Box::new(std::iter::once(Ok(arg)));
                 }
-                continue;
-            }
-            for line in std::io::stdin().lock().lines() {
-                let line = match line {
-                    Ok(line) => line,
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(e));
-                        return;
+                Box::new(std::io::stdin().lines().filter_map(|line| match line {
+                    Ok(line) => {
+                        let line = line.trim();
+                        (!line.is_empty() && !line.starts_with('#')).then(|| Ok(line.to_string()))
                     }
-                };
-                let line = line.trim();
-                if !line.is_empty()
-                    && !line.starts_with('#')
-                    && tx.blocking_send(Ok(line.to_string())).is_err()
-                {
-                    return;
-                }
-            }
-        }
-    });
-    rx
+                    Err(e) => Some(Err(e)),
+                }))
+            })
+    })
 }
 
 struct Style {

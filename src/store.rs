@@ -93,10 +93,10 @@ struct GroupCommit {
 }
 
 /// One writer's part of a batch: a Trace to store (or nothing: a writer that only needs its
-/// earlier direct writes on disk), and where its result goes.
+/// earlier direct writes on disk), and where its result goes (nowhere for `put_later`).
 struct Queued {
     trace: Option<TraceWrite>,
-    done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+    done: Option<tokio::sync::oneshot::Sender<Result<(), StoreError>>>,
 }
 
 /// A serialised Trace and what the domain index needs of it.
@@ -181,10 +181,9 @@ impl Store {
     /// disk's latency does not hold up each resolution. Unflushed writes are lost on a crash.
     pub fn put_later(&self, key: &str, trace: &Trace, now_ms: u64) -> Result<(), StoreError> {
         let write = trace_write(key, trace, now_ms)?;
-        let (done, _) = tokio::sync::oneshot::channel();
         lock(&self.durability.queue).push(Queued {
             trace: Some(write),
-            done,
+            done: None,
         });
         Ok(())
     }
@@ -205,7 +204,10 @@ impl Store {
     async fn commit(&self, write: Option<TraceWrite>) -> Result<(), StoreError> {
         let gc = &self.durability;
         let (done, mut result) = tokio::sync::oneshot::channel();
-        lock(&gc.queue).push(Queued { trace: write, done });
+        lock(&gc.queue).push(Queued {
+            trace: write,
+            done: Some(done),
+        });
         // The turn is fair (FIFO) and a batch's results are sent before its turn ends, so
         // when this call's turn comes its write is either done or still queued.
         let turn = gc.turn.clone().lock_owned().await;
@@ -223,9 +225,9 @@ impl Store {
             let writes: Vec<&TraceWrite> = batch.iter().filter_map(|q| q.trace.as_ref()).collect();
             let r = write_traces(&traces, &domains, &inputs, &writes)
                 .and_then(|()| db.flush().map(drop).map_err(StoreError::from));
-            for q in batch {
-                // A writer that was cancelled meanwhile no longer listens; its write stands.
-                let _ = q.done.send(r.clone());
+            // A writer that was cancelled meanwhile no longer listens; its write stands.
+            for done in batch.into_iter().filter_map(|q| q.done) {
+                let _ = done.send(r.clone());
             }
             drop(turn);
         })

@@ -18,8 +18,14 @@ fn hoptrace() -> Command {
 }
 
 fn run(args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = hoptrace()
-        .args(args)
+    let mut cmd = hoptrace();
+    cmd.args(args);
+    run_command(cmd, stdin)
+}
+
+/// Runs `cmd` with `stdin`: exit code, stdout, stderr.
+fn run_command(mut cmd: Command, stdin: &str) -> (i32, String, String) {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -49,10 +55,22 @@ async fn run_async(args: Vec<String>, stdin: String) -> (i32, String, String) {
     .unwrap()
 }
 
+/// `hoptrace resolve FLAGS --config CFG TARGET` with `stdin`.
+async fn resolve_cmd(
+    cfg: &std::path::Path,
+    flags: &[&str],
+    target: &str,
+    stdin: String,
+) -> (i32, String, String) {
+    let mut args: Vec<String> = vec!["resolve".into()];
+    args.extend(flags.iter().map(|f| f.to_string()));
+    args.extend(["--config".into(), cfg.display().to_string(), target.into()]);
+    run_async(args, stdin).await
+}
+
 /// `hoptrace resolve --json --config CFG -` with `stdin`.
 async fn json_from_stdin(cfg: &std::path::Path, stdin: String) -> (i32, String, String) {
-    let args = ["resolve", "--json", "--config", cfg.to_str().unwrap(), "-"];
-    run_async(args.iter().map(|s| s.to_string()).collect(), stdin).await
+    resolve_cmd(cfg, &["--json"], "-", stdin).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -323,17 +341,8 @@ async fn relative_paths_resolve_against_the_config_folder() {
     )
     .unwrap();
     // Run from elsewhere: the paths follow the config file, not the working directory.
-    let (code, out, err) = run_async(
-        vec![
-            "resolve".into(),
-            "--json".into(),
-            "--config".into(),
-            cfg.display().to_string(),
-            format!("http://rel.test:{}/", srv.port()),
-        ],
-        String::new(),
-    )
-    .await;
+    let url = format!("http://rel.test:{}/", srv.port());
+    let (code, out, err) = resolve_cmd(&cfg, &["--json"], &url, String::new()).await;
     assert_eq!(code, 0, "{err}");
     let t: Trace = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(t.labels, vec!["c2"]);
@@ -389,31 +398,13 @@ async fn kill_9_loses_nothing_already_printed_and_a_second_process_is_told_why()
 
     // While another process holds the database, a second run says so and exits 1.
     let holder = hoptrace::store::Store::open(&env.dir.path().join("db")).unwrap();
-    let (code, _, err) = run_async(
-        vec![
-            "resolve".into(),
-            "--config".into(),
-            cfg.display().to_string(),
-            urls[0].clone(),
-        ],
-        String::new(),
-    )
-    .await;
+    let (code, _, err) = resolve_cmd(&cfg, &[], &urls[0], String::new()).await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("in use by another hoptrace process"), "{err}");
     // --no-store does not open the database: it resolves, and keeps nothing.
-    let (code, out, err) = run_async(
-        vec![
-            "resolve".into(),
-            "--json".into(),
-            "--no-store".into(),
-            "--config".into(),
-            cfg.display().to_string(),
-            format!("http://crash.test:{}/not-in-the-batch", srv.port()),
-        ],
-        String::new(),
-    )
-    .await;
+    let fresh = format!("http://crash.test:{}/not-in-the-batch", srv.port());
+    let (code, out, err) =
+        resolve_cmd(&cfg, &["--json", "--no-store"], &fresh, String::new()).await;
     assert_eq!(code, 0, "{err}");
     let t: Trace = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(t.outcome, Outcome::Landed, "{out}");
@@ -476,40 +467,22 @@ async fn a_batch_over_many_hosts_is_not_limited_by_the_soft_open_files_limit() {
     }
     let cfg = env.write_config("[limits]\nconcurrency = 32\n");
     let bin = env!("CARGO_BIN_EXE_hoptrace");
-    let out = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new("sh")
-            .arg("-c")
-            // The hard limit stays as it is; only the soft one is lowered.
-            .arg(format!(
-                "ulimit -Sn 256 && exec {bin} resolve --json --no-store --config {} -",
-                cfg.display()
-            ))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+    let (_, out, err) = tokio::task::spawn_blocking(move || {
+        let mut sh = Command::new("sh");
+        // The hard limit stays as it is; only the soft one is lowered.
+        sh.arg("-c").arg(format!(
+            "ulimit -Sn 256 && exec {bin} resolve --json --no-store --config {} -",
+            cfg.display()
+        ));
+        run_command(sh, &stdin)
     })
     .await
     .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let traces: Vec<Trace> = text
+    let traces: Vec<Trace> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(
-        traces.len(),
-        hosts,
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(traces.len(), hosts, "{err}");
     let failed: Vec<_> = traces
         .iter()
         .filter(|t| t.outcome != Outcome::Landed)

@@ -682,3 +682,17 @@ pub fn serve_binary(cfg: &std::path::Path) -> (Serving, SocketAddr) {
         .unwrap_or_else(|_| panic!("address line: {line:?}"));
     (Serving(child), addr)
 }
+
+// ---------------------------------------------------------------- benchmarks
+
+/// Where the benchmarks write their JSON (target/bench), so one run can read another's.
+pub fn bench_dir() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench")
+}
+
+/// Writes a benchmark's figures to target/bench/NAME, pretty-printed.
+pub fn write_bench_json(name: &str, json: &serde_json::Value) {
+    let dir = bench_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), serde_json::to_string_pretty(json).unwrap()).unwrap();
+}
