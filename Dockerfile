@@ -8,7 +8,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY benches benches
-RUN cargo build --release --locked --features chromiumoxide
+RUN cargo build --release --locked
 
 FROM debian:bookworm-slim
 COPY scripts/setup /usr/local/lib/hoptrace/setup

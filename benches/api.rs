@@ -6,7 +6,7 @@
 //! they do not take turns on one core (that noise dominated the tail otherwise).
 //!
 //!     apt-get install wrk
-//!     cargo bench --features chromiumoxide --bench api     # BENCH_QUICK=1: 3 s per run
+//!     cargo bench --bench api     # BENCH_QUICK=1: 3 s per run
 //!
 //! Prints a table and writes target/bench/api.json.
 

@@ -2,24 +2,21 @@
 //! the same run on local fixtures (loopback servers, local DNS). Ratios are what count on a
 //! noisy machine.
 //!
-//!     cargo bench --features chromiumoxide --bench browser   # BENCH_QUICK=1: a short run
+//!     cargo bench --bench browser   # BENCH_QUICK=1: a short run
 //!
-//! Each driver (headless_chrome; chromiumoxide when built with its feature) is measured in
-//! turn against the same pages, and against one baseline: the fastest cold launch per URL.
+//! The driver (chromiumoxide) is measured against its own baseline: a cold launch per URL.
 //!
 //! Prints a table and writes target/bench/browser.json.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use hoptrace::browser::chromium::Chromium;
-use hoptrace::browser::pool::{Engine, Pool};
-use hoptrace::browser::Driver;
+use hoptrace::browser::oxide::Oxide;
+use hoptrace::browser::{Driver, Identity, Timing};
 use hoptrace::chain::Resolver;
 use hoptrace::config::Config;
 use hoptrace::egress::proxy::JobProxy;
@@ -66,31 +63,7 @@ async fn main() {
         cold_n,
     };
 
-    let mut results = vec![
-        measure(
-            "headless_chrome",
-            Chromium::new,
-            &env.config,
-            &egress,
-            &url,
-            &sizes,
-        )
-        .await,
-    ];
-    #[cfg(feature = "chromiumoxide")]
-    results.push(
-        measure(
-            "chromiumoxide",
-            hoptrace::browser::oxide::Oxide::new,
-            &env.config,
-            &egress,
-            &url,
-            &sizes,
-        )
-        .await,
-    );
-    #[cfg(not(feature = "chromiumoxide"))]
-    eprintln!("(chromiumoxide not measured: run with --features chromiumoxide)");
+    let results = vec![measure("chromiumoxide", &env.config, &egress, &url, &sizes).await];
 
     // One baseline for every driver: the fastest cold launch per URL measured in this run.
     let cold_rate = results.iter().map(|r| r.cold_rate).fold(0.0, f64::max);
@@ -111,8 +84,8 @@ async fn main() {
             );
         }
         println!(
-            "  cold launch per URL: {:.2} resolutions/s (n={cold_n})",
-            r.cold_rate
+            "  cold launch per URL: {:.2} resolutions/s, median {:.0} ms from nothing to the captured hop (n={cold_n})",
+            r.cold_rate, r.cold_median_ms
         );
         println!("  best warm / baseline cold: {:.1}x", best / cold_rate);
         json.push(serde_json::json!({
@@ -121,6 +94,7 @@ async fn main() {
             "warm_visit_ms": {"median": r.visit.0, "p95": r.visit.1, "n": overhead_n},
             "rates_per_s": r.rates.iter().map(|(t, x, m)| serde_json::json!({"max_tabs": t, "rate": x, "missed": m})).collect::<Vec<_>>(),
             "cold_rate_per_s": r.cold_rate,
+            "cold_start_median_ms": r.cold_median_ms,
             "best_ratio": best / cold_rate,
         }));
     }
@@ -144,11 +118,29 @@ struct Measured {
     /// (max_tabs, JS-hop resolutions/s, resolutions that missed their hop)
     rates: Vec<(u32, f64, usize)>,
     cold_rate: f64,
+    cold_median_ms: f64,
 }
 
-async fn measure<E: Engine>(
+/// A visit's clocks as the stage sets them: the page gets `budget` once it loads.
+fn timing(budget: Duration) -> Timing {
+    let now = Instant::now();
+    Timing {
+        settle: Duration::from_millis(3000),
+        budget,
+        launch_by: now + Duration::from_secs(30),
+        end: now + Duration::from_secs(60),
+    }
+}
+
+fn oxide(config: &Config) -> Oxide {
+    Oxide::new(
+        &config.browser.chrome_path,
+        Identity::from_config(&config.http),
+    )
+}
+
+async fn measure(
     name: &'static str,
-    make: fn(&Path) -> Pool<E>,
     config: &Config,
     egress: &Arc<Egress>,
     url: &dyn Fn(usize) -> String,
@@ -156,7 +148,7 @@ async fn measure<E: Engine>(
 ) -> Measured {
     // 1. Overhead with a warm browser: one visit (fresh context, tab, load, virtual-time
     //    timers, capture) in real time, the page's own 500 ms timer costing nothing real.
-    let warm = Arc::new(make(&config.browser.chrome_path));
+    let warm = Arc::new(oxide(config));
     let w = warm.clone();
     // Drivers block (the Driver contract): never on the runtime's own threads.
     tokio::task::spawn_blocking(move || w.prewarm().expect("Chromium starts"))
@@ -172,13 +164,7 @@ async fn measure<E: Engine>(
             let page = d.prepare(p).unwrap();
             let t0 = Instant::now();
             let v = d
-                .visit(
-                    Some(page),
-                    &u,
-                    p,
-                    Duration::from_millis(3000),
-                    Instant::now() + Duration::from_secs(15),
-                )
+                .visit(Some(page), &u, p, timing(Duration::from_secs(15)))
                 .unwrap();
             (v, t0.elapsed())
         })
@@ -229,22 +215,12 @@ async fn measure<E: Engine>(
     let mut cold_times = Vec::new();
     let proxy = JobProxy::start(egress.clone(), 1 << 24).await.unwrap();
     for n in 0..sizes.cold_n {
-        let (u, p, path) = (
-            url(9000 + n),
-            proxy.addr,
-            config.browser.chrome_path.clone(),
-        );
+        let (u, p, cfg) = (url(9000 + n), proxy.addr, config.clone());
         let t0 = Instant::now();
         tokio::task::spawn_blocking(move || {
-            let cold = make(&path);
+            let cold = oxide(&cfg);
             let v = cold
-                .visit(
-                    None,
-                    &u,
-                    p,
-                    Duration::from_millis(3000),
-                    Instant::now() + Duration::from_secs(30),
-                )
+                .visit(None, &u, p, timing(Duration::from_secs(30)))
                 .unwrap();
             assert!(v.navigation.is_some());
         })
@@ -256,11 +232,13 @@ async fn measure<E: Engine>(
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         (percentile(&v, 0.5), percentile(&v, 0.95))
     };
+    let cold_rate = sizes.cold_n as f64 / cold_times.iter().sum::<f64>();
     Measured {
         name,
         overhead: sorted(overheads),
         visit: sorted(visits),
         rates,
-        cold_rate: sizes.cold_n as f64 / cold_times.iter().sum::<f64>(),
+        cold_rate,
+        cold_median_ms: sorted(cold_times).0 * 1000.0,
     }
 }

@@ -6,7 +6,7 @@
 //!   the same links (resolution alone: what scanning adds is extraction, judging and the
 //!   repository records), and a re-run that resumes from the store.
 //!
-//!     cargo bench --features chromiumoxide --bench scan
+//!     cargo bench --bench scan
 //!
 //! Prints a table and writes target/bench/scan.json.
 

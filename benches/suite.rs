@@ -13,7 +13,7 @@
 //! ran just before (`scripts/bench` runs all three).
 //!
 //!     scripts/bench                                            # all of it, tools installed
-//!     cargo bench --features chromiumoxide --bench suite      # BENCH_QUICK=1: smaller runs
+//!     cargo bench --bench suite      # BENCH_QUICK=1: smaller runs
 //!
 //! Prints a table and writes target/bench/suite.json. Needs curl and /usr/bin/time (Debian's
 //! `curl` and `time` packages); nginx-light for the nginx fixture.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use url::Url;
 
-use crate::browser::{BrowserStage, Driver};
+use crate::browser::{BrowserStage, Driver, StageLimits};
 use crate::config::Config;
 use crate::decode;
 use crate::discover::{NextHopFinder, Page, StaticFinder};
@@ -74,10 +74,7 @@ impl Resolver {
             finders.push(Arc::new(BrowserStage::new(
                 driver,
                 egress.clone(),
-                config.browser.max_tabs as usize,
-                Duration::from_millis(config.browser.settle_ms),
-                // Scripts may load, a payload may not: bound what the browser's proxy relays.
-                config.limits.max_body_bytes.saturating_mul(8),
+                StageLimits::from_config(config),
             )));
         }
         Ok(Resolver {
@@ -407,6 +404,7 @@ impl Resolver {
             url,
             response: &resp,
             budget: self.hop_timeout.min(remaining),
+            remaining,
         };
         self.find_next(&page, hop, spent).await
     }

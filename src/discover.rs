@@ -34,8 +34,10 @@ pub struct BadTarget {
 pub struct Page<'a> {
     pub url: &'a Url,
     pub response: &'a Response,
-    /// Real time a finder may spend on this page.
+    /// Real time a finder may spend on this page once it is loading (the hop's limit).
     pub budget: std::time::Duration,
+    /// Real time left for the whole resolution: nothing a finder does may outlast it.
+    pub remaining: std::time::Duration,
 }
 
 /// What a finder learned about a page.

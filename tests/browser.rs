@@ -1,91 +1,425 @@
 //! The browser stage with real Chromium, real loopback servers and the local DNS responder.
-//! One Chromium serves every case (it is the slow part on 2 cores), so the cases run in
-//! sequence inside one test; each says which case failed.
+//! One Chromium serves every test of this file (it is the slow part on 2 cores): the tests
+//! take turns on it, and each case says which case failed.
 
 mod common;
 
-use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::*;
-use hoptrace::browser::chromium::Chromium;
-use hoptrace::browser::pool::{Engine, Pool};
-use hoptrace::browser::Driver;
+use hoptrace::browser::oxide::Oxide;
+use hoptrace::browser::{Driver, Identity};
 use hoptrace::chain::Resolver;
+use hoptrace::config::Config;
 use hoptrace::trace::{Outcome, Trace, Via};
 
-const BLOGGER: &str = r#"<html><body><a id="dl">Download</a><script>
-var el = new URLSearchParams(window.location.search).get('el');
-if (el) {
-  setTimeout(function () { window.location.replace('http://gohhs.com:PORT/' + el); }, 500);
-} else {
-  setTimeout(function () { document.getElementById('dl').href = 'http://gohhs.com:PORT/'; }, 500);
+/// The report's blogger page, as published: `el` read from the query, then, while the page
+/// is still being parsed, string timers with zero delay; `Redirect()` replaces the location
+/// with an https target built from `el`. Without `el` only a link's href changes at 500 ms.
+const REPORT: &str = r#"<html><head><title>Download</title><script type="text/javascript">
+function getParam(name) {
+  var m = new RegExp('[?&]' + name + '=([^&]*)').exec(window.location.search);
+  return m ? decodeURIComponent(m[1]) : null;
 }
-</script></body></html>"#;
+var c = getParam('el');
+function write() { var a = document.getElementById('dl'); if (a) { a.href = 'https://gohhs.com/'; } }
+function Redirect() { if (c) { window.location.replace('https://gohhs.com/' + c); } }
+setTimeout('write()', 500);
+setTimeout('Redirect()', 0);
+</script></head><body><h1>Your download is ready</h1>
+<p>Please wait while the download starts...</p><a id="dl">Download</a>
+</body></html>"#;
 
-fn page(port: u16, path: &str, sentinel_port: u16) -> Option<String> {
-    let p = port;
-    let s = sentinel_port;
-    Some(match path {
-        "/blog" => BLOGGER.replace("PORT", &p.to_string()),
-        // Built at run time, so no static finder can see it; fires after 3 s of page time.
-        "/delayed" => "<script>var to = '/arr' + 'ived'; setTimeout(function(){ location.href = to; }, 3000);</script>".into(),
-        "/atob" => {
-            let target = format!("http://gts794.com:{p}/from-atob");
-            let b64 = base64_encode(&target);
-            format!("<script>location.assign(atob('{b64}'));</script>")
-        }
-        "/meta-by-script" => "<html><head></head><script>var m = document.createElement('meta'); m.httpEquiv = 'refresh'; m.content = '2;url=/after-meta'; document.head.appendChild(m);</script></html>".into(),
-        "/to-denied" => format!(
-            "<script>fetch('http://internal.test:{s}/beacon').catch(function(){{}}); setTimeout(function(){{ location.href = 'http://127.0.0.' + '2:{s}/x'; }}, 200);</script>"
-        ),
-        "/download-page" => "<script>setTimeout(function(){ location.href = '/setup' + '.zip'; }, 100);</script>".into(),
-        "/spin" => "<script>while (true) {}</script>".into(),
-        "/slow-fetch" => "<script>fetch('/never').then(function(){ location.href = '/unre' + 'achable'; });</script>".into(),
-        "/no-script" => "<html><body>plain</body></html>".into(),
-        "/form" => "<form id=f method=GET action='/submitted'><input name=q value=1></form><script>document.getElementById('f').submit();</script>".into(),
+/// A page of the conformance table: its HTML, with `NEXT` standing for
+/// `http://next.test:PORT/` (the navigation target is on another host) and `PORT` for the
+/// fixture's port.
+fn table_page(path: &str) -> Option<String> {
+    // Targets are built at run time, so no static finder can see them: only running the
+    // script reveals the hop.
+    let page = match path {
+        "/report" => REPORT.to_string(),
+        // The same, with an https target that accepts and never answers.
+        "/report-stall" => REPORT.replace("https://gohhs.com/", "https://gohhs.com:STALL/"),
+        "/atob" => "<script>setTimeout(function () { window.location.href = atob('B64(NEXT atob)'); }, 1500);</script>".into(),
+        "/assign" => "<script>var u = 'NEXT' + 'assign'; location.assign(u);</script>".into(),
+        "/window-location" => "<script>var u = 'NEXT' + 'window-location'; setTimeout(function () { window.location = u; }, 200);</script>".into(),
+        "/document-location" => "<script>var u = 'NEXT' + 'document-location'; document.location.href = u;</script>".into(),
+        "/top-from-iframe" => "<html><body><script>var framed = true;</script><iframe src=\"/frame-top\"></iframe></body></html>".into(),
+        "/frame-top" => "<script>top.location = 'NEXT' + 'top-from-iframe';</script>".into(),
+        "/document-write-meta" => "<html><head><script>var u = 'NEXT' + 'write-meta'; document.write('<me' + 'ta http-equiv=\"refresh\" content=\"0;url=' + u + '\">');</script></head><body></body></html>".into(),
+        "/form-get" => "<form id=f method=GET action='/submitted'><input name=q value=1></form><script>document.getElementById('f').submit();</script>".into(),
+        "/form-post" => "<form id=f method=POST action='/posted'><input name=q value=1></form><script>document.getElementById('f').submit();</script>".into(),
+        "/dom-content-loaded" => "<script>document.addEventListener('DOMContentLoaded', function () { location.href = 'NEXT' + 'dcl'; });</script><p>x</p>".into(),
+        "/load" => "<script>window.addEventListener('load', function () { location.href = 'NEXT' + 'load'; });</script><p>x</p>".into(),
+        "/body-onload" => "<html><head><script>function go() { location.href = 'NEXT' + 'body-onload'; }</script></head><body onload=\"go()\">x</body></html>".into(),
+        "/countdown" => "<p id=n>3</p><script>var n = 3; var t = setInterval(function () { n--; document.getElementById('n').textContent = n; if (n <= 0) { clearInterval(t); location.href = 'NEXT' + 'countdown'; } }, 1000);</script>".into(),
+        "/eval-atob" => "<script>eval(atob('B64(location.href = \"NEXT\" + \"eval\";)'));</script>".into(),
+        "/packed" => r#"<script>eval(function(p,a,c,k,e,d){e=function(c){return c.toString(36)};if(!''.replace(/^/,String)){while(c--){d[c.toString(a)]=k[c]||c.toString(a)}k=[function(e){return d[e]}];e=function(){return'\\w+'};c=1};while(c--){if(k[c]){p=p.replace(new RegExp('\\b'+e(c)+'\\b','g'),k[c])}}return p}('0.1=\'2://3.4:5/6\'',7,7,'location|href|http|next|test|PORT|packed'.split('|'),0,{}))</script>"#.into(),
+        "/new-function" => "<script>new Function('u', 'window.location.replace(u)')('NEXT' + 'new-function');</script>".into(),
+        "/push-state" => "<script>setTimeout(function () { history.pushState({}, '', '/pushed'); history.replaceState({}, '', '/replaced'); }, 100);</script>".into(),
+        "/link-only" => "<a id=a href=\"NEXT never-clicked\">next</a><script>document.getElementById('a').textContent = 'go on';</script>".into(),
         _ => return None,
+    };
+    Some(page)
+}
+
+/// One row: the page, and the hop it must give (`None`: it must give none).
+struct Row {
+    name: &'static str,
+    path: &'static str,
+    hop: Option<(&'static str, Via)>,
+}
+
+const fn row(name: &'static str, path: &'static str, hop: Option<(&'static str, Via)>) -> Row {
+    Row { name, path, hop }
+}
+
+/// Every row's expected hop, `NEXT` standing for `http://next.test:PORT/` and `HERE` for the
+/// page's own origin.
+const TABLE: &[Row] = &[
+    row(
+        "report's form: zero-delay string timers while parsing, location.replace to https + el",
+        "/report?el=a1b2c3",
+        Some(("https://gohhs.com/a1b2c3", Via::Javascript)),
+    ),
+    row(
+        "report's form without el: only an href changes at 500 ms",
+        "/report",
+        None,
+    ),
+    row(
+        "report's form, its https target never answering",
+        "/report-stall?el=z9",
+        Some(("https://gohhs.com:STALL/z9", Via::Javascript)),
+    ),
+    row(
+        "location.href = atob(...) at 1500 ms",
+        "/atob",
+        Some(("NEXT atob", Via::Javascript)),
+    ),
+    row(
+        "location.assign",
+        "/assign",
+        Some(("NEXT assign", Via::Javascript)),
+    ),
+    row(
+        "window.location =",
+        "/window-location",
+        Some(("NEXT window-location", Via::Javascript)),
+    ),
+    row(
+        "document.location.href =",
+        "/document-location",
+        Some(("NEXT document-location", Via::Javascript)),
+    ),
+    row(
+        "top.location from a same-origin iframe",
+        "/top-from-iframe",
+        Some(("NEXT top-from-iframe", Via::Javascript)),
+    ),
+    row(
+        "document.write of a meta refresh",
+        "/document-write-meta",
+        Some(("NEXT write-meta", Via::MetaRefresh)),
+    ),
+    row(
+        "script-submitted form, GET",
+        "/form-get",
+        Some(("HERE/submitted?q=1", Via::Javascript)),
+    ),
+    row(
+        "script-submitted form, POST",
+        "/form-post",
+        Some(("HERE/posted", Via::Javascript)),
+    ),
+    row(
+        "navigation from DOMContentLoaded",
+        "/dom-content-loaded",
+        Some(("NEXT dcl", Via::Javascript)),
+    ),
+    row(
+        "navigation from load",
+        "/load",
+        Some(("NEXT load", Via::Javascript)),
+    ),
+    row(
+        "navigation from <body onload>",
+        "/body-onload",
+        Some(("NEXT body-onload", Via::Javascript)),
+    ),
+    row(
+        "setInterval countdown that navigates at zero",
+        "/countdown",
+        Some(("NEXT countdown", Via::Javascript)),
+    ),
+    row(
+        "eval(atob(...))",
+        "/eval-atob",
+        Some(("NEXT eval", Via::Javascript)),
+    ),
+    row(
+        "packed code (p,a,c,k,e,d)",
+        "/packed",
+        Some(("NEXT packed", Via::Javascript)),
+    ),
+    row(
+        "new Function(...)",
+        "/new-function",
+        Some(("NEXT new-function", Via::Javascript)),
+    ),
+    row(
+        "history.pushState/replaceState: not a hop",
+        "/push-state",
+        None,
+    ),
+    row(
+        "a link only a click would follow: not a hop",
+        "/link-only",
+        None,
+    ),
+];
+
+fn b64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// Fills in a page: `NEXT`, `PORT` and `STALL`, then `B64(...)` with the base64 of its
+/// contents.
+fn fill(page: &str, port: u16) -> String {
+    let next = format!("http://next.test:{port}/");
+    let mut s = page
+        .replace("NEXT ", &next)
+        .replace("NEXT", &next)
+        .replace("PORT", &port.to_string())
+        .replace("STALL", &stall_port().to_string());
+    while let Some(start) = s.find("B64(") {
+        let end = start + s[start..].find(')').expect("B64( closed");
+        let encoded = b64(&s[start + 4..end]);
+        s.replace_range(start..=end, &encoded);
+    }
+    s
+}
+
+/// A listener on 127.0.0.1 that accepts connections and never says a word.
+fn stall_port() -> u16 {
+    static PORT: OnceLock<u16> = OnceLock::new();
+    *PORT.get_or_init(|| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming().flatten() {
+                held.push(conn);
+            }
+        });
+        port
     })
 }
 
-fn base64_encode(s: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(s)
+/// The one Chromium of this file, started on first use.
+fn browser() -> Arc<Oxide> {
+    static BROWSER: OnceLock<Arc<Oxide>> = OnceLock::new();
+    BROWSER
+        .get_or_init(|| {
+            let oxide = Oxide::new(
+                std::path::Path::new(""),
+                Identity::from_config(&Config::default().http),
+            );
+            oxide
+                .available()
+                .expect("Chromium is installed (scripts/setup installs it)");
+            Arc::new(oxide)
+        })
+        .clone()
+}
+
+/// The tests of this file take turns on the one browser.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A test environment with the browser on and every fixture name on 127.0.0.1.
+async fn browser_env(hosts: &[&str]) -> TestEnv {
+    capture_logs();
+    let mut env = TestEnv::new().await;
+    env.config.browser.enabled = true;
+    env.config.limits.hop_timeout_ms = 10_000;
+    env.config.limits.total_timeout_ms = 30_000;
+    for h in hosts {
+        env.dns.set(h, &["127.0.0.1"]);
+    }
+    env
+}
+
+fn resolver(config: &Config) -> Resolver {
+    Resolver::with_driver(config, None, Some(browser() as Arc<dyn Driver>)).unwrap()
+}
+
+async fn resolve_with(r: &Resolver, url: &str) -> Trace {
+    tokio::time::timeout(Duration::from_secs(60), r.resolve(url, false))
+        .await
+        .unwrap_or_else(|_| panic!("{url}: resolution finished"))
 }
 
 fn vias(t: &Trace) -> Vec<Via> {
     t.hops.iter().map(|h| h.via).collect()
 }
 
-/// Two Chromiums at once on 2 cores would only make both slow: the drivers take turns.
-static ONE_BROWSER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn javascript_hops_with_headless_chrome() {
-    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
-    javascript_hops(Chromium::new).await;
+/// Serves the conformance pages on every name; anything else is a plain landing page.
+async fn table_server() -> Server {
+    let port = Arc::new(OnceLock::<u16>::new());
+    let p = port.clone();
+    let srv = Server::start("127.0.0.1", move |req| {
+        let port = *p.get().unwrap();
+        let path = req.uri().path().to_string();
+        async move {
+            match table_page(&path) {
+                Some(page) => html(&fill(&page, port)),
+                None => html(&format!("<html>landing {path}</html>")),
+            }
+        }
+    })
+    .await;
+    port.set(srv.port()).unwrap();
+    srv
 }
 
-#[cfg(feature = "chromiumoxide")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn javascript_hops_with_chromiumoxide() {
-    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
-    javascript_hops(hoptrace::browser::oxide::Oxide::new).await;
-}
-
-/// Every case, on one warm browser driven by `make`'s engine.
-async fn javascript_hops<E: Engine>(make: fn(&Path) -> Pool<E>) {
-    capture_logs();
-    let mut env = TestEnv::new().await;
-    env.config.browser.enabled = true;
-    // Room for the hang case: a stuck call (5 s), a health check (2 s), a restart.
-    env.config.limits.hop_timeout_ms = 20000;
-    for h in ["blog.test", "gohhs.com", "gts794.com", "internal.test"] {
-        env.dns.set(h, &["127.0.0.1"]);
+async fn javascript_conformance_table() {
+    let _turn = TURN.lock().await;
+    let mut env = browser_env(&["blog.test", "next.test", "gohhs.com"]).await;
+    // The stalling row's chain goes on over HTTP to a target that never answers.
+    env.config.limits.hop_timeout_ms = 4000;
+    let srv = table_server().await;
+    let p = srv.port();
+    let r = resolver(&env.config);
+    let here = format!("http://blog.test:{p}");
+    let mut failures = Vec::new();
+    for row in TABLE {
+        let url = format!("{here}{}", row.path);
+        let t = resolve_with(&r, &url).await;
+        let got = t.hops.get(1).map(|h| (h.url.clone(), h.via));
+        let want = row.hop.map(|(u, via)| {
+            let u = if let Some(rest) = u.strip_prefix("NEXT ") {
+                format!("http://next.test:{p}/{rest}")
+            } else {
+                u.replace("HERE", &here)
+                    .replace("STALL", &stall_port().to_string())
+            };
+            (u, via)
+        });
+        if got != want {
+            failures.push(format!(
+                "{}: wanted {want:?}, got {got:?}; reason {:?}",
+                row.name, t.hops[0].reason
+            ));
+        }
     }
+    assert!(
+        failures.is_empty(),
+        "{} of {} rows failed:\n{}",
+        failures.len(),
+        TABLE.len(),
+        failures.join("\n")
+    );
+}
+
+/// The browser presents the HTTP client's identity, to the server and to the page's script.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_is_the_same_visitor_as_the_http_client() {
+    let _turn = TURN.lock().await;
+    let env = browser_env(&["blog.test", "next.test"]).await;
+    let seen: Arc<Mutex<Vec<HashMap<String, String>>>> = Arc::default();
+    let s2 = seen.clone();
+    let srv = Server::start("127.0.0.1", move |req| {
+        let headers: HashMap<String, String> = req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let path = req.uri().path().to_string();
+        if path == "/whoami" {
+            s2.lock().unwrap().push(headers);
+        }
+        async move {
+            match path.as_str() {
+                "/whoami" => html(
+                    "<script>var q = 'ua=' + encodeURIComponent(navigator.userAgent) + '&wd=' + navigator.webdriver + '&langs=' + encodeURIComponent(navigator.languages.join(',')) + '&platform=' + encodeURIComponent(navigator.platform) + '&w=' + window.innerWidth + '&h=' + window.innerHeight + '&sw=' + screen.width + '&sh=' + screen.height; setTimeout(function () { location.href = '/seen?' + q; }, 10);</script>",
+                ),
+                _ => html("<html>seen</html>"),
+            }
+        }
+    })
+    .await;
+    let r = resolver(&env.config);
+    let t = resolve_with(&r, &format!("http://blog.test:{}/whoami", srv.port())).await;
+    let hop = t.hops.get(1).unwrap_or_else(|| panic!("a hop: {t:#?}"));
+    let url = url::Url::parse(&hop.url).unwrap();
+    let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
+    let http = &env.config.http;
+    assert_eq!(q["ua"], http.user_agent, "navigator.userAgent");
+    assert!(!q["ua"].contains("Headless"));
+    assert_eq!(q["wd"], "false", "navigator.webdriver");
+    assert_eq!(q["langs"], "en-US,en", "navigator.languages");
+    assert_eq!(q["platform"], "Win32", "navigator.platform");
+    assert_eq!(
+        (
+            q["w"].as_str(),
+            q["h"].as_str(),
+            q["sw"].as_str(),
+            q["sh"].as_str()
+        ),
+        ("1366", "657", "1366", "768"),
+        "a 1366x768 desktop screen, the window inside it"
+    );
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2, "fetched over HTTP, then in the browser");
+    for h in &requests {
+        assert_eq!(h["user-agent"], http.user_agent, "User-Agent header: {h:?}");
+        assert_eq!(
+            h["accept-language"], http.accept_language,
+            "Accept-Language: {h:?}"
+        );
+    }
+}
+
+/// Fetches `WHAT` HOW_MANY times at once, counts the bytes its script receives, then goes to
+/// `/got?bytes=N`.
+const PULL: &str = "<script>var total = 0, jobs = [];
+for (var i = 0; i < HOW_MANY; i++) {
+  jobs.push(fetch('WHAT?n=' + i).then(function (r) {
+    var reader = r.body.getReader();
+    function step() { return reader.read().then(function (c) { if (c.done) { return; } total += c.value.length; return step(); }); }
+    return step();
+  }).catch(function () {}));
+}
+Promise.all(jobs).then(function () { location.href = '/got?bytes=' + total; });
+</script>";
+
+/// What a [`PULL`] page said its script received.
+fn got_bytes(t: &Trace) -> u64 {
+    let hop = t
+        .hops
+        .get(1)
+        .unwrap_or_else(|| panic!("the page reports: {t:#?}"));
+    let url = url::Url::parse(&hop.url).unwrap();
+    let bytes = url.query_pairs().find(|(k, _)| k == "bytes");
+    bytes.expect("bytes=").1.parse().unwrap()
+}
+
+/// The sealed browser's HTTP side: sub-requests to denied addresses (names and every IPv6
+/// literal form) are refused and listed; a page's script can pull no payload, however many
+/// parallel requests it makes; a main-frame download stays the final hop; a page without
+/// script never reaches the browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_reaches_nothing_past_the_gate() {
+    let _turn = TURN.lock().await;
+    let mut env = browser_env(&["blog.test", "next.test"]).await;
     env.dns.set("internal.test", &["127.0.0.2"]);
+    env.config.limits.max_body_bytes = 65_536;
+    env.config.browser.max_page_bytes = 1 << 20;
     let denied = loop {
         let s = Sentinel::start("127.0.0.2", 0).await.unwrap();
         if std::net::TcpListener::bind(("127.0.0.1", s.addr.port())).is_ok() {
@@ -93,168 +427,188 @@ async fn javascript_hops<E: Engine>(make: fn(&Path) -> Pool<E>) {
         }
     };
     let sp = denied.addr.port();
-    let never_seen = Arc::new(tokio::sync::Notify::new());
-    let nv = never_seen.clone();
+    let payload_sent = Arc::new(AtomicU64::new(0));
+    let big_sent = Arc::new(AtomicU64::new(0));
     let hits = Arc::new(AtomicUsize::new(0));
-    let h2 = hits.clone();
-    let port_cell = Arc::new(std::sync::OnceLock::<u16>::new());
-    let pc = port_cell.clone();
+    let (ps, bs, h2) = (payload_sent.clone(), big_sent.clone(), hits.clone());
     let srv = Server::start("127.0.0.1", move |req| {
         let path = req.uri().path().to_string();
-        let port = *pc.get().unwrap();
-        let nv = nv.clone();
         h2.fetch_add(1, Ordering::SeqCst);
+        let (ps, bs) = (ps.clone(), bs.clone());
         async move {
-            if path == "/never" {
-                nv.notify_one();
-                std::future::pending::<()>().await;
-            }
-            if path == "/setup.zip" {
-                return stall_after_headers("application/zip", None);
-            }
-            match page(port, &path, sp) {
-                Some(html_text) => html(&html_text),
-                None => html(&format!("<html>landing {path}</html>")),
+            match path.as_str() {
+                "/to-denied" => html(&format!(
+                    "<script>fetch('http://internal.test:{sp}/beacon').catch(function(){{}}); fetch('http://[::1]:{sp}/v6').catch(function(){{}}); fetch('http://[::ffff:127.0.0.9]:{sp}/mapped').catch(function(){{}}); setTimeout(function(){{ location.href = 'http://127.0.0.' + '2:{sp}/x'; }}, 300);</script>"
+                )),
+                // The issue's case: 16 parallel fetches of a 50 MiB attachment; the page
+                // then says how many bytes its script got.
+                "/pull" => html(&PULL.replace("WHAT", "/payload.exe").replace("HOW_MANY", "16")),
+                "/payload.exe" => {
+                    let mut r = endless("application/octet-stream", ps);
+                    r.headers_mut().insert(
+                        "content-disposition",
+                        "attachment; filename=\"setup.exe\"".parse().unwrap(),
+                    );
+                    r
+                }
+                // Not a download by its headers, but endless: the byte budget stops it.
+                "/pull-big" => html(&PULL.replace("WHAT", "/big.txt").replace("HOW_MANY", "8")),
+                "/big.txt" => endless("text/plain", bs),
+                "/download-page" => html("<script>setTimeout(function(){ location.href = '/setup' + '.zip'; }, 100);</script>"),
+                "/setup.zip" => stall_after_headers("application/zip", None),
+                "/no-script" => html("<html><body>plain</body></html>"),
+                _ => html("<html>landing</html>"),
             }
         }
     })
     .await;
-    port_cell.set(srv.port()).unwrap();
     let p = srv.port();
+    let r = resolver(&env.config);
 
-    let chromium = Arc::new(make(&env.config.browser.chrome_path));
-    chromium
-        .available()
-        .expect("Chromium is installed (scripts/setup installs it)");
-    let driver: Arc<dyn Driver> = chromium.clone();
-    let r = Resolver::with_driver(&env.config, None, Some(driver)).unwrap();
-    let resolve = |u: String| {
-        let r = &r;
-        async move {
-            tokio::time::timeout(Duration::from_secs(60), r.resolve(&u, false))
-                .await
-                .expect("resolution finished")
-        }
-    };
-
-    // 1. The blogger page with `el`: the target is built at run time from the query.
-    let t = resolve(format!("http://blog.test:{p}/blog?el=a1b2c3")).await;
-    assert_eq!(
-        vias(&t),
-        vec![Via::Input, Via::Javascript],
-        "blogger with el: {t:#?}"
-    );
-    assert_eq!(t.hops[1].url, format!("http://gohhs.com:{p}/a1b2c3"));
-    assert_eq!(t.hops[1].labels, vec!["fake-shortener"], "blogger with el");
-    assert_eq!(t.hops[1].status, Some(200), "the chain goes on over HTTP");
-    assert_eq!(t.outcome, Outcome::Landed);
-
-    // 2. Without `el` it only sets a link: no navigation, the chain lands on the page.
-    let t = resolve(format!("http://blog.test:{p}/blog")).await;
-    assert_eq!(t.hops.len(), 1, "blogger without el: {t:#?}");
-    assert_eq!(t.outcome, Outcome::Landed);
-
-    // 3. A delayed location.href assignment (3 s of page time; virtual time, no real wait).
-    let t = resolve(format!("http://blog.test:{p}/delayed")).await;
-    assert_eq!(
-        vias(&t),
-        vec![Via::Input, Via::Javascript],
-        "delayed: {t:#?}"
-    );
-    assert!(t.final_url.ends_with("/arrived"), "delayed");
-
-    // 4. An atob-built target.
-    let t = resolve(format!("http://blog.test:{p}/atob")).await;
-    assert_eq!(
-        t.hops.get(1).map(|h| h.url.as_str()),
-        Some(format!("http://gts794.com:{p}/from-atob").as_str()),
-        "atob: {t:#?}"
-    );
-    assert_eq!(t.hops[1].labels, vec!["payload-host"]);
-
-    // 5. A meta refresh with a delay, added by script and run by the browser.
-    let t = resolve(format!("http://blog.test:{p}/meta-by-script")).await;
-    assert_eq!(
-        vias(&t),
-        vec![Via::Input, Via::MetaRefresh],
-        "meta by script: {t:#?}"
-    );
-    assert!(t.final_url.ends_with("/after-meta"));
-
-    // 6. A script-driven hop to a denied address: recorded, blocked, never connected; the
-    //    page's own request to a name that resolves to a denied address shows too.
-    let t = resolve(format!("http://blog.test:{p}/to-denied")).await;
+    // Script hops and sub-requests to denied addresses: recorded, blocked, never connected.
+    let t = resolve_with(&r, &format!("http://blog.test:{p}/to-denied")).await;
     assert_eq!(t.outcome, Outcome::Blocked, "to denied: {t:#?}");
     assert_eq!(t.hops[1].via, Via::Javascript);
     assert_eq!(t.hops[1].url, format!("http://127.0.0.2:{sp}/x"));
     assert!(t.hops[1].blocked);
-    assert!(
-        t.hops[0]
-            .blocked_requests
-            .iter()
-            .any(|r| r.contains("internal.test") && r.contains("127.0.0.2 is loopback")),
-        "the page's blocked request is in the trace: {:?}",
-        t.hops[0].blocked_requests
-    );
+    let blocked = &t.hops[0].blocked_requests;
+    for (what, needle) in [
+        ("a name resolving to a denied address", "internal.test"),
+        ("IPv6 loopback", "[::1]"),
+        (
+            "v4-mapped loopback (the URL spells it in hex)",
+            "[::ffff:7f00:9]",
+        ),
+    ] {
+        assert!(
+            blocked
+                .iter()
+                .any(|r| r.contains(needle) && r.contains("loopback")),
+            "{what} is listed as blocked: {blocked:?}"
+        );
+    }
     assert_eq!(
         denied.connections(),
         0,
         "the denied address saw no connection"
     );
 
-    // 7. A page that starts a download: the navigation is a hop, the file is known from its
-    //    headers over HTTP, and its body never fetched.
-    let t = resolve(format!("http://blog.test:{p}/download-page")).await;
+    // Payloads pulled by the page's script: refused at their headers, listed; the page's
+    // script got none of their bytes.
+    let t = resolve_with(&r, &format!("http://blog.test:{p}/pull")).await;
+    let refused = t.hops[0]
+        .blocked_requests
+        .iter()
+        .filter(|r| r.contains("/payload.exe") && r.contains("download refused"))
+        .count();
+    assert_eq!(refused, 16, "every refused download is listed: {t:#?}");
+    assert_eq!(got_bytes(&t), 0, "the page's script got no payload byte");
+    let sent = payload_sent.load(Ordering::SeqCst);
+    assert!(
+        sent < 100 << 20,
+        "16 x 50 MiB asked for, {sent} bytes handed to the sockets (kernel buffers)"
+    );
+
+    // Bodies that are no download but never end: the visit's byte budget cuts them.
+    let t = resolve_with(&r, &format!("http://blog.test:{p}/pull-big")).await;
+    assert!(
+        t.hops[0]
+            .blocked_requests
+            .iter()
+            .any(|r| r.contains("byte budget")),
+        "the spent budget is listed: {t:#?}"
+    );
+    let got = got_bytes(&t);
+    assert!(
+        got <= 1 << 20,
+        "the page got {got} bytes over 8 endless responses, within its 1 MiB budget"
+    );
+    assert!(big_sent.load(Ordering::SeqCst) > 0);
+
+    // A main-frame download: the navigation is the final hop, its body never fetched.
+    let t = resolve_with(&r, &format!("http://blog.test:{p}/download-page")).await;
     assert_eq!(t.outcome, Outcome::Download, "download page: {t:#?}");
     assert_eq!(vias(&t), vec![Via::Input, Via::Javascript]);
 
-    // 8. An auto-submitted form.
-    let t = resolve(format!("http://blog.test:{p}/form")).await;
-    assert_eq!(
-        t.hops.get(1).map(|h| h.via),
-        Some(Via::Javascript),
-        "form: {t:#?}"
-    );
-    assert!(t.final_url.ends_with("/submitted?q=1"));
-
-    // 9. A page without script never goes to the browser.
+    // A page without script never goes to the browser.
     let before = hits.load(Ordering::SeqCst);
-    let t = resolve(format!("http://blog.test:{p}/no-script")).await;
+    let t = resolve_with(&r, &format!("http://blog.test:{p}/no-script")).await;
     assert_eq!(t.hops.len(), 1);
     assert_eq!(
         hits.load(Ordering::SeqCst) - before,
         1,
         "fetched once, over HTTP only"
     );
+}
 
-    // 10. An endless loop: the page is cut at its budget, the resolution still ends.
+/// Pages that misbehave end at their limit and leave the browser serving the next one; a
+/// browser that dies or hangs is replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_pages_and_a_failing_browser_end_cleanly() {
+    let _turn = TURN.lock().await;
+    let mut env = browser_env(&["blog.test", "next.test"]).await;
+    // Room for the hang case: a stuck browser is noticed after a few seconds.
+    env.config.limits.hop_timeout_ms = 20_000;
+    let popups = Arc::new(AtomicUsize::new(0));
+    let never_seen = Arc::new(tokio::sync::Notify::new());
+    let (pc, nv) = (popups.clone(), never_seen.clone());
+    let srv = Server::start("127.0.0.1", move |req| {
+        let path = req.uri().path().to_string();
+        if path.starts_with("/popup/") {
+            pc.fetch_add(1, Ordering::SeqCst);
+        }
+        let nv = nv.clone();
+        async move {
+            match path.as_str() {
+                "/never" => {
+                    nv.notify_one();
+                    std::future::pending::<()>().await;
+                    unreachable!()
+                }
+                "/spin" => html("<script>while (true) {}</script>"),
+                "/allocate" => html("<script>var a = []; while (true) { a.push(new Array(1000000).fill(a.length)); }</script>"),
+                "/popups" => html("<script>for (var i = 0; i < 300; i++) { window.open('/popup/' + i); }</script>"),
+                "/slow-fetch" => html("<script>fetch('/never').then(function(){ location.href = '/unre' + 'achable'; });</script>"),
+                "/blog" => html(&REPORT.replace("https://gohhs.com/", "/went/")),
+                _ => html(&format!("<html>landing {path}</html>")),
+            }
+        }
+    })
+    .await;
+    let p = srv.port();
+    let chromium = browser();
+    let r = resolver(&env.config);
+    let works = |label: &'static str| {
+        let r = &r;
+        async move {
+            let t = resolve_with(r, &format!("http://blog.test:{p}/blog?el={label}")).await;
+            assert!(
+                t.final_url.ends_with(&format!("/went/{label}")),
+                "{label}: {t:#?}"
+            );
+        }
+    };
+
     let mut short = env.config.clone();
-    short.limits.hop_timeout_ms = 4000;
-    let spin_driver: Arc<dyn Driver> = chromium.clone();
-    let rs = Resolver::with_driver(&short, None, Some(spin_driver)).unwrap();
-    let t = tokio::time::timeout(
-        Duration::from_secs(60),
-        rs.resolve(&format!("http://blog.test:{p}/spin"), false),
-    )
-    .await
-    .expect("the spin page is cut");
-    assert_eq!(t.outcome, Outcome::Landed, "spin: {t:#?}");
-    assert!(
-        t.hops[0].reason.as_deref().unwrap_or("").contains("cut"),
-        "spin: {t:#?}"
-    );
-    // The browser still serves the next page.
-    let t = resolve(format!("http://blog.test:{p}/blog?el=after-spin")).await;
-    assert!(t.final_url.ends_with("/after-spin"), "after spin: {t:#?}");
+    short.limits.hop_timeout_ms = 3000;
+    let rs = resolver(&short);
+    for (page, what) in [
+        ("/spin", "an endless loop"),
+        ("/allocate", "endless allocation"),
+        ("/popups", "300 pop-ups"),
+    ] {
+        let t = resolve_with(&rs, &format!("http://blog.test:{p}{page}")).await;
+        assert_eq!(t.outcome, Outcome::Landed, "{what}: {t:#?}");
+        assert_eq!(t.hops.len(), 1, "{what}: no hop");
+        works("after-bad-page").await;
+    }
+    assert_eq!(popups.load(Ordering::SeqCst), 0, "no pop-up was opened");
 
-    // 11. Chromium killed during a resolution: the visit is retried on a new browser and the
-    //     next resolution works.
+    // Chromium killed during a resolution: the visit is retried on a new browser and the
+    // next resolution works.
     let launches = chromium.launches();
     let slow = {
-        let rs = Arc::new(
-            Resolver::with_driver(&env.config, None, Some(chromium.clone() as Arc<dyn Driver>))
-                .unwrap(),
-        );
+        let rs = Arc::new(resolver(&env.config));
         let url = format!("http://blog.test:{p}/slow-fetch");
         tokio::spawn(async move { rs.resolve(&url, false).await })
     };
@@ -278,21 +632,17 @@ async fn javascript_hops<E: Engine>(make: fn(&Path) -> Pool<E>) {
         "the restart succeeded, so no browser error: {t:#?}"
     );
     assert_eq!(chromium.launches(), launches + 1, "one restart: {t:#?}");
-    let t = resolve(format!("http://blog.test:{p}/blog?el=after-crash")).await;
-    assert!(
-        t.final_url.ends_with("/after-crash"),
-        "after the crash: {t:#?}"
-    );
+    works("after-crash").await;
 
-    // 12. A Chromium that hangs (stopped, still alive) stops answering: it is detected,
-    //     replaced, and the resolution still gets its hop.
+    // A Chromium that hangs (stopped, still alive) stops answering: it is detected,
+    // replaced, and the resolution still gets its hop.
     let launches = chromium.launches();
     let pid = chromium.pid().expect("a browser runs");
     std::process::Command::new("kill")
         .args(["-STOP", &pid.to_string()])
         .status()
         .unwrap();
-    let t = resolve(format!("http://blog.test:{p}/blog?el=after-hang")).await;
+    let t = resolve_with(&r, &format!("http://blog.test:{p}/blog?el=after-hang")).await;
     std::process::Command::new("kill")
         .args(["-9", &pid.to_string()])
         .status()
@@ -308,19 +658,59 @@ async fn javascript_hops<E: Engine>(make: fn(&Path) -> Pool<E>) {
     );
 }
 
+/// A one-shot `hoptrace resolve` with a 2 s hop limit on a cold start: Chromium's launch and
+/// the page's preparation are not charged to the hop, so the report's page still gives its
+/// hop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_one_shot_resolve_keeps_the_hop_limit_for_the_page() {
+    let _turn = TURN.lock().await;
+    let env = browser_env(&["blog.test", "gohhs.com"]).await;
+    let srv = table_server().await;
+    let cfg = env.dir.path().join("cold.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[dns]\nnameservers = [\"{}\"]\n[policy]\nallow_cidrs = [\"127.0.0.1/32\"]\n[limits]\nhop_timeout_ms = 2000\n[browser]\nenabled = true\n",
+            env.dns.addr
+        ),
+    )
+    .unwrap();
+    let url = format!("http://blog.test:{}/report?el=cold", srv.port());
+    let cfg_arg = cfg.display().to_string();
+    let (out, err, ok) = tokio::task::spawn_blocking(move || {
+        run_hoptrace(&[
+            "resolve",
+            "--json",
+            "--no-store",
+            "--config",
+            &cfg_arg,
+            &url,
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    let t: serde_json::Value = serde_json::from_str(out.trim()).expect(&out);
+    assert_eq!(
+        t["hops"][1]["url"], "https://gohhs.com/cold",
+        "the report's hop on a cold start: {t:#}"
+    );
+    assert_eq!(t["hops"][1]["via"], "javascript");
+}
+
 #[tokio::test]
 async fn without_chromium_the_trace_says_so() {
     let mut env = TestEnv::new().await;
     env.dns.set("blog.test", &["127.0.0.1"]);
-    let srv = Server::start("127.0.0.1", |_| async {
-        html(&BLOGGER.replace("PORT", "1"))
-    })
-    .await;
+    let srv = Server::start("127.0.0.1", |_| async { html(REPORT) }).await;
     env.config.browser.enabled = true;
     env.config.browser.chrome_path = "/nonexistent/chromium".into();
     let r = Resolver::new(&env.config, None).unwrap();
     let t = r
-        .resolve(&format!("http://blog.test:{}/blog?el=x", srv.port()), false)
+        .resolve(
+            &format!("http://blog.test:{}/report?el=x", srv.port()),
+            false,
+        )
         .await;
     assert_eq!(t.outcome, Outcome::Landed);
     let reason = t.hops[0].reason.as_deref().unwrap_or("");

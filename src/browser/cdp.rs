@@ -34,17 +34,23 @@ pub(super) enum Seen {
     Committed(String),
     /// The main frame asked to go to this URL (script, or a refresh the browser ran).
     Requested(String, Via),
-    /// A download started from this URL.
+    /// The main frame's next document is a download (from its headers or the browser's
+    /// download event); nothing of it was read.
     Download(String),
+    /// A sub-request's response was refused before its body (`url: why`).
+    Refused(String),
     /// Virtual time ran out: the page has nothing left to do.
     BudgetExpired,
 }
 
 /// Chromium's flags: everything the browser does on its own goes to `refuser`; a visit's
 /// traffic goes to its context's own proxy. Loopback is proxied too (Chromium bypasses it
-/// otherwise). Drivers add only what their crate needs to connect (debugging port, profile
-/// directory, headless mode).
-pub(super) fn flags(refuser: SocketAddr) -> Vec<String> {
+/// otherwise). The browser resolves no name itself (every name maps to nothing: through a
+/// proxy it needs none) and sends no UDP (WebRTC may only use proxied traffic, and an HTTP
+/// proxy carries no UDP). Nothing says "automated": no `--enable-automation`, and
+/// `navigator.webdriver` is false. Drivers add only what their crate needs to connect
+/// (debugging port, profile directory, headless mode).
+pub(super) fn flags(refuser: SocketAddr, identity: &super::Identity) -> Vec<String> {
     let features = [
         "TranslateUI",
         "BlinkGenPropertyTrees",
@@ -55,6 +61,12 @@ pub(super) fn flags(refuser: SocketAddr) -> Vec<String> {
         "AutofillServerCommunication",
         "CertificateTransparencyComponentUpdater",
         "InterestFeedContentSuggestions",
+        // Chromium's own DNS-over-HTTPS and async resolver: no lookups of its own at all.
+        "DnsOverHttps",
+        "AsyncDns",
+        // Cross-site frames in the page's own process, so its response hold sees them too.
+        "IsolateOrigins",
+        "site-per-process",
     ]
     .join(",");
     let mut flags: Vec<String> = [
@@ -69,13 +81,11 @@ pub(super) fn flags(refuser: SocketAddr) -> Vec<String> {
         "--disable-extensions",
         "--disable-hang-monitor",
         "--disable-ipc-flooding-protection",
-        "--disable-popup-blocking",
         "--disable-prompt-on-repost",
         "--disable-renderer-backgrounding",
         "--disable-sync",
         "--metrics-recording-only",
         "--no-first-run",
-        "--enable-automation",
         "--password-store=basic",
         "--use-mock-keychain",
         "--proxy-bypass-list=<-loopback>",
@@ -87,19 +97,41 @@ pub(super) fn flags(refuser: SocketAddr) -> Vec<String> {
         "--disable-gpu",
         "--mute-audio",
         "--no-default-browser-check",
+        "--disable-blink-features=AutomationControlled",
+        // WebRTC: UDP only through a proxy (an HTTP proxy carries none), so none at all.
+        "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+        "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+        "--enforce-webrtc-ip-permission-check",
+        // Every name resolves to nothing: requests go to the proxy by address, which owns DNS.
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+        // Pop-ups and window.open make nothing (a page opening 300 stays one page).
+        "--block-new-web-contents",
+        "--disable-site-isolation-trials",
+        // A page allocating without end dies at this heap size, not at the machine's.
+        "--js-flags=--max-old-space-size=512",
     ]
     .map(str::to_string)
     .into();
     flags.push(format!("--proxy-server=http://{refuser}"));
     flags.push(format!("--disable-features={features}"));
+    let (w, h) = identity.screen;
+    flags.push(format!("--window-size={w},{h}"));
+    flags.push(format!("--user-agent={}", identity.user_agent));
+    if let Some(lang) = identity.accept_language.split([',', ';']).next() {
+        flags.push(format!("--lang={}", lang.trim()));
+    }
     flags
 }
+
+/// Real time after which a page that has not committed makes us ask whether the browser
+/// still answers at all.
+const NO_COMMIT_CHECK: Duration = Duration::from_secs(3);
 
 /// Watches one visit after its navigation was sent: returns the navigation the page's
 /// script (or a refresh) asks for, as soon as it is requested; nothing when the page's
 /// virtual time runs out with no navigation; a cut at `deadline`. `arm` starts virtual time
 /// with the given budget after the first commit (timers then fire without real waiting);
-/// `alive` tells whether the browser process still runs.
+/// `alive` tells whether the browser process still runs, `responsive` whether it answers.
 pub(super) fn watch(
     events: &mpsc::Receiver<Seen>,
     url: &str,
@@ -107,13 +139,21 @@ pub(super) fn watch(
     deadline: Instant,
     arm: impl Fn(Duration),
     alive: impl Fn() -> bool,
+    responsive: impl Fn() -> bool,
 ) -> Result<Visit, Broken> {
     let t0 = Instant::now();
     let mut committed: Option<(String, Instant)> = None;
+    // A request seen before the commit it follows: the events of one page come over
+    // separate streams, and a script that navigates while the page is still being parsed
+    // (the report's `setTimeout('Redirect()', 0)`) can be told before its commit.
+    let mut early: Option<(String, Via)> = None;
+    let mut refused: Vec<String> = Vec::new();
     // When virtual time was last armed. A page that should be done in a fraction of a second
     // is armed again if nothing came of it: an arming command can be delayed behind another
     // page's stuck calls (seen after a page spinning in an endless loop).
     let mut armed_at: Option<Instant> = None;
+    let mut checked_at = t0;
+    let done = |v: Visit, refused: Vec<String>| Ok(Visit { refused, ..v });
     loop {
         let now = Instant::now();
         if now >= deadline {
@@ -122,15 +162,18 @@ pub(super) fn watch(
                 t0.elapsed().as_millis(),
                 committed.is_some()
             );
-            return Ok(cut());
+            return done(cut(), refused);
         }
         match events.recv_timeout((deadline - now).min(Duration::from_millis(250))) {
             Ok(Seen::Committed(at)) => match &committed {
                 None => {
                     tracing::debug!(
-                        "visit {url}: committed after {} ms",
+                        "visit {url}: committed {at} after {} ms",
                         t0.elapsed().as_millis()
                     );
+                    if let Some((to, via)) = early.take() {
+                        return done(found(to, via, Instant::now()), refused);
+                    }
                     committed = Some((at, Instant::now()));
                     // Timers set while the page loads count from then: give them a margin.
                     arm(settle + LOAD_MARGIN);
@@ -138,24 +181,31 @@ pub(super) fn watch(
                 }
                 // A second commit we never saw requested: the page moved on by itself.
                 Some((first, since)) if *first != at => {
-                    return Ok(found(at, Via::Javascript, *since))
+                    return done(found(at, Via::Javascript, *since), refused)
                 }
                 Some(_) => {}
             },
-            Ok(Seen::Requested(to, via)) if to != "about:blank" => {
-                if let Some((_, since)) = &committed {
-                    return Ok(found(to, via, *since));
-                }
-            }
+            Ok(Seen::Requested(to, via)) if to != "about:blank" => match &committed {
+                Some((_, since)) => return done(found(to, via, *since), refused),
+                None => early = Some((to, via)),
+            },
             Ok(Seen::Download(to)) => {
                 let since = committed.as_ref().map_or(t0, |c| c.1);
-                return Ok(found(to, Via::Javascript, since));
+                return done(found(to, Via::Javascript, since), refused);
             }
-            Ok(Seen::BudgetExpired) => return Ok(Visit::default()),
+            Ok(Seen::Refused(what)) => refused.push(what),
+            Ok(Seen::BudgetExpired) => return done(Visit::default(), refused),
             Ok(_) => {}
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if !alive() {
                     return Err(Broken("Chromium exited".into()));
+                }
+                // Nothing committed for a while: a slow page, or a browser that hangs.
+                if committed.is_none() && checked_at.elapsed() >= NO_COMMIT_CHECK {
+                    if !responsive() {
+                        return Err(Broken("Chromium stopped answering".into()));
+                    }
+                    checked_at = Instant::now();
                 }
                 if armed_at.is_some_and(|at| at.elapsed() >= REARM_AFTER) {
                     tracing::debug!(
@@ -177,15 +227,15 @@ fn found(url: String, via: Via, committed_at: Instant) -> Visit {
         navigation: Some((url, via)),
         note: None,
         load_to_capture: Some(committed_at.elapsed()),
+        refused: Vec::new(),
     }
 }
 
 /// The page's time ran out while it still ran (or loaded).
 pub(super) fn cut() -> Visit {
     Visit {
-        navigation: None,
         note: Some("page script still running at the time limit; cut".into()),
-        load_to_capture: None,
+        ..Visit::default()
     }
 }
 

@@ -5,17 +5,20 @@
 //! browser only reveals hops.
 //!
 //! The browser reaches the network only through a [`JobProxy`] per resolution, which applies
-//! the same egress gate as the HTTP client. The driver sits behind [`Driver`] so it can be
-//! swapped: [`pool::Pool`] keeps one warm Chromium whatever drives it, [`chromium::Chromium`]
-//! drives it with headless_chrome, and `cdp` holds what drivers share (flags, the watch loop).
+//! the same egress gate as the HTTP client, within a byte budget per visit; it resolves no
+//! names and sends no UDP of its own ([`cdp::flags`]), and refuses every response that is a
+//! download before its body ([`oxide`]). The driver sits behind [`Driver`] so it can be
+//! swapped or faked: [`pool::Pool`] keeps one warm Chromium, [`oxide::Oxide`] drives it with
+//! chromiumoxide, and `cdp` holds what is not tied to the CDP crate (flags, identity, the
+//! watch loop).
 
 mod cdp;
-pub mod chromium;
-#[cfg(feature = "chromiumoxide")]
+mod identity;
 pub mod oxide;
 pub mod pool;
 
 pub use cdp::find_chromium;
+pub use identity::Identity;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -38,11 +41,40 @@ pub struct Visit {
     pub note: Option<String>,
     /// Real time from the page's commit to the captured navigation (for measurement).
     pub load_to_capture: Option<Duration>,
+    /// Sub-requests the browser refused (downloads known from their headers), as
+    /// `url: why`.
+    pub refused: Vec<String>,
 }
 
 /// A page made ready ahead of time by [`Driver::prepare`]; only its driver knows what is
 /// inside.
 pub type PreparedPage = Box<dyn std::any::Any + Send>;
+
+/// The clocks of one visit. Starting Chromium and preparing a page have their own limit; the
+/// visit's own time starts when its page starts loading; the resolution's end bounds both.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Page time (virtual) the page's timers get after it loads.
+    pub settle: Duration,
+    /// Real time the visit may take once its page starts loading (`limits.hop_timeout_ms`).
+    pub budget: Duration,
+    /// Launch and page preparation must be done by then (`browser.launch_timeout_ms`).
+    pub launch_by: Instant,
+    /// Nothing goes past this (what is left of `limits.total_timeout_ms`).
+    pub end: Instant,
+}
+
+impl Timing {
+    /// The visit's deadline, counted from now (when its page starts loading).
+    pub fn visit_deadline(&self) -> Instant {
+        (Instant::now() + self.budget).min(self.end)
+    }
+
+    /// When preparing a page must give up.
+    pub fn prepare_deadline(&self) -> Instant {
+        self.launch_by.min(self.end)
+    }
+}
 
 /// Why a visit failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -63,15 +95,14 @@ pub trait Driver: Send + Sync {
     /// Makes a fresh, isolated page whose traffic goes to `proxy`, ready for one visit, so
     /// that the set-up cost is paid before a resolution needs it.
     fn prepare(&self, proxy: SocketAddr) -> Result<PreparedPage, DriverError>;
-    /// Opens `url` in `page` (or in a new one when `None` or no longer usable), lets timers
-    /// run for `settle` of page time, gives up at `deadline` (real time).
+    /// Opens `url` in `page` (or in a new one when `None` or no longer usable) and watches
+    /// it within `timing`.
     fn visit(
         &self,
         page: Option<PreparedPage>,
         url: &str,
         proxy: SocketAddr,
-        settle: Duration,
-        deadline: Instant,
+        timing: Timing,
     ) -> Result<Visit, DriverError>;
 }
 
@@ -82,12 +113,12 @@ pub fn configured_driver(config: &crate::config::Config) -> Option<Arc<dyn Drive
     if !b.enabled {
         return None;
     }
-    #[cfg(feature = "chromiumoxide")]
-    if b.driver == crate::config::DriverKind::Chromiumoxide {
-        return Some(Arc::new(oxide::Oxide::new(&b.chrome_path)));
+    match b.driver {
+        crate::config::DriverKind::Chromiumoxide => Some(Arc::new(oxide::Oxide::new(
+            &b.chrome_path,
+            Identity::from_config(&config.http),
+        ))),
     }
-    // Without the feature, config validation refuses chromiumoxide.
-    Some(Arc::new(chromium::Chromium::new(&b.chrome_path)))
 }
 
 /// The stage as the chain sees it: a [`NextHopFinder`] for pages with script.
@@ -95,6 +126,7 @@ pub struct BrowserStage {
     ready: Arc<Ready>,
     tabs: Arc<Semaphore>,
     settle: Duration,
+    launch_timeout: Duration,
     warned: AtomicBool,
 }
 
@@ -103,7 +135,7 @@ pub struct BrowserStage {
 struct Ready {
     driver: Arc<dyn Driver>,
     egress: Arc<Egress>,
-    relay_cap: u64,
+    page_bytes: u64,
     slots: Mutex<Vec<Slot>>,
     /// Slots kept ready (and being made ready) at most.
     keep: usize,
@@ -130,7 +162,7 @@ impl Ready {
         let me = self.clone();
         tokio::spawn(async move {
             while me.slots.lock().unwrap_or_else(|p| p.into_inner()).len() < me.keep {
-                let Ok(proxy) = JobProxy::start(me.egress.clone(), me.relay_cap).await else {
+                let Ok(proxy) = JobProxy::start(me.egress.clone(), me.page_bytes).await else {
                     break;
                 };
                 let (driver, addr) = (me.driver.clone(), proxy.addr);
@@ -151,25 +183,40 @@ impl Ready {
     }
 }
 
+/// How the stage is set up (from `[browser]` and `[limits]`).
+#[derive(Debug, Clone, Copy)]
+pub struct StageLimits {
+    pub max_tabs: usize,
+    pub settle: Duration,
+    pub launch_timeout: Duration,
+    pub page_bytes: u64,
+}
+
+impl StageLimits {
+    pub fn from_config(config: &crate::config::Config) -> StageLimits {
+        StageLimits {
+            max_tabs: config.browser.max_tabs as usize,
+            settle: Duration::from_millis(config.browser.settle_ms),
+            launch_timeout: Duration::from_millis(config.browser.launch_timeout_ms),
+            page_bytes: config.browser.max_page_bytes,
+        }
+    }
+}
+
 impl BrowserStage {
-    pub fn new(
-        driver: Arc<dyn Driver>,
-        egress: Arc<Egress>,
-        max_tabs: usize,
-        settle: Duration,
-        relay_cap: u64,
-    ) -> BrowserStage {
+    pub fn new(driver: Arc<dyn Driver>, egress: Arc<Egress>, limits: StageLimits) -> BrowserStage {
         BrowserStage {
             ready: Arc::new(Ready {
                 driver,
                 egress,
-                relay_cap,
+                page_bytes: limits.page_bytes,
                 slots: Mutex::new(Vec::new()),
-                keep: (max_tabs * 2).clamp(2, 4),
+                keep: (limits.max_tabs * 2).clamp(2, 4),
                 making: AtomicUsize::new(0),
             }),
-            tabs: Arc::new(Semaphore::new(max_tabs.max(1))),
-            settle,
+            tabs: Arc::new(Semaphore::new(limits.max_tabs.max(1))),
+            settle: limits.settle,
+            launch_timeout: limits.launch_timeout,
             warned: AtomicBool::new(false),
         }
     }
@@ -196,10 +243,16 @@ impl BrowserStage {
         };
         // The page's time starts when it gets a tab, not while it waits for one.
         let waited = queued.elapsed();
-        let deadline = Instant::now() + page.budget;
+        let now = Instant::now();
+        let timing = Timing {
+            settle: self.settle,
+            budget: page.budget,
+            launch_by: now + self.launch_timeout,
+            end: now + page.remaining,
+        };
         let slot = match self.ready.take() {
             Some(slot) => slot,
-            None => match JobProxy::start(self.ready.egress.clone(), self.ready.relay_cap).await {
+            None => match JobProxy::start(self.ready.egress.clone(), self.ready.page_bytes).await {
                 Ok(proxy) => Slot { proxy, page: None },
                 Err(e) => return failed(format!("cannot start the browser's proxy: {e}")),
             },
@@ -209,17 +262,12 @@ impl BrowserStage {
             proxy,
             page: prepared,
         } = slot;
-        let (driver, url, proxy_addr, settle) = (
-            self.ready.driver.clone(),
-            page.url.to_string(),
-            proxy.addr,
-            self.settle,
-        );
-        let visit = tokio::task::spawn_blocking(move || {
-            driver.visit(prepared, &url, proxy_addr, settle, deadline)
-        })
-        .await;
-        let blocked_requests = proxy
+        let (driver, url, proxy_addr) =
+            (self.ready.driver.clone(), page.url.to_string(), proxy.addr);
+        let visit =
+            tokio::task::spawn_blocking(move || driver.visit(prepared, &url, proxy_addr, timing))
+                .await;
+        let mut blocked_requests: Vec<String> = proxy
             .records()
             .into_iter()
             .filter(|r| r.blocked)
@@ -227,13 +275,16 @@ impl BrowserStage {
             .collect();
         drop(proxy);
         let mut finding = match visit {
-            Ok(Ok(v)) => Finding {
-                next: v
-                    .navigation
-                    .map(|(target, via)| resolve_target(page.url, &target, via)),
-                note: v.note,
-                ..Finding::default()
-            },
+            Ok(Ok(v)) => {
+                blocked_requests.extend(v.refused);
+                Finding {
+                    next: v
+                        .navigation
+                        .map(|(target, via)| resolve_target(page.url, &target, via)),
+                    note: v.note,
+                    ..Finding::default()
+                }
+            }
             Ok(Err(DriverError::Unavailable(why))) => self.unavailable(&why),
             Ok(Err(e @ DriverError::Failed(_))) => failed(e.to_string()),
             Err(e) => failed(format!("browser task failed: {e}")),

@@ -1,7 +1,8 @@
-//! The [`Engine`] for chromiumoxide: the same pages, proxies, flags and watch loop as the
-//! headless_chrome driver, over chromiumoxide's async CDP connection (a few ms per call
-//! where headless_chrome's polling reader costs tens). Built with the `chromiumoxide`
-//! feature; chosen with `browser.driver = "chromiumoxide"`.
+//! The [`Engine`] for chromiumoxide: pages, proxies and the watch loop over chromiumoxide's
+//! async CDP connection (a few ms per call). Each page is a fresh incognito context with the
+//! job's proxy, the client's identity, downloads denied, and every response of the page —
+//! HTTPS included — held at its headers (CDP `Fetch` at the response stage) so that a
+//! download is refused before a byte of its body.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,8 +15,15 @@ use chromiumoxide::cdp::browser_protocol::browser::{
     SetDownloadBehaviorParams,
 };
 use chromiumoxide::cdp::browser_protocol::emulation::{
-    EventVirtualTimeBudgetExpired, SetVirtualTimePolicyParams, VirtualTimePolicy,
+    EventVirtualTimeBudgetExpired, SetAutomationOverrideParams, SetDeviceMetricsOverrideParams,
+    SetUserAgentOverrideParams, SetVirtualTimePolicyParams, UserAgentBrandVersion,
+    UserAgentMetadata, VirtualTimePolicy,
 };
+use chromiumoxide::cdp::browser_protocol::fetch::{
+    ContinueRequestParams, EnableParams as FetchEnableParams, EventRequestPaused,
+    FailRequestParams, RequestPattern, RequestStage,
+};
+use chromiumoxide::cdp::browser_protocol::network::{ErrorReason, ResourceType};
 use chromiumoxide::cdp::browser_protocol::page::{
     ClientNavigationReason, EventFrameNavigated, EventFrameRequestedNavigation, NavigateParams,
 };
@@ -29,7 +37,7 @@ use tokio::time::timeout_at;
 
 use super::cdp::{self, Broken, Seen, CALL_TIMEOUT, HEALTH_TIMEOUT};
 use super::pool::{Engine, Pool};
-use super::Visit;
+use super::{Identity, Visit};
 use crate::trace::Via;
 
 /// Chromium driven by chromiumoxide.
@@ -37,8 +45,8 @@ pub type Oxide = Pool<ChromiumOxide>;
 
 impl Oxide {
     /// Finds the browser (without starting it: that happens on first use).
-    pub fn new(configured: &Path) -> Oxide {
-        Pool::with_engine(ChromiumOxide::new(), configured)
+    pub fn new(configured: &Path, identity: Identity) -> Oxide {
+        Pool::with_engine(ChromiumOxide::new(), configured, identity)
     }
 }
 
@@ -124,6 +132,23 @@ fn err(what: &str) -> impl Fn(chromiumoxide::error::CdpError) -> Broken + '_ {
     move |e| Broken(format!("{what}: {e}"))
 }
 
+/// Adds `--key=value` and `--key` flags the way chromiumoxide wants them: it puts the dashes
+/// on itself, so a whole flag passed as one string would reach Chromium as `----key=value`
+/// and be ignored.
+fn with_flags(
+    mut builder: chromiumoxide::browser::BrowserConfigBuilder,
+    flags: &[String],
+) -> chromiumoxide::browser::BrowserConfigBuilder {
+    for flag in flags {
+        let flag = flag.trim_start_matches('-');
+        builder = match flag.split_once('=') {
+            Some((key, value)) => builder.arg((key, value)),
+            None => builder.arg(flag),
+        };
+    }
+    builder
+}
+
 /// A fresh profile directory per browser, so nothing persists between launches.
 fn profile_dir() -> PathBuf {
     static N: AtomicU64 = AtomicU64::new(0);
@@ -143,11 +168,10 @@ impl Engine for ChromiumOxide {
         let rt = self.rt()?;
         let profile = profile_dir();
         std::fs::create_dir_all(&profile).map_err(|e| format!("profile directory: {e}"))?;
-        let config = BrowserConfig::builder()
+        let config = with_flags(BrowserConfig::builder(), &flags)
             .chrome_executable(path)
             .no_sandbox()
             .disable_default_args()
-            .args(flags)
             .user_data_dir(&profile)
             .viewport(None)
             .respect_https_errors()
@@ -186,6 +210,7 @@ impl Engine for ChromiumOxide {
         &self,
         b: &Arc<OxBrowser>,
         proxy: SocketAddr,
+        identity: &Identity,
         until: Instant,
     ) -> Result<OxPage, Broken> {
         let rt = self.rt().map_err(Broken)?;
@@ -222,9 +247,30 @@ impl Engine for ChromiumOxide {
                     .new_page(target)
                     .await
                     .map_err(err("opening a tab"))?;
+                page.execute(user_agent_override(identity))
+                    .await
+                    .map_err(err("setting the identity"))?;
+                page.execute(device_metrics(identity))
+                    .await
+                    .map_err(err("setting the window size"))?;
+                // A headless browser driven over CDP says `navigator.webdriver = true`.
+                page.execute(SetAutomationOverrideParams::new(false))
+                    .await
+                    .map_err(err("clearing the automation flag"))?;
                 let events = listen(b, &page)
                     .await
                     .map_err(err("listening to the tab"))?;
+                // Every response is held at its headers: after the listener, so none is missed.
+                page.execute(FetchEnableParams {
+                    patterns: Some(vec![RequestPattern {
+                        url_pattern: Some("*".into()),
+                        resource_type: None,
+                        request_stage: Some(RequestStage::Response),
+                    }]),
+                    handle_auth_requests: None,
+                })
+                .await
+                .map_err(err("holding responses"))?;
                 Ok(OxPage {
                     browser: b.clone(),
                     proxy,
@@ -254,24 +300,21 @@ impl Engine for ChromiumOxide {
         deadline: Instant,
     ) -> Result<Visit, Broken> {
         let rt = self.rt().map_err(Broken)?;
-        let t0 = Instant::now();
-        // A healthy browser answers at once; one that does not is stuck (or the page is).
-        let answer_by = tokio::time::Instant::from_std(deadline.min(t0 + CALL_TIMEOUT));
-        let navigate = rt.block_on(async {
-            timeout_at(answer_by, page.page.execute(NavigateParams::new(url))).await
+        // Sent without waiting for the answer: chromiumoxide answers `Page.navigate` only
+        // once the page has loaded, and a page that navigates away while it is still being
+        // parsed (the report's zero-delay timer) never finishes loading. The page's events
+        // say what happened; the watch loop asks the browser whether it still answers.
+        let p = page.page.clone();
+        let target = url.to_string();
+        rt.spawn(async move {
+            if let Ok(Err(e)) =
+                tokio::time::timeout(CALL_TIMEOUT, p.execute(NavigateParams::new(target))).await
+            {
+                tracing::debug!("navigation answered with an error: {e}");
+            }
         });
-        match navigate {
-            Ok(Ok(_)) => tracing::debug!(
-                "visit {url}: navigation answered after {} ms",
-                t0.elapsed().as_millis()
-            ),
-            // Out of time while the page loads: cut, like a page that runs too long.
-            _ if Instant::now() >= deadline => return Ok(cdp::cut()),
-            Ok(Err(e)) => return Err(Broken(format!("navigating: {e}"))),
-            Err(_) => return Err(Broken("navigating: no answer in time".into())),
-        }
         let arm = |budget: Duration| {
-            // Sent without waiting (see the headless_chrome driver): the answer may be late.
+            // Sent without waiting: the answer may be late behind a busy page.
             let mut policy =
                 SetVirtualTimePolicyParams::new(VirtualTimePolicy::PauseIfNetworkFetchesPending);
             policy.budget = Some(budget.as_millis() as f64);
@@ -281,10 +324,81 @@ impl Engine for ChromiumOxide {
             });
         };
         let pid = page.browser.pid;
-        cdp::watch(&page.events, url, settle, deadline, arm, || {
-            pid.is_none_or(cdp::process_alive)
-        })
+        cdp::watch(
+            &page.events,
+            url,
+            settle,
+            deadline,
+            arm,
+            || pid.is_none_or(cdp::process_alive),
+            || self.healthy(&page.browser),
+        )
     }
+}
+
+/// The identity as CDP sets it for one page: User-Agent, Accept-Language (and with it
+/// `navigator.languages`), `navigator.platform`, and client hints that match the User-Agent.
+fn user_agent_override(identity: &Identity) -> SetUserAgentOverrideParams {
+    let metadata = identity.client_hints().map(|h| {
+        let brands = |full: bool| {
+            h.brands
+                .iter()
+                .map(|(brand, major)| UserAgentBrandVersion {
+                    brand: brand.clone(),
+                    version: if full && brand != "Not_A Brand" {
+                        h.full_version.clone()
+                    } else {
+                        major.clone()
+                    },
+                })
+                .collect::<Vec<_>>()
+        };
+        UserAgentMetadata {
+            brands: Some(brands(false)),
+            full_version_list: Some(brands(true)),
+            platform: h.platform.clone(),
+            platform_version: h.platform_version.clone(),
+            architecture: h.architecture.clone(),
+            model: String::new(),
+            mobile: h.mobile,
+            bitness: Some("64".into()),
+            wow64: Some(false),
+            form_factors: None,
+        }
+    });
+    SetUserAgentOverrideParams {
+        user_agent: identity.user_agent.clone(),
+        accept_language: Some(identity.languages()),
+        platform: Some(identity.platform.clone()),
+        user_agent_metadata: metadata,
+    }
+}
+
+/// The window and screen a desktop visitor has (headless Chromium's own screen is 800x600,
+/// smaller than its window: a tell).
+fn device_metrics(identity: &Identity) -> SetDeviceMetricsOverrideParams {
+    let (w, h) = identity.viewport;
+    let (sw, sh) = identity.screen;
+    let mut m = SetDeviceMetricsOverrideParams::new(w as i64, h as i64, 1.0, false);
+    m.screen_width = Some(sw as i64);
+    m.screen_height = Some(sh as i64);
+    m
+}
+
+/// Why a held response must not go on: a download known from its headers (the HTTP
+/// fetcher's own rule), or nothing.
+fn refuse_reason(e: &EventRequestPaused) -> Option<String> {
+    let headers = e.response_headers.as_ref()?;
+    let mut map = http::HeaderMap::new();
+    for h in headers {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(h.name.as_bytes()),
+            http::HeaderValue::from_str(&h.value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    crate::fetch::download_reason(&map)
 }
 
 /// Forwards the page's events that carry the chain to a channel the watch loop reads.
@@ -303,6 +417,8 @@ async fn listen(
         .event_listener::<EventVirtualTimeBudgetExpired>()
         .await?;
     let mut downloads = b.browser.event_listener::<EventDownloadWillBegin>().await?;
+    let mut paused = page.event_listener::<EventRequestPaused>().await?;
+    let fetcher = page.clone();
     tokio::spawn(async move {
         loop {
             // Biased: a commit queued with the request it led to is seen first.
@@ -322,6 +438,28 @@ async fn listen(
                         _ => Via::Javascript,
                     };
                     Seen::Requested(e.url.clone(), via)
+                }
+                Some(e) = paused.next() => {
+                    let refuse = refuse_reason(&e);
+                    let id = e.request_id.clone();
+                    let p = fetcher.clone();
+                    // Answered off this loop, so a slow answer holds up no event.
+                    let answer = refuse.is_some();
+                    tokio::spawn(async move {
+                        let _ = if answer {
+                            tokio::time::timeout(CALL_TIMEOUT, p.execute(FailRequestParams::new(id, ErrorReason::BlockedByClient))).await.map(|r| r.map(|_| ()))
+                        } else {
+                            tokio::time::timeout(CALL_TIMEOUT, p.execute(ContinueRequestParams::new(id))).await.map(|r| r.map(|_| ()))
+                        };
+                    });
+                    match refuse {
+                        None => continue,
+                        // The main frame going to a file: that is the chain's next (and last) hop.
+                        Some(_) if e.resource_type == ResourceType::Document && e.frame_id.as_ref() == main => {
+                            Seen::Download(e.request.url.clone())
+                        }
+                        Some(why) => Seen::Refused(format!("{}: download refused before its body ({why})", e.request.url)),
+                    }
                 }
                 Some(_) = budget.next() => Seen::BudgetExpired,
                 Some(e) = downloads.next() => {

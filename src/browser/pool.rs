@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::cdp;
 pub use super::cdp::Broken;
-use super::{Driver, DriverError, PreparedPage, Visit};
+use super::{Driver, DriverError, Identity, PreparedPage, Timing, Visit};
 use crate::egress::proxy::Refuser;
 
 /// How long a page prepared ahead may take to get its tab (it waits its turn).
@@ -21,8 +21,8 @@ pub trait Engine: Send + Sync + 'static {
     /// A running browser.
     type Browser: Send + Sync + 'static;
     /// A page ready for one visit: a fresh incognito context whose proxy is one
-    /// resolution's own, downloads denied, a blank tab listened to. Dropping it disposes the
-    /// context.
+    /// resolution's own, downloads denied, the identity set, a blank tab listened to.
+    /// Dropping it disposes the context.
     type Page: Send + 'static;
     /// Whether pages must be prepared one at a time (the crate serialises them anyway).
     const SERIAL_PREPARE: bool;
@@ -35,6 +35,7 @@ pub trait Engine: Send + Sync + 'static {
         &self,
         browser: &Arc<Self::Browser>,
         proxy: SocketAddr,
+        identity: &Identity,
         until: Instant,
     ) -> Result<Self::Page, Broken>;
     fn browser_of(page: &Self::Page) -> &Arc<Self::Browser>;
@@ -54,6 +55,7 @@ pub struct Pool<E: Engine> {
     engine: E,
     path: Result<PathBuf, String>,
     refuser: Result<Refuser, String>,
+    identity: Identity,
     warm: Mutex<Option<Arc<E::Browser>>>,
     launches: AtomicU64,
     preparing: Mutex<()>,
@@ -61,9 +63,10 @@ pub struct Pool<E: Engine> {
 
 impl<E: Engine> Pool<E> {
     /// Finds the browser (without starting it: that happens on first use).
-    pub fn with_engine(engine: E, configured: &Path) -> Pool<E> {
+    pub fn with_engine(engine: E, configured: &Path, identity: Identity) -> Pool<E> {
         Pool {
             engine,
+            identity,
             path: cdp::find_chromium(configured),
             refuser: Refuser::start().map_err(|e| format!("cannot start the refusing proxy: {e}")),
             warm: Mutex::new(None),
@@ -111,7 +114,7 @@ impl<E: Engine> Pool<E> {
             .map_err(|e| DriverError::Unavailable(e.clone()))?;
         let b = Arc::new(
             self.engine
-                .launch(&path, cdp::flags(refuser.addr))
+                .launch(&path, cdp::flags(refuser.addr, &self.identity))
                 .map_err(DriverError::Unavailable)?,
         );
         self.launches.fetch_add(1, Ordering::Relaxed);
@@ -160,7 +163,7 @@ impl<E: Engine> Pool<E> {
         let t0 = Instant::now();
         let page = self
             .engine
-            .prepare(&b, proxy, until)
+            .prepare(&b, proxy, &self.identity, until)
             .map_err(|Broken(why)| (Some(b), why))?;
         tracing::debug!("page prepared in {} ms", t0.elapsed().as_millis());
         Ok(page)
@@ -199,8 +202,7 @@ impl<E: Engine> Driver for Pool<E> {
         page: Option<PreparedPage>,
         url: &str,
         proxy: SocketAddr,
-        settle: Duration,
-        deadline: Instant,
+        timing: Timing,
     ) -> Result<Visit, DriverError> {
         let mut ready = page
             .and_then(|p| p.downcast::<E::Page>().ok())
@@ -211,18 +213,17 @@ impl<E: Engine> Driver for Pool<E> {
         for _ in 0..2 {
             let page = match ready.take().and_then(|p| self.current(p)) {
                 Some(p) => p,
-                None => match self.fresh(proxy, deadline) {
+                None => match self.fresh(proxy, timing.prepare_deadline()) {
                     Ok(p) => p,
                     Err((None, why)) => return Err(DriverError::Unavailable(why)),
-                    // No page before the page's time ran out: a cut, not a browser failure.
-                    Err(_) if Instant::now() >= deadline => {
-                        return Ok(Visit {
-                            note: Some(
-                                "no browser page became ready within the time limit; cut".into(),
-                            ),
-                            ..Visit::default()
-                        })
-                    }
+                    // No page before the launch limit: a cut, not a browser failure.
+                    Err(_) if Instant::now() >= timing.prepare_deadline() => return Ok(Visit {
+                        note: Some(
+                            "no browser page became ready within browser.launch_timeout_ms; cut"
+                                .into(),
+                        ),
+                        ..Visit::default()
+                    }),
                     Err((Some(b), why)) => {
                         self.discard(&b);
                         last = why;
@@ -231,12 +232,14 @@ impl<E: Engine> Driver for Pool<E> {
                 },
             };
             let browser = E::browser_of(&page).clone();
-            match self.engine.run(page, url, settle, deadline) {
+            // The visit's own clock starts here, as its page starts loading.
+            let deadline = timing.visit_deadline();
+            match self.engine.run(page, url, timing.settle, deadline) {
                 Ok(v) => return Ok(v),
                 Err(Broken(why)) => {
                     tracing::warn!("a browser visit failed ({why}); checking Chromium");
                     self.discard(&browser);
-                    if Instant::now() >= deadline {
+                    if Instant::now() >= deadline || Instant::now() >= timing.end {
                         // The page's time is gone either way: that is a cut, not a failure.
                         return Ok(Visit {
                             navigation: None,

@@ -197,6 +197,11 @@ fn parse_host(host: &str) -> Result<HostKind, EgressError> {
     if host.is_empty() {
         return Err(EgressError::NoHost);
     }
+    // A bare IPv6 literal (`::1`, as a proxy's CONNECT line or a split host gives it) is not
+    // a URL host without its brackets, but it is an address all the same.
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(HostKind::Ip(ip));
+    }
     match url::Host::parse(host) {
         Ok(url::Host::Ipv4(v4)) => Ok(HostKind::Ip(IpAddr::V4(v4))),
         Ok(url::Host::Ipv6(v6)) => Ok(HostKind::Ip(IpAddr::V6(v6))),
@@ -222,6 +227,7 @@ mod tests {
             "0x7f.1",
             "[::ffff:127.0.0.1]",
             "[::ffff:7f00:1]",
+            "::ffff:127.0.0.1",
         ] {
             match parse_host(spelling) {
                 Ok(HostKind::Ip(ip)) => assert_eq!(
@@ -233,5 +239,10 @@ mod tests {
             }
         }
         assert!(matches!(parse_host("example.com"), Ok(HostKind::Name(_))));
+        assert!(
+            matches!(parse_host("::1"), Ok(HostKind::Ip(_))),
+            "bare IPv6"
+        );
+        assert!(matches!(parse_host("[::1]"), Ok(HostKind::Ip(_))));
     }
 }

@@ -4,6 +4,7 @@
 //! browser does; Chromium's own background traffic goes to [`Refuser`], which refuses it all.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,8 +14,9 @@ use tokio::task::JoinSet;
 
 use super::{Egress, EgressError};
 
-/// Largest request head the proxy accepts.
-const MAX_HEAD: usize = 16 * 1024;
+/// Largest request or response head the proxy accepts (what browsers accept is larger
+/// still, but a page that needs more is not one a link check must render).
+const MAX_HEAD: usize = 64 * 1024;
 /// Time for a client to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -33,18 +35,50 @@ pub struct ProxyRecord {
 pub struct JobProxy {
     pub addr: SocketAddr,
     records: Arc<Mutex<Vec<ProxyRecord>>>,
+    budget: Arc<Budget>,
     _tasks: JoinSet<()>,
 }
 
+/// Bytes the whole visit may still move through the proxy, over all its connections and
+/// both directions: a page may load scripts and images, never a payload, however many
+/// connections it opens at once.
+struct Budget {
+    total: u64,
+    left: AtomicU64,
+    spent: AtomicBool,
+}
+
+impl Budget {
+    /// Takes up to `want` bytes; fewer (possibly none) when the budget runs out.
+    fn take(&self, want: u64) -> u64 {
+        let mut got = 0;
+        let _ = self
+            .left
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                got = want.min(left);
+                Some(left - got)
+            });
+        if got < want {
+            self.spent.store(true, Ordering::Release);
+        }
+        got
+    }
+}
+
 impl JobProxy {
-    /// Starts a proxy on 127.0.0.1. `relay_cap` bounds the bytes relayed per connection and
-    /// direction: a browser page may pull in scripts, but never a whole payload.
-    pub async fn start(egress: Arc<Egress>, relay_cap: u64) -> std::io::Result<JobProxy> {
+    /// Starts a proxy on 127.0.0.1. `budget` bounds the bytes relayed for the whole visit,
+    /// over every connection and in both directions.
+    pub async fn start(egress: Arc<Egress>, budget: u64) -> std::io::Result<JobProxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let records: Arc<Mutex<Vec<ProxyRecord>>> = Arc::default();
+        let budget = Arc::new(Budget {
+            total: budget,
+            left: AtomicU64::new(budget),
+            spent: AtomicBool::new(false),
+        });
         let mut tasks = JoinSet::new();
-        let recs = records.clone();
+        let (recs, left) = (records.clone(), budget.clone());
         tasks.spawn(async move {
             // Connection tasks live in this set, so stopping the proxy ends them too.
             let mut conns = JoinSet::new();
@@ -52,9 +86,9 @@ impl JobProxy {
                 tokio::select! {
                     accepted = listener.accept() => {
                         let Ok((client, _)) = accepted else { continue };
-                        let (egress, recs) = (egress.clone(), recs.clone());
+                        let (egress, recs, left) = (egress.clone(), recs.clone(), left.clone());
                         conns.spawn(async move {
-                            if let Some(rec) = serve(client, &egress, relay_cap).await {
+                            if let Some(rec) = serve(client, &egress, &left).await {
                                 recs.lock().unwrap_or_else(|p| p.into_inner()).push(rec);
                             }
                         });
@@ -66,22 +100,41 @@ impl JobProxy {
         Ok(JobProxy {
             addr,
             records,
+            budget,
             _tasks: tasks,
         })
     }
 
-    /// Everything the proxy was asked for so far.
+    /// Everything the proxy was asked for so far; last, when the visit ran out of bytes, a
+    /// record saying so.
     pub fn records(&self) -> Vec<ProxyRecord> {
-        self.records
+        let mut out = self
+            .records
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .clone();
+        if self.budget.spent.load(Ordering::Acquire) {
+            out.push(refused(
+                "(the page's traffic)",
+                format!(
+                    "the page's byte budget ({} bytes) is spent; its connections were cut",
+                    self.budget.total
+                ),
+                true,
+            ));
+        }
+        out
+    }
+
+    /// Bytes relayed so far, both directions, all connections.
+    pub fn relayed(&self) -> u64 {
+        self.budget.total - self.budget.left.load(Ordering::Acquire)
     }
 }
 
 /// Handles one client connection: one request (plain HTTP is forwarded with
 /// `Connection: close`; CONNECT becomes a tunnel).
-async fn serve(mut client: TcpStream, egress: &Egress, cap: u64) -> Option<ProxyRecord> {
+async fn serve(mut client: TcpStream, egress: &Egress, budget: &Budget) -> Option<ProxyRecord> {
     let (head, rest) = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut client))
         .await
         .ok()??;
@@ -159,10 +212,11 @@ async fn serve(mut client: TcpStream, egress: &Egress, cap: u64) -> Option<Proxy
             return Some(refused(&label, e.to_string(), e.is_policy()));
         }
     };
-    match forward {
+    let refusal = match forward {
         Some(head) => {
             upstream.write_all(head.as_bytes()).await.ok()?;
             upstream.write_all(&rest).await.ok()?;
+            relay_checked(client, upstream, budget).await
         }
         None => {
             client
@@ -170,14 +224,77 @@ async fn serve(mut client: TcpStream, egress: &Egress, cap: u64) -> Option<Proxy
                 .await
                 .ok()?;
             upstream.write_all(&rest).await.ok()?;
+            // Inside a tunnel the browser itself holds every response at its headers.
+            relay(client, upstream, budget).await;
+            None
+        }
+    };
+    Some(match refusal {
+        Some(why) => refused(
+            &label,
+            format!("download refused before its body ({why})"),
+            true,
+        ),
+        None => ProxyRecord {
+            target: label,
+            refused: None,
+            blocked: false,
+        },
+    })
+}
+
+/// Relays one plain-HTTP exchange, reading the response head first: a download (the HTTP
+/// fetcher's rule) is answered `403` and its body never relayed. Returns why it was refused.
+/// The request body flows meanwhile, so a large POST cannot stall the exchange.
+async fn relay_checked(client: TcpStream, upstream: TcpStream, budget: &Budget) -> Option<String> {
+    let (mut cr, mut cw) = client.into_split();
+    let (mut ur, mut uw) = upstream.into_split();
+    let mut refusal = None;
+    let down = async {
+        let (head, rest) = read_head(&mut ur).await?;
+        if let Some(why) = download_in(&head) {
+            let _ = cw.write_all(REFUSED_DOWNLOAD).await;
+            let _ = cw.shutdown().await;
+            refusal = Some(why);
+            return None;
+        }
+        for part in [&head[..], &rest[..]] {
+            let allowed = budget.take(part.len() as u64) as usize;
+            cw.write_all(&part[..allowed]).await.ok()?;
+            if allowed < part.len() {
+                return None;
+            }
+        }
+        pipe(&mut ur, &mut cw, budget).await;
+        Some(())
+    };
+    tokio::select! {
+        _ = pipe(&mut cr, &mut uw, budget) => {}
+        _ = down => {}
+    }
+    refusal
+}
+
+/// What the browser gets instead of a download.
+const REFUSED_DOWNLOAD: &[u8] =
+    b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+/// Why a response head announces a download (`None` for anything else, and for a head that
+/// does not parse: the browser will judge that one).
+fn download_in(head: &[u8]) -> Option<String> {
+    let mut headers = [httparse::EMPTY_HEADER; 128];
+    let mut response = httparse::Response::new(&mut headers);
+    response.parse(head).ok()?;
+    let mut map = http::HeaderMap::new();
+    for h in response.headers.iter() {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(h.name.as_bytes()),
+            http::HeaderValue::from_bytes(h.value),
+        ) {
+            map.append(name, value);
         }
     }
-    relay(client, upstream, cap).await;
-    Some(ProxyRecord {
-        target: label,
-        refused: None,
-        blocked: false,
-    })
+    crate::fetch::download_reason(&map)
 }
 
 fn refused(target: &str, why: String, blocked: bool) -> ProxyRecord {
@@ -203,8 +320,9 @@ fn split_host_port(s: &str, default: u16) -> Option<(String, u16)> {
     }
 }
 
-/// Reads up to the end of the request head; returns the head and any bytes after it.
-async fn read_head(client: &mut TcpStream) -> Option<(Vec<u8>, Vec<u8>)> {
+/// Reads up to the end of a request or response head; returns the head and any bytes after
+/// it (`None` past [`MAX_HEAD`]).
+async fn read_head(client: &mut (impl AsyncRead + Unpin)) -> Option<(Vec<u8>, Vec<u8>)> {
     let mut buf = Vec::with_capacity(2048);
     let mut chunk = [0u8; 2048];
     loop {
@@ -223,19 +341,32 @@ async fn read_head(client: &mut TcpStream) -> Option<(Vec<u8>, Vec<u8>)> {
     }
 }
 
-/// Copies both ways until either side closes or `cap` bytes went one way.
-async fn relay(client: TcpStream, upstream: TcpStream, cap: u64) {
+/// Copies both ways until either side closes or the visit's byte budget runs out.
+async fn relay(client: TcpStream, upstream: TcpStream, budget: &Budget) {
     let (mut cr, mut cw) = client.into_split();
     let (mut ur, mut uw) = upstream.into_split();
     tokio::select! {
-        _ = pipe(&mut cr, &mut uw, cap) => {}
-        _ = pipe(&mut ur, &mut cw, cap) => {}
+        _ = pipe(&mut cr, &mut uw, budget) => {}
+        _ = pipe(&mut ur, &mut cw, budget) => {}
     }
 }
 
-async fn pipe(r: &mut (impl AsyncRead + Unpin), w: &mut (impl AsyncWrite + Unpin), cap: u64) {
-    let mut limited = r.take(cap);
-    let _ = tokio::io::copy(&mut limited, w).await;
+async fn pipe(
+    r: &mut (impl AsyncRead + Unpin),
+    w: &mut (impl AsyncWrite + Unpin),
+    budget: &Budget,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let allowed = budget.take(n as u64) as usize;
+        if w.write_all(&buf[..allowed]).await.is_err() || allowed < n {
+            break;
+        }
+    }
     let _ = w.shutdown().await;
 }
 
