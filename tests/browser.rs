@@ -660,42 +660,57 @@ async fn bad_pages_and_a_failing_browser_end_cleanly() {
 
 /// A one-shot `hoptrace resolve` with a 2 s hop limit on a cold start: Chromium's launch and
 /// the page's preparation are not charged to the hop, so the report's page still gives its
-/// hop.
+/// hop — here even with a Chromium that takes 2.5 s to start (a wrapper that sleeps first, as
+/// a loaded machine would), which a launch charged to the hop could never fit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cold_one_shot_resolve_keeps_the_hop_limit_for_the_page() {
     let _turn = TURN.lock().await;
     let env = browser_env(&["blog.test", "gohhs.com"]).await;
     let srv = table_server().await;
-    let cfg = env.dir.path().join("cold.toml");
+    let chromium = hoptrace::browser::find_chromium(std::path::Path::new("")).unwrap();
+    let slow = env.dir.path().join("slow-chromium");
     std::fs::write(
-        &cfg,
-        format!(
-            "[dns]\nnameservers = [\"{}\"]\n[policy]\nallow_cidrs = [\"127.0.0.1/32\"]\n[limits]\nhop_timeout_ms = 2000\n[browser]\nenabled = true\n",
-            env.dns.addr
-        ),
+        &slow,
+        format!("#!/bin/sh\nsleep 2.5\nexec {} \"$@\"\n", chromium.display()),
     )
     .unwrap();
-    let url = format!("http://blog.test:{}/report?el=cold", srv.port());
-    let cfg_arg = cfg.display().to_string();
-    let (out, err, ok) = tokio::task::spawn_blocking(move || {
-        run_hoptrace(&[
-            "resolve",
-            "--json",
-            "--no-store",
-            "--config",
-            &cfg_arg,
-            &url,
-        ])
-    })
-    .await
-    .unwrap();
-    assert!(ok, "{err}");
-    let t: serde_json::Value = serde_json::from_str(out.trim()).expect(&out);
-    assert_eq!(
-        t["hops"][1]["url"], "https://gohhs.com/cold",
-        "the report's hop on a cold start: {t:#}"
-    );
-    assert_eq!(t["hops"][1]["via"], "javascript");
+    std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for (name, path) in [
+        ("Debian's Chromium", chromium),
+        ("a Chromium slow to start", slow),
+    ] {
+        let cfg = env.dir.path().join("cold.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[dns]\nnameservers = [\"{}\"]\n[policy]\nallow_cidrs = [\"127.0.0.1/32\"]\n[limits]\nhop_timeout_ms = 2000\n[browser]\nenabled = true\nchrome_path = \"{}\"\n",
+                env.dns.addr,
+                path.display()
+            ),
+        )
+        .unwrap();
+        let url = format!("http://blog.test:{}/report?el=cold", srv.port());
+        let cfg_arg = cfg.display().to_string();
+        let (out, err, ok) = tokio::task::spawn_blocking(move || {
+            run_hoptrace(&[
+                "resolve",
+                "--json",
+                "--no-store",
+                "--config",
+                &cfg_arg,
+                &url,
+            ])
+        })
+        .await
+        .unwrap();
+        assert!(ok, "{name}: {err}");
+        let t: serde_json::Value = serde_json::from_str(out.trim()).expect(&out);
+        assert_eq!(
+            t["hops"][1]["url"], "https://gohhs.com/cold",
+            "{name}: the report's hop on a cold start: {t:#}"
+        );
+        assert_eq!(t["hops"][1]["via"], "javascript");
+    }
 }
 
 #[tokio::test]

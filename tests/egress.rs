@@ -47,6 +47,9 @@ async fn ip_literals_in_every_spelling_are_judged_after_normalisation() {
         format!("http://127.0.2:{p}/"),
         format!("http://[::ffff:127.0.0.2]:{p}/"),
         format!("http://[::ffff:7f00:2]:{p}/"),
+        // IPv4-translated (SIIT): judged as the IPv4 address inside it.
+        format!("http://[::ffff:0:7f00:2]:{p}/"),
+        format!("http://[::ffff:0:127.0.0.2]:{p}/"),
         format!("hxxp://127[.]0[.]0[.]2:{p}/"),
         format!("https://127.0.0.2:{p}/"),
     ] {
@@ -54,6 +57,17 @@ async fn ip_literals_in_every_spelling_are_judged_after_normalisation() {
         assert_blocked(&t, "loopback");
     }
     assert_eq!(sentinel.connections(), 0);
+}
+
+/// The case: an IPv4-translated literal of a private address is blocked, not tried.
+#[tokio::test]
+async fn ipv4_translated_literals_are_their_ipv4_address() {
+    let env = TestEnv::new().await;
+    assert_blocked(&resolve(&env, "http://[::ffff:0:a00:1]/").await, "private");
+    assert_blocked(
+        &resolve(&env, "http://[::ffff:0:a9fe:a9fe]/latest/meta-data/").await,
+        "link-local",
+    );
 }
 
 #[tokio::test]
