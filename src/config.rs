@@ -58,6 +58,10 @@ pub struct Policy {
     pub allow_cidrs: Vec<IpNet>,
 }
 
+/// The longest watch interval (ten years): beyond it the scheduler's clock arithmetic would
+/// overflow. Here, so that config needs nothing from the modules it configures.
+pub const MAX_WATCH_EVERY_SECONDS: u64 = 10 * 365 * 24 * 3600;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -369,13 +373,10 @@ impl Config {
         if w.min_every_seconds == 0 {
             return Err(bad("watch.min_every_seconds", "must be greater than 0"));
         }
-        if w.default_every_seconds > crate::watch::MAX_EVERY_SECONDS {
+        if w.default_every_seconds > MAX_WATCH_EVERY_SECONDS {
             return Err(bad(
                 "watch.default_every_seconds",
-                &format!(
-                    "must be at most {} (ten years)",
-                    crate::watch::MAX_EVERY_SECONDS
-                ),
+                &format!("must be at most {} (ten years)", MAX_WATCH_EVERY_SECONDS),
             ));
         }
         if w.default_every_seconds < w.min_every_seconds {

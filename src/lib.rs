@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod discover;
+pub mod download;
 pub mod egress;
 pub mod extract;
 pub mod fetch;

@@ -454,7 +454,7 @@ fn signature(doc: &Document) -> Option<&'static str> {
     (shaped && doc.name.eq_ignore_ascii_case("website")).then_some("website-seo")
 }
 
-/// File names of executables and archives (their content types are `fetch::DOWNLOAD_TYPES`).
+/// File names of executables and archives (their content types are `download::DOWNLOAD_TYPES`).
 const RISKY_EXTENSIONS: &[&str] = &[
     "exe", "msi", "scr", "bat", "cmd", "com", "ps1", "vbs", "js", "jar", "apk", "dmg", "pkg",
     "deb", "rpm", "appimage", "bin", "sh", "zip", "rar", "7z", "tar", "gz", "tgz", "bz2", "xz",
@@ -544,7 +544,7 @@ fn risky_download(t: &Trace) -> Option<String> {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    if crate::fetch::DOWNLOAD_TYPES.contains(&ct.as_str()) {
+    if crate::download::DOWNLOAD_TYPES.contains(&ct.as_str()) {
         return Some(format!("a file of type {ct}"));
     }
     let path = url::Url::parse(&t.final_url)

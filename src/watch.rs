@@ -21,7 +21,7 @@ use crate::trace::{rfc3339, rfc3339_ms, Outcome, Trace};
 
 /// The longest interval a watch may have (ten years): intervals are turned into
 /// milliseconds and added to the clock, which must not overflow.
-pub const MAX_EVERY_SECONDS: u64 = 10 * 365 * 24 * 3600;
+pub use crate::config::MAX_WATCH_EVERY_SECONDS as MAX_EVERY_SECONDS;
 
 /// Events kept in the store for resuming streams (the newest).
 const KEEP_EVENTS: usize = 10_000;

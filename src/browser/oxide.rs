@@ -398,7 +398,7 @@ fn refuse_reason(e: &EventRequestPaused) -> Option<String> {
             map.append(name, value);
         }
     }
-    crate::fetch::download_reason(&map)
+    crate::download::download_reason(&map)
 }
 
 /// Forwards the page's events that carry the chain to a channel the watch loop reads.

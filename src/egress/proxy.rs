@@ -294,7 +294,7 @@ fn download_in(head: &[u8]) -> Option<String> {
             map.append(name, value);
         }
     }
-    crate::fetch::download_reason(&map)
+    crate::download::download_reason(&map)
 }
 
 fn refused(target: &str, why: String, blocked: bool) -> ProxyRecord {

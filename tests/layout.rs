@@ -1,0 +1,108 @@
+//! The code's shape, checked: data flows one way, so no top-level module of `src/` reaches
+//! (through `crate::` paths) a module that reaches back to it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// `module -> modules it names through crate::`, comments left out.
+fn graph() -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut files = vec![src.clone()];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let rel = path.strip_prefix(&src).unwrap();
+        let module = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_string();
+        if module == "lib" || module == "main" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let deps = graph.entry(module.clone()).or_default();
+        for line in text.lines() {
+            let code = line.split("//").next().unwrap_or("");
+            for (i, _) in code.match_indices("crate::") {
+                let rest = &code[i + "crate::".len()..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(
+                    !rest.starts_with('{'),
+                    "{}: name modules one by one (`crate::{{..}}` hides them from this test)",
+                    rel.display()
+                );
+                let is_module = src.join(format!("{name}.rs")).exists() || src.join(&name).is_dir();
+                if !name.is_empty() && name != module && is_module {
+                    deps.insert(name);
+                }
+            }
+        }
+    }
+    graph
+}
+
+/// A cycle through `start`, if any: the modules along it.
+fn cycle_from(
+    graph: &BTreeMap<String, BTreeSet<String>>,
+    start: &str,
+    at: &str,
+    path: &mut Vec<String>,
+    seen: &mut BTreeSet<String>,
+) -> Option<Vec<String>> {
+    for next in graph.get(at).into_iter().flatten() {
+        if next == start {
+            let mut cycle = path.clone();
+            cycle.push(start.to_string());
+            return Some(cycle);
+        }
+        if seen.insert(next.clone()) {
+            path.push(next.clone());
+            if let Some(c) = cycle_from(graph, start, next, path, seen) {
+                return Some(c);
+            }
+            path.pop();
+        }
+    }
+    None
+}
+
+#[test]
+fn no_import_cycle_among_src_modules() {
+    let graph = graph();
+    assert!(graph.len() > 10, "modules found: {graph:?}");
+    assert!(
+        graph["chain"].contains("fetch"),
+        "the graph is read: {graph:?}"
+    );
+    let cycles: Vec<String> = graph
+        .keys()
+        .filter_map(|m| {
+            cycle_from(&graph, m, m, &mut vec![m.clone()], &mut BTreeSet::new())
+                .map(|c| c.join(" -> "))
+        })
+        .collect();
+    assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
+}
+
+#[test]
+fn config_is_a_leaf() {
+    let graph = graph();
+    assert_eq!(
+        graph["config"],
+        BTreeSet::new(),
+        "config names no other module"
+    );
+}
