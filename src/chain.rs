@@ -18,7 +18,7 @@ use crate::extract::refang;
 use crate::fetch::{ClientError, FetchError, Fetcher, Politeness};
 use crate::labels::{LabelError, Labels};
 use crate::store::Store;
-use crate::trace::{rfc3339, Hop, Outcome, Trace, TraceError, Via};
+use crate::trace::{rfc3339, ErrorKind, Hop, Outcome, Trace, TraceError, Via};
 
 /// Start-up failures: everything here is a configuration or environment problem.
 #[derive(Debug, thiserror::Error)]
@@ -294,7 +294,7 @@ impl Resolver {
             if trace.hops.len() > self.max_hops {
                 trace.outcome = Outcome::TooManyHops;
                 trace.error = Some(TraceError {
-                    kind: "too-many-hops".into(),
+                    kind: ErrorKind::TooManyHops,
                     message: format!(
                         "stopped after {} hops (limits.max_hops); next was {url}",
                         self.max_hops
@@ -332,7 +332,7 @@ impl Resolver {
                 Err(message) => Step::End(
                     Outcome::Error,
                     Some(TraceError {
-                        kind: "input".into(),
+                        kind: ErrorKind::Input,
                         message: format!("wrapper target {:?}: {message}", u.target),
                     }),
                 ),
@@ -374,7 +374,7 @@ impl Resolver {
                 return Step::End(Outcome::Timeout, Some(timeout_error(limit, key)));
             }
             Err(e) => {
-                let outcome = if e.kind() == "timeout" {
+                let outcome = if e.kind() == ErrorKind::Timeout {
                     Outcome::Timeout
                 } else {
                     Outcome::Error
@@ -382,7 +382,7 @@ impl Resolver {
                 return Step::End(
                     outcome,
                     Some(TraceError {
-                        kind: e.kind().into(),
+                        kind: e.kind(),
                         message: e.to_string(),
                     }),
                 );
@@ -423,7 +423,7 @@ impl Resolver {
             }
             hop.blocked_requests.extend(finding.blocked_requests);
             if let Some(error) = finding.error {
-                let outcome = if error.kind == "timeout" {
+                let outcome = if error.kind == ErrorKind::Timeout {
                     Outcome::Timeout
                 } else {
                     Outcome::Error
@@ -436,7 +436,7 @@ impl Resolver {
                     return Step::End(
                         Outcome::Error,
                         Some(TraceError {
-                            kind: "http".into(),
+                            kind: ErrorKind::Http,
                             message: format!(
                                 "{} to an invalid URL {:?}: {}",
                                 bad.via.as_str(),
@@ -476,7 +476,7 @@ fn push_label(hop: &mut Hop, label: &str) {
 
 fn timeout_error(limit: Duration, key: &str) -> TraceError {
     TraceError {
-        kind: "timeout".into(),
+        kind: ErrorKind::Timeout,
         message: format!("no answer within {} ms (limits.{key})", limit.as_millis()),
     }
 }
@@ -567,7 +567,7 @@ fn input_error(input: &str, message: String) -> Trace {
         labels: Vec::new(),
         cached: false,
         error: Some(TraceError {
-            kind: "input".into(),
+            kind: ErrorKind::Input,
             message,
         }),
         resolved_at: Some(rfc3339(crate::now_ms())),

@@ -800,14 +800,6 @@ impl Style {
     }
 }
 
-const BAD_LABELS: &[&str] = &[
-    "fake-shortener",
-    "lookalike-shortener",
-    "payload-host",
-    "phishing",
-    "c2",
-];
-
 /// A chain for a person: numbered hops with status, how each was reached, labels, and where
 /// it all ends.
 pub fn write_human(out: &mut impl Write, trace: &Trace, colour: bool) -> std::io::Result<()> {
@@ -825,7 +817,10 @@ pub fn write_human(out: &mut impl Write, trace: &Trace, colour: bool) -> std::io
             if let Some(imitates) = &hop.imitates {
                 tags.push_str(&format!("; imitates {imitates}"));
             }
-            let bad = hop.labels.iter().any(|l| BAD_LABELS.contains(&l.as_str()));
+            let bad = hop
+                .labels
+                .iter()
+                .any(|l| crate::labels::MALICIOUS.contains(&l.as_str()));
             line.push_str("  ");
             line.push_str(&st.paint(if bad { "31;1" } else { "36" }, &format!("[{tags}]")));
         }

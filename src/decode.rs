@@ -89,7 +89,7 @@ static WRAPPERS: &[Wrapper] = &[
         prefix: false,
         encoding: Encoding::Query(&["q", "url"]),
         via: Via::GoogleUrl,
-        label: Some("open-redirect"),
+        label: Some(crate::labels::OPEN_REDIRECT),
     },
     row(
         "facebook",

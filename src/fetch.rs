@@ -24,6 +24,7 @@ use url::Url;
 use crate::config::Config;
 use crate::egress::connector::{EgressConnector, VettedPeer};
 use crate::egress::{Egress, EgressError};
+use crate::trace::ErrorKind;
 
 /// Why a hop could not be fetched.
 #[derive(Debug, thiserror::Error)]
@@ -44,18 +45,18 @@ pub enum FetchError {
 
 impl FetchError {
     /// The `error.kind` of the Trace.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            FetchError::Egress(EgressError::Dns { .. }) => "dns",
-            FetchError::Egress(EgressError::DnsTimeout { .. }) => "timeout",
-            FetchError::Egress(EgressError::Connect { .. }) => "connect",
-            FetchError::Egress(EgressError::NoHost) => "input",
-            FetchError::Egress(_) => "policy",
-            FetchError::Timeout(_) => "timeout",
-            FetchError::Tls(_) => "tls",
-            FetchError::Connect(_) => "connect",
-            FetchError::Http(_) => "http",
-            FetchError::Request(_) => "input",
+            FetchError::Egress(EgressError::Dns { .. }) => ErrorKind::Dns,
+            FetchError::Egress(EgressError::DnsTimeout { .. }) => ErrorKind::Timeout,
+            FetchError::Egress(EgressError::Connect { .. }) => ErrorKind::Connect,
+            FetchError::Egress(EgressError::NoHost) => ErrorKind::Input,
+            FetchError::Egress(_) => ErrorKind::Policy,
+            FetchError::Timeout(_) => ErrorKind::Timeout,
+            FetchError::Tls(_) => ErrorKind::Tls,
+            FetchError::Connect(_) => ErrorKind::Connect,
+            FetchError::Http(_) => ErrorKind::Http,
+            FetchError::Request(_) => ErrorKind::Input,
         }
     }
 }

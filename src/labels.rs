@@ -21,9 +21,25 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
 ];
 
+// The labels hoptrace itself gives or acts on (lists may name others; on the wire every
+// label is its string).
 pub const FAKE_SHORTENER: &str = "fake-shortener";
 pub const LOOKALIKE_SHORTENER: &str = "lookalike-shortener";
 pub const SHORTENER: &str = "shortener";
+pub const PAYLOAD_HOST: &str = "payload-host";
+pub const PHISHING: &str = "phishing";
+pub const C2: &str = "c2";
+/// A well-known wrapper that forwards anywhere (Google `/url` and the like).
+pub const OPEN_REDIRECT: &str = "open-redirect";
+
+/// Labels that make a link, and its repository, malicious.
+pub const MALICIOUS: &[&str] = &[
+    FAKE_SHORTENER,
+    LOOKALIKE_SHORTENER,
+    PAYLOAD_HOST,
+    PHISHING,
+    C2,
+];
 /// Section of real domains that must never be called lookalikes.
 const NOT_LOOKALIKE: &str = "not-a-lookalike";
 

@@ -21,13 +21,7 @@ use crate::trace::{Outcome, Trace, Via};
 pub const MAX_LINKS_PER_REPOSITORY: usize = 200;
 
 /// Labels that make a link, and its repository, malicious.
-pub const MALICIOUS_LABELS: &[&str] = &[
-    FAKE_SHORTENER,
-    LOOKALIKE_SHORTENER,
-    "payload-host",
-    "phishing",
-    "c2",
-];
+pub use crate::labels::MALICIOUS as MALICIOUS_LABELS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
@@ -605,7 +599,7 @@ pub fn infrastructure(t: &Trace) -> Vec<String> {
                 .labels
                 .iter()
                 .any(|l| MALICIOUS_LABELS.contains(&l.as_str()));
-            let common = has(SHORTENER) || has("open-redirect");
+            let common = has(SHORTENER) || has(crate::labels::OPEN_REDIRECT);
             if listed_bad || (i > 0 && !common) {
                 keys.push(format!("redirector:{domain}"));
             }

@@ -115,9 +115,62 @@ impl Hop {
 /// Why a resolution ended with `error` or `timeout`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TraceError {
-    /// `input`, `dns`, `connect`, `tls`, `http`, `timeout`, `body`.
-    pub kind: String,
+    pub kind: ErrorKind,
     pub message: String,
+}
+
+/// What kind of failure ended a resolution (`error.kind` on the wire, kebab-case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// The input (or a hop's URL) is not a URL hoptrace can follow.
+    Input,
+    /// A name did not resolve.
+    Dns,
+    /// No TCP connection to a vetted address.
+    Connect,
+    /// The TLS handshake or certificate failed.
+    Tls,
+    /// The server broke HTTP (or the chain ended on an HTTP error).
+    Http,
+    /// A hop's or the resolution's time ran out.
+    Timeout,
+    /// Policy refused a connection (a blocked hop is an outcome, not an error: this kind is
+    /// for refusals outside a hop, such as a webhook's).
+    Policy,
+    /// The browser failed in a way a restart did not mend.
+    Browser,
+    /// More hops than `limits.max_hops`.
+    TooManyHops,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Input => "input",
+            ErrorKind::Dns => "dns",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Http => "http",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Policy => "policy",
+            ErrorKind::Browser => "browser",
+            ErrorKind::TooManyHops => "too-many-hops",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Compares with the wire name, as users (and tests) read it.
+impl PartialEq<&str> for ErrorKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 /// The result of resolving one input.

@@ -86,8 +86,7 @@ impl Observation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub id: u64,
-    /// `new-landing-host` or `relabel`.
-    pub event: String,
+    pub event: EventKind,
     pub url: String,
     pub host: String,
     pub final_url: String,
@@ -96,6 +95,32 @@ pub struct Event {
     /// labels before.
     pub before: Vec<String>,
     pub at: String,
+}
+
+/// What changed in a watched link's history (kebab-case on the wire and in the SSE `event:`
+/// field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// The link lands on a host it never landed on before.
+    NewLandingHost,
+    /// The landing host is the same, its labels are not.
+    Relabel,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::NewLandingHost => "new-landing-host",
+            EventKind::Relabel => "relabel",
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A new landing host in a link's history.
@@ -155,7 +180,7 @@ pub fn summarize(obs: &[Observation]) -> Summary {
 
 /// The event one new observation raises against the ones before it, if any: none for the
 /// first (there is nothing to compare with) or when it did not land.
-fn event_for(before: &[Observation], now: &Observation) -> Option<(String, Vec<String>)> {
+fn event_for(before: &[Observation], now: &Observation) -> Option<(EventKind, Vec<String>)> {
     if before.is_empty() || !now.landed() {
         return None;
     }
@@ -174,9 +199,9 @@ fn event_for(before: &[Observation], now: &Observation) -> Option<(String, Vec<S
         .rev()
         .find(|o| o.landed() && o.final_host == now.final_host)
     {
-        None => Some(("new-landing-host".into(), seen)),
+        None => Some((EventKind::NewLandingHost, seen)),
         Some(last) if sorted(&last.landing_labels) != sorted(&now.landing_labels) => {
-            Some(("relabel".into(), last.landing_labels.clone()))
+            Some((EventKind::Relabel, last.landing_labels.clone()))
         }
         Some(_) => None,
     }
@@ -387,7 +412,7 @@ impl Watcher {
         if let Some((kind, before)) = event_for(&before, &now) {
             let event = |id| Event {
                 id,
-                event: kind.clone(),
+                event: kind,
                 url: url.to_string(),
                 host: now.final_host.clone(),
                 final_url: now.final_url.clone(),
@@ -457,7 +482,7 @@ impl Watcher {
             {
                 Ok(status) if (200..300).contains(&status) => return "delivered",
                 Ok(status) => tracing::warn!("webhook answered {status} (attempt {attempt})"),
-                Err(e) if e.kind() == "policy" => {
+                Err(e) if e.kind() == crate::trace::ErrorKind::Policy => {
                     tracing::error!("webhook {hook} refused by the egress policy: {e}");
                     return "refused";
                 }
@@ -547,12 +572,12 @@ mod tests {
         assert_eq!(event_for(&[a1.clone()], &a2), None);
         assert_eq!(
             event_for(&[a1.clone(), a2.clone()], &b3),
-            Some(("new-landing-host".into(), vec!["a".into()]))
+            Some((EventKind::NewLandingHost, vec!["a".into()]))
         );
         let a_bad = obs("t4", "http://a/4", "a", &["payload-host"]);
         assert_eq!(
             event_for(&[a1.clone(), b3.clone()], &a_bad),
-            Some(("relabel".into(), vec![]))
+            Some((EventKind::Relabel, vec![]))
         );
         let mut failed = a1.clone();
         failed.outcome = Outcome::Error;

@@ -298,7 +298,7 @@ impl BrowserStage {
 fn failed(message: String) -> Finding {
     Finding {
         error: Some(TraceError {
-            kind: "browser".into(),
+            kind: crate::trace::ErrorKind::Browser,
             message,
         }),
         ..Finding::default()
