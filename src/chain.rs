@@ -14,8 +14,8 @@ use crate::config::Config;
 use crate::decode;
 use crate::discover::{NextHopFinder, Page, StaticFinder};
 use crate::egress::{Egress, EgressError};
-use crate::extract::refang;
 use crate::fetch::{ClientError, FetchError, Fetcher, Politeness};
+use crate::input::parse_input;
 use crate::labels::{LabelError, Labels};
 use crate::store::Store;
 use crate::trace::{rfc3339, ErrorKind, Hop, Outcome, Trace, TraceError, Via};
@@ -139,7 +139,7 @@ impl Resolver {
     pub async fn resolve(&self, input: &str, use_cache: bool) -> Trace {
         let url = match parse_input(input) {
             Ok(url) => url,
-            Err(message) => return input_error(input, message),
+            Err(message) => return Trace::input_error(input, message),
         };
         let key = url.as_str().to_string();
         if !use_cache {
@@ -178,7 +178,7 @@ impl Resolver {
                 let key = url.as_str().to_string();
                 self.follow_and_store(input, url, &key, false).await
             }
-            Err(message) => input_error(input, message),
+            Err(message) => Trace::input_error(input, message),
         }
     }
 
@@ -513,120 +513,5 @@ impl Drop for InFlight<'_> {
         if map.get(self.key).is_some_and(|c| Arc::ptr_eq(c, self.cell)) {
             map.remove(self.key);
         }
-    }
-}
-
-/// Turns what a user typed into a URL: defanged forms are refanged, and a bare host gets
-/// `http://` (a user pasting `bit.ly/x` means the web).
-pub fn parse_input(input: &str) -> Result<Url, String> {
-    // The URL parser drops tabs wherever they are; so do we, before refanging, or a tab
-    // inside `[\t.]` would leave a `[.]` to refang the next time round.
-    let s = refang(&input.replace('\t', ""));
-    if s.is_empty() {
-        return Err("empty input".into());
-    }
-    if s.chars().any(char::is_control) {
-        return Err("input contains control characters".into());
-    }
-    // `mailto:x`, `javascript:x`, `http://x` have a scheme; `localhost:8080/x` is a host and
-    // port; `a.example/x?u=http://b` has none (the `://` is not at the front).
-    let has_scheme = s.split_once(':').is_some_and(|(head, tail)| {
-        head.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-            && head
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-            && (tail.starts_with("//")
-                || (!tail.starts_with(|c: char| c.is_ascii_digit()) && !head.contains('.')))
-    });
-    let text = if has_scheme { s } else { format!("http://{s}") };
-    let mut url = Url::parse(&text).map_err(|e| format!("not a URL ({e})"))?;
-    // The parser's own clean-up (dot segments) can put a defanged form back together
-    // (`/[[/./]]` -> `/[[/]]`); refang and parse again until nothing changes, so a
-    // normalised URL normalises to itself (cache keys are stable). Each round shortens it.
-    for _ in 0..64 {
-        let again = refang(url.as_str());
-        if again == url.as_str() {
-            break;
-        }
-        url = Url::parse(&again).map_err(|e| format!("not a URL ({e})"))?;
-    }
-    if matches!(url.scheme(), "http" | "https") && url.host_str().is_none_or(str::is_empty) {
-        return Err("URL has no host".into());
-    }
-    url.set_fragment(None);
-    Ok(url)
-}
-
-fn input_error(input: &str, message: String) -> Trace {
-    Trace {
-        input: input.to_string(),
-        final_url: String::new(),
-        final_host: String::new(),
-        outcome: Outcome::Error,
-        hops: Vec::new(),
-        labels: Vec::new(),
-        cached: false,
-        error: Some(TraceError {
-            kind: ErrorKind::Input,
-            message,
-        }),
-        resolved_at: Some(rfc3339(crate::now_ms())),
-        elapsed_ms: Some(0),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn inputs() {
-        assert_eq!(
-            parse_input("hxxp://blltly[.]com/1w1w1").unwrap().as_str(),
-            "http://blltly.com/1w1w1"
-        );
-        assert_eq!(
-            parse_input("bit.ly/abc#frag").unwrap().as_str(),
-            "http://bit.ly/abc"
-        );
-        assert_eq!(
-            parse_input("localhost:8080/x").unwrap().as_str(),
-            "http://localhost:8080/x"
-        );
-        assert_eq!(
-            parse_input("HTTP://EXAMPLE.com:80/a/../b")
-                .unwrap()
-                .as_str(),
-            "http://example.com/b"
-        );
-        assert_eq!(parse_input("file:///etc/passwd").unwrap().scheme(), "file");
-        assert_eq!(
-            parse_input("javascript:alert(1)").unwrap().scheme(),
-            "javascript"
-        );
-        assert_eq!(
-            parse_input("http://2130706433/").unwrap().as_str(),
-            "http://127.0.0.1/"
-        );
-        assert!(parse_input("").is_err());
-        assert!(parse_input("http://").is_err());
-        assert!(parse_input("http://exa mple.com/").is_err());
-        assert!(parse_input("a\u{0}b").is_err());
-        // Found by fuzzing (fuzz/corpus/normalise): a `://` after the front is no scheme; a
-        // tab the URL parser drops must not leave a defanged form behind.
-        assert_eq!(
-            parse_input("hxxp://a[\t.]example/").unwrap().as_str(),
-            "http://a.example/"
-        );
-        assert_eq!(
-            parse_input("lot:808#frhxxp://m0/xg").unwrap().as_str(),
-            "http://lot:808/"
-        );
-        assert_eq!(
-            parse_input("a.example/go?u=http://b.example/")
-                .unwrap()
-                .as_str(),
-            "http://a.example/go?u=http://b.example/"
-        );
     }
 }

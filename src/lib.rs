@@ -18,6 +18,7 @@ pub mod download;
 pub mod egress;
 pub mod extract;
 pub mod fetch;
+pub mod input;
 pub mod labels;
 pub mod scan;
 pub mod store;

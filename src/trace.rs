@@ -193,6 +193,25 @@ pub struct Trace {
 
 impl Trace {
     /// A Trace of `input` with these hops and outcome, its derived fields filled in.
+    /// The Trace of an input that is no URL to follow: `error`, kind `input`, no hops.
+    pub fn input_error(input: &str, message: String) -> Trace {
+        Trace {
+            input: input.to_string(),
+            final_url: String::new(),
+            final_host: String::new(),
+            outcome: Outcome::Error,
+            hops: Vec::new(),
+            labels: Vec::new(),
+            cached: false,
+            error: Some(TraceError {
+                kind: ErrorKind::Input,
+                message,
+            }),
+            resolved_at: Some(rfc3339(crate::now_ms())),
+            elapsed_ms: Some(0),
+        }
+    }
+
     pub fn from_hops(input: impl Into<String>, hops: Vec<Hop>, outcome: Outcome) -> Trace {
         let mut t = Trace {
             input: input.into(),

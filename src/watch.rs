@@ -14,7 +14,7 @@ use prometheus_client::metrics::family::Family;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, Notify, Semaphore};
 
-use crate::chain::{parse_input, Resolver};
+use crate::chain::Resolver;
 use crate::config::Config;
 use crate::store::{Store, StoreError, WatchRecord};
 use crate::trace::{rfc3339, rfc3339_ms, Outcome, Trace};
@@ -266,9 +266,9 @@ impl Watcher {
         })
     }
 
-    /// The key a URL is watched under (normalised as the cache does).
+    /// The key a URL is watched under (normalised as the cache does); only web URLs.
     pub fn key(url: &str) -> Result<String, WatchError> {
-        parse_input(url)
+        crate::input::web_url(url)
             .map(|u| u.to_string())
             .map_err(WatchError::Url)
     }

@@ -163,14 +163,56 @@ async fn every_call_and_its_errors() {
     assert_eq!((r.status, error_code(&r)), (400, "bad_request"));
     let r = post(a, "/v1/resolve", json!({"url": "http://"}), None).await;
     assert_eq!((r.status, error_code(&r)), (400, "bad_request"));
-    // A URL of another scheme is a URL: the trace says it was refused (as the CLI does).
-    let r = post(a, "/v1/resolve", json!({"url": "ftp://x.example/"}), None).await;
-    assert_eq!(
-        (r.status, &r.body["outcome"]),
-        (200, &json!("blocked")),
-        "{}",
-        r.body
-    );
+    // Only web URLs start work: every call refuses another scheme with the same words (a
+    // 400 naming why; in a batch, that entry's `input` error Trace).
+    for (i, bad) in [
+        "ftp://x.example/",
+        "javascript:alert(1)",
+        "data:text/html,x",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let fresh = format!("http://blltly.com:{sp}/rest{i}");
+        for (path, body) in [
+            ("/v1/resolve", json!({"url": bad})),
+            ("/v1/watch", json!({"url": bad})),
+        ] {
+            let r = post(a, path, body, None).await;
+            assert_eq!(
+                (r.status, error_code(&r)),
+                (400, "bad_request"),
+                "{path} {bad}"
+            );
+            let message = r.body["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains("only http and https"),
+                "{path} {bad}: {message}"
+            );
+        }
+        let r = get(a, &format!("/v1/history?url={}", urlencode(bad)), None).await;
+        assert_eq!(
+            (r.status, error_code(&r)),
+            (400, "bad_request"),
+            "history {bad}"
+        );
+        let r = post(a, "/v1/resolve/batch", json!({"urls": [bad, fresh]}), None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let t = &r.body["traces"][0];
+        assert_eq!(
+            (&t["outcome"], &t["error"]["kind"]),
+            (&json!("error"), &json!("input"))
+        );
+        assert!(t["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("only http and https"));
+        assert_eq!(
+            r.body["traces"][1]["final_url"],
+            target.as_str(),
+            "the rest resolved"
+        );
+    }
     let r = post(a, "/v1/resolve", json!({"url": url, "extra": 1}), None).await;
     assert_eq!((r.status, error_code(&r)), (400, "bad_request"));
     let r = get(a, "/v2/nothing", None).await;

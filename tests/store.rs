@@ -50,7 +50,7 @@ async fn cache_expiry() {
     assert_eq!(srv.requests(), 2);
 
     // The TTL boundary, on the stored entry itself.
-    let key = hoptrace::chain::parse_input(&url).unwrap().to_string();
+    let key = hoptrace::input::parse_input(&url).unwrap().to_string();
     let (_, at) = store.latest(&key).unwrap().unwrap();
     let ttl = std::time::Duration::from_secs(60);
     assert!(store.fresh(&key, ttl, at + 59_999).unwrap().is_some());

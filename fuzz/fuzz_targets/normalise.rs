@@ -7,8 +7,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(url) = hoptrace::chain::parse_input(text) {
-        let again = hoptrace::chain::parse_input(url.as_str()).expect("a normalised URL parses");
+    if let Ok(url) = hoptrace::input::parse_input(text) {
+        let again = hoptrace::input::parse_input(url.as_str()).expect("a normalised URL parses");
         assert_eq!(again.as_str(), url.as_str());
     }
 });

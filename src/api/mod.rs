@@ -294,7 +294,7 @@ impl Api {
         match route {
             Route::Resolve => {
                 let r: ResolveRequest = parse_json(&body)?;
-                check_url(&r.url)?;
+                check_url("url", &r.url)?;
                 let mut traces = self.resolve_all(vec![r.url], r.refresh).await?;
                 Ok(json_response(StatusCode::OK, &traces.remove(0)))
             }
@@ -307,7 +307,31 @@ impl Api {
                         r.urls.len()
                     )));
                 }
-                let traces = self.resolve_all(r.urls, r.refresh).await?;
+                // One bad entry does not fail the batch: it is an `input` error Trace, with
+                // the same words a single call's 400 has; the web URLs are resolved.
+                let checked: Vec<Result<String, Trace>> = r
+                    .urls
+                    .into_iter()
+                    .map(|u| match crate::input::web_url(&u) {
+                        Ok(_) => Ok(u),
+                        Err(why) => Err(Trace::input_error(&u, why)),
+                    })
+                    .collect();
+                let good = checked
+                    .iter()
+                    .filter_map(|c| c.as_ref().ok().cloned())
+                    .collect();
+                let mut resolved = self.resolve_all(good, r.refresh).await?.into_iter();
+                let traces: Vec<Trace> = checked
+                    .into_iter()
+                    .map(|c| match c {
+                        // resolve_all answers one Trace per URL, in order.
+                        Ok(u) => resolved
+                            .next()
+                            .unwrap_or_else(|| Trace::input_error(&u, "not resolved".into())),
+                        Err(bad) => bad,
+                    })
+                    .collect();
                 Ok(json_response(StatusCode::OK, &json!({"traces": traces})))
             }
             Route::Scan => {
@@ -346,7 +370,7 @@ impl Api {
             Route::Trace => {
                 let url = query_param(&query, "url")
                     .ok_or_else(|| ApiError::bad_request("missing query parameter url"))?;
-                let key = crate::chain::parse_input(&url)
+                let key = crate::input::parse_input(&url)
                     .map_err(|e| ApiError::bad_request(format!("url: {e}")))?;
                 match self.store.latest(key.as_str()) {
                     Ok(Some((mut trace, _))) => {
@@ -818,10 +842,12 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("bad JSON: {e}")))
 }
 
-fn check_url(url: &str) -> Result<(), ApiError> {
-    crate::chain::parse_input(url)
+/// The one check of a URL that starts work (resolve, batch, watch): a web URL after
+/// refanging, else 400 naming why. `what` names the field.
+fn check_url(what: &str, url: &str) -> Result<(), ApiError> {
+    crate::input::web_url(url)
         .map(|_| ())
-        .map_err(|e| ApiError::bad_request(format!("url: {e}")))
+        .map_err(|e| ApiError::bad_request(format!("{what}: {e}")))
 }
 
 fn query_param(query: &str, name: &str) -> Option<String> {
