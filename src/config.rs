@@ -178,6 +178,16 @@ pub struct Server {
     pub max_batch: u32,
     /// Time limit of one API request; beyond that, 504.
     pub request_timeout_ms: u64,
+    /// A request head must arrive within this (else the connection closes).
+    pub header_timeout_ms: u64,
+    /// A request body must arrive within this (else 408).
+    pub body_timeout_ms: u64,
+    /// A connection with nothing in flight and no traffic for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// Connections open at once; past it the one idle the longest makes room.
+    pub max_connections: u32,
+    /// Streams at once on one HTTP/2 connection.
+    pub http2_max_streams: u32,
 }
 
 impl Default for Server {
@@ -191,6 +201,11 @@ impl Default for Server {
             max_queue: 10_000,
             max_batch: 1000,
             request_timeout_ms: 300_000,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 1024,
+            http2_max_streams: 100,
         }
     }
 }
@@ -356,6 +371,27 @@ impl Config {
         }
         if self.server.max_batch == 0 || self.server.max_batch > 100_000 {
             return Err(bad("server.max_batch", "must be between 1 and 100000"));
+        }
+        for (key, ms) in [
+            ("server.header_timeout_ms", self.server.header_timeout_ms),
+            ("server.body_timeout_ms", self.server.body_timeout_ms),
+            ("server.idle_timeout_ms", self.server.idle_timeout_ms),
+        ] {
+            if ms == 0 || ms > 3_600_000 {
+                return Err(bad(key, "must be between 1 and 3600000"));
+            }
+        }
+        if self.server.max_connections == 0 || self.server.max_connections > 1_000_000 {
+            return Err(bad(
+                "server.max_connections",
+                "must be between 1 and 1000000",
+            ));
+        }
+        if self.server.http2_max_streams == 0 || self.server.http2_max_streams > 10_000 {
+            return Err(bad(
+                "server.http2_max_streams",
+                "must be between 1 and 10000",
+            ));
         }
         if self.server.request_timeout_ms == 0 {
             return Err(bad("server.request_timeout_ms", "must be at least 1"));

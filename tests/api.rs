@@ -483,3 +483,96 @@ async fn the_process_keeps_answers_reloads_lists_and_stops_cleanly() {
     assert!(status.success(), "{status:?}");
     assert!(!health(a).success(), "nothing serves there any more");
 }
+
+/// Reads what the server sends until it closes the connection, or `within` passes.
+/// Answers the bytes and whether it closed.
+async fn until_closed(stream: &mut tokio::net::TcpStream, within: Duration) -> (String, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let closed = tokio::time::timeout(within, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .is_ok();
+    (String::from_utf8_lossy(&got).into_owned(), closed)
+}
+
+/// Slow and silent clients are closed within the configured limits, a body that never
+/// arrives is a 408 in the contract's JSON, and a flood of silent connections past the cap
+/// does not keep a new client out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_silent_clients_are_closed_within_the_limits() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let mut env = TestEnv::new().await;
+    env.config.server.header_timeout_ms = 400;
+    env.config.server.body_timeout_ms = 400;
+    env.config.server.idle_timeout_ms = 600;
+    env.config.server.max_connections = 8;
+    let srv = start(&env.config).await;
+    let a = srv.addr;
+    let limit = Duration::from_secs(5);
+
+    // A request head that never finishes.
+    let mut c = TcpStream::connect(a).await.unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let (_, closed) = until_closed(&mut c, limit).await;
+    assert!(closed, "an unfinished head is closed");
+
+    // A silent connection.
+    let mut c = TcpStream::connect(a).await.unwrap();
+    assert!(
+        until_closed(&mut c, limit).await.1,
+        "a silent connection is closed"
+    );
+
+    // A body that stops halfway, and a chunked body that never ends: 408, JSON.
+    for (what, head, part) in [
+        (
+            "a body that stops halfway",
+            "POST /v1/resolve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+            "{\"url\": ",
+        ),
+        (
+            "a chunked body that never ends",
+            "POST /v1/resolve HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "8\r\n{\"url\": \r\n",
+        ),
+    ] {
+        let mut c = TcpStream::connect(a).await.unwrap();
+        c.write_all(head.as_bytes()).await.unwrap();
+        c.write_all(part.as_bytes()).await.unwrap();
+        let (got, closed) = until_closed(&mut c, limit).await;
+        assert!(got.starts_with("HTTP/1.1 408"), "{what}: {got}");
+        assert!(got.contains("\"code\":\"request_timeout\""), "{what}: {got}");
+        assert!(closed, "{what}: closed after the 408");
+    }
+
+    // A keep-alive connection that falls silent after its answer.
+    let mut c = TcpStream::connect(a).await.unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (got, closed) = until_closed(&mut c, limit).await;
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(closed, "an idle keep-alive connection is closed");
+
+    // A flood of silent connections past the cap: a new client is still answered.
+    let mut flood = Vec::new();
+    for _ in 0..20 {
+        flood.push(TcpStream::connect(a).await.unwrap());
+    }
+    let r = tokio::time::timeout(limit, get(a, "/healthz", None))
+        .await
+        .expect("a new client is answered during the flood");
+    assert_eq!(r.status, 200);
+    drop(flood);
+}

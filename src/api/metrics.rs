@@ -64,6 +64,8 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     /// Resolutions running.
     pub in_flight: Gauge,
+    /// Connections turned away at `server.max_connections` (every open one busy).
+    pub connections_refused: Counter,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -89,6 +91,7 @@ impl Metrics {
             request_seconds: Family::new_with_constructor(|| Histogram::new(latency_buckets())),
             queue_depth: Gauge::default(),
             in_flight: Gauge::default(),
+            connections_refused: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -138,6 +141,11 @@ impl Metrics {
             m.queue_depth.clone(),
         );
         registry.register("in_flight", "Resolutions running", m.in_flight.clone());
+        registry.register(
+            "connections_refused",
+            "Connections turned away at server.max_connections, every open one busy",
+            m.connections_refused.clone(),
+        );
         Metrics { registry, ..m }
     }
 

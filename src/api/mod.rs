@@ -6,6 +6,7 @@
 //! queue in front of `limits.concurrency` resolver slots (503 when full) and a per-request
 //! time limit (504). Every error is `{"error": {"code", "message"}}`.
 
+pub mod conn;
 pub mod metrics;
 
 use std::net::{IpAddr, SocketAddr};
@@ -74,6 +75,8 @@ pub struct Api {
     request_timeout: Duration,
     max_batch: usize,
     pub metrics: Metrics,
+    /// What every connection is held to.
+    pub conn_limits: conn::ConnLimits,
 }
 
 /// An API error: status, stable code, message for people.
@@ -191,6 +194,7 @@ impl Api {
             request_timeout: Duration::from_millis(s.request_timeout_ms),
             max_batch: s.max_batch as usize,
             metrics,
+            conn_limits: conn::ConnLimits::from_config(s),
         }
     }
 
@@ -497,10 +501,24 @@ impl Api {
         if declared.is_some_and(|n| n > self.max_body as u64) {
             return Err(too_large());
         }
-        match Limited::new(req.into_body(), self.max_body).collect().await {
-            Ok(c) => Ok(c.to_bytes()),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-            Err(e) => Err(ApiError::bad_request(format!("reading the body: {e}"))),
+        // A body that stops halfway, or a chunked one that never ends, gets this long.
+        let limit = self.conn_limits.body;
+        let read = tokio::time::timeout(
+            limit,
+            Limited::new(req.into_body(), self.max_body).collect(),
+        );
+        match read.await {
+            Err(_) => Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "the body did not arrive within {} ms (server.body_timeout_ms)",
+                    limit.as_millis()
+                ),
+            )),
+            Ok(Ok(c)) => Ok(c.to_bytes()),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+            Ok(Err(e)) => Err(ApiError::bad_request(format!("reading the body: {e}"))),
         }
     }
 
@@ -873,15 +891,27 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
     grace: Duration,
 ) {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::conn::auto;
+    let limits = api.conn_limits;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.http2_max_streams)
+        .max_header_list_size(64 * 1024)
+        .max_pending_accept_reset_streams(20);
+    let conns = Arc::new(conn::Conns::default());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, peer): (tokio::net::TcpStream, SocketAddr) = match accepted {
+                let (mut stream, peer): (tokio::net::TcpStream, SocketAddr) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         // Out of file descriptors and the like: wait a little, keep serving.
@@ -891,17 +921,46 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let Some((id, state)) = conns.admit(limits.max_connections) else {
+                    api.metrics.connections_refused.inc();
+                    tokio::spawn(async move {
+                        use tokio::io::AsyncWriteExt;
+                        let _ = tokio::time::timeout(
+                            Duration::from_secs(1),
+                            stream.write_all(&conn::over_capacity()),
+                        )
+                        .await;
+                    });
+                    continue;
+                };
                 let api = api.clone();
+                let in_conn = state.clone();
                 let service = hyper::service::service_fn(move |req| {
                     let api = api.clone();
-                    async move { Ok::<_, std::convert::Infallible>(api.handle(req, peer.ip()).await) }
-                });
-                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!("connection from {peer}: {e}");
+                    let busy = conn::InFlight::enter(&in_conn);
+                    async move {
+                        let answer = api.handle(req, peer.ip()).await;
+                        drop(busy);
+                        Ok::<_, std::convert::Infallible>(answer)
                     }
+                });
+                let io = TokioIo::new(conn::Stamped::new(stream, state.clone()));
+                let conn = builder.serve_connection(io, service).into_owned();
+                let conn = graceful.watch(conn);
+                let conns = conns.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        r = conn => if let Err(e) = r {
+                            tracing::debug!("connection from {peer}: {e}");
+                        },
+                        _ = state.close.notified() => {
+                            tracing::debug!("connection from {peer} closed to make room");
+                        }
+                        _ = state.idle(limits.idle) => {
+                            tracing::debug!("connection from {peer} idle; closed");
+                        }
+                    }
+                    conns.remove(id);
                 });
             }
             _ = &mut shutdown => break,
