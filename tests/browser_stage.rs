@@ -1,0 +1,225 @@
+//! The browser stage's own logic with a scripted fake driver: what a visit's answer becomes in
+//! the Trace, the clocks a visit is given, the tab cap. Fast, and says what broke; what only
+//! Chromium can show is in tests/browser.rs.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use hoptrace::browser::{Driver, DriverError, PreparedPage, Timing, Visit};
+use hoptrace::chain::Resolver;
+use hoptrace::trace::{Outcome, Via};
+
+/// What the fake answers for a page, by the page's path.
+type Script = Box<dyn Fn(&str) -> Result<Visit, DriverError> + Send + Sync>;
+
+/// A driver that answers from a script, records the clocks it was given, and counts pages
+/// open at once.
+struct Fake {
+    script: Script,
+    timings: Mutex<Vec<(Instant, Timing)>>,
+    open: AtomicUsize,
+    most_open: AtomicUsize,
+    hold: Duration,
+}
+
+impl Fake {
+    fn new(script: impl Fn(&str) -> Result<Visit, DriverError> + Send + Sync + 'static) -> Fake {
+        Fake {
+            script: Box::new(script),
+            timings: Mutex::new(Vec::new()),
+            open: AtomicUsize::new(0),
+            most_open: AtomicUsize::new(0),
+            hold: Duration::ZERO,
+        }
+    }
+}
+
+impl Driver for Fake {
+    fn available(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn prepare(&self, _proxy: SocketAddr) -> Result<PreparedPage, DriverError> {
+        Ok(Box::new(()))
+    }
+
+    fn visit(
+        &self,
+        _page: Option<PreparedPage>,
+        url: &str,
+        _proxy: SocketAddr,
+        timing: Timing,
+    ) -> Result<Visit, DriverError> {
+        self.timings.lock().unwrap().push((Instant::now(), timing));
+        let now = self.open.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_open.fetch_max(now, Ordering::SeqCst);
+        std::thread::sleep(self.hold);
+        self.open.fetch_sub(1, Ordering::SeqCst);
+        let path = url::Url::parse(url).unwrap().path().to_string();
+        (self.script)(&path)
+    }
+}
+
+fn navigation(to: &str, via: Via) -> Result<Visit, DriverError> {
+    Ok(Visit {
+        navigation: Some((to.to_string(), via)),
+        ..Visit::default()
+    })
+}
+
+/// Pages with script (so they go to the browser stage) on blog.test, anything else plain.
+async fn pages(env: &TestEnv) -> Server {
+    env.dns.set("blog.test", &["127.0.0.1"]);
+    Server::start("127.0.0.1", |req| async move {
+        match req.uri().path() {
+            "/plain" | "/landing" => html("<html>plain</html>"),
+            _ => html("<script>var x = 1;</script>"),
+        }
+    })
+    .await
+}
+
+fn resolver(env: &TestEnv, fake: &Arc<Fake>) -> Resolver {
+    Resolver::with_driver(&env.config, None, Some(fake.clone() as Arc<dyn Driver>)).unwrap()
+}
+
+#[tokio::test]
+async fn what_a_visit_says_becomes_the_trace() {
+    let mut env = TestEnv::new().await;
+    env.config.browser.enabled = true;
+    let srv = pages(&env).await;
+    let fake = Arc::new(Fake::new(|path| match path {
+        "/to-landing" => navigation("/landing", Via::Javascript),
+        "/refresh" => navigation("/landing", Via::MetaRefresh),
+        "/refused" => Ok(Visit {
+            refused: vec!["http://blog.test/x.exe: download refused before its body".into()],
+            ..Visit::default()
+        }),
+        "/cut" => Ok(Visit {
+            note: Some("page script still running at the time limit; cut".into()),
+            ..Visit::default()
+        }),
+        "/broken" => Err(DriverError::Failed("it broke".into())),
+        "/gone" => Err(DriverError::Unavailable("no Chromium here".into())),
+        _ => Ok(Visit::default()),
+    }));
+    let r = resolver(&env, &fake);
+    let at = |p: &str| format!("http://blog.test:{}{p}", srv.port());
+
+    let t = r.resolve(&at("/to-landing"), false).await;
+    assert_eq!(
+        t.hops.iter().map(|h| h.via).collect::<Vec<_>>(),
+        vec![Via::Input, Via::Javascript]
+    );
+    assert_eq!(
+        t.final_url,
+        at("/landing"),
+        "relative to the page, then over HTTP"
+    );
+    assert_eq!(t.hops[1].status, Some(200));
+
+    let t = r.resolve(&at("/refresh"), false).await;
+    assert_eq!(t.hops[1].via, Via::MetaRefresh);
+
+    let t = r.resolve(&at("/refused"), false).await;
+    assert_eq!(t.outcome, Outcome::Landed);
+    assert_eq!(
+        t.hops[0].blocked_requests,
+        vec!["http://blog.test/x.exe: download refused before its body"]
+    );
+
+    let t = r.resolve(&at("/cut"), false).await;
+    assert!(
+        t.hops[0].reason.as_deref().unwrap().contains("cut"),
+        "{t:#?}"
+    );
+
+    let t = r.resolve(&at("/broken"), false).await;
+    assert_eq!(t.outcome, Outcome::Error);
+    let e = t.error.unwrap();
+    assert_eq!(
+        (e.kind.as_str(), e.message.as_str()),
+        ("browser", "browser failed: it broke")
+    );
+
+    let t = r.resolve(&at("/gone"), false).await;
+    assert_eq!(t.outcome, Outcome::Landed);
+    assert!(
+        t.hops[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("no browser available (no Chromium here)"),
+        "{t:#?}"
+    );
+
+    let before = fake.timings.lock().unwrap().len();
+    let t = r.resolve(&at("/plain"), false).await;
+    assert_eq!(t.hops.len(), 1);
+    assert_eq!(
+        fake.timings.lock().unwrap().len(),
+        before,
+        "no script, no visit"
+    );
+}
+
+/// The visit's clocks: its own budget is the hop's limit, counted from when its page starts
+/// loading; launching and preparing have `browser.launch_timeout_ms`; the resolution's total
+/// limit bounds both.
+#[tokio::test]
+async fn a_visit_gets_the_hop_limit_and_launching_its_own() {
+    let mut env = TestEnv::new().await;
+    env.config.browser.enabled = true;
+    env.config.limits.hop_timeout_ms = 2000;
+    env.config.limits.total_timeout_ms = 9000;
+    env.config.browser.launch_timeout_ms = 7000;
+    let srv = pages(&env).await;
+    let fake = Arc::new(Fake::new(|_| Ok(Visit::default())));
+    let r = resolver(&env, &fake);
+    r.resolve(&format!("http://blog.test:{}/page", srv.port()), false)
+        .await;
+    let (at, timing) = fake.timings.lock().unwrap()[0];
+    assert_eq!(timing.budget, Duration::from_millis(2000));
+    assert_eq!(timing.settle, Duration::from_millis(3000));
+    let launch = timing.launch_by.duration_since(at);
+    assert!(
+        launch > Duration::from_millis(6000) && launch <= Duration::from_millis(7000),
+        "launch limit {launch:?}"
+    );
+    let end = timing.end.duration_since(at);
+    assert!(
+        end > Duration::from_millis(8000) && end <= Duration::from_millis(9000),
+        "what is left of the total {end:?}"
+    );
+    assert!(timing.prepare_deadline() <= timing.end);
+    assert!(timing.visit_deadline() <= timing.end);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_more_pages_at_once_than_max_tabs() {
+    let mut env = TestEnv::new().await;
+    env.config.browser.enabled = true;
+    env.config.browser.max_tabs = 2;
+    let srv = pages(&env).await;
+    let mut fake = Fake::new(|_| Ok(Visit::default()));
+    fake.hold = Duration::from_millis(100);
+    let fake = Arc::new(fake);
+    let r = Arc::new(resolver(&env, &fake));
+    let tasks: Vec<_> = (0..8)
+        .map(|n| {
+            let (r, u) = (r.clone(), format!("http://blog.test:{}/p{n}", srv.port()));
+            tokio::spawn(async move { r.resolve(&u, false).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(fake.timings.lock().unwrap().len(), 8);
+    let most = fake.most_open.load(Ordering::SeqCst);
+    assert!((1..=2).contains(&most), "max_tabs 2, {most} open at once");
+}
