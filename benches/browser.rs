@@ -127,7 +127,7 @@ fn timing(budget: Duration) -> Timing {
     Timing {
         settle: Duration::from_millis(3000),
         budget,
-        launch_by: now + Duration::from_secs(30),
+        launch: Duration::from_secs(30),
         end: now + Duration::from_secs(60),
     }
 }

@@ -58,8 +58,9 @@ pub struct Timing {
     pub settle: Duration,
     /// Real time the visit may take once its page starts loading (`limits.hop_timeout_ms`).
     pub budget: Duration,
-    /// Launch and page preparation must be done by then (`browser.launch_timeout_ms`).
-    pub launch_by: Instant,
+    /// Launching Chromium and preparing a page, each time one is needed
+    /// (`browser.launch_timeout_ms`): a browser replaced mid-visit gets it again.
+    pub launch: Duration,
     /// Nothing goes past this (what is left of `limits.total_timeout_ms`).
     pub end: Instant,
 }
@@ -70,9 +71,9 @@ impl Timing {
         (Instant::now() + self.budget).min(self.end)
     }
 
-    /// When preparing a page must give up.
+    /// When preparing a page that starts now (launching first, if need be) must give up.
     pub fn prepare_deadline(&self) -> Instant {
-        self.launch_by.min(self.end)
+        (Instant::now() + self.launch).min(self.end)
     }
 }
 
@@ -247,7 +248,7 @@ impl BrowserStage {
         let timing = Timing {
             settle: self.settle,
             budget: page.budget,
-            launch_by: now + self.launch_timeout,
+            launch: self.launch_timeout,
             end: now + page.remaining,
         };
         let slot = match self.ready.take() {

@@ -214,11 +214,10 @@ impl Engine for ChromiumOxide {
         until: Instant,
     ) -> Result<OxPage, Broken> {
         let rt = self.rt().map_err(Broken)?;
-        // A stopped browser answers nothing: give up early enough for a restart to fit.
-        let until = tokio::time::Instant::from_std(until.min(Instant::now() + 2 * CALL_TIMEOUT));
+        let until = tokio::time::Instant::from_std(until);
         // Timers are made inside `block_on`, so they belong to this driver's runtime.
-        let prepared = rt.block_on(async {
-            timeout_at(until, async {
+        rt.block_on(async {
+            let preparing = async {
                 let ctx = b
                     .browser
                     .create_browser_context(CreateBrowserContextParams {
@@ -278,10 +277,29 @@ impl Engine for ChromiumOxide {
                     page,
                     events,
                 })
-            })
-            .await
-        });
-        prepared.unwrap_or_else(|_| Err(Broken("the new tab was not ready in time".into())))
+            };
+            tokio::pin!(preparing);
+            // A slow machine may take a while; a stopped browser answers nothing at all.
+            // Every CALL_TIMEOUT without a page, ask the browser whether it still answers,
+            // so a stuck one is given up early enough for a restart to fit.
+            loop {
+                let step = until.min(tokio::time::Instant::now() + CALL_TIMEOUT);
+                match timeout_at(step, &mut preparing).await {
+                    Ok(prepared) => return prepared,
+                    Err(_) if tokio::time::Instant::now() >= until => {
+                        return Err(Broken("the new tab was not ready in time".into()))
+                    }
+                    Err(_) => {
+                        let answers = tokio::time::timeout(HEALTH_TIMEOUT, b.browser.version())
+                            .await
+                            .is_ok_and(|r| r.is_ok());
+                        if !answers {
+                            return Err(Broken("Chromium stopped answering".into()));
+                        }
+                    }
+                }
+            }
+        })
     }
 
     fn browser_of(page: &OxPage) -> &Arc<OxBrowser> {
