@@ -47,11 +47,25 @@ pub enum Command {
     Health(HealthArgs),
 }
 
+/// `--config`, declared once and flattened into every command that reads the config.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ConfigArg {
+    /// Config file (default: resolver-config/hoptrace.toml when it exists).
+    #[arg(long = "config", value_name = "FILE")]
+    pub path: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    /// Loads it (a bad config is a usage error: exit 2).
+    pub fn load(&self) -> Result<Config, Failure> {
+        Config::load(self.path.as_deref()).map_err(|e| usage(e.into()))
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct ScanArgs {
-    /// Config file (default: resolver-config/hoptrace.toml when it exists).
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: ConfigArg,
     /// One JSON object per repository (its verdict, reasons and link Traces) instead of a
     /// readable report.
     #[arg(long)]
@@ -70,9 +84,8 @@ pub struct ScanArgs {
 
 #[derive(Args, Debug)]
 pub struct CampaignsArgs {
-    /// Config file (default: resolver-config/hoptrace.toml when it exists).
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: ConfigArg,
     /// `{"campaigns": [...]}` as GET /v1/campaigns answers, instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -128,9 +141,8 @@ pub struct HealthArgs {
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Config file (default: resolver-config/hoptrace.toml when it exists).
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: ConfigArg,
     /// Listen here instead of `server.listen` (port 0 picks a free port; the address is
     /// logged and printed on stdout).
     #[arg(long, value_name = "ADDR")]
@@ -142,9 +154,8 @@ pub struct ServeArgs {
 
 #[derive(Args, Debug)]
 pub struct ResolveArgs {
-    /// Config file (default: resolver-config/hoptrace.toml when it exists).
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: ConfigArg,
     /// Resolve afresh even when a recent Trace is cached (the result is still stored).
     #[arg(long)]
     pub no_cache: bool,
@@ -399,8 +410,8 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 async fn serve(args: ServeArgs) -> Result<(), Failure> {
     use tokio::signal::unix::{signal, SignalKind};
-    let config_path = args.config.clone();
-    let mut config = Config::load(config_path.as_deref()).map_err(|e| usage(e.into()))?;
+    let config_path = args.config.path.clone();
+    let mut config = args.config.load()?;
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
@@ -465,7 +476,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
 }
 
 async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
-    let config = Config::load(args.config.as_deref()).map_err(|e| usage(e.into()))?;
+    let config = args.config.load()?;
     let store = match args.no_store {
         true => None,
         false => Some(Store::open(&config.storage.path)?),
@@ -537,7 +548,7 @@ async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
 
 async fn scan(args: ScanArgs) -> Result<(), Failure> {
     use crate::scan::{documents, Scanner, Verdict};
-    let config = Config::load(args.config.as_deref()).map_err(|e| usage(e.into()))?;
+    let config = args.config.load()?;
     let (reader, source, total): (Box<dyn BufRead + Send>, String, Option<u64>) =
         if args.input == "-" {
             (
@@ -699,7 +710,7 @@ fn write_scanned(
 }
 
 fn campaigns(args: CampaignsArgs) -> Result<(), Failure> {
-    let config = Config::load(args.config.as_deref()).map_err(|e| usage(e.into()))?;
+    let config = args.config.load()?;
     let store = Store::open(&config.storage.path)?;
     let records = store
         .repositories::<crate::scan::RepositoryRecord>()

@@ -79,6 +79,13 @@ pub struct Api {
     pub conn_limits: conn::ConnLimits,
 }
 
+/// A store that fails is the server's fault: 500, its message for the operator.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> ApiError {
+        ApiError::internal(e.to_string())
+    }
+}
+
 /// An API error: status, stable code, message for people.
 #[derive(Debug)]
 pub struct ApiError {
@@ -355,9 +362,7 @@ impl Api {
                 let traces = self.resolve_all(urls, r.refresh).await?;
                 // Only a named repository is kept: campaigns group repositories.
                 let store = (!doc.namespace.is_empty()).then_some(&self.store);
-                let scanned = crate::scan::conclude(store, &doc, found, traces, left_out)
-                    .await
-                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                let scanned = crate::scan::conclude(store, &doc, found, traces, left_out).await?;
                 Ok(json_response(StatusCode::OK, &scanned))
             }
             Route::Campaigns => self.campaigns(&query),
@@ -382,7 +387,7 @@ impl Api {
                         Ok(json_response(StatusCode::OK, &trace))
                     }
                     Ok(None) => Err(ApiError::not_found(format!("no trace stored for {url}"))),
-                    Err(e) => Err(ApiError::internal(e.to_string())),
+                    Err(e) => Err(e.into()),
                 }
             }
             Route::Domains => self.domains(&query),
@@ -391,17 +396,10 @@ impl Api {
                 let domain = percent_encoding::percent_decode_str(domain)
                     .decode_utf8_lossy()
                     .to_ascii_lowercase();
-                let record = self
-                    .store
-                    .domain(&domain)
-                    .map_err(|e| ApiError::internal(e.to_string()))?
-                    .ok_or_else(|| {
-                        ApiError::not_found(format!("no resolution ever landed on {domain}"))
-                    })?;
-                let inputs = self
-                    .store
-                    .domain_inputs(&domain)
-                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                let record = self.store.domain(&domain)?.ok_or_else(|| {
+                    ApiError::not_found(format!("no resolution ever landed on {domain}"))
+                })?;
+                let inputs = self.store.domain_inputs(&domain)?;
                 let mut value =
                     serde_json::to_value(&record).map_err(|e| ApiError::internal(e.to_string()))?;
                 value["input_count"] = value["inputs"].take();
@@ -719,17 +717,13 @@ impl Api {
         let records = self
             .store
             .repositories::<crate::scan::RepositoryRecord>()
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+            .collect::<Result<Vec<_>, _>>()?;
         let all = crate::campaigns::cluster(records, min);
         Ok(page("campaigns", all, offset, limit))
     }
 
     fn domains(&self, query: &str) -> Result<Response<Body>, ApiError> {
-        let mut all: Vec<DomainRecord> = self
-            .store
-            .domains()
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let mut all: Vec<DomainRecord> = self.store.domains()?;
         let sort = query_param(query, "sort").unwrap_or_else(|| "inputs".into());
         let order = query_param(query, "order");
         let limit: usize = parse_param(query, "limit", 100)?;
@@ -815,7 +809,7 @@ fn watch_error(e: crate::watch::WatchError) -> ApiError {
         WatchError::Url(_) | WatchError::TooOften { .. } | WatchError::TooRare => {
             ApiError::bad_request(e.to_string())
         }
-        WatchError::Store(e) => ApiError::internal(e.to_string()),
+        WatchError::Store(e) => e.into(),
     }
 }
 

@@ -63,7 +63,7 @@ pub struct Egress {
 
 impl Egress {
     pub fn new(config: &Config) -> Result<Arc<Egress>, EgressError> {
-        let dns_timeout = Duration::from_millis(config.dns.timeout_ms.max(1));
+        let dns_timeout = Duration::from_millis(config.dns_timeout_ms().max(1));
         let mut builder = if config.dns.nameservers.is_empty() {
             TokioResolver::builder_tokio().map_err(|e| EgressError::Dns {
                 host: "<system resolver>".into(),
