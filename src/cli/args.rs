@@ -1,0 +1,163 @@
+//! Every argument, defined once; `--config` is one flattened [`ConfigArg`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+
+use super::{usage, Failure};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hoptrace",
+    version,
+    about = "Follows suspicious links to where they really go, safely."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Resolve URLs and print every hop of each chain.
+    Resolve(ResolveArgs),
+    /// Find the links in Docker Hub repository descriptions (JSONL) or plain text, resolve
+    /// them and judge each repository.
+    Scan(ScanArgs),
+    /// Print the campaigns in the store: repositories grouped by shared infrastructure.
+    Campaigns(CampaignsArgs),
+    /// Serve the HTTP API (see the README and GET /openapi.json).
+    Serve(ServeArgs),
+    /// Manage the watchlist of a running server: links re-resolved on a schedule, with their
+    /// history.
+    Watch(WatchArgs),
+    /// Ask a running server whether it is healthy (exit 0 when GET /healthz answers 200);
+    /// the Docker image's HEALTHCHECK.
+    Health(HealthArgs),
+}
+
+/// `--config`, declared once and flattened into every command that reads the config.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ConfigArg {
+    /// Config file (default: resolver-config/hoptrace.toml when it exists).
+    #[arg(long = "config", value_name = "FILE")]
+    pub path: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    /// Loads it (a bad config is a usage error: exit 2).
+    pub fn load(&self) -> Result<Config, Failure> {
+        Config::load(self.path.as_deref()).map_err(|e| usage(e.into()))
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// One JSON object per repository (its verdict, reasons and link Traces) instead of a
+    /// readable report.
+    #[arg(long)]
+    pub json: bool,
+    /// Resolve links afresh even when a recent Trace is cached.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Scan repositories again even when the store holds a scan of the same text (by
+    /// default a re-run skips them, so an interrupted scan resumes).
+    #[arg(long)]
+    pub rescan: bool,
+    /// Docker Hub repository JSONL, or plain text; `-` reads stdin.
+    #[arg(value_name = "FILE")]
+    pub input: String,
+}
+
+#[derive(Args, Debug)]
+pub struct CampaignsArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// `{"campaigns": [...]}` as GET /v1/campaigns answers, instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Leave out campaigns with fewer repositories.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub min_repositories: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    #[command(subcommand)]
+    pub action: WatchAction,
+    /// The server: `host:port` or `http://host:port`.
+    #[arg(
+        long,
+        global = true,
+        default_value = "127.0.0.1:8080",
+        value_name = "URL"
+    )]
+    pub server: String,
+    /// Bearer token, when the server has `server.api_tokens`.
+    #[arg(long, global = true, value_name = "T")]
+    pub token: Option<String>,
+    /// Print the server's JSON answer instead of a readable one.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WatchAction {
+    /// Watch a link (or change how often it is re-resolved).
+    Add {
+        url: String,
+        /// Seconds between re-resolutions (default: the server's
+        /// `watch.default_every_seconds`).
+        #[arg(long, value_name = "SECONDS")]
+        every: Option<u64>,
+    },
+    /// List the watched links.
+    List,
+    /// Stop watching a link (its history stays).
+    Remove { url: String },
+    /// A link's observations and what they add up to.
+    History { url: String },
+}
+
+#[derive(Args, Debug)]
+pub struct HealthArgs {
+    /// The server's address.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub server: std::net::SocketAddr,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Listen here instead of `server.listen` (port 0 picks a free port; the address is
+    /// logged and printed on stdout).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Logs as JSON lines (one object per event) instead of text.
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ResolveArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Resolve afresh even when a recent Trace is cached (the result is still stored).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Print one Trace per line (JSONL), in input order.
+    #[arg(long)]
+    pub json: bool,
+    /// Use no store at all: nothing is read from the cache or written (implies --no-cache;
+    /// the database is not opened, so it may be in use by a running `hoptrace serve`).
+    #[arg(long)]
+    pub no_store: bool,
+    /// URLs to resolve (defanged forms accepted); `-` reads one URL a line from stdin.
+    #[arg(required = true, value_name = "URL")]
+    pub urls: Vec<String>,
+}

@@ -1,0 +1,102 @@
+//! The `hoptrace` command line, laid out like ripgrep's: the arguments defined once
+//! ([`args`]), one file per command, what a person reads in [`render`], and the client of a
+//! running server in [`client`]. `anyhow` lives here and in `main`, at the binary's edge.
+
+mod args;
+mod campaigns;
+mod client;
+pub mod render;
+mod resolve;
+mod scan;
+mod serve;
+mod watch;
+
+pub use args::*;
+pub use render::write_human;
+use render::*;
+
+use futures_util::stream;
+
+/// Exit status for usage and configuration errors (as clap uses for usage errors).
+pub const EXIT_USAGE: i32 = 2;
+/// Exit status when the work could not run (for example the database is locked).
+pub const EXIT_FAILURE: i32 = 1;
+
+/// A failure with the exit status it deserves.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure {
+            code: EXIT_FAILURE,
+            error: e.into(),
+        }
+    }
+}
+
+pub(super) fn usage(error: anyhow::Error) -> Failure {
+    Failure {
+        code: EXIT_USAGE,
+        error,
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Resolve(args) => resolve::resolve(args).await,
+        Command::Scan(args) => scan::scan(args).await,
+        Command::Campaigns(args) => campaigns::campaigns(args),
+        Command::Serve(args) => serve::serve(args).await,
+        Command::Watch(args) => watch::watch(args).await,
+        Command::Health(args) => client::health(args).await,
+    }
+}
+
+/// The items of the iterator `make` builds, produced on a thread of their own (reading input
+/// blocks) at most `ahead` items ahead of the consumer; the thread stops when the stream is
+/// dropped.
+pub(super) fn read_ahead<I>(
+    ahead: usize,
+    make: impl FnOnce() -> I + Send + 'static,
+) -> impl futures_util::Stream<Item = I::Item>
+where
+    I: Iterator,
+    I::Item: Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(ahead.max(1));
+    std::thread::spawn(move || {
+        for item in make() {
+            if tx.blocking_send(item).is_err() {
+                break;
+            }
+        }
+    });
+    stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|t| (t, rx)) })
+}
+
+/// The URLs named on the command line, with `-` replaced by stdin's lines (blank lines and
+/// `#` comments skipped), read at most `ahead` lines ahead of the work.
+pub(super) fn read_inputs(
+    args: Vec<String>,
+    ahead: usize,
+) -> impl futures_util::Stream<Item = std::io::Result<String>> {
+    read_ahead(ahead, move || {
+        args.into_iter()
+            .flat_map(|arg| -> Box<dyn Iterator<Item = _>> {
+                if arg != "-" {
+                    return Box::new(std::iter::once(Ok(arg)));
+                }
+                Box::new(std::io::stdin().lines().filter_map(|line| match line {
+                    Ok(line) => {
+                        let line = line.trim();
+                        (!line.is_empty() && !line.starts_with('#')).then(|| Ok(line.to_string()))
+                    }
+                    Err(e) => Some(Err(e)),
+                }))
+            })
+    })
+}

@@ -1,0 +1,251 @@
+//! What a person reads: chains, scan reports, campaign tables, watch histories.
+
+use std::io::Write;
+
+use crate::trace::{Outcome, Trace};
+
+/// A link's history for a person: the summary, then one line per observation.
+pub(super) fn write_history(out: &mut impl Write, h: &serde_json::Value) -> std::io::Result<()> {
+    let s = &h["summary"];
+    let list = |v: &serde_json::Value| {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| x.as_str().unwrap_or("").to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    writeln!(out, "{}", h["url"].as_str().unwrap_or(""))?;
+    writeln!(
+        out,
+        "  {} observations from {} to {}; {} distinct final URLs{}",
+        s["observations"],
+        s["first_seen"].as_str().unwrap_or(""),
+        s["last_seen"].as_str().unwrap_or(""),
+        s["distinct_final_urls"],
+        if s["rotating"] == true {
+            " (rotating)"
+        } else {
+            ""
+        },
+    )?;
+    writeln!(out, "  landing hosts: {}", list(&s["distinct_final_hosts"]))?;
+    for n in s["new_hosts"].as_array().into_iter().flatten() {
+        writeln!(
+            out,
+            "  new host {} since {}",
+            n["host"].as_str().unwrap_or(""),
+            n["first_seen"].as_str().unwrap_or("")
+        )?;
+    }
+    for o in h["observations"].as_array().into_iter().flatten() {
+        let labels = list(&o["labels"]);
+        writeln!(
+            out,
+            "  {}  {:<8}  {}{}",
+            o["at"].as_str().unwrap_or(""),
+            o["outcome"].as_str().unwrap_or(""),
+            o["final_url"].as_str().unwrap_or(""),
+            if labels.is_empty() {
+                String::new()
+            } else {
+                format!("  [{labels}]")
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// A repository for a person: the verdict, then each reason.
+pub(super) fn write_scanned(
+    out: &mut impl Write,
+    s: &crate::scan::Scanned,
+    colour: bool,
+) -> std::io::Result<()> {
+    use crate::scan::Verdict;
+    let st = Style { on: colour };
+    let (code, word) = match s.verdict {
+        Verdict::Malicious => ("31;1", "MALICIOUS"),
+        Verdict::Suspicious => ("33", "suspicious"),
+        Verdict::Clean => ("32", "clean"),
+    };
+    let mut line = format!(
+        "{}  {}",
+        st.paint(code, &format!("{word:<10}")),
+        s.repository
+    );
+    line.push_str(&format!("  ({} links", s.links.len()));
+    if s.links_left_out > 0 {
+        line.push_str(&format!(", {} more not resolved", s.links_left_out));
+    }
+    line.push(')');
+    if s.resumed {
+        line.push_str("  (earlier scan)");
+    }
+    writeln!(out, "{line}")?;
+    for r in &s.reasons {
+        match &r.url {
+            Some(url) => writeln!(out, "    {url}: {}", r.why)?,
+            None => writeln!(out, "    {}", r.why)?,
+        }
+    }
+    Ok(())
+}
+
+/// Campaigns as a table, with each one's hosts, users and labels under it.
+pub(super) fn write_campaigns(
+    out: &mut impl Write,
+    found: &[crate::campaigns::Campaign],
+) -> std::io::Result<()> {
+    let list = |items: &[String], max: usize| {
+        if items.is_empty() {
+            return "-".to_string();
+        }
+        let mut s = items
+            .iter()
+            .take(max)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if items.len() > max {
+            s.push_str(&format!(" (+{} more)", items.len() - max));
+        }
+        s
+    };
+    writeln!(
+        out,
+        "{:<16} {:>6} {:>6} {:>9}  {:<20} {:<20}",
+        "campaign", "repos", "users", "malicious", "first seen", "last seen"
+    )?;
+    for c in found {
+        writeln!(
+            out,
+            "{:<16} {:>6} {:>6} {:>9}  {:<20} {:<20}",
+            c.id, c.repository_count, c.user_count, c.malicious, c.first_seen, c.last_seen
+        )?;
+        writeln!(out, "    landing hosts:  {}", list(&c.landing_hosts, 6))?;
+        writeln!(out, "    infrastructure: {}", list(&c.infrastructure, 6))?;
+        writeln!(out, "    labels:         {}", list(&c.labels, 8))?;
+        writeln!(out, "    users:          {}", list(&c.users, 6))?;
+        writeln!(out, "    repositories:   {}", list(&c.repositories, 4))?;
+    }
+    Ok(())
+}
+
+pub(super) struct Style {
+    on: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.on {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+}
+
+/// A chain for a person: numbered hops with status, how each was reached, labels, and where
+/// it all ends.
+pub fn write_human(out: &mut impl Write, trace: &Trace, colour: bool) -> std::io::Result<()> {
+    let st = Style { on: colour };
+    writeln!(out, "{}", st.paint("1", &trace.input))?;
+    for (i, hop) in trace.hops.iter().enumerate() {
+        let status = match (hop.blocked, hop.status) {
+            (true, _) => st.paint("33", "BLOCKED"),
+            (_, Some(s)) => format!("{s:>7}"),
+            (_, None) => format!("{:>7}", "-"),
+        };
+        let mut line = format!("  {i:>2}  {status}  {:<13}  {}", hop.via.as_str(), hop.url);
+        if !hop.labels.is_empty() {
+            let mut tags = hop.labels.join(", ");
+            if let Some(imitates) = &hop.imitates {
+                tags.push_str(&format!("; imitates {imitates}"));
+            }
+            let bad = hop
+                .labels
+                .iter()
+                .any(|l| crate::labels::MALICIOUS.contains(&l.as_str()));
+            line.push_str("  ");
+            line.push_str(&st.paint(if bad { "31;1" } else { "36" }, &format!("[{tags}]")));
+        }
+        writeln!(out, "{line}")?;
+        if let Some(reason) = &hop.reason {
+            writeln!(
+                out,
+                "{}",
+                st.paint("2", &format!("                         {reason}"))
+            )?;
+        }
+    }
+    let at = |what: &str| match trace.final_host.as_str() {
+        "" => what.to_string(),
+        host => format!("{what} {host}"),
+    };
+    let end = match trace.outcome {
+        Outcome::Landed => at("landed on"),
+        Outcome::Download => at("download from"),
+        Outcome::Blocked => at("blocked at"),
+        Outcome::Loop => format!("loop back to {}", trace.final_url),
+        Outcome::TooManyHops => "too many hops".to_string(),
+        Outcome::Timeout => "timed out".to_string(),
+        Outcome::Error => "error".to_string(),
+    };
+    let mut summary = format!("  => {end}");
+    if !trace.final_url.is_empty() && !matches!(trace.outcome, Outcome::Loop) {
+        summary.push_str(&format!("  {}", trace.final_url));
+    }
+    if let Some(e) = &trace.error {
+        summary.push_str(&format!("  ({}: {})", e.kind, e.message));
+    }
+    if trace.cached {
+        summary.push_str("  (cached)");
+    }
+    let code = match trace.outcome {
+        Outcome::Landed => "32",
+        Outcome::Download | Outcome::Blocked => "33",
+        _ => "31",
+    };
+    writeln!(out, "{}", st.paint(code, &summary))?;
+    if !trace.labels.is_empty() {
+        writeln!(out, "     labels: {}", trace.labels.join(", "))?;
+    }
+    writeln!(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{Hop, Via};
+
+    fn sample() -> Trace {
+        let mut hop = Hop::new(
+            "http://bltlly.com/x".into(),
+            "bltlly.com".into(),
+            Via::Input,
+        );
+        hop.status = Some(302);
+        hop.labels = vec!["fake-shortener".into()];
+        hop.imitates = Some("bitly.com".into());
+        Trace::from_hops("hxxp://bltlly[.]com/x", vec![hop], Outcome::Landed)
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        let mut plain = Vec::new();
+        write_human(&mut plain, &sample(), false).unwrap();
+        let plain = String::from_utf8(plain).unwrap();
+        assert!(!plain.contains('\x1b'));
+        assert!(plain.contains("[fake-shortener; imitates bitly.com]"));
+        let mut coloured = Vec::new();
+        write_human(&mut coloured, &sample(), true).unwrap();
+        let coloured = String::from_utf8(coloured).unwrap();
+        assert!(
+            coloured.contains("\x1b[31;1m[fake-shortener; imitates bitly.com]\x1b[0m"),
+            "{coloured}"
+        );
+    }
+}

@@ -1,0 +1,83 @@
+//! `hoptrace resolve`: links from the arguments or stdin, resolved in order.
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::Context;
+use futures_util::stream::StreamExt;
+
+use crate::chain::Resolver;
+use crate::store::Store;
+use crate::trace::Trace;
+
+use super::*;
+
+pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
+    let config = args.config.load()?;
+    let store = match args.no_store {
+        true => None,
+        false => Some(Store::open(&config.storage.path)?),
+    };
+    let mut resolver = Resolver::new(&config, store.clone()).map_err(|e| usage(e.into()))?;
+    // A printed line is on disk, but the store is flushed once per group of lines rather than
+    // once per resolution, so the disk's latency does not hold up the resolutions.
+    resolver.defer_durability();
+    let resolver = std::sync::Arc::new(resolver);
+    let use_cache = !args.no_cache;
+    let concurrency = (config.limits.concurrency as usize).max(1);
+    let stdout = std::io::stdout();
+    let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+
+    // Inputs are read as they are needed (a list of millions is never held whole); each
+    // resolution is its own task, so they spread over the cores, and holds one of
+    // `concurrency` slots while it runs. Results come back in input order; finished ones may
+    // wait for an earlier slow one in a window four times that size, so one slow link does
+    // not stop new ones from starting (nor does a flush of the store by the printer).
+    let inputs = read_inputs(args.urls, concurrency);
+    let window = concurrency.saturating_mul(4);
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Trace>(window);
+    let producer = tokio::spawn(async move {
+        let mut traces = std::pin::pin!(inputs
+            .map(|input| {
+                let (resolver, slots) = (resolver.clone(), slots.clone());
+                tokio::spawn(async move {
+                    let input = input?;
+                    let _slot = slots.acquire_owned().await.expect("never closed");
+                    Ok::<_, std::io::Error>(resolver.resolve(&input, use_cache).await)
+                })
+            })
+            .buffered(window));
+        while let Some(joined) = traces.next().await {
+            let trace = joined
+                .context("a resolution task failed")?
+                .context("reading URLs from stdin")?;
+            if tx.send(trace).await.is_err() {
+                break; // the printer stopped (stdout closed)
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    });
+
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut ready = Vec::with_capacity(concurrency);
+    while let Some(trace) = rx.recv().await {
+        ready.push(trace);
+        while let Ok(trace) = rx.try_recv() {
+            ready.push(trace);
+        }
+        if let Some(store) = &store {
+            store.flush().await?;
+        }
+        for trace in ready.drain(..) {
+            if args.json {
+                serde_json::to_writer(&mut out, &trace)?;
+                out.write_all(b"\n")?;
+            } else {
+                write_human(&mut out, &trace, colour)?;
+            }
+        }
+        out.flush()?;
+    }
+    producer.await.context("the resolution task failed")??;
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! `hoptrace scan`: Docker Hub repositories (or text) judged by their links.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::Context;
+use futures_util::stream::StreamExt;
+
+use crate::chain::Resolver;
+use crate::store::Store;
+
+use super::*;
+
+pub(super) async fn scan(args: ScanArgs) -> Result<(), Failure> {
+    use crate::scan::{documents, Scanner, Verdict};
+    let config = args.config.load()?;
+    let (reader, source, total): (Box<dyn BufRead + Send>, String, Option<u64>) =
+        if args.input == "-" {
+            (
+                Box::new(std::io::BufReader::new(std::io::stdin())),
+                "stdin".into(),
+                None,
+            )
+        } else {
+            let path = std::path::Path::new(&args.input);
+            let open = || {
+                std::fs::File::open(path)
+                    .with_context(|| format!("cannot read {}", path.display()))
+                    .map_err(usage)
+            };
+            // Counting lines first gives the progress bar a length (and an ETA).
+            let lines = std::io::BufReader::new(open()?)
+                .lines()
+                .map_while(Result::ok)
+                .filter(|l| !l.trim().is_empty())
+                .count() as u64;
+            let name = path
+                .file_name()
+                .map_or(args.input.clone(), |n| n.to_string_lossy().into_owned());
+            (
+                Box::new(std::io::BufReader::new(open()?)),
+                name,
+                Some(lines),
+            )
+        };
+    let store = Store::open(&config.storage.path)?;
+    let resolver =
+        std::sync::Arc::new(Resolver::new(&config, Some(store)).map_err(|e| usage(e.into()))?);
+    let concurrency = config.limits.concurrency as usize;
+    let scanner = Scanner::new(resolver, concurrency, !args.no_cache, args.rescan);
+
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = match total {
+            Some(n) => indicatif::ProgressBar::new(n),
+            None => indicatif::ProgressBar::no_length(),
+        };
+        let style = indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} repositories  {per_sec}  ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+
+    // Documents are read as they are needed (a dump of millions of repositories is never
+    // held whole); `buffered` scans `concurrency` repositories at once and keeps input order.
+    let docs = read_ahead(concurrency, move || documents(reader, &source));
+    let scanner = &scanner;
+    let mut results = std::pin::pin!(docs
+        .map(|doc| async move {
+            match doc {
+                Ok(doc) => scanner.scan(&doc).await.map_err(anyhow::Error::from),
+                Err(e) => Err(anyhow::Error::from(e)),
+            }
+        })
+        .buffered(concurrency.max(1)));
+    let mut counts = [0usize; 3];
+    let (mut resumed, mut bad) = (0usize, 0usize);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    while let Some(result) = results.next().await {
+        bar.inc(1);
+        match result {
+            Ok(scanned) => {
+                counts[scanned.verdict as usize] += 1;
+                resumed += usize::from(scanned.resumed);
+                bar.suspend(|| -> std::io::Result<()> {
+                    if args.json {
+                        serde_json::to_writer(&mut out, &scanned)?;
+                        out.write_all(b"\n")?;
+                    } else {
+                        write_scanned(&mut out, &scanned, colour)?;
+                    }
+                    out.flush()
+                })?;
+            }
+            Err(e) => {
+                bad += 1;
+                bar.suspend(|| eprintln!("hoptrace: skipped: {e:#}"));
+            }
+        }
+    }
+    bar.finish_and_clear();
+    eprintln!(
+        "scanned {} repositories: {} malicious, {} suspicious, {} clean ({resumed} from an earlier scan){}",
+        counts.iter().sum::<usize>(),
+        counts[Verdict::Malicious as usize],
+        counts[Verdict::Suspicious as usize],
+        counts[Verdict::Clean as usize],
+        if bad > 0 { format!("; {bad} skipped (see above)") } else { String::new() },
+    );
+    Ok(())
+}
