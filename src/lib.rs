@@ -21,6 +21,7 @@ pub mod fetch;
 pub mod input;
 pub mod labels;
 pub mod scan;
+pub mod server;
 pub mod store;
 pub mod trace;
 pub mod watch;

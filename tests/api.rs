@@ -8,10 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use hoptrace::api::{Api, ROUTES};
-use hoptrace::chain::Resolver;
+use hoptrace::api::ROUTES;
 use hoptrace::config::Config;
-use hoptrace::store::Store;
 use serde_json::{json, Value};
 
 /// The service in this process on a free port (stops when the handle drops).
@@ -31,21 +29,19 @@ impl Drop for Running {
 }
 
 async fn start(config: &Config) -> Running {
-    let store = Store::open(&config.storage.path).unwrap();
-    let resolver = Arc::new(Resolver::new(config, Some(store.clone())).unwrap());
-    let watcher = hoptrace::watch::Watcher::new(config, resolver.clone(), store.clone());
-    let api = Arc::new(Api::new(config, resolver, store, watcher));
+    let service = hoptrace::server::Service::build(config).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(hoptrace::api::serve(
-        api,
-        listener,
-        async {
+    let task = tokio::spawn(async move {
+        let shutdown = async {
             let _ = rx.await;
-        },
-        Duration::from_secs(5),
-    ));
+        };
+        service
+            .run(listener, shutdown, Duration::from_secs(5))
+            .await
+            .unwrap();
+    });
     Running {
         addr,
         stop: Some(tx),

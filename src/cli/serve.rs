@@ -4,9 +4,7 @@ use std::io::Write;
 
 use anyhow::Context;
 
-use crate::chain::Resolver;
 use crate::config::Config;
-use crate::store::Store;
 
 use super::*;
 
@@ -20,17 +18,10 @@ pub(super) async fn serve(args: ServeArgs) -> Result<(), Failure> {
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
-    let store = Store::open(&config.storage.path)?;
-    let resolver = std::sync::Arc::new(
-        Resolver::new(&config, Some(store.clone())).map_err(|e| usage(e.into()))?,
-    );
-    let watcher = crate::watch::Watcher::new(&config, resolver.clone(), store.clone());
-    let api = std::sync::Arc::new(crate::api::Api::new(
-        &config,
-        resolver.clone(),
-        store.clone(),
-        watcher.clone(),
-    ));
+    let service = crate::server::Service::build(&config).map_err(|e| match e {
+        crate::server::BuildError::Store(e) => Failure::from(e),
+        e @ crate::server::BuildError::Setup(_) => usage(e.into()),
+    })?;
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -43,7 +34,7 @@ pub(super) async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     // SIGHUP reloads the indicator lists (re-reading the config for labels.extra_files).
-    let reloader = resolver.clone();
+    let reloader = service.resolver.clone();
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             let reloaded = Config::load(config_path.as_deref())
@@ -55,27 +46,14 @@ pub(super) async fn serve(args: ServeArgs) -> Result<(), Failure> {
             }
         }
     });
-    // The scheduler and the webhook stop with the server.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
-    let scheduler = tokio::spawn(watcher.clone().run(stopped()));
-    let webhook = tokio::spawn(watcher.clone().deliver_webhooks(stopped()));
     let shutdown = async move {
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
         tracing::info!("shutting down: finishing requests in flight");
-        let _ = stop_tx.send(true);
     };
-    crate::api::serve(api, listener, shutdown, SHUTDOWN_GRACE).await;
-    let _ = tokio::join!(scheduler, webhook);
-    store.flush().await?;
+    service.run(listener, shutdown, SHUTDOWN_GRACE).await?;
     tracing::info!("stopped; the store is flushed");
     Ok(())
 }
