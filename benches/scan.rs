@@ -113,15 +113,14 @@ async fn run() {
     let bin = env!("CARGO_BIN_EXE_hoptrace");
     let timed = |args: &[&str], db: &str, stdin: Option<&std::path::Path>| {
         let cfg = dir.join(format!("{db}.toml"));
-        std::fs::write(
-            &cfg,
-            format!(
-                "[dns]\nnameservers = [\"{}\"]\n[policy]\nallow_cidrs = [\"127.0.0.1/32\"]\n[limits]\nper_host_per_second = 100000.0\nconcurrency = 64\n[browser]\nenabled = false\n[storage]\npath = \"{}\"\n",
-                env.dns.addr,
-                dir.join(db).display()
-            ),
-        )
-        .unwrap();
+        let mut c = hoptrace::config::Config::default();
+        c.dns.nameservers = vec![env.dns.addr];
+        c.policy.allow_cidrs = vec!["127.0.0.1/32".parse().unwrap()];
+        c.limits.per_host_per_second = 100000.0;
+        c.limits.concurrency = 64;
+        c.browser.enabled = false;
+        c.storage.path = dir.join(db);
+        std::fs::write(&cfg, config_toml(&c, "")).unwrap();
         let mut c = Command::new(bin);
         c.args(args)
             .arg("--config")

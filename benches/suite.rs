@@ -254,15 +254,15 @@ async fn run() {
     let hoptrace = |name: String, n: usize, concurrency: u32, tag: &str, flags: &str| {
         let db = dir.path().join(format!("db-{tag}"));
         let cfg = dir.path().join(format!("{tag}.toml"));
-        std::fs::write(
-            &cfg,
-            format!(
-                "[dns]\nnameservers = [\"{}\"]\n[policy]\nallow_cidrs = [\"127.0.0.1/32\"]\n[limits]\nper_host_per_second = 1000000000.0\nconcurrency = {concurrency}\n[browser]\nenabled = false\n[watch]\nauto = false\n[storage]\npath = \"{}\"\n",
-                dns.addr,
-                db.display()
-            ),
-        )
-        .unwrap();
+        let mut c = hoptrace::config::Config::default();
+        c.dns.nameservers = vec![dns.addr];
+        c.policy.allow_cidrs = vec!["127.0.0.1/32".parse().unwrap()];
+        c.limits.per_host_per_second = 1e9;
+        c.limits.concurrency = concurrency;
+        c.browser.enabled = false;
+        c.watch.auto = false;
+        c.storage.path = db;
+        std::fs::write(&cfg, config_toml(&c, "")).unwrap();
         let input = dir.path().join(format!("{tag}.txt"));
         std::fs::write(&input, urls(port, n, tag).join("\n")).unwrap();
         let out = dir.path().join(format!("{tag}.jsonl"));

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Where `hoptrace` looks for its config when `--config` is not given.
 pub const DEFAULT_PATH: &str = "resolver-config/hoptrace.toml";
@@ -27,7 +27,7 @@ pub enum ConfigError {
     },
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub dns: Dns,
@@ -42,7 +42,7 @@ pub struct Config {
     pub watch: Watch,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Dns {
     /// `ip:port` of nameservers; empty means the system's resolv.conf.
@@ -51,7 +51,7 @@ pub struct Dns {
     pub timeout_ms: u64,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
     /// Exceptions to the built-in deny list.
@@ -62,7 +62,7 @@ pub struct Policy {
 /// overflow. Here, so that config needs nothing from the modules it configures.
 pub const MAX_WATCH_EVERY_SECONDS: u64 = 10 * 365 * 24 * 3600;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     pub max_hops: u32,
@@ -88,7 +88,7 @@ impl Default for Limits {
 
 /// How requests present themselves. These servers cloak for bots, so the default looks like
 /// a desktop browser.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Http {
     pub user_agent: String,
@@ -104,7 +104,7 @@ impl Default for Http {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Browser {
     pub enabled: bool,
@@ -125,7 +125,7 @@ pub struct Browser {
 
 /// The CDP crate that drives Chromium. chromiumoxide is the only one kept: headless_chrome
 /// was slower per call and missed script hops chromiumoxide finds (issue 12).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DriverKind {
     #[default]
@@ -146,7 +146,7 @@ impl Default for Browser {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Storage {
     pub path: PathBuf,
@@ -162,7 +162,7 @@ impl Default for Storage {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Server {
     pub listen: SocketAddr,
@@ -210,21 +210,21 @@ impl Default for Server {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Tls {
     /// PEM roots trusted beside the built-in web roots.
     pub extra_ca_files: Vec<PathBuf>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Labels {
     /// More indicator lists (plain text or TOML); the shipped lists are built in.
     pub extra_files: Vec<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Watch {
     pub default_every_seconds: u64,
@@ -590,6 +590,22 @@ mod tests {
             }
         }
         assert!(Config::parse("", Path::new("t.toml")).is_ok());
+    }
+
+    /// The config serialises to TOML that parses back to the same values (tests write
+    /// their configs this way).
+    #[test]
+    fn the_config_round_trips_through_toml() {
+        let mut c = Config::default();
+        c.dns.nameservers = vec!["127.0.0.1:5353".parse().unwrap()];
+        c.policy.allow_cidrs = vec!["127.0.0.1/32".parse().unwrap()];
+        c.limits.concurrency = 7;
+        c.browser.launch_timeout_ms = 1234;
+        let text = toml::to_string(&c).unwrap();
+        let back = Config::parse(&text, Path::new("t.toml")).unwrap();
+        assert_eq!(toml::to_string(&back).unwrap(), text);
+        assert_eq!(back.limits.concurrency, 7);
+        assert_eq!(back.dns.nameservers, c.dns.nameservers);
     }
 
     #[test]

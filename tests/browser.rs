@@ -680,15 +680,10 @@ async fn a_cold_one_shot_resolve_keeps_the_hop_limit_for_the_page() {
         ("a Chromium slow to start", slow),
     ] {
         let cfg = env.dir.path().join("cold.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "[dns]\nnameservers = [\"{}\"]\n[policy]\nallow_cidrs = [\"127.0.0.1/32\"]\n[limits]\nhop_timeout_ms = 2000\n[browser]\nenabled = true\nchrome_path = \"{}\"\n",
-                env.dns.addr,
-                path.display()
-            ),
-        )
-        .unwrap();
+        let mut config = env.config.clone();
+        config.limits.hop_timeout_ms = 2000;
+        config.browser.chrome_path = path;
+        std::fs::write(&cfg, config_toml(&config, "")).unwrap();
         let url = format!("http://blog.test:{}/report?el=cold", srv.port());
         let cfg_arg = cfg.display().to_string();
         let (out, err, ok) = tokio::task::spawn_blocking(move || {

@@ -334,9 +334,9 @@ async fn relative_paths_resolve_against_the_config_folder() {
     let cfg = sub.join("h.toml");
     std::fs::write(
         &cfg,
-        format!(
-            "[dns]\nnameservers = [\"{}\"]\n[policy]\nallow_cidrs = [\"127.0.0.1/32\"]\n[storage]\npath = \"data\"\n[labels]\nextra_files = [\"mine.txt\"]\n",
-            env.dns.addr
+        config_toml(
+            &env.config,
+            "[storage]\npath = \"data\"\n[labels]\nextra_files = [\"mine.txt\"]\n",
         ),
     )
     .unwrap();
@@ -424,9 +424,9 @@ async fn a_missing_browser_is_warned_about_once() {
     let cfg = env.dir.path().join("nobrowser.toml");
     std::fs::write(
         &cfg,
-        format!(
-            "[dns]\nnameservers = [\"{}\"]\n[policy]\nallow_cidrs = [\"127.0.0.1/32\"]\n[browser]\nchrome_path = \"/nonexistent/chromium\"\n[storage]\npath = \"nb-db\"\n",
-            env.dns.addr
+        config_toml(
+            &env.config,
+            "[browser]\nenabled = true\nchrome_path = \"/nonexistent/chromium\"\n[storage]\npath = \"nb-db\"\n",
         ),
     )
     .unwrap();

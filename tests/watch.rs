@@ -402,13 +402,10 @@ async fn a_webhook_to_a_denied_address_is_refused() {
         eprintln!("127.0.0.2 not available here; skipped");
         return;
     };
-    let toml = format!(
-        "[dns]\nnameservers = [\"{}\"]\n[policy]\nallow_cidrs = [\"127.0.0.1/32\"]\n[limits]\nper_host_per_second = 1000.0\n[browser]\nenabled = false\n[storage]\npath = \"{}\"\n[watch]\nwebhook_url = \"http://127.0.0.2:{}/hook\"\nwebhook_backoff_ms = 10\n",
-        env.dns.addr,
-        env.dir.path().join("db2").display(),
-        sentinel.addr.port()
-    );
-    let config = hoptrace::config::Config::parse(&toml, std::path::Path::new("t.toml")).unwrap();
+    let mut config = env.config.clone();
+    config.storage.path = env.dir.path().join("db2");
+    config.watch.webhook_url = format!("http://127.0.0.2:{}/hook", sentinel.addr.port());
+    config.watch.webhook_backoff_ms = 10;
     let store = hoptrace::store::Store::open(&config.storage.path).unwrap();
     let resolver = Arc::new(hoptrace::chain::Resolver::new(&config, Some(store.clone())).unwrap());
     let watcher = hoptrace::watch::Watcher::new(&config, resolver, store);

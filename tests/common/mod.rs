@@ -507,26 +507,46 @@ impl TestEnv {
     pub async fn new() -> TestEnv {
         let dns = Dns::start().await;
         let dir = tempfile::tempdir().unwrap();
-        let toml = format!(
-            "[dns]\nnameservers = [\"{}\"]\n[policy]\nallow_cidrs = [\"127.0.0.1/32\"]\n[limits]\nhop_timeout_ms = 3000\ntotal_timeout_ms = 20000\nmax_body_bytes = 65536\nper_host_per_second = 1000.0\n[browser]\nenabled = false\n[storage]\npath = \"{}\"\n",
-            dns.addr,
-            dir.path().join("db").display()
-        );
-        let config = Config::parse(&toml, std::path::Path::new("test.toml")).unwrap();
+        let mut config = Config::default();
+        config.dns.nameservers = vec![dns.addr];
+        config.policy.allow_cidrs = vec!["127.0.0.1/32".parse().unwrap()];
+        config.limits.hop_timeout_ms = 3000;
+        config.limits.total_timeout_ms = 20000;
+        config.limits.max_body_bytes = 65536;
+        config.limits.per_host_per_second = 1000.0;
+        config.browser.enabled = false;
+        config.storage.path = dir.path().join("db");
         TestEnv { dns, dir, config }
     }
 
-    /// Writes the config as a file for the binary, with `extra` TOML appended.
+    /// Writes the test's config as a file for the binary, with the tables of `extra` (TOML)
+    /// merged over it, key by key.
     pub fn write_config(&self, extra: &str) -> PathBuf {
         let path = self.dir.path().join("hoptrace.toml");
-        let toml = format!(
-            "[dns]\nnameservers = [\"{}\"]\n[policy]\nallow_cidrs = [\"127.0.0.1/32\"]\n[browser]\nenabled = false\n[storage]\npath = \"{}\"\n{extra}",
-            self.dns.addr,
-            self.dir.path().join("db").display()
-        );
-        std::fs::write(&path, toml).unwrap();
+        std::fs::write(&path, config_toml(&self.config, extra)).unwrap();
         path
     }
+}
+
+/// `config` as TOML, with the tables of `extra` merged over it: how tests write a config for
+/// the binary (from the typed config, not a copied template).
+pub fn config_toml(config: &Config, extra: &str) -> String {
+    fn merge(base: &mut toml::Table, over: toml::Table) {
+        for (k, v) in over {
+            match (base.get_mut(&k), v) {
+                (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+                (_, v) => {
+                    base.insert(k, v);
+                }
+            }
+        }
+    }
+    let mut base = toml::Table::try_from(config).expect("the config serialises");
+    merge(&mut base, toml::from_str(extra).expect("extra is TOML"));
+    // The parsed config is checked as the binary will check it.
+    let text = toml::to_string(&base).unwrap();
+    Config::parse(&text, std::path::Path::new("test.toml")).expect("a valid config");
+    text
 }
 
 /// Sends hoptrace's debug logs to the test's captured output, so a failing case shows what
