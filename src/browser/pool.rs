@@ -211,13 +211,15 @@ impl<E: Engine> Driver for Pool<E> {
         let mut last = String::new();
         // A browser that dies under a visit is replaced once; the visit then runs again.
         for _ in 0..2 {
+            // Each launch-and-prepare gets the launch limit (bounded by the resolution's end).
+            let until_ready = timing.prepare_deadline();
             let page = match ready.take().and_then(|p| self.current(p)) {
                 Some(p) => p,
-                None => match self.fresh(proxy, timing.prepare_deadline()) {
+                None => match self.fresh(proxy, until_ready) {
                     Ok(p) => p,
                     Err((None, why)) => return Err(DriverError::Unavailable(why)),
                     // No page before the launch limit: a cut, not a browser failure.
-                    Err(_) if Instant::now() >= timing.prepare_deadline() => return Ok(Visit {
+                    Err(_) if Instant::now() >= until_ready => return Ok(Visit {
                         note: Some(
                             "no browser page became ready within browser.launch_timeout_ms; cut"
                                 .into(),
