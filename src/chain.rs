@@ -31,6 +31,14 @@ pub enum SetupError {
     Labels(#[from] LabelError),
 }
 
+/// The cache's policy: a Trace stored at `stored_at_ms` answers from the cache while it is
+/// younger than `ttl` (`storage.cache_ttl_seconds`). Failures (`error`, `timeout`) are kept
+/// as the latest Trace but never served from the cache: the next call tries again.
+pub fn servable(trace: &Trace, stored_at_ms: u64, ttl: Duration, now_ms: u64) -> bool {
+    let young = now_ms.saturating_sub(stored_at_ms) < ttl.as_millis() as u64;
+    young && !matches!(trace.outcome, Outcome::Error | Outcome::Timeout)
+}
+
 /// Resolves links. One per process: the politeness limiter and connection pool are shared
 /// by all work.
 pub struct Resolver {
@@ -145,7 +153,7 @@ impl Resolver {
         if !use_cache {
             return self.follow_and_store(input, url, &key, true).await;
         }
-        if let Some(trace) = self.cached_key(input, &key) {
+        if let Some(trace) = self.cached_key(input, &key).await {
             return trace;
         }
         let cell = self
@@ -187,7 +195,7 @@ impl Resolver {
         if let Some(store) = &self.store {
             let now = crate::now_ms();
             let stored = if self.deferred_writes {
-                store.put_later(key, &trace, now)
+                store.put_later(key, &trace, now).await
             } else {
                 store.put(key, &trace, now).await
             };
@@ -210,9 +218,9 @@ impl Resolver {
 
     /// The latest stored Trace of `input`, however old and whatever its outcome (`cached`
     /// set); `None` when there is none.
-    pub fn stored(&self, input: &str) -> Option<Trace> {
+    pub async fn stored(&self, input: &str) -> Option<Trace> {
         let url = parse_input(input).ok()?;
-        let (mut trace, _) = self.store.as_ref()?.latest(url.as_str()).ok()??;
+        let (mut trace, _) = self.store.as_ref()?.latest(url.as_str()).await.ok()??;
         trace.cached = true;
         trace.input = input.to_string();
         Some(trace)
@@ -220,14 +228,18 @@ impl Resolver {
 
     /// A fresh Trace of `input` from the store, without any network work (`None` when there
     /// is none, or `input` is not a URL).
-    pub fn cached(&self, input: &str) -> Option<Trace> {
+    pub async fn cached(&self, input: &str) -> Option<Trace> {
         let url = parse_input(input).ok()?;
-        self.cached_key(input, url.as_str())
+        self.cached_key(input, url.as_str()).await
     }
 
-    fn cached_key(&self, input: &str, key: &str) -> Option<Trace> {
+    /// A Trace stored for `key` that [`servable`] says may answer from the cache.
+    async fn cached_key(&self, input: &str, key: &str) -> Option<Trace> {
         let store = self.store.as_ref()?;
-        match store.fresh(key, self.cache_ttl, crate::now_ms()) {
+        let now = crate::now_ms();
+        let fresh =
+            |(trace, at): (Trace, u64)| servable(&trace, at, self.cache_ttl, now).then_some(trace);
+        match store.latest(key).await.map(|t| t.and_then(fresh)) {
             Ok(Some(mut trace)) => {
                 trace.cached = true;
                 trace.input = input.to_string();

@@ -149,13 +149,26 @@ impl Default for Browser {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Storage {
+    /// Which backend keeps the data.
+    pub backend: StorageBackend,
+    /// The sled database folder (`backend = "sled"`).
     pub path: PathBuf,
     pub cache_ttl_seconds: u64,
+}
+
+/// The storage backends (`storage.backend`): one module each under `store/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageBackend {
+    /// Embedded, one process at a time: `storage.path`.
+    #[default]
+    Sled,
 }
 
 impl Default for Storage {
     fn default() -> Self {
         Storage {
+            backend: StorageBackend::Sled,
             path: PathBuf::from("hoptrace-data"),
             cache_ttl_seconds: 3600,
         }

@@ -427,6 +427,16 @@ fn edit_distance(a: &str, b: &str) -> usize {
     d[n][m]
 }
 
+/// The registrable domain a trace landed on: only chains that reached a page or a file.
+pub fn landing_domain(trace: &crate::trace::Trace) -> Option<String> {
+    use crate::trace::Outcome;
+    if !matches!(trace.outcome, Outcome::Landed | Outcome::Download) || trace.final_host.is_empty()
+    {
+        return None;
+    }
+    Some(registrable(&trace.final_host))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

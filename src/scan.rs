@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::chain::Resolver;
 use crate::extract::{self, Link, Provenance};
 use crate::labels::{self, FAKE_SHORTENER, LOOKALIKE_SHORTENER, SHORTENER};
+pub use crate::store::model::{Reason, RepositoryRecord, Verdict};
 use crate::store::{Store, StoreError};
 use crate::trace::{Outcome, Trace, Via};
 
@@ -180,15 +181,6 @@ fn hub_line(line: &str, line_no: usize) -> Vec<Result<Document, ScanError>> {
     }
 }
 
-/// How bad a repository (or one of its links) is; ordered, worst last.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Clean,
-    Suspicious,
-    Malicious,
-}
-
 impl Verdict {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -197,15 +189,6 @@ impl Verdict {
             Verdict::Malicious => "malicious",
         }
     }
-}
-
-/// Why a repository got its verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reason {
-    pub verdict: Verdict,
-    /// The link this is about (`None` for what the repository itself shows).
-    pub url: Option<String>,
-    pub why: String,
 }
 
 /// A link of a repository: its Trace, and where in the repository it was found.
@@ -233,28 +216,6 @@ pub struct Scanned {
 
 fn is_zero(n: &usize) -> bool {
     *n == 0
-}
-
-/// What the store keeps of a scanned repository: enough to answer a re-run without
-/// resolving again, and to cluster campaigns.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RepositoryRecord {
-    pub repository: String,
-    pub namespace: String,
-    /// [`Document::digest`] of the text scanned.
-    pub digest: String,
-    pub verdict: Verdict,
-    pub reasons: Vec<Reason>,
-    pub links: Vec<Link>,
-    #[serde(default)]
-    pub links_left_out: usize,
-    /// Final hosts of the links that made the verdict.
-    pub landing_hosts: Vec<String>,
-    /// Campaign infrastructure those links passed through (see [`infrastructure`]).
-    pub infrastructure: Vec<String>,
-    pub labels: Vec<String>,
-    pub scanned_at: String,
-    pub last_updated: Option<String>,
 }
 
 /// Scans documents with one resolver: the limits on links in flight and per host apply to
@@ -287,7 +248,7 @@ impl Scanner {
     pub async fn scan(&self, doc: &Document) -> Result<Scanned, StoreError> {
         let digest = doc.digest();
         if !self.rescan {
-            if let Some(done) = self.resumed(doc, &digest)? {
+            if let Some(done) = self.resumed(doc, &digest).await? {
                 return Ok(done);
             }
         }
@@ -301,11 +262,11 @@ impl Scanner {
     }
 
     /// A stored scan of the same text, its links' latest Traces read back from the store.
-    fn resumed(&self, doc: &Document, digest: &str) -> Result<Option<Scanned>, StoreError> {
+    async fn resumed(&self, doc: &Document, digest: &str) -> Result<Option<Scanned>, StoreError> {
         let Some(store) = self.resolver.store() else {
             return Ok(None);
         };
-        let Some(rec) = store.repository::<RepositoryRecord>(&doc.repository)? else {
+        let Some(rec) = store.repository(&doc.repository).await? else {
             return Ok(None);
         };
         if rec.digest != digest {
@@ -313,7 +274,7 @@ impl Scanner {
         }
         let mut links = Vec::with_capacity(rec.links.len());
         for l in rec.links {
-            let Some(trace) = self.resolver.stored(&l.url) else {
+            let Some(trace) = self.resolver.stored(&l.url).await else {
                 return Ok(None); // the store lost a trace: scan again
             };
             links.push(ScannedLink {

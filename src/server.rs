@@ -32,7 +32,7 @@ pub struct Service {
 impl Service {
     /// Opens the store and builds the resolver, the watcher and the API over it.
     pub fn build(config: &Config) -> Result<Service, BuildError> {
-        let store = Store::open(&config.storage.path)?;
+        let store = Store::open(&config.storage)?;
         let resolver = Arc::new(Resolver::new(config, Some(store.clone()))?);
         let watcher = Watcher::new(config, resolver.clone(), store.clone());
         let api = Arc::new(Api::new(

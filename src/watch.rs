@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, Notify, Semaphore};
 
 use crate::chain::Resolver;
 use crate::config::Config;
+pub use crate::store::model::{Event, EventKind, Observation};
 use crate::store::{Store, StoreError, WatchRecord};
 use crate::trace::{rfc3339, rfc3339_ms, Outcome, Trace};
 
@@ -43,22 +44,6 @@ pub enum WatchError {
     Store(#[from] StoreError),
 }
 
-/// One re-resolution of a watched link.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Observation {
-    /// RFC 3339 UTC, milliseconds.
-    pub at: String,
-    pub final_url: String,
-    pub final_host: String,
-    pub outcome: Outcome,
-    pub labels: Vec<String>,
-    /// Hosts of every hop, in order.
-    pub hop_hosts: Vec<String>,
-    /// Labels of the final hop alone (what the landing host is).
-    #[serde(default)]
-    pub landing_labels: Vec<String>,
-}
-
 impl Observation {
     fn of(trace: &Trace, at_ms: u64) -> Observation {
         Observation {
@@ -80,32 +65,6 @@ impl Observation {
     fn landed(&self) -> bool {
         matches!(self.outcome, Outcome::Landed | Outcome::Download) && !self.final_host.is_empty()
     }
-}
-
-/// A new landing host, or a known one with new labels.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
-    pub id: u64,
-    pub event: EventKind,
-    pub url: String,
-    pub host: String,
-    pub final_url: String,
-    pub labels: Vec<String>,
-    /// For `new-landing-host`: the landing hosts seen before; for `relabel`: the host's
-    /// labels before.
-    pub before: Vec<String>,
-    pub at: String,
-}
-
-/// What changed in a watched link's history (kebab-case on the wire and in the SSE `event:`
-/// field).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EventKind {
-    /// The link lands on a host it never landed on before.
-    NewLandingHost,
-    /// The landing host is the same, its labels are not.
-    Relabel,
 }
 
 impl EventKind {
@@ -291,7 +250,7 @@ impl Watcher {
         if every > MAX_EVERY_SECONDS {
             return Err(WatchError::TooRare);
         }
-        let (record, new) = match self.store.watch(&key)? {
+        let (record, new) = match self.store.watch(&key).await? {
             Some(mut w) => {
                 w.every_seconds = every;
                 w.auto = false;
@@ -308,13 +267,13 @@ impl Watcher {
         Ok(self.store.remove_watch(&Watcher::key(url)?).await?)
     }
 
-    pub fn list(&self) -> Result<Vec<WatchRecord>, WatchError> {
-        Ok(self.store.watches()?)
+    pub async fn list(&self) -> Result<Vec<WatchRecord>, WatchError> {
+        Ok(self.store.watches().await?)
     }
 
-    pub fn history(&self, url: &str) -> Result<Option<History>, WatchError> {
+    pub async fn history(&self, url: &str) -> Result<Option<History>, WatchError> {
         let key = Watcher::key(url)?;
-        let observations: Vec<Observation> = self.store.observations(&key)?;
+        let observations: Vec<Observation> = self.store.observations(&key).await?;
         if observations.is_empty() {
             return Ok(None);
         }
@@ -360,9 +319,9 @@ impl Watcher {
     /// Starts every due entry; answers when the next one is due.
     async fn start_due(self: &Arc<Self>) -> Result<Option<u64>, StoreError> {
         let now = crate::now_ms();
-        let due = self.store.due(now, 1024)?;
+        let due = self.store.due(now, 1024).await?;
         for url in due {
-            let Some(mut w) = self.store.watch(&url)? else {
+            let Some(mut w) = self.store.watch(&url).await? else {
                 continue;
             };
             // The next due time is set as the run starts, so the entry leaves the due list
@@ -392,7 +351,7 @@ impl Watcher {
                     .remove(&url);
             });
         }
-        self.store.next_due()
+        self.store.next_due().await
     }
 
     /// Re-resolves one entry (cache bypassed), records the observation, raises its event.
@@ -401,11 +360,11 @@ impl Watcher {
         self.metrics.runs.inc();
         let at = crate::now_ms();
         let now = Observation::of(&trace, at);
-        let before: Vec<Observation> = self.store.observations(url)?;
+        let before: Vec<Observation> = self.store.observations(url).await?;
         self.store
             .observe(url, at, &now, self.max_observations)
             .await?;
-        if let Some(mut w) = self.store.watch(url)? {
+        if let Some(mut w) = self.store.watch(url).await? {
             w.last_run_ms = Some(at);
             self.store.put_watch(&w).await?;
         }
@@ -420,7 +379,7 @@ impl Watcher {
                 before: before.clone(),
                 at: now.at.clone(),
             };
-            let id = self.store.push_event(KEEP_EVENTS, event).await?;
+            let id = self.store.push_event(KEEP_EVENTS, event(0)).await?;
             tracing::info!("{kind}: {url} now lands on {}", now.final_host);
             self.metrics.events.inc();
             let _ = self.live.send(event(id));
@@ -441,9 +400,12 @@ impl Watcher {
         };
         tokio::pin!(shutdown);
         loop {
-            let cursor = self.store.counter(WEBHOOK_CURSOR).unwrap_or(0);
-            let pending: Vec<(u64, Event)> =
-                self.store.events_after(cursor, 100).unwrap_or_default();
+            let cursor = self.store.counter(WEBHOOK_CURSOR).await.unwrap_or(0);
+            let pending: Vec<(u64, Event)> = self
+                .store
+                .events_after(cursor, 100)
+                .await
+                .unwrap_or_default();
             if pending.is_empty() {
                 tokio::select! {
                     _ = self.new_event.notified() => continue,

@@ -388,16 +388,17 @@ async fn kill_9_loses_nothing_already_printed_and_a_second_process_is_told_why()
     let _ = child.kill();
     let _ = child.wait();
     let printed: Trace = serde_json::from_str(&first.0).unwrap();
-    let store = hoptrace::store::Store::open(&env.dir.path().join("db")).unwrap();
+    let store = hoptrace::store::Store::open_sled(&env.dir.path().join("db")).unwrap();
     let (kept, _) = store
         .latest(&printed.input)
+        .await
         .unwrap()
         .expect("a printed trace is on disk");
     assert_eq!(kept.final_url, printed.final_url);
     drop(store);
 
     // While another process holds the database, a second run says so and exits 1.
-    let holder = hoptrace::store::Store::open(&env.dir.path().join("db")).unwrap();
+    let holder = hoptrace::store::Store::open_sled(&env.dir.path().join("db")).unwrap();
     let (code, _, err) = resolve_cmd(&cfg, &[], &urls[0], String::new()).await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("in use by another hoptrace process"), "{err}");
@@ -408,7 +409,10 @@ async fn kill_9_loses_nothing_already_printed_and_a_second_process_is_told_why()
     assert_eq!(code, 0, "{err}");
     let t: Trace = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(t.outcome, Outcome::Landed, "{out}");
-    assert!(holder.latest(&t.input).unwrap().is_none(), "nothing stored");
+    assert!(
+        holder.latest(&t.input).await.unwrap().is_none(),
+        "nothing stored"
+    );
     drop(holder);
 }
 

@@ -13,7 +13,7 @@ async fn cache_hit_miss_and_bypass() {
     let env = TestEnv::new().await;
     env.dns.set("cached.test", &["127.0.0.1"]);
     let srv = Server::start("127.0.0.1", |_| async { html("page") }).await;
-    let store = Store::open(&env.config.storage.path).unwrap();
+    let store = Store::open_sled(&env.config.storage.path).unwrap();
     let r = Resolver::new(&env.config, Some(store)).unwrap();
     let url = format!("http://cached.test:{}/x", srv.port());
 
@@ -39,7 +39,7 @@ async fn cache_expiry() {
     env.config.storage.cache_ttl_seconds = 0;
     env.dns.set("ttl.test", &["127.0.0.1"]);
     let srv = Server::start("127.0.0.1", |_| async { html("page") }).await;
-    let store = Store::open(&env.config.storage.path).unwrap();
+    let store = Store::open_sled(&env.config.storage.path).unwrap();
     let r = Resolver::new(&env.config, Some(store.clone())).unwrap();
     let url = format!("http://ttl.test:{}/", srv.port());
     r.resolve(&url, true).await;
@@ -51,16 +51,20 @@ async fn cache_expiry() {
 
     // The TTL boundary, on the stored entry itself.
     let key = hoptrace::input::parse_input(&url).unwrap().to_string();
-    let (_, at) = store.latest(&key).unwrap().unwrap();
+    let (stored, at) = store.latest(&key).await.unwrap().unwrap();
     let ttl = std::time::Duration::from_secs(60);
-    assert!(store.fresh(&key, ttl, at + 59_999).unwrap().is_some());
-    assert!(store.fresh(&key, ttl, at + 60_000).unwrap().is_none());
+    use hoptrace::chain::servable;
+    assert!(servable(&stored, at, ttl, at + 59_999));
+    assert!(!servable(&stored, at, ttl, at + 60_000));
+    let mut failed = stored.clone();
+    failed.outcome = hoptrace::trace::Outcome::Timeout;
+    assert!(!servable(&failed, at, ttl, at), "a failure is never served");
 }
 
 #[tokio::test]
 async fn failures_are_stored_but_not_served_from_cache() {
     let env = TestEnv::new().await;
-    let store = Store::open(&env.config.storage.path).unwrap();
+    let store = Store::open_sled(&env.config.storage.path).unwrap();
     let r = Resolver::new(&env.config, Some(store.clone())).unwrap();
     let t = r.resolve("http://gone.test/", true).await;
     assert_eq!(t.outcome, Outcome::Error);
@@ -68,7 +72,7 @@ async fn failures_are_stored_but_not_served_from_cache() {
     // The name resolves now, so the next call must try again rather than replay the error.
     let again = r.resolve("http://gone.test/", true).await;
     assert!(!again.cached, "an error is retried, not replayed");
-    assert!(store.latest("http://gone.test/").unwrap().is_some());
+    assert!(store.latest("http://gone.test/").await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -86,7 +90,7 @@ async fn landing_domain_index_counts_distinct_inputs() {
         )
     })
     .await;
-    let store = Store::open(&env.config.storage.path).unwrap();
+    let store = Store::open_sled(&env.config.storage.path).unwrap();
     let r = Resolver::new(&env.config, Some(store.clone())).unwrap();
     let a = format!("http://bltlly.com:{}/a", short.port());
     let b = format!("http://tinurll.com:{}/b", short.port());
@@ -96,17 +100,18 @@ async fn landing_domain_index_counts_distinct_inputs() {
 
     let rec = store
         .domain("failhostingpolp.ru")
+        .await
         .unwrap()
         .expect("registrable landing domain");
     assert_eq!(rec.inputs, 2);
     assert_eq!(rec.labels, vec!["payload-host"]);
     assert!(rec.first_seen.ends_with('Z') && rec.first_seen <= rec.last_seen);
-    let mut inputs = store.domain_inputs("failhostingpolp.ru").unwrap();
+    let mut inputs = store.domain_inputs("failhostingpolp.ru").await.unwrap();
     inputs.sort();
     assert_eq!(inputs, vec![a.clone(), b.clone()]);
     // Only landing domains are indexed, not the hops on the way.
-    assert!(store.domain("bltlly.com").unwrap().is_none());
-    assert_eq!(store.domains().unwrap().len(), 1);
+    assert!(store.domain("bltlly.com").await.unwrap().is_none());
+    assert_eq!(store.domains().await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -116,8 +121,8 @@ async fn one_process_at_a_time_and_data_survives_reopening() {
     let srv = Server::start("127.0.0.1", |_| async { html("kept") }).await;
     let url = format!("http://keep.test:{}/", srv.port());
     {
-        let store = Store::open(&env.config.storage.path).unwrap();
-        match Store::open(&env.config.storage.path) {
+        let store = Store::open_sled(&env.config.storage.path).unwrap();
+        match Store::open_sled(&env.config.storage.path) {
             Err(e @ StoreError::Locked { .. }) => {
                 assert!(e.to_string().contains("in use by another hoptrace process"))
             }
@@ -127,10 +132,14 @@ async fn one_process_at_a_time_and_data_survives_reopening() {
         let r = Resolver::new(&env.config, Some(store)).unwrap();
         r.resolve(&url, false).await;
     }
-    let store = Store::open(&env.config.storage.path).unwrap();
-    let (t, _) = store.latest(&url).unwrap().expect("kept across reopen");
+    let store = Store::open_sled(&env.config.storage.path).unwrap();
+    let (t, _) = store
+        .latest(&url)
+        .await
+        .unwrap()
+        .expect("kept across reopen");
     assert_eq!(t.outcome, Outcome::Landed);
-    assert!(store.domain("keep.test").unwrap().is_some());
+    assert!(store.domain("keep.test").await.unwrap().is_some());
 }
 
 /// Many writers at once (sled 0.34's concurrent `flush_async` deadlocks; writes must still
@@ -138,7 +147,7 @@ async fn one_process_at_a_time_and_data_survives_reopening() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_all_complete() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("db")).unwrap();
+    let store = Store::open_sled(&dir.path().join("db")).unwrap();
     let mut tasks = Vec::new();
     for i in 0..400 {
         let store = store.clone();
@@ -151,7 +160,10 @@ async fn concurrent_writers_all_complete() {
     tokio::time::timeout(std::time::Duration::from_secs(60), all)
         .await
         .expect("no deadlock");
-    assert_eq!(store.domain("x.example").unwrap().unwrap().inputs, 400);
+    assert_eq!(
+        store.domain("x.example").await.unwrap().unwrap().inputs,
+        400
+    );
 }
 
 /// Concurrent cache-using resolutions of one link share one visit (a scan meets the same
@@ -166,7 +178,7 @@ async fn one_link_at_once_is_visited_once() {
         html("page")
     })
     .await;
-    let store = Store::open(&env.config.storage.path).unwrap();
+    let store = Store::open_sled(&env.config.storage.path).unwrap();
     let r = Resolver::new(&env.config, Some(store)).unwrap();
     let url = format!("http://shared.test:{}/x", srv.port());
     let traces = futures_util::future::join_all((0..8).map(|i| {
@@ -194,7 +206,7 @@ async fn one_link_at_once_is_visited_once() {
 async fn watches_observations_and_events() {
     use hoptrace::store::WatchRecord;
     let env = TestEnv::new().await;
-    let store = Store::open(&env.config.storage.path).unwrap();
+    let store = Store::open_sled(&env.config.storage.path).unwrap();
     let w = |url: &str, due: u64| WatchRecord {
         url: url.into(),
         every_seconds: 60,
@@ -205,42 +217,75 @@ async fn watches_observations_and_events() {
     };
     store.put_watch(&w("http://b/", 200)).await.unwrap();
     store.put_watch(&w("http://a/", 100)).await.unwrap();
-    assert_eq!(store.due(150, 10).unwrap(), vec!["http://a/"]);
-    assert_eq!(store.next_due().unwrap(), Some(100));
+    assert_eq!(store.due(150, 10).await.unwrap(), vec!["http://a/"]);
+    assert_eq!(store.next_due().await.unwrap(), Some(100));
     store.put_watch(&w("http://a/", 300)).await.unwrap(); // moved, not duplicated
-    assert_eq!(store.due(250, 10).unwrap(), vec!["http://b/"]);
+    assert_eq!(store.due(250, 10).await.unwrap(), vec!["http://b/"]);
     assert!(!store.add_watch_if_absent(&w("http://b/", 5)).await.unwrap());
-    assert_eq!(store.watch("http://b/").unwrap().unwrap().next_due_ms, 200);
+    assert_eq!(
+        store.watch("http://b/").await.unwrap().unwrap().next_due_ms,
+        200
+    );
     assert!(store.remove_watch("http://b/").await.unwrap());
     assert!(!store.remove_watch("http://b/").await.unwrap());
-    assert_eq!(store.due(1000, 10).unwrap(), vec!["http://a/"]);
+    assert_eq!(store.due(1000, 10).await.unwrap(), vec!["http://a/"]);
 
+    let observation = |at: u64| hoptrace::store::model::Observation {
+        at: at.to_string(),
+        final_url: "http://x/".into(),
+        final_host: "x".into(),
+        outcome: hoptrace::trace::Outcome::Landed,
+        labels: vec![],
+        hop_hosts: vec![],
+        landing_labels: vec![],
+    };
     for at in 1..=5u64 {
-        store.observe("http://a/", at, &at, 3).await.unwrap();
+        store
+            .observe("http://a/", at, &observation(at), 3)
+            .await
+            .unwrap();
     }
-    assert_eq!(
-        store.observations::<u64>("http://a/").unwrap(),
-        vec![3, 4, 5]
-    );
+    let kept: Vec<String> = store
+        .observations("http://a/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.at)
+        .collect();
+    assert_eq!(kept, vec!["3", "4", "5"]);
     assert!(
-        store.observations::<u64>("http://a").unwrap().is_empty(),
+        store.observations("http://a").await.unwrap().is_empty(),
         "a prefix is not a match"
     );
 
-    assert_eq!(store.last_event_id().unwrap(), 0);
+    assert_eq!(store.last_event_id().await.unwrap(), 0);
     let mut ids = Vec::new();
+    let event = |n: i32| hoptrace::store::model::Event {
+        id: 0,
+        event: hoptrace::store::model::EventKind::NewLandingHost,
+        url: n.to_string(),
+        host: String::new(),
+        final_url: String::new(),
+        labels: vec![],
+        before: vec![],
+        at: String::new(),
+    };
     for n in 0..5 {
-        ids.push(store.push_event(3, |id| (id, n)).await.unwrap());
+        ids.push(store.push_event(3, event(n)).await.unwrap());
     }
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
-    assert_eq!(store.last_event_id().unwrap(), ids[4]);
-    let kept: Vec<(u64, (u64, i32))> = store.events_after(0, 100).unwrap();
+    assert_eq!(store.last_event_id().await.unwrap(), ids[4]);
+    // Each event is stored with the id it was given, under that id.
+    let short = |v: Vec<(u64, hoptrace::store::model::Event)>| -> Vec<(u64, u64, String)> {
+        v.into_iter().map(|(k, e)| (k, e.id, e.url)).collect()
+    };
+    let kept = short(store.events_after(0, 100).await.unwrap());
     assert!(
-        kept.len() <= 3 && kept.last().unwrap().1 == (ids[4], 4),
+        kept.len() <= 3 && kept.last().unwrap() == &(ids[4], ids[4], "4".to_string()),
         "{kept:?}"
     );
-    let after: Vec<(u64, (u64, i32))> = store.events_after(ids[3], 100).unwrap();
-    assert_eq!(after, vec![(ids[4], (ids[4], 4))]);
+    let after = short(store.events_after(ids[3], 100).await.unwrap());
+    assert_eq!(after, vec![(ids[4], ids[4], "4".to_string())]);
 }
 
 /// `put_later` queues: the write is in the store (and counted once in the domain index, even
@@ -249,35 +294,35 @@ async fn watches_observations_and_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_writes_land_with_the_next_flush() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("db")).unwrap();
+    let store = Store::open_sled(&dir.path().join("db")).unwrap();
     let trace = |input: &str| landed_on(input, "q.example");
     let a = trace("http://a.example/");
-    store.put_later(&a.input, &a, 1_000).unwrap();
-    store.put_later(&a.input, &a, 1_001).unwrap();
+    store.put_later(&a.input, &a, 1_000).await.unwrap();
+    store.put_later(&a.input, &a, 1_001).await.unwrap();
     assert!(
-        store.latest(&a.input).unwrap().is_none(),
+        store.latest(&a.input).await.unwrap().is_none(),
         "not written before a flush"
     );
     store.flush().await.unwrap();
     assert_eq!(
-        store.latest(&a.input).unwrap().unwrap().1,
+        store.latest(&a.input).await.unwrap().unwrap().1,
         1_001,
         "the later write wins"
     );
-    assert_eq!(store.domain("q.example").unwrap().unwrap().inputs, 1);
+    assert_eq!(store.domain("q.example").await.unwrap().unwrap().inputs, 1);
 
     let b = trace("http://b.example/");
     let c = trace("http://c.example/");
-    store.put_later(&b.input, &b, 2_000).unwrap();
+    store.put_later(&b.input, &b, 2_000).await.unwrap();
     store.put(&c.input, &c, 2_001).await.unwrap();
     assert!(
-        store.latest(&b.input).unwrap().is_some(),
+        store.latest(&b.input).await.unwrap().is_some(),
         "written with the next put"
     );
-    assert_eq!(store.domain("q.example").unwrap().unwrap().inputs, 3);
+    assert_eq!(store.domain("q.example").await.unwrap().unwrap().inputs, 3);
     drop(store);
-    let store = Store::open(&dir.path().join("db")).unwrap();
-    assert_eq!(store.domain("q.example").unwrap().unwrap().inputs, 3);
+    let store = Store::open_sled(&dir.path().join("db")).unwrap();
+    assert_eq!(store.domain("q.example").await.unwrap().unwrap().inputs, 3);
 }
 
 /// A Trace of `input` that landed on `host` (no hops: enough for the store).

@@ -406,7 +406,7 @@ async fn a_webhook_to_a_denied_address_is_refused() {
     config.storage.path = env.dir.path().join("db2");
     config.watch.webhook_url = format!("http://127.0.0.2:{}/hook", sentinel.addr.port());
     config.watch.webhook_backoff_ms = 10;
-    let store = hoptrace::store::Store::open(&config.storage.path).unwrap();
+    let store = hoptrace::store::Store::open_sled(&config.storage.path).unwrap();
     let resolver = Arc::new(hoptrace::chain::Resolver::new(&config, Some(store.clone())).unwrap());
     let watcher = hoptrace::watch::Watcher::new(&config, resolver, store);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

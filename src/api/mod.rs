@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::combinators::BoxBody;
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -52,7 +52,8 @@ pub const ROUTES: &[(&str, &str)] = &[
 ];
 
 /// Whole answers, or a stream (`/v1/events`).
-pub type Body = http_body_util::Either<Full<Bytes>, BoxBody<Bytes, std::convert::Infallible>>;
+/// (The stream is `Send`, not `Sync`: it awaits the store, whose futures are only `Send`.)
+pub type Body = http_body_util::Either<Full<Bytes>, UnsyncBoxBody<Bytes, std::convert::Infallible>>;
 
 fn full(bytes: impl Into<Bytes>) -> Body {
     http_body_util::Either::Left(Full::new(bytes.into()))
@@ -299,7 +300,7 @@ impl Api {
                         ApiError::bad_request("Last-Event-ID: an event id (a number)")
                     })?),
                 };
-            return Ok(self.events(after));
+            return Ok(self.events(after).await);
         }
         let body = self.read_body(req).await?;
         match route {
@@ -365,12 +366,12 @@ impl Api {
                 let scanned = crate::scan::conclude(store, &doc, found, traces, left_out).await?;
                 Ok(json_response(StatusCode::OK, &scanned))
             }
-            Route::Campaigns => self.campaigns(&query),
+            Route::Campaigns => self.campaigns(&query).await,
             Route::Watch => self.watch(&method, &query, &body).await,
             Route::History => {
                 let url = query_param(&query, "url")
                     .ok_or_else(|| ApiError::bad_request("missing query parameter url"))?;
-                match self.watcher.history(&url).map_err(watch_error)? {
+                match self.watcher.history(&url).await.map_err(watch_error)? {
                     Some(h) => Ok(json_response(StatusCode::OK, &h)),
                     None => Err(ApiError::not_found(format!("no observations of {url}"))),
                 }
@@ -381,7 +382,7 @@ impl Api {
                     .ok_or_else(|| ApiError::bad_request("missing query parameter url"))?;
                 let key = crate::input::parse_input(&url)
                     .map_err(|e| ApiError::bad_request(format!("url: {e}")))?;
-                match self.store.latest(key.as_str()) {
+                match self.store.latest(key.as_str()).await {
                     Ok(Some((mut trace, _))) => {
                         trace.cached = true;
                         Ok(json_response(StatusCode::OK, &trace))
@@ -390,16 +391,16 @@ impl Api {
                     Err(e) => Err(e.into()),
                 }
             }
-            Route::Domains => self.domains(&query),
+            Route::Domains => self.domains(&query).await,
             Route::Domain => {
                 let domain = path.trim_start_matches("/v1/domains/");
                 let domain = percent_encoding::percent_decode_str(domain)
                     .decode_utf8_lossy()
                     .to_ascii_lowercase();
-                let record = self.store.domain(&domain)?.ok_or_else(|| {
+                let record = self.store.domain(&domain).await?.ok_or_else(|| {
                     ApiError::not_found(format!("no resolution ever landed on {domain}"))
                 })?;
-                let inputs = self.store.domain_inputs(&domain)?;
+                let inputs = self.store.domain_inputs(&domain).await?;
                 let mut value =
                     serde_json::to_value(&record).map_err(|e| ApiError::internal(e.to_string()))?;
                 value["input_count"] = value["inputs"].take();
@@ -526,7 +527,11 @@ impl Api {
         let mut traces: Vec<Option<Trace>> = vec![None; urls.len()];
         let mut todo = Vec::new();
         for (i, url) in urls.iter().enumerate() {
-            match (!refresh).then(|| self.resolver.cached(url)).flatten() {
+            let cached = match refresh {
+                true => None,
+                false => self.resolver.cached(url).await,
+            };
+            match cached {
                 Some(t) => traces[i] = Some(t),
                 None => todo.push(i),
             }
@@ -616,7 +621,7 @@ impl Api {
                 }
             }
             _ => {
-                let list = self.watcher.list().map_err(watch_error)?;
+                let list = self.watcher.list().await.map_err(watch_error)?;
                 let watches: Vec<_> = list.iter().map(crate::watch::entry_json).collect();
                 Ok(json_response(
                     StatusCode::OK,
@@ -629,7 +634,7 @@ impl Api {
     /// Server-Sent Events: first the stored events after `after` (a reconnecting client's
     /// `Last-Event-ID`), then live ones as they happen, with a comment every 15 s to keep
     /// proxies from closing an idle stream. Without `after`, only new events.
-    fn events(&self, after: Option<u64>) -> Response<Body> {
+    async fn events(&self, after: Option<u64>) -> Response<Body> {
         use crate::watch::Event;
         // Subscribed before reading the store, so no event falls between the two.
         let live = self.watcher.subscribe();
@@ -637,7 +642,7 @@ impl Api {
         let closing = self.closing.subscribe();
         let start = match after {
             Some(id) => id,
-            None => store.last_event_id().unwrap_or(0),
+            None => store.last_event_id().await.unwrap_or(0),
         };
         struct State {
             live: tokio::sync::broadcast::Receiver<Event>,
@@ -663,7 +668,7 @@ impl Api {
                     }
                     if !st.caught_up {
                         let more: Vec<(u64, Event)> =
-                            store.events_after(st.last, 256).unwrap_or_default();
+                            store.events_after(st.last, 256).await.unwrap_or_default();
                         st.caught_up = more.len() < 256;
                         st.backlog.extend(more.into_iter().map(|(_, e)| e));
                         continue;
@@ -691,7 +696,7 @@ impl Api {
         let body = http_body_util::StreamBody::new(futures_util::StreamExt::map(frames, |b| {
             Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(b))
         }));
-        let mut resp = Response::new(http_body_util::Either::Right(BodyExt::boxed(body)));
+        let mut resp = Response::new(http_body_util::Either::Right(BodyExt::boxed_unsync(body)));
         let h = resp.headers_mut();
         h.insert(
             header::CONTENT_TYPE,
@@ -702,7 +707,7 @@ impl Api {
     }
 
     /// Campaigns over every scanned repository in the store (computed per call).
-    fn campaigns(&self, query: &str) -> Result<Response<Body>, ApiError> {
+    async fn campaigns(&self, query: &str) -> Result<Response<Body>, ApiError> {
         let number = |name: &str, default: usize, max: usize| match query_param(query, name) {
             None => Ok(default),
             Some(v) => v
@@ -714,16 +719,13 @@ impl Api {
         let min = number("min_repositories", 2, usize::MAX)?;
         let limit = number("limit", 100, 1000)?;
         let offset = number("offset", 0, usize::MAX)?;
-        let records = self
-            .store
-            .repositories::<crate::scan::RepositoryRecord>()
-            .collect::<Result<Vec<_>, _>>()?;
+        let records = self.store.repositories().await?;
         let all = crate::campaigns::cluster(records, min);
         Ok(page("campaigns", all, offset, limit))
     }
 
-    fn domains(&self, query: &str) -> Result<Response<Body>, ApiError> {
-        let mut all: Vec<DomainRecord> = self.store.domains()?;
+    async fn domains(&self, query: &str) -> Result<Response<Body>, ApiError> {
+        let mut all: Vec<DomainRecord> = self.store.domains().await?;
         let sort = query_param(query, "sort").unwrap_or_else(|| "inputs".into());
         let order = query_param(query, "order");
         let limit: usize = parse_param(query, "limit", 100)?;

@@ -6,12 +6,10 @@ use crate::store::Store;
 
 use super::*;
 
-pub(super) fn campaigns(args: CampaignsArgs) -> Result<(), Failure> {
+pub(super) async fn campaigns(args: CampaignsArgs) -> Result<(), Failure> {
     let config = args.config.load()?;
-    let store = Store::open(&config.storage.path)?;
-    let records = store
-        .repositories::<crate::scan::RepositoryRecord>()
-        .collect::<Result<Vec<_>, _>>()?;
+    let store = Store::open(&config.storage)?;
+    let records = store.repositories().await?;
     let found = crate::campaigns::cluster(records, args.min_repositories);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -49,7 +49,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Resolve(args) => resolve::resolve(args).await,
         Command::Scan(args) => scan::scan(args).await,
-        Command::Campaigns(args) => campaigns::campaigns(args),
+        Command::Campaigns(args) => campaigns::campaigns(args).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Watch(args) => watch::watch(args).await,
         Command::Health(args) => client::health(args).await,

@@ -1,46 +1,24 @@
-//! Storage behind one small interface (sled today): Traces cached by normalised URL, and the
-//! index of final landing domains. Every write is flushed before it is reported, so a crash
-//! loses nothing a user has already seen.
+//! The embedded backend: sled, one process at a time. Traces are group-committed (writers
+//! queue, one writes the batch as a transaction and flushes once), `put_later` queues without
+//! waiting, and every other write is flushed before it is reported.
 
 use std::collections::hash_map::{Entry, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use serde::de::DeserializeOwned;
+use ::sled::transaction::{ConflictableTransactionError, TransactionError};
+use ::sled::Transactional;
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional;
 
-use crate::trace::{Outcome, Trace};
+use super::model::{DomainRecord, Event, Observation, RepositoryRecord, WatchRecord};
+use super::{Repositories, StoreError, Traces, Watches};
+use crate::trace::Trace;
+use async_trait::async_trait;
 
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    #[error("the database at {path} is in use by another hoptrace process (sled allows one process at a time)")]
-    Locked { path: PathBuf },
-    #[error("cannot open the database at {path}: {message}")]
-    Open { path: PathBuf, message: String },
-    #[error("database: {0}")]
-    Db(String),
-    #[error("stored record is corrupt: {0}")]
-    Corrupt(String),
-}
-
-impl From<sled::Error> for StoreError {
-    fn from(e: sled::Error) -> Self {
+impl From<::sled::Error> for StoreError {
+    fn from(e: ::sled::Error) -> Self {
         StoreError::Db(e.to_string())
     }
-}
-
-/// A landing domain and what reached it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DomainRecord {
-    pub domain: String,
-    /// Number of distinct inputs whose chain ended on this domain.
-    pub inputs: u64,
-    pub first_seen: String,
-    pub last_seen: String,
-    pub labels: Vec<String>,
 }
 
 /// A stored Trace and when it was stored. Written from a borrowed Trace (`T = &Trace`), read
@@ -58,22 +36,22 @@ const CACHE_BYTES: u64 = 128 << 20;
 
 /// The database. One per process: sled locks its folder.
 #[derive(Clone)]
-pub struct Store {
-    db: sled::Db,
-    traces: sled::Tree,
-    domains: sled::Tree,
-    domain_inputs: sled::Tree,
+pub struct SledStore {
+    db: ::sled::Db,
+    traces: ::sled::Tree,
+    domains: ::sled::Tree,
+    domain_inputs: ::sled::Tree,
     /// Scanned repositories (`namespace/name` -> the scan's record), for resuming a scan and
     /// for campaigns.
-    repositories: sled::Tree,
+    repositories: ::sled::Tree,
     /// Watched links (URL -> record), their due times (`due ms` big-endian + URL -> ()),
     /// observations (URL NUL `at ms` -> record), events (id big-endian -> record), and small
     /// counters such as the webhook's cursor.
-    watches: sled::Tree,
-    watch_due: sled::Tree,
-    observations: sled::Tree,
-    events: sled::Tree,
-    meta: sled::Tree,
+    watches: ::sled::Tree,
+    watch_due: ::sled::Tree,
+    observations: ::sled::Tree,
+    events: ::sled::Tree,
+    meta: ::sled::Tree,
     durability: Arc<GroupCommit>,
 }
 
@@ -107,14 +85,14 @@ struct TraceWrite {
     landing: Option<(String, Vec<String>, String)>,
 }
 
-impl Store {
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
+impl SledStore {
+    pub fn open(path: &Path) -> Result<SledStore, StoreError> {
+        let db = ::sled::Config::new()
             .path(path)
             .cache_capacity(CACHE_BYTES)
             .open()
             .map_err(|e| match &e {
-                sled::Error::Io(io)
+                ::sled::Error::Io(io)
                     if io.kind() == std::io::ErrorKind::WouldBlock
                         || io.to_string().to_ascii_lowercase().contains("lock") =>
                 {
@@ -127,7 +105,7 @@ impl Store {
                     message: e.to_string(),
                 },
             })?;
-        Ok(Store {
+        Ok(SledStore {
             traces: db.open_tree("traces")?,
             domains: db.open_tree("domains")?,
             domain_inputs: db.open_tree("domain_inputs")?,
@@ -152,21 +130,6 @@ impl Store {
             }
             None => Ok(None),
         }
-    }
-
-    /// A cached Trace younger than `ttl`. Failures (`error`, `timeout`) are kept as the latest
-    /// trace but never served from cache: the next call tries again.
-    pub fn fresh(
-        &self,
-        key: &str,
-        ttl: Duration,
-        now_ms: u64,
-    ) -> Result<Option<Trace>, StoreError> {
-        Ok(self.latest(key)?.and_then(|(trace, at)| {
-            let young = now_ms.saturating_sub(at) < ttl.as_millis() as u64;
-            let cacheable = !matches!(trace.outcome, Outcome::Error | Outcome::Timeout);
-            (young && cacheable).then_some(trace)
-        }))
     }
 
     /// Stores `trace` under `key` and, when it landed somewhere, updates the landing-domain
@@ -274,22 +237,19 @@ impl Store {
     }
 }
 
-impl Store {
+impl SledStore {
     /// Stores what a scan found for one repository; returns after it is on disk.
-    pub async fn put_repository<R: Serialize>(
+    pub async fn put_repository(
         &self,
         repository: &str,
-        record: &R,
+        record: &RepositoryRecord,
     ) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(record).map_err(|e| StoreError::Db(e.to_string()))?;
         self.repositories.insert(repository.as_bytes(), bytes)?;
         self.make_durable().await
     }
 
-    pub fn repository<R: DeserializeOwned>(
-        &self,
-        repository: &str,
-    ) -> Result<Option<R>, StoreError> {
+    pub fn repository(&self, repository: &str) -> Result<Option<RepositoryRecord>, StoreError> {
         match self.repositories.get(repository.as_bytes())? {
             Some(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| {
                 StoreError::Corrupt(format!("repository {repository}: {e}"))
@@ -298,41 +258,17 @@ impl Store {
         }
     }
 
-    /// Every scanned repository's record, in name order, read lazily.
-    pub fn repositories<R: DeserializeOwned>(
-        &self,
-    ) -> impl Iterator<Item = Result<R, StoreError>> + use<R> {
-        self.repositories.iter().values().map(|v| {
-            let v = v?;
-            serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("repository: {e}")))
-        })
-    }
-}
-
-/// A watched link, as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WatchRecord {
-    pub url: String,
-    pub every_seconds: u64,
-    pub next_due_ms: u64,
-    pub added_ms: u64,
-    pub last_run_ms: Option<u64>,
-    /// Added because a resolution passed through a fake or lookalike shortener.
-    pub auto: bool,
-}
-
-impl WatchRecord {
-    /// A new watch of `url` (a normalised key), first due at once.
-    pub fn new(url: String, every_seconds: u64, auto: bool) -> WatchRecord {
-        let now = crate::now_ms();
-        WatchRecord {
-            url,
-            every_seconds,
-            next_due_ms: now,
-            added_ms: now,
-            last_run_ms: None,
-            auto,
-        }
+    /// Every scanned repository's record, in name order.
+    pub fn repositories(&self) -> Result<Vec<RepositoryRecord>, StoreError> {
+        self.repositories
+            .iter()
+            .values()
+            .map(|v| {
+                let v = v?;
+                serde_json::from_slice(&v)
+                    .map_err(|e| StoreError::Corrupt(format!("repository: {e}")))
+            })
+            .collect()
     }
 }
 
@@ -359,7 +295,7 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
 }
 
 /// The watchlist, observations and events.
-impl Store {
+impl SledStore {
     /// Adds or replaces a watch (its due-time entry moves with it); on disk when it returns.
     pub async fn put_watch(&self, w: &WatchRecord) -> Result<(), StoreError> {
         self.write_watch(w, false).await.map(|_| ())
@@ -458,11 +394,11 @@ impl Store {
     }
 
     /// Appends an observation of `url`, keeping the newest `keep`.
-    pub async fn observe<O: Serialize>(
+    pub async fn observe(
         &self,
         url: &str,
         at_ms: u64,
-        observation: &O,
+        observation: &Observation,
         keep: usize,
     ) -> Result<(), StoreError> {
         let mut key = observation_prefix(url);
@@ -483,7 +419,7 @@ impl Store {
     }
 
     /// Observations of `url`, oldest first.
-    pub fn observations<O: DeserializeOwned>(&self, url: &str) -> Result<Vec<O>, StoreError> {
+    pub fn observations(&self, url: &str) -> Result<Vec<Observation>, StoreError> {
         self.observations
             .scan_prefix(observation_prefix(url))
             .values()
@@ -491,15 +427,12 @@ impl Store {
             .collect()
     }
 
-    /// Stores an event under the next id (1, 2, ...; ids only grow, across restarts) built by
-    /// `make`; returns the id when it is on disk. Keeps the newest `keep` events.
-    pub async fn push_event<E: Serialize>(
-        &self,
-        keep: usize,
-        make: impl FnOnce(u64) -> E,
-    ) -> Result<u64, StoreError> {
+    /// Stores `event` under the next id (1, 2, ...; ids only grow, across restarts), which
+    /// it is given; returns the id when it is on disk. Keeps the newest `keep` events.
+    pub async fn push_event(&self, keep: usize, mut event: Event) -> Result<u64, StoreError> {
         let id = self.db.generate_id()? + 1;
-        let bytes = serde_json::to_vec(&make(id)).map_err(|e| StoreError::Db(e.to_string()))?;
+        event.id = id;
+        let bytes = serde_json::to_vec(&event).map_err(|e| StoreError::Db(e.to_string()))?;
         self.events.insert(id.to_be_bytes(), bytes)?;
         // Ids only grow, so the oldest are first; (sled's `len` walks the whole tree.)
         while let Some(oldest) = self.first_event_id()? {
@@ -527,11 +460,7 @@ impl Store {
     }
 
     /// Events with ids above `after`, oldest first, at most `limit`.
-    pub fn events_after<E: DeserializeOwned>(
-        &self,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<(u64, E)>, StoreError> {
+    pub fn events_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Event)>, StoreError> {
         self.events
             .range((after.saturating_add(1)).to_be_bytes()..)
             .take(limit)
@@ -565,7 +494,7 @@ fn trace_write(key: &str, trace: &Trace, now_ms: u64) -> Result<TraceWrite, Stor
         trace,
     })
     .map_err(|e| StoreError::Db(e.to_string()))?;
-    let landing = landing_domain(trace).map(|domain| {
+    let landing = crate::labels::landing_domain(trace).map(|domain| {
         let labels = trace
             .hops
             .last()
@@ -583,9 +512,9 @@ fn trace_write(key: &str, trace: &Trace, now_ms: u64) -> Result<TraceWrite, Stor
 /// Writes a batch of Traces and their landing-domain index entries in one transaction (all or
 /// none), each domain's record read and written once however many Traces landed on it.
 fn write_traces(
-    traces: &sled::Tree,
-    domains: &sled::Tree,
-    inputs: &sled::Tree,
+    traces: &::sled::Tree,
+    domains: &::sled::Tree,
+    inputs: &::sled::Tree,
     writes: &[&TraceWrite],
 ) -> Result<(), StoreError> {
     if writes.is_empty() {
@@ -644,11 +573,103 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The registrable domain a trace landed on: only chains that reached a page or a file.
-pub fn landing_domain(trace: &Trace) -> Option<String> {
-    if !matches!(trace.outcome, Outcome::Landed | Outcome::Download) || trace.final_host.is_empty()
-    {
-        return None;
+// The traits, over the methods above (inherent methods win in path resolution, so
+// `SledStore::latest` below is the one above).
+
+#[async_trait]
+impl Traces for SledStore {
+    async fn latest(&self, key: &str) -> Result<Option<(Trace, u64)>, StoreError> {
+        SledStore::latest(self, key)
     }
-    Some(crate::labels::registrable(&trace.final_host))
+    async fn put(&self, key: &str, trace: &Trace, now_ms: u64) -> Result<(), StoreError> {
+        SledStore::put(self, key, trace, now_ms).await
+    }
+    async fn put_later(&self, key: &str, trace: &Trace, now_ms: u64) -> Result<(), StoreError> {
+        SledStore::put_later(self, key, trace, now_ms)
+    }
+    async fn flush(&self) -> Result<(), StoreError> {
+        SledStore::flush(self).await
+    }
+    async fn domain(&self, domain: &str) -> Result<Option<DomainRecord>, StoreError> {
+        SledStore::domain(self, domain)
+    }
+    async fn domains(&self) -> Result<Vec<DomainRecord>, StoreError> {
+        SledStore::domains(self)
+    }
+    async fn domain_inputs(&self, domain: &str) -> Result<Vec<String>, StoreError> {
+        SledStore::domain_inputs(self, domain)
+    }
+}
+
+#[async_trait]
+impl Watches for SledStore {
+    async fn put_watch(&self, w: &WatchRecord) -> Result<(), StoreError> {
+        SledStore::put_watch(self, w).await
+    }
+    async fn add_watch_if_absent(&self, w: &WatchRecord) -> Result<bool, StoreError> {
+        SledStore::add_watch_if_absent(self, w).await
+    }
+    async fn watch(&self, url: &str) -> Result<Option<WatchRecord>, StoreError> {
+        SledStore::watch(self, url)
+    }
+    async fn remove_watch(&self, url: &str) -> Result<bool, StoreError> {
+        SledStore::remove_watch(self, url).await
+    }
+    async fn watches(&self) -> Result<Vec<WatchRecord>, StoreError> {
+        SledStore::watches(self)
+    }
+    async fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<String>, StoreError> {
+        SledStore::due(self, now_ms, limit)
+    }
+    async fn next_due(&self) -> Result<Option<u64>, StoreError> {
+        SledStore::next_due(self)
+    }
+    async fn observe(
+        &self,
+        url: &str,
+        at_ms: u64,
+        observation: &Observation,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        SledStore::observe(self, url, at_ms, observation, keep).await
+    }
+    async fn observations(&self, url: &str) -> Result<Vec<Observation>, StoreError> {
+        SledStore::observations(self, url)
+    }
+    async fn push_event(&self, keep: usize, event: Event) -> Result<u64, StoreError> {
+        SledStore::push_event(self, keep, event).await
+    }
+    async fn last_event_id(&self) -> Result<u64, StoreError> {
+        SledStore::last_event_id(self)
+    }
+    async fn events_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Event)>, StoreError> {
+        SledStore::events_after(self, after, limit)
+    }
+    async fn counter(&self, name: &str) -> Result<u64, StoreError> {
+        SledStore::counter(self, name)
+    }
+    async fn set_counter(&self, name: &str, value: u64) -> Result<(), StoreError> {
+        SledStore::set_counter(self, name, value).await
+    }
+}
+
+#[async_trait]
+impl Repositories for SledStore {
+    async fn put_repository(
+        &self,
+        name: &str,
+        record: &RepositoryRecord,
+    ) -> Result<(), StoreError> {
+        SledStore::put_repository(self, name, record).await
+    }
+    async fn repository(&self, name: &str) -> Result<Option<RepositoryRecord>, StoreError> {
+        SledStore::repository(self, name)
+    }
+    async fn repositories(&self) -> Result<Vec<RepositoryRecord>, StoreError> {
+        SledStore::repositories(self)
+    }
 }

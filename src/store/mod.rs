@@ -1,0 +1,139 @@
+//! Storage behind one set of traits, whatever keeps the data: Traces and the landing-domain
+//! index ([`Traces`]), the watchlist with its observations and events ([`Watches`]), scanned
+//! repositories ([`Repositories`]). Callers hold a [`Store`] and never know the backend:
+//! sled is the embedded default ([`sled`]); the record types are in [`model`].
+//!
+//! Every write is on disk (or in the database) before it is reported, so a crash loses
+//! nothing a user has already seen — except what a caller queued with `put_later`, which the
+//! next `flush` makes durable.
+
+pub mod model;
+mod sled;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use model::{DomainRecord, WatchRecord};
+use model::{Event, Observation, RepositoryRecord};
+
+use crate::config::{Storage, StorageBackend};
+use crate::trace::Trace;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database at {path} is in use by another hoptrace process (sled allows one process at a time)")]
+    Locked { path: PathBuf },
+    #[error("cannot open the database at {path}: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error("database: {0}")]
+    Db(String),
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Traces by normalised input, and the index of final landing domains.
+#[async_trait]
+pub trait Traces: Send + Sync {
+    /// The latest stored Trace for `key`, however old, with when it was stored (ms).
+    async fn latest(&self, key: &str) -> Result<Option<(Trace, u64)>, StoreError>;
+    /// Stores `trace` under `key` and, when it landed somewhere, updates the landing-domain
+    /// index, together; returns once both are durable.
+    async fn put(&self, key: &str, trace: &Trace, now_ms: u64) -> Result<(), StoreError>;
+    /// The same write, made durable by the next [`Traces::flush`] (or at once, where the
+    /// backend has no cheaper way).
+    async fn put_later(&self, key: &str, trace: &Trace, now_ms: u64) -> Result<(), StoreError> {
+        self.put(key, trace, now_ms).await
+    }
+    /// Returns once every write made so far is durable.
+    async fn flush(&self) -> Result<(), StoreError>;
+    async fn domain(&self, domain: &str) -> Result<Option<DomainRecord>, StoreError>;
+    /// Every landing domain, in name order.
+    async fn domains(&self) -> Result<Vec<DomainRecord>, StoreError>;
+    /// The inputs whose chains ended on `domain`.
+    async fn domain_inputs(&self, domain: &str) -> Result<Vec<String>, StoreError>;
+}
+
+/// The watchlist, each link's observations, the events raised, and small counters.
+#[async_trait]
+pub trait Watches: Send + Sync {
+    /// Adds or replaces a watch (its due time moves with it).
+    async fn put_watch(&self, w: &WatchRecord) -> Result<(), StoreError>;
+    /// Adds `w` unless its URL is watched already; whether it was added.
+    async fn add_watch_if_absent(&self, w: &WatchRecord) -> Result<bool, StoreError>;
+    async fn watch(&self, url: &str) -> Result<Option<WatchRecord>, StoreError>;
+    /// Removes a watch (its history stays); whether it was there.
+    async fn remove_watch(&self, url: &str) -> Result<bool, StoreError>;
+    /// Every watch, in URL order.
+    async fn watches(&self) -> Result<Vec<WatchRecord>, StoreError>;
+    /// URLs due at `now_ms`, earliest first (at most `limit`).
+    async fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<String>, StoreError>;
+    /// When the earliest watch is due.
+    async fn next_due(&self) -> Result<Option<u64>, StoreError>;
+    /// Appends an observation of `url`, keeping the newest `keep`.
+    async fn observe(
+        &self,
+        url: &str,
+        at_ms: u64,
+        observation: &Observation,
+        keep: usize,
+    ) -> Result<(), StoreError>;
+    /// Observations of `url`, oldest first.
+    async fn observations(&self, url: &str) -> Result<Vec<Observation>, StoreError>;
+    /// Stores `event` under the next id (ids only grow, across restarts), which it is given;
+    /// keeps the newest `keep` events.
+    async fn push_event(&self, keep: usize, event: Event) -> Result<u64, StoreError>;
+    /// The newest event's id (0 when there is none).
+    async fn last_event_id(&self) -> Result<u64, StoreError>;
+    /// Events with ids above `after`, oldest first, at most `limit`.
+    async fn events_after(&self, after: u64, limit: usize)
+        -> Result<Vec<(u64, Event)>, StoreError>;
+    async fn counter(&self, name: &str) -> Result<u64, StoreError>;
+    async fn set_counter(&self, name: &str, value: u64) -> Result<(), StoreError>;
+}
+
+/// What scans found per repository (for resuming, and for campaigns).
+#[async_trait]
+pub trait Repositories: Send + Sync {
+    async fn put_repository(&self, name: &str, record: &RepositoryRecord)
+        -> Result<(), StoreError>;
+    async fn repository(&self, name: &str) -> Result<Option<RepositoryRecord>, StoreError>;
+    /// Every repository's record, in name order.
+    async fn repositories(&self) -> Result<Vec<RepositoryRecord>, StoreError>;
+}
+
+/// Everything a backend keeps.
+pub trait Backend: Traces + Watches + Repositories {}
+
+impl<T: Traces + Watches + Repositories> Backend for T {}
+
+/// The store callers hold: a backend behind the traits, cheap to clone.
+#[derive(Clone)]
+pub struct Store(Arc<dyn Backend>);
+
+impl std::ops::Deref for Store {
+    type Target = dyn Backend;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl Store {
+    /// Opens the backend `[storage]` names.
+    pub fn open(config: &Storage) -> Result<Store, StoreError> {
+        match config.backend {
+            StorageBackend::Sled => Store::open_sled(&config.path),
+        }
+    }
+
+    /// The embedded sled database at `path` (one process at a time).
+    pub fn open_sled(path: &std::path::Path) -> Result<Store, StoreError> {
+        Ok(Store(Arc::new(sled::SledStore::open(path)?)))
+    }
+
+    /// A store over any backend (a test's, say).
+    pub fn with_backend(backend: Arc<dyn Backend>) -> Store {
+        Store(backend)
+    }
+}

@@ -1,0 +1,127 @@
+//! What is stored, whatever stores it: the records every backend keeps, defined here so that
+//! the storage traits name them (their behaviour lives with the modules that make them).
+
+use serde::{Deserialize, Serialize};
+
+use crate::extract::Link;
+use crate::trace::Outcome;
+
+/// A landing domain and what reached it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DomainRecord {
+    pub domain: String,
+    /// Number of distinct inputs whose chain ended on this domain.
+    pub inputs: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub labels: Vec<String>,
+}
+
+/// A watched link, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchRecord {
+    pub url: String,
+    pub every_seconds: u64,
+    pub next_due_ms: u64,
+    pub added_ms: u64,
+    pub last_run_ms: Option<u64>,
+    /// Added because a resolution passed through a fake or lookalike shortener.
+    pub auto: bool,
+}
+
+impl WatchRecord {
+    /// A new watch of `url` (a normalised key), first due at once.
+    pub fn new(url: String, every_seconds: u64, auto: bool) -> WatchRecord {
+        let now = crate::now_ms();
+        WatchRecord {
+            url,
+            every_seconds,
+            next_due_ms: now,
+            added_ms: now,
+            last_run_ms: None,
+            auto,
+        }
+    }
+}
+
+/// One re-resolution of a watched link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    /// RFC 3339 UTC, milliseconds.
+    pub at: String,
+    pub final_url: String,
+    pub final_host: String,
+    pub outcome: Outcome,
+    pub labels: Vec<String>,
+    /// Hosts of every hop, in order.
+    pub hop_hosts: Vec<String>,
+    /// Labels of the final hop alone (what the landing host is).
+    #[serde(default)]
+    pub landing_labels: Vec<String>,
+}
+
+/// A new landing host, or a known one with new labels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: u64,
+    pub event: EventKind,
+    pub url: String,
+    pub host: String,
+    pub final_url: String,
+    pub labels: Vec<String>,
+    /// For `new-landing-host`: the landing hosts seen before; for `relabel`: the host's
+    /// labels before.
+    pub before: Vec<String>,
+    pub at: String,
+}
+
+/// What changed in a watched link's history (kebab-case on the wire and in the SSE `event:`
+/// field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// The link lands on a host it never landed on before.
+    NewLandingHost,
+    /// The landing host is the same, its labels are not.
+    Relabel,
+}
+
+/// How bad a repository (or one of its links) is; ordered, worst last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Clean,
+    Suspicious,
+    Malicious,
+}
+
+/// Why a repository got its verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    pub verdict: Verdict,
+    /// The link this is about (`None` for what the repository itself shows).
+    pub url: Option<String>,
+    pub why: String,
+}
+
+/// What the store keeps of a scanned repository: enough to answer a re-run without
+/// resolving again, and to cluster campaigns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepositoryRecord {
+    pub repository: String,
+    pub namespace: String,
+    /// `scan::Document::digest` of the text scanned.
+    pub digest: String,
+    pub verdict: Verdict,
+    pub reasons: Vec<Reason>,
+    pub links: Vec<Link>,
+    #[serde(default)]
+    pub links_left_out: usize,
+    /// Final hosts of the links that made the verdict.
+    pub landing_hosts: Vec<String>,
+    /// Campaign infrastructure those links passed through (see `scan::infrastructure`).
+    pub infrastructure: Vec<String>,
+    pub labels: Vec<String>,
+    pub scanned_at: String,
+    pub last_updated: Option<String>,
+}
