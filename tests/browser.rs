@@ -451,6 +451,23 @@ async fn the_page_reaches_nothing_past_the_gate() {
                     );
                     r
                 }
+                // The same payload behind a head the proxy does not parse (more headers than
+                // it reads): only the browser's own hold on responses can refuse it.
+                "/pull-odd" => html(&PULL.replace("WHAT", "/odd.exe").replace("HOW_MANY", "1")),
+                "/odd.exe" => {
+                    let mut r = endless("application/octet-stream", ps);
+                    for i in 0..150 {
+                        r.headers_mut().append(
+                            "x-pad",
+                            http::HeaderValue::from_str(&i.to_string()).unwrap(),
+                        );
+                    }
+                    r.headers_mut().insert(
+                        "content-disposition",
+                        "attachment; filename=\"odd.exe\"".parse().unwrap(),
+                    );
+                    r
+                }
                 // Not a download by its headers, but endless: the byte budget stops it.
                 "/pull-big" => html(&PULL.replace("WHAT", "/big.txt").replace("HOW_MANY", "8")),
                 "/big.txt" => endless("text/plain", bs),
@@ -508,6 +525,17 @@ async fn the_page_reaches_nothing_past_the_gate() {
         sent < 100 << 20,
         "16 x 50 MiB asked for, {sent} bytes handed to the sockets (kernel buffers)"
     );
+
+    // A download whose head the proxy passes on unread: refused by the browser's hold on
+    // every response (CDP Fetch at the response stage, as for HTTPS inside a tunnel).
+    let t = resolve_with(&r, &format!("http://blog.test:{p}/pull-odd")).await;
+    let refused = t.hops[0]
+        .blocked_requests
+        .iter()
+        .filter(|r| r.contains("/odd.exe") && r.contains("download refused"))
+        .count();
+    assert_eq!(refused, 1, "refused in the browser and listed: {t:#?}");
+    assert_eq!(got_bytes(&t), 0, "the page's script got no payload byte");
 
     // Bodies that are no download but never end: the visit's byte budget cuts them.
     let t = resolve_with(&r, &format!("http://blog.test:{p}/pull-big")).await;
