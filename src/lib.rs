@@ -11,6 +11,7 @@ pub mod browser;
 pub mod campaigns;
 pub mod chain;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod decode;
 pub mod discover;

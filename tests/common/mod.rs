@@ -560,12 +560,8 @@ pub fn capture_logs() {
 
 // ---------------------------------------------------------------- API clients
 
-/// One answer: status, headers, body as JSON (or a string when it is not JSON).
-pub struct Answer {
-    pub status: u16,
-    pub headers: http::HeaderMap,
-    pub body: Value,
-}
+/// One answer: status, headers, body as JSON (the library's client's, as the CLI uses).
+pub use hoptrace::client::Answer;
 
 /// Sends one request over a new connection to `addr`; the answer with its body unread
 /// (which may be a stream).
@@ -589,35 +585,12 @@ pub async fn call(
     body: Option<Vec<u8>>,
     token: Option<&str>,
 ) -> Answer {
-    let mut req = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string());
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    if body.is_some() {
-        req = req.header("content-type", "application/json");
-    }
-    let req = req
-        .body(http_body_util::Full::new(Bytes::from(
-            body.unwrap_or_default(),
-        )))
-        .unwrap();
-    let resp = send(addr, req).await;
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+    hoptrace::client::ApiClient::new(&addr.to_string())
+        .unwrap()
+        .with_token(token)
+        .call(method.parse().unwrap(), path, body)
         .await
         .unwrap()
-        .to_bytes();
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    Answer {
-        status,
-        headers,
-        body,
-    }
 }
 
 pub async fn post(addr: SocketAddr, path: &str, body: Value, token: Option<&str>) -> Answer {
