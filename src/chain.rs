@@ -203,7 +203,8 @@ impl Resolver {
                 tracing::error!("storing the trace of {key} failed: {e}");
             }
             if let Some(every) = self.auto_watch.filter(|_| may_watch && rotates(&trace)) {
-                let watch = crate::store::WatchRecord::new(key.to_string(), every, true);
+                let watch =
+                    crate::store::WatchRecord::new(key.to_string(), every, true, crate::now_ms());
                 match store.add_watch_if_absent(&watch).await {
                     Ok(true) => {
                         tracing::info!("watching {key} (it passes through a fake shortener)")

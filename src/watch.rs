@@ -172,6 +172,22 @@ fn sorted(v: &[String]) -> Vec<&String> {
     s
 }
 
+/// The watcher's time: the system's, or a test's that moves only when told (so the
+/// scheduler's timing is tested without waiting for it).
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+}
+
+/// The wall clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        crate::now_ms()
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
     pub result: String,
@@ -189,6 +205,7 @@ pub struct WatchMetrics {
 
 /// The watchlist's scheduler, history and events.
 pub struct Watcher {
+    clock: Arc<dyn Clock>,
     resolver: Arc<Resolver>,
     store: Store,
     default_every: u64,
@@ -207,8 +224,19 @@ pub struct Watcher {
 
 impl Watcher {
     pub fn new(config: &Config, resolver: Arc<Resolver>, store: Store) -> Arc<Watcher> {
+        Watcher::with_clock(config, resolver, store, Arc::new(SystemClock))
+    }
+
+    /// A watcher whose idea of the time is `clock` (a test's, which it moves by hand).
+    pub fn with_clock(
+        config: &Config,
+        resolver: Arc<Resolver>,
+        store: Store,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Watcher> {
         let w = &config.watch;
         Arc::new(Watcher {
+            clock,
             resolver,
             store,
             default_every: w.default_every_seconds,
@@ -223,6 +251,11 @@ impl Watcher {
             live: broadcast::channel(1024).0,
             metrics: WatchMetrics::default(),
         })
+    }
+
+    /// Makes the scheduler look at the due list now (after a test's clock moved).
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// The key a URL is watched under (normalised as the cache does); only web URLs.
@@ -256,7 +289,10 @@ impl Watcher {
                 w.auto = false;
                 (w, false)
             }
-            None => (WatchRecord::new(key, every, false), true),
+            None => (
+                WatchRecord::new(key, every, false, self.clock.now_ms()),
+                true,
+            ),
         };
         self.store.put_watch(&record).await?;
         self.wake.notify_one();
@@ -302,11 +338,11 @@ impl Watcher {
                 Ok(next) => next,
                 Err(e) => {
                     tracing::error!("watch scheduler: {e}");
-                    Some(crate::now_ms() + 1000)
+                    Some(self.clock.now_ms() + 1000)
                 }
             };
             let wait = next.map_or(Duration::from_secs(60), |at| {
-                Duration::from_millis(at.saturating_sub(crate::now_ms()).clamp(10, 60_000))
+                Duration::from_millis(at.saturating_sub(self.clock.now_ms()).clamp(10, 60_000))
             });
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
@@ -318,7 +354,7 @@ impl Watcher {
 
     /// Starts every due entry; answers when the next one is due.
     async fn start_due(self: &Arc<Self>) -> Result<Option<u64>, StoreError> {
-        let now = crate::now_ms();
+        let now = self.clock.now_ms();
         let due = self.store.due(now, 1024).await?;
         for url in due {
             let Some(mut w) = self.store.watch(&url).await? else {
@@ -358,7 +394,7 @@ impl Watcher {
     async fn run_one(&self, url: &str) -> Result<(), StoreError> {
         let trace = self.resolver.rerun(url).await;
         self.metrics.runs.inc();
-        let at = crate::now_ms();
+        let at = self.clock.now_ms();
         let now = Observation::of(&trace, at);
         let before: Vec<Observation> = self.store.observations(url).await?;
         self.store

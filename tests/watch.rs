@@ -432,3 +432,70 @@ async fn a_webhook_to_a_denied_address_is_refused() {
     assert_eq!(sentinel.connections(), 0);
     let _ = tx.send(());
 }
+
+/// A clock that moves only when the test moves it.
+struct ManualClock(std::sync::atomic::AtomicU64);
+
+impl hoptrace::watch::Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The scheduler's timing with a clock the test moves: an entry runs at once, not again
+/// before its interval (give or take its 10% jitter), again after it, and once (not once per
+/// missed interval) when it is long overdue. An hour's interval takes a second of real time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_keeps_the_interval_by_its_clock() {
+    let env = TestEnv::new().await;
+    let (short, visits) = rotating(&env).await;
+    let store = hoptrace::store::Store::open_sled(&env.config.storage.path).unwrap();
+    let resolver =
+        Arc::new(hoptrace::chain::Resolver::new(&env.config, Some(store.clone())).unwrap());
+    let clock = Arc::new(ManualClock(1_800_000_000_000.into()));
+    let watcher =
+        hoptrace::watch::Watcher::with_clock(&env.config, resolver, store.clone(), clock.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let scheduler = tokio::spawn(watcher.clone().run(async {
+        let _ = rx.await;
+    }));
+    let url = format!("http://tinurll.com:{}/clocked", short.port());
+    let key = hoptrace::watch::Watcher::key(&url).unwrap();
+    let runs = || {
+        let (store, key) = (store.clone(), key.clone());
+        async move { store.observations(&key).await.unwrap().len() }
+    };
+    let settle = || tokio::time::sleep(Duration::from_millis(400));
+    let hour = 3_600_000u64;
+    let advance = |ms: u64| {
+        clock.0.fetch_add(ms, Ordering::SeqCst);
+        watcher.wake();
+    };
+
+    watcher.add(&url, Some(3600)).await.unwrap();
+    eventually(10, "the first run, at once", async || runs().await == 1).await;
+    advance(hour / 2);
+    settle().await;
+    assert_eq!(runs().await, 1, "half an interval later: not due");
+    advance(hour * 6 / 10); // 1.1 intervals after the first run: past any jitter
+    eventually(10, "the second run, one interval on", async || {
+        runs().await == 2
+    })
+    .await;
+    advance(10 * hour);
+    eventually(10, "one run for ten missed intervals", async || {
+        runs().await == 3
+    })
+    .await;
+    settle().await;
+    watcher.wake();
+    settle().await;
+    assert_eq!(runs().await, 3, "not once per missed interval");
+    assert_eq!(
+        visits.load(Ordering::SeqCst),
+        3,
+        "the shortener was visited per run"
+    );
+    let _ = tx.send(());
+    let _ = scheduler.await;
+}

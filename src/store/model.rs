@@ -30,9 +30,8 @@ pub struct WatchRecord {
 }
 
 impl WatchRecord {
-    /// A new watch of `url` (a normalised key), first due at once.
-    pub fn new(url: String, every_seconds: u64, auto: bool) -> WatchRecord {
-        let now = crate::now_ms();
+    /// A new watch of `url` (a normalised key) added at `now` (ms), first due at once.
+    pub fn new(url: String, every_seconds: u64, auto: bool, now: u64) -> WatchRecord {
         WatchRecord {
             url,
             every_seconds,
