@@ -398,6 +398,15 @@ for (var i = 0; i < HOW_MANY; i++) {
 Promise.all(jobs).then(function () { location.href = '/got?bytes=' + total; });
 </script>";
 
+/// How many requests for `path` the page's hop lists as downloads refused.
+fn refused(t: &Trace, path: &str) -> usize {
+    t.hops[0]
+        .blocked_requests
+        .iter()
+        .filter(|r| r.contains(path) && r.contains("download refused"))
+        .count()
+}
+
 /// What a [`PULL`] page said its script received.
 fn got_bytes(t: &Trace) -> u64 {
     let hop = t
@@ -513,12 +522,11 @@ async fn the_page_reaches_nothing_past_the_gate() {
     // Payloads pulled by the page's script: refused at their headers, listed; the page's
     // script got none of their bytes.
     let t = resolve_with(&r, &format!("http://blog.test:{p}/pull")).await;
-    let refused = t.hops[0]
-        .blocked_requests
-        .iter()
-        .filter(|r| r.contains("/payload.exe") && r.contains("download refused"))
-        .count();
-    assert_eq!(refused, 16, "every refused download is listed: {t:#?}");
+    assert_eq!(
+        refused(&t, "/payload.exe"),
+        16,
+        "every refused download is listed: {t:#?}"
+    );
     assert_eq!(got_bytes(&t), 0, "the page's script got no payload byte");
     let sent = payload_sent.load(Ordering::SeqCst);
     assert!(
@@ -529,12 +537,11 @@ async fn the_page_reaches_nothing_past_the_gate() {
     // A download whose head the proxy passes on unread: refused by the browser's hold on
     // every response (CDP Fetch at the response stage, as for HTTPS inside a tunnel).
     let t = resolve_with(&r, &format!("http://blog.test:{p}/pull-odd")).await;
-    let refused = t.hops[0]
-        .blocked_requests
-        .iter()
-        .filter(|r| r.contains("/odd.exe") && r.contains("download refused"))
-        .count();
-    assert_eq!(refused, 1, "refused in the browser and listed: {t:#?}");
+    assert_eq!(
+        refused(&t, "/odd.exe"),
+        1,
+        "refused in the browser and listed: {t:#?}"
+    );
     assert_eq!(got_bytes(&t), 0, "the page's script got no payload byte");
 
     // Bodies that are no download but never end: the visit's byte budget cuts them.

@@ -120,43 +120,6 @@ impl SledStore {
         })
     }
 
-    /// The latest stored Trace for `key`, however old.
-    pub fn latest(&self, key: &str) -> Result<Option<(Trace, u64)>, StoreError> {
-        match self.traces.get(key.as_bytes())? {
-            Some(bytes) => {
-                let s: Stored<Trace> = serde_json::from_slice(&bytes)
-                    .map_err(|e| StoreError::Corrupt(format!("trace {key}: {e}")))?;
-                Ok(Some((s.trace, s.stored_at_ms)))
-            }
-            None => Ok(None),
-        }
-    }
-
-    /// Stores `trace` under `key` and, when it landed somewhere, updates the landing-domain
-    /// index, both in one transaction; returns after the write is on disk.
-    pub async fn put(&self, key: &str, trace: &Trace, now_ms: u64) -> Result<(), StoreError> {
-        self.commit(Some(trace_write(key, trace, now_ms)?)).await
-    }
-
-    /// Queues the same write as [`Store::put`] and returns at once: it is written (and made
-    /// durable) by the next [`Store::flush`] or `put`, whoever comes first. For a caller that
-    /// reports results in groups and flushes before each group (the CLI's batch), so the
-    /// disk's latency does not hold up each resolution. Unflushed writes are lost on a crash.
-    pub fn put_later(&self, key: &str, trace: &Trace, now_ms: u64) -> Result<(), StoreError> {
-        let write = trace_write(key, trace, now_ms)?;
-        lock(&self.durability.queue).push(Queued {
-            trace: Some(write),
-            done: None,
-        });
-        Ok(())
-    }
-
-    /// Returns once every write made so far is on disk (for shutdown: `put` already waits
-    /// for its own write).
-    pub async fn flush(&self) -> Result<(), StoreError> {
-        self.make_durable().await
-    }
-
     /// Returns once every write made so far is on disk.
     async fn make_durable(&self) -> Result<(), StoreError> {
         self.commit(None).await
@@ -203,73 +166,6 @@ impl SledStore {
             .await
             .unwrap_or_else(|_| Err(StoreError::Db("store write task ended".into())))
     }
-
-    pub fn domain(&self, domain: &str) -> Result<Option<DomainRecord>, StoreError> {
-        match self.domains.get(domain.to_ascii_lowercase().as_bytes())? {
-            Some(b) => Ok(Some(
-                serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            )),
-            None => Ok(None),
-        }
-    }
-
-    /// Every landing domain, in name order.
-    pub fn domains(&self) -> Result<Vec<DomainRecord>, StoreError> {
-        self.domains
-            .iter()
-            .values()
-            .map(|v| {
-                let v = v?;
-                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
-            .collect()
-    }
-
-    /// The inputs whose chains ended on `domain`.
-    pub fn domain_inputs(&self, domain: &str) -> Result<Vec<String>, StoreError> {
-        let mut prefix = domain.to_ascii_lowercase().into_bytes();
-        prefix.push(0);
-        self.domain_inputs
-            .scan_prefix(&prefix)
-            .keys()
-            .map(|k| Ok(String::from_utf8_lossy(&k?[prefix.len()..]).into_owned()))
-            .collect()
-    }
-}
-
-impl SledStore {
-    /// Stores what a scan found for one repository; returns after it is on disk.
-    pub async fn put_repository(
-        &self,
-        repository: &str,
-        record: &RepositoryRecord,
-    ) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(record).map_err(|e| StoreError::Db(e.to_string()))?;
-        self.repositories.insert(repository.as_bytes(), bytes)?;
-        self.make_durable().await
-    }
-
-    pub fn repository(&self, repository: &str) -> Result<Option<RepositoryRecord>, StoreError> {
-        match self.repositories.get(repository.as_bytes())? {
-            Some(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| {
-                StoreError::Corrupt(format!("repository {repository}: {e}"))
-            })?)),
-            None => Ok(None),
-        }
-    }
-
-    /// Every scanned repository's record, in name order.
-    pub fn repositories(&self) -> Result<Vec<RepositoryRecord>, StoreError> {
-        self.repositories
-            .iter()
-            .values()
-            .map(|v| {
-                let v = v?;
-                serde_json::from_slice(&v)
-                    .map_err(|e| StoreError::Corrupt(format!("repository: {e}")))
-            })
-            .collect()
-    }
 }
 
 fn due_key(due_ms: u64, url: &str) -> Vec<u8> {
@@ -294,18 +190,8 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
-/// The watchlist, observations and events.
+/// Writes of the watchlist that keep its due-time index in step.
 impl SledStore {
-    /// Adds or replaces a watch (its due-time entry moves with it); on disk when it returns.
-    pub async fn put_watch(&self, w: &WatchRecord) -> Result<(), StoreError> {
-        self.write_watch(w, false).await.map(|_| ())
-    }
-
-    /// Adds `w` unless its URL is watched already; whether it was added.
-    pub async fn add_watch_if_absent(&self, w: &WatchRecord) -> Result<bool, StoreError> {
-        self.write_watch(w, true).await
-    }
-
     async fn write_watch(&self, w: &WatchRecord, only_new: bool) -> Result<bool, StoreError> {
         let bytes = serde_json::to_vec(w).map_err(|e| StoreError::Db(e.to_string()))?;
         let result: Result<bool, TransactionError<String>> = (&self.watches, &self.watch_due)
@@ -333,158 +219,8 @@ impl SledStore {
         Ok(added)
     }
 
-    pub fn watch(&self, url: &str) -> Result<Option<WatchRecord>, StoreError> {
-        self.watches
-            .get(url.as_bytes())?
-            .map(|b| serde_json::from_slice(&b).map_err(|e| corrupt("watch", e)))
-            .transpose()
-    }
-
-    /// Removes a watch (its history stays); whether it was there.
-    pub async fn remove_watch(&self, url: &str) -> Result<bool, StoreError> {
-        let result: Result<bool, TransactionError<String>> = (&self.watches, &self.watch_due)
-            .transaction(|(watches, due)| match watches.remove(url.as_bytes())? {
-                Some(old) => {
-                    let old: WatchRecord = serde_json::from_slice(&old)
-                        .map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?;
-                    due.remove(due_key(old.next_due_ms, &old.url))?;
-                    Ok(true)
-                }
-                None => Ok(false),
-            });
-        let removed = result.map_err(|e| match e {
-            TransactionError::Abort(m) => StoreError::Corrupt(m),
-            TransactionError::Storage(e) => StoreError::Db(e.to_string()),
-        })?;
-        self.make_durable().await?;
-        Ok(removed)
-    }
-
-    /// Every watch, in URL order.
-    pub fn watches(&self) -> Result<Vec<WatchRecord>, StoreError> {
-        self.watches
-            .iter()
-            .values()
-            .map(|v| serde_json::from_slice(&v?).map_err(|e| corrupt("watch", e)))
-            .collect()
-    }
-
-    /// URLs due at `now_ms`, earliest first (at most `limit`).
-    pub fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<String>, StoreError> {
-        let mut urls = Vec::new();
-        for k in self
-            .watch_due
-            .range(..(now_ms + 1).to_be_bytes().to_vec())
-            .keys()
-            .take(limit)
-        {
-            urls.push(String::from_utf8_lossy(&k?[8..]).into_owned());
-        }
-        Ok(urls)
-    }
-
-    /// When the earliest watch is due.
-    pub fn next_due(&self) -> Result<Option<u64>, StoreError> {
-        Ok(match self.watch_due.first()? {
-            Some((k, _)) => Some(u64::from_be_bytes(
-                k[..8].try_into().map_err(|e| corrupt("due", e))?,
-            )),
-            None => None,
-        })
-    }
-
-    /// Appends an observation of `url`, keeping the newest `keep`.
-    pub async fn observe(
-        &self,
-        url: &str,
-        at_ms: u64,
-        observation: &Observation,
-        keep: usize,
-    ) -> Result<(), StoreError> {
-        let mut key = observation_prefix(url);
-        key.extend_from_slice(&at_ms.to_be_bytes());
-        let bytes = serde_json::to_vec(observation).map_err(|e| StoreError::Db(e.to_string()))?;
-        self.observations.insert(key, bytes)?;
-        let prefix = observation_prefix(url);
-        let count = self.observations.scan_prefix(&prefix).keys().count();
-        for k in self
-            .observations
-            .scan_prefix(&prefix)
-            .keys()
-            .take(count.saturating_sub(keep))
-        {
-            self.observations.remove(k?)?;
-        }
-        self.make_durable().await
-    }
-
-    /// Observations of `url`, oldest first.
-    pub fn observations(&self, url: &str) -> Result<Vec<Observation>, StoreError> {
-        self.observations
-            .scan_prefix(observation_prefix(url))
-            .values()
-            .map(|v| serde_json::from_slice(&v?).map_err(|e| corrupt("observation", e)))
-            .collect()
-    }
-
-    /// Stores `event` under the next id (1, 2, ...; ids only grow, across restarts), which
-    /// it is given; returns the id when it is on disk. Keeps the newest `keep` events.
-    pub async fn push_event(&self, keep: usize, mut event: Event) -> Result<u64, StoreError> {
-        let id = self.db.generate_id()? + 1;
-        event.id = id;
-        let bytes = serde_json::to_vec(&event).map_err(|e| StoreError::Db(e.to_string()))?;
-        self.events.insert(id.to_be_bytes(), bytes)?;
-        // Ids only grow, so the oldest are first; (sled's `len` walks the whole tree.)
-        while let Some(oldest) = self.first_event_id()? {
-            if oldest.saturating_add(keep as u64) > id {
-                break;
-            }
-            self.events.remove(oldest.to_be_bytes())?;
-        }
-        self.make_durable().await?;
-        Ok(id)
-    }
-
     fn first_event_id(&self) -> Result<Option<u64>, StoreError> {
         self.events.first()?.map(|(k, _)| event_id(&k)).transpose()
-    }
-
-    /// The newest event's id (0 when there is none).
-    pub fn last_event_id(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .events
-            .last()?
-            .map(|(k, _)| event_id(&k))
-            .transpose()?
-            .unwrap_or(0))
-    }
-
-    /// Events with ids above `after`, oldest first, at most `limit`.
-    pub fn events_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Event)>, StoreError> {
-        self.events
-            .range((after.saturating_add(1)).to_be_bytes()..)
-            .take(limit)
-            .map(|kv| {
-                let (k, v) = kv?;
-                let id = event_id(&k)?;
-                Ok((
-                    id,
-                    serde_json::from_slice(&v).map_err(|e| corrupt("event", e))?,
-                ))
-            })
-            .collect()
-    }
-
-    pub fn counter(&self, name: &str) -> Result<u64, StoreError> {
-        Ok(match self.meta.get(name.as_bytes())? {
-            Some(b) => u64::from_be_bytes(b.as_ref().try_into().map_err(|e| corrupt(name, e))?),
-            None => 0,
-        })
-    }
-
-    pub async fn set_counter(&self, name: &str, value: u64) -> Result<(), StoreError> {
-        self.meta.insert(name.as_bytes(), &value.to_be_bytes())?;
-        self.make_durable().await
     }
 }
 
@@ -573,56 +309,120 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-// The traits, over the methods above (inherent methods win in path resolution, so
-// `SledStore::latest` below is the one above).
-
 #[async_trait]
 impl Traces for SledStore {
     async fn latest(&self, key: &str) -> Result<Option<(Trace, u64)>, StoreError> {
-        SledStore::latest(self, key)
+        match self.traces.get(key.as_bytes())? {
+            Some(bytes) => {
+                let s: Stored<Trace> = serde_json::from_slice(&bytes)
+                    .map_err(|e| StoreError::Corrupt(format!("trace {key}: {e}")))?;
+                Ok(Some((s.trace, s.stored_at_ms)))
+            }
+            None => Ok(None),
+        }
     }
     async fn put(&self, key: &str, trace: &Trace, now_ms: u64) -> Result<(), StoreError> {
-        SledStore::put(self, key, trace, now_ms).await
+        self.commit(Some(trace_write(key, trace, now_ms)?)).await
     }
     async fn put_later(&self, key: &str, trace: &Trace, now_ms: u64) -> Result<(), StoreError> {
-        SledStore::put_later(self, key, trace, now_ms)
+        // Queued for the next batch (a `flush` or another writer's `put`), not waited for.
+        let write = trace_write(key, trace, now_ms)?;
+        lock(&self.durability.queue).push(Queued {
+            trace: Some(write),
+            done: None,
+        });
+        Ok(())
     }
     async fn flush(&self) -> Result<(), StoreError> {
-        SledStore::flush(self).await
+        self.make_durable().await
     }
     async fn domain(&self, domain: &str) -> Result<Option<DomainRecord>, StoreError> {
-        SledStore::domain(self, domain)
+        match self.domains.get(domain.to_ascii_lowercase().as_bytes())? {
+            Some(b) => Ok(Some(
+                serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            )),
+            None => Ok(None),
+        }
     }
     async fn domains(&self) -> Result<Vec<DomainRecord>, StoreError> {
-        SledStore::domains(self)
+        self.domains
+            .iter()
+            .values()
+            .map(|v| {
+                let v = v?;
+                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect()
     }
     async fn domain_inputs(&self, domain: &str) -> Result<Vec<String>, StoreError> {
-        SledStore::domain_inputs(self, domain)
+        let mut prefix = domain.to_ascii_lowercase().into_bytes();
+        prefix.push(0);
+        self.domain_inputs
+            .scan_prefix(&prefix)
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k?[prefix.len()..]).into_owned()))
+            .collect()
     }
 }
 
 #[async_trait]
 impl Watches for SledStore {
     async fn put_watch(&self, w: &WatchRecord) -> Result<(), StoreError> {
-        SledStore::put_watch(self, w).await
+        self.write_watch(w, false).await.map(|_| ())
     }
     async fn add_watch_if_absent(&self, w: &WatchRecord) -> Result<bool, StoreError> {
-        SledStore::add_watch_if_absent(self, w).await
+        self.write_watch(w, true).await
     }
     async fn watch(&self, url: &str) -> Result<Option<WatchRecord>, StoreError> {
-        SledStore::watch(self, url)
+        self.watches
+            .get(url.as_bytes())?
+            .map(|b| serde_json::from_slice(&b).map_err(|e| corrupt("watch", e)))
+            .transpose()
     }
     async fn remove_watch(&self, url: &str) -> Result<bool, StoreError> {
-        SledStore::remove_watch(self, url).await
+        let result: Result<bool, TransactionError<String>> = (&self.watches, &self.watch_due)
+            .transaction(|(watches, due)| match watches.remove(url.as_bytes())? {
+                Some(old) => {
+                    let old: WatchRecord = serde_json::from_slice(&old)
+                        .map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?;
+                    due.remove(due_key(old.next_due_ms, &old.url))?;
+                    Ok(true)
+                }
+                None => Ok(false),
+            });
+        let removed = result.map_err(|e| match e {
+            TransactionError::Abort(m) => StoreError::Corrupt(m),
+            TransactionError::Storage(e) => StoreError::Db(e.to_string()),
+        })?;
+        self.make_durable().await?;
+        Ok(removed)
     }
     async fn watches(&self) -> Result<Vec<WatchRecord>, StoreError> {
-        SledStore::watches(self)
+        self.watches
+            .iter()
+            .values()
+            .map(|v| serde_json::from_slice(&v?).map_err(|e| corrupt("watch", e)))
+            .collect()
     }
     async fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<String>, StoreError> {
-        SledStore::due(self, now_ms, limit)
+        let mut urls = Vec::new();
+        for k in self
+            .watch_due
+            .range(..(now_ms + 1).to_be_bytes().to_vec())
+            .keys()
+            .take(limit)
+        {
+            urls.push(String::from_utf8_lossy(&k?[8..]).into_owned());
+        }
+        Ok(urls)
     }
     async fn next_due(&self) -> Result<Option<u64>, StoreError> {
-        SledStore::next_due(self)
+        Ok(match self.watch_due.first()? {
+            Some((k, _)) => Some(u64::from_be_bytes(
+                k[..8].try_into().map_err(|e| corrupt("due", e))?,
+            )),
+            None => None,
+        })
     }
     async fn observe(
         &self,
@@ -631,29 +431,79 @@ impl Watches for SledStore {
         observation: &Observation,
         keep: usize,
     ) -> Result<(), StoreError> {
-        SledStore::observe(self, url, at_ms, observation, keep).await
+        let mut key = observation_prefix(url);
+        key.extend_from_slice(&at_ms.to_be_bytes());
+        let bytes = serde_json::to_vec(observation).map_err(|e| StoreError::Db(e.to_string()))?;
+        self.observations.insert(key, bytes)?;
+        let prefix = observation_prefix(url);
+        let count = self.observations.scan_prefix(&prefix).keys().count();
+        for k in self
+            .observations
+            .scan_prefix(&prefix)
+            .keys()
+            .take(count.saturating_sub(keep))
+        {
+            self.observations.remove(k?)?;
+        }
+        self.make_durable().await
     }
     async fn observations(&self, url: &str) -> Result<Vec<Observation>, StoreError> {
-        SledStore::observations(self, url)
+        self.observations
+            .scan_prefix(observation_prefix(url))
+            .values()
+            .map(|v| serde_json::from_slice(&v?).map_err(|e| corrupt("observation", e)))
+            .collect()
     }
-    async fn push_event(&self, keep: usize, event: Event) -> Result<u64, StoreError> {
-        SledStore::push_event(self, keep, event).await
+    async fn push_event(&self, keep: usize, mut event: Event) -> Result<u64, StoreError> {
+        let id = self.db.generate_id()? + 1;
+        event.id = id;
+        let bytes = serde_json::to_vec(&event).map_err(|e| StoreError::Db(e.to_string()))?;
+        self.events.insert(id.to_be_bytes(), bytes)?;
+        // Ids only grow, so the oldest are first; (sled's `len` walks the whole tree.)
+        while let Some(oldest) = self.first_event_id()? {
+            if oldest.saturating_add(keep as u64) > id {
+                break;
+            }
+            self.events.remove(oldest.to_be_bytes())?;
+        }
+        self.make_durable().await?;
+        Ok(id)
     }
     async fn last_event_id(&self) -> Result<u64, StoreError> {
-        SledStore::last_event_id(self)
+        Ok(self
+            .events
+            .last()?
+            .map(|(k, _)| event_id(&k))
+            .transpose()?
+            .unwrap_or(0))
     }
     async fn events_after(
         &self,
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, Event)>, StoreError> {
-        SledStore::events_after(self, after, limit)
+        self.events
+            .range((after.saturating_add(1)).to_be_bytes()..)
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv?;
+                let id = event_id(&k)?;
+                Ok((
+                    id,
+                    serde_json::from_slice(&v).map_err(|e| corrupt("event", e))?,
+                ))
+            })
+            .collect()
     }
     async fn counter(&self, name: &str) -> Result<u64, StoreError> {
-        SledStore::counter(self, name)
+        Ok(match self.meta.get(name.as_bytes())? {
+            Some(b) => u64::from_be_bytes(b.as_ref().try_into().map_err(|e| corrupt(name, e))?),
+            None => 0,
+        })
     }
     async fn set_counter(&self, name: &str, value: u64) -> Result<(), StoreError> {
-        SledStore::set_counter(self, name, value).await
+        self.meta.insert(name.as_bytes(), &value.to_be_bytes())?;
+        self.make_durable().await
     }
 }
 
@@ -664,12 +514,27 @@ impl Repositories for SledStore {
         name: &str,
         record: &RepositoryRecord,
     ) -> Result<(), StoreError> {
-        SledStore::put_repository(self, name, record).await
+        let bytes = serde_json::to_vec(record).map_err(|e| StoreError::Db(e.to_string()))?;
+        self.repositories.insert(name.as_bytes(), bytes)?;
+        self.make_durable().await
     }
     async fn repository(&self, name: &str) -> Result<Option<RepositoryRecord>, StoreError> {
-        SledStore::repository(self, name)
+        match self.repositories.get(name.as_bytes())? {
+            Some(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| {
+                StoreError::Corrupt(format!("repository {name}: {e}"))
+            })?)),
+            None => Ok(None),
+        }
     }
     async fn repositories(&self) -> Result<Vec<RepositoryRecord>, StoreError> {
-        SledStore::repositories(self)
+        self.repositories
+            .iter()
+            .values()
+            .map(|v| {
+                let v = v?;
+                serde_json::from_slice(&v)
+                    .map_err(|e| StoreError::Corrupt(format!("repository: {e}")))
+            })
+            .collect()
     }
 }
