@@ -1,0 +1,88 @@
+//! `/v1/events`: Server-Sent Events, resumable by `Last-Event-ID`.
+
+use super::*;
+
+impl Api {
+    /// Server-Sent Events: first the stored events after `after` (a reconnecting client's
+    /// `Last-Event-ID`), then live ones as they happen, with a comment every 15 s to keep
+    /// proxies from closing an idle stream. Without `after`, only new events.
+    pub(super) async fn events(&self, after: Option<u64>) -> Response<Body> {
+        use crate::watch::Event;
+        // Subscribed before reading the store, so no event falls between the two.
+        let live = self.watcher.subscribe();
+        let store = self.watcher.store().clone();
+        let closing = self.closing.subscribe();
+        let start = match after {
+            Some(id) => id,
+            None => store.last_event_id().await.unwrap_or(0),
+        };
+        struct State {
+            live: tokio::sync::broadcast::Receiver<Event>,
+            last: u64,
+            backlog: std::collections::VecDeque<Event>,
+            caught_up: bool,
+        }
+        let state = State {
+            live,
+            last: start,
+            backlog: Default::default(),
+            caught_up: false,
+        };
+        let frames = futures_util::stream::unfold(state, move |mut st| {
+            let store = store.clone();
+            let mut closing = closing.clone();
+            // (`wait_for` looks at the current value first, so a stop before this is seen.)
+            async move {
+                loop {
+                    if let Some(e) = st.backlog.pop_front() {
+                        st.last = e.id;
+                        return Some((sse_frame(&e), st));
+                    }
+                    if !st.caught_up {
+                        let more: Vec<(u64, Event)> =
+                            store.events_after(st.last, 256).await.unwrap_or_default();
+                        st.caught_up = more.len() < 256;
+                        st.backlog.extend(more.into_iter().map(|(_, e)| e));
+                        continue;
+                    }
+                    let next = tokio::time::timeout(Duration::from_secs(15), st.live.recv());
+                    tokio::select! {
+                        got = next => match got {
+                            Ok(Ok(e)) if e.id > st.last => {
+                                st.last = e.id;
+                                return Some((sse_frame(&e), st));
+                            }
+                            Ok(Ok(_)) => {}
+                            // Fell behind the live channel: read the rest from the store.
+                            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                                st.caught_up = false;
+                            }
+                            Ok(Err(_)) => return None,
+                            Err(_) => return Some((Bytes::from_static(b": keep-alive\n\n"), st)),
+                        },
+                        _ = closing.wait_for(|c| *c) => return None,
+                    }
+                }
+            }
+        });
+        let body = http_body_util::StreamBody::new(futures_util::StreamExt::map(frames, |b| {
+            Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(b))
+        }));
+        let mut resp = Response::new(http_body_util::Either::Right(BodyExt::boxed_unsync(body)));
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        resp
+    }
+}
+
+pub(super) fn sse_frame(e: &crate::watch::Event) -> Bytes {
+    let data = serde_json::to_string(e).unwrap_or_default();
+    Bytes::from(format!(
+        "id: {}\nevent: {}\ndata: {data}\n\n",
+        e.id, e.event
+    ))
+}
