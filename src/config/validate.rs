@@ -1,0 +1,284 @@
+//! Each section of the config judges its own keys: a fixed check per key, the first bad one
+//! named in full.
+
+use super::*;
+
+/// A bad key: its full name and what is wrong.
+pub(super) struct Invalid {
+    pub(super) key: &'static str,
+    pub(super) message: String,
+}
+
+/// `Ok` when `ok`, else the key and the message.
+fn check(ok: bool, key: &'static str, message: &str) -> Result<(), Invalid> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid {
+            key,
+            message: message.to_string(),
+        })
+    }
+}
+
+fn header_value(value: &str) -> bool {
+    http::HeaderValue::from_str(value).is_ok()
+}
+
+impl Limits {
+    pub(super) fn validate(&self) -> Result<(), Invalid> {
+        check(
+            (1..=1000).contains(&self.max_hops),
+            "limits.max_hops",
+            "must be between 1 and 1000",
+        )?;
+        check(
+            self.hop_timeout_ms > 0,
+            "limits.hop_timeout_ms",
+            "must be greater than 0",
+        )?;
+        check(
+            self.total_timeout_ms > 0,
+            "limits.total_timeout_ms",
+            "must be greater than 0",
+        )?;
+        check(
+            (1..=1 << 30).contains(&self.max_body_bytes),
+            "limits.max_body_bytes",
+            "must be between 1 and 1073741824",
+        )?;
+        check(
+            self.per_host_per_second.is_finite() && self.per_host_per_second > 0.0,
+            "limits.per_host_per_second",
+            "must be a number greater than 0",
+        )?;
+        check(
+            (1..=100_000).contains(&self.concurrency),
+            "limits.concurrency",
+            "must be between 1 and 100000",
+        )
+    }
+}
+
+impl Http {
+    pub(super) fn validate(&self) -> Result<(), Invalid> {
+        check(
+            !self.user_agent.trim().is_empty(),
+            "http.user_agent",
+            "must not be empty",
+        )?;
+        check(
+            header_value(&self.user_agent),
+            "http.user_agent",
+            "is not a valid header value",
+        )?;
+        check(
+            header_value(&self.accept_language),
+            "http.accept_language",
+            "is not a valid header value",
+        )
+    }
+}
+
+impl Browser {
+    pub(super) fn validate(&self) -> Result<(), Invalid> {
+        check(
+            (1..=600_000).contains(&self.settle_ms),
+            "browser.settle_ms",
+            "must be between 1 and 600000",
+        )?;
+        check(
+            (1..=64).contains(&self.max_tabs),
+            "browser.max_tabs",
+            "must be between 1 and 64",
+        )?;
+        check(
+            (100..=600_000).contains(&self.launch_timeout_ms),
+            "browser.launch_timeout_ms",
+            "must be between 100 and 600000",
+        )?;
+        check(
+            (65_536..=1 << 30).contains(&self.max_page_bytes),
+            "browser.max_page_bytes",
+            "must be between 65536 and 1073741824",
+        )
+    }
+}
+
+impl Server {
+    pub(super) fn validate(&self) -> Result<(), Invalid> {
+        check(
+            (1..=100_000).contains(&self.max_batch),
+            "server.max_batch",
+            "must be between 1 and 100000",
+        )?;
+        for (key, ms) in [
+            ("server.header_timeout_ms", self.header_timeout_ms),
+            ("server.body_timeout_ms", self.body_timeout_ms),
+            ("server.idle_timeout_ms", self.idle_timeout_ms),
+        ] {
+            check(
+                (1..=3_600_000).contains(&ms),
+                key,
+                "must be between 1 and 3600000",
+            )?;
+        }
+        check(
+            (1..=1_000_000).contains(&self.max_connections),
+            "server.max_connections",
+            "must be between 1 and 1000000",
+        )?;
+        check(
+            (1..=10_000).contains(&self.http2_max_streams),
+            "server.http2_max_streams",
+            "must be between 1 and 10000",
+        )?;
+        check(
+            self.request_timeout_ms > 0,
+            "server.request_timeout_ms",
+            "must be at least 1",
+        )?;
+        check(
+            self.max_request_bytes > 0,
+            "server.max_request_bytes",
+            "must be greater than 0",
+        )?;
+        check(
+            self.api_tokens.iter().all(|t| !t.trim().is_empty()),
+            "server.api_tokens",
+            "tokens must not be empty",
+        )
+    }
+}
+
+impl Storage {
+    pub(super) fn validate(&self) -> Result<(), Invalid> {
+        check(
+            !self.path.as_os_str().is_empty(),
+            "storage.path",
+            "must not be empty",
+        )
+    }
+}
+
+impl Watch {
+    pub(super) fn validate(&self) -> Result<(), Invalid> {
+        check(
+            self.min_every_seconds > 0,
+            "watch.min_every_seconds",
+            "must be greater than 0",
+        )?;
+        check(
+            self.default_every_seconds <= MAX_WATCH_EVERY_SECONDS,
+            "watch.default_every_seconds",
+            &format!("must be at most {MAX_WATCH_EVERY_SECONDS} (ten years)"),
+        )?;
+        check(
+            self.default_every_seconds >= self.min_every_seconds,
+            "watch.default_every_seconds",
+            "must not be below watch.min_every_seconds",
+        )?;
+        check(
+            self.max_observations > 0,
+            "watch.max_observations",
+            "must be greater than 0",
+        )?;
+        let web = self.webhook_url.is_empty()
+            || url::Url::parse(&self.webhook_url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+        check(web, "watch.webhook_url", "must be an http or https URL")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every validated key, one bad value each: start-up fails naming that key.
+    #[test]
+    fn each_bad_value_is_named_by_its_key() {
+        for (toml, key) in [
+            ("[limits]\nmax_hops = 0", "limits.max_hops"),
+            ("[limits]\nhop_timeout_ms = 0", "limits.hop_timeout_ms"),
+            ("[limits]\ntotal_timeout_ms = 0", "limits.total_timeout_ms"),
+            ("[limits]\nmax_body_bytes = 0", "limits.max_body_bytes"),
+            (
+                "[limits]\nper_host_per_second = 0.0",
+                "limits.per_host_per_second",
+            ),
+            ("[limits]\nconcurrency = 0", "limits.concurrency"),
+            ("[http]\nuser_agent = \" \"", "http.user_agent"),
+            (
+                "[http]\naccept_language = \"a\\nb\"",
+                "http.accept_language",
+            ),
+            ("[browser]\nsettle_ms = 0", "browser.settle_ms"),
+            ("[browser]\nmax_tabs = 65", "browser.max_tabs"),
+            (
+                "[browser]\nlaunch_timeout_ms = 10",
+                "browser.launch_timeout_ms",
+            ),
+            ("[browser]\nmax_page_bytes = 1", "browser.max_page_bytes"),
+            ("[browser]\ndriver = \"headless_chrome\"", "browser.driver"),
+            ("[server]\nmax_batch = 0", "server.max_batch"),
+            (
+                "[server]\nheader_timeout_ms = 0",
+                "server.header_timeout_ms",
+            ),
+            ("[server]\nbody_timeout_ms = 0", "server.body_timeout_ms"),
+            ("[server]\nidle_timeout_ms = 0", "server.idle_timeout_ms"),
+            ("[server]\nmax_connections = 0", "server.max_connections"),
+            (
+                "[server]\nhttp2_max_streams = 0",
+                "server.http2_max_streams",
+            ),
+            (
+                "[server]\nrequest_timeout_ms = 0",
+                "server.request_timeout_ms",
+            ),
+            (
+                "[server]\nmax_request_bytes = 0",
+                "server.max_request_bytes",
+            ),
+            ("[server]\napi_tokens = [\"\"]", "server.api_tokens"),
+            ("[storage]\npath = \"\"", "storage.path"),
+            ("[watch]\nmin_every_seconds = 0", "watch.min_every_seconds"),
+            (
+                "[watch]\ndefault_every_seconds = 999999999999",
+                "watch.default_every_seconds",
+            ),
+            ("[watch]\nmax_observations = 0", "watch.max_observations"),
+            ("[watch]\nwebhook_url = \"ftp://x\"", "watch.webhook_url"),
+        ] {
+            match Config::parse(toml, Path::new("t.toml")) {
+                Err(ConfigError::Key { key: k, .. }) => assert_eq!(k, key, "{toml}"),
+                other => panic!("{toml}: {other:?}"),
+            }
+        }
+        assert!(Config::parse("", Path::new("t.toml")).is_ok());
+    }
+
+    /// The config serialises to TOML that parses back to the same values (tests write
+    /// their configs this way).
+    #[test]
+    fn the_config_round_trips_through_toml() {
+        let mut c = Config::default();
+        c.dns.nameservers = vec!["127.0.0.1:5353".parse().unwrap()];
+        c.policy.allow_cidrs = vec!["127.0.0.1/32".parse().unwrap()];
+        c.limits.concurrency = 7;
+        c.browser.launch_timeout_ms = 1234;
+        let text = toml::to_string(&c).unwrap();
+        let back = Config::parse(&text, Path::new("t.toml")).unwrap();
+        assert_eq!(toml::to_string(&back).unwrap(), text);
+        assert_eq!(back.limits.concurrency, 7);
+        assert_eq!(back.dns.nameservers, c.dns.nameservers);
+    }
+
+    #[test]
+    fn an_unset_dns_timeout_is_the_hop_budget() {
+        let c = Config::parse("[limits]\nhop_timeout_ms = 1234", Path::new("t.toml")).unwrap();
+        assert_eq!(c.dns_timeout_ms(), 1234);
+        let c = Config::parse("[dns]\ntimeout_ms = 99", Path::new("t.toml")).unwrap();
+        assert_eq!(c.dns_timeout_ms(), 99);
+    }
+}
