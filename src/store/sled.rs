@@ -186,6 +186,19 @@ fn observation_prefix(url: &str) -> Vec<u8> {
     k
 }
 
+/// A stored JSON record; `what` names it when it is corrupt.
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| corrupt(what, e))
+}
+
+/// Every record of `tree`, in key order.
+fn decode_all<T: serde::de::DeserializeOwned>(
+    tree: &::sled::Tree,
+    what: &str,
+) -> Result<Vec<T>, StoreError> {
+    tree.iter().values().map(|v| decode(&v?, what)).collect()
+}
+
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
@@ -338,21 +351,12 @@ impl Traces for SledStore {
     }
     async fn domain(&self, domain: &str) -> Result<Option<DomainRecord>, StoreError> {
         match self.domains.get(domain.to_ascii_lowercase().as_bytes())? {
-            Some(b) => Ok(Some(
-                serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            )),
+            Some(b) => Ok(Some(decode(&b, "domain")?)),
             None => Ok(None),
         }
     }
     async fn domains(&self) -> Result<Vec<DomainRecord>, StoreError> {
-        self.domains
-            .iter()
-            .values()
-            .map(|v| {
-                let v = v?;
-                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
-            .collect()
+        decode_all(&self.domains, "domain")
     }
     async fn domain_inputs(&self, domain: &str) -> Result<Vec<String>, StoreError> {
         let mut prefix = domain.to_ascii_lowercase().into_bytes();
@@ -376,7 +380,7 @@ impl Watches for SledStore {
     async fn watch(&self, url: &str) -> Result<Option<WatchRecord>, StoreError> {
         self.watches
             .get(url.as_bytes())?
-            .map(|b| serde_json::from_slice(&b).map_err(|e| corrupt("watch", e)))
+            .map(|b| decode(&b, "watch"))
             .transpose()
     }
     async fn remove_watch(&self, url: &str) -> Result<bool, StoreError> {
@@ -398,11 +402,7 @@ impl Watches for SledStore {
         Ok(removed)
     }
     async fn watches(&self) -> Result<Vec<WatchRecord>, StoreError> {
-        self.watches
-            .iter()
-            .values()
-            .map(|v| serde_json::from_slice(&v?).map_err(|e| corrupt("watch", e)))
-            .collect()
+        decode_all(&self.watches, "watch")
     }
     async fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<String>, StoreError> {
         let mut urls = Vec::new();
@@ -451,7 +451,7 @@ impl Watches for SledStore {
         self.observations
             .scan_prefix(observation_prefix(url))
             .values()
-            .map(|v| serde_json::from_slice(&v?).map_err(|e| corrupt("observation", e)))
+            .map(|v| decode(&v?, "observation"))
             .collect()
     }
     async fn push_event(&self, keep: usize, mut event: Event) -> Result<u64, StoreError> {
@@ -520,21 +520,11 @@ impl Repositories for SledStore {
     }
     async fn repository(&self, name: &str) -> Result<Option<RepositoryRecord>, StoreError> {
         match self.repositories.get(name.as_bytes())? {
-            Some(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| {
-                StoreError::Corrupt(format!("repository {name}: {e}"))
-            })?)),
+            Some(b) => Ok(Some(decode(&b, &format!("repository {name}"))?)),
             None => Ok(None),
         }
     }
     async fn repositories(&self) -> Result<Vec<RepositoryRecord>, StoreError> {
-        self.repositories
-            .iter()
-            .values()
-            .map(|v| {
-                let v = v?;
-                serde_json::from_slice(&v)
-                    .map_err(|e| StoreError::Corrupt(format!("repository: {e}")))
-            })
-            .collect()
+        decode_all(&self.repositories, "repository")
     }
 }
