@@ -364,7 +364,7 @@ async fn openapi_document_matches_the_routes() {
     documented.sort();
     let mut routes: Vec<(String, String)> = ROUTES
         .iter()
-        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .map(|r| (r.method.to_string(), r.path.to_string()))
         .collect();
     routes.sort();
     assert_eq!(documented, routes);

@@ -1,12 +1,43 @@
 //! `/v1/events`: Server-Sent Events, resumable by `Last-Event-ID`.
 
-use super::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::Response;
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue};
+
+use super::extract::Params;
+use super::{Api, ApiError};
+
+/// First the stored events after the client's `Last-Event-ID` (header, or `last_event_id` in
+/// the query), then live ones as they happen, with a comment every 15 s to keep proxies from
+/// closing an idle stream. Without an id, only new events.
+pub async fn stream(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    q: Params,
+) -> Result<Response, ApiError> {
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| q.get("last_event_id"));
+    let after = match after {
+        None => None,
+        Some(v) => Some(
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| ApiError::bad_request("Last-Event-ID: an event id (a number)"))?,
+        ),
+    };
+    Ok(api.events(after).await)
+}
 
 impl Api {
-    /// Server-Sent Events: first the stored events after `after` (a reconnecting client's
-    /// `Last-Event-ID`), then live ones as they happen, with a comment every 15 s to keep
-    /// proxies from closing an idle stream. Without `after`, only new events.
-    pub(super) async fn events(&self, after: Option<u64>) -> Response<Body> {
+    async fn events(&self, after: Option<u64>) -> Response {
         use crate::watch::Event;
         // Subscribed before reading the store, so no event falls between the two.
         let live = self.watcher.subscribe();
@@ -65,10 +96,10 @@ impl Api {
                 }
             }
         });
-        let body = http_body_util::StreamBody::new(futures_util::StreamExt::map(frames, |b| {
-            Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(b))
+        let body = Body::from_stream(futures_util::StreamExt::map(frames, |b| {
+            Ok::<_, std::convert::Infallible>(b)
         }));
-        let mut resp = Response::new(http_body_util::Either::Right(BodyExt::boxed_unsync(body)));
+        let mut resp = Response::new(body);
         let h = resp.headers_mut();
         h.insert(
             header::CONTENT_TYPE,
@@ -79,7 +110,7 @@ impl Api {
     }
 }
 
-pub(super) fn sse_frame(e: &crate::watch::Event) -> Bytes {
+fn sse_frame(e: &crate::watch::Event) -> Bytes {
     let data = serde_json::to_string(e).unwrap_or_default();
     Bytes::from(format!(
         "id: {}\nevent: {}\ndata: {data}\n\n",

@@ -1,11 +1,100 @@
-//! Resolutions through the API: the cache first, then a bounded queue in front of
-//! `limits.concurrency` resolver slots, within the request's time limit.
+//! `/v1/resolve`, `/v1/resolve/batch` and `/v1/trace`: the cache first, then a bounded queue in
+//! front of `limits.concurrency` resolver slots.
 
-use super::*;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::Response;
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::extract::{JsonBody, Params};
+use super::{check_url, json_response, Api, ApiError};
+use crate::trace::Trace;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    url: String,
+    #[serde(default)]
+    refresh: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    urls: Vec<String>,
+    #[serde(default)]
+    refresh: bool,
+}
+
+pub async fn one(
+    State(api): State<Arc<Api>>,
+    JsonBody(r): JsonBody<ResolveRequest>,
+) -> Result<Response, ApiError> {
+    check_url("url", &r.url)?;
+    let mut traces = api.resolve_all(vec![r.url], r.refresh).await?;
+    Ok(json_response(StatusCode::OK, &traces.remove(0)))
+}
+
+/// One bad entry does not fail the batch: it is an `input` error Trace, with the same words a
+/// single call's 400 has; the web URLs are resolved.
+pub async fn batch(
+    State(api): State<Arc<Api>>,
+    JsonBody(r): JsonBody<BatchRequest>,
+) -> Result<Response, ApiError> {
+    if r.urls.len() > api.max_batch {
+        return Err(ApiError::bad_request(format!(
+            "a batch holds at most {} URLs (server.max_batch); this one has {}",
+            api.max_batch,
+            r.urls.len()
+        )));
+    }
+    let checked: Vec<Result<String, Trace>> = r
+        .urls
+        .into_iter()
+        .map(|u| match crate::input::web_url(&u) {
+            Ok(_) => Ok(u),
+            Err(why) => Err(Trace::input_error(&u, why)),
+        })
+        .collect();
+    let good = checked
+        .iter()
+        .filter_map(|c| c.as_ref().ok().cloned())
+        .collect();
+    let mut resolved = api.resolve_all(good, r.refresh).await?.into_iter();
+    let traces: Vec<Trace> = checked
+        .into_iter()
+        .map(|c| match c {
+            // resolve_all answers one Trace per URL, in order.
+            Ok(u) => resolved
+                .next()
+                .unwrap_or_else(|| Trace::input_error(&u, "not resolved".into())),
+            Err(bad) => bad,
+        })
+        .collect();
+    Ok(json_response(StatusCode::OK, &json!({"traces": traces})))
+}
+
+/// The stored Trace of a link, without resolving it.
+pub async fn stored(State(api): State<Arc<Api>>, q: Params) -> Result<Response, ApiError> {
+    let url = q.required("url")?;
+    let key =
+        crate::input::parse_input(&url).map_err(|e| ApiError::bad_request(format!("url: {e}")))?;
+    let (mut trace, _) = api
+        .store
+        .latest(key.as_str())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no trace stored for {url}")))?;
+    trace.cached = true;
+    Ok(json_response(StatusCode::OK, &trace))
+}
 
 impl Api {
-    /// Resolves `urls` (answers from the cache need no slot), in input order, within the
-    /// queue and the request's time limit.
+    /// Resolves `urls` (answers from the cache need no slot), in input order. Admission is
+    /// counted in URLs, not requests (a batch of 500 takes 500 places), so the queue is this
+    /// semaphore rather than a per-request load-shed layer: none left is 503.
     pub(super) async fn resolve_all(
         &self,
         urls: Vec<String>,
@@ -25,20 +114,19 @@ impl Api {
         }
         if !todo.is_empty() {
             let n = u32::try_from(todo.len()).unwrap_or(u32::MAX);
-            let admitted = self
+            let _admitted = self
                 .admission
                 .clone()
                 .try_acquire_many_owned(n)
                 .map_err(|_| {
-                    let mut e = ApiError::new(
+                    ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "overloaded",
                         "the resolution queue is full (server.max_queue); try again shortly",
-                    );
-                    e.retry_after = Some(1);
-                    e
+                    )
+                    .retry_after(1)
                 })?;
-            let work = futures_util::future::join_all(todo.iter().map(|&i| {
+            let done = futures_util::future::join_all(todo.iter().map(|&i| {
                 let url = &urls[i];
                 async move {
                     // Guards, so a request cut at its time limit does not leave the gauges up.
@@ -51,19 +139,8 @@ impl Api {
                     drop(slot);
                     (i, t)
                 }
-            }));
-            let done = tokio::time::timeout(self.request_timeout, work).await;
-            drop(admitted);
-            let done = done.map_err(|_| {
-                ApiError::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "timeout",
-                    format!(
-                        "the request took longer than {} ms (server.request_timeout_ms)",
-                        self.request_timeout.as_millis()
-                    ),
-                )
-            })?;
+            }))
+            .await;
             for (i, t) in done {
                 traces[i] = Some(t);
             }

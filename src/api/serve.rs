@@ -1,6 +1,10 @@
 //! The accept loop: every connection under [`super::conn`]'s limits, a graceful stop.
 
-use super::*;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{conn, Api, Peer};
 
 /// Serves `api` on `listener` until `shutdown` resolves; then stops accepting, lets the
 /// requests in flight finish (up to `grace`), and returns.
@@ -26,6 +30,7 @@ pub async fn serve(
         .max_header_list_size(64 * 1024)
         .max_pending_accept_reset_streams(20);
     let conns = Arc::new(conn::Conns::default());
+    let router = api.router();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -52,15 +57,17 @@ pub async fn serve(
                     });
                     continue;
                 };
-                let api = api.clone();
+                let router = router.clone();
                 let in_conn = state.clone();
-                let service = hyper::service::service_fn(move |req| {
-                    let api = api.clone();
+                let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                    use tower::ServiceExt;
+                    req.extensions_mut().insert(Peer(peer.ip()));
                     let busy = conn::InFlight::enter(&in_conn);
+                    let answer = router.clone().oneshot(req);
                     async move {
-                        let answer = api.handle(req, peer.ip()).await;
+                        let answer = answer.await;
                         drop(busy);
-                        Ok::<_, std::convert::Infallible>(answer)
+                        answer
                     }
                 });
                 let io = TokioIo::new(conn::Stamped::new(stream, state.clone()));

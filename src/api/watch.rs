@@ -1,58 +1,59 @@
-//! `/v1/watch`: add, list and remove watched links.
+//! `/v1/watch` (add, list, remove watched links) and `/v1/history`.
 
-use super::*;
+use std::sync::Arc;
 
-impl Api {
-    pub(super) async fn watch(
-        &self,
-        method: &Method,
-        query: &str,
-        body: &[u8],
-    ) -> Result<Response<Body>, ApiError> {
-        match *method {
-            Method::POST => {
-                let r: WatchRequest = parse_json(body)?;
-                let (entry, new) = self
-                    .watcher
-                    .add(&r.url, r.every_seconds)
-                    .await
-                    .map_err(watch_error)?;
-                let status = if new {
-                    StatusCode::CREATED
-                } else {
-                    StatusCode::OK
-                };
-                Ok(json_response(status, &crate::watch::entry_json(&entry)))
-            }
-            Method::DELETE => {
-                let url = query_param(query, "url")
-                    .ok_or_else(|| ApiError::bad_request("missing query parameter url"))?;
-                if self.watcher.remove(&url).await.map_err(watch_error)? {
-                    let mut resp = Response::new(full(Bytes::new()));
-                    *resp.status_mut() = StatusCode::NO_CONTENT;
-                    Ok(resp)
-                } else {
-                    Err(ApiError::not_found(format!("{url} is not watched")))
-                }
-            }
-            _ => {
-                let list = self.watcher.list().await.map_err(watch_error)?;
-                let watches: Vec<_> = list.iter().map(crate::watch::entry_json).collect();
-                Ok(json_response(
-                    StatusCode::OK,
-                    &json!({"watches": watches, "total": watches.len()}),
-                ))
-            }
-        }
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::extract::{JsonBody, Params};
+use super::{json_response, Api, ApiError};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchRequest {
+    url: String,
+    every_seconds: Option<u64>,
+}
+
+/// The watcher checks the URL itself (the same `input::web_url` as every other call).
+pub async fn add(
+    State(api): State<Arc<Api>>,
+    JsonBody(r): JsonBody<WatchRequest>,
+) -> Result<Response, ApiError> {
+    let (entry, new) = api.watcher.add(&r.url, r.every_seconds).await?;
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json_response(status, &crate::watch::entry_json(&entry)))
+}
+
+pub async fn remove(State(api): State<Arc<Api>>, q: Params) -> Result<Response, ApiError> {
+    let url = q.required("url")?;
+    if api.watcher.remove(&url).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::not_found(format!("{url} is not watched")))
     }
 }
 
-pub(super) fn watch_error(e: crate::watch::WatchError) -> ApiError {
-    use crate::watch::WatchError;
-    match e {
-        WatchError::Url(_) | WatchError::TooOften { .. } | WatchError::TooRare => {
-            ApiError::bad_request(e.to_string())
-        }
-        WatchError::Store(e) => e.into(),
+pub async fn list(State(api): State<Arc<Api>>) -> Result<Response, ApiError> {
+    let list = api.watcher.list().await?;
+    let watches: Vec<_> = list.iter().map(crate::watch::entry_json).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"watches": watches, "total": watches.len()}),
+    ))
+}
+
+pub async fn history(State(api): State<Arc<Api>>, q: Params) -> Result<Response, ApiError> {
+    let url = q.required("url")?;
+    match api.watcher.history(&url).await? {
+        Some(h) => Ok(json_response(StatusCode::OK, &h)),
+        None => Err(ApiError::not_found(format!("no observations of {url}"))),
     }
 }

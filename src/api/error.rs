@@ -1,0 +1,76 @@
+//! The one error type of the API: a status, a stable code and a message for people, rendered
+//! as the contract's `{"error": {"code", "message"}}`.
+
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderValue, StatusCode};
+use serde_json::json;
+
+/// An API error: status, stable code, message for people.
+#[derive(Debug)]
+pub struct ApiError {
+    pub(super) status: StatusCode,
+    pub(super) code: &'static str,
+    pub(super) message: String,
+    pub(super) retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub(super) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub(super) fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub(super) fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub(super) fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// A refusal the client may retry after `secs` seconds (429, 503).
+    pub(super) fn retry_after(mut self, secs: u64) -> ApiError {
+        self.retry_after = Some(secs);
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut resp = super::json_response(self.status, &body);
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
+/// A store that fails is the server's fault: 500, its message for the operator.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> ApiError {
+        ApiError::internal(e.to_string())
+    }
+}
+
+/// The watcher's refusals are the client's (400); its store failing is ours.
+impl From<crate::watch::WatchError> for ApiError {
+    fn from(e: crate::watch::WatchError) -> ApiError {
+        use crate::watch::WatchError;
+        match e {
+            WatchError::Url(_) | WatchError::TooOften { .. } | WatchError::TooRare => {
+                ApiError::bad_request(e.to_string())
+            }
+            WatchError::Store(e) => e.into(),
+        }
+    }
+}

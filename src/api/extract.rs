@@ -1,0 +1,123 @@
+//! What handlers take from a request: a JSON body read within the size and time limits, query
+//! parameters, the peer's address. Every refusal is an [`ApiError`], so the client gets the
+//! contract's JSON and not axum's plain-text rejections.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use bytes::Bytes;
+use http::request::Parts;
+use http::{header, StatusCode};
+use http_body_util::{BodyExt, Limited};
+
+use super::{Api, ApiError};
+
+/// The client's address, put on each request by the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub IpAddr);
+
+impl Peer {
+    /// The peer of `req` (unspecified when the request did not come through the accept loop).
+    pub fn of<B>(req: &http::Request<B>) -> IpAddr {
+        req.extensions()
+            .get::<Peer>()
+            .map(|p| p.0)
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    }
+}
+
+/// A JSON body of type `T`: at most `server.max_request_bytes` (413, before reading when the
+/// length is declared), whole within `server.body_timeout_ms` (408; a body that stops halfway
+/// or a chunked one that never ends), unknown fields refused (400).
+pub struct JsonBody<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned> FromRequest<Arc<Api>> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, api: &Arc<Api>) -> Result<Self, ApiError> {
+        let body = read_body(req, api.max_body, api.conn_limits.body).await?;
+        serde_json::from_slice(&body)
+            .map(JsonBody)
+            .map_err(|e| ApiError::bad_request(format!("bad JSON: {e}")))
+    }
+}
+
+async fn read_body(
+    req: Request,
+    max: usize,
+    limit: std::time::Duration,
+) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is over {max} bytes (server.max_request_bytes)"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let read = tokio::time::timeout(limit, Limited::new(req.into_body(), max).collect());
+    match read.await {
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the body did not arrive within {} ms (server.body_timeout_ms)",
+                limit.as_millis()
+            ),
+        )),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err(ApiError::bad_request(format!("reading the body: {e}"))),
+    }
+}
+
+/// The query string's parameters (`a=1&b=x`), decoded.
+pub struct Params(Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        Ok(Params(
+            url::form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect(),
+        ))
+    }
+}
+
+impl Params {
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// A parameter the call cannot do without (400 naming it).
+    pub fn required(&self, name: &str) -> Result<String, ApiError> {
+        self.get(name)
+            .ok_or_else(|| ApiError::bad_request(format!("missing query parameter {name}")))
+    }
+
+    /// A number, `default` when absent, at most `max` (400 naming it otherwise).
+    pub fn number(&self, name: &str, default: usize, max: usize) -> Result<usize, ApiError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| ApiError::bad_request(format!("{name}: a number up to {max}"))),
+        }
+    }
+}

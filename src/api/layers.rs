@@ -1,0 +1,125 @@
+//! The tower layers a request passes, outermost first: `observe` (metrics and the access log,
+//! on every answer including 404s), `catch_panic` (a handler that panics is a JSON 500, not a
+//! dropped connection), then on `/v1` calls `admit` (the token, compared in constant time, and
+//! the per-client rate limit) and on the calls that start resolutions `time_limit`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderMap, StatusCode};
+
+use super::extract::Peer;
+use super::{route_of, Api, ApiError, Route};
+
+/// Counts and logs every answer under its route's label.
+pub async fn observe(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let (method, path, peer) = (
+        req.method().clone(),
+        req.uri().path().to_string(),
+        Peer::of(&req),
+    );
+    let route = route_of(&method, &path).unwrap_or(Route::Unknown);
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let took = started.elapsed();
+    api.metrics.request(route, status, took.as_secs_f64());
+    tracing::info!(
+        target: "hoptrace::api",
+        %method, %path, status, ms = took.as_secs_f64() * 1000.0, peer = %peer,
+        "request"
+    );
+    resp
+}
+
+/// What a panicking handler answers.
+pub fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal("the server failed on this request (a bug: see its log)").into_response()
+}
+
+/// The token (when the server has tokens), then the client's rate limit.
+pub async fn admit(
+    State(api): State<Arc<Api>>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let token = api.authorize(req.headers())?;
+    api.rate_limit(token.as_deref(), Peer::of(&req))?;
+    Ok(next.run(req).await)
+}
+
+/// A call that starts resolutions is answered within `server.request_timeout_ms` (504); what
+/// it held (queue places, resolver slots) is given back when it is cut.
+pub async fn time_limit(
+    State(api): State<Arc<Api>>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    tokio::time::timeout(api.request_timeout, next.run(req))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout",
+                format!(
+                    "the request took longer than {} ms (server.request_timeout_ms)",
+                    api.request_timeout.as_millis()
+                ),
+            )
+        })
+}
+
+impl Api {
+    /// Checks the token when the server has tokens; answers the caller's token (`None`
+    /// without tokens).
+    fn authorize(&self, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+        if self.tokens.is_empty() {
+            return Ok(None);
+        }
+        let unauthorized = |why| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why);
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| unauthorized("this server needs Authorization: Bearer <token>"))?;
+        use subtle::ConstantTimeEq;
+        // Every token is compared, so the time taken does not tell which one nearly matched.
+        let mut ok = subtle::Choice::from(0);
+        for t in &self.tokens {
+            ok |= t.as_slice().ct_eq(given.as_bytes());
+        }
+        match bool::from(ok) {
+            true => Ok(Some(given.to_string())),
+            false => Err(unauthorized("wrong token")),
+        }
+    }
+
+    /// Per client: its token, else its address. (The key is only built with a limit on.)
+    fn rate_limit(&self, token: Option<&str>, peer: IpAddr) -> Result<(), ApiError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        let client = match token {
+            Some(t) => format!("token:{t}"),
+            None => peer.to_string(),
+        };
+        limiter.check_key(&client).map_err(|not_until| {
+            use governor::clock::{Clock, DefaultClock};
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "too many requests from this client (server.rate_per_second); retry in {} ms",
+                    wait.as_millis()
+                ),
+            )
+            .retry_after(wait.as_secs_f64().ceil().max(1.0) as u64)
+        })
+    }
+}
