@@ -1,0 +1,196 @@
+//! One hop: decoded statically when it is a known wrapper, else fetched through the egress
+//! gate (politely, within the hop's time) and handed to the next-hop finders.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use url::Url;
+
+use super::Resolver;
+use crate::decode;
+use crate::discover::Page;
+use crate::egress::EgressError;
+use crate::fetch::FetchError;
+use crate::input::parse_input;
+use crate::trace::{ErrorKind, Hop, Outcome, TraceError, Via};
+
+impl Resolver {
+    /// One hop: decode it, or fetch it and find where it leads.
+    pub(super) async fn step(&self, url: &Url, hop: &mut Hop, spent: &mut Duration) -> Step {
+        if !matches!(url.scheme(), "http" | "https") {
+            let e = EgressError::Scheme(url.scheme().to_string());
+            hop.blocked = true;
+            hop.reason = Some(e.to_string());
+            return Step::End(Outcome::Blocked, None);
+        }
+        if let Some(u) = decode::unwrap(url) {
+            if let Some(label) = u.label {
+                push_label(hop, label);
+            }
+            hop.automatic = u.automatic;
+            hop.reason = Some(format!(
+                "{} wrapper decoded without contacting it",
+                u.wrapper
+            ));
+            return match parse_input(&u.target) {
+                Ok(next) => Step::Next(next, u.via),
+                Err(message) => Step::End(
+                    Outcome::Error,
+                    Some(TraceError {
+                        kind: ErrorKind::Input,
+                        message: format!("wrapper target {:?}: {message}", u.target),
+                    }),
+                ),
+            };
+        }
+
+        let Some(remaining) = self
+            .total_timeout
+            .checked_sub(*spent)
+            .filter(|d| !d.is_zero())
+        else {
+            return Step::End(
+                Outcome::Timeout,
+                Some(timeout_error(self.total_timeout, "total_timeout_ms")),
+            );
+        };
+        self.politeness.wait(url.host_str().unwrap_or("")).await;
+        let budget = self.hop_timeout.min(remaining);
+        let t0 = Instant::now();
+        let result = self.fetcher.fetch(url, budget).await;
+        let took = t0.elapsed();
+        *spent += took;
+        hop.elapsed_ms = Some(took.as_millis() as u64);
+
+        let resp = match result {
+            Ok(resp) => resp,
+            Err(FetchError::Egress(e)) if e.is_policy() => {
+                hop.blocked = true;
+                hop.reason = Some(e.to_string());
+                return Step::End(Outcome::Blocked, None);
+            }
+            Err(FetchError::Timeout(_)) => {
+                // A budget below the hop limit means the whole resolution's time ran out.
+                let (limit, key) = if budget < self.hop_timeout {
+                    (self.total_timeout, "total_timeout_ms")
+                } else {
+                    (self.hop_timeout, "hop_timeout_ms")
+                };
+                return Step::End(Outcome::Timeout, Some(timeout_error(limit, key)));
+            }
+            Err(e) => {
+                let outcome = if e.kind() == ErrorKind::Timeout {
+                    Outcome::Timeout
+                } else {
+                    Outcome::Error
+                };
+                return Step::End(
+                    outcome,
+                    Some(TraceError {
+                        kind: e.kind(),
+                        message: e.to_string(),
+                    }),
+                );
+            }
+        };
+        hop.status = Some(resp.status);
+        hop.ip = resp.peer.map(|p| p.ip().to_string());
+        hop.content_type = resp.content_type().map(str::to_string);
+        if let Some(why) = &resp.download {
+            hop.reason = Some(format!("download: {why}; body not fetched"));
+            return Step::End(Outcome::Download, None);
+        }
+        if let Some(note) = resp.body_note {
+            hop.reason = Some(note.to_string());
+        }
+        // A finder (the browser) may spend what is left of this hop's time.
+        let remaining = self.total_timeout.saturating_sub(*spent);
+        let page = Page {
+            url,
+            response: &resp,
+            budget: self.hop_timeout.min(remaining),
+            remaining,
+        };
+        self.find_next(&page, hop, spent).await
+    }
+
+    /// Asks each finder in turn; the first that names a next hop wins.
+    async fn find_next(&self, page: &Page<'_>, hop: &mut Hop, spent: &mut Duration) -> Step {
+        for finder in &self.finders {
+            let t0 = Instant::now();
+            let finding = finder.next_hop(page).await;
+            *spent += t0.elapsed().saturating_sub(finding.waited);
+            if let Some(note) = finding.note {
+                hop.reason = Some(match hop.reason.take() {
+                    Some(r) => format!("{r}; {note}"),
+                    None => note,
+                });
+            }
+            hop.blocked_requests.extend(finding.blocked_requests);
+            if let Some(error) = finding.error {
+                let outcome = if error.kind == ErrorKind::Timeout {
+                    Outcome::Timeout
+                } else {
+                    Outcome::Error
+                };
+                return Step::End(outcome, Some(error));
+            }
+            match finding.next {
+                Some(Ok(found)) => return Step::Next(found.url, found.via),
+                Some(Err(bad)) => {
+                    return Step::End(
+                        Outcome::Error,
+                        Some(TraceError {
+                            kind: ErrorKind::Http,
+                            message: format!(
+                                "{} to an invalid URL {:?}: {}",
+                                bad.via.as_str(),
+                                bad.target,
+                                bad.message
+                            ),
+                        }),
+                    )
+                }
+                None => {}
+            }
+        }
+        Step::End(Outcome::Landed, None)
+    }
+
+    /// A new hop for `url`, labelled.
+    pub(super) fn hop(&self, url: &Url, via: Via) -> Hop {
+        let host = host_of(url);
+        let mut hop = Hop::new(url.to_string(), host.clone(), via);
+        let l = self.labels().classify(&host);
+        hop.labels = l.labels;
+        hop.imitates = l.imitates;
+        hop
+    }
+}
+
+pub(super) enum Step {
+    Next(Url, Via),
+    End(Outcome, Option<TraceError>),
+}
+
+fn push_label(hop: &mut Hop, label: &str) {
+    if !hop.labels.iter().any(|l| l == label) {
+        hop.labels.push(label.to_string());
+    }
+}
+
+fn timeout_error(limit: Duration, key: &str) -> TraceError {
+    TraceError {
+        kind: ErrorKind::Timeout,
+        message: format!("no answer within {} ms (limits.{key})", limit.as_millis()),
+    }
+}
+
+/// The host as the URL names it (IPv6 without brackets).
+pub(super) fn host_of(url: &Url) -> String {
+    match url.host() {
+        Some(url::Host::Ipv6(v6)) => v6.to_string(),
+        Some(h) => h.to_string(),
+        None => String::new(),
+    }
+}
