@@ -251,7 +251,7 @@ async fn run() {
     });
 
     // ---- hoptrace: concurrency, then batch size
-    let hoptrace = |name: String, n: usize, concurrency: u32, tag: &str, flags: &str| {
+    let run_bin = |bin: &str, name: String, n: usize, concurrency: u32, tag: &str, flags: &str| {
         let db = dir.path().join(format!("db-{tag}"));
         let cfg = dir.path().join(format!("{tag}.toml"));
         let mut c = hoptrace::config::Config::default();
@@ -292,6 +292,39 @@ async fn run() {
             p99_ms: Some(percentile(&lat, 0.99)),
         }
     };
+    let hoptrace = |name: String, n: usize, concurrency: u32, tag: &str, flags: &str| {
+        run_bin(bin, name, n, concurrency, tag, flags)
+    };
+    // `BENCH_BASELINE_BIN=path`: only this build against another (e.g. main's release binary),
+    // on the same URLs, alternating, three runs each; the ratio of the medians.
+    if let Ok(base) = std::env::var("BENCH_BASELINE_BIN") {
+        let n = 20_000 / scale;
+        for (flags, tag) in [("", "store"), ("--no-store", "nostore")] {
+            let (mut this, mut that) = (Vec::new(), Vec::new());
+            for i in 0..3 {
+                let t = run_bin(bin, String::new(), n, 64, &format!("this-{tag}{i}"), flags);
+                this.push(n as f64 / t.secs);
+                let t = run_bin(
+                    &base,
+                    String::new(),
+                    n,
+                    64,
+                    &format!("base-{tag}{i}"),
+                    flags,
+                );
+                that.push(n as f64 / t.secs);
+            }
+            this.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            that.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            println!(
+                "resolve {n} URLs, concurrency 64 {flags}: this build {:.0} URL/s, baseline {:.0} URL/s (medians of 3): {:.2}x",
+                this[1],
+                that[1],
+                this[1] / that[1]
+            );
+        }
+        return;
+    }
     runs.push(hoptrace(
         "hoptrace resolve, concurrency 64".into(),
         20_000 / scale,

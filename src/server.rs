@@ -34,9 +34,15 @@ impl Service {
     pub fn build(config: &Config) -> Result<Service, BuildError> {
         let store = Store::open(&config.storage)?;
         let resolver = Arc::new(Resolver::new(config, Some(store.clone()))?);
-        let watcher = Watcher::new(config, resolver.clone(), store.clone());
+        let watcher = Watcher::new(
+            &config.watch,
+            config.limits.concurrency,
+            resolver.clone(),
+            store.clone(),
+        );
         let api = Arc::new(Api::new(
-            config,
+            &config.server,
+            config.limits.concurrency,
             resolver.clone(),
             store.clone(),
             watcher.clone(),

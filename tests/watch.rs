@@ -408,7 +408,8 @@ async fn a_webhook_to_a_denied_address_is_refused() {
     config.watch.webhook_backoff_ms = 10;
     let store = hoptrace::store::Store::open_sled(&config.storage.path).unwrap();
     let resolver = Arc::new(hoptrace::chain::Resolver::new(&config, Some(store.clone())).unwrap());
-    let watcher = hoptrace::watch::Watcher::new(&config, resolver, store);
+    let watcher =
+        hoptrace::watch::Watcher::new(&config.watch, config.limits.concurrency, resolver, store);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let rx = futures_util::FutureExt::shared(async {
         let _ = rx.await;
@@ -453,8 +454,13 @@ async fn the_scheduler_keeps_the_interval_by_its_clock() {
     let resolver =
         Arc::new(hoptrace::chain::Resolver::new(&env.config, Some(store.clone())).unwrap());
     let clock = Arc::new(ManualClock(1_800_000_000_000.into()));
-    let watcher =
-        hoptrace::watch::Watcher::with_clock(&env.config, resolver, store.clone(), clock.clone());
+    let watcher = hoptrace::watch::Watcher::with_clock(
+        &env.config.watch,
+        env.config.limits.concurrency,
+        resolver,
+        store.clone(),
+        clock.clone(),
+    );
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let scheduler = tokio::spawn(watcher.clone().run(async {
         let _ = rx.await;

@@ -44,7 +44,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::chain::Resolver;
-use crate::config::Config;
+use crate::config;
 use crate::store::Store;
 use metrics::Metrics;
 
@@ -172,18 +172,19 @@ pub struct Api {
 }
 
 impl Api {
+    /// The API for `[server]`, with `concurrency` resolver slots (`limits.concurrency`).
     pub fn new(
-        config: &Config,
+        s: &config::Server,
+        concurrency: u32,
         resolver: Arc<Resolver>,
         store: Store,
         watcher: Arc<crate::watch::Watcher>,
     ) -> Api {
-        let s = &config.server;
         let limiter = NonZeroU32::new(s.rate_per_second).map(|rate| {
             let burst = NonZeroU32::new(s.rate_burst).unwrap_or(rate);
             governor::RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
         });
-        let concurrency = config.limits.concurrency.max(1) as usize;
+        let concurrency = concurrency.max(1) as usize;
         let mut metrics = Metrics::new();
         metrics.register_watch(&watcher.metrics);
         Api {

@@ -122,8 +122,8 @@ impl Resolver {
 
     /// Loads the indicator lists again (the built-in ones and `labels.extra_files`) and
     /// uses them for resolutions that start from now on. On error the old lists stay.
-    pub fn reload_labels(&self, config: &Config) -> Result<(), LabelError> {
-        let fresh = Arc::new(Labels::load(&config.labels.extra_files)?);
+    pub fn reload_labels(&self, lists: &crate::config::Labels) -> Result<(), LabelError> {
+        let fresh = Arc::new(Labels::load(&lists.extra_files)?);
         *self.labels.write().unwrap_or_else(|p| p.into_inner()) = fresh;
         Ok(())
     }

@@ -39,7 +39,7 @@ pub(super) async fn serve(args: ServeArgs) -> Result<(), Failure> {
         while hup.recv().await.is_some() {
             let reloaded = Config::load(config_path.as_deref())
                 .map_err(|e| e.to_string())
-                .and_then(|c| reloader.reload_labels(&c).map_err(|e| e.to_string()));
+                .and_then(|c| reloader.reload_labels(&c.labels).map_err(|e| e.to_string()));
             match reloaded {
                 Ok(()) => tracing::info!("indicator lists reloaded"),
                 Err(e) => tracing::error!("reload failed, the old lists stay: {e}"),

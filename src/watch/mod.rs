@@ -19,7 +19,7 @@ use prometheus_client::metrics::family::Family;
 use tokio::sync::{broadcast, Notify, Semaphore};
 
 use crate::chain::Resolver;
-use crate::config::Config;
+use crate::config;
 pub use crate::store::model::{Event, EventKind, Observation};
 use crate::store::{Store, StoreError, WatchRecord};
 use crate::trace::{rfc3339, rfc3339_ms};
@@ -99,18 +99,25 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    pub fn new(config: &Config, resolver: Arc<Resolver>, store: Store) -> Arc<Watcher> {
-        Watcher::with_clock(config, resolver, store, Arc::new(SystemClock))
+    /// A watcher for `[watch]`, running at most `concurrency` resolutions at once
+    /// (`limits.concurrency`).
+    pub fn new(
+        w: &config::Watch,
+        concurrency: u32,
+        resolver: Arc<Resolver>,
+        store: Store,
+    ) -> Arc<Watcher> {
+        Watcher::with_clock(w, concurrency, resolver, store, Arc::new(SystemClock))
     }
 
     /// A watcher whose idea of the time is `clock` (a test's, which it moves by hand).
     pub fn with_clock(
-        config: &Config,
+        w: &config::Watch,
+        concurrency: u32,
         resolver: Arc<Resolver>,
         store: Store,
         clock: Arc<dyn Clock>,
     ) -> Arc<Watcher> {
-        let w = &config.watch;
         Arc::new(Watcher {
             clock,
             resolver,
@@ -121,7 +128,7 @@ impl Watcher {
             webhook: url::Url::parse(&w.webhook_url).ok(),
             webhook_backoff: Duration::from_millis(w.webhook_backoff_ms),
             running: Mutex::default(),
-            slots: Arc::new(Semaphore::new((config.limits.concurrency as usize).max(1))),
+            slots: Arc::new(Semaphore::new((concurrency as usize).max(1))),
             wake: Notify::new(),
             new_event: Notify::new(),
             live: broadcast::channel(1024).0,
