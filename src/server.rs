@@ -31,8 +31,8 @@ pub struct Service {
 
 impl Service {
     /// Opens the store and builds the resolver, the watcher and the API over it.
-    pub fn build(config: &Config) -> Result<Service, BuildError> {
-        let store = Store::open(&config.storage)?;
+    pub async fn build(config: &Config) -> Result<Service, BuildError> {
+        let store = Store::open(&config.storage).await?;
         let resolver = Arc::new(Resolver::new(config, Some(store.clone()))?);
         let watcher = Watcher::new(
             &config.watch,

@@ -29,7 +29,7 @@ impl Drop for Running {
 }
 
 async fn start(config: &Config) -> Running {
-    let service = hoptrace::server::Service::build(config).unwrap();
+    let service = hoptrace::server::Service::build(config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -1,5 +1,6 @@
-//! The sled store: cache hits, misses and expiry; the landing-domain index; one process at
-//! a time; what was written survives reopening.
+//! The store, on each backend (sled, and PostgreSQL started by the test): cache hits, misses
+//! and expiry; the landing-domain index; watches, observations and events; one process at a
+//! time (sled) or many (PostgreSQL); what was written survives reopening.
 
 mod common;
 
@@ -8,12 +9,52 @@ use hoptrace::chain::Resolver;
 use hoptrace::store::{Store, StoreError};
 use hoptrace::trace::Outcome;
 
+/// The store under test on one backend.
+struct Backend {
+    name: &'static str,
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Every backend, empty: sled in a temp folder, PostgreSQL in a fresh database.
+async fn backends() -> Vec<Backend> {
+    let dir = tempfile::tempdir().unwrap();
+    let sled = Store::open_sled(&dir.path().join("db")).unwrap();
+    vec![
+        Backend {
+            name: "sled",
+            store: sled,
+            _dir: Some(dir),
+        },
+        Backend {
+            name: "postgres",
+            store: postgres_store(&db::fresh_database().await).await,
+            _dir: None,
+        },
+    ]
+}
+
+async fn postgres_store(url: &str) -> Store {
+    let storage = hoptrace::config::Storage {
+        backend: hoptrace::config::StorageBackend::Postgres,
+        url: url.to_string(),
+        ..Default::default()
+    };
+    Store::open(&storage).await.unwrap()
+}
+
 #[tokio::test]
 async fn cache_hit_miss_and_bypass() {
+    for b in backends().await {
+        eprintln!("backend: {}", b.name);
+        cache_hit_miss_and_bypass_on(b.store).await;
+    }
+}
+
+async fn cache_hit_miss_and_bypass_on(store: Store) {
     let env = TestEnv::new().await;
     env.dns.set("cached.test", &["127.0.0.1"]);
     let srv = Server::start("127.0.0.1", |_| async { html("page") }).await;
-    let store = Store::open_sled(&env.config.storage.path).unwrap();
     let r = Resolver::new(&env.config, Some(store)).unwrap();
     let url = format!("http://cached.test:{}/x", srv.port());
 
@@ -35,11 +76,17 @@ async fn cache_hit_miss_and_bypass() {
 
 #[tokio::test]
 async fn cache_expiry() {
+    for b in backends().await {
+        eprintln!("backend: {}", b.name);
+        cache_expiry_on(b.store).await;
+    }
+}
+
+async fn cache_expiry_on(store: Store) {
     let mut env = TestEnv::new().await;
     env.config.storage.cache_ttl_seconds = 0;
     env.dns.set("ttl.test", &["127.0.0.1"]);
     let srv = Server::start("127.0.0.1", |_| async { html("page") }).await;
-    let store = Store::open_sled(&env.config.storage.path).unwrap();
     let r = Resolver::new(&env.config, Some(store.clone())).unwrap();
     let url = format!("http://ttl.test:{}/", srv.port());
     r.resolve(&url, true).await;
@@ -63,8 +110,14 @@ async fn cache_expiry() {
 
 #[tokio::test]
 async fn failures_are_stored_but_not_served_from_cache() {
+    for b in backends().await {
+        eprintln!("backend: {}", b.name);
+        failures_are_stored_but_not_served_from_cache_on(b.store).await;
+    }
+}
+
+async fn failures_are_stored_but_not_served_from_cache_on(store: Store) {
     let env = TestEnv::new().await;
-    let store = Store::open_sled(&env.config.storage.path).unwrap();
     let r = Resolver::new(&env.config, Some(store.clone())).unwrap();
     let t = r.resolve("http://gone.test/", true).await;
     assert_eq!(t.outcome, Outcome::Error);
@@ -77,6 +130,13 @@ async fn failures_are_stored_but_not_served_from_cache() {
 
 #[tokio::test]
 async fn landing_domain_index_counts_distinct_inputs() {
+    for b in backends().await {
+        eprintln!("backend: {}", b.name);
+        landing_domain_index_counts_distinct_inputs_on(b.store).await;
+    }
+}
+
+async fn landing_domain_index_counts_distinct_inputs_on(store: Store) {
     let env = TestEnv::new().await;
     env.dns.set("cdn.failhostingpolp.ru", &["127.0.0.1"]);
     env.dns.set("bltlly.com", &["127.0.0.1"]);
@@ -90,7 +150,6 @@ async fn landing_domain_index_counts_distinct_inputs() {
         )
     })
     .await;
-    let store = Store::open_sled(&env.config.storage.path).unwrap();
     let r = Resolver::new(&env.config, Some(store.clone())).unwrap();
     let a = format!("http://bltlly.com:{}/a", short.port());
     let b = format!("http://tinurll.com:{}/b", short.port());
@@ -146,8 +205,13 @@ async fn one_process_at_a_time_and_data_survives_reopening() {
 /// all complete and all be durable).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_all_complete() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sled(&dir.path().join("db")).unwrap();
+    for b in backends().await {
+        eprintln!("backend: {}", b.name);
+        concurrent_writers_all_complete_on(b.store).await;
+    }
+}
+
+async fn concurrent_writers_all_complete_on(store: Store) {
     let mut tasks = Vec::new();
     for i in 0..400 {
         let store = store.clone();
@@ -170,6 +234,13 @@ async fn concurrent_writers_all_complete() {
 /// shortener link in many repositories at once); a refresh does not join them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_link_at_once_is_visited_once() {
+    for b in backends().await {
+        eprintln!("backend: {}", b.name);
+        one_link_at_once_is_visited_once_on(b.store).await;
+    }
+}
+
+async fn one_link_at_once_is_visited_once_on(store: Store) {
     let env = TestEnv::new().await;
     env.dns.set("shared.test", &["127.0.0.1"]);
     let srv = Server::start("127.0.0.1", |_| async {
@@ -178,7 +249,6 @@ async fn one_link_at_once_is_visited_once() {
         html("page")
     })
     .await;
-    let store = Store::open_sled(&env.config.storage.path).unwrap();
     let r = Resolver::new(&env.config, Some(store)).unwrap();
     let url = format!("http://shared.test:{}/x", srv.port());
     let traces = futures_util::future::join_all((0..8).map(|i| {
@@ -204,9 +274,14 @@ async fn one_link_at_once_is_visited_once() {
 /// keep a window of the newest ids.
 #[tokio::test]
 async fn watches_observations_and_events() {
+    for b in backends().await {
+        eprintln!("backend: {}", b.name);
+        watches_observations_and_events_on(b.store).await;
+    }
+}
+
+async fn watches_observations_and_events_on(store: Store) {
     use hoptrace::store::WatchRecord;
-    let env = TestEnv::new().await;
-    let store = Store::open_sled(&env.config.storage.path).unwrap();
     let w = |url: &str, due: u64| WatchRecord {
         url: url.into(),
         every_seconds: 60,

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::extract::Params;
 use super::{json_response, Api, ApiError};
-use crate::store::DomainRecord;
+use crate::store::{DomainQuery, DomainSort};
 
 /// Campaigns over every scanned repository in the store (computed per call).
 pub async fn campaigns(State(api): State<Arc<Api>>, q: Params) -> Result<Response, ApiError> {
@@ -24,34 +24,25 @@ pub async fn campaigns(State(api): State<Arc<Api>>, q: Params) -> Result<Respons
 }
 
 pub async fn list(State(api): State<Arc<Api>>, q: Params) -> Result<Response, ApiError> {
-    let mut all: Vec<DomainRecord> = api.store.domains().await?;
-    let sort = q.get("sort").unwrap_or_else(|| "inputs".into());
+    let sort = match q.get("sort").as_deref() {
+        None | Some("inputs") => DomainSort::Inputs,
+        Some("last_seen") => DomainSort::LastSeen,
+        Some("first_seen") => DomainSort::FirstSeen,
+        Some("domain") => DomainSort::Domain,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "sort must be inputs, last_seen, first_seen or domain, not {other:?}"
+            )))
+        }
+    };
     let limit = q.number("limit", 100, 1000)?;
     let offset = q.number("offset", 0, usize::MAX)?;
     if limit == 0 {
         return Err(ApiError::bad_request("limit must be between 1 and 1000"));
     }
-    // Ties are broken by domain name so pages are stable.
-    match sort.as_str() {
-        "inputs" => all.sort_by(|a, b| b.inputs.cmp(&a.inputs).then(a.domain.cmp(&b.domain))),
-        "last_seen" => {
-            all.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.domain.cmp(&b.domain)))
-        }
-        "first_seen" => all.sort_by(|a, b| {
-            b.first_seen
-                .cmp(&a.first_seen)
-                .then(a.domain.cmp(&b.domain))
-        }),
-        "domain" => all.sort_by(|a, b| b.domain.cmp(&a.domain)),
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "sort must be inputs, last_seen, first_seen or domain, not {other:?}"
-            )))
-        }
-    }
     // Counts and times sort largest/newest first by default, names A to Z.
     let descending = match q.get("order").as_deref() {
-        None => sort != "domain",
+        None => sort != DomainSort::Domain,
         Some("desc") => true,
         Some("asc") => false,
         Some(other) => {
@@ -60,10 +51,18 @@ pub async fn list(State(api): State<Arc<Api>>, q: Params) -> Result<Response, Ap
             )))
         }
     };
-    if !descending {
-        all.reverse();
-    }
-    Ok(page("domains", all, offset, limit))
+    let query = DomainQuery {
+        sort,
+        descending,
+        offset,
+        limit,
+    };
+    let page = api.store.domains_page(&query).await?;
+    let next = (offset + page.domains.len() < page.total).then_some(offset + page.domains.len());
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"domains": page.domains, "total": page.total, "next_offset": next}),
+    ))
 }
 
 /// One landing domain with the inputs that reached it.

@@ -55,10 +55,19 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A store that fails is the server's fault: 500, its message for the operator.
+/// A store that cannot be reached is 503 (try again: a shared database restarting); one that
+/// fails otherwise is the server's fault, 500. Either way the message is for the operator.
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> ApiError {
-        ApiError::internal(e.to_string())
+        match e {
+            crate::store::StoreError::Unavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                e.to_string(),
+            )
+            .retry_after(1),
+            e => ApiError::internal(e.to_string()),
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use super::*;
 
 pub(super) async fn campaigns(args: CampaignsArgs) -> Result<(), Failure> {
     let config = args.config.load()?;
-    let store = Store::open(&config.storage)?;
+    let store = Store::open(&config.storage).await?;
     let records = store.repositories().await?;
     let found = crate::campaigns::cluster(records, args.min_repositories);
     let stdout = std::io::stdout();

@@ -15,7 +15,7 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
     let config = args.config.load()?;
     let store = match args.no_store {
         true => None,
-        false => Some(Store::open(&config.storage)?),
+        false => Some(Store::open(&config.storage).await?),
     };
     let mut resolver = Resolver::new(&config, store.clone()).map_err(|e| usage(e.into()))?;
     // A printed line is on disk, but the store is flushed once per group of lines rather than

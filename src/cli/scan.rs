@@ -42,7 +42,7 @@ pub(super) async fn scan(args: ScanArgs) -> Result<(), Failure> {
                 Some(lines),
             )
         };
-    let store = Store::open(&config.storage)?;
+    let store = Store::open(&config.storage).await?;
     let resolver =
         std::sync::Arc::new(Resolver::new(&config, Some(store)).map_err(|e| usage(e.into()))?);
     let concurrency = config.limits.concurrency as usize;

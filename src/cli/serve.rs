@@ -18,10 +18,12 @@ pub(super) async fn serve(args: ServeArgs) -> Result<(), Failure> {
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
-    let service = crate::server::Service::build(&config).map_err(|e| match e {
-        crate::server::BuildError::Store(e) => Failure::from(e),
-        e @ crate::server::BuildError::Setup(_) => usage(e.into()),
-    })?;
+    let service = crate::server::Service::build(&config)
+        .await
+        .map_err(|e| match e {
+            crate::server::BuildError::Store(e) => Failure::from(e),
+            e @ crate::server::BuildError::Setup(_) => usage(e.into()),
+        })?;
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;

@@ -156,6 +156,13 @@ pub struct Storage {
     pub backend: StorageBackend,
     /// The sled database folder (`backend = "sled"`).
     pub path: PathBuf,
+    /// `postgres://user:password@host:port/db` (`backend = "postgres"`).
+    pub url: String,
+    /// Connections each process keeps to PostgreSQL at most.
+    pub pool_size: u32,
+    /// How long a call waits for a database connection (connect included) before it fails
+    /// (the API answers 503).
+    pub connect_timeout_ms: u64,
     pub cache_ttl_seconds: u64,
 }
 
@@ -166,6 +173,8 @@ pub enum StorageBackend {
     /// Embedded, one process at a time: `storage.path`.
     #[default]
     Sled,
+    /// Shared by every process that names the same database: `storage.url`.
+    Postgres,
 }
 
 impl Default for Storage {
@@ -173,6 +182,9 @@ impl Default for Storage {
         Storage {
             backend: StorageBackend::Sled,
             path: PathBuf::from("hoptrace-data"),
+            url: String::new(),
+            pool_size: 16,
+            connect_timeout_ms: 5000,
             cache_ttl_seconds: 3600,
         }
     }
@@ -250,6 +262,10 @@ pub struct Watch {
     pub webhook_url: String,
     /// Wait before the first webhook retry; doubles per retry (up to 5 minutes).
     pub webhook_backoff_ms: u64,
+    /// With a shared store: how long a replica's claim on a due watch keeps the others off it.
+    /// A replica that dies mid-run holds its watches this long; longer than a resolution
+    /// (`limits.total_timeout_ms`), or a slow run is started twice.
+    pub lease_seconds: u64,
 }
 
 impl Default for Watch {
@@ -261,6 +277,7 @@ impl Default for Watch {
             max_observations: 1000,
             webhook_url: String::new(),
             webhook_backoff_ms: 1000,
+            lease_seconds: 120,
         }
     }
 }

@@ -153,11 +153,30 @@ impl Server {
 
 impl Storage {
     pub(super) fn validate(&self) -> Result<(), Invalid> {
-        check(
-            !self.path.as_os_str().is_empty(),
-            "storage.path",
-            "must not be empty",
-        )
+        match self.backend {
+            StorageBackend::Sled => check(
+                !self.path.as_os_str().is_empty(),
+                "storage.path",
+                "must not be empty",
+            ),
+            StorageBackend::Postgres => {
+                check(
+                    self.url.starts_with("postgres://") || self.url.starts_with("postgresql://"),
+                    "storage.url",
+                    "must be a postgres:// URL when storage.backend = \"postgres\"",
+                )?;
+                check(
+                    self.pool_size > 0,
+                    "storage.pool_size",
+                    "must be greater than 0",
+                )?;
+                check(
+                    self.connect_timeout_ms > 0,
+                    "storage.connect_timeout_ms",
+                    "must be greater than 0",
+                )
+            }
+        }
     }
 }
 
@@ -166,6 +185,11 @@ impl Watch {
         check(
             self.min_every_seconds > 0,
             "watch.min_every_seconds",
+            "must be greater than 0",
+        )?;
+        check(
+            self.lease_seconds > 0,
+            "watch.lease_seconds",
             "must be greater than 0",
         )?;
         check(

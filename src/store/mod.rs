@@ -1,13 +1,15 @@
 //! Storage behind one set of traits, whatever keeps the data: Traces and the landing-domain
 //! index ([`Traces`]), the watchlist with its observations and events ([`Watches`]), scanned
 //! repositories ([`Repositories`]). Callers hold a [`Store`] and never know the backend:
-//! sled is the embedded default ([`sled`]); the record types are in [`model`].
+//! sled is the embedded default ([`sled`]), PostgreSQL the one replicas share ([`postgres`]);
+//! the record types are in [`model`].
 //!
 //! Every write is on disk (or in the database) before it is reported, so a crash loses
 //! nothing a user has already seen — except what a caller queued with `put_later`, which the
 //! next `flush` makes durable.
 
 pub mod model;
+mod postgres;
 mod sled;
 
 use std::path::PathBuf;
@@ -15,7 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use model::{DomainRecord, WatchRecord};
+pub use model::{DomainPage, DomainQuery, DomainRecord, DomainSort, WatchRecord};
 use model::{Event, Observation, RepositoryRecord};
 
 use crate::config::{Storage, StorageBackend};
@@ -29,6 +31,10 @@ pub enum StoreError {
     Open { path: PathBuf, message: String },
     #[error("database: {0}")]
     Db(String),
+    /// The database cannot be reached now (a shared one that is down or restarting); the call
+    /// may succeed later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
 }
@@ -51,6 +57,10 @@ pub trait Traces: Send + Sync {
     async fn domain(&self, domain: &str) -> Result<Option<DomainRecord>, StoreError>;
     /// Every landing domain, in name order.
     async fn domains(&self) -> Result<Vec<DomainRecord>, StoreError>;
+    /// One page of the index in the order `q` asks for.
+    async fn domains_page(&self, q: &DomainQuery) -> Result<DomainPage, StoreError> {
+        Ok(q.page_of(self.domains().await?))
+    }
     /// The inputs whose chains ended on `domain`.
     async fn domain_inputs(&self, domain: &str) -> Result<Vec<String>, StoreError>;
 }
@@ -71,6 +81,29 @@ pub trait Watches: Send + Sync {
     async fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<String>, StoreError>;
     /// When the earliest watch is due.
     async fn next_due(&self) -> Result<Option<u64>, StoreError>;
+    /// Claims the watches due at `now_ms` (at most `limit`, earliest first), one run each:
+    /// each gets its next due time and, where several processes share the store, a lease
+    /// until `now_ms + lease_ms` that keeps the others off it. The lease ends with the next
+    /// [`Watches::put_watch`] of the watch (the run recording itself) or at its time, so a
+    /// process that dies mid-run loses its claim.
+    async fn claim_due(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        lease_ms: u64,
+    ) -> Result<Vec<WatchRecord>, StoreError> {
+        // One process per store (sled): no one to race, so no lease to keep.
+        let _ = lease_ms;
+        let mut claimed = Vec::new();
+        for url in self.due(now_ms, limit).await? {
+            if let Some(mut w) = self.watch(&url).await? {
+                w.next_due_ms = w.next_due_after(now_ms);
+                self.put_watch(&w).await?;
+                claimed.push(w);
+            }
+        }
+        Ok(claimed)
+    }
     /// Appends an observation of `url`, keeping the newest `keep`.
     async fn observe(
         &self,
@@ -120,10 +153,11 @@ impl std::ops::Deref for Store {
 }
 
 impl Store {
-    /// Opens the backend `[storage]` names.
-    pub fn open(config: &Storage) -> Result<Store, StoreError> {
+    /// Opens the backend `[storage]` names (PostgreSQL: connects and migrates).
+    pub async fn open(config: &Storage) -> Result<Store, StoreError> {
         match config.backend {
             StorageBackend::Sled => Store::open_sled(&config.path),
+            StorageBackend::Postgres => Ok(Store(Arc::new(postgres::PgStore::open(config).await?))),
         }
     }
 

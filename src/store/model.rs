@@ -17,6 +17,56 @@ pub struct DomainRecord {
     pub labels: Vec<String>,
 }
 
+/// How `/v1/domains` orders the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DomainSort {
+    Inputs,
+    LastSeen,
+    FirstSeen,
+    Domain,
+}
+
+/// One page of the landing-domain index: sorted by `sort` (ties by name), from `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DomainQuery {
+    pub sort: DomainSort,
+    pub descending: bool,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainPage {
+    pub domains: Vec<DomainRecord>,
+    /// Domains in the whole index.
+    pub total: usize,
+}
+
+impl DomainQuery {
+    /// The page, cut from the whole index (for a backend that cannot sort and page itself).
+    pub fn page_of(&self, mut all: Vec<DomainRecord>) -> DomainPage {
+        // Ties are broken by domain name (A to Z when descending) so pages are stable.
+        let by = |a: &DomainRecord, b: &DomainRecord| match self.sort {
+            DomainSort::Inputs => a.inputs.cmp(&b.inputs).then(b.domain.cmp(&a.domain)),
+            DomainSort::LastSeen => a.last_seen.cmp(&b.last_seen).then(b.domain.cmp(&a.domain)),
+            DomainSort::FirstSeen => a
+                .first_seen
+                .cmp(&b.first_seen)
+                .then(b.domain.cmp(&a.domain)),
+            DomainSort::Domain => a.domain.cmp(&b.domain),
+        };
+        all.sort_by(|a, b| match self.descending {
+            true => by(b, a),
+            false => by(a, b),
+        });
+        let total = all.len();
+        DomainPage {
+            domains: all.into_iter().skip(self.offset).take(self.limit).collect(),
+            total,
+        }
+    }
+}
+
 /// A watched link, as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WatchRecord {
@@ -41,6 +91,32 @@ impl WatchRecord {
             auto,
         }
     }
+
+    /// When a run that starts at `now` makes the watch due next: its interval give or take
+    /// 10%.
+    pub fn next_due_after(&self, now: u64) -> u64 {
+        now.saturating_add(jittered(
+            self.every_seconds.saturating_mul(1000),
+            &self.url,
+            now,
+        ))
+    }
+}
+
+/// `interval_ms` give or take 10%, differing per entry and turn, so entries added together
+/// do not stay in step (and hit one host together).
+fn jittered(interval_ms: u64, url: &str, now: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write(url.as_bytes());
+    h.write_u64(now);
+    let spread = interval_ms / 10;
+    if spread == 0 {
+        return interval_ms.max(1);
+    }
+    (interval_ms - spread)
+        .saturating_add(h.finish() % (2 * spread + 1))
+        .max(1)
 }
 
 /// One re-resolution of a watched link.
@@ -123,4 +199,22 @@ pub struct RepositoryRecord {
     pub labels: Vec<String>,
     pub scanned_at: String,
     pub last_updated: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        for now in 0..200 {
+            let j = jittered(10_000, "http://x/", now);
+            assert!((9_000..=11_000).contains(&j), "{j}");
+        }
+        assert_eq!(jittered(5, "x", 1), 5);
+        assert!(
+            jittered(u64::MAX, "x", 1) >= u64::MAX / 10 * 9,
+            "no overflow"
+        );
+    }
 }

@@ -96,6 +96,8 @@ pub struct Watcher {
     new_event: Notify,
     live: broadcast::Sender<Event>,
     pub metrics: WatchMetrics,
+    /// How long a claimed run keeps other processes off its watch (`watch.lease_seconds`).
+    lease_ms: u64,
 }
 
 impl Watcher {
@@ -127,6 +129,7 @@ impl Watcher {
             max_observations: w.max_observations as usize,
             webhook: url::Url::parse(&w.webhook_url).ok(),
             webhook_backoff: Duration::from_millis(w.webhook_backoff_ms),
+            lease_ms: w.lease_seconds.saturating_mul(1000),
             running: Mutex::default(),
             slots: Arc::new(Semaphore::new((concurrency as usize).max(1))),
             wake: Notify::new(),
@@ -238,17 +241,13 @@ impl Watcher {
     /// Starts every due entry; answers when the next one is due.
     async fn start_due(self: &Arc<Self>) -> Result<Option<u64>, StoreError> {
         let now = self.clock.now_ms();
-        let due = self.store.due(now, 1024).await?;
-        for url in due {
-            let Some(mut w) = self.store.watch(&url).await? else {
-                continue;
-            };
-            // The next due time is set as the run starts, so the entry leaves the due list
-            // whether this run finishes or the process dies (then it runs once at its next
-            // time, not again at once).
-            let every_ms = w.every_seconds.saturating_mul(1000);
-            w.next_due_ms = now.saturating_add(jittered(every_ms, &url, now));
-            self.store.put_watch(&w).await?;
+        // Claiming sets the next due time as the run starts, so the entry leaves the due list
+        // whether this run finishes or the process dies (then it runs once at its next time,
+        // or when its lease ends, not again at once); of several processes on one store, one
+        // gets each claim.
+        let claimed = self.store.claim_due(now, 1024, self.lease_ms).await?;
+        for w in claimed {
+            let url = w.url;
             if !self
                 .running
                 .lock()
@@ -308,22 +307,6 @@ impl Watcher {
     }
 }
 
-/// `interval_ms` give or take 10%, differing per entry and turn, so entries added together
-/// do not stay in step (and hit one host together).
-fn jittered(interval_ms: u64, url: &str, now: u64) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write(url.as_bytes());
-    h.write_u64(now);
-    let spread = interval_ms / 10;
-    if spread == 0 {
-        return interval_ms.max(1);
-    }
-    (interval_ms - spread)
-        .saturating_add(h.finish() % (2 * spread + 1))
-        .max(1)
-}
-
 /// The watch entry as the API shows it.
 pub fn entry_json(w: &WatchRecord) -> serde_json::Value {
     serde_json::json!({
@@ -339,17 +322,4 @@ pub fn entry_json(w: &WatchRecord) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn jitter_stays_within_ten_percent() {
-        for now in 0..200 {
-            let j = jittered(10_000, "http://x/", now);
-            assert!((9_000..=11_000).contains(&j), "{j}");
-        }
-        assert_eq!(jittered(5, "x", 1), 5);
-        assert!(
-            jittered(u64::MAX, "x", 1) >= u64::MAX / 10 * 9,
-            "no overflow"
-        );
-    }
 }

@@ -21,6 +21,8 @@ use tokio::net::{TcpListener, UdpSocket};
 use hoptrace::config::Config;
 use serde_json::Value;
 
+pub mod db;
+
 // ---------------------------------------------------------------- DNS
 
 /// A DNS responder on 127.0.0.1 (UDP). Each name maps to a list of answers; with more than

@@ -1,0 +1,337 @@
+//! The shared backend: PostgreSQL, for any number of hoptrace processes on one database.
+//! Every write is one statement (its own transaction), committed before it is reported; the
+//! landing-domain index is kept in the same statement as its Trace. Migrations are applied at
+//! start, under an advisory lock so replicas starting together apply each once.
+//!
+//! The database is the operator's, named in the config: its connections do not pass the
+//! egress gate (which guards what untrusted links make hoptrace connect to).
+
+mod watches;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::types::Json;
+use tokio_postgres::NoTls;
+
+use super::model::{DomainPage, DomainQuery, DomainRecord, DomainSort, RepositoryRecord};
+use super::{Repositories, StoreError, Traces};
+use crate::config::Storage;
+use crate::trace::Trace;
+
+/// The schema, one step per entry, in order; a step is applied once per database.
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("0001_init.sql"))];
+
+/// Any fixed number: the advisory lock replicas take while migrating.
+const MIGRATION_LOCK: i64 = 0x686f_7074_7261_6365; // "hoptrace"
+
+pub struct PgStore {
+    pool: Pool,
+}
+
+impl PgStore {
+    /// Connects (within `storage.connect_timeout_ms`) and brings the schema up to date.
+    pub async fn open(config: &Storage) -> Result<PgStore, StoreError> {
+        let open_err = |message: String| StoreError::Open {
+            path: redacted(&config.url).into(),
+            message,
+        };
+        let mut pg: tokio_postgres::Config = config
+            .url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| open_err(e.to_string()))?;
+        let timeout = Duration::from_millis(config.connect_timeout_ms);
+        pg.connect_timeout(timeout);
+        pg.application_name("hoptrace");
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size as usize)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
+            .recycle_timeout(Some(timeout))
+            .build()
+            .map_err(|e| open_err(e.to_string()))?;
+        let store = PgStore { pool };
+        store.migrate().await.map_err(|e| open_err(e.to_string()))?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(db)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS hoptrace_migrations (
+                 version INT PRIMARY KEY,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .await
+        .map_err(db)?;
+        let applied: Vec<i32> = tx
+            .query("SELECT version FROM hoptrace_migrations", &[])
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for (version, sql) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            tx.batch_execute(sql).await.map_err(db)?;
+            tx.execute(
+                "INSERT INTO hoptrace_migrations (version) VALUES ($1)",
+                &[version],
+            )
+            .await
+            .map_err(db)?;
+            tracing::info!("postgres: applied migration {version}");
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("postgres: {e}")))
+    }
+
+    /// Runs `sql` on a pooled connection (prepared once per connection).
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await.map_err(db)?;
+        client.query(&stmt, params).await.map_err(db)
+    }
+
+    async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await.map_err(db)?;
+        client.execute(&stmt, params).await.map_err(db)
+    }
+}
+
+/// A database that cannot be reached (or went away) is `Unavailable`, which the API answers
+/// with 503; an error the server reports about a statement is `Db`.
+fn db(e: tokio_postgres::Error) -> StoreError {
+    use std::error::Error;
+    let unreachable = match e.as_db_error() {
+        // The connection failed or went away (an I/O error underneath).
+        None => e.source().is_some_and(|s| s.is::<std::io::Error>()),
+        // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
+        Some(d) => ["57P01", "57P02", "57P03", "53300"].contains(&d.code().code()),
+    };
+    if unreachable || e.is_closed() {
+        StoreError::Unavailable(format!("postgres: {e}"))
+    } else {
+        StoreError::Db(format!("postgres: {e}"))
+    }
+}
+
+/// The URL without its password, for messages.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn ms(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn unms(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn domain_of(r: &tokio_postgres::Row) -> DomainRecord {
+    DomainRecord {
+        domain: r.get("domain"),
+        inputs: unms(r.get("inputs")),
+        first_seen: r.get("first_seen"),
+        last_seen: r.get("last_seen"),
+        labels: r.get("labels"),
+    }
+}
+
+/// A Trace, its landing-domain link and the domain's record, in one statement: the link is
+/// counted only when it is new, the domain's labels gain what they lacked, in order.
+const PUT_TRACE: &str = "
+WITH t AS (
+    INSERT INTO traces (key, stored_at_ms, trace) VALUES ($1, $2, $3)
+    ON CONFLICT (key) DO UPDATE SET stored_at_ms = EXCLUDED.stored_at_ms, trace = EXCLUDED.trace
+), link AS (
+    INSERT INTO domain_inputs (domain, input) SELECT $4::text, $1 WHERE $4::text IS NOT NULL
+    ON CONFLICT DO NOTHING RETURNING 1
+)
+INSERT INTO domains (domain, inputs, first_seen, last_seen, labels)
+SELECT $4::text, (SELECT count(*) FROM link), $5, $5, $6 WHERE $4::text IS NOT NULL
+ON CONFLICT (domain) DO UPDATE SET
+    inputs = domains.inputs + EXCLUDED.inputs,
+    last_seen = EXCLUDED.last_seen,
+    labels = domains.labels || ARRAY(
+        SELECT l FROM unnest(EXCLUDED.labels) WITH ORDINALITY AS x(l, n)
+        WHERE NOT (l = ANY (domains.labels)) ORDER BY n)";
+
+#[async_trait]
+impl Traces for PgStore {
+    async fn latest(&self, key: &str) -> Result<Option<(Trace, u64)>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT trace, stored_at_ms FROM traces WHERE key = $1",
+                &[&key],
+            )
+            .await?;
+        match rows.first() {
+            None => Ok(None),
+            Some(r) => {
+                let trace: Json<Trace> = r
+                    .try_get(0)
+                    .map_err(|e| StoreError::Corrupt(format!("trace {key}: {e}")))?;
+                Ok(Some((trace.0, unms(r.get(1)))))
+            }
+        }
+    }
+
+    async fn put(&self, key: &str, trace: &Trace, now_ms: u64) -> Result<(), StoreError> {
+        let landing = crate::labels::landing_domain(trace);
+        let labels: Vec<String> = trace
+            .hops
+            .last()
+            .map(|h| h.labels.clone())
+            .unwrap_or_default();
+        let now = crate::trace::rfc3339(now_ms);
+        self.execute(
+            PUT_TRACE,
+            &[&key, &ms(now_ms), &Json(trace), &landing, &now, &labels],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        // Every write was committed before it returned.
+        Ok(())
+    }
+
+    async fn domain(&self, domain: &str) -> Result<Option<DomainRecord>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT * FROM domains WHERE domain = $1",
+                &[&domain.to_ascii_lowercase()],
+            )
+            .await?;
+        Ok(rows.first().map(domain_of))
+    }
+
+    async fn domains(&self) -> Result<Vec<DomainRecord>, StoreError> {
+        let rows = self
+            .query("SELECT * FROM domains ORDER BY domain", &[])
+            .await?;
+        Ok(rows.iter().map(domain_of).collect())
+    }
+
+    async fn domains_page(&self, q: &DomainQuery) -> Result<DomainPage, StoreError> {
+        // Each order has its index; ties are broken by name so pages are stable.
+        let (dir, name_dir) = match q.descending {
+            true => ("DESC", "ASC"),
+            false => ("ASC", "DESC"),
+        };
+        let order = match q.sort {
+            DomainSort::Inputs => format!("inputs {dir}, domain {name_dir}"),
+            DomainSort::LastSeen => format!("last_seen {dir}, domain {name_dir}"),
+            DomainSort::FirstSeen => format!("first_seen {dir}, domain {name_dir}"),
+            DomainSort::Domain => format!("domain {dir}"),
+        };
+        let sql = format!(
+            "SELECT *, count(*) OVER () AS total FROM domains ORDER BY {order} LIMIT $1 OFFSET $2"
+        );
+        let rows = self
+            .query(&sql, &[&(q.limit as i64), &(q.offset as i64)])
+            .await?;
+        let total = match rows.first() {
+            Some(r) => unms(r.get("total")) as usize,
+            // Past the end: the count alone.
+            None => unms(self.query("SELECT count(*) FROM domains", &[]).await?[0].get(0)) as usize,
+        };
+        Ok(DomainPage {
+            domains: rows.iter().map(domain_of).collect(),
+            total,
+        })
+    }
+
+    async fn domain_inputs(&self, domain: &str) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT input FROM domain_inputs WHERE domain = $1 ORDER BY input",
+                &[&domain.to_ascii_lowercase()],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+}
+
+#[async_trait]
+impl Repositories for PgStore {
+    async fn put_repository(
+        &self,
+        name: &str,
+        record: &RepositoryRecord,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO repositories (name, record) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET record = EXCLUDED.record",
+            &[&name, &Json(record)],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn repository(&self, name: &str) -> Result<Option<RepositoryRecord>, StoreError> {
+        let rows = self
+            .query("SELECT record FROM repositories WHERE name = $1", &[&name])
+            .await?;
+        rows.first()
+            .map(|r| json_col(r, 0, "repository"))
+            .transpose()
+    }
+
+    async fn repositories(&self) -> Result<Vec<RepositoryRecord>, StoreError> {
+        let rows = self
+            .query("SELECT record FROM repositories ORDER BY name", &[])
+            .await?;
+        rows.iter().map(|r| json_col(r, 0, "repository")).collect()
+    }
+}
+
+/// A JSONB column decoded as `T`.
+fn json_col<T: serde::de::DeserializeOwned>(
+    r: &tokio_postgres::Row,
+    idx: usize,
+    what: &str,
+) -> Result<T, StoreError> {
+    r.try_get::<_, Json<T>>(idx)
+        .map(|j| j.0)
+        .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
