@@ -4,13 +4,10 @@
 
 use std::io::Read;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::header::{self, HeaderMap, HeaderValue};
 use http_body_util::{BodyExt, Empty};
 use hyper_rustls::HttpsConnector;
@@ -376,38 +373,6 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = e.source();
     }
     parts.join(": ")
-}
-
-/// Politeness toward each target host, shared by all work in the process.
-pub struct Politeness {
-    limiter: DefaultKeyedRateLimiter<String>,
-    calls: AtomicU64,
-}
-
-impl Politeness {
-    pub fn new(per_second: f64) -> Politeness {
-        let period = Duration::from_secs_f64(1.0 / per_second);
-        let burst = NonZeroU32::new(per_second.floor().max(1.0) as u32).unwrap_or(NonZeroU32::MIN);
-        let quota = Quota::with_period(period)
-            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-            .allow_burst(burst);
-        Politeness {
-            limiter: RateLimiter::keyed(quota),
-            calls: AtomicU64::new(0),
-        }
-    }
-
-    /// Waits until `host` may be contacted again.
-    pub async fn wait(&self, host: &str) {
-        self.limiter
-            .until_key_ready(&host.to_ascii_lowercase())
-            .await;
-        // The per-host map would otherwise grow with every host ever seen.
-        if self.calls.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
-            self.limiter.retain_recent();
-            self.limiter.shrink_to_fit();
-        }
-    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub mod input;
 pub mod labels;
 pub mod scan;
 pub mod server;
+pub mod shared;
 pub mod store;
 pub mod trace;
 pub mod watch;

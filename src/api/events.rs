@@ -52,13 +52,17 @@ impl Api {
             last: u64,
             backlog: std::collections::VecDeque<Event>,
             caught_up: bool,
+            /// Since the last frame sent.
+            quiet_since: std::time::Instant,
         }
         let state = State {
             live,
             last: start,
             backlog: Default::default(),
             caught_up: false,
+            quiet_since: std::time::Instant::now(),
         };
+        let shared = store.shared();
         let frames = futures_util::stream::unfold(state, move |mut st| {
             let store = store.clone();
             let mut closing = closing.clone();
@@ -67,6 +71,7 @@ impl Api {
                 loop {
                     if let Some(e) = st.backlog.pop_front() {
                         st.last = e.id;
+                        st.quiet_since = std::time::Instant::now();
                         return Some((sse_frame(&e), st));
                     }
                     if !st.caught_up {
@@ -76,11 +81,18 @@ impl Api {
                         st.backlog.extend(more.into_iter().map(|(_, e)| e));
                         continue;
                     }
-                    let next = tokio::time::timeout(Duration::from_secs(15), st.live.recv());
+                    // Events raised by other processes on a shared store are read from it
+                    // every second; a keep-alive comment goes every 15 s.
+                    let wait = match shared {
+                        true => Duration::from_secs(1),
+                        false => KEEP_ALIVE,
+                    };
+                    let next = tokio::time::timeout(wait, st.live.recv());
                     tokio::select! {
                         got = next => match got {
                             Ok(Ok(e)) if e.id > st.last => {
                                 st.last = e.id;
+                                st.quiet_since = std::time::Instant::now();
                                 return Some((sse_frame(&e), st));
                             }
                             Ok(Ok(_)) => {}
@@ -89,7 +101,13 @@ impl Api {
                                 st.caught_up = false;
                             }
                             Ok(Err(_)) => return None,
-                            Err(_) => return Some((Bytes::from_static(b": keep-alive\n\n"), st)),
+                            Err(_) => {
+                                st.caught_up = !shared;
+                                if st.quiet_since.elapsed() >= KEEP_ALIVE {
+                                    st.quiet_since = std::time::Instant::now();
+                                    return Some((Bytes::from_static(b": keep-alive\n\n"), st));
+                                }
+                            }
                         },
                         _ = closing.wait_for(|c| *c) => return None,
                     }
@@ -109,6 +127,9 @@ impl Api {
         resp
     }
 }
+
+/// How long a quiet stream waits before a keep-alive comment (proxies close idle streams).
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 fn sse_frame(e: &crate::watch::Event) -> Bytes {
     let data = serde_json::to_string(e).unwrap_or_default();

@@ -168,6 +168,15 @@ impl Metrics {
         );
     }
 
+    /// The shared Redis's fallbacks (see [`crate::shared`]).
+    pub fn register_shared(&mut self, s: &crate::shared::Shared) {
+        self.registry.register(
+            "shared_fallbacks",
+            "Calls to the shared Redis (limits.shared_url) that went without it: each process limited alone",
+            s.fallbacks.clone(),
+        );
+    }
+
     /// Counts one resolution's trace.
     pub fn observe(&self, trace: &Trace) {
         self.resolutions

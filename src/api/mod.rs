@@ -30,7 +30,6 @@ pub use extract::Peer;
 pub use metrics::Route;
 pub use serve::serve;
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,13 +37,13 @@ use axum::middleware::from_fn_with_state;
 use axum::response::Response;
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
-use governor::{DefaultKeyedRateLimiter, Quota};
 use http::{header, HeaderValue, Method, StatusCode};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::chain::Resolver;
 use crate::config;
+use crate::shared::limit::RateLimit;
 use crate::store::Store;
 use metrics::Metrics;
 
@@ -159,7 +158,8 @@ pub struct Api {
     store: Store,
     tokens: Vec<Vec<u8>>,
     max_body: usize,
-    limiter: Option<DefaultKeyedRateLimiter<String>>,
+    /// Per client (`server.rate_per_second`); shared across replicas with `limits.shared_url`.
+    limiter: Option<RateLimit>,
     /// Admission: resolutions running plus waiting; none left means 503.
     admission: Arc<Semaphore>,
     /// Resolver slots (`limits.concurrency`).
@@ -180,13 +180,24 @@ impl Api {
         store: Store,
         watcher: Arc<crate::watch::Watcher>,
     ) -> Api {
-        let limiter = NonZeroU32::new(s.rate_per_second).map(|rate| {
-            let burst = NonZeroU32::new(s.rate_burst).unwrap_or(rate);
-            governor::RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+        let limiter = (s.rate_per_second > 0).then(|| {
+            let burst = match s.rate_burst {
+                0 => s.rate_per_second,
+                b => b,
+            };
+            RateLimit::new(
+                f64::from(s.rate_per_second),
+                burst,
+                resolver.shared().cloned(),
+                "client:",
+            )
         });
         let concurrency = concurrency.max(1) as usize;
         let mut metrics = Metrics::new();
         metrics.register_watch(&watcher.metrics);
+        if let Some(shared) = resolver.shared() {
+            metrics.register_shared(shared);
+        }
         Api {
             resolver,
             watcher,

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::extract::{JsonBody, Params};
 use super::{check_url, json_response, Api, ApiError};
+use crate::chain::Lookup;
 use crate::trace::Trace;
 
 #[derive(Deserialize)]
@@ -135,14 +136,19 @@ impl Api {
                     drop(queued);
                     let _running = Counted::new(&self.metrics.in_flight);
                     // The cache was asked above: no second lookup.
-                    let t = self.resolver.resolve(url, false).await;
+                    let lookup = match refresh {
+                        true => Lookup::Refresh,
+                        false => Lookup::Asked,
+                    };
+                    let t = self.resolver.try_resolve(url, lookup).await;
                     drop(slot);
                     (i, t)
                 }
             }))
             .await;
+            // An answer the store did not keep is not given: the client retries.
             for (i, t) in done {
-                traces[i] = Some(t);
+                traces[i] = Some(t.map_err(|u| ApiError::from(u.error))?);
             }
         }
         let traces: Vec<Trace> = traces.into_iter().flatten().collect();

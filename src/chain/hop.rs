@@ -54,7 +54,9 @@ impl Resolver {
                 Some(timeout_error(self.total_timeout, "total_timeout_ms")),
             );
         };
-        self.politeness.wait(url.host_str().unwrap_or("")).await;
+        self.politeness
+            .wait(&url.host_str().unwrap_or("").to_ascii_lowercase())
+            .await;
         let budget = self.hop_timeout.min(remaining);
         let t0 = Instant::now();
         let result = self.fetcher.fetch(url, budget).await;

@@ -15,12 +15,33 @@ use crate::browser::{BrowserStage, Driver, StageLimits};
 use crate::config::Config;
 use crate::discover::{NextHopFinder, StaticFinder};
 use crate::egress::{Egress, EgressError};
-use crate::fetch::{ClientError, Fetcher, Politeness};
+use crate::fetch::{ClientError, Fetcher};
 use crate::input::parse_input;
 use crate::labels::{LabelError, Labels};
+use crate::shared::claim::Claims;
+use crate::shared::limit::RateLimit;
+use crate::shared::{Shared, SharedError};
 use crate::store::Store;
 use crate::trace::{rfc3339, ErrorKind, Outcome, Trace, TraceError, Via};
 use hop::{host_of, Step};
+
+/// Where a resolution may take its answer from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// A fresh stored Trace, else one visit shared with concurrent callers.
+    Cache,
+    /// The caller asked the cache already: one visit shared with concurrent callers.
+    Asked,
+    /// A visit of its own, whatever is stored or under way.
+    Refresh,
+}
+
+/// A resolution whose Trace the store did not keep (the database was away, say).
+#[derive(Debug, Clone)]
+pub struct Unstored {
+    pub trace: Trace,
+    pub error: crate::store::StoreError,
+}
 
 /// Start-up failures: everything here is a configuration or environment problem.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +50,8 @@ pub enum SetupError {
     Egress(#[from] EgressError),
     #[error(transparent)]
     Client(#[from] ClientError),
+    #[error(transparent)]
+    Shared(#[from] SharedError),
     #[error(transparent)]
     Labels(#[from] LabelError),
 }
@@ -45,7 +68,11 @@ pub fn servable(trace: &Trace, stored_at_ms: u64, ttl: Duration, now_ms: u64) ->
 /// by all work.
 pub struct Resolver {
     fetcher: Fetcher,
-    politeness: Politeness,
+    /// Per target host; shared across processes with `limits.shared_url`.
+    politeness: RateLimit,
+    /// Who resolves which link, across processes (with `limits.shared_url`).
+    claims: Option<Claims>,
+    shared: Option<Arc<Shared>>,
     /// Swapped whole on reload (SIGHUP); a resolution keeps the lists it started with.
     labels: std::sync::RwLock<Arc<Labels>>,
     finders: Vec<Arc<dyn NextHopFinder>>,
@@ -53,7 +80,7 @@ pub struct Resolver {
     /// Cache-using resolutions in flight, by key: a second caller for the same link waits for
     /// the first instead of visiting it again (a scan finds one shortener link in thousands
     /// of repositories at once).
-    in_flight: std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Trace>>>>,
+    in_flight: std::sync::Mutex<HashMap<String, Arc<InFlightCell>>>,
     /// `watch.auto`: links through fake or lookalike shorteners are watched (every this many
     /// seconds) as soon as a resolution sees them, whoever asked for it.
     auto_watch: Option<u64>,
@@ -87,9 +114,22 @@ impl Resolver {
                 StageLimits::from_config(config),
             )));
         }
+        let shared = match config.limits.shared_url.as_str() {
+            "" => None,
+            url => Some(Arc::new(Shared::open(url)?)),
+        };
+        let per_host = config.limits.per_host_per_second;
         Ok(Resolver {
             fetcher: Fetcher::new(config, egress)?,
-            politeness: Politeness::new(config.limits.per_host_per_second),
+            // A burst of the rate's whole part (at least 1).
+            politeness: RateLimit::new(
+                per_host,
+                per_host.floor().clamp(1.0, f64::from(u32::MAX)) as u32,
+                shared.clone(),
+                "host:",
+            ),
+            claims: shared.clone().map(Claims::new),
+            shared,
             labels: std::sync::RwLock::new(Arc::new(Labels::load(&config.labels.extra_files)?)),
             finders,
             store,
@@ -144,19 +184,40 @@ impl Resolver {
         self.store.as_ref()
     }
 
+    /// The Redis that processes share (`limits.shared_url`), if any.
+    pub fn shared(&self) -> Option<&Arc<Shared>> {
+        self.shared.as_ref()
+    }
+
     /// Resolves `input`: from the cache when `use_cache` and a fresh Trace is stored, else by
-    /// following the chain, then stores the result. Never fails: problems are in the Trace.
+    /// following the chain, then stores the result. Never fails: problems are in the Trace (a
+    /// store that failed to keep it is logged).
     pub async fn resolve(&self, input: &str, use_cache: bool) -> Trace {
+        let lookup = match use_cache {
+            true => Lookup::Cache,
+            false => Lookup::Refresh,
+        };
+        self.try_resolve(input, lookup)
+            .await
+            .unwrap_or_else(|u| u.trace)
+    }
+
+    /// Resolves `input` as `lookup` says; `Err` when the Trace could not be stored (the
+    /// caller decides whether an unstored answer may be given).
+    pub async fn try_resolve(&self, input: &str, lookup: Lookup) -> Result<Trace, Unstored> {
         let url = match parse_input(input) {
             Ok(url) => url,
-            Err(message) => return Trace::input_error(input, message),
+            Err(message) => return Ok(Trace::input_error(input, message)),
         };
         let key = url.as_str().to_string();
-        if !use_cache {
-            return self.follow_and_store(input, url, &key, true).await;
-        }
-        if let Some(trace) = self.cached_key(input, &key).await {
-            return trace;
+        match lookup {
+            Lookup::Refresh => return self.follow_and_store(input, url, &key, true).await,
+            Lookup::Cache => {
+                if let Some(trace) = self.cached_key(input, &key).await {
+                    return Ok(trace);
+                }
+            }
+            Lookup::Asked => {}
         }
         let cell = self
             .in_flight
@@ -172,51 +233,85 @@ impl Resolver {
             key: &key,
             cell: &cell,
         };
-        let mut trace = cell
-            .get_or_init(|| self.follow_and_store(input, url, &key, true))
+        let mut result = cell
+            .get_or_init(|| self.resolve_once(input, url, &key))
             .await
             .clone();
-        trace.input = input.to_string();
-        trace
+        match &mut result {
+            Ok(t) => t.input = input.to_string(),
+            Err(u) => u.trace.input = input.to_string(),
+        }
+        result
+    }
+
+    /// One visit for `key` among all processes sharing a Redis: the one that claims it
+    /// resolves it; the others wait for its Trace in the store (or resolve themselves when
+    /// the claim lapses without one, or Redis is away).
+    async fn resolve_once(&self, input: &str, url: Url, key: &str) -> Result<Trace, Unstored> {
+        let Some(claims) = &self.claims else {
+            return self.follow_and_store(input, url, key, true).await;
+        };
+        let ttl = self.total_timeout + Duration::from_secs(5);
+        if !claims.claim(key, ttl).await {
+            let deadline = Instant::now() + ttl;
+            loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if let Some(trace) = self.cached_key(input, key).await {
+                    return Ok(trace);
+                }
+                if Instant::now() >= deadline || !claims.held_elsewhere(key).await {
+                    break;
+                }
+            }
+        }
+        let result = self.follow_and_store(input, url, key, true).await;
+        claims.release(key).await;
+        result
     }
 
     /// A watched link's re-resolution: cache bypassed, stored, and never watched anew (a
     /// watch removed while this ran stays removed).
-    pub async fn rerun(&self, input: &str) -> Trace {
+    pub async fn rerun(&self, input: &str) -> Result<Trace, Unstored> {
         match parse_input(input) {
             Ok(url) => {
                 let key = url.as_str().to_string();
                 self.follow_and_store(input, url, &key, false).await
             }
-            Err(message) => Trace::input_error(input, message),
+            Err(message) => Ok(Trace::input_error(input, message)),
         }
     }
 
-    async fn follow_and_store(&self, input: &str, url: Url, key: &str, may_watch: bool) -> Trace {
+    async fn follow_and_store(
+        &self,
+        input: &str,
+        url: Url,
+        key: &str,
+        may_watch: bool,
+    ) -> Result<Trace, Unstored> {
         let trace = self.follow(input, url).await;
-        if let Some(store) = &self.store {
-            let now = crate::now_ms();
-            let stored = if self.deferred_writes {
-                store.put_later(key, &trace, now).await
-            } else {
-                store.put(key, &trace, now).await
-            };
-            if let Err(e) = stored {
-                tracing::error!("storing the trace of {key} failed: {e}");
-            }
-            if let Some(every) = self.auto_watch.filter(|_| may_watch && rotates(&trace)) {
-                let watch =
-                    crate::store::WatchRecord::new(key.to_string(), every, true, crate::now_ms());
-                match store.add_watch_if_absent(&watch).await {
-                    Ok(true) => {
-                        tracing::info!("watching {key} (it passes through a fake shortener)")
-                    }
-                    Ok(false) => {}
-                    Err(e) => tracing::error!("auto-watching {key} failed: {e}"),
-                }
+        let Some(store) = &self.store else {
+            return Ok(trace);
+        };
+        let now = crate::now_ms();
+        let stored = if self.deferred_writes {
+            store.put_later(key, &trace, now).await
+        } else {
+            store.put(key, &trace, now).await
+        };
+        if let Err(error) = stored {
+            tracing::error!("storing the trace of {key} failed: {error}");
+            return Err(Unstored { trace, error });
+        }
+        if let Some(every) = self.auto_watch.filter(|_| may_watch && rotates(&trace)) {
+            let watch =
+                crate::store::WatchRecord::new(key.to_string(), every, true, crate::now_ms());
+            match store.add_watch_if_absent(&watch).await {
+                Ok(true) => tracing::info!("watching {key} (it passes through a fake shortener)"),
+                Ok(false) => {}
+                Err(e) => tracing::error!("auto-watching {key} failed: {e}"),
             }
         }
-        trace
+        Ok(trace)
     }
 
     /// The latest stored Trace of `input`, however old and whatever its outcome (`cached`
@@ -335,12 +430,15 @@ fn rotates(trace: &Trace) -> bool {
         .any(|l| l == crate::labels::FAKE_SHORTENER || l == crate::labels::LOOKALIKE_SHORTENER)
 }
 
+/// One resolution in flight, shared by the callers that want it.
+type InFlightCell = tokio::sync::OnceCell<Result<Trace, Unstored>>;
+
 /// Takes a finished single-flight entry out of the map (only if it is still this call's cell:
 /// a later resolution of the same key has its own).
 struct InFlight<'a> {
-    map: &'a std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Trace>>>>,
+    map: &'a std::sync::Mutex<HashMap<String, Arc<InFlightCell>>>,
     key: &'a str,
-    cell: &'a Arc<tokio::sync::OnceCell<Trace>>,
+    cell: &'a Arc<InFlightCell>,
 }
 
 impl Drop for InFlight<'_> {

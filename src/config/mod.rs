@@ -74,6 +74,9 @@ pub struct Limits {
     pub max_body_bytes: u64,
     pub per_host_per_second: f64,
     pub concurrency: u32,
+    /// `redis://host:port`: the per-host and per-client limits (and who resolves which link)
+    /// shared by every process naming the same Redis; empty: each process alone.
+    pub shared_url: String,
 }
 
 impl Default for Limits {
@@ -85,6 +88,7 @@ impl Default for Limits {
             max_body_bytes: 1_048_576,
             per_host_per_second: 5.0,
             concurrency: 64,
+            shared_url: String::new(),
         }
     }
 }

@@ -68,6 +68,11 @@ pub trait Traces: Send + Sync {
 /// The watchlist, each link's observations, the events raised, and small counters.
 #[async_trait]
 pub trait Watches: Send + Sync {
+    /// Whether other processes may change the watchlist and raise events in this store too
+    /// (then the scheduler and event streams look at it often, not only when told).
+    fn shared(&self) -> bool {
+        false
+    }
     /// Adds or replaces a watch (its due time moves with it).
     async fn put_watch(&self, w: &WatchRecord) -> Result<(), StoreError>;
     /// Adds `w` unless its URL is watched already; whether it was added.

@@ -227,8 +227,14 @@ impl Watcher {
                     Some(self.clock.now_ms() + 1000)
                 }
             };
-            let wait = next.map_or(Duration::from_secs(60), |at| {
-                Duration::from_millis(at.saturating_sub(self.clock.now_ms()).clamp(10, 60_000))
+            // Other processes on a shared store add watches and run them without telling this
+            // one: look again within a second.
+            let longest = match self.store.shared() {
+                true => 1_000,
+                false => 60_000,
+            };
+            let wait = next.map_or(Duration::from_millis(longest), |at| {
+                Duration::from_millis(at.saturating_sub(self.clock.now_ms()).clamp(10, longest))
             });
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
@@ -267,6 +273,8 @@ impl Watcher {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&url);
+                // The run's end released its claim: look again at what is due when.
+                me.wake.notify_one();
             });
         }
         self.store.next_due().await
@@ -274,7 +282,8 @@ impl Watcher {
 
     /// Re-resolves one entry (cache bypassed), records the observation, raises its event.
     async fn run_one(&self, url: &str) -> Result<(), StoreError> {
-        let trace = self.resolver.rerun(url).await;
+        // A Trace the store did not keep is still an observation (stored below, or failing there).
+        let trace = self.resolver.rerun(url).await.unwrap_or_else(|u| u.trace);
         self.metrics.runs.inc();
         let at = self.clock.now_ms();
         let now = Observation::of(&trace, at);
@@ -317,9 +326,4 @@ pub fn entry_json(w: &WatchRecord) -> serde_json::Value {
         "last_run": w.last_run_ms.map(rfc3339_ms),
         "auto": w.auto,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 }

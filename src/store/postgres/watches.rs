@@ -57,6 +57,10 @@ SELECT ins.id FROM ins CROSS JOIN told";
 
 #[async_trait]
 impl Watches for PgStore {
+    fn shared(&self) -> bool {
+        true
+    }
+
     async fn put_watch(&self, w: &WatchRecord) -> Result<(), StoreError> {
         // Writing a watch ends any claim on it: the run that held it is recording itself.
         self.execute(
