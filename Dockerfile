@@ -12,7 +12,7 @@ RUN cargo build --release --locked
 
 FROM debian:bookworm-slim
 COPY scripts/setup /usr/local/lib/hoptrace/setup
-RUN /usr/local/lib/hoptrace/setup \
+RUN /usr/local/lib/hoptrace/setup runtime \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /var/lib/hoptrace --shell /usr/sbin/nologin hoptrace \
     && mkdir -p /var/lib/hoptrace /etc/hoptrace \

@@ -7,6 +7,7 @@
 //!   own best case),
 //! - `hoptrace resolve --json -` at concurrency 64, with a fresh store (policy checks,
 //!   labels, the Trace and the store: what curl does not do);
+//!
 //! then hoptrace's scaling with concurrency (1, 8, 64, 256) and batch size (1k, 10k, 100k:
 //! time per resolution and peak RSS, read by GNU time). Last, every target of the issue, met
 //! or not, with the API and browser figures of `--bench api` / `--bench browser` when they
@@ -14,6 +15,8 @@
 //!
 //!     scripts/bench                                            # all of it, tools installed
 //!     cargo bench --bench suite      # BENCH_QUICK=1: smaller runs
+//!     BENCH_BASELINE_BIN=path cargo bench --bench suite   # this build against another
+//!     BENCH_BACKENDS=1 cargo bench --bench suite          # sled against PostgreSQL
 //!
 //! Prints a table and writes target/bench/suite.json. Needs curl and /usr/bin/time (Debian's
 //! `curl` and `time` packages); nginx-light for the nginx fixture.
@@ -251,7 +254,14 @@ async fn run() {
     });
 
     // ---- hoptrace: concurrency, then batch size
-    let run_bin = |bin: &str, name: String, n: usize, concurrency: u32, tag: &str, flags: &str| {
+    // `pg`: the PostgreSQL database to store in (sled otherwise).
+    let run_on = |bin: &str,
+                  pg: Option<&str>,
+                  name: String,
+                  n: usize,
+                  concurrency: u32,
+                  tag: &str,
+                  flags: &str| {
         let db = dir.path().join(format!("db-{tag}"));
         let cfg = dir.path().join(format!("{tag}.toml"));
         let mut c = hoptrace::config::Config::default();
@@ -262,6 +272,10 @@ async fn run() {
         c.browser.enabled = false;
         c.watch.auto = false;
         c.storage.path = db;
+        if let Some(url) = pg {
+            c.storage.backend = hoptrace::config::StorageBackend::Postgres;
+            c.storage.url = url.to_string();
+        }
         // Only the keys set here, so an older build (`BENCH_BASELINE_BIN`) reads it too.
         let full = toml::Table::try_from(&c).unwrap();
         let mut only = toml::Table::new();
@@ -271,7 +285,14 @@ async fn run() {
             ("limits", &["per_host_per_second", "concurrency"]),
             ("browser", &["enabled"]),
             ("watch", &["auto"]),
-            ("storage", &["path"]),
+            (
+                "storage",
+                if pg.is_some() {
+                    &["backend", "url"][..]
+                } else {
+                    &["path"]
+                },
+            ),
         ] {
             let mut t = toml::Table::new();
             for k in keys {
@@ -310,9 +331,36 @@ async fn run() {
             p99_ms: Some(percentile(&lat, 0.99)),
         }
     };
+    let run_bin = |bin: &str, name: String, n: usize, concurrency: u32, tag: &str, flags: &str| {
+        run_on(bin, None, name, n, concurrency, tag, flags)
+    };
     let hoptrace = |name: String, n: usize, concurrency: u32, tag: &str, flags: &str| {
         run_bin(bin, name, n, concurrency, tag, flags)
     };
+    // `BENCH_BACKENDS=1`: only the store backends against each other: the same batch stored
+    // in sled and in PostgreSQL (a server this run starts, as the tests do), alternating,
+    // three runs each; the ratio of the medians.
+    if std::env::var_os("BENCH_BACKENDS").is_some() {
+        let pg = db::Postgres::start();
+        let n = 20_000 / scale;
+        let (mut sled, mut postgres) = (Vec::new(), Vec::new());
+        for i in 0..3 {
+            let url = pg.database(&format!("bench{i}")).await;
+            let t = run_on(bin, None, String::new(), n, 64, &format!("sled{i}"), "");
+            sled.push(n as f64 / t.secs);
+            let t = run_on(bin, Some(&url), String::new(), n, 64, &format!("pg{i}"), "");
+            postgres.push(n as f64 / t.secs);
+        }
+        sled.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        postgres.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        println!(
+            "resolve {n} URLs, concurrency 64: sled {:.0} URL/s, PostgreSQL {:.0} URL/s (medians of 3): PostgreSQL/sled {:.2}x",
+            sled[1],
+            postgres[1],
+            postgres[1] / sled[1]
+        );
+        return;
+    }
     // `BENCH_BASELINE_BIN=path`: only this build against another (e.g. main's release binary),
     // on the same URLs, alternating, three runs each; the ratio of the medians.
     if let Ok(base) = std::env::var("BENCH_BASELINE_BIN") {

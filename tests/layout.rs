@@ -106,3 +106,32 @@ fn config_is_a_leaf() {
         "config names no other module"
     );
 }
+
+/// The configs shipped in `deploy/` (Compose's file, the TOML inside the Kubernetes Secret)
+/// are configs hoptrace accepts.
+#[test]
+fn deploy_configs_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let compose = std::fs::read_to_string(root.join("hoptrace.toml")).unwrap();
+    let secret = std::fs::read_to_string(root.join("kubernetes/hoptrace.yaml")).unwrap();
+    // The Secret's `hoptrace.toml: |` block: the lines indented deeper than its key.
+    let mut lines = secret
+        .lines()
+        .skip_while(|l| l.trim() != "hoptrace.toml: |");
+    let key = lines.next().expect("the Secret holds hoptrace.toml");
+    let indent = key.len() - key.trim_start().len();
+    let block: String = lines
+        .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > indent)
+        .map(|l| format!("{}\n", l.trim()))
+        .collect();
+    for (name, text) in [("deploy/hoptrace.toml", compose), ("the Secret", block)] {
+        let c = hoptrace::config::Config::parse(&text, Path::new(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            c.storage.backend,
+            hoptrace::config::StorageBackend::Postgres,
+            "{name}"
+        );
+        assert!(c.limits.shared_url.starts_with("redis://"), "{name}");
+    }
+}

@@ -407,3 +407,41 @@ fn landed_on(input: &str, host: &str) -> hoptrace::trace::Trace {
     t.final_host = host.into();
     t
 }
+
+/// Every repository write moves the version (what `/v1/campaigns` recomputes on), also when
+/// the same repository is written again; reading does not.
+#[tokio::test]
+async fn repository_writes_move_the_version() {
+    use hoptrace::store::model::{RepositoryRecord, Verdict};
+    for b in backends().await {
+        let record = |name: &str| RepositoryRecord {
+            repository: name.into(),
+            namespace: name.split('/').next().unwrap().into(),
+            digest: "d".into(),
+            verdict: Verdict::Malicious,
+            reasons: vec![],
+            links: vec![],
+            links_left_out: 0,
+            landing_hosts: vec!["payload.example".into()],
+            infrastructure: vec![],
+            labels: vec![],
+            scanned_at: "2026-12-02T00:00:00Z".into(),
+            last_updated: None,
+        };
+        let store = &b.store;
+        let v0 = store.repositories_version().await.unwrap();
+        store.put_repository("a/x", &record("a/x")).await.unwrap();
+        let v1 = store.repositories_version().await.unwrap();
+        assert_ne!(v0, v1, "{}", b.name);
+        store.put_repository("a/x", &record("a/x")).await.unwrap();
+        let v2 = store.repositories_version().await.unwrap();
+        assert!(v2 != v1 && v2 != v0, "{}: rewritten", b.name);
+        let _ = store.repositories().await.unwrap();
+        assert_eq!(
+            store.repositories_version().await.unwrap(),
+            v2,
+            "{}",
+            b.name
+        );
+    }
+}

@@ -13,14 +13,42 @@ use super::extract::Params;
 use super::{json_response, Api, ApiError};
 use crate::store::{DomainQuery, DomainSort};
 
-/// Campaigns over every scanned repository in the store (computed per call).
+/// The campaigns last computed, and from what.
+#[derive(Clone)]
+pub struct Campaigns {
+    version: u64,
+    min: usize,
+    campaigns: Arc<Vec<crate::campaigns::Campaign>>,
+}
+
+/// Campaigns over every scanned repository in the store (computed again when a repository
+/// was written since the last time, by any process).
 pub async fn campaigns(State(api): State<Arc<Api>>, q: Params) -> Result<Response, ApiError> {
     let min = q.number("min_repositories", 2, usize::MAX)?;
     let limit = q.number("limit", 100, 1000)?;
     let offset = q.number("offset", 0, usize::MAX)?;
-    let records = api.store.repositories().await?;
-    let all = crate::campaigns::cluster(records, min);
-    Ok(page("campaigns", all, offset, limit))
+    // Clustering reads every repository: done again only when one was written since.
+    let version = api.store.repositories_version().await?;
+    let cached = api
+        .campaigns
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .filter(|c| c.version == version && c.min == min);
+    let all = match cached {
+        Some(c) => c.campaigns,
+        None => {
+            let records = api.store.repositories().await?;
+            let campaigns = Arc::new(crate::campaigns::cluster(records, min));
+            *api.campaigns.lock().unwrap_or_else(|p| p.into_inner()) = Some(Campaigns {
+                version,
+                min,
+                campaigns: campaigns.clone(),
+            });
+            campaigns
+        }
+    };
+    Ok(page("campaigns", all.as_slice(), offset, limit))
 }
 
 pub async fn list(State(api): State<Arc<Api>>, q: Params) -> Result<Response, ApiError> {
@@ -85,9 +113,9 @@ pub async fn one(State(api): State<Arc<Api>>, uri: Uri) -> Result<Response, ApiE
 
 /// One page of `all` as `{name: [...], "total", "next_offset"}` (`next_offset` null on the
 /// last page).
-fn page<T: Serialize>(name: &str, all: Vec<T>, offset: usize, limit: usize) -> Response {
+fn page<T: Serialize>(name: &str, all: &[T], offset: usize, limit: usize) -> Response {
     let total = all.len();
-    let items: Vec<T> = all.into_iter().skip(offset).take(limit).collect();
+    let items: Vec<&T> = all.iter().skip(offset).take(limit).collect();
     let next = (offset + items.len() < total).then_some(offset + items.len());
     let mut body = json!({"total": total, "next_offset": next});
     body[name] = json!(items);

@@ -167,6 +167,8 @@ pub struct Api {
     request_timeout: Duration,
     max_batch: usize,
     pub metrics: Metrics,
+    /// `/v1/campaigns`, as last computed.
+    campaigns: std::sync::Mutex<Option<domains::Campaigns>>,
     /// What every connection is held to.
     pub conn_limits: conn::ConnLimits,
 }
@@ -211,6 +213,7 @@ impl Api {
             request_timeout: Duration::from_millis(s.request_timeout_ms),
             max_batch: s.max_batch as usize,
             metrics,
+            campaigns: Default::default(),
             conn_limits: conn::ConnLimits::from_config(s),
         }
     }

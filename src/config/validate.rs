@@ -28,6 +28,11 @@ fn header_value(value: &str) -> bool {
 impl Limits {
     pub(super) fn validate(&self) -> Result<(), Invalid> {
         check(
+            self.shared_url.is_empty() || self.shared_url.starts_with("redis://"),
+            "limits.shared_url",
+            "must be empty or a redis:// URL",
+        )?;
+        check(
             (1..=1000).contains(&self.max_hops),
             "limits.max_hops",
             "must be between 1 and 1000",
@@ -266,6 +271,13 @@ mod tests {
             ),
             ("[server]\napi_tokens = [\"\"]", "server.api_tokens"),
             ("[storage]\npath = \"\"", "storage.path"),
+            ("[storage]\nbackend = \"postgres\"", "storage.url"),
+            (
+                "[storage]\nbackend = \"postgres\"\nurl = \"postgres://h/d\"\npool_size = 0",
+                "storage.pool_size",
+            ),
+            ("[limits]\nshared_url = \"http://x\"", "limits.shared_url"),
+            ("[watch]\nlease_seconds = 0", "watch.lease_seconds"),
             ("[watch]\nmin_every_seconds = 0", "watch.min_every_seconds"),
             (
                 "[watch]\ndefault_every_seconds = 999999999999",

@@ -139,6 +139,10 @@ pub trait Repositories: Send + Sync {
     async fn repository(&self, name: &str) -> Result<Option<RepositoryRecord>, StoreError>;
     /// Every repository's record, in name order.
     async fn repositories(&self) -> Result<Vec<RepositoryRecord>, StoreError>;
+    /// A number that changes whenever a repository is written (by any process on the store):
+    /// what was computed from [`Repositories::repositories`] at one version is current while
+    /// the version is.
+    async fn repositories_version(&self) -> Result<u64, StoreError>;
 }
 
 /// Everything a backend keeps.

@@ -21,7 +21,10 @@ use crate::config::Storage;
 use crate::trace::Trace;
 
 /// The schema, one step per entry, in order; a step is applied once per database.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("0001_init.sql")),
+    (2, include_str!("0002_repository_revisions.sql")),
+];
 
 /// Any fixed number: the advisory lock replicas take while migrating.
 const MIGRATION_LOCK: i64 = 0x686f_7074_7261_6365; // "hoptrace"
@@ -301,7 +304,8 @@ impl Repositories for PgStore {
     ) -> Result<(), StoreError> {
         self.execute(
             "INSERT INTO repositories (name, record) VALUES ($1, $2)
-             ON CONFLICT (name) DO UPDATE SET record = EXCLUDED.record",
+             ON CONFLICT (name) DO UPDATE
+             SET record = EXCLUDED.record, rev = nextval('repositories_rev')",
             &[&name, &Json(record)],
         )
         .await
@@ -322,6 +326,13 @@ impl Repositories for PgStore {
             .query("SELECT record FROM repositories ORDER BY name", &[])
             .await?;
         rows.iter().map(|r| json_col(r, 0, "repository")).collect()
+    }
+
+    async fn repositories_version(&self) -> Result<u64, StoreError> {
+        let rows = self
+            .query("SELECT COALESCE(max(rev), 0) FROM repositories", &[])
+            .await?;
+        Ok(unms(rows[0].get(0)))
     }
 }
 

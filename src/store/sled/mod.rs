@@ -55,6 +55,8 @@ pub struct SledStore {
     events: ::sled::Tree,
     meta: ::sled::Tree,
     durability: Arc<GroupCommit>,
+    /// Repository writes since opening (see `Repositories::repositories_version`).
+    repositories_version: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Group commit: writers queue what they want written and the first one to get the turn
@@ -119,6 +121,7 @@ impl SledStore {
             meta: db.open_tree("meta")?,
             db,
             durability: Arc::default(),
+            repositories_version: Default::default(),
         })
     }
 

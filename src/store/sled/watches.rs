@@ -203,7 +203,16 @@ impl Repositories for SledStore {
     ) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(record).map_err(|e| StoreError::Db(e.to_string()))?;
         self.repositories.insert(name.as_bytes(), bytes)?;
-        self.make_durable().await
+        self.make_durable().await?;
+        // One process per database: a count in memory is the version.
+        self.repositories_version
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+    async fn repositories_version(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .repositories_version
+            .load(std::sync::atomic::Ordering::Relaxed))
     }
     async fn repository(&self, name: &str) -> Result<Option<RepositoryRecord>, StoreError> {
         match self.repositories.get(name.as_bytes())? {
