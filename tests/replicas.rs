@@ -149,14 +149,14 @@ async fn one_cache_one_index_one_visit() {
     );
 }
 
-/// Three replicas, a batch each toward one host: the host never sees more than its limit plus
-/// its burst in any second (each replica alone would allow three times that).
+/// Three replicas, a 60-URL batch each toward one host: the host never sees more than its
+/// limit plus its burst in any second (each replica alone would allow three times that).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn politeness_holds_across_replicas() {
     let c = Cluster::start(3, |c| c.limits.per_host_per_second = 5.0).await;
     let (srv, seen) = site(&c.env, "polite.test", Duration::ZERO).await;
     let batches = (0..3).map(|i| {
-        let urls: Vec<String> = (0..20)
+        let urls: Vec<String> = (0..60)
             .map(|n| format!("http://polite.test:{}/r{i}/{n}", srv.port()))
             .collect();
         let body = serde_json::to_vec(&json!({ "urls": urls })).unwrap();
@@ -172,7 +172,7 @@ async fn politeness_holds_across_replicas() {
         assert_eq!(r.status, 200, "{}", r.body);
     }
     let times = seen.lock().unwrap().clone();
-    assert_eq!(times.len(), 60);
+    assert_eq!(times.len(), 180);
     let most = times
         .iter()
         .map(|t| {
@@ -376,4 +376,52 @@ async fn two_cli_processes_side_by_side() {
     let (_r, addr) = c.spawn();
     let r = get(addr, "/v1/domains/cli.test", None).await;
     assert_eq!(r.body["input_count"], 10, "{}", r.body);
+}
+
+/// An event raised on whichever replica ran the watch reaches the event streams of both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_every_replica() {
+    let c = Cluster::start(2, |c| c.watch.lease_seconds = 3).await;
+    let (first, _) = site(&c.env, "first.test", Duration::ZERO).await;
+    let (second, _) = site(&c.env, "second.test", Duration::ZERO).await;
+    c.env.dns.set("rot.test", &["127.0.0.1"]);
+    // The first visit lands on first.test, every later one on second.test.
+    let visits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (p1, p2) = (first.port(), second.port());
+    let rot = Server::start("127.0.0.1", move |_| {
+        let n = visits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            let to = match n {
+                0 => format!("http://first.test:{p1}/"),
+                _ => format!("http://second.test:{p2}/"),
+            };
+            redirect(302, to.as_bytes())
+        }
+    })
+    .await;
+    let streams = [listen(c.addr(0), None).await, listen(c.addr(1), None).await];
+    let url = format!("http://rot.test:{}/r", rot.port());
+    let r = post(
+        c.addr(0),
+        "/v1/watch",
+        json!({"url": url, "every_seconds": 1}),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got: Vec<bool> = streams
+            .iter()
+            .map(|s| s.lock().unwrap().contains("event: new-landing-host"))
+            .collect();
+        if got.iter().all(|g| *g) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "streams that saw the event: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -191,7 +191,18 @@ async fn one_process_at_a_time_and_data_survives_reopening() {
         let r = Resolver::new(&env.config, Some(store)).unwrap();
         r.resolve(&url, false).await;
     }
-    let store = Store::open_sled(&env.config.storage.path).unwrap();
+    // sled lets go of its lock file a moment after the last handle is dropped (its threads
+    // end on their own; seen once in a loaded full run): give it a second.
+    let mut tries = 0;
+    let store = loop {
+        match Store::open_sled(&env.config.storage.path) {
+            Err(StoreError::Locked { .. }) if tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            other => break other.unwrap(),
+        }
+    };
     let (t, _) = store
         .latest(&url)
         .await

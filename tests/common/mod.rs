@@ -618,6 +618,28 @@ pub fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
+/// Reads `GET /v1/events` into `text` as it arrives.
+pub async fn listen(addr: std::net::SocketAddr, last_event_id: Option<u64>) -> Arc<Mutex<String>> {
+    let text: Arc<Mutex<String>> = Default::default();
+    let t = text.clone();
+    let mut req = http::Request::get("/v1/events").header("host", addr.to_string());
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id.to_string());
+    }
+    let resp = send(addr, req.body(Default::default()).unwrap()).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut body = resp.into_body();
+    tokio::spawn(async move {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(data) = frame.into_data() {
+                t.lock().unwrap().push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+    });
+    text
+}
+
 /// Runs the hoptrace binary: stdout, stderr, whether it succeeded.
 pub fn run_hoptrace(args: &[&str]) -> (String, String, bool) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hoptrace"))
