@@ -194,6 +194,23 @@ fn timed(shell: &str) -> (f64, Option<u64>) {
     (secs, rss)
 }
 
+/// Runs `a` and `b` in turn, three times each (so the VM's noise hits both alike): the
+/// median rate of each, in URLs per second of `n` URLs.
+fn alternating(
+    n: usize,
+    mut a: impl FnMut(usize) -> Run,
+    mut b: impl FnMut(usize) -> Run,
+) -> (f64, f64) {
+    let (mut ra, mut rb) = (Vec::new(), Vec::new());
+    for i in 0..3 {
+        ra.push(n as f64 / a(i).secs);
+        rb.push(n as f64 / b(i).secs);
+    }
+    ra.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    rb.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    (ra[1], rb[1])
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -343,21 +360,28 @@ async fn run() {
     if std::env::var_os("BENCH_BACKENDS").is_some() {
         let pg = db::Postgres::start();
         let n = 20_000 / scale;
-        let (mut sled, mut postgres) = (Vec::new(), Vec::new());
+        let mut urls = Vec::new();
         for i in 0..3 {
-            let url = pg.database(&format!("bench{i}")).await;
-            let t = run_on(bin, None, String::new(), n, 64, &format!("sled{i}"), "");
-            sled.push(n as f64 / t.secs);
-            let t = run_on(bin, Some(&url), String::new(), n, 64, &format!("pg{i}"), "");
-            postgres.push(n as f64 / t.secs);
+            urls.push(pg.database(&format!("bench{i}")).await);
         }
-        sled.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        postgres.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let (sled, postgres) = alternating(
+            n,
+            |i| run_on(bin, None, String::new(), n, 64, &format!("sled{i}"), ""),
+            |i| {
+                run_on(
+                    bin,
+                    Some(&urls[i]),
+                    String::new(),
+                    n,
+                    64,
+                    &format!("pg{i}"),
+                    "",
+                )
+            },
+        );
         println!(
-            "resolve {n} URLs, concurrency 64: sled {:.0} URL/s, PostgreSQL {:.0} URL/s (medians of 3): PostgreSQL/sled {:.2}x",
-            sled[1],
-            postgres[1],
-            postgres[1] / sled[1]
+            "resolve {n} URLs, concurrency 64: sled {sled:.0} URL/s, PostgreSQL {postgres:.0} URL/s (medians of 3): PostgreSQL/sled {:.2}x",
+            postgres / sled
         );
         return;
     }
@@ -366,27 +390,23 @@ async fn run() {
     if let Ok(base) = std::env::var("BENCH_BASELINE_BIN") {
         let n = 20_000 / scale;
         for (flags, tag) in [("", "store"), ("--no-store", "nostore")] {
-            let (mut this, mut that) = (Vec::new(), Vec::new());
-            for i in 0..3 {
-                let t = run_bin(bin, String::new(), n, 64, &format!("this-{tag}{i}"), flags);
-                this.push(n as f64 / t.secs);
-                let t = run_bin(
-                    &base,
-                    String::new(),
-                    n,
-                    64,
-                    &format!("base-{tag}{i}"),
-                    flags,
-                );
-                that.push(n as f64 / t.secs);
-            }
-            this.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            that.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let (this, that) = alternating(
+                n,
+                |i| run_bin(bin, String::new(), n, 64, &format!("this-{tag}{i}"), flags),
+                |i| {
+                    run_bin(
+                        &base,
+                        String::new(),
+                        n,
+                        64,
+                        &format!("base-{tag}{i}"),
+                        flags,
+                    )
+                },
+            );
             println!(
-                "resolve {n} URLs, concurrency 64 {flags}: this build {:.0} URL/s, baseline {:.0} URL/s (medians of 3): {:.2}x",
-                this[1],
-                that[1],
-                this[1] / that[1]
+                "resolve {n} URLs, concurrency 64 {flags}: this build {this:.0} URL/s, baseline {that:.0} URL/s (medians of 3): {:.2}x",
+                this / that
             );
         }
         return;

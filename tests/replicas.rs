@@ -96,6 +96,17 @@ async fn resolve(addr: SocketAddr, url: &str) -> hoptrace::client::Answer {
         .unwrap()
 }
 
+async fn watch_every_second(addr: SocketAddr, url: &str) {
+    let r = post(
+        addr,
+        "/v1/watch",
+        json!({"url": url, "every_seconds": 1}),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
 async fn metric(addr: SocketAddr, name: &str) -> f64 {
     // Not JSON: the client gives the text as a JSON string.
     let answer = client(addr)
@@ -200,14 +211,7 @@ async fn a_watch_runs_once_per_turn_and_outlives_its_replica() {
     .await;
     let (srv, seen) = site(&c.env, "watched.test", Duration::ZERO).await;
     let url = format!("http://watched.test:{}/w", srv.port());
-    let r = post(
-        c.addr(0),
-        "/v1/watch",
-        json!({"url": url, "every_seconds": 1}),
-        None,
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.body);
+    watch_every_second(c.addr(0), &url).await;
     tokio::time::sleep(Duration::from_secs(10)).await;
     let runs = seen.lock().unwrap().len();
     assert!(
@@ -401,14 +405,7 @@ async fn events_reach_every_replica() {
     .await;
     let streams = [listen(c.addr(0), None).await, listen(c.addr(1), None).await];
     let url = format!("http://rot.test:{}/r", rot.port());
-    let r = post(
-        c.addr(0),
-        "/v1/watch",
-        json!({"url": url, "every_seconds": 1}),
-        None,
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.body);
+    watch_every_second(c.addr(0), &url).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let got: Vec<bool> = streams

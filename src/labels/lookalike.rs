@@ -139,9 +139,7 @@ mod tests {
     use super::*;
     use crate::labels::{LOOKALIKE_SHORTENER, SHORTENER};
 
-    fn builtin() -> Labels {
-        Labels::load(&[] as &[&std::path::Path]).unwrap()
-    }
+    use crate::labels::tests::builtin;
 
     #[test]
     fn real_shorteners_are_not_lookalikes() {

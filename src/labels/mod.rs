@@ -223,10 +223,11 @@ pub fn landing_domain(trace: &crate::trace::Trace) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn builtin() -> Labels {
+    /// The built-in lists alone.
+    pub(crate) fn builtin() -> Labels {
         Labels::load(&[] as &[&std::path::Path]).unwrap()
     }
 

@@ -55,20 +55,14 @@ WITH ins AS (
 )
 SELECT ins.id FROM ins CROSS JOIN told";
 
-#[async_trait]
-impl Watches for PgStore {
-    fn shared(&self) -> bool {
-        true
-    }
-
-    async fn put_watch(&self, w: &WatchRecord) -> Result<(), StoreError> {
-        // Writing a watch ends any claim on it: the run that held it is recording itself.
+impl PgStore {
+    /// Inserts `w`, doing `on_conflict` when its URL is watched already; rows written.
+    async fn insert_watch(&self, w: &WatchRecord, on_conflict: &str) -> Result<u64, StoreError> {
+        let sql = format!(
+            "INSERT INTO watches ({WATCH_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) {on_conflict}"
+        );
         self.execute(
-            "INSERT INTO watches (url, every_seconds, next_due_ms, added_ms, last_run_ms, auto)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (url) DO UPDATE SET every_seconds = EXCLUDED.every_seconds,
-                 next_due_ms = EXCLUDED.next_due_ms, added_ms = EXCLUDED.added_ms,
-                 last_run_ms = EXCLUDED.last_run_ms, auto = EXCLUDED.auto, lease_until_ms = 0",
+            &sql,
             &[
                 &w.url,
                 &ms(w.every_seconds),
@@ -79,25 +73,29 @@ impl Watches for PgStore {
             ],
         )
         .await
+    }
+}
+
+#[async_trait]
+impl Watches for PgStore {
+    fn shared(&self) -> bool {
+        true
+    }
+
+    async fn put_watch(&self, w: &WatchRecord) -> Result<(), StoreError> {
+        // Writing a watch ends any claim on it: the run that held it is recording itself.
+        self.insert_watch(
+            w,
+            "ON CONFLICT (url) DO UPDATE SET every_seconds = EXCLUDED.every_seconds,
+                 next_due_ms = EXCLUDED.next_due_ms, added_ms = EXCLUDED.added_ms,
+                 last_run_ms = EXCLUDED.last_run_ms, auto = EXCLUDED.auto, lease_until_ms = 0",
+        )
+        .await
         .map(|_| ())
     }
 
     async fn add_watch_if_absent(&self, w: &WatchRecord) -> Result<bool, StoreError> {
-        let n = self
-            .execute(
-                "INSERT INTO watches (url, every_seconds, next_due_ms, added_ms, last_run_ms, auto)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (url) DO NOTHING",
-                &[
-                    &w.url,
-                    &ms(w.every_seconds),
-                    &ms(w.next_due_ms),
-                    &ms(w.added_ms),
-                    &w.last_run_ms.map(ms),
-                    &w.auto,
-                ],
-            )
-            .await?;
-        Ok(n == 1)
+        Ok(self.insert_watch(w, "ON CONFLICT (url) DO NOTHING").await? == 1)
     }
 
     async fn watch(&self, url: &str) -> Result<Option<WatchRecord>, StoreError> {
