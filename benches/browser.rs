@@ -159,12 +159,13 @@ async fn measure(
     let mut overheads = Vec::new();
     for n in 0..sizes.overhead_n {
         let (d, u, p) = (warm.clone(), url(n), proxy.addr);
+        let id = Identity::from_config(&config.http);
         let (v, took) = tokio::task::spawn_blocking(move || {
             // Prepared ahead, as the stage keeps pages ready; the visit itself is timed.
             let page = d.prepare(p).unwrap();
             let t0 = Instant::now();
             let v = d
-                .visit(Some(page), &u, p, timing(Duration::from_secs(15)))
+                .visit(Some(page), &u, p, &id, timing(Duration::from_secs(15)))
                 .unwrap();
             (v, t0.elapsed())
         })
@@ -220,7 +221,13 @@ async fn measure(
         tokio::task::spawn_blocking(move || {
             let cold = oxide(&cfg);
             let v = cold
-                .visit(None, &u, p, timing(Duration::from_secs(30)))
+                .visit(
+                    None,
+                    &u,
+                    p,
+                    &Identity::from_config(&cfg.http),
+                    timing(Duration::from_secs(30)),
+                )
                 .unwrap();
             assert!(v.navigation.is_some());
         })

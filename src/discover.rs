@@ -38,6 +38,8 @@ pub struct Page<'a> {
     pub budget: std::time::Duration,
     /// Real time left for the whole resolution: nothing a finder does may outlast it.
     pub remaining: std::time::Duration,
+    /// Who the visitor is (a browser presents the same).
+    pub profile: &'a crate::profile::Profile,
 }
 
 /// What a finder learned about a page.

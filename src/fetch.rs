@@ -164,9 +164,16 @@ impl Fetcher {
         })
     }
 
-    /// Fetches `url` once. Headers must arrive before `budget` runs out; the body is read
-    /// until the limit, the end, or the budget, whichever comes first.
-    pub async fn fetch(&self, url: &Url, budget: Duration) -> Result<Response, FetchError> {
+    /// Fetches `url` once as `profile` presents itself (with its Referer when `first`).
+    /// Headers must arrive before `budget` runs out; the body is read until the limit, the
+    /// end, or the budget, whichever comes first.
+    pub async fn fetch(
+        &self,
+        url: &Url,
+        budget: Duration,
+        profile: &crate::profile::Profile,
+        first: bool,
+    ) -> Result<Response, FetchError> {
         let deadline = Instant::now() + budget;
         let uri: http::Uri = url
             .as_str()
@@ -176,6 +183,7 @@ impl Fetcher {
             .body(Empty::<Bytes>::new())
             .map_err(|e| FetchError::Request(e.to_string()))?;
         *req.headers_mut() = self.headers.clone();
+        present(req.headers_mut(), profile, first);
 
         let resp = tokio::time::timeout_at(deadline, self.client.request(req))
             .await
@@ -373,6 +381,26 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = e.source();
     }
     parts.join(": ")
+}
+
+/// The headers by which `profile` is known (the config checked they are header values).
+fn present(headers: &mut HeaderMap, profile: &crate::profile::Profile, first: bool) {
+    if let Ok(ua) = HeaderValue::from_str(&profile.user_agent) {
+        headers.insert(header::USER_AGENT, ua);
+    }
+    match HeaderValue::from_str(&profile.accept_language) {
+        Ok(lang) if !profile.accept_language.is_empty() => {
+            headers.insert(header::ACCEPT_LANGUAGE, lang);
+        }
+        _ => {
+            headers.remove(header::ACCEPT_LANGUAGE);
+        }
+    }
+    if first && !profile.referer.is_empty() {
+        if let Ok(r) = HeaderValue::from_str(&profile.referer) {
+            headers.insert(header::REFERER, r);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -764,3 +764,77 @@ async fn without_chromium_the_trace_says_so() {
         "{reason}"
     );
 }
+
+/// A page that cloaks in script, by what the browser shows: a phone (touch, a narrow screen,
+/// an iPhone User-Agent) is sent to one page, a visitor in Tokyo's time zone to another, a
+/// desktop stays. Each profile's browser visit shows its own branch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_profile_is_its_own_visitor_in_the_browser() {
+    let _turn = TURN.lock().await;
+    let mut env = browser_env(&["touch.test", "phone.test", "tokyo.test"]).await;
+    env.config.profiles.insert(
+        "tokyo".into(),
+        hoptrace::config::Profile {
+            user_agent: env.config.http.user_agent.clone(),
+            accept_language: "ja-JP,ja;q=0.9".into(),
+            platform: String::new(),
+            viewport: [1366, 657],
+            mobile: false,
+            timezone: "Asia/Tokyo".into(),
+            referer: String::new(),
+        },
+    );
+    let port = Arc::new(OnceLock::<u16>::new());
+    let p = port.clone();
+    let srv = Server::start("127.0.0.1", move |req| {
+        let port = *p.get().unwrap();
+        let path = req.uri().path().to_string();
+        async move {
+            match path.as_str() {
+                "/" => html(&format!(
+                    r#"<html><script>
+                    var phone = navigator.maxTouchPoints > 0 && screen.width < 500
+                        && navigator.userAgent.indexOf('iPhone') > 0;
+                    var tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
+                    // Built at run time, so only running the page finds the way.
+                    var to = function (n) {{ return 'http://' + [n, 'test'].join('.') + ':{port}/'; }};
+                    if (phone) location.replace(to('phone'));
+                    else if (tz === 'Asia/Tokyo') location.replace(to('tokyo'));
+                    </script>desktop</html>"#
+                )),
+                _ => html("<html>branch</html>"),
+            }
+        }
+    })
+    .await;
+    port.set(srv.port()).unwrap();
+    let r = resolver(&env.config);
+    let url = format!("http://touch.test:{}/", srv.port());
+    let found = tokio::time::timeout(
+        Duration::from_secs(90),
+        hoptrace::compare::compare(
+            &r,
+            &url,
+            &[
+                "windows-chrome".into(),
+                "iphone-safari".into(),
+                "tokyo".into(),
+            ],
+        ),
+    )
+    .await
+    .expect("compared in time")
+    .unwrap();
+    let hosts: Vec<&str> = found
+        .cells
+        .iter()
+        .map(|c| c.trace.final_host.as_str())
+        .collect();
+    assert_eq!(
+        hosts,
+        ["touch.test", "phone.test", "tokyo.test"],
+        "{found:#?}"
+    );
+    assert_eq!(found.cells[1].trace.hops[1].via, Via::Javascript);
+    assert!(found.cloaked);
+}

@@ -53,6 +53,7 @@ impl Driver for Fake {
         _page: Option<PreparedPage>,
         url: &str,
         _proxy: SocketAddr,
+        _identity: &hoptrace::browser::Identity,
         timing: Timing,
     ) -> Result<Visit, DriverError> {
         self.timings.lock().unwrap().push((Instant::now(), timing));

@@ -24,6 +24,7 @@ pub enum Route {
     Resolve,
     Batch,
     Scan,
+    Compare,
     Trace,
     Campaigns,
     Watch,

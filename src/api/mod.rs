@@ -10,8 +10,9 @@
 //! `{"error": {"code", "message"}}`.
 //!
 //! Here: the state, the route table and the router built from it. Handlers per resource:
-//! `resolve`, `scan`, `watch`, `events`, `domains`, `ops`.
+//! `resolve`, `scan`, `compare`, `watch`, `events`, `domains`, `ops`.
 
+mod compare;
 pub mod conn;
 mod domains;
 mod error;
@@ -86,6 +87,9 @@ pub const ROUTES: &[RouteDef] = &[
     ),
     row("POST", "/v1/scan", Route::Scan, Guard::Work, || {
         post(scan::scan)
+    }),
+    row("POST", "/v1/compare", Route::Compare, Guard::Work, || {
+        post(compare::compare)
     }),
     row("GET", "/v1/trace", Route::Trace, Guard::Client, || {
         get(resolve::stored)

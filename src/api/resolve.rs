@@ -119,14 +119,7 @@ impl Api {
                 .admission
                 .clone()
                 .try_acquire_many_owned(n)
-                .map_err(|_| {
-                    ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "overloaded",
-                        "the resolution queue is full (server.max_queue); try again shortly",
-                    )
-                    .retry_after(1)
-                })?;
+                .map_err(|_| full())?;
             let done = futures_util::future::join_all(todo.iter().map(|&i| {
                 let url = &urls[i];
                 async move {
@@ -157,6 +150,45 @@ impl Api {
         }
         Ok(traces)
     }
+}
+
+impl Api {
+    /// Places for `n` resolutions run outside [`Api::resolve_all`]: in the queue (503 when
+    /// it is full), then resolver slots, held until dropped.
+    pub(super) async fn hold(
+        &self,
+        n: usize,
+    ) -> Result<
+        (
+            tokio::sync::OwnedSemaphorePermit,
+            tokio::sync::OwnedSemaphorePermit,
+        ),
+        ApiError,
+    > {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        let queued = self
+            .admission
+            .clone()
+            .try_acquire_many_owned(n)
+            .map_err(|_| full())?;
+        let slots = self
+            .slots
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .map_err(|_| full())?;
+        Ok((queued, slots))
+    }
+}
+
+/// The queue is full.
+fn full() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded",
+        "the resolution queue is full (server.max_queue); try again shortly",
+    )
+    .retry_after(1)
 }
 
 /// Holds a gauge up by one while it lives.

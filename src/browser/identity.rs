@@ -15,6 +15,10 @@ pub struct Identity {
     /// The window's inner size on that screen (a maximised window less its tabs, toolbar
     /// and the task bar).
     pub viewport: (u32, u32),
+    /// A phone or tablet: mobile layout, touch events.
+    pub mobile: bool,
+    /// IANA time zone the page sees; empty: the machine's.
+    pub timezone: String,
 }
 
 /// What client hints (`Sec-CH-UA*`, `navigator.userAgentData`) say, matching the User-Agent.
@@ -42,7 +46,27 @@ impl Identity {
             platform: platform_of(user_agent).to_string(),
             screen: (1366, 768),
             viewport: (1366, 657),
+            mobile: false,
+            timezone: String::new(),
         }
+    }
+
+    /// The browser side of a client profile: the same User-Agent and languages, its window
+    /// (a phone's screen is its window plus the browser's bars), mobile emulation, time zone.
+    pub fn of(profile: &crate::profile::Profile) -> Identity {
+        let mut id = Identity::new(&profile.user_agent, &profile.accept_language);
+        if !profile.platform.is_empty() {
+            id.platform = profile.platform.clone();
+        }
+        let [w, h] = profile.viewport;
+        id.viewport = (w, h);
+        id.screen = match profile.mobile {
+            true => (w, h + 180),
+            false => (w.max(1366), (h + 111).max(768)),
+        };
+        id.mobile = profile.mobile;
+        id.timezone = profile.timezone.clone();
+        id
     }
 
     /// The languages of `accept_language` without their weights (`en-US,en`): Chromium

@@ -13,6 +13,7 @@
 //! watch loop).
 
 mod cdp;
+mod emulation;
 mod identity;
 pub mod oxide;
 pub mod pool;
@@ -96,13 +97,14 @@ pub trait Driver: Send + Sync {
     /// Makes a fresh, isolated page whose traffic goes to `proxy`, ready for one visit, so
     /// that the set-up cost is paid before a resolution needs it.
     fn prepare(&self, proxy: SocketAddr) -> Result<PreparedPage, DriverError>;
-    /// Opens `url` in `page` (or in a new one when `None` or no longer usable) and watches
-    /// it within `timing`.
+    /// Opens `url` as `identity` in `page` (or in a new one when `None`, no longer usable, or
+    /// prepared for another identity) and watches it within `timing`.
     fn visit(
         &self,
         page: Option<PreparedPage>,
         url: &str,
         proxy: SocketAddr,
+        identity: &Identity,
         timing: Timing,
     ) -> Result<Visit, DriverError>;
 }
@@ -115,9 +117,10 @@ pub fn configured_driver(config: &crate::config::Config) -> Option<Arc<dyn Drive
         return None;
     }
     match b.driver {
+        // Pages are made ready as the default profile (a configured one may redefine it).
         crate::config::DriverKind::Chromiumoxide => Some(Arc::new(oxide::Oxide::new(
             &b.chrome_path,
-            Identity::from_config(&config.http),
+            Identity::of(crate::profile::Profiles::from_config(config).default_profile()),
         ))),
     }
 }
@@ -265,9 +268,11 @@ impl BrowserStage {
         } = slot;
         let (driver, url, proxy_addr) =
             (self.ready.driver.clone(), page.url.to_string(), proxy.addr);
-        let visit =
-            tokio::task::spawn_blocking(move || driver.visit(prepared, &url, proxy_addr, timing))
-                .await;
+        let identity = Identity::of(page.profile);
+        let visit = tokio::task::spawn_blocking(move || {
+            driver.visit(prepared, &url, proxy_addr, &identity, timing)
+        })
+        .await;
         let mut blocked_requests: Vec<String> = proxy
             .records()
             .into_iter()

@@ -15,9 +15,7 @@ use chromiumoxide::cdp::browser_protocol::browser::{
     SetDownloadBehaviorParams,
 };
 use chromiumoxide::cdp::browser_protocol::emulation::{
-    EventVirtualTimeBudgetExpired, SetAutomationOverrideParams, SetDeviceMetricsOverrideParams,
-    SetUserAgentOverrideParams, SetVirtualTimePolicyParams, UserAgentBrandVersion,
-    UserAgentMetadata, VirtualTimePolicy,
+    EventVirtualTimeBudgetExpired, SetVirtualTimePolicyParams, VirtualTimePolicy,
 };
 use chromiumoxide::cdp::browser_protocol::fetch::{
     ContinueRequestParams, EnableParams as FetchEnableParams, EventRequestPaused,
@@ -106,6 +104,7 @@ impl Drop for OxBrowser {
 pub struct OxPage {
     browser: Arc<OxBrowser>,
     proxy: SocketAddr,
+    identity: Identity,
     /// Disposes the context when the page goes.
     _ctx: ContextGuard,
     page: Page,
@@ -128,7 +127,7 @@ impl Drop for ContextGuard {
     }
 }
 
-fn err(what: &str) -> impl Fn(chromiumoxide::error::CdpError) -> Broken + '_ {
+pub(super) fn err(what: &str) -> impl Fn(chromiumoxide::error::CdpError) -> Broken + '_ {
     move |e| Broken(format!("{what}: {e}"))
 }
 
@@ -246,16 +245,7 @@ impl Engine for ChromiumOxide {
                     .new_page(target)
                     .await
                     .map_err(err("opening a tab"))?;
-                page.execute(user_agent_override(identity))
-                    .await
-                    .map_err(err("setting the identity"))?;
-                page.execute(device_metrics(identity))
-                    .await
-                    .map_err(err("setting the window size"))?;
-                // A headless browser driven over CDP says `navigator.webdriver = true`.
-                page.execute(SetAutomationOverrideParams::new(false))
-                    .await
-                    .map_err(err("clearing the automation flag"))?;
+                super::emulation::present(&page, identity).await?;
                 let events = listen(b, &page)
                     .await
                     .map_err(err("listening to the tab"))?;
@@ -273,6 +263,7 @@ impl Engine for ChromiumOxide {
                 Ok(OxPage {
                     browser: b.clone(),
                     proxy,
+                    identity: identity.clone(),
                     _ctx: guard,
                     page,
                     events,
@@ -308,6 +299,10 @@ impl Engine for ChromiumOxide {
 
     fn proxy_of(page: &OxPage) -> SocketAddr {
         page.proxy
+    }
+
+    fn identity_of(page: &OxPage) -> &Identity {
+        &page.identity
     }
 
     fn run(
@@ -352,55 +347,6 @@ impl Engine for ChromiumOxide {
             || self.healthy(&page.browser),
         )
     }
-}
-
-/// The identity as CDP sets it for one page: User-Agent, Accept-Language (and with it
-/// `navigator.languages`), `navigator.platform`, and client hints that match the User-Agent.
-fn user_agent_override(identity: &Identity) -> SetUserAgentOverrideParams {
-    let metadata = identity.client_hints().map(|h| {
-        let brands = |full: bool| {
-            h.brands
-                .iter()
-                .map(|(brand, major)| UserAgentBrandVersion {
-                    brand: brand.clone(),
-                    version: if full && brand != "Not_A Brand" {
-                        h.full_version.clone()
-                    } else {
-                        major.clone()
-                    },
-                })
-                .collect::<Vec<_>>()
-        };
-        UserAgentMetadata {
-            brands: Some(brands(false)),
-            full_version_list: Some(brands(true)),
-            platform: h.platform.clone(),
-            platform_version: h.platform_version.clone(),
-            architecture: h.architecture.clone(),
-            model: String::new(),
-            mobile: h.mobile,
-            bitness: Some("64".into()),
-            wow64: Some(false),
-            form_factors: None,
-        }
-    });
-    SetUserAgentOverrideParams {
-        user_agent: identity.user_agent.clone(),
-        accept_language: Some(identity.languages()),
-        platform: Some(identity.platform.clone()),
-        user_agent_metadata: metadata,
-    }
-}
-
-/// The window and screen a desktop visitor has (headless Chromium's own screen is 800x600,
-/// smaller than its window: a tell).
-fn device_metrics(identity: &Identity) -> SetDeviceMetricsOverrideParams {
-    let (w, h) = identity.viewport;
-    let (sw, sh) = identity.screen;
-    let mut m = SetDeviceMetricsOverrideParams::new(w as i64, h as i64, 1.0, false);
-    m.screen_width = Some(sw as i64);
-    m.screen_height = Some(sh as i64);
-    m
 }
 
 /// Why a held response must not go on: a download known from its headers (the HTTP

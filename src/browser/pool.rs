@@ -40,6 +40,7 @@ pub trait Engine: Send + Sync + 'static {
     ) -> Result<Self::Page, Broken>;
     fn browser_of(page: &Self::Page) -> &Arc<Self::Browser>;
     fn proxy_of(page: &Self::Page) -> SocketAddr;
+    fn identity_of(page: &Self::Page) -> &Identity;
     /// Loads `url` in `page` and watches it ([`cdp::watch`]).
     fn run(
         &self,
@@ -155,6 +156,7 @@ impl<E: Engine> Pool<E> {
     fn fresh(
         &self,
         proxy: SocketAddr,
+        identity: &Identity,
         until: Instant,
     ) -> Result<E::Page, (Option<Arc<E::Browser>>, String)> {
         let _one_at_a_time =
@@ -163,7 +165,7 @@ impl<E: Engine> Pool<E> {
         let t0 = Instant::now();
         let page = self
             .engine
-            .prepare(&b, proxy, &self.identity, until)
+            .prepare(&b, proxy, identity, until)
             .map_err(|Broken(why)| (Some(b), why))?;
         tracing::debug!("page prepared in {} ms", t0.elapsed().as_millis());
         Ok(page)
@@ -186,7 +188,8 @@ impl<E: Engine> Driver for Pool<E> {
     }
 
     fn prepare(&self, proxy: SocketAddr) -> Result<PreparedPage, DriverError> {
-        match self.fresh(proxy, Instant::now() + PREPARE_TIMEOUT) {
+        // Pages are made ready for the default identity; a visit as another makes its own.
+        match self.fresh(proxy, &self.identity, Instant::now() + PREPARE_TIMEOUT) {
             Ok(page) => Ok(Box::new(page)),
             Err((browser, why)) => {
                 if let Some(b) = browser {
@@ -202,12 +205,13 @@ impl<E: Engine> Driver for Pool<E> {
         page: Option<PreparedPage>,
         url: &str,
         proxy: SocketAddr,
+        identity: &Identity,
         timing: Timing,
     ) -> Result<Visit, DriverError> {
         let mut ready = page
             .and_then(|p| p.downcast::<E::Page>().ok())
             .map(|p| *p)
-            .filter(|p| E::proxy_of(p) == proxy);
+            .filter(|p| E::proxy_of(p) == proxy && E::identity_of(p) == identity);
         let mut last = String::new();
         // A browser that dies under a visit is replaced once; the visit then runs again.
         for _ in 0..2 {
@@ -215,7 +219,7 @@ impl<E: Engine> Driver for Pool<E> {
             let until_ready = timing.prepare_deadline();
             let page = match ready.take().and_then(|p| self.current(p)) {
                 Some(p) => p,
-                None => match self.fresh(proxy, until_ready) {
+                None => match self.fresh(proxy, identity, until_ready) {
                     Ok(p) => p,
                     Err((None, why)) => return Err(DriverError::Unavailable(why)),
                     // No page before the launch limit: a cut, not a browser failure.

@@ -12,11 +12,19 @@ use crate::discover::Page;
 use crate::egress::EgressError;
 use crate::fetch::FetchError;
 use crate::input::parse_input;
+use crate::profile::Profile;
 use crate::trace::{ErrorKind, Hop, Outcome, TraceError, Via};
 
 impl Resolver {
     /// One hop: decode it, or fetch it and find where it leads.
-    pub(super) async fn step(&self, url: &Url, hop: &mut Hop, spent: &mut Duration) -> Step {
+    pub(super) async fn step(
+        &self,
+        url: &Url,
+        hop: &mut Hop,
+        spent: &mut Duration,
+        profile: &Profile,
+        first: bool,
+    ) -> Step {
         if !matches!(url.scheme(), "http" | "https") {
             let e = EgressError::Scheme(url.scheme().to_string());
             hop.blocked = true;
@@ -59,7 +67,7 @@ impl Resolver {
             .await;
         let budget = self.hop_timeout.min(remaining);
         let t0 = Instant::now();
-        let result = self.fetcher.fetch(url, budget).await;
+        let result = self.fetcher.fetch(url, budget, profile, first).await;
         let took = t0.elapsed();
         *spent += took;
         hop.elapsed_ms = Some(took.as_millis() as u64);
@@ -112,6 +120,7 @@ impl Resolver {
             response: &resp,
             budget: self.hop_timeout.min(remaining),
             remaining,
+            profile,
         };
         self.find_next(&page, hop, spent).await
     }

@@ -18,6 +18,7 @@ use crate::egress::{Egress, EgressError};
 use crate::fetch::{ClientError, Fetcher};
 use crate::input::parse_input;
 use crate::labels::{LabelError, Labels};
+use crate::profile::{Profile, Profiles, UnknownProfile};
 use crate::shared::claim::Claims;
 use crate::shared::limit::RateLimit;
 use crate::shared::{Shared, SharedError};
@@ -68,6 +69,7 @@ pub fn servable(trace: &Trace, stored_at_ms: u64, ttl: Duration, now_ms: u64) ->
 /// by all work.
 pub struct Resolver {
     fetcher: Fetcher,
+    profiles: Profiles,
     /// Per target host; shared across processes with `limits.shared_url`.
     politeness: RateLimit,
     /// Who resolves which link, across processes (with `limits.shared_url`).
@@ -121,6 +123,7 @@ impl Resolver {
         let per_host = config.limits.per_host_per_second;
         Ok(Resolver {
             fetcher: Fetcher::new(config, egress)?,
+            profiles: Profiles::from_config(config),
             // A burst of the rate's whole part (at least 1).
             politeness: RateLimit::new(
                 per_host,
@@ -178,6 +181,11 @@ impl Resolver {
     /// The HTTP client behind the egress gate (for webhooks).
     pub fn fetcher(&self) -> &Fetcher {
         &self.fetcher
+    }
+
+    /// The client profiles, built in and configured.
+    pub fn profiles(&self) -> &Profiles {
+        &self.profiles
     }
 
     pub fn store(&self) -> Option<&Store> {
@@ -269,6 +277,25 @@ impl Resolver {
         result
     }
 
+    /// Resolves `input` as the profile named `profile`. The default profile goes through the
+    /// cache and the store as [`Resolver::resolve`] does; another visits afresh and is neither
+    /// served from nor kept in the store (which keeps what the default visitor sees).
+    pub async fn resolve_as(
+        &self,
+        input: &str,
+        profile: &str,
+        use_cache: bool,
+    ) -> Result<Trace, UnknownProfile> {
+        if profile == crate::profile::DEFAULT {
+            return Ok(self.resolve(input, use_cache).await);
+        }
+        let profile = self.profiles.get(profile)?;
+        Ok(match parse_input(input) {
+            Ok(url) => self.follow_as(input, url, profile).await,
+            Err(message) => Trace::input_error(input, message),
+        })
+    }
+
     /// A watched link's re-resolution: cache bypassed, stored, and never watched anew (a
     /// watch removed while this ran stays removed).
     pub async fn rerun(&self, input: &str) -> Result<Trace, Unstored> {
@@ -351,8 +378,14 @@ impl Resolver {
         }
     }
 
-    /// Follows the chain from `start` (no cache, no store).
+    /// Follows the chain from `start` as the default profile (no cache, no store).
     pub async fn follow(&self, input: &str, start: Url) -> Trace {
+        self.follow_as(input, start, self.profiles.default_profile())
+            .await
+    }
+
+    /// Follows the chain from `start` as `profile` (no cache, no store).
+    pub async fn follow_as(&self, input: &str, start: Url, profile: &Profile) -> Trace {
         let began = Instant::now();
         let started_ms = crate::now_ms();
         let mut trace = Trace {
@@ -379,7 +412,11 @@ impl Resolver {
             let mut hop = self.hop(&current, via);
             seen.insert(current.as_str().to_string(), trace.hops.len());
 
-            let next = match self.step(&current, &mut hop, &mut spent).await {
+            let first = trace.hops.is_empty();
+            let next = match self
+                .step(&current, &mut hop, &mut spent, profile, first)
+                .await
+            {
                 Step::End(outcome, error) => {
                     trace.outcome = outcome;
                     trace.error = error;

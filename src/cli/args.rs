@@ -28,6 +28,9 @@ pub enum Command {
     Scan(ScanArgs),
     /// Print the campaigns in the store: repositories grouped by shared infrastructure.
     Campaigns(CampaignsArgs),
+    /// Resolve one link as several visitors (client profiles) at once and say whether it is
+    /// cloaked: where the chains part, and whether they end in different places.
+    Compare(CompareArgs),
     /// Serve the HTTP API (see the README and GET /openapi.json).
     Serve(ServeArgs),
     /// Manage the watchlist of a running server: links re-resolved on a schedule, with their
@@ -157,7 +160,27 @@ pub struct ResolveArgs {
     /// the database is not opened, so it may be in use by a running `hoptrace serve`).
     #[arg(long)]
     pub no_store: bool,
+    /// Resolve as this client profile (built in: windows-chrome, macos-safari, iphone-safari,
+    /// android-chrome, crawler, bare; or a `[profiles.NAME]`). Another than the default is a
+    /// visit of its own: not served from the cache, not stored.
+    #[arg(long, value_name = "NAME", default_value = crate::profile::DEFAULT)]
+    pub profile: String,
     /// URLs to resolve (defanged forms accepted); `-` reads one URL a line from stdin.
     #[arg(required = true, value_name = "URL")]
     pub urls: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Profiles to compare, comma-separated (default: every built-in one).
+    #[arg(long, value_delimiter = ',', value_name = "A,B,...")]
+    pub profiles: Vec<String>,
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The link (defanged forms accepted).
+    #[arg(value_name = "URL")]
+    pub url: String,
 }

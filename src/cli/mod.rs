@@ -5,6 +5,7 @@
 mod args;
 mod campaigns;
 mod client;
+mod compare;
 pub mod render;
 mod resolve;
 mod scan;
@@ -50,6 +51,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Resolve(args) => resolve::resolve(args).await,
         Command::Scan(args) => scan::scan(args).await,
         Command::Campaigns(args) => campaigns::campaigns(args).await,
+        Command::Compare(args) => compare::compare(args).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Watch(args) => watch::watch(args).await,
         Command::Health(args) => client::health(args).await,

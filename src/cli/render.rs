@@ -216,6 +216,50 @@ pub fn write_human(out: &mut impl Write, trace: &Trace, colour: bool) -> std::io
     writeln!(out)
 }
 
+/// A comparison as a table: one row per visitor, then the verdict.
+pub(super) fn write_comparison(
+    out: &mut impl Write,
+    c: &crate::compare::Comparison,
+) -> std::io::Result<()> {
+    writeln!(out, "{}", c.input)?;
+    let width = c
+        .cells
+        .iter()
+        .map(|x| x.profile.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    writeln!(
+        out,
+        "  {:width$}  {:8}  {:4}  final host, labels",
+        "profile", "outcome", "hops"
+    )?;
+    for cell in &c.cells {
+        let t = &cell.trace;
+        writeln!(
+            out,
+            "  {:width$}  {:8}  {:4}  {}{}",
+            cell.profile,
+            t.outcome.as_str(),
+            t.hops.len(),
+            t.final_host,
+            match t.labels.is_empty() {
+                true => String::new(),
+                false => format!("  [{}]", t.labels.join(", ")),
+            }
+        )?;
+    }
+    match (c.cloaked, c.diverges_at) {
+        (true, Some(at)) => writeln!(out, "cloaked: the chains part at hop {at}"),
+        (true, None) => writeln!(out, "cloaked: the chains end differently"),
+        (false, Some(at)) => writeln!(
+            out,
+            "not cloaked: the chains pass different hosts from hop {at} but end alike"
+        ),
+        (false, None) => writeln!(out, "not cloaked: every visitor sees the same chain"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

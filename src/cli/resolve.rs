@@ -23,6 +23,11 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
     resolver.defer_durability();
     let resolver = std::sync::Arc::new(resolver);
     let use_cache = !args.no_cache;
+    let profile = args.profile.clone();
+    resolver
+        .profiles()
+        .get(&profile)
+        .map_err(|e| usage(e.into()))?;
     let concurrency = (config.limits.concurrency as usize).max(1);
     let stdout = std::io::stdout();
     let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
@@ -39,11 +44,15 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
     let producer = tokio::spawn(async move {
         let mut traces = std::pin::pin!(inputs
             .map(|input| {
-                let (resolver, slots) = (resolver.clone(), slots.clone());
+                let (resolver, slots, profile) = (resolver.clone(), slots.clone(), profile.clone());
                 tokio::spawn(async move {
                     let input = input?;
                     let _slot = slots.acquire_owned().await.expect("never closed");
-                    Ok::<_, std::io::Error>(resolver.resolve(&input, use_cache).await)
+                    let trace = resolver.resolve_as(&input, &profile, use_cache).await;
+                    // The profile was checked above.
+                    Ok::<_, std::io::Error>(
+                        trace.unwrap_or_else(|e| Trace::input_error(&input, e.to_string())),
+                    )
                 })
             })
             .buffered(window));

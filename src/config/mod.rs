@@ -43,6 +43,38 @@ pub struct Config {
     pub tls: Tls,
     pub labels: Labels,
     pub watch: Watch,
+    /// Client profiles by name (`[profiles.NAME]`), on top of the built-in ones.
+    pub profiles: std::collections::BTreeMap<String, Profile>,
+}
+
+/// A client profile: what one kind of visitor sends and shows, for the HTTP client and the
+/// browser alike (`[profiles.NAME]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub user_agent: String,
+    /// Empty: no Accept-Language header at all (what a bare script sends).
+    #[serde(default)]
+    pub accept_language: String,
+    /// `navigator.platform`; empty: derived from the User-Agent.
+    #[serde(default)]
+    pub platform: String,
+    /// The browser window's inner size, `[width, height]`.
+    #[serde(default = "desktop_viewport")]
+    pub viewport: [u32; 2],
+    /// A phone or tablet: mobile layout and client hints, touch events.
+    #[serde(default)]
+    pub mobile: bool,
+    /// The browser's time zone (IANA name, `Europe/Berlin`); empty: the machine's.
+    #[serde(default)]
+    pub timezone: String,
+    /// A Referer for the first request; empty: none.
+    #[serde(default)]
+    pub referer: String,
+}
+
+fn desktop_viewport() -> [u32; 2] {
+    [1366, 657]
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -353,6 +385,7 @@ impl Config {
             .and_then(|_| self.server.validate())
             .and_then(|_| self.storage.validate())
             .and_then(|_| self.watch.validate())
+            .and_then(|_| Profile::validate_all(&self.profiles))
             .map_err(|Invalid { key, message }| ConfigError::Key {
                 path: origin.to_path_buf(),
                 key: key.to_string(),

@@ -85,6 +85,38 @@ impl Http {
     }
 }
 
+impl Profile {
+    /// Every `[profiles.NAME]`: a name of lowercase letters, digits and dashes, header values
+    /// that are valid headers, a sane window.
+    pub(super) fn validate_all(
+        profiles: &std::collections::BTreeMap<String, Profile>,
+    ) -> Result<(), Invalid> {
+        for (name, p) in profiles {
+            let bad = |what: &str| Invalid {
+                key: "profiles",
+                message: format!("profile `{name}`: {what}"),
+            };
+            let name_ok = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !name_ok {
+                return Err(bad("the name must be lowercase letters, digits and dashes"));
+            }
+            if p.user_agent.trim().is_empty() || !header_value(&p.user_agent) {
+                return Err(bad("user_agent must be a non-empty header value"));
+            }
+            if !header_value(&p.accept_language) || !header_value(&p.referer) {
+                return Err(bad("accept_language and referer must be header values"));
+            }
+            if !p.viewport.iter().all(|d| (100..=10_000).contains(d)) {
+                return Err(bad("viewport must be [width, height], each 100 to 10000"));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Browser {
     pub(super) fn validate(&self) -> Result<(), Invalid> {
         check(
@@ -278,6 +310,9 @@ mod tests {
             ),
             ("[limits]\nshared_url = \"http://x\"", "limits.shared_url"),
             ("[watch]\nlease_seconds = 0", "watch.lease_seconds"),
+            ("[profiles.Bad]\nuser_agent = \"x\"", "profiles"),
+            ("[profiles.p]\nuser_agent = \"\"", "profiles"),
+            ("[profiles.p]\nuser_agent = \"x\"\nviewport = [1, 1]", "profiles"),
             ("[watch]\nmin_every_seconds = 0", "watch.min_every_seconds"),
             (
                 "[watch]\ndefault_every_seconds = 999999999999",

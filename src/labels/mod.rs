@@ -34,6 +34,8 @@ pub const SHORTENER: &str = "shortener";
 pub const PAYLOAD_HOST: &str = "payload-host";
 pub const PHISHING: &str = "phishing";
 pub const C2: &str = "c2";
+/// Visitors of one link end in different places (`hoptrace compare`).
+pub const CLOAKED: &str = "cloaked";
 /// A well-known wrapper that forwards anywhere (Google `/url` and the like).
 pub const OPEN_REDIRECT: &str = "open-redirect";
 

@@ -1,0 +1,132 @@
+//! One link as several visitors see it: each client profile resolves it at the same time, and
+//! the answer says where the chains part and whether the link is **cloaked** — its visitors
+//! end on different registrable domains, or with different outcomes. A fake shortener that
+//! rotates its path, or a site that answers everyone alike, is not cloaked.
+
+use serde::Serialize;
+
+use crate::chain::Resolver;
+use crate::labels::{registrable, CLOAKED};
+use crate::profile::UnknownProfile;
+use crate::trace::Trace;
+
+/// One visitor's chain.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cell {
+    pub profile: String,
+    /// The egress point it went out through (`direct`: hoptrace's own address).
+    pub via: String,
+    pub trace: Trace,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub input: String,
+    pub cells: Vec<Cell>,
+    /// The first hop (0 = the input) whose host differs between visitors; `None` when every
+    /// chain passes the same hosts.
+    pub diverges_at: Option<usize>,
+    pub cloaked: bool,
+}
+
+/// The egress every cell goes through until egress points exist.
+pub const DIRECT: &str = "direct";
+
+/// Resolves `input` as each of `profiles` (every built-in one when empty), concurrently,
+/// each visit its own (no cache). A cloaked link's cells carry the `cloaked` label.
+pub async fn compare(
+    resolver: &Resolver,
+    input: &str,
+    profiles: &[String],
+) -> Result<Comparison, UnknownProfile> {
+    let names: Vec<String> = match profiles.is_empty() {
+        true => resolver.profiles().builtin_names().to_vec(),
+        false => profiles.to_vec(),
+    };
+    for name in &names {
+        resolver.profiles().get(name)?;
+    }
+    let traces = futures_util::future::join_all(
+        names
+            .iter()
+            .map(|name| resolver.resolve_as(input, name, false)),
+    )
+    .await;
+    let mut cells = Vec::new();
+    for (profile, trace) in names.into_iter().zip(traces) {
+        cells.push(Cell {
+            profile,
+            via: DIRECT.to_string(),
+            trace: trace?,
+        });
+    }
+    let traces: Vec<&Trace> = cells.iter().map(|c| &c.trace).collect();
+    let diverges_at = diverges_at(&traces);
+    let cloaked = cloaked(&traces);
+    if cloaked {
+        for c in &mut cells {
+            if !c.trace.labels.iter().any(|l| l == CLOAKED) {
+                c.trace.labels.push(CLOAKED.to_string());
+            }
+        }
+    }
+    Ok(Comparison {
+        input: input.to_string(),
+        cells,
+        diverges_at,
+        cloaked,
+    })
+}
+
+/// The first hop index at which the chains' hosts differ (a chain that ended earlier differs
+/// from one that goes on).
+fn diverges_at(traces: &[&Trace]) -> Option<usize> {
+    let longest = traces.iter().map(|t| t.hops.len()).max().unwrap_or(0);
+    (0..longest).find(|&i| {
+        let mut hosts = traces
+            .iter()
+            .map(|t| t.hops.get(i).map(|h| h.host.as_str()));
+        let first = hosts.next().flatten();
+        hosts.any(|h| h != first)
+    })
+}
+
+/// Visitors that end on different registrable domains, or with different outcomes.
+fn cloaked(traces: &[&Trace]) -> bool {
+    let end = |t: &Trace| (t.outcome, registrable(&t.final_host));
+    traces.windows(2).any(|w| end(w[0]) != end(w[1]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{Hop, Outcome, Via};
+
+    fn chain(hosts: &[&str], outcome: Outcome) -> Trace {
+        let hops = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| Hop::new(format!("http://{h}/{i}"), h.to_string(), Via::Input))
+            .collect();
+        let mut t = Trace::from_hops("http://x/", hops, outcome);
+        t.final_host = hosts.last().unwrap().to_string();
+        t
+    }
+
+    #[test]
+    fn where_chains_part_and_what_counts_as_cloaked() {
+        let a = chain(&["short.example", "cdn.payload.example"], Outcome::Download);
+        let b = chain(&["short.example", "www.harmless.example"], Outcome::Landed);
+        assert_eq!(diverges_at(&[&a, &b]), Some(1));
+        assert!(cloaked(&[&a, &b]));
+        // The same registrable domain through another subdomain, same outcome: not cloaked.
+        let c = chain(&["short.example", "a.site.example"], Outcome::Landed);
+        let d = chain(&["short.example", "b.site.example"], Outcome::Landed);
+        assert!(!cloaked(&[&c, &d]));
+        assert_eq!(diverges_at(&[&c, &d]), Some(1));
+        // One chain stops early.
+        let e = chain(&["short.example"], Outcome::Landed);
+        assert_eq!(diverges_at(&[&c, &e]), Some(1));
+        assert_eq!(diverges_at(&[&c, &c]), None);
+    }
+}
