@@ -5,9 +5,8 @@
 
 use serde::Serialize;
 
-use crate::chain::Resolver;
+use crate::chain::{Resolver, VisitorError, DIRECT};
 use crate::labels::{registrable, CLOAKED};
-use crate::profile::UnknownProfile;
 use crate::trace::Trace;
 
 /// One visitor's chain.
@@ -29,34 +28,54 @@ pub struct Comparison {
     pub cloaked: bool,
 }
 
-/// The egress every cell goes through until egress points exist.
-pub const DIRECT: &str = "direct";
-
-/// Resolves `input` as each of `profiles` (every built-in one when empty), concurrently,
-/// each visit its own (no cache). A cloaked link's cells carry the `cloaked` label.
+/// Resolves `input` as each visitor of the matrix, concurrently, each visit its own (no
+/// cache): `profiles` through each of `via`. With neither named: every built-in profile
+/// directly, and the default profile through every egress point; with one named, the other is
+/// the default (`direct`, or the default profile). A cloaked link's cells carry the `cloaked`
+/// label.
 pub async fn compare(
     resolver: &Resolver,
     input: &str,
     profiles: &[String],
-) -> Result<Comparison, UnknownProfile> {
-    let names: Vec<String> = match profiles.is_empty() {
-        true => resolver.profiles().builtin_names().to_vec(),
-        false => profiles.to_vec(),
+    via: &[String],
+) -> Result<Comparison, VisitorError> {
+    let default = || vec![crate::profile::DEFAULT.to_string()];
+    let direct = || vec![DIRECT.to_string()];
+    let mut matrix: Vec<(String, String)> = Vec::new();
+    let product = |ps: Vec<String>, vs: Vec<String>, m: &mut Vec<(String, String)>| {
+        for v in &vs {
+            for p in &ps {
+                m.push((p.clone(), v.clone()));
+            }
+        }
     };
-    for name in &names {
-        resolver.profiles().get(name)?;
+    match (profiles.is_empty(), via.is_empty()) {
+        (true, true) => {
+            product(
+                resolver.profiles().builtin_names().to_vec(),
+                direct(),
+                &mut matrix,
+            );
+            product(default(), resolver.points(), &mut matrix);
+        }
+        (false, true) => product(profiles.to_vec(), direct(), &mut matrix),
+        (true, false) => product(default(), via.to_vec(), &mut matrix),
+        (false, false) => product(profiles.to_vec(), via.to_vec(), &mut matrix),
+    }
+    for (p, v) in &matrix {
+        resolver.visitor(p, v)?;
     }
     let traces = futures_util::future::join_all(
-        names
+        matrix
             .iter()
-            .map(|name| resolver.resolve_as(input, name, false)),
+            .map(|(p, v)| resolver.resolve_as(input, p, v, false)),
     )
     .await;
     let mut cells = Vec::new();
-    for (profile, trace) in names.into_iter().zip(traces) {
+    for ((profile, via), trace) in matrix.into_iter().zip(traces) {
         cells.push(Cell {
             profile,
-            via: DIRECT.to_string(),
+            via,
             trace: trace?,
         });
     }
@@ -76,6 +95,16 @@ pub async fn compare(
         diverges_at,
         cloaked,
     })
+}
+
+/// How many cells `compare` makes for these arguments (what a caller reserves).
+pub fn cells(resolver: &Resolver, profiles: &[String], via: &[String]) -> usize {
+    match (profiles.len(), via.len()) {
+        (0, 0) => resolver.profiles().builtin_names().len() + resolver.points().len(),
+        (p, 0) => p,
+        (0, v) => v,
+        (p, v) => p * v,
+    }
 }
 
 /// The first hop index at which the chains' hosts differ (a chain that ended earlier differs

@@ -48,6 +48,7 @@ impl FetchError {
             FetchError::Egress(EgressError::DnsTimeout { .. }) => ErrorKind::Timeout,
             FetchError::Egress(EgressError::Connect { .. }) => ErrorKind::Connect,
             FetchError::Egress(EgressError::NoHost) => ErrorKind::Input,
+            FetchError::Egress(EgressError::Proxy { .. }) => ErrorKind::Proxy,
             FetchError::Egress(_) => ErrorKind::Policy,
             FetchError::Timeout(_) => ErrorKind::Timeout,
             FetchError::Tls(_) => ErrorKind::Tls,

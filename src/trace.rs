@@ -142,6 +142,8 @@ pub enum ErrorKind {
     Browser,
     /// More hops than `limits.max_hops`.
     TooManyHops,
+    /// An egress point's proxy was down or refused the connection.
+    Proxy,
 }
 
 impl ErrorKind {
@@ -156,6 +158,7 @@ impl ErrorKind {
             ErrorKind::Policy => "policy",
             ErrorKind::Browser => "browser",
             ErrorKind::TooManyHops => "too-many-hops",
+            ErrorKind::Proxy => "proxy",
         }
     }
 }

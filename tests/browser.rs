@@ -765,6 +765,20 @@ async fn without_chromium_the_trace_says_so() {
     );
 }
 
+/// A fixture whose page at each path is `page(path, its own port)`, as HTML.
+async fn page_server(page: impl Fn(&str, u16) -> String + Send + Sync + 'static) -> Server {
+    let port = Arc::new(OnceLock::<u16>::new());
+    let p = port.clone();
+    let page = Arc::new(page);
+    let srv = Server::start("127.0.0.1", move |req| {
+        let body = page(req.uri().path(), *p.get().unwrap());
+        async move { html(&body) }
+    })
+    .await;
+    port.set(srv.port()).unwrap();
+    srv
+}
+
 /// A page that cloaks in script, by what the browser shows: a phone (touch, a narrow screen,
 /// an iPhone User-Agent) is sent to one page, a visitor in Tokyo's time zone to another, a
 /// desktop stays. Each profile's browser visit shows its own branch.
@@ -784,15 +798,9 @@ async fn each_profile_is_its_own_visitor_in_the_browser() {
             referer: String::new(),
         },
     );
-    let port = Arc::new(OnceLock::<u16>::new());
-    let p = port.clone();
-    let srv = Server::start("127.0.0.1", move |req| {
-        let port = *p.get().unwrap();
-        let path = req.uri().path().to_string();
-        async move {
-            match path.as_str() {
-                "/" => html(&format!(
-                    r#"<html><script>
+    let srv = page_server(|path, port| match path {
+        "/" => format!(
+            r#"<html><script>
                     var phone = navigator.maxTouchPoints > 0 && screen.width < 500
                         && navigator.userAgent.indexOf('iPhone') > 0;
                     var tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
@@ -801,13 +809,10 @@ async fn each_profile_is_its_own_visitor_in_the_browser() {
                     if (phone) location.replace(to('phone'));
                     else if (tz === 'Asia/Tokyo') location.replace(to('tokyo'));
                     </script>desktop</html>"#
-                )),
-                _ => html("<html>branch</html>"),
-            }
-        }
+        ),
+        _ => "<html>branch</html>".into(),
     })
     .await;
-    port.set(srv.port()).unwrap();
     let r = resolver(&env.config);
     let url = format!("http://touch.test:{}/", srv.port());
     let found = tokio::time::timeout(
@@ -820,6 +825,7 @@ async fn each_profile_is_its_own_visitor_in_the_browser() {
                 "iphone-safari".into(),
                 "tokyo".into(),
             ],
+            &[],
         ),
     )
     .await
@@ -837,4 +843,49 @@ async fn each_profile_is_its_own_visitor_in_the_browser() {
     );
     assert_eq!(found.cells[1].trace.hops[1].via, Via::Javascript);
     assert!(found.cloaked);
+}
+
+/// The browser's traffic through an egress point: its job proxy dials through the point's
+/// SOCKS5 proxy, which is asked for the vetted address of the page and of the hop its script
+/// makes — nothing else, and never a name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_goes_out_through_an_egress_point() {
+    use common::proxies::{Kind, TestProxy};
+    let _turn = TURN.lock().await;
+    let mut env = browser_env(&["js.test", "next.test"]).await;
+    let socks = TestProxy::start(Kind::Socks5, "127.0.0.1", "127.0.0.2").await;
+    env.config.egress.points.insert(
+        "nl".into(),
+        hoptrace::config::Point {
+            proxy: socks.url(Kind::Socks5),
+            country: "NL".into(),
+            nameservers: vec![],
+        },
+    );
+    let srv = page_server(|path, port| match path {
+        "/" => format!(
+            "<html><script>location.replace('http://' + ['next', 'test'].join('.') + ':{port}/end');</script></html>"
+        ),
+        _ => "<html>end</html>".into(),
+    })
+    .await;
+    let r = resolver(&env.config);
+    let url = format!("http://js.test:{}/", srv.port());
+    let t = tokio::time::timeout(
+        Duration::from_secs(60),
+        r.resolve_as(&url, "windows-chrome", "nl", false),
+    )
+    .await
+    .expect("resolved in time")
+    .unwrap();
+    assert_eq!(t.final_host, "next.test", "{t:#?}");
+    assert_eq!(t.hops[1].via, Via::Javascript);
+    let asked = socks.asked();
+    let fixture = format!("127.0.0.1:{}", srv.port());
+    // Two hops fetched by the HTTP client, and at least the page loaded by the browser.
+    assert!(
+        asked.len() >= 3,
+        "the fetcher and the browser both went through it: {asked:?}"
+    );
+    assert!(asked.iter().all(|a| a == &fixture), "{asked:?}");
 }

@@ -78,7 +78,7 @@ async fn every_branch_of_a_cloaking_site() {
     let r = Resolver::new(&env.config, None).unwrap();
     let url = format!("http://cloak.test:{}/go", site.port());
 
-    let all = compare(&r, &url, &[]).await.unwrap();
+    let all = compare(&r, &url, &[], &[]).await.unwrap();
     let end = |name: &str| {
         let cell = all.cells.iter().find(|c| c.profile == name).unwrap();
         (cell.trace.final_host.clone(), cell.via.clone())
@@ -107,6 +107,7 @@ async fn every_branch_of_a_cloaking_site() {
         &r,
         &url,
         &["windows-chrome".into(), "windows-no-language".into()],
+        &[],
     )
     .await
     .unwrap();
@@ -119,7 +120,7 @@ async fn every_branch_of_a_cloaking_site() {
         "{sent:?}"
     );
 
-    let e = compare(&r, &url, &["nope".into()])
+    let e = compare(&r, &url, &["nope".into()], &[])
         .await
         .unwrap_err()
         .to_string();
@@ -149,9 +150,14 @@ async fn rotation_and_ordinary_sites_are_not_cloaked() {
     let plain = Server::start("127.0.0.1", |_| async { html("<html>hello</html>") }).await;
     let r = Resolver::new(&env.config, None).unwrap();
 
-    let rotating = compare(&r, &format!("http://bltlly.com:{}/x", short.port()), &[])
-        .await
-        .unwrap();
+    let rotating = compare(
+        &r,
+        &format!("http://bltlly.com:{}/x", short.port()),
+        &[],
+        &[],
+    )
+    .await
+    .unwrap();
     let finals: std::collections::BTreeSet<String> = rotating
         .cells
         .iter()
@@ -164,9 +170,14 @@ async fn rotation_and_ordinary_sites_are_not_cloaked() {
     );
     assert_eq!(rotating.diverges_at, None, "the same hosts all the way");
 
-    let ordinary = compare(&r, &format!("http://plain.test:{}/", plain.port()), &[])
-        .await
-        .unwrap();
+    let ordinary = compare(
+        &r,
+        &format!("http://plain.test:{}/", plain.port()),
+        &[],
+        &[],
+    )
+    .await
+    .unwrap();
     assert!(!ordinary.cloaked);
     assert_eq!(ordinary.diverges_at, None);
 }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::extract::JsonBody;
 use super::{check_url, json_response, Api, ApiError};
-use crate::compare::DIRECT;
+use crate::chain::VisitorError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,19 +27,15 @@ pub async fn compare(
     JsonBody(r): JsonBody<CompareRequest>,
 ) -> Result<Response, ApiError> {
     check_url("url", &r.url)?;
-    if let Some(v) = r.via.iter().find(|v| *v != DIRECT) {
-        return Err(ApiError::bad_request(format!(
-            "via: no egress point `{v}` (only `{DIRECT}`: egress points are not built yet)"
-        )));
-    }
-    let cells = match r.profiles.len() {
-        0 => api.resolver.profiles().builtin_names().len(),
-        n => n,
+    let refused = |e: VisitorError| match e {
+        VisitorError::Profile(e) => ApiError::bad_request(format!("profiles: {e}")),
+        e @ VisitorError::Via { .. } => ApiError::bad_request(format!("via: {e}")),
     };
+    let cells = crate::compare::cells(&api.resolver, &r.profiles, &r.via);
     // Each cell is a resolution: it takes its place in the queue and a resolver slot.
     let _held = api.hold(cells).await?;
-    let found = crate::compare::compare(&api.resolver, &r.url, &r.profiles)
+    let found = crate::compare::compare(&api.resolver, &r.url, &r.profiles, &r.via)
         .await
-        .map_err(|e| ApiError::bad_request(format!("profiles: {e}")))?;
+        .map_err(refused)?;
     Ok(json_response(StatusCode::OK, &found))
 }

@@ -6,13 +6,15 @@ use std::time::Duration;
 use tokio::time::Instant;
 use url::Url;
 
-use super::Resolver;
+use std::sync::Arc;
+
+use super::{Resolver, Visitor, DIRECT};
 use crate::decode;
+use crate::discover::NextHopFinder;
 use crate::discover::Page;
 use crate::egress::EgressError;
 use crate::fetch::FetchError;
 use crate::input::parse_input;
-use crate::profile::Profile;
 use crate::trace::{ErrorKind, Hop, Outcome, TraceError, Via};
 
 impl Resolver {
@@ -22,9 +24,10 @@ impl Resolver {
         url: &Url,
         hop: &mut Hop,
         spent: &mut Duration,
-        profile: &Profile,
+        visitor: &Visitor<'_>,
         first: bool,
     ) -> Step {
+        let profile = visitor.profile;
         if !matches!(url.scheme(), "http" | "https") {
             let e = EgressError::Scheme(url.scheme().to_string());
             hop.blocked = true;
@@ -62,12 +65,16 @@ impl Resolver {
                 Some(timeout_error(self.total_timeout, "total_timeout_ms")),
             );
         };
-        self.politeness
-            .wait(&url.host_str().unwrap_or("").to_ascii_lowercase())
-            .await;
+        // Per target host, and per way out: each egress point has its own budget.
+        let host = url.host_str().unwrap_or("").to_ascii_lowercase();
+        let key = match visitor.via {
+            DIRECT => host,
+            via => format!("{via}|{host}"),
+        };
+        self.politeness.wait(&key).await;
         let budget = self.hop_timeout.min(remaining);
         let t0 = Instant::now();
-        let result = self.fetcher.fetch(url, budget, profile, first).await;
+        let result = visitor.way.fetcher.fetch(url, budget, profile, first).await;
         let took = t0.elapsed();
         *spent += took;
         hop.elapsed_ms = Some(took.as_millis() as u64);
@@ -122,12 +129,19 @@ impl Resolver {
             remaining,
             profile,
         };
-        self.find_next(&page, hop, spent).await
+        self.find_next(&page, hop, spent, &visitor.way.finders)
+            .await
     }
 
     /// Asks each finder in turn; the first that names a next hop wins.
-    async fn find_next(&self, page: &Page<'_>, hop: &mut Hop, spent: &mut Duration) -> Step {
-        for finder in &self.finders {
+    async fn find_next(
+        &self,
+        page: &Page<'_>,
+        hop: &mut Hop,
+        spent: &mut Duration,
+        finders: &[Arc<dyn NextHopFinder>],
+    ) -> Step {
+        for finder in finders {
             let t0 = Instant::now();
             let finding = finder.next_hop(page).await;
             *spent += t0.elapsed().saturating_sub(finding.waited);

@@ -3,6 +3,7 @@
 //! hop comes from the [`NextHopFinder`]s in turn. The cache sits in front, the store behind.
 
 mod hop;
+mod visitor;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,20 +12,22 @@ use std::time::Duration;
 use tokio::time::Instant;
 use url::Url;
 
-use crate::browser::{BrowserStage, Driver, StageLimits};
+use crate::browser::Driver;
 use crate::config::Config;
-use crate::discover::{NextHopFinder, StaticFinder};
+use crate::discover::NextHopFinder;
 use crate::egress::{Egress, EgressError};
 use crate::fetch::{ClientError, Fetcher};
 use crate::input::parse_input;
 use crate::labels::{LabelError, Labels};
-use crate::profile::{Profile, Profiles, UnknownProfile};
+use crate::profile::Profiles;
 use crate::shared::claim::Claims;
 use crate::shared::limit::RateLimit;
 use crate::shared::{Shared, SharedError};
 use crate::store::Store;
 use crate::trace::{rfc3339, ErrorKind, Outcome, Trace, TraceError, Via};
 use hop::{host_of, Step};
+use visitor::Way;
+pub use visitor::{Visitor, VisitorError, DIRECT};
 
 /// Where a resolution may take its answer from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +71,9 @@ pub fn servable(trace: &Trace, stored_at_ms: u64, ttl: Duration, now_ms: u64) ->
 /// Resolves links. One per process: the politeness limiter and connection pool are shared
 /// by all work.
 pub struct Resolver {
-    fetcher: Fetcher,
+    /// hoptrace's own way out, and each egress point's.
+    direct: Way,
+    points: std::collections::BTreeMap<String, Way>,
     profiles: Profiles,
     /// Per target host; shared across processes with `limits.shared_url`.
     politeness: RateLimit,
@@ -77,7 +82,6 @@ pub struct Resolver {
     shared: Option<Arc<Shared>>,
     /// Swapped whole on reload (SIGHUP); a resolution keeps the lists it started with.
     labels: std::sync::RwLock<Arc<Labels>>,
-    finders: Vec<Arc<dyn NextHopFinder>>,
     store: Option<Store>,
     /// Cache-using resolutions in flight, by key: a second caller for the same link waits for
     /// the first instead of visiting it again (a scan finds one shortener link in thousands
@@ -107,14 +111,11 @@ impl Resolver {
         store: Option<Store>,
         driver: Option<Arc<dyn Driver>>,
     ) -> Result<Resolver, SetupError> {
-        let egress = Egress::new(config)?;
-        let mut finders: Vec<Arc<dyn NextHopFinder>> = vec![Arc::new(StaticFinder)];
-        if let Some(driver) = driver {
-            finders.push(Arc::new(BrowserStage::new(
-                driver,
-                egress.clone(),
-                StageLimits::from_config(config),
-            )));
+        let direct = Way::new(config, Egress::new(config)?, driver.clone())?;
+        let mut points = std::collections::BTreeMap::new();
+        for (name, point) in &config.egress.points {
+            let egress = Egress::for_point(config, point)?;
+            points.insert(name.clone(), Way::new(config, egress, driver.clone())?);
         }
         let shared = match config.limits.shared_url.as_str() {
             "" => None,
@@ -122,7 +123,8 @@ impl Resolver {
         };
         let per_host = config.limits.per_host_per_second;
         Ok(Resolver {
-            fetcher: Fetcher::new(config, egress)?,
+            direct,
+            points,
             profiles: Profiles::from_config(config),
             // A burst of the rate's whole part (at least 1).
             politeness: RateLimit::new(
@@ -134,7 +136,6 @@ impl Resolver {
             claims: shared.clone().map(Claims::new),
             shared,
             labels: std::sync::RwLock::new(Arc::new(Labels::load(&config.labels.extra_files)?)),
-            finders,
             store,
             in_flight: Default::default(),
             auto_watch: config
@@ -160,7 +161,7 @@ impl Resolver {
     /// Adds a way of finding next hops, asked after the ones already there (the browser
     /// stage plugs in here).
     pub fn add_finder(&mut self, finder: Arc<dyn NextHopFinder>) {
-        self.finders.push(finder);
+        self.direct.finders.push(finder);
     }
 
     /// Loads the indicator lists again (the built-in ones and `labels.extra_files`) and
@@ -180,7 +181,7 @@ impl Resolver {
 
     /// The HTTP client behind the egress gate (for webhooks).
     pub fn fetcher(&self) -> &Fetcher {
-        &self.fetcher
+        &self.direct.fetcher
     }
 
     /// The client profiles, built in and configured.
@@ -277,25 +278,6 @@ impl Resolver {
         result
     }
 
-    /// Resolves `input` as the profile named `profile`. The default profile goes through the
-    /// cache and the store as [`Resolver::resolve`] does; another visits afresh and is neither
-    /// served from nor kept in the store (which keeps what the default visitor sees).
-    pub async fn resolve_as(
-        &self,
-        input: &str,
-        profile: &str,
-        use_cache: bool,
-    ) -> Result<Trace, UnknownProfile> {
-        if profile == crate::profile::DEFAULT {
-            return Ok(self.resolve(input, use_cache).await);
-        }
-        let profile = self.profiles.get(profile)?;
-        Ok(match parse_input(input) {
-            Ok(url) => self.follow_as(input, url, profile).await,
-            Err(message) => Trace::input_error(input, message),
-        })
-    }
-
     /// A watched link's re-resolution: cache bypassed, stored, and never watched anew (a
     /// watch removed while this ran stays removed).
     pub async fn rerun(&self, input: &str) -> Result<Trace, Unstored> {
@@ -378,14 +360,18 @@ impl Resolver {
         }
     }
 
-    /// Follows the chain from `start` as the default profile (no cache, no store).
+    /// Follows the chain from `start` as the default profile, directly (no cache, no store).
     pub async fn follow(&self, input: &str, start: Url) -> Trace {
-        self.follow_as(input, start, self.profiles.default_profile())
-            .await
+        let visitor = Visitor {
+            profile: self.profiles.default_profile(),
+            via: DIRECT,
+            way: &self.direct,
+        };
+        self.follow_as(input, start, &visitor).await
     }
 
-    /// Follows the chain from `start` as `profile` (no cache, no store).
-    pub async fn follow_as(&self, input: &str, start: Url, profile: &Profile) -> Trace {
+    /// Follows the chain from `start` as `visitor` (no cache, no store).
+    async fn follow_as(&self, input: &str, start: Url, visitor: &Visitor<'_>) -> Trace {
         let began = Instant::now();
         let started_ms = crate::now_ms();
         let mut trace = Trace {
@@ -414,7 +400,7 @@ impl Resolver {
 
             let first = trace.hops.is_empty();
             let next = match self
-                .step(&current, &mut hop, &mut spent, profile, first)
+                .step(&current, &mut hop, &mut spent, visitor, first)
                 .await
             {
                 Step::End(outcome, error) => {

@@ -165,6 +165,10 @@ pub struct ResolveArgs {
     /// visit of its own: not served from the cache, not stored.
     #[arg(long, value_name = "NAME", default_value = crate::profile::DEFAULT)]
     pub profile: String,
+    /// Go out through this egress point (`[egress.points.NAME]`) instead of directly; like
+    /// another profile, not cached or stored.
+    #[arg(long, value_name = "POINT", default_value = crate::chain::DIRECT)]
+    pub via: String,
     /// URLs to resolve (defanged forms accepted); `-` reads one URL a line from stdin.
     #[arg(required = true, value_name = "URL")]
     pub urls: Vec<String>,
@@ -174,9 +178,13 @@ pub struct ResolveArgs {
 pub struct CompareArgs {
     #[command(flatten)]
     pub config: ConfigArg,
-    /// Profiles to compare, comma-separated (default: every built-in one).
+    /// Profiles to compare, comma-separated (default: every built-in one, and the default
+    /// profile through every egress point).
     #[arg(long, value_delimiter = ',', value_name = "A,B,...")]
     pub profiles: Vec<String>,
+    /// Ways out to compare, comma-separated (`direct` and `[egress.points]` names).
+    #[arg(long, value_delimiter = ',', value_name = "X,Y,...")]
+    pub via: Vec<String>,
     /// Print the comparison as JSON.
     #[arg(long)]
     pub json: bool,

@@ -10,7 +10,7 @@ use super::*;
 pub(super) async fn compare(args: CompareArgs) -> Result<(), Failure> {
     let config = args.config.load()?;
     let resolver = Resolver::new(&config, None).map_err(|e| usage(e.into()))?;
-    let found = crate::compare::compare(&resolver, &args.url, &args.profiles)
+    let found = crate::compare::compare(&resolver, &args.url, &args.profiles, &args.via)
         .await
         .map_err(|e| usage(e.into()))?;
     let stdout = std::io::stdout();

@@ -23,10 +23,9 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
     resolver.defer_durability();
     let resolver = std::sync::Arc::new(resolver);
     let use_cache = !args.no_cache;
-    let profile = args.profile.clone();
+    let (profile, via) = (args.profile.clone(), args.via.clone());
     resolver
-        .profiles()
-        .get(&profile)
+        .visitor(&profile, &via)
         .map_err(|e| usage(e.into()))?;
     let concurrency = (config.limits.concurrency as usize).max(1);
     let stdout = std::io::stdout();
@@ -44,12 +43,13 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
     let producer = tokio::spawn(async move {
         let mut traces = std::pin::pin!(inputs
             .map(|input| {
-                let (resolver, slots, profile) = (resolver.clone(), slots.clone(), profile.clone());
+                let (resolver, slots) = (resolver.clone(), slots.clone());
+                let (profile, via) = (profile.clone(), via.clone());
                 tokio::spawn(async move {
                     let input = input?;
                     let _slot = slots.acquire_owned().await.expect("never closed");
-                    let trace = resolver.resolve_as(&input, &profile, use_cache).await;
-                    // The profile was checked above.
+                    let trace = resolver.resolve_as(&input, &profile, &via, use_cache).await;
+                    // The profile and the way out were checked above.
                     Ok::<_, std::io::Error>(
                         trace.unwrap_or_else(|e| Trace::input_error(&input, e.to_string())),
                     )

@@ -45,6 +45,30 @@ pub struct Config {
     pub watch: Watch,
     /// Client profiles by name (`[profiles.NAME]`), on top of the built-in ones.
     pub profiles: std::collections::BTreeMap<String, Profile>,
+    pub egress: EgressPoints,
+}
+
+/// `[egress]`: the ways out besides hoptrace's own address.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EgressPoints {
+    /// `[egress.points.NAME]`.
+    pub points: std::collections::BTreeMap<String, Point>,
+}
+
+/// An egress point: an upstream proxy that hoptrace asks for vetted IP literals only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Point {
+    /// `socks5://ip:port` or `http://ip:port` (HTTP CONNECT). The proxy's own address is the
+    /// operator's choice: naming it allows it.
+    pub proxy: String,
+    /// Where the point comes out (ISO 3166 code), for people.
+    #[serde(default)]
+    pub country: String,
+    /// Nameservers names are resolved with for this point (`ip:port`); empty: `[dns]`'s.
+    #[serde(default)]
+    pub nameservers: Vec<SocketAddr>,
 }
 
 /// A client profile: what one kind of visitor sends and shows, for the HTTP client and the
@@ -386,6 +410,7 @@ impl Config {
             .and_then(|_| self.storage.validate())
             .and_then(|_| self.watch.validate())
             .and_then(|_| Profile::validate_all(&self.profiles))
+            .and_then(|_| self.egress.validate())
             .map_err(|Invalid { key, message }| ConfigError::Key {
                 path: origin.to_path_buf(),
                 key: key.to_string(),

@@ -117,6 +117,36 @@ impl Profile {
     }
 }
 
+impl EgressPoints {
+    pub(super) fn validate(&self) -> Result<(), Invalid> {
+        for (name, point) in &self.points {
+            let bad = |what: &str| Invalid {
+                key: "egress.points",
+                message: format!("point `{name}`: {what}"),
+            };
+            if name == "direct"
+                || name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            {
+                return Err(bad(
+                    "the name must be lowercase letters, digits and dashes (and not `direct`)",
+                ));
+            }
+            let addr = point
+                .proxy
+                .strip_prefix("socks5://")
+                .or_else(|| point.proxy.strip_prefix("http://"))
+                .map(|a| a.trim_end_matches('/'));
+            if addr.is_none_or(|a| a.parse::<std::net::SocketAddr>().is_err()) {
+                return Err(bad("proxy must be socks5://ip:port or http://ip:port"));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Browser {
     pub(super) fn validate(&self) -> Result<(), Invalid> {
         check(
@@ -311,8 +341,19 @@ mod tests {
             ("[limits]\nshared_url = \"http://x\"", "limits.shared_url"),
             ("[watch]\nlease_seconds = 0", "watch.lease_seconds"),
             ("[profiles.Bad]\nuser_agent = \"x\"", "profiles"),
+            (
+                "[egress.points.nl]\nproxy = \"socks5://nl.example:1080\"",
+                "egress.points",
+            ),
+            (
+                "[egress.points.direct]\nproxy = \"socks5://127.0.0.1:1080\"",
+                "egress.points",
+            ),
             ("[profiles.p]\nuser_agent = \"\"", "profiles"),
-            ("[profiles.p]\nuser_agent = \"x\"\nviewport = [1, 1]", "profiles"),
+            (
+                "[profiles.p]\nuser_agent = \"x\"\nviewport = [1, 1]",
+                "profiles",
+            ),
             ("[watch]\nmin_every_seconds = 0", "watch.min_every_seconds"),
             (
                 "[watch]\ndefault_every_seconds = 999999999999",

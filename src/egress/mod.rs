@@ -8,6 +8,7 @@
 pub mod connector;
 pub mod policy;
 pub mod proxy;
+pub mod upstream;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use tokio::net::TcpStream;
 
 use crate::config::Config;
 pub use policy::{Denied, Policy};
+pub use upstream::Upstream;
 
 /// Why the gate refused or failed to open a connection.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -45,6 +47,13 @@ pub enum EgressError {
     DnsTimeout { host: String },
     #[error("connecting to {addr} failed: {message}")]
     Connect { addr: SocketAddr, message: String },
+    /// The egress point's proxy is down or would not connect to the (vetted) address.
+    #[error("proxy {proxy} for {target}: {message}")]
+    Proxy {
+        proxy: SocketAddr,
+        target: SocketAddr,
+        message: String,
+    },
 }
 
 impl EgressError {
@@ -54,24 +63,51 @@ impl EgressError {
     }
 }
 
-/// DNS + policy + connect.
+/// DNS + policy + connect (directly, or through an egress point's proxy).
 pub struct Egress {
     policy: Policy,
     resolver: TokioResolver,
     dns_timeout: Duration,
+    upstream: Option<Upstream>,
 }
 
 impl Egress {
+    /// The direct way out: `[dns]`'s nameservers, hoptrace's own address.
     pub fn new(config: &Config) -> Result<Arc<Egress>, EgressError> {
+        Egress::build(config, &config.dns.nameservers, None)
+    }
+
+    /// The way out through `point`: its nameservers (else `[dns]`'s), its proxy.
+    pub fn for_point(
+        config: &Config,
+        point: &crate::config::Point,
+    ) -> Result<Arc<Egress>, EgressError> {
+        let nameservers = match point.nameservers.is_empty() {
+            true => &config.dns.nameservers,
+            false => &point.nameservers,
+        };
+        let upstream = Upstream::parse(&point.proxy).ok_or_else(|| EgressError::Dns {
+            host: point.proxy.clone(),
+            message: "not a socks5:// or http:// proxy address".into(),
+        })?;
+        Egress::build(config, nameservers, Some(upstream))
+    }
+
+    fn build(
+        config: &Config,
+        nameservers: &[SocketAddr],
+        upstream: Option<Upstream>,
+    ) -> Result<Arc<Egress>, EgressError> {
         let dns_timeout = Duration::from_millis(config.dns_timeout_ms().max(1));
-        let mut builder = if config.dns.nameservers.is_empty() {
+        let mut builder = if nameservers.is_empty() {
             TokioResolver::builder_tokio().map_err(|e| EgressError::Dns {
                 host: "<system resolver>".into(),
                 message: format!("cannot read the system DNS configuration: {e}"),
             })?
         } else {
-            let servers = config
-                .nameservers()
+            let servers = nameservers
+                .iter()
+                .map(|s| (s.ip(), s.port()))
                 .map(|(ip, port)| {
                     let mut udp = ConnectionConfig::udp();
                     udp.port = port;
@@ -101,6 +137,7 @@ impl Egress {
             policy: Policy::new(config.policy.allow_cidrs.clone()),
             resolver,
             dns_timeout,
+            upstream,
         }))
     }
 
@@ -169,6 +206,20 @@ impl Egress {
         let mut last = None;
         for ip in addrs {
             let addr = SocketAddr::new(ip, port);
+            if let Some(up) = &self.upstream {
+                // The proxy is asked for the vetted address itself, never the name.
+                match up.tunnel(addr).await {
+                    Ok(stream) => return Ok((stream, addr)),
+                    Err(message) => {
+                        last = Some(EgressError::Proxy {
+                            proxy: up.addr(),
+                            target: addr,
+                            message,
+                        });
+                        continue;
+                    }
+                }
+            }
             match TcpStream::connect(addr).await {
                 Ok(stream) => {
                     let _ = stream.set_nodelay(true);

@@ -22,6 +22,7 @@ use hoptrace::config::Config;
 use serde_json::Value;
 
 pub mod db;
+pub mod proxies;
 
 // ---------------------------------------------------------------- DNS
 
@@ -172,6 +173,10 @@ pub type Body = BoxBody<Bytes, Infallible>;
 pub type Reply = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 pub type Handler = Arc<dyn Fn(Request<Incoming>) -> Reply + Send + Sync>;
 
+/// The address a fixture's request came from (on every request's extensions).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
 /// A hyper server on one loopback address, counting the connections it accepts.
 #[derive(Clone)]
 pub struct Server {
@@ -221,7 +226,7 @@ impl Server {
         let counters = server.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else {
+                let Ok((tcp, peer)) = listener.accept().await else {
                     break;
                 };
                 counters.connections.fetch_add(1, Ordering::SeqCst);
@@ -229,8 +234,9 @@ impl Server {
                 let requests = counters.requests.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
+                    let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                         requests.fetch_add(1, Ordering::SeqCst);
+                        req.extensions_mut().insert(PeerAddr(peer));
                         let fut = handler(req);
                         async move { Ok::<_, Infallible>(fut.await) }
                     });

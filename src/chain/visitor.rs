@@ -1,0 +1,106 @@
+//! Who resolves, and how it goes out: a client profile ([`crate::profile`]) and a way out —
+//! hoptrace's own address (`direct`) or an egress point, each with its own fetcher and
+//! next-hop finders (the browser's proxy dialling through the same egress).
+
+use std::sync::Arc;
+
+use super::{Resolver, SetupError};
+use crate::browser::{BrowserStage, Driver, StageLimits};
+use crate::config::Config;
+use crate::discover::{NextHopFinder, StaticFinder};
+use crate::egress::Egress;
+use crate::fetch::Fetcher;
+use crate::input::parse_input;
+use crate::profile::{Profile, UnknownProfile};
+use crate::trace::Trace;
+
+/// The way out that is hoptrace's own address.
+pub const DIRECT: &str = "direct";
+
+/// One way out: a fetcher and next-hop finders (the browser's proxy chained to the same
+/// egress), on one egress's DNS and address.
+pub(super) struct Way {
+    pub(super) fetcher: Fetcher,
+    pub(super) finders: Vec<Arc<dyn NextHopFinder>>,
+}
+
+impl Way {
+    pub(super) fn new(
+        config: &Config,
+        egress: Arc<Egress>,
+        driver: Option<Arc<dyn Driver>>,
+    ) -> Result<Way, SetupError> {
+        let mut finders: Vec<Arc<dyn NextHopFinder>> = vec![Arc::new(StaticFinder)];
+        if let Some(driver) = driver {
+            finders.push(Arc::new(BrowserStage::new(
+                driver,
+                egress.clone(),
+                StageLimits::from_config(config),
+            )));
+        }
+        Ok(Way {
+            fetcher: Fetcher::new(config, egress)?,
+            finders,
+        })
+    }
+}
+
+/// Who resolves: a client profile, going out one way.
+pub struct Visitor<'a> {
+    pub profile: &'a Profile,
+    /// `direct`, or the egress point's name.
+    pub via: &'a str,
+    pub(super) way: &'a Way,
+}
+
+/// A profile or egress point that does not exist.
+#[derive(Debug, thiserror::Error)]
+pub enum VisitorError {
+    #[error(transparent)]
+    Profile(#[from] UnknownProfile),
+    #[error("no egress point `{name}` (known: {known})")]
+    Via { name: String, known: String },
+}
+
+impl Resolver {
+    /// Resolves `input` as the profile named `profile`. The default profile goes through the
+    /// cache and the store as [`Resolver::resolve`] does; another visits afresh and is neither
+    /// served from nor kept in the store (which keeps what the default visitor sees).
+    pub async fn resolve_as(
+        &self,
+        input: &str,
+        profile: &str,
+        via: &str,
+        use_cache: bool,
+    ) -> Result<Trace, VisitorError> {
+        let visitor = self.visitor(profile, via)?;
+        if profile == crate::profile::DEFAULT && via == DIRECT {
+            return Ok(self.resolve(input, use_cache).await);
+        }
+        Ok(match parse_input(input) {
+            Ok(url) => self.follow_as(input, url, &visitor).await,
+            Err(message) => Trace::input_error(input, message),
+        })
+    }
+
+    /// The visitor `profile` going out through `via` (`direct`, or an egress point).
+    pub fn visitor<'a>(&'a self, profile: &str, via: &'a str) -> Result<Visitor<'a>, VisitorError> {
+        let profile = self.profiles.get(profile)?;
+        let way = match via {
+            DIRECT => &self.direct,
+            name => self.points.get(name).ok_or_else(|| VisitorError::Via {
+                name: name.to_string(),
+                known: std::iter::once(DIRECT)
+                    .chain(self.points.keys().map(String::as_str))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?,
+        };
+        Ok(Visitor { profile, via, way })
+    }
+
+    /// The egress points' names, in order.
+    pub fn points(&self) -> Vec<String> {
+        self.points.keys().cloned().collect()
+    }
+}
