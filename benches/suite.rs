@@ -228,6 +228,48 @@ async fn run() {
     let bin = env!("CARGO_BIN_EXE_hoptrace");
     let mut runs: Vec<Run> = Vec::new();
 
+    // `BENCH_COMPARE=1`: what a comparison costs against one resolution: the same links, one
+    // process per call, `hoptrace compare` (the six built-in profiles at once) against
+    // `hoptrace resolve --no-store`, alternating, three runs each.
+    if std::env::var_os("BENCH_COMPARE").is_some() {
+        let mut c = hoptrace::config::Config::default();
+        c.dns.nameservers = vec![dns.addr];
+        c.policy.allow_cidrs = vec!["127.0.0.1/32".parse().unwrap()];
+        c.limits.per_host_per_second = 1e9;
+        c.browser.enabled = false;
+        c.watch.auto = false;
+        let cfg = dir.path().join("compare.toml");
+        std::fs::write(&cfg, config_toml(&c, "")).unwrap();
+        let n = 40;
+        let calls = |what: &str, tag: &str, i: usize| {
+            let list = urls(port, n, &format!("{tag}{i}")).join(" ");
+            let (secs, _) = timed(&format!(
+                "for u in {list}; do {bin} {what} --json --config {} $u > /dev/null || exit 1; done",
+                cfg.display()
+            ));
+            Run {
+                name: String::new(),
+                urls: n,
+                secs,
+                peak_rss_kb: None,
+                p50_ms: None,
+                p99_ms: None,
+            }
+        };
+        let (resolve, compare) = alternating(
+            n,
+            |i| calls("resolve --no-store", "r", i),
+            |i| calls("compare", "c", i),
+        );
+        println!(
+            "{n} links, a process per call: resolve {:.1} ms a call, compare (6 profiles) {:.1} ms a call (medians of 3): compare/resolve {:.2}x",
+            1000.0 / resolve,
+            1000.0 / compare,
+            resolve / compare
+        );
+        return;
+    }
+
     // ---- curl, a process per URL
     let n = 2_000 / scale;
     let list = dir.path().join("xargs.txt");
