@@ -185,7 +185,10 @@ async fn rotation_and_ordinary_sites_are_not_cloaked() {
 /// The command, `--profile` on resolve, and `POST /v1/compare` with its refusals.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_and_api() {
-    let env = TestEnv::new().await;
+    let mut env = TestEnv::new().await;
+    // Fewer resolver slots than a comparison has cells: it still answers, in time.
+    env.config.limits.concurrency = 2;
+    env.config.server.request_timeout_ms = 15_000;
     let (site, _) = cloaking_site(&env).await;
     let cfg = env.write_config("");
     let cfg = cfg.to_str().unwrap();
@@ -240,6 +243,35 @@ async fn cli_and_api() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["cloaked"], true);
     assert_eq!(r.body["cells"][1]["trace"]["final_host"], "rd.lesac.ru");
+    let r = post(addr, "/v1/compare", json!({"url": url}), None).await;
+    assert_eq!(
+        (r.status, r.body["cells"].as_array().map(Vec::len)),
+        (200, Some(6)),
+        "{}",
+        r.body
+    );
+    let many: Vec<&str> = vec!["bare"; 1001];
+    let r = post(
+        addr,
+        "/v1/compare",
+        json!({"url": url, "profiles": many}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (400, "bad_request"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("server.max_batch"),
+        "{}",
+        r.body
+    );
     for (body, why) in [
         (json!({"url": url, "via": ["nl-1"]}), "via"),
         (json!({"url": url, "profiles": ["nope"]}), "profiles"),

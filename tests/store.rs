@@ -456,3 +456,29 @@ async fn repository_writes_move_the_version() {
         );
     }
 }
+
+/// A page of the domain index past its end is empty, however far past (an offset beyond what
+/// the database's integers hold included), on both backends.
+#[tokio::test]
+async fn a_domain_page_past_the_end_is_empty() {
+    use hoptrace::store::{DomainQuery, DomainSort};
+    for b in backends().await {
+        let t = landed_on("http://in.example/", "x.example");
+        b.store.put(&t.input, &t, 1_000).await.unwrap();
+        for offset in [1, 1000, usize::MAX] {
+            let q = DomainQuery {
+                sort: DomainSort::Inputs,
+                descending: true,
+                offset,
+                limit: 10,
+            };
+            let page = b.store.domains_page(&q).await.unwrap();
+            assert_eq!(
+                (page.domains.len(), page.total),
+                (0, 1),
+                "{} at {offset}",
+                b.name
+            );
+        }
+    }
+}

@@ -32,6 +32,12 @@ pub async fn compare(
         e @ VisitorError::Via { .. } => ApiError::bad_request(format!("via: {e}")),
     };
     let cells = crate::compare::cells(&api.resolver, &r.profiles, &r.via);
+    if cells > api.max_batch {
+        return Err(ApiError::bad_request(format!(
+            "a comparison makes at most {} cells (server.max_batch); this one makes {cells}",
+            api.max_batch
+        )));
+    }
     // Each cell is a resolution: it takes its place in the queue and a resolver slot.
     let _held = api.hold(cells).await?;
     let found = crate::compare::compare(&api.resolver, &r.url, &r.profiles, &r.via)

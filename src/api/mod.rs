@@ -166,8 +166,9 @@ pub struct Api {
     limiter: Option<RateLimit>,
     /// Admission: resolutions running plus waiting; none left means 503.
     admission: Arc<Semaphore>,
-    /// Resolver slots (`limits.concurrency`).
+    /// Resolver slots (`limits.concurrency`), and how many there are.
     slots: Arc<Semaphore>,
+    concurrency: usize,
     request_timeout: Duration,
     max_batch: usize,
     pub metrics: Metrics,
@@ -214,6 +215,7 @@ impl Api {
             limiter,
             admission: Arc::new(Semaphore::new(concurrency + s.max_queue as usize)),
             slots: Arc::new(Semaphore::new(concurrency)),
+            concurrency,
             request_timeout: Duration::from_millis(s.request_timeout_ms),
             max_batch: s.max_batch as usize,
             metrics,

@@ -165,16 +165,18 @@ impl Api {
         ),
         ApiError,
     > {
-        let n = u32::try_from(n).unwrap_or(u32::MAX);
         let queued = self
             .admission
             .clone()
-            .try_acquire_many_owned(n)
+            .try_acquire_many_owned(u32::try_from(n).unwrap_or(u32::MAX))
             .map_err(|_| full())?;
+        // More cells than slots run together once they have all of them (asking for more than
+        // there are would wait for ever).
+        let slots_n = u32::try_from(n.min(self.concurrency)).unwrap_or(u32::MAX);
         let slots = self
             .slots
             .clone()
-            .acquire_many_owned(n)
+            .acquire_many_owned(slots_n)
             .await
             .map_err(|_| full())?;
         Ok((queued, slots))

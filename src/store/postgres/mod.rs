@@ -164,6 +164,12 @@ fn ms(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// A count or position as PostgreSQL's BIGINT (an offset past `i64::MAX` is just "past the
+/// end", not a negative number the database refuses).
+fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 fn unms(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
@@ -271,7 +277,7 @@ impl Traces for PgStore {
             "SELECT *, count(*) OVER () AS total FROM domains ORDER BY {order} LIMIT $1 OFFSET $2"
         );
         let rows = self
-            .query(&sql, &[&(q.limit as i64), &(q.offset as i64)])
+            .query(&sql, &[&count(q.limit), &count(q.offset)])
             .await?;
         let total = match rows.first() {
             Some(r) => unms(r.get("total")) as usize,

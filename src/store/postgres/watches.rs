@@ -119,7 +119,7 @@ impl Watches for PgStore {
         let rows = self
             .query(
                 "SELECT url FROM watches WHERE next_due_ms <= $1 ORDER BY next_due_ms, url LIMIT $2",
-                &[&ms(now_ms), &(limit as i64)],
+                &[&ms(now_ms), &count(limit)],
             )
             .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
@@ -143,7 +143,7 @@ impl Watches for PgStore {
         lease_ms: u64,
     ) -> Result<Vec<WatchRecord>, StoreError> {
         let rows = self
-            .query(CLAIM_DUE, &[&ms(now_ms), &(limit as i64), &ms(lease_ms)])
+            .query(CLAIM_DUE, &[&ms(now_ms), &count(limit), &ms(lease_ms)])
             .await?;
         let mut claimed: Vec<WatchRecord> = rows.iter().map(watch_of).collect();
         claimed.sort_by(|a, b| a.url.cmp(&b.url));
@@ -159,7 +159,7 @@ impl Watches for PgStore {
     ) -> Result<(), StoreError> {
         self.execute(
             OBSERVE,
-            &[&url, &ms(at_ms), &Json(observation), &(keep as i64)],
+            &[&url, &ms(at_ms), &Json(observation), &count(keep)],
         )
         .await
         .map(|_| ())
@@ -177,7 +177,7 @@ impl Watches for PgStore {
 
     async fn push_event(&self, keep: usize, event: Event) -> Result<u64, StoreError> {
         let rows = self
-            .query(PUSH_EVENT, &[&Json(&event), &(keep as i64)])
+            .query(PUSH_EVENT, &[&Json(&event), &count(keep)])
             .await?;
         Ok(unms(rows[0].get(0)))
     }
@@ -197,7 +197,7 @@ impl Watches for PgStore {
         let rows = self
             .query(
                 "SELECT id, event FROM events WHERE id > $1 ORDER BY id LIMIT $2",
-                &[&ms(after), &(limit as i64)],
+                &[&ms(after), &count(limit)],
             )
             .await?;
         rows.iter()
