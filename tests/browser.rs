@@ -269,21 +269,11 @@ fn vias(t: &Trace) -> Vec<Via> {
 
 /// Serves the conformance pages on every name; anything else is a plain landing page.
 async fn table_server() -> Server {
-    let port = Arc::new(OnceLock::<u16>::new());
-    let p = port.clone();
-    let srv = Server::start("127.0.0.1", move |req| {
-        let port = *p.get().unwrap();
-        let path = req.uri().path().to_string();
-        async move {
-            match table_page(&path) {
-                Some(page) => html(&fill(&page, port)),
-                None => html(&format!("<html>landing {path}</html>")),
-            }
-        }
+    page_server(|path, port| match table_page(path) {
+        Some(page) => fill(&page, port),
+        None => format!("<html>landing {path}</html>"),
     })
-    .await;
-    port.set(srv.port()).unwrap();
-    srv
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

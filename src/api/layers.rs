@@ -129,3 +129,31 @@ impl Api {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    /// A handler that panics answers the contract's JSON 500, and the service goes on.
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_json_500() {
+        let app: axum::Router = axum::Router::new()
+            .route("/boom", get(|| async { panic!("a bug") as &'static str }))
+            .route("/fine", get(|| async { "ok" }))
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked));
+        let req = |path: &str| Request::get(path).body(axum::body::Body::empty()).unwrap();
+        let resp = app.clone().oneshot(req("/boom")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body.to_bytes()).unwrap();
+        assert_eq!(v["error"]["code"], "internal");
+        assert_eq!(
+            app.oneshot(req("/fine")).await.unwrap().status(),
+            StatusCode::OK
+        );
+    }
+}
