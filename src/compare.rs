@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::chain::{Resolver, VisitorError, DIRECT};
 use crate::labels::{registrable, CLOAKED};
-use crate::trace::Trace;
+use crate::trace::{Outcome, Trace};
 
 /// One visitor's chain.
 #[derive(Debug, Clone, Serialize)]
@@ -39,29 +39,17 @@ pub async fn compare(
     profiles: &[String],
     via: &[String],
 ) -> Result<Comparison, VisitorError> {
-    let default = || vec![crate::profile::DEFAULT.to_string()];
-    let direct = || vec![DIRECT.to_string()];
-    let mut matrix: Vec<(String, String)> = Vec::new();
-    let product = |ps: Vec<String>, vs: Vec<String>, m: &mut Vec<(String, String)>| {
-        for v in &vs {
-            for p in &ps {
-                m.push((p.clone(), v.clone()));
+    let matrix = match profiles.is_empty() && via.is_empty() {
+        true => {
+            let mut m = product(resolver.profiles().builtin_names(), &[]);
+            let points = resolver.points();
+            if !points.is_empty() {
+                m.extend(product(&[], &points));
             }
+            m
         }
+        false => product(profiles, via),
     };
-    match (profiles.is_empty(), via.is_empty()) {
-        (true, true) => {
-            product(
-                resolver.profiles().builtin_names().to_vec(),
-                direct(),
-                &mut matrix,
-            );
-            product(default(), resolver.points(), &mut matrix);
-        }
-        (false, true) => product(profiles.to_vec(), direct(), &mut matrix),
-        (true, false) => product(default(), via.to_vec(), &mut matrix),
-        (false, false) => product(profiles.to_vec(), via.to_vec(), &mut matrix),
-    }
     for (p, v) in &matrix {
         resolver.visitor(p, v)?;
     }
@@ -97,6 +85,22 @@ pub async fn compare(
     })
 }
 
+/// Every profile through every way out: `profiles` (none: the default profile) through each
+/// of `via` (none: `direct`), grouped by way out.
+pub fn product(profiles: &[String], via: &[String]) -> Vec<(String, String)> {
+    let default = [crate::profile::DEFAULT.to_string()];
+    let direct = [DIRECT.to_string()];
+    let profiles = if profiles.is_empty() {
+        &default[..]
+    } else {
+        profiles
+    };
+    let via = if via.is_empty() { &direct[..] } else { via };
+    via.iter()
+        .flat_map(|v| profiles.iter().map(move |p| (p.clone(), v.clone())))
+        .collect()
+}
+
 /// How many cells `compare` makes for these arguments (what a caller reserves).
 pub fn cells(resolver: &Resolver, profiles: &[String], via: &[String]) -> usize {
     match (profiles.len(), via.len()) {
@@ -122,14 +126,25 @@ fn diverges_at(traces: &[&Trace]) -> Option<usize> {
 
 /// Visitors that end on different registrable domains, or with different outcomes.
 fn cloaked(traces: &[&Trace]) -> bool {
-    let end = |t: &Trace| (t.outcome, registrable(&t.final_host));
-    traces.windows(2).any(|w| end(w[0]) != end(w[1]))
+    ends_differ(traces.iter().map(|t| (t.outcome, t.final_host.as_str())))
+}
+
+/// Whether chains ending so (outcome, final host) end on different registrable domains or
+/// with different outcomes: what makes a link cloaked.
+pub fn ends_differ<'a>(ends: impl IntoIterator<Item = (Outcome, &'a str)>) -> bool {
+    let mut ends = ends
+        .into_iter()
+        .map(|(outcome, host)| (outcome, registrable(host)));
+    let Some(first) = ends.next() else {
+        return false;
+    };
+    ends.any(|e| e != first)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::{Hop, Outcome, Via};
+    use crate::trace::{Hop, Via};
 
     fn chain(hosts: &[&str], outcome: Outcome) -> Trace {
         let hops = hosts

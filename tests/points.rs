@@ -5,30 +5,11 @@
 
 mod common;
 
-use common::proxies::{Kind, TestProxy};
+use common::proxies::{two_points, Kind, TestProxy};
 use common::*;
 use hoptrace::chain::Resolver;
 use hoptrace::config::Point;
 use hoptrace::trace::Outcome;
-
-async fn with_points(env: &mut TestEnv) -> (TestProxy, TestProxy) {
-    let socks = TestProxy::start(Kind::Socks5, "127.0.0.1", "127.0.0.2").await;
-    let connect = TestProxy::start(Kind::Connect, "127.0.0.1", "127.0.0.3").await;
-    for (name, proxy, kind, country) in [
-        ("nl", &socks, Kind::Socks5, "NL"),
-        ("us", &connect, Kind::Connect, "US"),
-    ] {
-        env.config.egress.points.insert(
-            name.into(),
-            Point {
-                proxy: proxy.url(kind),
-                country: country.into(),
-                nameservers: vec![],
-            },
-        );
-    }
-    (socks, connect)
-}
 
 /// `geo.test` answers by where its visitor comes from: through 127.0.0.2 the phishing page,
 /// through 127.0.0.3 the payload host, from hoptrace's own address a harmless page.
@@ -64,7 +45,7 @@ async fn geo_site(env: &TestEnv) -> Server {
 #[tokio::test]
 async fn each_point_sees_its_own_branch() {
     let mut env = TestEnv::new().await;
-    let (socks, connect) = with_points(&mut env).await;
+    let (socks, connect) = two_points(&mut env).await;
     let site = geo_site(&env).await;
     let r = Resolver::new(&env.config, None).unwrap();
     let url = format!("http://geo.test:{}/", site.port());
@@ -112,7 +93,7 @@ async fn each_point_sees_its_own_branch() {
 #[tokio::test]
 async fn every_trap_stays_blocked_through_each_proxy() {
     let mut env = TestEnv::new().await;
-    let (socks, connect) = with_points(&mut env).await;
+    let (socks, connect) = two_points(&mut env).await;
     let ok = Server::start("127.0.0.1", |_| async { html("<html>ok</html>") }).await;
     env.dns.set("internal.test", &["10.0.0.1"]);
     env.dns.set("metadata.test", &["169.254.169.254"]);

@@ -300,6 +300,8 @@ async fn watches_observations_and_events_on(store: Store) {
         added_ms: 0,
         last_run_ms: None,
         auto: false,
+        profiles: vec![],
+        via: vec![],
     };
     store.put_watch(&w("http://b/", 200)).await.unwrap();
     store.put_watch(&w("http://a/", 100)).await.unwrap();
@@ -311,6 +313,19 @@ async fn watches_observations_and_events_on(store: Store) {
     assert_eq!(
         store.watch("http://b/").await.unwrap().unwrap().next_due_ms,
         200
+    );
+    // The visitors a watch names are kept, and changed by a later write.
+    let mut named = w("http://b/", 200);
+    named.profiles = vec!["iphone-safari".into(), "crawler".into()];
+    named.via = vec!["nl".into()];
+    store.put_watch(&named).await.unwrap();
+    assert_eq!(store.watch("http://b/").await.unwrap().unwrap(), named);
+    named.via = vec!["us".into(), "nl".into()];
+    store.put_watch(&named).await.unwrap();
+    assert_eq!(store.watches().await.unwrap()[1], named);
+    assert_eq!(
+        store.claim_due(250, 10, 1000).await.unwrap()[0].via,
+        named.via
     );
     assert!(store.remove_watch("http://b/").await.unwrap());
     assert!(!store.remove_watch("http://b/").await.unwrap());
@@ -324,6 +339,7 @@ async fn watches_observations_and_events_on(store: Store) {
         labels: vec![],
         hop_hosts: vec![],
         landing_labels: vec![],
+        cell: None,
     };
     for at in 1..=5u64 {
         store
@@ -343,6 +359,24 @@ async fn watches_observations_and_events_on(store: Store) {
         store.observations("http://a").await.unwrap().is_empty(),
         "a prefix is not a match"
     );
+    // One run of a watch naming visitors: an observation per visitor at one time, all kept.
+    let cell = |via: &str| hoptrace::store::model::WatchCell {
+        profile: "windows-chrome".into(),
+        via: via.into(),
+    };
+    for via in ["nl", "us"] {
+        let mut o = observation(9);
+        o.cell = Some(cell(via));
+        store.observe("http://c/", 9, &o, 4).await.unwrap();
+    }
+    let cells: Vec<_> = store
+        .observations("http://c/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.cell.unwrap().via)
+        .collect();
+    assert_eq!(cells, vec!["nl", "us"]);
 
     assert_eq!(store.last_event_id().await.unwrap(), 0);
     let mut ids = Vec::new();
@@ -355,6 +389,10 @@ async fn watches_observations_and_events_on(store: Store) {
         labels: vec![],
         before: vec![],
         at: String::new(),
+        cell: (n == 4).then(|| hoptrace::store::model::WatchCell {
+            profile: "crawler".into(),
+            via: "direct".into(),
+        }),
     };
     for n in 0..5 {
         ids.push(store.push_event(3, event(n)).await.unwrap());
@@ -370,7 +408,9 @@ async fn watches_observations_and_events_on(store: Store) {
         kept.len() <= 3 && kept.last().unwrap() == &(ids[4], ids[4], "4".to_string()),
         "{kept:?}"
     );
-    let after = short(store.events_after(ids[3], 100).await.unwrap());
+    let after = store.events_after(ids[3], 100).await.unwrap();
+    assert_eq!(after[0].1.cell.as_ref().unwrap().profile, "crawler");
+    let after = short(after);
     assert_eq!(after, vec![(ids[4], ids[4], "4".to_string())]);
 }
 

@@ -156,6 +156,27 @@ async fn rotation_is_watched_alerted_and_kept_across_restarts() {
     );
     let r = post(a, "/v1/watch", json!({"url": "not a url at all"}), None).await;
     assert_eq!(r.status, 400);
+    // Visitors: names checked, the product capped.
+    let r = post(
+        a,
+        "/v1/watch",
+        json!({"url": fast, "profiles": ["nobody"]}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (400, "bad_request"),
+        "{:#}",
+        r.body
+    );
+    let many: Vec<String> = (0..65).map(|_| "bare".to_string()).collect();
+    let r = post(a, "/v1/watch", json!({"url": fast, "profiles": many}), None).await;
+    assert_eq!(r.status, 400, "more visitors than a watch may have");
+    assert_eq!(
+        get(a, "/v1/watch", None).await.body["watches"][0]["profiles"],
+        json!([])
+    );
 
     // History: the rotation and the host switch.
     let history = format!("/v1/history?url={}", urlencode(&fast));
@@ -395,7 +416,11 @@ async fn a_webhook_to_a_denied_address_is_refused() {
     tokio::spawn(watcher.clone().run(rx.clone()));
     tokio::spawn(watcher.clone().deliver_webhooks(rx));
     watcher
-        .add(&format!("http://tinurll.com:{}/x", short.port()), Some(1))
+        .add(
+            &format!("http://tinurll.com:{}/x", short.port()),
+            Some(1),
+            Default::default(),
+        )
         .await
         .unwrap();
     let refused = || {
@@ -421,6 +446,43 @@ impl hoptrace::watch::Clock for ManualClock {
     }
 }
 
+/// A watcher on `env`'s sled store whose clock the test moves, its scheduler running until
+/// `stop` is sent.
+struct Clocked {
+    store: hoptrace::store::Store,
+    clock: Arc<ManualClock>,
+    watcher: Arc<hoptrace::watch::Watcher>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    scheduler: tokio::task::JoinHandle<()>,
+}
+
+impl Clocked {
+    fn start(env: &TestEnv) -> Clocked {
+        let store = hoptrace::store::Store::open_sled(&env.config.storage.path).unwrap();
+        let resolver =
+            Arc::new(hoptrace::chain::Resolver::new(&env.config, Some(store.clone())).unwrap());
+        let clock = Arc::new(ManualClock(1_800_000_000_000.into()));
+        let watcher = hoptrace::watch::Watcher::with_clock(
+            &env.config.watch,
+            env.config.limits.concurrency,
+            resolver,
+            store.clone(),
+            clock.clone(),
+        );
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let scheduler = tokio::spawn(watcher.clone().run(async {
+            let _ = rx.await;
+        }));
+        Clocked {
+            store,
+            clock,
+            watcher,
+            stop,
+            scheduler,
+        }
+    }
+}
+
 /// The scheduler's timing with a clock the test moves: an entry runs at once, not again
 /// before its interval (give or take its 10% jitter), again after it, and once (not once per
 /// missed interval) when it is long overdue. An hour's interval takes a second of real time.
@@ -428,21 +490,13 @@ impl hoptrace::watch::Clock for ManualClock {
 async fn the_scheduler_keeps_the_interval_by_its_clock() {
     let env = TestEnv::new().await;
     let (short, visits) = rotating(&env).await;
-    let store = hoptrace::store::Store::open_sled(&env.config.storage.path).unwrap();
-    let resolver =
-        Arc::new(hoptrace::chain::Resolver::new(&env.config, Some(store.clone())).unwrap());
-    let clock = Arc::new(ManualClock(1_800_000_000_000.into()));
-    let watcher = hoptrace::watch::Watcher::with_clock(
-        &env.config.watch,
-        env.config.limits.concurrency,
-        resolver,
-        store.clone(),
-        clock.clone(),
-    );
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let scheduler = tokio::spawn(watcher.clone().run(async {
-        let _ = rx.await;
-    }));
+    let Clocked {
+        store,
+        clock,
+        watcher,
+        stop: tx,
+        scheduler,
+    } = Clocked::start(&env);
     let url = format!("http://tinurll.com:{}/clocked", short.port());
     let key = hoptrace::watch::Watcher::key(&url).unwrap();
     let runs = || {
@@ -456,7 +510,10 @@ async fn the_scheduler_keeps_the_interval_by_its_clock() {
         watcher.wake();
     };
 
-    watcher.add(&url, Some(3600)).await.unwrap();
+    watcher
+        .add(&url, Some(3600), Default::default())
+        .await
+        .unwrap();
     eventually(10, "the first run, at once", async || runs().await == 1).await;
     advance(hour / 2);
     settle().await;
@@ -479,6 +536,108 @@ async fn the_scheduler_keeps_the_interval_by_its_clock() {
         visits.load(Ordering::SeqCst),
         3,
         "the shortener was visited per run"
+    );
+    let _ = tx.send(());
+    let _ = scheduler.await;
+}
+
+/// A watch that names egress points keeps each point's branch apart: `geo.test` sends
+/// visitors through `nl` (127.0.0.2) to one host and through `us` (127.0.0.3) to another; on
+/// the second run `nl`'s branch moves to the host `us` had. That is news for `nl` (an event
+/// naming it), though the host was seen before through `us`; the history is not "rotating"
+/// (each point saw the same URL until the move) and is cloaked (the points land apart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_through_each_point_keeps_each_branch() {
+    let mut env = TestEnv::new().await;
+    let (_socks, _connect) = common::proxies::two_points(&mut env).await;
+    let moved = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let landing = Server::start("127.0.0.1", |_| async { html("<html>page</html>") }).await;
+    let port = landing.port();
+    let m = moved.clone();
+    let site = Server::start("127.0.0.1", move |req| {
+        let peer = req.extensions().get::<PeerAddr>().unwrap().0.ip();
+        let to = match (peer.to_string().as_str(), m.load(Ordering::SeqCst)) {
+            ("127.0.0.2", false) => "rd.lesac.ru",
+            ("127.0.0.2", true) | ("127.0.0.3", _) => "cdn.failhostingpolp.ru",
+            _ => "geo.test",
+        };
+        let reply = redirect(302, format!("http://{to}:{port}/").as_bytes());
+        async move { reply }
+    })
+    .await;
+    for h in ["geo.test", "rd.lesac.ru", "cdn.failhostingpolp.ru"] {
+        env.dns.set(h, &["127.0.0.1"]);
+    }
+    let Clocked {
+        clock,
+        watcher,
+        stop: tx,
+        scheduler,
+        ..
+    } = Clocked::start(&env);
+    let url = format!("http://geo.test:{}/", site.port());
+    let visitors = |via: &[&str]| hoptrace::watch::Visitors {
+        profiles: vec![],
+        via: via.iter().map(|s| s.to_string()).collect(),
+    };
+    let refused = watcher.add(&url, Some(3600), visitors(&["mars"])).await;
+    assert!(
+        refused
+            .unwrap_err()
+            .to_string()
+            .contains("no egress point `mars`"),
+        "an unknown point is refused by name"
+    );
+    let (entry, _) = watcher
+        .add(&url, Some(3600), visitors(&["nl", "us"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        hoptrace::watch::entry_json(&entry)["via"],
+        json!(["nl", "us"])
+    );
+    let mut events = watcher.subscribe();
+    let history = || async { watcher.history(&url).await.unwrap() };
+    eventually(10, "the first run, one observation per point", async || {
+        history().await.is_some_and(|h| h.observations.len() == 2)
+    })
+    .await;
+    let h = history().await.unwrap();
+    let end = |via: &str| {
+        let o = h
+            .observations
+            .iter()
+            .find(|o| o.cell.as_ref().unwrap().via == via);
+        o.unwrap().final_host.clone()
+    };
+    assert_eq!(end("nl"), "rd.lesac.ru");
+    assert_eq!(end("us"), "cdn.failhostingpolp.ru");
+    assert!(h.summary.cloaked, "{:?}", h.summary);
+    assert!(!h.summary.rotating);
+
+    moved.store(true, Ordering::SeqCst);
+    clock.0.fetch_add(2 * 3_600_000, Ordering::SeqCst);
+    watcher.wake();
+    let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .expect("an event for the point whose branch moved")
+        .unwrap();
+    assert_eq!(event.event, hoptrace::watch::EventKind::NewLandingHost);
+    assert_eq!(event.host, "cdn.failhostingpolp.ru");
+    assert_eq!(event.cell.as_ref().unwrap().via, "nl");
+    assert_eq!(event.before, vec!["rd.lesac.ru".to_string()]);
+    eventually(10, "the second run", async || {
+        history().await.is_some_and(|h| h.observations.len() == 4)
+    })
+    .await;
+    let h = history().await.unwrap();
+    assert!(!h.summary.cloaked, "both points land on one domain now");
+    assert!(h.summary.rotating, "nl's final URL changed");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), events.recv())
+            .await
+            .is_err(),
+        "us saw nothing new: no event"
     );
     let _ = tx.send(());
     let _ = scheduler.await;

@@ -76,9 +76,11 @@ impl From<crate::watch::WatchError> for ApiError {
     fn from(e: crate::watch::WatchError) -> ApiError {
         use crate::watch::WatchError;
         match e {
-            WatchError::Url(_) | WatchError::TooOften { .. } | WatchError::TooRare => {
-                ApiError::bad_request(e.to_string())
-            }
+            WatchError::Url(_)
+            | WatchError::TooOften { .. }
+            | WatchError::TooRare
+            | WatchError::Visitor(_)
+            | WatchError::TooManyVisitors(_) => ApiError::bad_request(e.to_string()),
             WatchError::Store(e) => e.into(),
         }
     }

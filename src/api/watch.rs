@@ -16,6 +16,12 @@ use super::{json_response, Api, ApiError};
 pub struct WatchRequest {
     url: String,
     every_seconds: Option<u64>,
+    /// Client profiles each run resolves as (none: the default profile).
+    #[serde(default)]
+    profiles: Vec<String>,
+    /// Egress points each run goes out through (none: `direct`).
+    #[serde(default)]
+    via: Vec<String>,
 }
 
 /// The watcher checks the URL itself (the same `input::web_url` as every other call).
@@ -23,7 +29,11 @@ pub async fn add(
     State(api): State<Arc<Api>>,
     JsonBody(r): JsonBody<WatchRequest>,
 ) -> Result<Response, ApiError> {
-    let (entry, new) = api.watcher.add(&r.url, r.every_seconds).await?;
+    let visitors = crate::watch::Visitors {
+        profiles: r.profiles,
+        via: r.via,
+    };
+    let (entry, new) = api.watcher.add(&r.url, r.every_seconds, visitors).await?;
     let status = if new {
         StatusCode::CREATED
     } else {

@@ -117,6 +117,14 @@ pub enum WatchAction {
         /// `watch.default_every_seconds`).
         #[arg(long, value_name = "SECONDS")]
         every: Option<u64>,
+        /// Client profiles each run resolves as, comma-separated (default: the default
+        /// profile).
+        #[arg(long, value_delimiter = ',', value_name = "A,B,...")]
+        profiles: Vec<String>,
+        /// Egress points each run goes out through, comma-separated (default: `direct`);
+        /// every profile goes through every point.
+        #[arg(long, value_delimiter = ',', value_name = "X,Y,...")]
+        via: Vec<String>,
     },
     /// List the watched links.
     List,

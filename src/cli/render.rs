@@ -25,10 +25,11 @@ pub(super) fn write_history(out: &mut impl Write, h: &serde_json::Value) -> std:
         s["first_seen"].as_str().unwrap_or(""),
         s["last_seen"].as_str().unwrap_or(""),
         s["distinct_final_urls"],
-        if s["rotating"] == true {
-            " (rotating)"
-        } else {
-            ""
+        match (s["rotating"] == true, s["cloaked"] == true) {
+            (true, true) => " (rotating; cloaked: its visitors land apart)",
+            (true, false) => " (rotating)",
+            (false, true) => " (cloaked: its visitors land apart)",
+            (false, false) => "",
         },
     )?;
     writeln!(out, "  landing hosts: {}", list(&s["distinct_final_hosts"]))?;
@@ -42,9 +43,17 @@ pub(super) fn write_history(out: &mut impl Write, h: &serde_json::Value) -> std:
     }
     for o in h["observations"].as_array().into_iter().flatten() {
         let labels = list(&o["labels"]);
+        let cell = match o["cell"].is_object() {
+            true => format!(
+                "{}@{}  ",
+                o["cell"]["profile"].as_str().unwrap_or(""),
+                o["cell"]["via"].as_str().unwrap_or("")
+            ),
+            false => String::new(),
+        };
         writeln!(
             out,
-            "  {}  {:<8}  {}{}",
+            "  {}  {cell}{:<8}  {}{}",
             o["at"].as_str().unwrap_or(""),
             o["outcome"].as_str().unwrap_or(""),
             o["final_url"].as_str().unwrap_or(""),

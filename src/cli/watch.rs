@@ -10,10 +10,17 @@ pub(super) async fn watch(args: WatchArgs) -> Result<(), Failure> {
         percent_encoding::utf8_percent_encode(u, percent_encoding::NON_ALPHANUMERIC).to_string()
     };
     let (method, path, body) = match &args.action {
-        WatchAction::Add { url, every } => (
+        WatchAction::Add {
+            url,
+            every,
+            profiles,
+            via,
+        } => (
             http::Method::POST,
             "/v1/watch".to_string(),
-            Some(serde_json::json!({"url": url, "every_seconds": every})),
+            Some(serde_json::json!({
+                "url": url, "every_seconds": every, "profiles": profiles, "via": via,
+            })),
         ),
         WatchAction::List => (http::Method::GET, "/v1/watch".to_string(), None),
         WatchAction::Remove { url } => (
@@ -67,7 +74,7 @@ pub(super) async fn watch(args: WatchArgs) -> Result<(), Failure> {
             for w in list {
                 writeln!(
                     out,
-                    "{}\n    every {} s, next {}, last {}{}",
+                    "{}\n    every {} s, next {}, last {}{}{}",
                     text(&w["url"]),
                     w["every_seconds"],
                     text(&w["next_due"]),
@@ -77,10 +84,35 @@ pub(super) async fn watch(args: WatchArgs) -> Result<(), Failure> {
                     } else {
                         ""
                     },
+                    visitors(&w),
                 )?;
             }
         }
         WatchAction::History { .. } => write_history(&mut out, &answer)?,
     }
     Ok(())
+}
+
+/// `, as a, b via x, y` for a watch that names profiles or points; nothing otherwise.
+fn visitors(w: &serde_json::Value) -> String {
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect()
+    };
+    let (profiles, via) = (names(&w["profiles"]), names(&w["via"]));
+    if profiles.is_empty() && via.is_empty() {
+        return String::new();
+    }
+    let or = |v: Vec<String>, d: &str| match v.is_empty() {
+        true => d.to_string(),
+        false => v.join(", "),
+    };
+    format!(
+        ", as {} via {}",
+        or(profiles, crate::profile::DEFAULT),
+        or(via, crate::chain::DIRECT)
+    )
 }

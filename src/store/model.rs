@@ -77,6 +77,13 @@ pub struct WatchRecord {
     pub last_run_ms: Option<u64>,
     /// Added because a resolution passed through a fake or lookalike shortener.
     pub auto: bool,
+    /// Client profiles each run resolves as (empty: the default profile alone).
+    #[serde(default)]
+    pub profiles: Vec<String>,
+    /// Egress points each run goes out through (empty: `direct` alone); every profile goes
+    /// through every point.
+    #[serde(default)]
+    pub via: Vec<String>,
 }
 
 impl WatchRecord {
@@ -89,7 +96,14 @@ impl WatchRecord {
             added_ms: now,
             last_run_ms: None,
             auto,
+            profiles: Vec::new(),
+            via: Vec::new(),
         }
+    }
+
+    /// Whether each run is the default visitor alone (one observation per run, no cell names).
+    pub fn default_visitor(&self) -> bool {
+        self.profiles.is_empty() && self.via.is_empty()
     }
 
     /// When a run that starts at `now` makes the watch due next: its interval give or take
@@ -133,6 +147,24 @@ pub struct Observation {
     /// Labels of the final hop alone (what the landing host is).
     #[serde(default)]
     pub landing_labels: Vec<String>,
+    /// The visitor, for a watch that names profiles or points (absent: the default one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell: Option<WatchCell>,
+}
+
+/// One visitor of a watch's runs: a client profile through an egress point.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WatchCell {
+    pub profile: String,
+    pub via: String,
+}
+
+impl WatchCell {
+    /// A key part that sorts and separates cells (`profile` and `via` hold no NUL: they are
+    /// configuration names).
+    pub fn key(&self) -> String {
+        format!("{}\0{}", self.profile, self.via)
+    }
 }
 
 /// A new landing host, or a known one with new labels.
@@ -148,6 +180,9 @@ pub struct Event {
     /// labels before.
     pub before: Vec<String>,
     pub at: String,
+    /// The visitor that saw it, for a watch that names profiles or points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell: Option<WatchCell>,
 }
 
 /// What changed in a watched link's history (kebab-case on the wire and in the SSE `event:`

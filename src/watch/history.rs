@@ -1,11 +1,11 @@
 //! What a watch's observations add up to: the summary `/v1/history` answers and the event a
 //! new observation raises (a new landing host, or new labels on a known one).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{EventKind, Observation};
+use super::{EventKind, Observation, WatchCell};
 use crate::trace::{rfc3339_ms, Outcome, Trace};
 
 impl Observation {
@@ -22,6 +22,7 @@ impl Observation {
                 .last()
                 .map(|h| h.labels.clone())
                 .unwrap_or_default(),
+            cell: None,
         }
     }
 
@@ -62,8 +63,12 @@ pub struct Summary {
     pub rotating: bool,
     pub first_seen: String,
     pub last_seen: String,
-    /// Landing hosts that appeared after the first observation, when each first did.
+    /// Landing hosts that appeared after the first run, when each first did.
     pub new_hosts: Vec<NewHost>,
+    /// The newest run's visitors (a watch naming profiles or points) ended on different
+    /// registrable domains or with different outcomes.
+    #[serde(default)]
+    pub cloaked: bool,
 }
 
 /// A watched link's observations, oldest first, and what they add up to.
@@ -74,30 +79,42 @@ pub struct History {
     pub summary: Summary,
 }
 
+/// What `obs` (oldest first) add up to. A watch naming several visitors has one observation
+/// per visitor and run: rotation is one visitor's final URL changing between its runs, not
+/// two visitors differing (that is cloaking, judged on the newest run).
 pub fn summarize(obs: &[Observation]) -> Summary {
     let mut urls = HashSet::new();
     let mut hosts: Vec<String> = Vec::new();
     let mut new_hosts = Vec::new();
-    for (i, o) in obs.iter().enumerate() {
+    let first_run = obs.first().map(|o| o.at.as_str());
+    let mut last_url: HashMap<&Option<WatchCell>, &str> = HashMap::new();
+    let mut rotating = false;
+    for o in obs {
         urls.insert(o.final_url.as_str());
         if !o.final_host.is_empty() && !hosts.contains(&o.final_host) {
             hosts.push(o.final_host.clone());
-            if i > 0 {
+            if Some(o.at.as_str()) != first_run {
                 new_hosts.push(NewHost {
                     host: o.final_host.clone(),
                     first_seen: o.at.clone(),
                 });
             }
         }
+        if let Some(before) = last_url.insert(&o.cell, &o.final_url) {
+            rotating |= before != o.final_url;
+        }
     }
+    let last_run = obs.last().map(|o| o.at.as_str());
+    let newest = obs.iter().filter(|o| Some(o.at.as_str()) == last_run);
     Summary {
         observations: obs.len(),
         distinct_final_urls: urls.len(),
         distinct_final_hosts: hosts,
-        rotating: obs.windows(2).any(|w| w[0].final_url != w[1].final_url),
+        rotating,
         first_seen: obs.first().map(|o| o.at.clone()).unwrap_or_default(),
         last_seen: obs.last().map(|o| o.at.clone()).unwrap_or_default(),
         new_hosts,
+        cloaked: crate::compare::ends_differ(newest.map(|o| (o.outcome, o.final_host.as_str()))),
     }
 }
 
@@ -152,6 +169,7 @@ mod tests {
             labels: vec![],
             hop_hosts: vec![],
             landing_labels: labels.iter().map(|s| s.to_string()).collect(),
+            cell: None,
         }
     }
 
@@ -192,5 +210,40 @@ mod tests {
         let mut failed = a1.clone();
         failed.outcome = Outcome::Error;
         assert_eq!(event_for(&[a1], &failed), None);
+    }
+
+    #[test]
+    fn visitors_apart_are_cloaking_not_rotation() {
+        let as_ = |mut o: Observation, via: &str| {
+            o.cell = Some(WatchCell {
+                profile: "windows-chrome".into(),
+                via: via.into(),
+            });
+            o
+        };
+        // Two runs; each point lands on its own domain, the same URL both times.
+        let run = |at: &str| {
+            vec![
+                as_(obs(at, "http://a.example/", "a.example", &[]), "nl"),
+                as_(obs(at, "http://b.example/", "b.example", &[]), "us"),
+            ]
+        };
+        let two: Vec<Observation> = run("t1").into_iter().chain(run("t2")).collect();
+        let s = summarize(&two);
+        assert!(!s.rotating, "each visitor saw the same URL both times");
+        assert!(s.cloaked, "the visitors of the newest run landed apart");
+        assert!(
+            s.new_hosts.is_empty(),
+            "both hosts were there from the first run"
+        );
+        // The newest run agrees: not cloaked now.
+        let mut agree = two.clone();
+        agree.push(as_(obs("t3", "http://a.example/", "a.example", &[]), "nl"));
+        agree.push(as_(obs("t3", "http://a.example/x", "a.example", &[]), "us"));
+        let s = summarize(&agree);
+        assert!(!s.cloaked);
+        assert!(s.rotating, "us's final URL changed");
+        // A default watch is never cloaked.
+        assert!(!summarize(&[obs("t1", "http://a/", "a", &[])]).cloaked);
     }
 }

@@ -18,9 +18,9 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use tokio::sync::{broadcast, Notify, Semaphore};
 
-use crate::chain::Resolver;
+use crate::chain::{Resolver, VisitorError};
 use crate::config;
-pub use crate::store::model::{Event, EventKind, Observation};
+pub use crate::store::model::{Event, EventKind, Observation, WatchCell};
 use crate::store::{Store, StoreError, WatchRecord};
 use crate::trace::{rfc3339, rfc3339_ms};
 
@@ -45,7 +45,22 @@ pub enum WatchError {
     #[error("every_seconds must be at most {MAX_EVERY_SECONDS} (ten years)")]
     TooRare,
     #[error(transparent)]
+    Visitor(#[from] VisitorError),
+    #[error("{0} visitors (profiles x points) is more than a watch may have ({MAX_CELLS})")]
+    TooManyVisitors(usize),
+    #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The most visitors (profiles times points) one watch's runs may have.
+pub const MAX_CELLS: usize = 64;
+
+/// Who a watch's runs resolve as: every profile through every point (none named: the
+/// default profile, `direct`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Visitors {
+    pub profiles: Vec<String>,
+    pub via: Vec<String>,
 }
 
 /// The watcher's time: the system's, or a test's that moves only when told (so the
@@ -151,15 +166,23 @@ impl Watcher {
             .map_err(WatchError::Url)
     }
 
-    /// Watches `url` every `every` seconds (default `watch.default_every_seconds`), first
-    /// run now; an existing watch gets the new interval and keeps its due time. Answers the
-    /// entry and whether it is new.
+    /// Watches `url` every `every` seconds (default `watch.default_every_seconds`) as
+    /// `visitors`, first run now; an existing watch gets the new interval and visitors and
+    /// keeps its due time. Answers the entry and whether it is new.
     pub async fn add(
         &self,
         url: &str,
         every: Option<u64>,
+        visitors: Visitors,
     ) -> Result<(WatchRecord, bool), WatchError> {
         let key = Watcher::key(url)?;
+        let cells = crate::compare::product(&visitors.profiles, &visitors.via);
+        if cells.len() > MAX_CELLS {
+            return Err(WatchError::TooManyVisitors(cells.len()));
+        }
+        for (profile, via) in &cells {
+            self.resolver.visitor(profile, via)?;
+        }
         let every = every.unwrap_or(self.default_every);
         if every < self.min_every {
             return Err(WatchError::TooOften {
@@ -169,7 +192,7 @@ impl Watcher {
         if every > MAX_EVERY_SECONDS {
             return Err(WatchError::TooRare);
         }
-        let (record, new) = match self.store.watch(&key).await? {
+        let (mut record, new) = match self.store.watch(&key).await? {
             Some(mut w) => {
                 w.every_seconds = every;
                 w.auto = false;
@@ -180,6 +203,8 @@ impl Watcher {
                 true,
             ),
         };
+        record.profiles = visitors.profiles;
+        record.via = visitors.via;
         self.store.put_watch(&record).await?;
         self.wake.notify_one();
         Ok((record, new))
@@ -253,7 +278,7 @@ impl Watcher {
         // gets each claim.
         let claimed = self.store.claim_due(now, 1024, self.lease_ms).await?;
         for w in claimed {
-            let url = w.url;
+            let url = w.url.clone();
             if !self
                 .running
                 .lock()
@@ -266,7 +291,7 @@ impl Watcher {
             let me = self.clone();
             tokio::spawn(async move {
                 let _slot = me.slots.clone().acquire_owned().await;
-                if let Err(e) = me.run_one(&url).await {
+                if let Err(e) = me.run_one(&w).await {
                     tracing::error!("watch run of {url}: {e}");
                 }
                 me.running
@@ -280,38 +305,86 @@ impl Watcher {
         self.store.next_due().await
     }
 
-    /// Re-resolves one entry (cache bypassed), records the observation, raises its event.
-    async fn run_one(&self, url: &str) -> Result<(), StoreError> {
-        // A Trace the store did not keep is still an observation (stored below, or failing there).
-        let trace = self.resolver.rerun(url).await.unwrap_or_else(|u| u.trace);
+    /// Re-resolves one entry (cache bypassed) as each of its visitors at once, records their
+    /// observations, raises their events: each visitor's observation is compared with that
+    /// visitor's history (one country's branch moving is news even if another's was there).
+    async fn run_one(&self, w: &WatchRecord) -> Result<(), StoreError> {
+        let url = w.url.as_str();
+        let cells: Vec<Option<WatchCell>> = match w.default_visitor() {
+            true => vec![None],
+            false => crate::compare::product(&w.profiles, &w.via)
+                .into_iter()
+                .map(|(profile, via)| Some(WatchCell { profile, via }))
+                .collect(),
+        };
+        let traces = futures_util::future::join_all(cells.iter().map(|cell| async move {
+            match cell {
+                // A Trace the store did not keep is still an observation.
+                None => Ok(self.resolver.rerun(url).await.unwrap_or_else(|u| u.trace)),
+                Some(c) => {
+                    self.resolver
+                        .resolve_as(url, &c.profile, &c.via, false)
+                        .await
+                }
+            }
+        }))
+        .await;
         self.metrics.runs.inc();
         let at = self.clock.now_ms();
-        let now = Observation::of(&trace, at);
         let before: Vec<Observation> = self.store.observations(url).await?;
-        self.store
-            .observe(url, at, &now, self.max_observations)
-            .await?;
+        let keep = self.max_observations.saturating_mul(cells.len());
+        for (cell, trace) in cells.into_iter().zip(traces) {
+            let trace = match trace {
+                Ok(t) => t,
+                Err(e) => {
+                    // The configuration lost a profile or point since the watch named it.
+                    tracing::warn!("watch run of {url}: {e}");
+                    continue;
+                }
+            };
+            let mut now = Observation::of(&trace, at);
+            now.cell = cell;
+            self.store.observe(url, at, &now, keep).await?;
+            let mine: Vec<Observation> = before
+                .iter()
+                .filter(|o| o.cell == now.cell)
+                .cloned()
+                .collect();
+            if let Some((kind, before)) = event_for(&mine, &now) {
+                self.raise(url, kind, before, &now).await?;
+            }
+        }
         if let Some(mut w) = self.store.watch(url).await? {
             w.last_run_ms = Some(at);
             self.store.put_watch(&w).await?;
         }
-        if let Some((kind, before)) = event_for(&before, &now) {
-            let event = |id| Event {
-                id,
-                event: kind,
-                url: url.to_string(),
-                host: now.final_host.clone(),
-                final_url: now.final_url.clone(),
-                labels: now.landing_labels.clone(),
-                before: before.clone(),
-                at: now.at.clone(),
-            };
-            let id = self.store.push_event(KEEP_EVENTS, event(0)).await?;
-            tracing::info!("{kind}: {url} now lands on {}", now.final_host);
-            self.metrics.events.inc();
-            let _ = self.live.send(event(id));
-            self.new_event.notify_one();
-        }
+        Ok(())
+    }
+
+    /// Stores, streams and counts one event.
+    async fn raise(
+        &self,
+        url: &str,
+        kind: EventKind,
+        before: Vec<String>,
+        now: &Observation,
+    ) -> Result<(), StoreError> {
+        let event = |id| Event {
+            id,
+            event: kind,
+            url: url.to_string(),
+            host: now.final_host.clone(),
+            final_url: now.final_url.clone(),
+            labels: now.landing_labels.clone(),
+            before: before.clone(),
+            at: now.at.clone(),
+            cell: now.cell.clone(),
+        };
+        let id = self.store.push_event(KEEP_EVENTS, event(0)).await?;
+        tracing::info!("{kind}: {url} now lands on {}", now.final_host);
+        self.metrics.events.inc();
+        let _ = self.live.send(event(id));
+        self.new_event.notify_one();
         Ok(())
     }
 }
@@ -325,5 +398,7 @@ pub fn entry_json(w: &WatchRecord) -> serde_json::Value {
         "added": rfc3339(w.added_ms),
         "last_run": w.last_run_ms.map(rfc3339_ms),
         "auto": w.auto,
+        "profiles": w.profiles,
+        "via": w.via,
     })
 }

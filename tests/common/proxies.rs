@@ -138,3 +138,24 @@ async fn serve(
     }
     Ok(())
 }
+
+/// Two egress points in `env`'s configuration: `nl`, a SOCKS5 proxy dialling out from
+/// 127.0.0.2, and `us`, an HTTP CONNECT proxy from 127.0.0.3.
+pub async fn two_points(env: &mut super::TestEnv) -> (TestProxy, TestProxy) {
+    let socks = TestProxy::start(Kind::Socks5, "127.0.0.1", "127.0.0.2").await;
+    let connect = TestProxy::start(Kind::Connect, "127.0.0.1", "127.0.0.3").await;
+    for (name, proxy, kind, country) in [
+        ("nl", &socks, Kind::Socks5, "NL"),
+        ("us", &connect, Kind::Connect, "US"),
+    ] {
+        env.config.egress.points.insert(
+            name.into(),
+            hoptrace::config::Point {
+                proxy: proxy.url(kind),
+                country: country.into(),
+                nameservers: vec![],
+            },
+        );
+    }
+    (socks, connect)
+}

@@ -24,6 +24,7 @@ use crate::trace::Trace;
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("0001_init.sql")),
     (2, include_str!("0002_repository_revisions.sql")),
+    (3, include_str!("0003_watch_visitors.sql")),
 ];
 
 /// Any fixed number: the advisory lock replicas take while migrating.

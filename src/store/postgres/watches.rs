@@ -6,7 +6,8 @@ use super::*;
 use crate::store::model::{Event, Observation, WatchRecord};
 use crate::store::Watches;
 
-const WATCH_COLUMNS: &str = "url, every_seconds, next_due_ms, added_ms, last_run_ms, auto";
+const WATCH_COLUMNS: &str =
+    "url, every_seconds, next_due_ms, added_ms, last_run_ms, auto, profiles, via";
 
 fn watch_of(r: &tokio_postgres::Row) -> WatchRecord {
     WatchRecord {
@@ -16,6 +17,8 @@ fn watch_of(r: &tokio_postgres::Row) -> WatchRecord {
         added_ms: unms(r.get("added_ms")),
         last_run_ms: r.get::<_, Option<i64>>("last_run_ms").map(unms),
         auto: r.get("auto"),
+        profiles: r.get("profiles"),
+        via: r.get("via"),
     }
 }
 
@@ -33,7 +36,8 @@ FROM (
     FOR UPDATE SKIP LOCKED
 ) due
 WHERE w.url = due.url
-RETURNING w.url, w.every_seconds, w.next_due_ms, w.added_ms, w.last_run_ms, w.auto";
+RETURNING w.url, w.every_seconds, w.next_due_ms, w.added_ms, w.last_run_ms, w.auto,
+    w.profiles, w.via";
 
 /// An observation, and the oldest beyond `keep` dropped (the new row is not yet visible to
 /// the DELETE, hence `keep - 1`).
@@ -59,7 +63,7 @@ impl PgStore {
     /// Inserts `w`, doing `on_conflict` when its URL is watched already; rows written.
     async fn insert_watch(&self, w: &WatchRecord, on_conflict: &str) -> Result<u64, StoreError> {
         let sql = format!(
-            "INSERT INTO watches ({WATCH_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) {on_conflict}"
+            "INSERT INTO watches ({WATCH_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) {on_conflict}"
         );
         self.execute(
             &sql,
@@ -70,6 +74,8 @@ impl PgStore {
                 &ms(w.added_ms),
                 &w.last_run_ms.map(ms),
                 &w.auto,
+                &w.profiles,
+                &w.via,
             ],
         )
         .await
@@ -88,7 +94,8 @@ impl Watches for PgStore {
             w,
             "ON CONFLICT (url) DO UPDATE SET every_seconds = EXCLUDED.every_seconds,
                  next_due_ms = EXCLUDED.next_due_ms, added_ms = EXCLUDED.added_ms,
-                 last_run_ms = EXCLUDED.last_run_ms, auto = EXCLUDED.auto, lease_until_ms = 0",
+                 last_run_ms = EXCLUDED.last_run_ms, auto = EXCLUDED.auto,
+                 profiles = EXCLUDED.profiles, via = EXCLUDED.via, lease_until_ms = 0",
         )
         .await
         .map(|_| ())

@@ -21,8 +21,6 @@ fn observation_prefix(url: &str) -> Vec<u8> {
     k
 }
 
-/// A stored JSON record; `what` names it when it is corrupt.
-
 impl SledStore {
     async fn write_watch(&self, w: &WatchRecord, only_new: bool) -> Result<bool, StoreError> {
         let bytes = serde_json::to_vec(w).map_err(|e| StoreError::Db(e.to_string()))?;
@@ -120,6 +118,10 @@ impl Watches for SledStore {
     ) -> Result<(), StoreError> {
         let mut key = observation_prefix(url);
         key.extend_from_slice(&at_ms.to_be_bytes());
+        // The cells of one run share its time: the visitor keeps their keys apart.
+        if let Some(cell) = &observation.cell {
+            key.extend_from_slice(cell.key().as_bytes());
+        }
         let bytes = serde_json::to_vec(observation).map_err(|e| StoreError::Db(e.to_string()))?;
         self.observations.insert(key, bytes)?;
         let prefix = observation_prefix(url);
