@@ -40,6 +40,9 @@ pub struct Page<'a> {
     pub remaining: std::time::Duration,
     /// Who the visitor is (a browser presents the same).
     pub profile: &'a crate::profile::Profile,
+    /// The page is a document that may be where the chain lands (an HTML page answered
+    /// 2xx): a browser that finds no next hop may take its screenshot.
+    pub landing_evidence: bool,
 }
 
 /// What a finder learned about a page.
@@ -56,6 +59,8 @@ pub struct Finding {
     /// Time spent queueing (for a browser tab), which the resolution's time limit leaves out
     /// as it does waiting for per-host politeness.
     pub waited: std::time::Duration,
+    /// The page as the browser saw it settle (PNG), when it found no next hop.
+    pub screenshot: Option<bytes::Bytes>,
 }
 
 impl Finding {

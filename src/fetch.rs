@@ -18,9 +18,11 @@ use rustls::pki_types::CertificateDer;
 use tokio::time::Instant;
 use url::Url;
 
+use crate::certs::{CertLog, Recording};
 use crate::config::Config;
 use crate::egress::connector::{EgressConnector, VettedPeer};
 use crate::egress::{Egress, EgressError};
+use crate::record::HttpRecord;
 use crate::trace::ErrorKind;
 
 /// Why a hop could not be fetched.
@@ -80,6 +82,8 @@ pub struct Response {
     pub body_note: Option<&'static str>,
     /// Set when headers say this is a file download; its body was never read.
     pub download: Option<String>,
+    /// The exchange, for the hop's evidence.
+    pub record: HttpRecord,
 }
 
 impl Response {
@@ -101,6 +105,8 @@ pub struct Fetcher {
     poster: Client<HttpsConnector<EgressConnector>, http_body_util::Full<Bytes>>,
     headers: HeaderMap,
     max_body: usize,
+    /// Certificates seen as connections were verified, by server name.
+    certs: Arc<CertLog>,
 }
 
 impl Fetcher {
@@ -125,10 +131,18 @@ impl Fetcher {
             }
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let certs = Arc::new(CertLog::default());
+        let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            roots.into(),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| ClientError::Tls(e.to_string()))?;
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| ClientError::Tls(e.to_string()))?
-            .with_root_certificates(roots)
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Recording::new(webpki, certs.clone())))
             .with_no_client_auth();
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
@@ -162,6 +176,7 @@ impl Fetcher {
             poster,
             headers,
             max_body: config.limits.max_body_bytes as usize,
+            certs,
         })
     }
 
@@ -185,6 +200,9 @@ impl Fetcher {
             .map_err(|e| FetchError::Request(e.to_string()))?;
         *req.headers_mut() = self.headers.clone();
         present(req.headers_mut(), profile, first);
+        let sent_headers = req.headers().clone();
+        let started = crate::now_ms();
+        let t0 = Instant::now();
 
         let resp = tokio::time::timeout_at(deadline, self.client.request(req))
             .await
@@ -192,6 +210,29 @@ impl Fetcher {
             .map_err(classify)?;
         let (parts, mut body) = resp.into_parts();
         let peer = parts.extensions.get::<VettedPeer>().map(|p| p.0);
+        let mut room = crate::record::MAX_HEADER_BYTES;
+        let (request_headers, left_req) = crate::record::headers_of(&sent_headers, &mut room);
+        let mut room = crate::record::MAX_HEADER_BYTES;
+        let (response_headers, left_resp) = crate::record::headers_of(&parts.headers, &mut room);
+        let record = HttpRecord {
+            started: crate::trace::rfc3339_ms(started),
+            method: "GET".into(),
+            http_version: format!("{:?}", parts.version),
+            request_headers,
+            response_headers,
+            headers_left_out: left_req + left_resp,
+            wait_ms: t0.elapsed().as_millis() as u64,
+            receive_ms: 0,
+            body_bytes: 0,
+            body_sha256: None,
+            title: None,
+            tls: match url.scheme() {
+                "https" => self
+                    .certs
+                    .get(url.host_str().unwrap_or("").trim_matches(['[', ']'])),
+                _ => None,
+            },
+        };
         let mut out = Response {
             status: parts.status.as_u16(),
             headers: parts.headers,
@@ -199,6 +240,7 @@ impl Fetcher {
             body: Bytes::new(),
             body_note: None,
             download: None,
+            record,
         };
         if out.is_redirect() {
             return Ok(out);
@@ -214,6 +256,7 @@ impl Fetcher {
 
         // Read at most max_body bytes off the wire, then stop; dropping the body closes a
         // connection that has more to send instead of draining it.
+        let t1 = Instant::now();
         let mut raw: Vec<u8> = Vec::new();
         loop {
             match tokio::time::timeout_at(deadline, body.frame()).await {
@@ -246,7 +289,13 @@ impl Fetcher {
             .unwrap_or("")
             .trim()
             .to_ascii_lowercase();
+        out.record.receive_ms = t1.elapsed().as_millis() as u64;
+        out.record.body_bytes = raw.len() as u64;
         out.body = decompress(&encoding, raw, self.max_body);
+        out.record.body_sha256 = Some(crate::record::sha256_hex(&out.body));
+        if out.content_type().is_none_or(|t| t.contains("html")) {
+            out.record.title = crate::record::title_of(&out.body);
+        }
         Ok(out)
     }
 }

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::record::HttpRecord;
+
 /// How the chain ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -90,6 +92,13 @@ pub struct Hop {
     /// Requests the page made in the browser that policy refused (`url: reason`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blocked_requests: Vec<String>,
+    /// The request and response of a fetched hop: headers, timings, TLS certificate, the
+    /// body's hash (what HAR is made from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<Box<HttpRecord>>,
+    /// The page's screenshot, on its way to [`Trace::screenshot`] (never serialised).
+    #[serde(skip)]
+    pub screenshot: Option<bytes::Bytes>,
 }
 
 impl Hop {
@@ -108,6 +117,8 @@ impl Hop {
             automatic: None,
             elapsed_ms: None,
             blocked_requests: Vec::new(),
+            http: None,
+            screenshot: None,
         }
     }
 }
@@ -192,6 +203,29 @@ pub struct Trace {
     pub resolved_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elapsed_ms: Option<u64>,
+    /// What the landing page was: its body's hash, title and screenshot (a landed chain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+    /// The landing page's screenshot (PNG), kept by the store beside the Trace and served
+    /// on its own (`/v1/screenshot`), never inside the JSON.
+    #[serde(skip)]
+    pub screenshot: Option<bytes::Bytes>,
+}
+
+/// What the landing page of a chain was.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Evidence {
+    /// SHA-256 (hex) of the landing body as read (at most `limits.max_body_bytes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_sha256: Option<String>,
+    pub body_bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// SHA-256 (hex) of the screenshot PNG, when one was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screenshot_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screenshot_bytes: Option<u64>,
 }
 
 impl Trace {
@@ -212,6 +246,8 @@ impl Trace {
             }),
             resolved_at: Some(rfc3339(crate::now_ms())),
             elapsed_ms: Some(0),
+            evidence: None,
+            screenshot: None,
         }
     }
 
@@ -227,6 +263,8 @@ impl Trace {
             error: None,
             resolved_at: None,
             elapsed_ms: None,
+            evidence: None,
+            screenshot: None,
         };
         t.finish();
         t
@@ -247,6 +285,25 @@ impl Trace {
             self.final_url = last.url.clone();
             self.final_host = last.host.clone();
         }
+        let landing = self
+            .hops
+            .last()
+            .and_then(|h| h.http.as_deref())
+            .filter(|r| r.body_sha256.is_some() && self.outcome == Outcome::Landed);
+        if let Some(r) = landing {
+            let e = self.evidence.get_or_insert_with(Evidence::default);
+            e.body_sha256 = r.body_sha256.clone();
+            e.body_bytes = r.body_bytes;
+            e.title = r.title.clone();
+        }
+    }
+
+    /// Keeps `png` as the landing page's screenshot, noted in the evidence.
+    pub fn set_screenshot(&mut self, png: bytes::Bytes) {
+        let e = self.evidence.get_or_insert_with(Evidence::default);
+        e.screenshot_sha256 = Some(crate::record::sha256_hex(&png));
+        e.screenshot_bytes = Some(png.len() as u64);
+        self.screenshot = Some(png);
     }
 }
 

@@ -522,3 +522,35 @@ async fn a_domain_page_past_the_end_is_empty() {
         }
     }
 }
+
+/// A landing page's screenshot is written with its Trace and found by the hash the Trace's
+/// evidence names; a Trace without one names none.
+#[tokio::test]
+async fn a_screenshot_is_kept_with_its_trace() {
+    for b in backends().await {
+        eprintln!("backend: {}", b.name);
+        let mut shot = landed_on("http://a.test/", "landing.test");
+        let png = bytes::Bytes::from_static(b"\x89PNG\r\n\x1a\n not really a picture");
+        shot.set_screenshot(png.clone());
+        b.store.put("http://a.test/", &shot, 1_000).await.unwrap();
+        b.store
+            .put(
+                "http://b.test/",
+                &landed_on("http://b.test/", "landing.test"),
+                1_000,
+            )
+            .await
+            .unwrap();
+        let (stored, _) = b.store.latest("http://a.test/").await.unwrap().unwrap();
+        let sha = stored.evidence.unwrap().screenshot_sha256.unwrap();
+        assert_eq!(sha, hoptrace::record::sha256_hex(&png));
+        assert_eq!(b.store.screenshot(&sha).await.unwrap(), Some(png.clone()));
+        assert!(stored.screenshot.is_none(), "never inside the Trace's JSON");
+        let (other, _) = b.store.latest("http://b.test/").await.unwrap().unwrap();
+        assert!(other.evidence.is_none());
+        // The same picture again (another link, same page) is one stored copy, still found.
+        b.store.put("http://c.test/", &shot, 2_000).await.unwrap();
+        assert_eq!(b.store.screenshot(&sha).await.unwrap(), Some(png));
+        assert_eq!(b.store.screenshot("00").await.unwrap(), None);
+    }
+}

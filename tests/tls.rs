@@ -12,6 +12,7 @@ use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 
 struct Pki {
     ca_pem: String,
+    leaf_der: Vec<u8>,
     acceptor: tokio_rustls::TlsAcceptor,
 }
 
@@ -39,6 +40,7 @@ fn pki(names: &[&str]) -> Pki {
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Pki {
         ca_pem: ca_cert.pem(),
+        leaf_der: leaf.der().to_vec(),
         acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(cfg)),
     }
 }
@@ -79,6 +81,46 @@ async fn https_with_extra_ca_sni_and_http2() {
         h2.load(std::sync::atomic::Ordering::SeqCst),
         2,
         "ALPN chose HTTP/2"
+    );
+
+    // Each hop's record names the certificate its connection presented (the second hop
+    // reused the first's connection), and the HAR of the chain reads in a HAR reader.
+    let leaf_sha = hoptrace::record::sha256_hex(&pki.leaf_der);
+    for hop in &t.hops {
+        let r = hop.http.as_ref().expect("a fetched hop has its record");
+        let tls = r.tls.as_ref().expect("an HTTPS hop has its certificate");
+        assert_eq!(tls.sha256, leaf_sha);
+        assert_eq!(tls.sans, vec!["secure.test"]);
+        assert!(tls.not_before < tls.not_after, "{tls:?}");
+        assert_eq!(r.http_version, "HTTP/2.0");
+        assert!(r.request_headers.iter().any(|h| h.name == "user-agent"));
+    }
+    let landing = t.hops[1].http.as_ref().unwrap();
+    let body = format!("served over HTTP/2.0");
+    assert_eq!(
+        landing.body_sha256.as_deref(),
+        Some(hoptrace::record::sha256_hex(body.as_bytes()).as_str())
+    );
+    assert_eq!(
+        t.evidence.as_ref().unwrap().body_sha256,
+        landing.body_sha256
+    );
+    let har = hoptrace::har::har(&[&t]);
+    assert_eq!(
+        har["log"]["entries"][0]["_tls"]["sha256"],
+        leaf_sha.as_str()
+    );
+    assert_eq!(
+        har["log"]["entries"][0]["response"]["redirectURL"],
+        t.hops[1].url.as_str()
+    );
+    let read = common::tools::check_har(&har);
+    assert_eq!(
+        read,
+        vec![
+            format!("page_1 {} 302", t.hops[0].url),
+            format!("page_1 {} 200", t.hops[1].url),
+        ]
     );
 }
 

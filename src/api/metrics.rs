@@ -26,6 +26,8 @@ pub enum Route {
     Scan,
     Compare,
     Trace,
+    Har,
+    Screenshot,
     Campaigns,
     Watch,
     History,

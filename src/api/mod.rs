@@ -17,6 +17,7 @@ pub mod conn;
 mod domains;
 mod error;
 mod events;
+mod evidence;
 mod extract;
 mod layers;
 pub mod metrics;
@@ -94,6 +95,16 @@ pub const ROUTES: &[RouteDef] = &[
     row("GET", "/v1/trace", Route::Trace, Guard::Client, || {
         get(resolve::stored)
     }),
+    row("GET", "/v1/har", Route::Har, Guard::Client, || {
+        get(evidence::har)
+    }),
+    row(
+        "GET",
+        "/v1/screenshot",
+        Route::Screenshot,
+        Guard::Client,
+        || get(evidence::screenshot),
+    ),
     row(
         "GET",
         "/v1/campaigns",

@@ -80,16 +80,7 @@ pub async fn batch(
 
 /// The stored Trace of a link, without resolving it.
 pub async fn stored(State(api): State<Arc<Api>>, q: Params) -> Result<Response, ApiError> {
-    let url = q.required("url")?;
-    let key =
-        crate::input::parse_input(&url).map_err(|e| ApiError::bad_request(format!("url: {e}")))?;
-    let (mut trace, _) = api
-        .store
-        .latest(key.as_str())
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no trace stored for {url}")))?;
-    trace.cached = true;
-    Ok(json_response(StatusCode::OK, &trace))
+    Ok(json_response(StatusCode::OK, &api.stored_trace(&q).await?))
 }
 
 impl Api {

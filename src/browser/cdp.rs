@@ -227,7 +227,7 @@ fn found(url: String, via: Via, committed_at: Instant) -> Visit {
         navigation: Some((url, via)),
         note: None,
         load_to_capture: Some(committed_at.elapsed()),
-        refused: Vec::new(),
+        ..Visit::default()
     }
 }
 

@@ -45,6 +45,9 @@ pub struct Visit {
     /// Sub-requests the browser refused (downloads known from their headers), as
     /// `url: why`.
     pub refused: Vec<String>,
+    /// The page as it settled (PNG), when [`Timing::screenshot_bytes`] asked for one and the
+    /// page stayed where it was.
+    pub screenshot: Option<Vec<u8>>,
 }
 
 /// A page made ready ahead of time by [`Driver::prepare`]; only its driver knows what is
@@ -64,6 +67,9 @@ pub struct Timing {
     pub launch: Duration,
     /// Nothing goes past this (what is left of `limits.total_timeout_ms`).
     pub end: Instant,
+    /// Capture a page that settles without navigating (a landing page) as a PNG of at most
+    /// this many bytes (`browser.max_screenshot_bytes`); `None`: no screenshot.
+    pub screenshot_bytes: Option<usize>,
 }
 
 impl Timing {
@@ -131,6 +137,8 @@ pub struct BrowserStage {
     tabs: Arc<Semaphore>,
     settle: Duration,
     launch_timeout: Duration,
+    /// `browser.max_screenshot_bytes` when `browser.screenshots` is on.
+    screenshot_bytes: Option<usize>,
     warned: AtomicBool,
 }
 
@@ -194,6 +202,7 @@ pub struct StageLimits {
     pub settle: Duration,
     pub launch_timeout: Duration,
     pub page_bytes: u64,
+    pub screenshot_bytes: Option<usize>,
 }
 
 impl StageLimits {
@@ -203,6 +212,10 @@ impl StageLimits {
             settle: Duration::from_millis(config.browser.settle_ms),
             launch_timeout: Duration::from_millis(config.browser.launch_timeout_ms),
             page_bytes: config.browser.max_page_bytes,
+            screenshot_bytes: config
+                .browser
+                .screenshots
+                .then_some(config.browser.max_screenshot_bytes as usize),
         }
     }
 }
@@ -221,6 +234,7 @@ impl BrowserStage {
             tabs: Arc::new(Semaphore::new(limits.max_tabs.max(1))),
             settle: limits.settle,
             launch_timeout: limits.launch_timeout,
+            screenshot_bytes: limits.screenshot_bytes,
             warned: AtomicBool::new(false),
         }
     }
@@ -253,6 +267,7 @@ impl BrowserStage {
             budget: page.budget,
             launch: self.launch_timeout,
             end: now + page.remaining,
+            screenshot_bytes: self.screenshot_bytes.filter(|_| page.landing_evidence),
         };
         let slot = match self.ready.take() {
             Some(slot) => slot,
@@ -288,6 +303,7 @@ impl BrowserStage {
                         .navigation
                         .map(|(target, via)| resolve_target(page.url, &target, via)),
                     note: v.note,
+                    screenshot: v.screenshot.map(bytes::Bytes::from),
                     ..Finding::default()
                 }
             }
@@ -314,7 +330,9 @@ fn failed(message: String) -> Finding {
 impl NextHopFinder for BrowserStage {
     fn next_hop<'a>(&'a self, page: &'a Page<'a>) -> FinderFuture<'a> {
         Box::pin(async move {
-            if crate::discover::has_script(page.response) {
+            // A landing page goes to the browser for its screenshot even without script.
+            let capture = self.screenshot_bytes.is_some() && page.landing_evidence;
+            if capture || crate::discover::has_script(page.response) {
                 self.run(page).await
             } else {
                 Finding::nothing()

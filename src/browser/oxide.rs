@@ -311,6 +311,7 @@ impl Engine for ChromiumOxide {
         url: &str,
         settle: Duration,
         deadline: Instant,
+        screenshot_bytes: Option<usize>,
     ) -> Result<Visit, Broken> {
         let rt = self.rt().map_err(Broken)?;
         // Sent without waiting for the answer: chromiumoxide answers `Page.navigate` only
@@ -337,7 +338,7 @@ impl Engine for ChromiumOxide {
             });
         };
         let pid = page.browser.pid;
-        cdp::watch(
+        let mut visit = cdp::watch(
             &page.events,
             url,
             settle,
@@ -345,8 +346,48 @@ impl Engine for ChromiumOxide {
             arm,
             || pid.is_none_or(cdp::process_alive),
             || self.healthy(&page.browser),
-        )
+        )?;
+        // Settled where it is (no navigation, not cut): the landing page as a visitor sees it.
+        if let Some(max) =
+            screenshot_bytes.filter(|_| visit.navigation.is_none() && visit.note.is_none())
+        {
+            match rt.block_on(screenshot(&page.page, deadline)) {
+                Ok(png) if png.len() <= max => visit.screenshot = Some(png),
+                Ok(png) => {
+                    visit.note = Some(format!(
+                        "screenshot of {} bytes not kept (browser.max_screenshot_bytes {max})",
+                        png.len()
+                    ))
+                }
+                Err(why) => visit.note = Some(format!("no screenshot: {why}")),
+            }
+        }
+        Ok(visit)
     }
+}
+
+/// The page's viewport as a PNG. Virtual time is paused once the page settled; a frame is
+/// only drawn while time runs, so it is let run (the page has shown it does nothing more).
+async fn screenshot(page: &Page, deadline: Instant) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    use chromiumoxide::cdp::browser_protocol::page::{
+        CaptureScreenshotFormat, CaptureScreenshotParams,
+    };
+    let until = tokio::time::Instant::from_std(deadline.min(Instant::now() + CALL_TIMEOUT));
+    let run = SetVirtualTimePolicyParams::new(VirtualTimePolicy::Advance);
+    let _ = timeout_at(until, page.execute(run)).await;
+    let params = CaptureScreenshotParams {
+        format: Some(CaptureScreenshotFormat::Png),
+        capture_beyond_viewport: Some(false),
+        ..Default::default()
+    };
+    let shot = timeout_at(until, page.execute(params))
+        .await
+        .map_err(|_| "the browser took too long".to_string())?
+        .map_err(|e| e.to_string())?;
+    base64::engine::general_purpose::STANDARD
+        .decode(AsRef::<str>::as_ref(&shot.result.data))
+        .map_err(|e| e.to_string())
 }
 
 /// Why a held response must not go on: a download known from its headers (the HTTP

@@ -41,13 +41,15 @@ pub trait Engine: Send + Sync + 'static {
     fn browser_of(page: &Self::Page) -> &Arc<Self::Browser>;
     fn proxy_of(page: &Self::Page) -> SocketAddr;
     fn identity_of(page: &Self::Page) -> &Identity;
-    /// Loads `url` in `page` and watches it ([`cdp::watch`]).
+    /// Loads `url` in `page` and watches it ([`cdp::watch`]); a page that settles where it
+    /// is gets its screenshot when `screenshot_bytes` asks for one.
     fn run(
         &self,
         page: Self::Page,
         url: &str,
         settle: Duration,
         deadline: Instant,
+        screenshot_bytes: Option<usize>,
     ) -> Result<Visit, Broken>;
 }
 
@@ -240,7 +242,10 @@ impl<E: Engine> Driver for Pool<E> {
             let browser = E::browser_of(&page).clone();
             // The visit's own clock starts here, as its page starts loading.
             let deadline = timing.visit_deadline();
-            match self.engine.run(page, url, timing.settle, deadline) {
+            match self
+                .engine
+                .run(page, url, timing.settle, deadline, timing.screenshot_bytes)
+            {
                 Ok(v) => return Ok(v),
                 Err(Broken(why)) => {
                     tracing::warn!("a browser visit failed ({why}); checking Chromium");

@@ -113,6 +113,7 @@ impl Resolver {
         hop.status = Some(resp.status);
         hop.ip = resp.peer.map(|p| p.ip().to_string());
         hop.content_type = resp.content_type().map(str::to_string);
+        hop.http = Some(Box::new(resp.record.clone()));
         if let Some(why) = &resp.download {
             hop.reason = Some(format!("download: {why}; body not fetched"));
             return Step::End(Outcome::Download, None);
@@ -128,6 +129,8 @@ impl Resolver {
             budget: self.hop_timeout.min(remaining),
             remaining,
             profile,
+            landing_evidence: (200..300).contains(&resp.status)
+                && resp.content_type().is_none_or(|t| t.contains("html")),
         };
         self.find_next(&page, hop, spent, &visitor.way.finders)
             .await
@@ -152,6 +155,9 @@ impl Resolver {
                 });
             }
             hop.blocked_requests.extend(finding.blocked_requests);
+            if finding.screenshot.is_some() {
+                hop.screenshot = finding.screenshot;
+            }
             if let Some(error) = finding.error {
                 let outcome = if error.kind == ErrorKind::Timeout {
                     Outcome::Timeout

@@ -385,6 +385,8 @@ impl Resolver {
             error: None,
             resolved_at: Some(rfc3339(started_ms)),
             elapsed_ms: None,
+            evidence: None,
+            screenshot: None,
         };
         // URL -> index of the hop that first visited it.
         let mut seen: HashMap<String, usize> = HashMap::new();
@@ -439,6 +441,10 @@ impl Resolver {
             via = next_via;
         }
         trace.elapsed_ms = Some(began.elapsed().as_millis() as u64);
+        let shot = trace.hops.last_mut().and_then(|h| h.screenshot.take());
+        if let Some(png) = shot.filter(|_| trace.outcome == Outcome::Landed) {
+            trace.set_screenshot(png);
+        }
         trace.finish();
         trace
     }

@@ -177,6 +177,13 @@ pub struct ResolveArgs {
     /// another profile, not cached or stored.
     #[arg(long, value_name = "POINT", default_value = crate::chain::DIRECT)]
     pub via: String,
+    /// Take a screenshot of each landing page (as `browser.screenshots = true`) and write
+    /// it to DIR as `<final host>-<sha256 prefix>.png`.
+    #[arg(long, value_name = "DIR")]
+    pub screenshot: Option<std::path::PathBuf>,
+    /// Write the HTTP records of every chain to FILE as HAR 1.2 (a page per link).
+    #[arg(long, value_name = "FILE")]
+    pub har: Option<std::path::PathBuf>,
     /// URLs to resolve (defanged forms accepted); `-` reads one URL a line from stdin.
     #[arg(required = true, value_name = "URL")]
     pub urls: Vec<String>,

@@ -12,7 +12,11 @@ use crate::trace::Trace;
 use super::*;
 
 pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
-    let config = args.config.load()?;
+    let mut config = args.config.load()?;
+    if let Some(dir) = &args.screenshot {
+        config.browser.screenshots = true;
+        std::fs::create_dir_all(dir).with_context(|| format!("--screenshot {}", dir.display()))?;
+    }
     let store = match args.no_store {
         true => None,
         false => Some(Store::open(&config.storage).await?),
@@ -36,6 +40,7 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
     // `concurrency` slots while it runs. Results come back in input order; finished ones may
     // wait for an earlier slow one in a window four times that size, so one slow link does
     // not stop new ones from starting (nor does a flush of the store by the printer).
+    let mut evidence = Evidence::new(&args, store.clone());
     let inputs = read_inputs(args.urls, concurrency);
     let window = concurrency.saturating_mul(4);
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency));
@@ -78,6 +83,7 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
             store.flush().await?;
         }
         for trace in ready.drain(..) {
+            evidence.keep(&trace).await?;
             if args.json {
                 serde_json::to_writer(&mut out, &trace)?;
                 out.write_all(b"\n")?;
@@ -88,5 +94,69 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
         out.flush()?;
     }
     producer.await.context("the resolution task failed")??;
+    evidence.finish()?;
     Ok(())
+}
+
+/// What `--screenshot DIR` and `--har FILE` write as the Traces come.
+struct Evidence {
+    dir: Option<std::path::PathBuf>,
+    har: Option<(std::path::PathBuf, Vec<Trace>)>,
+    store: Option<Store>,
+}
+
+impl Evidence {
+    fn new(args: &ResolveArgs, store: Option<Store>) -> Evidence {
+        Evidence {
+            dir: args.screenshot.clone(),
+            har: args.har.clone().map(|f| (f, Vec::new())),
+            store,
+        }
+    }
+
+    /// Writes `trace`'s screenshot (from the Trace, or from the store for a cached one) and
+    /// keeps it for the HAR.
+    async fn keep(&mut self, trace: &Trace) -> anyhow::Result<()> {
+        if let Some(dir) = &self.dir {
+            let sha = trace
+                .evidence
+                .as_ref()
+                .and_then(|e| e.screenshot_sha256.clone());
+            let png = match (&trace.screenshot, &sha, &self.store) {
+                (Some(png), _, _) => Some(png.clone()),
+                (None, Some(sha), Some(store)) => store.screenshot(sha).await?,
+                _ => None,
+            };
+            if let (Some(png), Some(sha)) = (png, sha) {
+                let host: String = trace
+                    .final_host
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                let path = dir.join(format!("{host}-{}.png", &sha[..16.min(sha.len())]));
+                std::fs::write(&path, &png)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("screenshot of {}: {}", trace.input, path.display());
+            }
+        }
+        if let Some((_, traces)) = &mut self.har {
+            traces.push(trace.clone());
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        if let Some((file, traces)) = self.har {
+            let refs: Vec<&Trace> = traces.iter().collect();
+            let bytes = serde_json::to_vec_pretty(&crate::har::har(&refs))?;
+            std::fs::write(&file, bytes).with_context(|| format!("--har {}", file.display()))?;
+        }
+        Ok(())
+    }
 }

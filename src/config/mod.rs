@@ -184,6 +184,11 @@ pub struct Browser {
     pub launch_timeout_ms: u64,
     /// Bytes one page visit may move through its proxy, over all its connections.
     pub max_page_bytes: u64,
+    /// Take a screenshot of each landing page (an HTML page the chain ends on), in the same
+    /// sandboxed browser, proxy and identity: a browser visit per landed chain.
+    pub screenshots: bool,
+    /// A screenshot larger than this (PNG bytes) is not kept.
+    pub max_screenshot_bytes: u64,
 }
 
 /// The CDP crate that drives Chromium. chromiumoxide is the only one kept: headless_chrome
@@ -205,6 +210,8 @@ impl Default for Browser {
             driver: DriverKind::Chromiumoxide,
             launch_timeout_ms: 10_000,
             max_page_bytes: 8 << 20,
+            screenshots: false,
+            max_screenshot_bytes: 2 << 20,
         }
     }
 }

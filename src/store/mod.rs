@@ -63,6 +63,9 @@ pub trait Traces: Send + Sync {
     }
     /// The inputs whose chains ended on `domain`.
     async fn domain_inputs(&self, domain: &str) -> Result<Vec<String>, StoreError>;
+    /// A landing page's screenshot (PNG) by its SHA-256, as a Trace's evidence names it;
+    /// stored with that Trace by [`Traces::put`].
+    async fn screenshot(&self, sha256: &str) -> Result<Option<bytes::Bytes>, StoreError>;
 }
 
 /// The watchlist, each link's observations, the events raised, and small counters.

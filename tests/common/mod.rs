@@ -23,6 +23,7 @@ use serde_json::Value;
 
 pub mod db;
 pub mod proxies;
+pub mod tools;
 
 // ---------------------------------------------------------------- DNS
 

@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("0001_init.sql")),
     (2, include_str!("0002_repository_revisions.sql")),
     (3, include_str!("0003_watch_visitors.sql")),
+    (4, include_str!("0004_screenshots.sql")),
 ];
 
 /// Any fixed number: the advisory lock replicas take while migrating.
@@ -191,6 +192,9 @@ const PUT_TRACE: &str = "
 WITH t AS (
     INSERT INTO traces (key, stored_at_ms, trace) VALUES ($1, $2, $3)
     ON CONFLICT (key) DO UPDATE SET stored_at_ms = EXCLUDED.stored_at_ms, trace = EXCLUDED.trace
+), shot AS (
+    INSERT INTO screenshots (sha256, png) SELECT $7::text, $8::bytea WHERE $7::text IS NOT NULL
+    ON CONFLICT DO NOTHING
 ), link AS (
     INSERT INTO domain_inputs (domain, input) SELECT $4::text, $1 WHERE $4::text IS NOT NULL
     ON CONFLICT DO NOTHING RETURNING 1
@@ -232,12 +236,35 @@ impl Traces for PgStore {
             .map(|h| h.labels.clone())
             .unwrap_or_default();
         let now = crate::trace::rfc3339(now_ms);
+        let shot = trace.screenshot.as_deref().and_then(|png| {
+            let sha = trace.evidence.as_ref()?.screenshot_sha256.clone()?;
+            Some((sha, png))
+        });
+        let (sha, png) = (shot.as_ref().map(|s| s.0.clone()), shot.map(|s| s.1));
         self.execute(
             PUT_TRACE,
-            &[&key, &ms(now_ms), &Json(trace), &landing, &now, &labels],
+            &[
+                &key,
+                &ms(now_ms),
+                &Json(trace),
+                &landing,
+                &now,
+                &labels,
+                &sha,
+                &png,
+            ],
         )
         .await
         .map(|_| ())
+    }
+
+    async fn screenshot(&self, sha256: &str) -> Result<Option<bytes::Bytes>, StoreError> {
+        let rows = self
+            .query("SELECT png FROM screenshots WHERE sha256 = $1", &[&sha256])
+            .await?;
+        Ok(rows
+            .first()
+            .map(|r| bytes::Bytes::from(r.get::<_, Vec<u8>>(0))))
     }
 
     async fn flush(&self) -> Result<(), StoreError> {

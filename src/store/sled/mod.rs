@@ -40,9 +40,7 @@ const CACHE_BYTES: u64 = 128 << 20;
 #[derive(Clone)]
 pub struct SledStore {
     db: ::sled::Db,
-    traces: ::sled::Tree,
-    domains: ::sled::Tree,
-    domain_inputs: ::sled::Tree,
+    trees: TraceTrees,
     /// Scanned repositories (`namespace/name` -> the scan's record), for resuming a scan and
     /// for campaigns.
     repositories: ::sled::Tree,
@@ -57,6 +55,16 @@ pub struct SledStore {
     durability: Arc<GroupCommit>,
     /// Repository writes since opening (see `Repositories::repositories_version`).
     repositories_version: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// What one batch of Traces writes, together: the Traces, the landing-domain index (domain
+/// -> record, and domain NUL input -> ()), and screenshots by SHA-256.
+#[derive(Clone)]
+struct TraceTrees {
+    traces: ::sled::Tree,
+    domains: ::sled::Tree,
+    domain_inputs: ::sled::Tree,
+    screenshots: ::sled::Tree,
 }
 
 /// Group commit: writers queue what they want written and the first one to get the turn
@@ -87,6 +95,8 @@ struct TraceWrite {
     record: Vec<u8>,
     /// The registrable landing domain, the final hop's labels and when it was stored.
     landing: Option<(String, Vec<String>, String)>,
+    /// The landing page's screenshot, by its SHA-256.
+    screenshot: Option<(String, bytes::Bytes)>,
 }
 
 impl SledStore {
@@ -110,9 +120,12 @@ impl SledStore {
                 },
             })?;
         Ok(SledStore {
-            traces: db.open_tree("traces")?,
-            domains: db.open_tree("domains")?,
-            domain_inputs: db.open_tree("domain_inputs")?,
+            trees: TraceTrees {
+                traces: db.open_tree("traces")?,
+                domains: db.open_tree("domains")?,
+                domain_inputs: db.open_tree("domain_inputs")?,
+                screenshots: db.open_tree("screenshots")?,
+            },
             repositories: db.open_tree("repositories")?,
             watches: db.open_tree("watches")?,
             watch_due: db.open_tree("watch_due")?,
@@ -146,15 +159,10 @@ impl SledStore {
             return r;
         }
         let batch = std::mem::take(&mut *lock(&gc.queue));
-        let (traces, domains, inputs, db) = (
-            self.traces.clone(),
-            self.domains.clone(),
-            self.domain_inputs.clone(),
-            self.db.clone(),
-        );
+        let (trees, db) = (self.trees.clone(), self.db.clone());
         let batch = tokio::task::spawn_blocking(move || {
             let writes: Vec<&TraceWrite> = batch.iter().filter_map(|q| q.trace.as_ref()).collect();
-            let r = write_traces(&traces, &domains, &inputs, &writes)
+            let r = write_traces(&trees, &writes)
                 .and_then(|()| db.flush().map(drop).map_err(StoreError::from));
             // A writer that was cancelled meanwhile no longer listens; its write stands.
             for done in batch.into_iter().filter_map(|q| q.done) {
@@ -204,29 +212,38 @@ fn trace_write(key: &str, trace: &Trace, now_ms: u64) -> Result<TraceWrite, Stor
             .unwrap_or_default();
         (domain, labels, crate::trace::rfc3339(now_ms))
     });
+    let screenshot = trace.screenshot.clone().and_then(|png| {
+        let sha = trace.evidence.as_ref()?.screenshot_sha256.clone()?;
+        Some((sha, png))
+    });
     Ok(TraceWrite {
         key: key.to_string(),
         record,
         landing,
+        screenshot,
     })
 }
 
 /// Writes a batch of Traces and their landing-domain index entries in one transaction (all or
 /// none), each domain's record read and written once however many Traces landed on it.
-fn write_traces(
-    traces: &::sled::Tree,
-    domains: &::sled::Tree,
-    inputs: &::sled::Tree,
-    writes: &[&TraceWrite],
-) -> Result<(), StoreError> {
+fn write_traces(trees: &TraceTrees, writes: &[&TraceWrite]) -> Result<(), StoreError> {
     if writes.is_empty() {
         return Ok(());
     }
-    let result: Result<(), TransactionError<String>> =
-        (traces, domains, inputs).transaction(|(traces, domains, inputs)| {
+    let result: Result<(), TransactionError<String>> = (
+        &trees.traces,
+        &trees.domains,
+        &trees.domain_inputs,
+        &trees.screenshots,
+    )
+        .transaction(|(traces, domains, inputs, shots)| {
             let mut touched: HashMap<&str, DomainRecord> = HashMap::new();
             for w in writes {
                 traces.insert(w.key.as_bytes(), w.record.as_slice())?;
+                // By content: a Trace names its screenshot by hash, and equal ones are kept once.
+                if let Some((sha, png)) = &w.screenshot {
+                    shots.insert(sha.as_bytes(), png.as_ref())?;
+                }
                 let Some((domain, labels, now)) = &w.landing else {
                     continue;
                 };
@@ -278,7 +295,7 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[async_trait]
 impl Traces for SledStore {
     async fn latest(&self, key: &str) -> Result<Option<(Trace, u64)>, StoreError> {
-        match self.traces.get(key.as_bytes())? {
+        match self.trees.traces.get(key.as_bytes())? {
             Some(bytes) => {
                 let s: Stored<Trace> = serde_json::from_slice(&bytes)
                     .map_err(|e| StoreError::Corrupt(format!("trace {key}: {e}")))?;
@@ -303,18 +320,30 @@ impl Traces for SledStore {
         self.make_durable().await
     }
     async fn domain(&self, domain: &str) -> Result<Option<DomainRecord>, StoreError> {
-        match self.domains.get(domain.to_ascii_lowercase().as_bytes())? {
+        match self
+            .trees
+            .domains
+            .get(domain.to_ascii_lowercase().as_bytes())?
+        {
             Some(b) => Ok(Some(decode(&b, "domain")?)),
             None => Ok(None),
         }
     }
     async fn domains(&self) -> Result<Vec<DomainRecord>, StoreError> {
-        decode_all(&self.domains, "domain")
+        decode_all(&self.trees.domains, "domain")
+    }
+    async fn screenshot(&self, sha256: &str) -> Result<Option<bytes::Bytes>, StoreError> {
+        Ok(self
+            .trees
+            .screenshots
+            .get(sha256.as_bytes())?
+            .map(|v| bytes::Bytes::copy_from_slice(&v)))
     }
     async fn domain_inputs(&self, domain: &str) -> Result<Vec<String>, StoreError> {
         let mut prefix = domain.to_ascii_lowercase().into_bytes();
         prefix.push(0);
-        self.domain_inputs
+        self.trees
+            .domain_inputs
             .scan_prefix(&prefix)
             .keys()
             .map(|k| Ok(String::from_utf8_lossy(&k?[prefix.len()..]).into_owned()))

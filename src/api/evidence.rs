@@ -1,0 +1,66 @@
+//! `/v1/har` and `/v1/screenshot`: the evidence kept with a stored Trace — its HTTP records as
+//! HAR 1.2, and its landing page's screenshot.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::Response;
+use http::{header, HeaderValue, StatusCode};
+
+use super::extract::Params;
+use super::{json_response, Api, ApiError};
+use crate::trace::Trace;
+
+impl Api {
+    /// The stored Trace of the `url` parameter; 404 when there is none.
+    pub(super) async fn stored_trace(&self, q: &Params) -> Result<Trace, ApiError> {
+        let url = q.required("url")?;
+        let key = crate::input::parse_input(&url)
+            .map_err(|e| ApiError::bad_request(format!("url: {e}")))?;
+        let (mut trace, _) = self
+            .store
+            .latest(key.as_str())
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no trace stored for {url}")))?;
+        trace.cached = true;
+        Ok(trace)
+    }
+}
+
+pub async fn har(State(api): State<Arc<Api>>, q: Params) -> Result<Response, ApiError> {
+    let trace = api.stored_trace(&q).await?;
+    let mut resp = json_response(StatusCode::OK, &crate::har::har(&[&trace]));
+    resp.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"hoptrace.har\""),
+    );
+    Ok(resp)
+}
+
+/// The PNG, served as an image that cannot become anything else: no sniffing, no script.
+pub async fn screenshot(State(api): State<Arc<Api>>, q: Params) -> Result<Response, ApiError> {
+    let trace = api.stored_trace(&q).await?;
+    let none = || ApiError::not_found(format!("no screenshot of {}", trace.input));
+    let sha = trace
+        .evidence
+        .as_ref()
+        .and_then(|e| e.screenshot_sha256.as_deref())
+        .ok_or_else(none)?;
+    let png = api.store.screenshot(sha).await?.ok_or_else(none)?;
+    let mut resp = Response::new(axum::body::Body::from(png));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=86400, immutable"),
+    );
+    Ok(resp)
+}
