@@ -223,6 +223,26 @@ fn undo_brackets(text: &str, table: &[(&str, &str)]) -> String {
     out
 }
 
+/// A URL made safe to paste into a report or a chat: `hxxp(s)://` and every dot of the host
+/// as `[.]`, so nothing turns it into a link. [`refang`] undoes it.
+pub fn defang(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (s, r),
+        None => return url.replace('.', "[.]"),
+    };
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "http" => "hxxp".to_string(),
+        "https" => "hxxps".to_string(),
+        other => other.to_string(),
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    format!(
+        "{scheme}://{}{}",
+        rest[..end].replace('.', "[.]"),
+        &rest[end..]
+    )
+}
+
 /// Undoes the usual ways of defanging a URL so it can be parsed: `hxxp(s)`, `[.]`, `(.)`,
 /// `{.}`, `[dot]`, `[://]`, `[:]//`, `[:]`. Text that was never defanged comes back unchanged.
 pub fn refang(input: &str) -> String {
@@ -299,6 +319,21 @@ pub fn html_unescape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn defang_and_back() {
+        for url in [
+            "http://rd.lesac.ru/go?x=a.b",
+            "https://cdn.failhostingpolp.ru:8443/setup.exe#f.g",
+            "http://[::1]/",
+        ] {
+            assert_eq!(refang(&defang(url)), url);
+        }
+        assert_eq!(
+            defang("https://a.b.example/p.q"),
+            "hxxps://a[.]b[.]example/p.q"
+        );
+    }
 
     #[test]
     fn refang_forms() {

@@ -88,7 +88,10 @@ impl CertSummary {
         let time = |t: x509_parser::time::ASN1Time| {
             let secs = t.timestamp();
             match secs >= 0 {
-                true => crate::trace::rfc3339(secs as u64 * 1000),
+                true => humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64),
+                )
+                .to_string(),
                 false => t.to_string(),
             }
         };

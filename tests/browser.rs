@@ -10,8 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::*;
-use hoptrace::browser::oxide::Oxide;
-use hoptrace::browser::{Driver, Identity};
+use hoptrace::browser::Driver;
 use hoptrace::chain::Resolver;
 use hoptrace::config::Config;
 use hoptrace::trace::{Outcome, Trace, Via};
@@ -220,23 +219,6 @@ fn stall_port() -> u16 {
     })
 }
 
-/// The one Chromium of this file, started on first use.
-fn browser() -> Arc<Oxide> {
-    static BROWSER: OnceLock<Arc<Oxide>> = OnceLock::new();
-    BROWSER
-        .get_or_init(|| {
-            let oxide = Oxide::new(
-                std::path::Path::new(""),
-                Identity::from_config(&Config::default().http),
-            );
-            oxide
-                .available()
-                .expect("Chromium is installed (scripts/setup installs it)");
-            Arc::new(oxide)
-        })
-        .clone()
-}
-
 /// The tests of this file take turns on the one browser.
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -254,7 +236,7 @@ async fn browser_env(hosts: &[&str]) -> TestEnv {
 }
 
 fn resolver(config: &Config) -> Resolver {
-    Resolver::with_driver(config, None, Some(browser() as Arc<dyn Driver>)).unwrap()
+    Resolver::with_driver(config, None, Some(shared_browser() as Arc<dyn Driver>)).unwrap()
 }
 
 async fn resolve_with(r: &Resolver, url: &str) -> Trace {
@@ -601,7 +583,7 @@ async fn bad_pages_and_a_failing_browser_end_cleanly() {
     })
     .await;
     let p = srv.port();
-    let chromium = browser();
+    let chromium = shared_browser();
     let r = resolver(&env.config);
     let works = |label: &'static str| {
         let r = &r;

@@ -9,9 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use hoptrace::browser::{oxide::Oxide, Driver, Identity};
+use hoptrace::browser::Driver;
 use hoptrace::chain::Resolver;
-use hoptrace::config::Config;
 use hoptrace::trace::Outcome;
 
 const LANDING: &str = r#"<!doctype html><html><head><title>Sign in &amp; verify</title></head>
@@ -20,23 +19,6 @@ const LANDING: &str = r#"<!doctype html><html><head><title>Sign in &amp; verify<
 <img src="/payload.exe" width="10" height="10">
 <script>fetch('/payload.exe').catch(function(){});</script>
 </body></html>"#;
-
-/// The one Chromium of this file.
-fn browser() -> Arc<Oxide> {
-    static BROWSER: std::sync::OnceLock<Arc<Oxide>> = std::sync::OnceLock::new();
-    BROWSER
-        .get_or_init(|| {
-            let oxide = Oxide::new(
-                std::path::Path::new(""),
-                Identity::from_config(&Config::default().http),
-            );
-            oxide
-                .available()
-                .expect("Chromium is installed (scripts/setup installs it)");
-            Arc::new(oxide)
-        })
-        .clone()
-}
 
 /// The PNG's width and height, from its header.
 fn png_size(png: &[u8]) -> (u32, u32) {
@@ -88,7 +70,7 @@ async fn a_landed_page_has_its_screenshot_and_a_download_none() {
     let r = Resolver::with_driver(
         &env.config,
         Some(store.clone()),
-        Some(browser() as Arc<dyn Driver>),
+        Some(shared_browser() as Arc<dyn Driver>),
     )
     .unwrap();
     let base = format!("http://login.test:{}", srv.port());
@@ -150,4 +132,62 @@ async fn a_landed_page_has_its_screenshot_and_a_download_none() {
     // An error page is where the chain ended, but not a page worth a picture.
     let gone = r.resolve(&format!("{base}/nothing"), false).await;
     assert!(gone.screenshot.is_none(), "{gone:#?}");
+}
+
+/// `hoptrace resolve --screenshot DIR --har FILE`: the landing page's picture in DIR, the
+/// chains' records in FILE (a page per link), whatever `browser.screenshots` says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolve_writes_screenshots_and_a_har() {
+    let mut env = TestEnv::new().await;
+    env.config.browser.enabled = true;
+    env.config.limits.hop_timeout_ms = 10_000;
+    env.config.limits.total_timeout_ms = 30_000;
+    env.dns.set("login.test", &["127.0.0.1"]);
+    let srv = Server::start("127.0.0.1", |req| async move {
+        match req.uri().path() {
+            "/start" => redirect(302, b"/landing"),
+            _ => html(LANDING),
+        }
+    })
+    .await;
+    let cfg = env.write_config("");
+    let dir = env.dir.path().join("shots");
+    let har = env.dir.path().join("chains.har");
+    let start = format!("http://login.test:{}/start", srv.port());
+    let other = format!("http://login.test:{}/other", srv.port());
+    let (out, err, ok) = run_hoptrace(&[
+        "resolve",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--screenshot",
+        dir.to_str().unwrap(),
+        "--har",
+        har.to_str().unwrap(),
+        &start,
+        &other,
+    ]);
+    assert!(ok, "{out}\n{err}");
+    let shots: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    // Both links land on the same page: one picture, named by its host and hash, twice said.
+    assert_eq!(shots.len(), 1, "{shots:?}\n{err}");
+    let name = shots[0].file_name().unwrap().to_str().unwrap().to_string();
+    assert!(
+        name.starts_with("login.test-") && name.ends_with(".png"),
+        "{name}"
+    );
+    assert_eq!(png_size(&std::fs::read(&shots[0]).unwrap()).0, 1366);
+    assert_eq!(err.matches("screenshot of").count(), 2, "{err}");
+    let har: serde_json::Value = serde_json::from_slice(&std::fs::read(&har).unwrap()).unwrap();
+    let entries = common::tools::check_har(&har);
+    assert_eq!(
+        entries,
+        vec![
+            format!("page_1 {start} 302"),
+            format!("page_1 http://login.test:{}/landing 200", srv.port()),
+            format!("page_2 {other} 200"),
+        ]
+    );
 }

@@ -27,31 +27,52 @@ pub async fn campaigns(State(api): State<Arc<Api>>, q: Params) -> Result<Respons
     let min = q.number("min_repositories", 2, usize::MAX)?;
     let limit = q.number("limit", 100, 1000)?;
     let offset = q.number("offset", 0, usize::MAX)?;
-    // Clustering reads every repository: done again only when one was written since.
-    let version = api.store.repositories_version().await?;
-    let cached = api
-        .campaigns
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone()
-        .filter(|c| c.version == version && c.min == min);
-    let all = match cached {
-        Some(c) => c.campaigns,
-        None => {
-            let records = api.store.repositories().await?;
-            let campaigns = Arc::new(crate::campaigns::cluster(records, min));
-            *api.campaigns.lock().unwrap_or_else(|p| p.into_inner()) = Some(Campaigns {
-                version,
-                min,
-                campaigns: campaigns.clone(),
-            });
-            campaigns
-        }
-    };
+    let all = api.campaigns(min).await?;
     Ok(page("campaigns", all.as_slice(), offset, limit))
 }
 
+impl Api {
+    /// Every campaign of at least `min` repositories, largest first. Clustering reads every
+    /// repository: done again only when one was written since (by any process).
+    pub(super) async fn campaigns(
+        &self,
+        min: usize,
+    ) -> Result<Arc<Vec<crate::campaigns::Campaign>>, ApiError> {
+        let version = self.store.repositories_version().await?;
+        let cached = self
+            .campaigns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .filter(|c| c.version == version && c.min == min);
+        if let Some(c) = cached {
+            return Ok(c.campaigns);
+        }
+        let records = self.store.repositories().await?;
+        let campaigns = Arc::new(crate::campaigns::cluster(records, min));
+        *self.campaigns.lock().unwrap_or_else(|p| p.into_inner()) = Some(Campaigns {
+            version,
+            min,
+            campaigns: campaigns.clone(),
+        });
+        Ok(campaigns)
+    }
+}
+
 pub async fn list(State(api): State<Arc<Api>>, q: Params) -> Result<Response, ApiError> {
+    let query = domain_query(&q, 100)?;
+    let offset = query.offset;
+    let page = api.store.domains_page(&query).await?;
+    let next = (offset + page.domains.len() < page.total).then_some(offset + page.domains.len());
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"domains": page.domains, "total": page.total, "next_offset": next}),
+    ))
+}
+
+/// The page of the landing-domain index that `sort`, `order`, `offset` and `limit` ask for
+/// (`limit` defaults to `default_limit`).
+pub(super) fn domain_query(q: &Params, default_limit: usize) -> Result<DomainQuery, ApiError> {
     let sort = match q.get("sort").as_deref() {
         None | Some("inputs") => DomainSort::Inputs,
         Some("last_seen") => DomainSort::LastSeen,
@@ -63,7 +84,7 @@ pub async fn list(State(api): State<Arc<Api>>, q: Params) -> Result<Response, Ap
             )))
         }
     };
-    let limit = q.number("limit", 100, 1000)?;
+    let limit = q.number("limit", default_limit, 1000)?;
     let offset = q.number("offset", 0, usize::MAX)?;
     if limit == 0 {
         return Err(ApiError::bad_request("limit must be between 1 and 1000"));
@@ -79,18 +100,12 @@ pub async fn list(State(api): State<Arc<Api>>, q: Params) -> Result<Response, Ap
             )))
         }
     };
-    let query = DomainQuery {
+    Ok(DomainQuery {
         sort,
         descending,
         offset,
         limit,
-    };
-    let page = api.store.domains_page(&query).await?;
-    let next = (offset + page.domains.len() < page.total).then_some(offset + page.domains.len());
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"domains": page.domains, "total": page.total, "next_offset": next}),
-    ))
+    })
 }
 
 /// One landing domain with the inputs that reached it.

@@ -43,7 +43,7 @@ impl<T: serde::de::DeserializeOwned> FromRequest<Arc<Api>> for JsonBody<T> {
     }
 }
 
-async fn read_body(
+pub(super) async fn read_body(
     req: Request,
     max: usize,
     limit: std::time::Duration,

@@ -23,7 +23,10 @@ pub async fn observe(State(api): State<Arc<Api>>, req: Request, next: Next) -> R
         req.uri().path().to_string(),
         Peer::of(&req),
     );
-    let route = route_of(&method, &path).unwrap_or(Route::Unknown);
+    let route = route_of(&method, &path).unwrap_or(match path.starts_with("/ui") {
+        true => Route::Ui,
+        false => Route::Unknown,
+    });
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
     let took = started.elapsed();
@@ -101,7 +104,11 @@ impl Api {
 
     /// Per client: its token, else its address. (The key is only built with a limit on.) A
     /// token is known by its SHA-256 alone, so no token is written to a shared Redis.
-    async fn rate_limit(&self, token: Option<&str>, peer: IpAddr) -> Result<(), ApiError> {
+    pub(super) async fn rate_limit(
+        &self,
+        token: Option<&str>,
+        peer: IpAddr,
+    ) -> Result<(), ApiError> {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };

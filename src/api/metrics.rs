@@ -37,6 +37,8 @@ pub enum Route {
     Health,
     Metrics,
     OpenApi,
+    /// The web view (`/ui/...`).
+    Ui,
     Unknown,
 }
 

@@ -25,6 +25,7 @@ mod ops;
 mod resolve;
 mod scan;
 mod serve;
+pub mod ui;
 mod watch;
 
 pub use error::ApiError;
@@ -187,6 +188,8 @@ pub struct Api {
     campaigns: std::sync::Mutex<Option<domains::Campaigns>>,
     /// What every connection is held to.
     pub conn_limits: conn::ConnLimits,
+    /// The web view's session and CSRF keys (from the tokens).
+    ui_keys: ui::session::Keys,
 }
 
 impl Api {
@@ -216,12 +219,14 @@ impl Api {
         if let Some(shared) = resolver.shared() {
             metrics.register_shared(shared);
         }
+        let tokens: Vec<Vec<u8>> = s.api_tokens.iter().map(|t| t.as_bytes().to_vec()).collect();
         Api {
+            ui_keys: ui::session::Keys::new(&tokens),
+            tokens,
             resolver,
             watcher,
             closing: tokio::sync::watch::channel(false).0,
             store,
-            tokens: s.api_tokens.iter().map(|t| t.as_bytes().to_vec()).collect(),
             max_body: s.max_request_bytes as usize,
             limiter,
             admission: Arc::new(Semaphore::new(concurrency + s.max_queue as usize)),
@@ -255,6 +260,7 @@ impl Api {
             router = router.route(r.path, endpoint);
         }
         router
+            .merge(ui::router(self))
             .fallback(ops::not_found)
             .method_not_allowed_fallback(ops::method_not_allowed)
             .layer(tower_http::catch_panic::CatchPanicLayer::custom(

@@ -720,3 +720,22 @@ pub fn write_bench_json(name: &str, json: &serde_json::Value) {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(name), serde_json::to_string_pretty(json).unwrap()).unwrap();
 }
+
+/// The one Chromium of a test binary, started on first use (its tests share it).
+pub fn shared_browser() -> std::sync::Arc<hoptrace::browser::oxide::Oxide> {
+    use hoptrace::browser::Driver;
+    static BROWSER: std::sync::OnceLock<std::sync::Arc<hoptrace::browser::oxide::Oxide>> =
+        std::sync::OnceLock::new();
+    BROWSER
+        .get_or_init(|| {
+            let oxide = hoptrace::browser::oxide::Oxide::new(
+                std::path::Path::new(""),
+                hoptrace::browser::Identity::from_config(&Config::default().http),
+            );
+            oxide
+                .available()
+                .expect("Chromium is installed (scripts/setup installs it)");
+            std::sync::Arc::new(oxide)
+        })
+        .clone()
+}

@@ -1,0 +1,409 @@
+//! The web view at `/ui/`: resolve a link, look at its chain (hops, labels, screenshot,
+//! defanged URLs, JSON and HAR), a watched link's history, the landing-domain index and the
+//! campaigns. Server-rendered ([`pages`]), usable without script, under a strict
+//! Content-Security-Policy with no asset from elsewhere. With API tokens configured, a login
+//! form trades a token for a session cookie (HttpOnly, SameSite=Strict; [`session`]); every
+//! form that changes something carries a CSRF token bound to the session, and a POST from
+//! another site is refused by its `Origin` / `Sec-Fetch-Site` whatever it carries.
+
+mod pages;
+pub mod session;
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::middleware::{from_fn, from_fn_with_state, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use http::request::Parts;
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use maud::Markup;
+
+use super::extract::Params;
+use super::{Api, ApiError};
+use pages::Ctx;
+
+/// What every page of the view is held to: nothing from elsewhere, no inline script or style,
+/// no framing, forms only to itself.
+const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; \
+                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The view's routes (mounted beside the API's).
+pub fn router(api: &Arc<Api>) -> Router<Arc<Api>> {
+    let gated = Router::new()
+        .route("/ui/", get(home))
+        .route("/ui/resolve", post(resolve))
+        .route("/ui/trace", get(trace))
+        .route("/ui/trace.json", get(super::resolve::stored))
+        .route("/ui/har", get(super::evidence::har))
+        .route("/ui/screenshot", get(super::evidence::screenshot))
+        .route("/ui/history", get(history))
+        .route("/ui/domains", get(domains))
+        .route("/ui/domain", get(domain))
+        .route("/ui/campaigns", get(campaigns))
+        .route("/ui/watches", get(watches))
+        .route("/ui/watch", post(watch))
+        .route("/ui/logout", post(logout))
+        .route_layer(from_fn_with_state(api.clone(), gate));
+    Router::new()
+        .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
+        .route("/ui/login", get(login_form).post(login))
+        .route(
+            "/ui/app.css",
+            get(|| asset("text/css", include_str!("assets/app.css"))),
+        )
+        .route(
+            "/ui/app.js",
+            get(|| asset("text/javascript", include_str!("assets/app.js"))),
+        )
+        .merge(gated)
+        .layer(from_fn(secure_headers))
+}
+
+async fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut r = Response::new(axum::body::Body::from(body));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    r
+}
+
+async fn secure_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        // Not `no-referrer`: under it a browser sends `Origin: null` with the view's own forms.
+        (header::REFERRER_POLICY, "same-origin"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn now_secs() -> u64 {
+    crate::now_ms() / 1000
+}
+
+/// The session cookie of a request, if it is a valid one.
+fn session_of(api: &Api, headers: &HeaderMap) -> Option<String> {
+    let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
+    let value = session::cookie(cookies, session::COOKIE)?;
+    api.ui_keys
+        .valid(value, now_secs())
+        .then(|| value.to_string())
+}
+
+/// A page the view answers with its status.
+pub struct UiError {
+    status: StatusCode,
+    message: String,
+    ctx: Ctx,
+}
+
+impl IntoResponse for UiError {
+    fn into_response(self) -> Response {
+        let page = pages::error(&self.ctx, self.status.as_u16(), &self.message);
+        (self.status, html(page)).into_response()
+    }
+}
+
+fn html(page: Markup) -> Response {
+    let mut r = Response::new(axum::body::Body::from(page.into_string()));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
+}
+
+/// Who is looking: the page context (CSRF token, logged in or not) and the session.
+pub struct Viewer {
+    ctx: Ctx,
+}
+
+impl Viewer {
+    fn fail(&self, e: ApiError) -> UiError {
+        UiError {
+            status: e.status,
+            message: e.message,
+            ctx: Ctx {
+                csrf: self.ctx.csrf.clone(),
+                logged_in: self.ctx.logged_in,
+            },
+        }
+    }
+}
+
+impl FromRequestParts<Arc<Api>> for Viewer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        api: &Arc<Api>,
+    ) -> Result<Self, Self::Rejection> {
+        let session = session_of(api, &parts.headers);
+        Ok(Viewer {
+            ctx: Ctx {
+                csrf: api.ui_keys.csrf(session.as_deref()),
+                logged_in: session.is_some(),
+            },
+        })
+    }
+}
+
+/// With tokens configured, nothing but the login page without a session: a page is sent to
+/// the login form, anything else is 401.
+async fn gate(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response {
+    let no_ctx = || Ctx {
+        csrf: String::new(),
+        logged_in: false,
+    };
+    if !api.ui_keys.required() || session_of(&api, req.headers()).is_some() {
+        // The API's per-client limit, by address (a session is not a token).
+        if let Err(e) = api.rate_limit(None, super::extract::Peer::of(&req)).await {
+            let (status, message) = (e.status, e.message);
+            return UiError {
+                status,
+                message,
+                ctx: no_ctx(),
+            }
+            .into_response();
+        }
+        return next.run(req).await;
+    }
+    if req.method() == http::Method::GET && req.uri().path() != "/ui/screenshot" {
+        return Redirect::to("/ui/login").into_response();
+    }
+    let ctx = Ctx {
+        csrf: String::new(),
+        logged_in: false,
+    };
+    UiError {
+        status: StatusCode::UNAUTHORIZED,
+        message: "log in first".into(),
+        ctx,
+    }
+    .into_response()
+}
+
+/// A form POSTed from this site: urlencoded fields read within the API's body limits, the
+/// request's origin checked (a browser says where a POST comes from), and — with a login in
+/// force — the CSRF field checked against the session.
+pub struct Form {
+    fields: Vec<(String, String)>,
+}
+
+impl Form {
+    fn get(&self, name: &str) -> &str {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+}
+
+impl FromRequest<Arc<Api>> for Form {
+    type Rejection = UiError;
+
+    async fn from_request(req: Request, api: &Arc<Api>) -> Result<Self, UiError> {
+        let forbidden = |message: &str| UiError {
+            status: StatusCode::FORBIDDEN,
+            message: message.to_string(),
+            ctx: Ctx {
+                csrf: String::new(),
+                logged_in: false,
+            },
+        };
+        if !same_origin(req.headers()) {
+            return Err(forbidden("a form from another site is not accepted"));
+        }
+        let session = session_of(api, req.headers());
+        let login = req.uri().path() == "/ui/login";
+        let body = super::extract::read_body(req, api.max_body, api.conn_limits.body)
+            .await
+            .map_err(|e| forbidden(&e.message))?;
+        let form = Form {
+            fields: url::form_urlencoded::parse(&body).into_owned().collect(),
+        };
+        if !login && session.is_some() && !api.ui_keys.csrf_ok(session.as_deref(), form.get("csrf"))
+        {
+            return Err(forbidden(
+                "the form's CSRF token is missing or stale: reload the page",
+            ));
+        }
+        Ok(form)
+    }
+}
+
+/// Whether a request comes from this site, as the browser tells it: `Sec-Fetch-Site`
+/// `same-origin` or `none` (typed by the user) when sent, and an `Origin` naming this host
+/// when sent. (A client that sends neither is not a browser acting for someone else.)
+fn same_origin(h: &HeaderMap) -> bool {
+    let text = |name| h.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    if let Some(site) = text("sec-fetch-site") {
+        if site != "same-origin" && site != "none" {
+            return false;
+        }
+    }
+    match (text("origin"), text("host")) {
+        (Some(origin), Some(host)) => origin
+            .split_once("://")
+            .is_some_and(|(_, o)| o.eq_ignore_ascii_case(host)),
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
+
+async fn login_form(State(api): State<Arc<Api>>) -> Response {
+    match api.ui_keys.required() {
+        true => html(pages::login(None)),
+        false => Redirect::to("/ui/").into_response(),
+    }
+}
+
+async fn login(State(api): State<Arc<Api>>, form: Form) -> Response {
+    let Some(cookie) = api.ui_keys.login(form.get("token"), now_secs()) else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            html(pages::login(Some("wrong token"))),
+        )
+            .into_response();
+    };
+    let set = format!(
+        "{}={cookie}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}",
+        session::COOKIE,
+        session::LIFETIME_SECS
+    );
+    let mut r = Redirect::to("/ui/").into_response();
+    if let Ok(v) = HeaderValue::from_str(&set) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+async fn logout(_form: Form) -> Response {
+    let mut r = Redirect::to("/ui/login").into_response();
+    let clear = format!(
+        "{}=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0",
+        session::COOKIE
+    );
+    if let Ok(v) = HeaderValue::from_str(&clear) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+async fn home(v: Viewer) -> Response {
+    html(pages::home(&v.ctx, None, ""))
+}
+
+/// Resolves the link (defanged accepted; from the cache unless asked afresh) within the API's
+/// admission limits, then shows its chain.
+async fn resolve(State(api): State<Arc<Api>>, v: Viewer, form: Form) -> Response {
+    let url = form.get("url").trim().to_string();
+    let key = match crate::input::parse_input(&url) {
+        Ok(k) => k,
+        Err(e) => {
+            let page = pages::home(
+                &v.ctx,
+                Some(&format!("Not a link hoptrace can follow: {e}")),
+                &url,
+            );
+            return (StatusCode::BAD_REQUEST, html(page)).into_response();
+        }
+    };
+    let fresh = form.get("fresh") == "1";
+    let resolving = tokio::time::timeout(api.request_timeout, api.resolve_all(vec![url], fresh));
+    match resolving.await {
+        Ok(Ok(_)) => {
+            Redirect::to(&pages::link("/ui/trace", &[("url", key.as_str())])).into_response()
+        }
+        Ok(Err(e)) => v.fail(e).into_response(),
+        Err(_) => v
+            .fail(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout",
+                "the resolution took longer than server.request_timeout_ms; it may finish in the background: look again",
+            ))
+            .into_response(),
+    }
+}
+
+async fn trace(State(api): State<Arc<Api>>, v: Viewer, q: Params) -> Result<Response, UiError> {
+    let t = api.stored_trace(&q).await.map_err(|e| v.fail(e))?;
+    let watched = api
+        .store
+        .watch(&t.input)
+        .await
+        .map_err(|e| v.fail(e.into()))?
+        .is_some();
+    Ok(html(pages::trace(&v.ctx, &t, watched)))
+}
+
+async fn history(State(api): State<Arc<Api>>, v: Viewer, q: Params) -> Result<Response, UiError> {
+    let url = q.required("url").map_err(|e| v.fail(e))?;
+    let h = api
+        .watcher
+        .history(&url)
+        .await
+        .map_err(|e| v.fail(e.into()))?
+        .ok_or_else(|| v.fail(ApiError::not_found(format!("no observations of {url}"))))?;
+    Ok(html(pages::history(&v.ctx, &h)))
+}
+
+async fn domains(State(api): State<Arc<Api>>, v: Viewer, q: Params) -> Result<Response, UiError> {
+    let query = super::domains::domain_query(&q, 50).map_err(|e| v.fail(e))?;
+    let page = api
+        .store
+        .domains_page(&query)
+        .await
+        .map_err(|e| v.fail(e.into()))?;
+    let sort = q.get("sort").unwrap_or_else(|| "inputs".into());
+    Ok(html(pages::domains(&v.ctx, &page, &query, &sort)))
+}
+
+async fn domain(State(api): State<Arc<Api>>, v: Viewer, q: Params) -> Result<Response, UiError> {
+    let d = q.required("d").map_err(|e| v.fail(e))?.to_ascii_lowercase();
+    let fail = |e: crate::store::StoreError| v.fail(e.into());
+    let record = api.store.domain(&d).await.map_err(fail)?;
+    let record =
+        record.ok_or_else(|| v.fail(ApiError::not_found(format!("nothing landed on {d}"))))?;
+    let inputs = api.store.domain_inputs(&d).await.map_err(fail)?;
+    Ok(html(pages::domain(&v.ctx, &record, &inputs)))
+}
+
+async fn campaigns(State(api): State<Arc<Api>>, v: Viewer, q: Params) -> Result<Response, UiError> {
+    let offset = q.number("offset", 0, usize::MAX).map_err(|e| v.fail(e))?;
+    let limit = q.number("limit", 50, 1000).map_err(|e| v.fail(e))?.max(1);
+    let all = api.campaigns(2).await.map_err(|e| v.fail(e))?;
+    Ok(html(pages::campaigns(&v.ctx, &all, offset, limit)))
+}
+
+async fn watches(State(api): State<Arc<Api>>, v: Viewer) -> Result<Response, UiError> {
+    let list = api.watcher.list().await.map_err(|e| v.fail(e.into()))?;
+    Ok(html(pages::watches(&v.ctx, &list)))
+}
+
+async fn watch(State(api): State<Arc<Api>>, v: Viewer, form: Form) -> Result<Response, UiError> {
+    let every = match form.get("every").trim() {
+        "" => None,
+        n => Some(
+            n.parse::<u64>()
+                .map_err(|_| v.fail(ApiError::bad_request("every: a number of seconds")))?,
+        ),
+    };
+    api.watcher
+        .add(form.get("url"), every, Default::default())
+        .await
+        .map_err(|e| v.fail(e.into()))?;
+    Ok(Redirect::to("/ui/watches").into_response())
+}
