@@ -26,6 +26,21 @@ impl Observation {
         }
     }
 
+    /// A landed observation (for tests).
+    #[cfg(test)]
+    pub(crate) fn sample(at: &str, url: &str, host: &str) -> Observation {
+        Observation {
+            at: at.into(),
+            final_url: url.into(),
+            final_host: host.into(),
+            outcome: Outcome::Landed,
+            labels: vec![],
+            hop_hosts: vec![],
+            landing_labels: vec![],
+            cell: None,
+        }
+    }
+
     /// Whether it reached somewhere (a page or a file).
     fn landed(&self) -> bool {
         matches!(self.outcome, Outcome::Landed | Outcome::Download) && !self.final_host.is_empty()
@@ -162,14 +177,8 @@ mod tests {
 
     fn obs(at: &str, url: &str, host: &str, labels: &[&str]) -> Observation {
         Observation {
-            at: at.into(),
-            final_url: url.into(),
-            final_host: host.into(),
-            outcome: Outcome::Landed,
-            labels: vec![],
-            hop_hosts: vec![],
             landing_labels: labels.iter().map(|s| s.to_string()).collect(),
-            cell: None,
+            ..Observation::sample(at, url, host)
         }
     }
 

@@ -379,16 +379,7 @@ mod tests {
     /// The history marks where a visitor's final URL rotated and when a new host appeared.
     #[test]
     fn history_marks_rotation_and_new_hosts() {
-        let o = |at: &str, url: &str, host: &str| Observation {
-            at: at.into(),
-            final_url: url.into(),
-            final_host: host.into(),
-            outcome: Outcome::Landed,
-            labels: vec![],
-            hop_hosts: vec![],
-            landing_labels: vec![],
-            cell: None,
-        };
+        let o = Observation::sample;
         let obs = vec![
             o("t1", "http://a/1", "a"),
             o("t2", "http://a/2", "a"),
