@@ -19,6 +19,7 @@ pub mod decode;
 pub mod discover;
 pub mod download;
 pub mod egress;
+pub mod export;
 pub mod extract;
 pub mod fetch;
 pub mod har;

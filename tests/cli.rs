@@ -271,11 +271,21 @@ async fn every_config_error_names_its_key_and_exits_2() {
             "[labels]\nextra_files = [\"missing.txt\"]\n",
             "labels.extra_files",
         ),
+        // A malformed MISP warninglist (written below): its name and line.
+        (
+            "[labels]\nextra_files = [\"broken-list.json\"]\n",
+            "broken-list.json:3",
+        ),
         (
             "[tls]\nextra_ca_files = [\"missing.pem\"]\n",
             "tls.extra_ca_files",
         ),
     ];
+    std::fs::write(
+        dir.path().join("broken-list.json"),
+        "{\"name\": \"x\",\n \"type\": \"hostname\",\n \"list\": [\"a.example\" \"b.example\"]}",
+    )
+    .unwrap();
     for (i, (toml, key)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("c{i}.toml"));
         // [storage] twice would be its own error: add the path to the case's own section.

@@ -27,6 +27,7 @@ pub enum Route {
     Compare,
     Trace,
     Har,
+    Export,
     Screenshot,
     Campaigns,
     Watch,

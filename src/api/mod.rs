@@ -18,6 +18,7 @@ mod domains;
 mod error;
 mod events;
 mod evidence;
+mod export;
 mod extract;
 mod layers;
 pub mod metrics;
@@ -95,6 +96,9 @@ pub const ROUTES: &[RouteDef] = &[
     }),
     row("GET", "/v1/trace", Route::Trace, Guard::Client, || {
         get(resolve::stored)
+    }),
+    row("GET", "/v1/export", Route::Export, Guard::Client, || {
+        get(export::export)
     }),
     row("GET", "/v1/har", Route::Har, Guard::Client, || {
         get(evidence::har)

@@ -31,6 +31,9 @@ pub enum Command {
     /// Resolve one link as several visitors (client profiles) at once and say whether it is
     /// cloaked: where the chains part, and whether they end in different places.
     Compare(CompareArgs),
+    /// Write what the store holds as indicators for other platforms: a MISP event, a STIX
+    /// 2.1 bundle, CSV or text (one indicator a line).
+    Export(ExportArgs),
     /// Serve the HTTP API (see the README and GET /openapi.json).
     Serve(ServeArgs),
     /// Manage the watchlist of a running server: links re-resolved on a schedule, with their
@@ -86,6 +89,31 @@ pub struct CampaignsArgs {
     /// Leave out campaigns with fewer repositories.
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub min_repositories: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// misp, stix, csv or txt.
+    #[arg(long, value_name = "FORMAT")]
+    pub format: String,
+    /// Only chains stored since then: an RFC 3339 time, or a duration back from now (7d).
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Only chains with a hop carrying this label (in csv and txt: only indicators carrying
+    /// it).
+    #[arg(long, value_name = "LABEL")]
+    pub label: Option<String>,
+    /// Only chains of this campaign's repositories (its id, as `hoptrace campaigns` shows).
+    #[arg(long, value_name = "ID")]
+    pub campaign: Option<String>,
+    /// Defang URLs and names (csv and txt).
+    #[arg(long)]
+    pub defang: bool,
+    /// Write to FILE instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -6,6 +6,7 @@ mod args;
 mod campaigns;
 mod client;
 mod compare;
+mod export;
 pub mod render;
 mod resolve;
 mod scan;
@@ -52,6 +53,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Scan(args) => scan::scan(args).await,
         Command::Campaigns(args) => campaigns::campaigns(args).await,
         Command::Compare(args) => compare::compare(args).await,
+        Command::Export(args) => export::export(args).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Watch(args) => watch::watch(args).await,
         Command::Health(args) => client::health(args).await,

@@ -1,5 +1,6 @@
-//! The list files `labels.extra_files` names: plain text (`[label]` sections, or a label after
-//! each domain) and TOML (`[[indicator]]` groups).
+//! The list files `labels.extra_files` names: plain text (`[label]` sections, a label after
+//! each domain, or one host a line labelled by the file's name), TOML (`[[indicator]]`
+//! groups) and MISP warninglists (JSON: `name`, `type`, `list`).
 
 use std::path::Path;
 
@@ -8,7 +9,8 @@ use serde::Deserialize;
 use super::{check_label, LabelError, Labels, BUILTIN};
 
 impl Labels {
-    /// The built-in lists plus `extra_files` (plain text, or TOML when the name ends `.toml`).
+    /// The built-in lists plus `extra_files`: TOML when the name ends `.toml`, a MISP
+    /// warninglist when it ends `.json`, plain text otherwise.
     pub fn load(extra_files: &[impl AsRef<Path>]) -> Result<Labels, LabelError> {
         let mut labels = Labels::default();
         for (origin, text) in BUILTIN {
@@ -21,10 +23,15 @@ impl Labels {
                 source,
             })?;
             let origin = path.display().to_string();
-            if path.extension().is_some_and(|e| e == "toml") {
-                labels.add_toml(&origin, &text)?;
-            } else {
-                labels.add_text(&origin, &text)?;
+            // A file named for a label (`payload-host.txt`) gives it to lines that name none.
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| check_label(s).ok());
+            match path.extension().and_then(|e| e.to_str()) {
+                Some("toml") => labels.add_toml(&origin, &text)?,
+                Some("json") => labels.add_warninglist(&origin, &text, stem)?,
+                _ => labels.add_labelled_text(&origin, &text, stem)?,
             }
         }
         Ok(labels)
@@ -32,7 +39,17 @@ impl Labels {
 
     /// Plain-text list: `[label]` / `[label imitated]` sections, one domain a line.
     pub fn add_text(&mut self, origin: &str, text: &str) -> Result<(), LabelError> {
-        let mut section: Option<(String, Option<String>)> = None;
+        self.add_labelled_text(origin, text, None)
+    }
+
+    /// A plain-text list whose lines without a section or label of their own get `label`.
+    fn add_labelled_text(
+        &mut self,
+        origin: &str,
+        text: &str,
+        label: Option<String>,
+    ) -> Result<(), LabelError> {
+        let mut section: Option<(String, Option<String>)> = label.map(|l| (l, None));
         for (i, raw) in text.lines().enumerate() {
             let line = raw.split('#').next().unwrap_or("").trim();
             if line.is_empty() {
@@ -61,11 +78,72 @@ impl Labels {
                 ),
                 None => section.clone().ok_or_else(|| {
                     err(format!(
-                        "`{domain}` has no label (add `[label]` above it or a label after it)"
+                        "`{domain}` has no label (add `[label]` above it or a label after it, or name the file for its label, such as payload-host.txt)"
                     ))
                 })?,
             };
             self.add(domain, label, imitates).map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// A MISP warninglist: `list` entries of type `hostname` or `string` (names, or URLs whose
+    /// host is taken), labelled `label` (the file's name) or else by the list's `name`
+    /// (`List of known URL shorteners` gives `list-of-known-url-shorteners`).
+    pub fn add_warninglist(
+        &mut self,
+        origin: &str,
+        text: &str,
+        label: Option<String>,
+    ) -> Result<(), LabelError> {
+        #[derive(Deserialize)]
+        struct Warninglist {
+            name: String,
+            #[serde(rename = "type")]
+            kind: String,
+            list: Vec<String>,
+        }
+        let at = |line: usize, message: String| LabelError::Line {
+            origin: origin.to_string(),
+            line,
+            message,
+        };
+        let w: Warninglist = serde_json::from_str(text)
+            .map_err(|e| at(e.line(), format!("not a MISP warninglist: {e}")))?;
+        if !matches!(w.kind.as_str(), "hostname" | "string") {
+            return Err(LabelError::File {
+                origin: origin.to_string(),
+                message: format!(
+                    "warninglist type `{}` is not read: hoptrace labels hosts (hostname, string)",
+                    w.kind
+                ),
+            });
+        }
+        let slug: String = w
+            .name
+            .to_ascii_lowercase()
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("-");
+        let label = match label.filter(|l| l != "list") {
+            Some(l) => l,
+            None => {
+                check_label(&slug.chars().take(64).collect::<String>()).map_err(|m| at(1, m))?
+            }
+        };
+        for entry in &w.list {
+            let host = match entry.split_once("://") {
+                Some((_, rest)) => rest.split(['/', '?', '#', ':']).next().unwrap_or(""),
+                None => entry.as_str(),
+            };
+            let host = host.trim().trim_start_matches("*.").trim_start_matches('.');
+            // The entry's line, for the message (the list is one JSON array).
+            let line = text
+                .find(&format!("\"{entry}\""))
+                .map_or(1, |i| text[..i].matches('\n').count() + 1);
+            self.add(host, label.clone(), None)
+                .map_err(|m| at(line, m))?;
         }
         Ok(())
     }
@@ -131,6 +209,88 @@ mod tests {
         assert_eq!(l.classify("c2.example").labels, vec!["c2"]);
         // Built-ins are still there.
         assert_eq!(l.classify("gts794.com").labels, vec!["payload-host"]);
+    }
+
+    #[test]
+    fn warninglists_and_plain_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let wl = dir.path().join("list.json");
+        std::fs::write(
+            &wl,
+            r#"{"name": "List of known URL Shorteners", "type": "string", "version": 3,
+               "description": "x", "matching_attributes": ["hostname"],
+               "list": ["new-short.example", "https://other-short.example/path", ".dot.example"]}"#,
+        )
+        .unwrap();
+        let named = dir.path().join("c2.json");
+        std::fs::write(
+            &named,
+            r#"{"name": "Whatever", "type": "hostname", "list": ["beacon.example"]}"#,
+        )
+        .unwrap();
+        let plain = dir.path().join("payload-host.txt");
+        std::fs::write(
+            &plain,
+            "# from a colleague
+cdn-7[.]example
+
+files.example  # seen 2026-11
+",
+        )
+        .unwrap();
+        let l = Labels::load(&[&wl, &named, &plain]).unwrap();
+        for host in ["new-short.example", "other-short.example", "dot.example"] {
+            assert_eq!(
+                l.classify(host).labels,
+                vec!["list-of-known-url-shorteners"],
+                "{host}"
+            );
+        }
+        assert_eq!(l.classify("beacon.example").labels, vec!["c2"]);
+        assert_eq!(l.classify("cdn-7.example").labels, vec!["payload-host"]);
+        assert_eq!(l.classify("files.example").labels, vec!["payload-host"]);
+
+        // A malformed warninglist: its name and line.
+        let bad = dir.path().join("broken.json");
+        std::fs::write(
+            &bad,
+            "{\"name\": \"x\",\n \"type\": \"hostname\",\n \"list\": [\"a.example\",]\n}",
+        )
+        .unwrap();
+        let e = Labels::load(&[&bad]).unwrap_err().to_string();
+        assert!(e.contains("broken.json:3:"), "{e}");
+        let cidr = dir.path().join("nets.json");
+        std::fs::write(
+            &cidr,
+            r#"{"name": "n", "type": "cidr", "list": ["10.0.0.0/8"]}"#,
+        )
+        .unwrap();
+        let e = Labels::load(&[&cidr]).unwrap_err().to_string();
+        assert!(e.contains("nets.json") && e.contains("cidr"), "{e}");
+        let junk = dir.path().join("shorteners.json");
+        std::fs::write(
+            &junk,
+            "{\"name\": \"s\", \"type\": \"hostname\",\n\"list\": [\"ok.example\",\n\"com\"]}",
+        )
+        .unwrap();
+        let e = Labels::load(&[&junk]).unwrap_err().to_string();
+        assert!(
+            e.contains("shorteners.json:3:") && e.contains("`com`"),
+            "{e}"
+        );
+        // A plain list with no label anywhere: said how to give it one.
+        let unnamed = dir.path().join("My List.txt");
+        std::fs::write(
+            &unnamed,
+            "host.example
+",
+        )
+        .unwrap();
+        let e = Labels::load(&[&unnamed]).unwrap_err().to_string();
+        assert!(
+            e.contains("My List.txt:1:") && e.contains("name the file"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -63,6 +63,13 @@ pub trait Traces: Send + Sync {
     }
     /// The inputs whose chains ended on `domain`.
     async fn domain_inputs(&self, domain: &str) -> Result<Vec<String>, StoreError>;
+    /// Up to `limit` stored Traces with keys after `after` (from the first with `None`), in
+    /// key order, each with when it was stored (ms): how an export walks the whole store.
+    async fn traces_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Trace, u64)>, StoreError>;
     /// A landing page's screenshot (PNG) by its SHA-256, as a Trace's evidence names it;
     /// stored with that Trace by [`Traces::put`].
     async fn screenshot(&self, sha256: &str) -> Result<Option<bytes::Bytes>, StoreError>;

@@ -258,6 +258,29 @@ impl Traces for PgStore {
         .map(|_| ())
     }
 
+    async fn traces_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Trace, u64)>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT key, trace, stored_at_ms FROM traces WHERE $1::text IS NULL OR key > $1
+                 ORDER BY key LIMIT $2",
+                &[&after, &count(limit)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let key: String = r.get(0);
+                let trace: Json<Trace> = r
+                    .try_get(1)
+                    .map_err(|e| StoreError::Corrupt(format!("trace {key}: {e}")))?;
+                Ok((key, trace.0, unms(r.get(2))))
+            })
+            .collect()
+    }
+
     async fn screenshot(&self, sha256: &str) -> Result<Option<bytes::Bytes>, StoreError> {
         let rows = self
             .query("SELECT png FROM screenshots WHERE sha256 = $1", &[&sha256])

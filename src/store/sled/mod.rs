@@ -332,6 +332,29 @@ impl Traces for SledStore {
     async fn domains(&self) -> Result<Vec<DomainRecord>, StoreError> {
         decode_all(&self.trees.domains, "domain")
     }
+    async fn traces_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Trace, u64)>, StoreError> {
+        use std::ops::Bound;
+        let from = match after {
+            Some(k) => Bound::Excluded(k.as_bytes().to_vec()),
+            None => Bound::Unbounded,
+        };
+        self.trees
+            .traces
+            .range::<Vec<u8>, _>((from, Bound::Unbounded))
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv?;
+                let key = String::from_utf8_lossy(&k).into_owned();
+                let s: Stored<Trace> = serde_json::from_slice(&v)
+                    .map_err(|e| StoreError::Corrupt(format!("trace {key}: {e}")))?;
+                Ok((key, s.trace, s.stored_at_ms))
+            })
+            .collect()
+    }
     async fn screenshot(&self, sha256: &str) -> Result<Option<bytes::Bytes>, StoreError> {
         Ok(self
             .trees

@@ -1,0 +1,214 @@
+//! A MISP event (MISP core format, as `pymisp` loads it): a `url` object per distinct hop URL
+//! (url, host, domain, port, resource_path, query_string, first-seen, last-seen), a
+//! `domain-ip` object per host and vetted address, a `file` object for each download (name,
+//! type and size from its headers: it was never fetched), `redirects-to` references from hop
+//! to hop, `downloaded-from` from a file to its URL, the labels as tags, and `to_ids` only on
+//! what a malicious label marks.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Value};
+
+use super::{time, uuid_of, Found};
+use crate::labels::{registrable, MALICIOUS};
+use crate::trace::{Hop, Outcome};
+
+/// MISP's object templates (misp-objects) this event uses: name -> (uuid, version).
+const URL_TEMPLATE: (&str, &str) = ("60efb77b-40b5-4c46-871b-ed1ed999fce5", "9");
+const DOMAIN_IP_TEMPLATE: (&str, &str) = ("43b3b146-77eb-4931-b4cc-b66c60f28734", "10");
+const FILE_TEMPLATE: (&str, &str) = ("688c46fb-5edb-40a3-8273-1af7923e2215", "24");
+
+fn tag(label: &str) -> Value {
+    json!({"name": format!("hoptrace:label=\"{label}\"")})
+}
+
+/// One object attribute (its uuid made unique by the object's key when the object is made).
+fn attr(relation: &str, kind: &str, value: impl ToString, to_ids: bool, seen: (u64, u64)) -> Value {
+    json!({
+        "object_relation": relation,
+        "type": kind,
+        "category": "Network activity",
+        "value": value.to_string(),
+        "to_ids": to_ids,
+        "disable_correlation": false,
+        "first_seen": time(seen.0),
+        "last_seen": time(seen.1),
+    })
+}
+
+fn object(name: &str, template: (&str, &str), key: &str, mut attributes: Vec<Value>) -> Value {
+    for a in &mut attributes {
+        let relation = a["object_relation"].as_str().unwrap_or("").to_string();
+        let value = a["value"].as_str().unwrap_or("").to_string();
+        a["uuid"] = json!(uuid_of(&["misp-attribute", name, key, &relation, &value]));
+    }
+    json!({
+        "name": name,
+        "meta-category": if name == "file" { "file" } else { "network" },
+        "description": format!("hoptrace: {name}"),
+        "template_uuid": template.0,
+        "template_version": template.1,
+        "uuid": uuid_of(&["misp-object", name, key]),
+        "distribution": "5",
+        "sharing_group_id": "0",
+        "comment": "",
+        "deleted": false,
+        "Attribute": attributes,
+        "ObjectReference": [],
+    })
+}
+
+fn malicious(hop: &Hop) -> bool {
+    hop.labels.iter().any(|l| MALICIOUS.contains(&l.as_str()))
+}
+
+/// The downloaded file's name: `Content-Disposition`'s, else the URL path's last segment.
+fn file_name(hop: &Hop) -> String {
+    let header = |name: &str| {
+        hop.http.as_ref().and_then(|r| {
+            r.response_headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| h.value.clone())
+        })
+    };
+    let from_header = header("content-disposition").and_then(|d| {
+        d.split(';')
+            .filter_map(|p| p.trim().strip_prefix("filename="))
+            .next()
+            .map(|f| f.trim_matches('"').to_string())
+    });
+    from_header
+        .filter(|f| !f.is_empty())
+        .or_else(|| {
+            url::Url::parse(&hop.url).ok().and_then(|u| {
+                u.path_segments()
+                    .and_then(|mut s| s.next_back().map(str::to_string))
+            })
+        })
+        .filter(|f| !f.is_empty())
+        .unwrap_or_else(|| "download".into())
+}
+
+pub fn event(found: &Found) -> Value {
+    // Objects by their uuid, so a URL on many chains is one object with its references.
+    let mut objects: BTreeMap<String, Value> = BTreeMap::new();
+    let mut seen: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut labels: BTreeSet<String> = BTreeSet::new();
+    let mut refs: BTreeSet<(String, String, &str)> = BTreeSet::new();
+    for c in &found.chains {
+        for hop in &c.trace.hops {
+            let s = seen
+                .entry(hop.url.clone())
+                .or_insert((c.stored_ms, c.stored_ms));
+            *s = (s.0.min(c.stored_ms), s.1.max(c.stored_ms));
+        }
+    }
+    for c in &found.chains {
+        let mut previous: Option<String> = None;
+        for (i, hop) in c.trace.hops.iter().enumerate() {
+            let at = seen[&hop.url];
+            let bad = malicious(hop);
+            labels.extend(hop.labels.iter().cloned());
+            let url_key = uuid_of(&["misp-object", "url", &hop.url]);
+            objects.entry(url_key.clone()).or_insert_with(|| {
+                let u = url::Url::parse(&hop.url).ok();
+                let mut a = vec![attr("url", "url", &hop.url, bad, at)];
+                if let Some(a0) = a.first_mut() {
+                    a0["Tag"] = json!(hop.labels.iter().map(|l| tag(l)).collect::<Vec<_>>());
+                }
+                if !hop.host.is_empty() {
+                    a.push(attr("host", "hostname", &hop.host, bad, at));
+                    a.push(attr("domain", "domain", registrable(&hop.host), false, at));
+                }
+                if let Some(u) = &u {
+                    if let Some(port) = u.port_or_known_default() {
+                        a.push(attr("port", "port", port, false, at));
+                    }
+                    a.push(attr("resource_path", "text", u.path(), false, at));
+                    if let Some(q) = u.query() {
+                        a.push(attr("query_string", "text", q, false, at));
+                    }
+                }
+                a.push(attr("first-seen", "datetime", time(at.0), false, at));
+                a.push(attr("last-seen", "datetime", time(at.1), false, at));
+                object("url", URL_TEMPLATE, &hop.url, a)
+            });
+            if let Some(prev) = previous.replace(url_key.clone()) {
+                refs.insert((prev, url_key.clone(), "redirects-to"));
+            }
+            if let (Some(ip), false) = (&hop.ip, hop.host.is_empty()) {
+                let key = format!("{}|{ip}", hop.host);
+                let di = uuid_of(&["misp-object", "domain-ip", &key]);
+                objects.entry(di.clone()).or_insert_with(|| {
+                    object(
+                        "domain-ip",
+                        DOMAIN_IP_TEMPLATE,
+                        &key,
+                        vec![
+                            attr("domain", "domain", registrable(&hop.host), false, at),
+                            attr("hostname", "hostname", &hop.host, bad, at),
+                            attr("ip", "ip-dst", ip, bad, at),
+                        ],
+                    )
+                });
+                refs.insert((url_key.clone(), di, "resolves-to"));
+            }
+            let last = i + 1 == c.trace.hops.len();
+            if last && c.trace.outcome == Outcome::Download {
+                let name = file_name(hop);
+                let fk = uuid_of(&["misp-object", "file", &hop.url]);
+                objects.entry(fk.clone()).or_insert_with(|| {
+                    let mut a = vec![attr("filename", "filename", &name, bad, at)];
+                    if let Some(t) = &hop.content_type {
+                        a.push(attr("mimetype", "mime-type", t, false, at));
+                    }
+                    let size = hop.http.as_ref().and_then(|r| {
+                        r.response_headers
+                            .iter()
+                            .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                            .and_then(|h| h.value.parse::<u64>().ok())
+                    });
+                    if let Some(n) = size {
+                        a.push(attr("size-in-bytes", "size-in-bytes", n, false, at));
+                    }
+                    for x in &mut a {
+                        x["category"] = json!("Payload delivery");
+                    }
+                    object("file", FILE_TEMPLATE, &hop.url, a)
+                });
+                refs.insert((fk, url_key.clone(), "downloaded-from"));
+            }
+        }
+    }
+    for (from, to, relation) in refs {
+        if let Some(o) = objects.get_mut(&from) {
+            let reference = json!({
+                "uuid": uuid_of(&["misp-reference", &from, &to, relation]),
+                "object_uuid": from,
+                "referenced_uuid": to,
+                "relationship_type": relation,
+                "comment": "",
+            });
+            if let Some(list) = o["ObjectReference"].as_array_mut() {
+                list.push(reference);
+            }
+        }
+    }
+    let day = time(found.now_ms)[..10].to_string();
+    json!({
+        "Event": {
+            "uuid": uuid_of(&["misp-event", &found.now_ms.to_string()]),
+            "info": format!("hoptrace: {} redirect chains and where they land", found.chains.len()),
+            "date": day,
+            "timestamp": (found.now_ms / 1000).to_string(),
+            "threat_level_id": "2",
+            "analysis": "2",
+            "distribution": "0",
+            "published": false,
+            "Attribute": [],
+            "Object": objects.into_values().collect::<Vec<_>>(),
+            "Tag": labels.iter().map(|l| tag(l)).collect::<Vec<_>>(),
+        }
+    })
+}

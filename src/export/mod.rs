@@ -1,0 +1,262 @@
+//! What hoptrace found, in the formats other platforms read: a MISP event ([`misp`]), a STIX
+//! 2.1 bundle ([`stix`]), and one indicator a line as CSV or text ([`flat`]). Everything comes
+//! from the store: the chains (filtered by when they were stored, a label, a campaign), their
+//! hops' URLs, domains and vetted addresses, and the campaigns the scanned repositories form.
+
+mod flat;
+mod misp;
+mod stix;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use crate::campaigns::Campaign;
+use crate::labels::{registrable, MALICIOUS};
+use crate::store::{Store, StoreError};
+use crate::trace::{rfc3339_ms, Trace};
+
+/// Traces read from the store per call while walking it.
+const PAGE: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Misp,
+    Stix,
+    Csv,
+    Txt,
+}
+
+impl std::str::FromStr for Format {
+    type Err = ExportError;
+    fn from_str(s: &str) -> Result<Format, ExportError> {
+        match s {
+            "misp" => Ok(Format::Misp),
+            "stix" => Ok(Format::Stix),
+            "csv" => Ok(Format::Csv),
+            "txt" => Ok(Format::Txt),
+            other => Err(ExportError::Format(other.to_string())),
+        }
+    }
+}
+
+impl Format {
+    /// The media type of an export in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Misp | Format::Stix => "application/json",
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::Txt => "text/plain; charset=utf-8",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("format must be misp, stix, csv or txt, not {0:?}")]
+    Format(String),
+    #[error("since: {0:?} is neither an RFC 3339 time nor a duration such as 7d")]
+    Since(String),
+    #[error("no campaign {0:?} (hoptrace campaigns lists them)")]
+    Campaign(String),
+    #[error("--defang is for csv and txt: MISP and STIX carry indicators as values and patterns")]
+    Defang,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Which chains an export covers.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Stored at or after this time (ms).
+    pub since_ms: Option<u64>,
+    /// Chains with a hop carrying this label; in CSV and text, only indicators carrying it.
+    pub label: Option<String>,
+    /// Chains whose input is a link of one of this campaign's repositories.
+    pub campaign: Option<String>,
+    /// CSV and text: URLs and names defanged.
+    pub defang: bool,
+}
+
+/// `since` as hoptrace takes it: an RFC 3339 time, or a duration back from `now_ms`.
+pub fn parse_since(since: &str, now_ms: u64) -> Result<u64, ExportError> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(since) {
+        let ms = t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| ExportError::Since(since.into()))?;
+        return Ok(ms.as_millis() as u64);
+    }
+    let back = humantime::parse_duration(since).map_err(|_| ExportError::Since(since.into()))?;
+    Ok(now_ms.saturating_sub(back.as_millis() as u64))
+}
+
+/// One stored chain.
+pub struct Chain {
+    pub trace: Trace,
+    pub stored_ms: u64,
+}
+
+/// What the exports are made of.
+pub struct Found {
+    pub chains: Vec<Chain>,
+    /// Campaigns any exported chain belongs to, with the inputs of each.
+    pub campaigns: Vec<(Campaign, BTreeSet<String>)>,
+    /// When the export was made (ms).
+    pub now_ms: u64,
+}
+
+/// What kind of value an indicator is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    Url,
+    Domain,
+    Ip,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Url => "url",
+            Kind::Domain => "domain",
+            Kind::Ip => "ip",
+        }
+    }
+}
+
+/// One value seen in the chains, with what is known of it.
+#[derive(Debug, Clone)]
+pub struct Indicator {
+    pub kind: Kind,
+    pub value: String,
+    pub first_ms: u64,
+    pub last_ms: u64,
+    pub labels: BTreeSet<String>,
+    /// The inputs whose chains passed it, in order of first appearance.
+    pub inputs: Vec<String>,
+}
+
+impl Indicator {
+    /// Whether a label on it makes it malicious (MISP `to_ids`, a STIX indicator).
+    pub fn malicious(&self) -> bool {
+        self.labels.iter().any(|l| MALICIOUS.contains(&l.as_str()))
+    }
+}
+
+impl Found {
+    /// Every URL, domain and address the chains passed, deduplicated, in a stable order.
+    pub fn indicators(&self) -> Vec<Indicator> {
+        let mut all: BTreeMap<(Kind, String), Indicator> = BTreeMap::new();
+        for c in &self.chains {
+            for hop in &c.trace.hops {
+                let mut values = vec![(Kind::Url, hop.url.clone())];
+                if !hop.host.is_empty() {
+                    values.push((Kind::Domain, registrable(&hop.host)));
+                    if registrable(&hop.host) != hop.host {
+                        values.push((Kind::Domain, hop.host.clone()));
+                    }
+                }
+                if let Some(ip) = &hop.ip {
+                    values.push((Kind::Ip, ip.clone()));
+                }
+                for (kind, value) in values {
+                    let i = all
+                        .entry((kind, value.clone()))
+                        .or_insert_with(|| Indicator {
+                            kind,
+                            value,
+                            first_ms: c.stored_ms,
+                            last_ms: c.stored_ms,
+                            labels: BTreeSet::new(),
+                            inputs: Vec::new(),
+                        });
+                    i.first_ms = i.first_ms.min(c.stored_ms);
+                    i.last_ms = i.last_ms.max(c.stored_ms);
+                    i.labels.extend(hop.labels.iter().cloned());
+                    if !i.inputs.contains(&c.trace.input) {
+                        i.inputs.push(c.trace.input.clone());
+                    }
+                }
+            }
+        }
+        all.into_values().collect()
+    }
+}
+
+/// The chains of the store that `filter` selects, and the campaigns they belong to.
+pub async fn gather(store: &Store, filter: &Filter, now_ms: u64) -> Result<Found, ExportError> {
+    let campaigns = crate::campaigns::cluster(store.repositories().await?, 2);
+    let mut members = Vec::new();
+    for c in campaigns {
+        let mut inputs = BTreeSet::new();
+        for name in &c.repositories {
+            if let Some(r) = store.repository(name).await? {
+                inputs.extend(r.links.into_iter().map(|l| l.url));
+            }
+        }
+        members.push((c, inputs));
+    }
+    let only: Option<HashSet<String>> = match &filter.campaign {
+        None => None,
+        Some(id) => {
+            let (_, inputs) = members
+                .iter()
+                .find(|(c, _)| &c.id == id)
+                .ok_or_else(|| ExportError::Campaign(id.clone()))?;
+            Some(inputs.iter().cloned().collect())
+        }
+    };
+    let mut chains = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.traces_after(after.as_deref(), PAGE).await?;
+        let Some((last, _, _)) = page.last() else {
+            break;
+        };
+        after = Some(last.clone());
+        for (key, trace, stored_ms) in page {
+            let wanted = filter.since_ms.is_none_or(|s| stored_ms >= s)
+                && filter
+                    .label
+                    .as_ref()
+                    .is_none_or(|l| trace.labels.contains(l))
+                && only.as_ref().is_none_or(|o| o.contains(&key));
+            if wanted && !trace.hops.is_empty() {
+                chains.push(Chain { trace, stored_ms });
+            }
+        }
+    }
+    let inputs: HashSet<&str> = chains.iter().map(|c| c.trace.input.as_str()).collect();
+    let campaigns = members
+        .into_iter()
+        .filter(|(_, m)| m.iter().any(|i| inputs.contains(i.as_str())))
+        .collect();
+    Ok(Found {
+        chains,
+        campaigns,
+        now_ms,
+    })
+}
+
+/// The export of `found` in `format`.
+pub fn render(found: &Found, format: Format, filter: &Filter) -> Result<Vec<u8>, ExportError> {
+    if filter.defang && matches!(format, Format::Misp | Format::Stix) {
+        return Err(ExportError::Defang);
+    }
+    let json = |v: serde_json::Value| serde_json::to_vec_pretty(&v).unwrap_or_default();
+    Ok(match format {
+        Format::Misp => json(misp::event(found)),
+        Format::Stix => json(stix::bundle(found)),
+        Format::Csv => flat::csv(found, filter),
+        Format::Txt => flat::txt(found, filter),
+    })
+}
+
+/// Milliseconds as RFC 3339 with milliseconds (what MISP and STIX both read).
+fn time(ms: u64) -> String {
+    rfc3339_ms(ms)
+}
+
+/// A name-based UUID (v5) under hoptrace's namespace: the same thing gets the same id in
+/// every export, so platforms that import twice merge instead of duplicating.
+fn uuid_of(parts: &[&str]) -> String {
+    const NS: uuid::Uuid = uuid::uuid!("7d6b1f0a-2f6e-5b8e-9c3a-686f70747261");
+    uuid::Uuid::new_v5(&NS, parts.join("\0").as_bytes()).to_string()
+}

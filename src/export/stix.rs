@@ -1,0 +1,212 @@
+//! A STIX 2.1 bundle: `url`, `domain-name` and `ipv4-addr`/`ipv6-addr` observables (with the
+//! deterministic ids STIX asks of them), an `indicator` with a STIX pattern for every payload
+//! host, fake or lookalike shortener, phishing host and C2, `relationship`s along each chain
+//! (`redirects-to` from hop to hop, `resolves-to` from a name to its vetted address,
+//! `indicates`, `based-on`), and an `infrastructure` per campaign that `consists-of` its hops.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Value};
+
+use super::{time, uuid_of, Found, Indicator, Kind};
+use crate::labels::{registrable, C2, FAKE_SHORTENER, LOOKALIKE_SHORTENER, PAYLOAD_HOST, PHISHING};
+
+/// STIX's namespace for the ids of observables (STIX 2.1, 2.9).
+const SCO_NAMESPACE: uuid::Uuid = uuid::uuid!("00abedb4-aa42-466c-9c01-fed23315a9b7");
+
+/// The id of an observable of `kind` whose id-contributing property is `value`.
+fn sco_id(kind: &str, value: &str) -> String {
+    let canonical = json!({ "value": value }).to_string();
+    format!(
+        "{kind}--{}",
+        uuid::Uuid::new_v5(&SCO_NAMESPACE, canonical.as_bytes())
+    )
+}
+
+fn ip_kind(ip: &str) -> &'static str {
+    match ip.contains(':') {
+        true => "ipv6-addr",
+        false => "ipv4-addr",
+    }
+}
+
+fn sco_of(kind: Kind, value: &str) -> (String, Value) {
+    let t = match kind {
+        Kind::Url => "url",
+        Kind::Domain => "domain-name",
+        Kind::Ip => ip_kind(value),
+    };
+    let id = sco_id(t, value);
+    (
+        id.clone(),
+        json!({"type": t, "spec_version": "2.1", "id": id, "value": value}),
+    )
+}
+
+/// A STIX pattern literal: quotes and backslashes escaped.
+fn literal(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('\'', "\\'")
+}
+
+/// The indicator an indicator-worthy value gets: its pattern and types, or `None`.
+fn pattern_of(i: &Indicator) -> Option<(String, Vec<&'static str>)> {
+    let has = |l: &str| i.labels.contains(l);
+    if !(has(PAYLOAD_HOST)
+        || has(FAKE_SHORTENER)
+        || has(LOOKALIKE_SHORTENER)
+        || has(C2)
+        || has(PHISHING))
+    {
+        return None;
+    }
+    let types =
+        match has(LOOKALIKE_SHORTENER) && !has(PAYLOAD_HOST) && !has(C2) && !has(FAKE_SHORTENER) {
+            // Resembles a shortener no list names: suspicious, not proven.
+            true => vec!["anomalous-activity"],
+            false => vec!["malicious-activity"],
+        };
+    let pattern = match i.kind {
+        Kind::Url => format!("[url:value = '{}']", literal(&i.value)),
+        Kind::Domain => format!("[domain-name:value = '{}']", literal(&i.value)),
+        Kind::Ip => format!("[{}:value = '{}']", ip_kind(&i.value), literal(&i.value)),
+    };
+    Some((pattern, types))
+}
+
+fn relationship(kind: &str, from: &str, to: &str, at: (u64, u64)) -> Value {
+    json!({
+        "type": "relationship",
+        "spec_version": "2.1",
+        "id": format!("relationship--{}", uuid_of(&["stix-relationship", kind, from, to])),
+        "created": time(at.0),
+        "modified": time(at.1.max(at.0)),
+        "relationship_type": kind,
+        "source_ref": from,
+        "target_ref": to,
+    })
+}
+
+pub fn bundle(found: &Found) -> Value {
+    let mut objects: BTreeMap<String, Value> = BTreeMap::new();
+    let indicators = found.indicators();
+    let seen: BTreeMap<(Kind, String), (u64, u64)> = indicators
+        .iter()
+        .map(|i| ((i.kind, i.value.clone()), (i.first_ms, i.last_ms)))
+        .collect();
+    for i in &indicators {
+        let (id, sco) = sco_of(i.kind, &i.value);
+        objects.insert(id.clone(), sco);
+        let Some((pattern, types)) = pattern_of(i) else {
+            continue;
+        };
+        let ind = format!("indicator--{}", uuid_of(&["stix-indicator", &pattern]));
+        let labels: Vec<&String> = i.labels.iter().collect();
+        objects.insert(
+            ind.clone(),
+            json!({
+                "type": "indicator",
+                "spec_version": "2.1",
+                "id": ind,
+                "created": time(i.first_ms),
+                "modified": time(i.last_ms),
+                "name": format!("{} ({})", i.value, labels.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", ")),
+                "description": format!(
+                    "{} on the redirect chains of {} input(s), first {}; found by hoptrace",
+                    i.kind.as_str(),
+                    i.inputs.len(),
+                    i.inputs.first().map(String::as_str).unwrap_or("")
+                ),
+                "indicator_types": types,
+                "pattern": pattern,
+                "pattern_type": "stix",
+                "valid_from": time(i.first_ms),
+                "labels": labels,
+            }),
+        );
+        let r = relationship("based-on", &ind, &id, (i.first_ms, i.last_ms));
+        objects.insert(r["id"].as_str().unwrap_or_default().to_string(), r);
+    }
+    let mut add = |r: Value| {
+        objects.insert(r["id"].as_str().unwrap_or_default().to_string(), r);
+    };
+    for c in &found.chains {
+        let at = (c.stored_ms, c.stored_ms);
+        for pair in c.trace.hops.windows(2) {
+            let (a, b) = (sco_id("url", &pair[0].url), sco_id("url", &pair[1].url));
+            add(relationship("redirects-to", &a, &b, at));
+        }
+        for hop in &c.trace.hops {
+            if let (Some(ip), false) = (&hop.ip, hop.host.is_empty()) {
+                let name = sco_id("domain-name", &hop.host);
+                add(relationship(
+                    "resolves-to",
+                    &name,
+                    &sco_id(ip_kind(ip), ip),
+                    at,
+                ));
+            }
+        }
+    }
+    for (campaign, inputs) in &found.campaigns {
+        let infra = format!(
+            "infrastructure--{}",
+            uuid_of(&["stix-infrastructure", &campaign.id])
+        );
+        let hosts: BTreeSet<&str> = found
+            .chains
+            .iter()
+            .filter(|c| inputs.contains(&c.trace.input))
+            .flat_map(|c| c.trace.hops.iter().map(|h| h.host.as_str()))
+            .filter(|h| !h.is_empty())
+            .collect();
+        let kinds: BTreeSet<&str> = campaign
+            .labels
+            .iter()
+            .filter_map(|l| match l.as_str() {
+                PAYLOAD_HOST => Some("hosting-malware"),
+                PHISHING => Some("phishing"),
+                C2 => Some("command-and-control"),
+                _ => None,
+            })
+            .collect();
+        let first = found
+            .chains
+            .iter()
+            .map(|c| c.stored_ms)
+            .min()
+            .unwrap_or(found.now_ms);
+        add(json!({
+            "type": "infrastructure",
+            "spec_version": "2.1",
+            "id": infra,
+            "created": time(first),
+            "modified": time(found.now_ms.max(first)),
+            "name": format!("hoptrace campaign {}", campaign.id),
+            "description": format!(
+                "{} repositories by {} users, landing on {}",
+                campaign.repository_count,
+                campaign.user_count,
+                campaign.landing_hosts.join(", ")
+            ),
+            "infrastructure_types": if kinds.is_empty() { vec!["unknown"] } else { kinds.into_iter().collect() },
+        }));
+        for host in hosts {
+            for name in BTreeSet::from([host.to_string(), registrable(host)]) {
+                let target = sco_id("domain-name", &name);
+                if seen.contains_key(&(Kind::Domain, name)) {
+                    add(relationship(
+                        "consists-of",
+                        &infra,
+                        &target,
+                        (first, found.now_ms.max(first)),
+                    ));
+                }
+            }
+        }
+    }
+    json!({
+        "type": "bundle",
+        "id": format!("bundle--{}", uuid_of(&["stix-bundle", &found.now_ms.to_string()])),
+        "objects": objects.into_values().collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,206 @@
+//! `hoptrace export` (the binary) and `GET /v1/export` over the store of a fixture hub scan:
+//! the STIX bundle passes OASIS's `stix2-validator`, the MISP event loads in `pymisp` with
+//! MISP's schema, and the CSV and text exports carry each indicator once with its labels.
+
+mod common;
+
+use std::path::Path;
+
+use common::tools::{check_misp, check_stix};
+use common::*;
+
+fn hoptrace(args: &[&str], config: &Path) -> (String, String, bool) {
+    let mut all = args.to_vec();
+    all.extend(["--config", config.to_str().unwrap()]);
+    run_hoptrace(&all)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_of_the_hub_scan_validate() {
+    let env = TestEnv::new().await;
+    let hub = HubInternet::start(&env.dns).await;
+    let cfg = env.write_config("[limits]\nper_host_per_second = 1000.0\n");
+    let dump = env.dir.path().join("hub.jsonl");
+    std::fs::write(&dump, hub.dump()).unwrap();
+    let (_, err, ok) = hoptrace(&["scan", "--json", dump.to_str().unwrap()], &cfg);
+    assert!(ok, "{err}");
+    let port = hub.server.port();
+
+    // STIX 2.1.
+    let (out, err, ok) = hoptrace(&["export", "--format", "stix"], &cfg);
+    assert!(ok, "{err}");
+    let bundle: serde_json::Value = serde_json::from_str(&out).unwrap();
+    if let Some(dir) = std::env::var_os("HOPTRACE_KEEP_EXPORTS") {
+        std::fs::write(Path::new(&dir).join("hub.stix.json"), &out).unwrap();
+    }
+    let counts: serde_json::Value =
+        serde_json::from_str(check_stix(&bundle).lines().next().unwrap()).unwrap();
+    for t in [
+        "url",
+        "domain-name",
+        "ipv4-addr",
+        "indicator",
+        "relationship",
+        "infrastructure",
+    ] {
+        assert!(counts[t].as_u64().unwrap_or(0) > 0, "no {t}: {counts}");
+    }
+    let objects = bundle["objects"].as_array().unwrap();
+    let pattern_of = |value: &str| {
+        objects
+            .iter()
+            .filter(|o| o["type"] == "indicator")
+            .find(|o| o["pattern"] == format!("[domain-name:value = '{value}']"))
+            .map(|o| o["indicator_types"].clone())
+    };
+    assert_eq!(
+        pattern_of("failhostingpolp.ru"),
+        Some(serde_json::json!(["malicious-activity"])),
+        "a payload host"
+    );
+    assert!(pattern_of("blltly.com").is_some(), "a fake shortener");
+    assert!(
+        pattern_of("docs.docker.com").is_none(),
+        "an ordinary site is no indicator"
+    );
+    assert!(objects
+        .iter()
+        .any(|o| o["relationship_type"] == "redirects-to"));
+
+    // MISP.
+    let (out, err, ok) = hoptrace(&["export", "--format", "misp"], &cfg);
+    assert!(ok, "{err}");
+    let event: serde_json::Value = serde_json::from_str(&out).unwrap();
+    if let Some(dir) = std::env::var_os("HOPTRACE_KEEP_EXPORTS") {
+        std::fs::write(Path::new(&dir).join("hub.misp.json"), &out).unwrap();
+    }
+    let said = check_misp(&event);
+    let mut f = said.split_whitespace();
+    let objects: usize = f.next().unwrap().parse().unwrap();
+    let tags: usize = f.next().unwrap().parse().unwrap();
+    let to_ids: usize = f.next().unwrap().parse().unwrap();
+    let refs: usize = f.next().unwrap().parse().unwrap();
+    let names: serde_json::Value = serde_json::from_str(f.next().unwrap()).unwrap();
+    assert!(objects > 10 && tags > 2 && refs > 0, "{said}");
+    assert!(
+        names["url"].as_u64().unwrap() > 0 && names["domain-ip"].as_u64().unwrap() > 0,
+        "{said}"
+    );
+    assert!(
+        names["file"].as_u64().unwrap_or(0) > 0,
+        "the hub's downloads: {said}"
+    );
+    // `to_ids` only on what a malicious label marks.
+    let all_attrs: Vec<&serde_json::Value> = event["Event"]["Object"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|o| o["Attribute"].as_array().unwrap())
+        .collect();
+    assert_eq!(
+        all_attrs.iter().filter(|a| a["to_ids"] == true).count(),
+        to_ids
+    );
+    assert!(to_ids > 0);
+    assert!(!all_attrs
+        .iter()
+        .any(|a| a["to_ids"] == true && a["value"].as_str().unwrap().contains("docs.docker.com")));
+
+    // CSV and text, one indicator a line, filtered by label, defanged on request.
+    let (csv, err, ok) = hoptrace(
+        &["export", "--format", "csv", "--label", "payload-host"],
+        &cfg,
+    );
+    assert!(ok, "{err}");
+    let mut rows = csv.lines();
+    assert_eq!(
+        rows.next(),
+        Some("indicator,type,first_seen,last_seen,labels,inputs")
+    );
+    let rows: Vec<&str> = rows.collect();
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("failhostingpolp.ru,domain,")),
+        "{csv}"
+    );
+    assert!(rows.iter().all(|r| r.contains("payload-host")), "{csv}");
+    let (txt, err, ok) = hoptrace(&["export", "--format", "txt", "--defang"], &cfg);
+    assert!(ok, "{err}");
+    assert!(
+        txt.contains(&format!("hxxp://failhostingpolp[.]ru:{port}/")),
+        "{txt}"
+    );
+    assert!(
+        !txt.contains("http://failhostingpolp.ru"),
+        "everything defanged"
+    );
+    // The text export's names read back as a list (named for its label).
+    let list = env.dir.path().join("payload-host.txt");
+    let (names_only, _, _) = hoptrace(
+        &["export", "--format", "txt", "--label", "payload-host"],
+        &cfg,
+    );
+    let domains: String = names_only
+        .lines()
+        .filter(|l| l.contains("# domain"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&list, domains).unwrap();
+    let labels = hoptrace::labels::Labels::load(&[&list]).unwrap();
+    assert_eq!(
+        labels.classify("failhostingpolp.ru").labels,
+        vec!["payload-host"]
+    );
+
+    // Since a time after everything: nothing. An unknown format or campaign: a usage error.
+    let (out, _, ok) = hoptrace(
+        &[
+            "export",
+            "--format",
+            "csv",
+            "--since",
+            "2999-01-01T00:00:00Z",
+        ],
+        &cfg,
+    );
+    assert!(ok);
+    assert_eq!(out.lines().count(), 1, "the header alone: {out}");
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_hoptrace"))
+        .args([
+            "export",
+            "--format",
+            "yaml",
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("misp, stix, csv or txt"));
+
+    // A campaign's chains alone, and the same through the API.
+    let (out, _, ok) = hoptrace(&["campaigns", "--json"], &cfg);
+    assert!(ok);
+    let campaigns: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let id = campaigns["campaigns"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (one, err, ok) = hoptrace(&["export", "--format", "stix", "--campaign", &id], &cfg);
+    assert!(ok, "{err}");
+    let one: serde_json::Value = serde_json::from_str(&one).unwrap();
+    check_stix(&one);
+    let infra = one["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["type"] == "infrastructure")
+        .count();
+    assert_eq!(infra, 1, "the one campaign");
+    let (_serving, addr) = serve_binary(&cfg);
+    let api = call(addr, "GET", "/v1/export?format=misp", None, None).await;
+    assert_eq!(api.status, 200);
+    check_misp(&api.body);
+    let bad = get(addr, "/v1/export?format=stix&defang=1", None).await;
+    assert_eq!((bad.status, error_code(&bad)), (400, "bad_request"));
+}
