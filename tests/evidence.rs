@@ -191,3 +191,50 @@ async fn resolve_writes_screenshots_and_a_har() {
         ]
     );
 }
+
+/// The children of `pid` whose command line mentions `what`.
+fn children(pid: u32, what: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+            let ppid = status.lines().find(|l| l.starts_with("PPid:"));
+            let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            ppid.and_then(|l| l.split_whitespace().nth(1)) == Some(&pid.to_string())
+                && String::from_utf8_lossy(&cmd).contains(what)
+        })
+        .collect()
+}
+
+/// Chromium goes with hoptrace however hoptrace goes: `serve` killed with SIGKILL (no
+/// destructor runs) leaves no browser behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_leaves_no_browser_behind() {
+    let mut env = TestEnv::new().await;
+    env.config.browser.enabled = true;
+    env.config.browser.screenshots = true;
+    env.config.limits.hop_timeout_ms = 10_000;
+    env.dns.set("login.test", &["127.0.0.1"]);
+    let srv = Server::start("127.0.0.1", |_| async { html(LANDING) }).await;
+    let cfg = env.write_config("");
+    let (mut serving, addr) = serve_binary(&cfg);
+    let url = format!("http://login.test:{}/", srv.port());
+    let r = post(addr, "/v1/resolve", serde_json::json!({ "url": url }), None).await;
+    assert_eq!(r.status, 200);
+    let browsers = children(serving.id(), "chromium");
+    assert_eq!(browsers.len(), 1, "the server's Chromium");
+    serving.0.kill().unwrap();
+    serving.0.wait().unwrap();
+    let gone = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_or(true, |s| s.split_whitespace().nth(2) == Some("Z"))
+    };
+    for _ in 0..50 {
+        if gone(browsers[0]) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("Chromium {} outlived its server", browsers[0]);
+}

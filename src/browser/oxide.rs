@@ -167,8 +167,9 @@ impl Engine for ChromiumOxide {
         let rt = self.rt()?;
         let profile = profile_dir();
         std::fs::create_dir_all(&profile).map_err(|e| format!("profile directory: {e}"))?;
+        let executable = cdp::tied_to_this_process(path, &profile);
         let config = with_flags(BrowserConfig::builder(), &flags)
-            .chrome_executable(path)
+            .chrome_executable(executable)
             .no_sandbox()
             .disable_default_args()
             .user_data_dir(&profile)
@@ -177,9 +178,14 @@ impl Engine for ChromiumOxide {
             .request_timeout(CALL_TIMEOUT)
             .build()
             .map_err(|e| format!("cannot configure Chromium: {e}"))?;
+        // Started from the CDP runtime's own worker thread, which lives as long as this
+        // driver: Chromium's parent-death signal (see `cdp::tied_to_this_process`) is tied to the
+        // thread that started it, and a blocking-pool thread may end while Chromium should not.
+        let launching = rt.spawn(Browser::launch(config));
         rt.block_on(async {
-            let (mut browser, mut handler) = Browser::launch(config)
+            let (mut browser, mut handler) = launching
                 .await
+                .map_err(|e| format!("cannot start Chromium: {e}"))?
                 .map_err(|e| format!("cannot start Chromium: {e}"))?;
             let pid = browser.get_mut_child().and_then(|c| c.as_mut_inner().id());
             // The connection is driven by polling the handler; a bad message is skipped.
