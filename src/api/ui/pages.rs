@@ -376,6 +376,40 @@ mod tests {
         assert!(home.contains(r#"value="&quot;&gt;&lt;img src=x"#), "{home}");
     }
 
+    /// Campaigns page by page, their hosts defanged.
+    #[test]
+    fn campaigns_are_paged() {
+        let c = |id: &str| Campaign {
+            id: id.into(),
+            landing_hosts: vec!["cdn.payload.example".into()],
+            repositories: vec!["u/r".into()],
+            users: vec!["u".into()],
+            labels: vec!["payload-host".into()],
+            first_seen: "2026-11-01".into(),
+            last_seen: "2026-11-02".into(),
+            infrastructure: vec![],
+            repository_count: 3,
+            user_count: 2,
+            malicious: 3,
+        };
+        let all = [c("landing:a"), c("landing:b"), c("landing:c")];
+        let page = campaigns(&ctx(), &all, 0, 2).into_string();
+        assert!(
+            page.contains("landing:a") && page.contains("landing:b") && !page.contains("landing:c")
+        );
+        assert!(page.contains("cdn[.]payload[.]example"));
+        assert!(
+            page.contains(r#"rel="next" href="/ui/campaigns?offset=2&amp;limit=2""#),
+            "{page}"
+        );
+        let last = campaigns(&ctx(), &all, 2, 2).into_string();
+        assert!(
+            last.contains("landing:c")
+                && last.contains("3-3 of 3")
+                && !last.contains(r#"rel="next""#)
+        );
+    }
+
     /// The history marks where a visitor's final URL rotated and when a new host appeared.
     #[test]
     fn history_marks_rotation_and_new_hosts() {
