@@ -21,6 +21,7 @@ fn selected<'a>(found: &'a Found, filter: &'a Filter) -> impl Iterator<Item = In
 }
 
 pub fn csv(found: &Found, filter: &Filter) -> Vec<u8> {
+    // Written to memory: a record cannot fail to be written.
     let mut w = csv::Writer::from_writer(Vec::new());
     let _ = w.write_record([
         "indicator",

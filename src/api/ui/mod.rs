@@ -138,6 +138,7 @@ impl Viewer {
             ctx: Ctx {
                 csrf: self.ctx.csrf.clone(),
                 logged_in: self.ctx.logged_in,
+                nav: true,
             },
         }
     }
@@ -155,6 +156,7 @@ impl FromRequestParts<Arc<Api>> for Viewer {
             ctx: Ctx {
                 csrf: api.ui_keys.csrf(session.as_deref()),
                 logged_in: session.is_some(),
+                nav: true,
             },
         })
     }
@@ -166,6 +168,7 @@ async fn gate(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response
     let no_ctx = || Ctx {
         csrf: String::new(),
         logged_in: false,
+        nav: true,
     };
     if !api.ui_keys.required() || session_of(&api, req.headers()).is_some() {
         // The API's per-client limit, by address (a session is not a token).
@@ -186,6 +189,7 @@ async fn gate(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response
     let ctx = Ctx {
         csrf: String::new(),
         logged_in: false,
+        nav: true,
     };
     UiError {
         status: StatusCode::UNAUTHORIZED,
@@ -221,6 +225,7 @@ impl FromRequest<Arc<Api>> for Form {
             ctx: Ctx {
                 csrf: String::new(),
                 logged_in: false,
+                nav: true,
             },
         };
         if !same_origin(req.headers()) {

@@ -16,6 +16,8 @@ pub struct Ctx {
     pub csrf: String,
     /// A login is in force (the server has tokens): show the log-out button.
     pub logged_in: bool,
+    /// Show the view's navigation (not on the login page: it all leads back there).
+    pub nav: bool,
 }
 
 /// A link inside the web view: `path` with the query `params`, encoded.
@@ -43,10 +45,12 @@ fn layout(title: &str, ctx: &Ctx, body: Markup) -> Markup {
             body {
                 header {
                     a.brand href="/ui/" { "hoptrace" }
-                    a href="/ui/" { "Resolve" }
-                    a href="/ui/domains" { "Landing domains" }
-                    a href="/ui/campaigns" { "Campaigns" }
-                    a href="/ui/watches" { "Watched links" }
+                    @if ctx.nav {
+                        a href="/ui/" { "Resolve" }
+                        a href="/ui/domains" { "Landing domains" }
+                        a href="/ui/campaigns" { "Campaigns" }
+                        a href="/ui/watches" { "Watched links" }
+                    }
                     @if ctx.logged_in {
                         form method="post" action="/ui/logout" {
                             input type="hidden" name="csrf" value=(ctx.csrf);
@@ -92,6 +96,7 @@ pub fn login(error: Option<&str>) -> Markup {
     let ctx = Ctx {
         csrf: String::new(),
         logged_in: false,
+        nav: false,
     };
     layout(
         "Log in",
@@ -348,6 +353,7 @@ mod tests {
         Ctx {
             csrf: "c".into(),
             logged_in: true,
+            nav: true,
         }
     }
 
