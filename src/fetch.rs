@@ -200,7 +200,9 @@ impl Fetcher {
             .map_err(|e| FetchError::Request(e.to_string()))?;
         *req.headers_mut() = self.headers.clone();
         present(req.headers_mut(), profile, first);
-        let sent_headers = req.headers().clone();
+        // Recorded as sent, without keeping a copy of the map.
+        let mut room = crate::record::MAX_HEADER_BYTES;
+        let (request_headers, left_req) = crate::record::headers_of(req.headers(), &mut room);
         let started = crate::now_ms();
         let t0 = Instant::now();
 
@@ -210,8 +212,6 @@ impl Fetcher {
             .map_err(classify)?;
         let (parts, mut body) = resp.into_parts();
         let peer = parts.extensions.get::<VettedPeer>().map(|p| p.0);
-        let mut room = crate::record::MAX_HEADER_BYTES;
-        let (request_headers, left_req) = crate::record::headers_of(&sent_headers, &mut room);
         let mut room = crate::record::MAX_HEADER_BYTES;
         let (response_headers, left_resp) = crate::record::headers_of(&parts.headers, &mut room);
         let record = HttpRecord {

@@ -19,7 +19,7 @@ pub struct Header {
 }
 
 /// One request and its response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HttpRecord {
     /// When the request was sent (RFC 3339 UTC, milliseconds).
     pub started: String,
@@ -46,6 +46,16 @@ pub struct HttpRecord {
     /// The certificate the server presented (HTTPS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<CertSummary>,
+}
+
+impl HttpRecord {
+    /// A response header's value (the first of that name, any case).
+    pub fn response_header(&self, name: &str) -> Option<&str> {
+        self.response_headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str())
+    }
 }
 
 fn is_zero(n: &usize) -> bool {

@@ -79,7 +79,7 @@ impl Resolver {
         *spent += took;
         hop.elapsed_ms = Some(took.as_millis() as u64);
 
-        let resp = match result {
+        let mut resp = match result {
             Ok(resp) => resp,
             Err(FetchError::Egress(e)) if e.is_policy() => {
                 hop.blocked = true;
@@ -113,7 +113,8 @@ impl Resolver {
         hop.status = Some(resp.status);
         hop.ip = resp.peer.map(|p| p.ip().to_string());
         hop.content_type = resp.content_type().map(str::to_string);
-        hop.http = Some(Box::new(resp.record.clone()));
+        // Moved, not copied: no finder reads the record.
+        hop.http = Some(Box::new(std::mem::take(&mut resp.record)));
         if let Some(why) = &resp.download {
             hop.reason = Some(format!("download: {why}; body not fetched"));
             return Step::End(Outcome::Download, None);

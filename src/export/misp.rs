@@ -64,15 +64,11 @@ fn malicious(hop: &Hop) -> bool {
 
 /// The downloaded file's name: `Content-Disposition`'s, else the URL path's last segment.
 fn file_name(hop: &Hop) -> String {
-    let header = |name: &str| {
-        hop.http.as_ref().and_then(|r| {
-            r.response_headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case(name))
-                .map(|h| h.value.clone())
-        })
-    };
-    let from_header = header("content-disposition").and_then(|d| {
+    let disposition = hop
+        .http
+        .as_ref()
+        .and_then(|r| r.response_header("content-disposition"));
+    let from_header = disposition.and_then(|d| {
         d.split(';')
             .filter_map(|p| p.trim().strip_prefix("filename="))
             .next()
@@ -163,12 +159,10 @@ pub fn event(found: &Found) -> Value {
                     if let Some(t) = &hop.content_type {
                         a.push(attr("mimetype", "mime-type", t, false, at));
                     }
-                    let size = hop.http.as_ref().and_then(|r| {
-                        r.response_headers
-                            .iter()
-                            .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                            .and_then(|h| h.value.parse::<u64>().ok())
-                    });
+                    let size = hop
+                        .http
+                        .as_ref()
+                        .and_then(|r| r.response_header("content-length")?.parse::<u64>().ok());
                     if let Some(n) = size {
                         a.push(attr("size-in-bytes", "size-in-bytes", n, false, at));
                     }
