@@ -333,6 +333,9 @@ async fn form(
 async fn csrf_and_origin(addr: std::net::SocketAddr) {
     let url = "url=http%3A%2F%2Fone.test%2F";
     assert_eq!(form(addr, "/ui/resolve", url, None, None).await.0, 401);
+    // A form body past server.max_request_bytes is refused as too large, before any login.
+    let huge = format!("token={}", "x".repeat(2 << 20));
+    assert_eq!(form(addr, "/ui/login", &huge, None, None).await.0, 413);
     let (status, headers) = form(addr, "/ui/login", &format!("token={TOKEN}"), None, None).await;
     assert_eq!(status, 303);
     let set = headers["set-cookie"].to_str().unwrap();

@@ -235,7 +235,16 @@ impl FromRequest<Arc<Api>> for Form {
         let login = req.uri().path() == "/ui/login";
         let body = super::extract::read_body(req, api.max_body, api.conn_limits.body)
             .await
-            .map_err(|e| forbidden(&e.message))?;
+            .map_err(|e| UiError {
+                // Too large (413) or too slow (408), as the API says it.
+                status: e.status,
+                message: e.message,
+                ctx: Ctx {
+                    csrf: String::new(),
+                    logged_in: false,
+                    nav: true,
+                },
+            })?;
         let form = Form {
             fields: url::form_urlencoded::parse(&body).into_owned().collect(),
         };
