@@ -191,18 +191,7 @@ async fn one_process_at_a_time_and_data_survives_reopening() {
         let r = Resolver::new(&env.config, Some(store)).unwrap();
         r.resolve(&url, false).await;
     }
-    // sled lets go of its lock file a moment after the last handle is dropped (its threads
-    // end on their own; seen once in a loaded full run): give it a second.
-    let mut tries = 0;
-    let store = loop {
-        match Store::open_sled(&env.config.storage.path) {
-            Err(StoreError::Locked { .. }) if tries < 20 => {
-                tries += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            other => break other.unwrap(),
-        }
-    };
+    let store = reopen_sled(&env.config.storage.path).await;
     let (t, _) = store
         .latest(&url)
         .await
@@ -447,8 +436,23 @@ async fn queued_writes_land_with_the_next_flush() {
     );
     assert_eq!(store.domain("q.example").await.unwrap().unwrap().inputs, 3);
     drop(store);
-    let store = Store::open_sled(&dir.path().join("db")).unwrap();
+    let store = reopen_sled(&dir.path().join("db")).await;
     assert_eq!(store.domain("q.example").await.unwrap().unwrap().inputs, 3);
+}
+
+/// Opens a sled store just closed. sled lets go of its lock file a moment after the last
+/// handle is dropped (its threads end on their own; seen in loaded full runs): a second.
+async fn reopen_sled(path: &std::path::Path) -> Store {
+    let mut tries = 0;
+    loop {
+        match Store::open_sled(path) {
+            Err(StoreError::Locked { .. }) if tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            other => break other.unwrap(),
+        }
+    }
 }
 
 /// A Trace of `input` that landed on `host` (no hops: enough for the store).
