@@ -17,6 +17,7 @@
 //!     cargo bench --bench suite      # BENCH_QUICK=1: smaller runs
 //!     BENCH_BASELINE_BIN=path cargo bench --bench suite   # this build against another
 //!     BENCH_BACKENDS=1 cargo bench --bench suite          # sled against PostgreSQL
+//!     BENCH_WRAP='perf record -g -o /tmp/{tag}.data --' cargo bench --bench suite  # profiles
 //!
 //! Prints a table and writes target/bench/suite.json. Needs curl and /usr/bin/time (Debian's
 //! `curl` and `time` packages); nginx-light for the nginx fixture.
@@ -299,18 +300,20 @@ async fn run() {
         writeln!(f, "url = \"{u}\"\noutput = \"/dev/null\"").unwrap();
     }
     drop(f);
-    let (secs, rss) = timed(&format!(
-        "curl -sL --parallel --parallel-max 64 -K {}",
-        cfg.display()
-    ));
-    runs.push(Run {
-        name: "curl -sL --parallel --parallel-max 64".into(),
-        urls: n,
-        secs,
-        peak_rss_kb: rss,
-        p50_ms: None,
-        p99_ms: None,
-    });
+    let curl_parallel = || {
+        let (secs, rss) = timed(&format!(
+            "curl -sL --parallel --parallel-max 64 -K {}",
+            cfg.display()
+        ));
+        Run {
+            name: "curl -sL --parallel --parallel-max 64".into(),
+            urls: n,
+            secs,
+            peak_rss_kb: rss,
+            p50_ms: None,
+            p99_ms: None,
+        }
+    };
 
     // ---- hoptrace: concurrency, then batch size
     // `pg`: the PostgreSQL database to store in (sled otherwise).
@@ -364,8 +367,12 @@ async fn run() {
         let input = dir.path().join(format!("{tag}.txt"));
         std::fs::write(&input, urls(port, n, tag).join("\n")).unwrap();
         let out = dir.path().join(format!("{tag}.jsonl"));
+        // `BENCH_WRAP`: a command each hoptrace run is started under, `{tag}` replaced by the
+        // run's tag (a profiler, say; the figures are then the wrapper's too).
+        let perf =
+            std::env::var("BENCH_WRAP").map_or(String::new(), |w| w.replace("{tag}", tag) + " ");
         let (secs, rss) = timed(&format!(
-            "{bin} resolve --json {flags} --config {} - < {} > {}",
+            "{perf}{bin} resolve --json {flags} --config {} - < {} > {}",
             cfg.display(),
             input.display(),
             out.display()
@@ -453,21 +460,34 @@ async fn run() {
         }
         return;
     }
-    runs.push(hoptrace(
-        "hoptrace resolve, concurrency 64".into(),
-        20_000 / scale,
-        64,
-        "c64",
-        "",
-    ));
-    // What the store costs: the same run keeping nothing (`--no-store`).
-    runs.push(hoptrace(
-        "hoptrace resolve --no-store, concurrency 64".into(),
-        20_000 / scale,
-        64,
-        "nostore",
-        "--no-store",
-    ));
+    // The headline comparison: curl --parallel, hoptrace with its store and without, in
+    // turn, three rounds; each one's median run is kept (this VM swings by 20% between runs
+    // seconds apart, and a single run of each would measure the swing).
+    let mut rounds: [Vec<Run>; 3] = Default::default();
+    for i in 0..3 {
+        rounds[0].push(curl_parallel());
+        rounds[1].push(hoptrace(
+            "hoptrace resolve, concurrency 64".into(),
+            20_000 / scale,
+            64,
+            &format!("c64-{i}"),
+            "",
+        ));
+        // What the store costs: the same run keeping nothing.
+        rounds[2].push(hoptrace(
+            "hoptrace resolve --no-store, concurrency 64".into(),
+            20_000 / scale,
+            64,
+            &format!("nostore-{i}"),
+            "--no-store",
+        ));
+    }
+    for mut r in rounds {
+        r.sort_by(|a, b| a.rate().partial_cmp(&b.rate()).unwrap());
+        let mut median = r.swap_remove(1);
+        median.name += " (median of 3)";
+        runs.push(median);
+    }
     let mut scaling = Vec::new();
     for (c, n) in [(1u32, 1_000), (8, 5_000), (64, 20_000), (256, 20_000)] {
         scaling.push(hoptrace(

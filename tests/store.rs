@@ -101,11 +101,14 @@ async fn cache_expiry_on(store: Store) {
     let (stored, at) = store.latest(&key).await.unwrap().unwrap();
     let ttl = std::time::Duration::from_secs(60);
     use hoptrace::chain::servable;
-    assert!(servable(&stored, at, ttl, at + 59_999));
-    assert!(!servable(&stored, at, ttl, at + 60_000));
+    assert!(servable(stored.outcome, at, ttl, at + 59_999));
+    assert!(!servable(stored.outcome, at, ttl, at + 60_000));
     let mut failed = stored.clone();
     failed.outcome = hoptrace::trace::Outcome::Timeout;
-    assert!(!servable(&failed, at, ttl, at), "a failure is never served");
+    assert!(
+        !servable(failed.outcome, at, ttl, at),
+        "a failure is never served"
+    );
 }
 
 #[tokio::test]

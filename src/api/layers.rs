@@ -1,7 +1,8 @@
 //! The tower layers a request passes, outermost first: `observe` (metrics and the access log,
 //! on every answer including 404s), `catch_panic` (a handler that panics is a JSON 500, not a
 //! dropped connection), then on `/v1` calls `admit` (the token, compared in constant time, and
-//! the per-client rate limit) and on the calls that start resolutions `time_limit`.
+//! the per-client rate limit) — on the calls that start resolutions `admit_in_time`, which
+//! adds their time limit.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -50,18 +51,19 @@ pub async fn admit(
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let token = api.authorize(req.headers())?;
-    api.rate_limit(token.as_deref(), Peer::of(&req)).await?;
+    api.admit(&req).await?;
     Ok(next.run(req).await)
 }
 
-/// A call that starts resolutions is answered within `server.request_timeout_ms` (504); what
-/// it held (queue places, resolver slots) is given back when it is cut.
-pub async fn time_limit(
+/// [`admit`], then the time limit of a call that starts resolutions: answered within
+/// `server.request_timeout_ms` (504); what it held (queue places, resolver slots) is given
+/// back when it is cut.
+pub async fn admit_in_time(
     State(api): State<Arc<Api>>,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    api.admit(&req).await?;
     tokio::time::timeout(api.request_timeout, next.run(req))
         .await
         .map_err(|_| {
@@ -77,6 +79,16 @@ pub async fn time_limit(
 }
 
 impl Api {
+    /// The token and the rate limit of [`admit`]. (Nothing of the request is held across
+    /// the wait: a request is not `Sync`.)
+    fn admit(&self, req: &Request) -> impl std::future::Future<Output = Result<(), ApiError>> + '_ {
+        let checked = self.authorize(req.headers()).map(|t| (t, Peer::of(req)));
+        async move {
+            let (token, peer) = checked?;
+            self.rate_limit(token.as_deref(), peer).await
+        }
+    }
+
     /// Checks the token when the server has tokens; answers the caller's token (`None`
     /// without tokens).
     fn authorize(&self, headers: &HeaderMap) -> Result<Option<String>, ApiError> {

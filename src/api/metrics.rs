@@ -7,7 +7,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::trace::{Trace, Via};
+use crate::trace::{Outcome, Trace, Via};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
@@ -185,15 +185,10 @@ impl Metrics {
 
     /// Counts one resolution's trace.
     pub fn observe(&self, trace: &Trace) {
-        self.resolutions
-            .get_or_create(&OutcomeLabel {
-                outcome: trace.outcome.as_str().to_string(),
-            })
-            .inc();
         if trace.cached {
-            self.cache_hits.inc();
-            return;
+            return self.cache_hit(trace.outcome);
         }
+        self.count_outcome(trace.outcome);
         for hop in &trace.hops {
             self.hops
                 .get_or_create(&ViaLabel {
@@ -212,6 +207,20 @@ impl Metrics {
         if let Some(ms) = trace.elapsed_ms {
             self.resolution_seconds.observe(ms as f64 / 1000.0);
         }
+    }
+
+    /// Counts one answer from the cache.
+    pub fn cache_hit(&self, outcome: Outcome) {
+        self.count_outcome(outcome);
+        self.cache_hits.inc();
+    }
+
+    fn count_outcome(&self, outcome: Outcome) {
+        self.resolutions
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.as_str().to_string(),
+            })
+            .inc();
     }
 
     pub fn request(&self, route: Route, status: u16, seconds: f64) {

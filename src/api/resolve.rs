@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::extract::{JsonBody, Params};
-use super::{check_url, json_response, Api, ApiError};
+use super::{json_response, raw_json_response, Api, ApiError};
 use crate::chain::Lookup;
 use crate::trace::Trace;
 
@@ -34,7 +34,17 @@ pub async fn one(
     State(api): State<Arc<Api>>,
     JsonBody(r): JsonBody<ResolveRequest>,
 ) -> Result<Response, ApiError> {
-    check_url("url", &r.url)?;
+    let url = api
+        .inputs
+        .web_url(&r.url)
+        .map_err(|e| ApiError::bad_request(format!("url: {e}")))?;
+    if !r.refresh {
+        // A hit is answered from the stored bytes (issue 18: no decoding and encoding).
+        if let Some(hit) = api.resolver.cached_json(&r.url, &url).await {
+            api.metrics.cache_hit(hit.outcome);
+            return Ok(raw_json_response(StatusCode::OK, hit.json));
+        }
+    }
     let mut traces = api.resolve_all(vec![r.url], r.refresh).await?;
     Ok(json_response(StatusCode::OK, &traces.remove(0)))
 }
@@ -80,7 +90,20 @@ pub async fn batch(
 
 /// The stored Trace of a link, without resolving it.
 pub async fn stored(State(api): State<Arc<Api>>, q: Params) -> Result<Response, ApiError> {
-    Ok(json_response(StatusCode::OK, &api.stored_trace(&q).await?))
+    let url = q.required("url")?;
+    let key = api
+        .inputs
+        .parse(&url)
+        .map_err(|e| ApiError::bad_request(format!("url: {e}")))?;
+    let stored = api
+        .store
+        .latest_encoded(key.as_str())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no trace stored for {url}")))?;
+    let json = stored
+        .answer(None, true)
+        .map_err(crate::store::StoreError::from)?;
+    Ok(raw_json_response(StatusCode::OK, json))
 }
 
 impl Api {

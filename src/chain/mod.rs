@@ -2,6 +2,7 @@
 //! statically when it is a known wrapper, otherwise fetched through the egress gate; its next
 //! hop comes from the [`NextHopFinder`]s in turn. The cache sits in front, the store behind.
 
+mod cache;
 mod hop;
 mod visitor;
 
@@ -25,6 +26,7 @@ use crate::shared::limit::RateLimit;
 use crate::shared::{Shared, SharedError};
 use crate::store::Store;
 use crate::trace::{rfc3339, ErrorKind, Outcome, Trace, TraceError, Via};
+pub use cache::servable;
 use hop::{host_of, Step};
 use visitor::Way;
 pub use visitor::{Visitor, VisitorError, DIRECT};
@@ -58,14 +60,6 @@ pub enum SetupError {
     Shared(#[from] SharedError),
     #[error(transparent)]
     Labels(#[from] LabelError),
-}
-
-/// The cache's policy: a Trace stored at `stored_at_ms` answers from the cache while it is
-/// younger than `ttl` (`storage.cache_ttl_seconds`). Failures (`error`, `timeout`) are kept
-/// as the latest Trace but never served from the cache: the next call tries again.
-pub fn servable(trace: &Trace, stored_at_ms: u64, ttl: Duration, now_ms: u64) -> bool {
-    let young = now_ms.saturating_sub(stored_at_ms) < ttl.as_millis() as u64;
-    young && !matches!(trace.outcome, Outcome::Error | Outcome::Timeout)
 }
 
 /// Resolves links. One per process: the politeness limiter and connection pool are shared
@@ -321,43 +315,6 @@ impl Resolver {
             }
         }
         Ok(trace)
-    }
-
-    /// The latest stored Trace of `input`, however old and whatever its outcome (`cached`
-    /// set); `None` when there is none.
-    pub async fn stored(&self, input: &str) -> Option<Trace> {
-        let url = parse_input(input).ok()?;
-        let (mut trace, _) = self.store.as_ref()?.latest(url.as_str()).await.ok()??;
-        trace.cached = true;
-        trace.input = input.to_string();
-        Some(trace)
-    }
-
-    /// A fresh Trace of `input` from the store, without any network work (`None` when there
-    /// is none, or `input` is not a URL).
-    pub async fn cached(&self, input: &str) -> Option<Trace> {
-        let url = parse_input(input).ok()?;
-        self.cached_key(input, url.as_str()).await
-    }
-
-    /// A Trace stored for `key` that [`servable`] says may answer from the cache.
-    async fn cached_key(&self, input: &str, key: &str) -> Option<Trace> {
-        let store = self.store.as_ref()?;
-        let now = crate::now_ms();
-        let fresh =
-            |(trace, at): (Trace, u64)| servable(&trace, at, self.cache_ttl, now).then_some(trace);
-        match store.latest(key).await.map(|t| t.and_then(fresh)) {
-            Ok(Some(mut trace)) => {
-                trace.cached = true;
-                trace.input = input.to_string();
-                Some(trace)
-            }
-            Ok(None) => None,
-            Err(e) => {
-                tracing::warn!("cache lookup for {key} failed: {e}");
-                None
-            }
-        }
     }
 
     /// Follows the chain from `start` as the default profile, directly (no cache, no store).

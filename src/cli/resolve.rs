@@ -76,11 +76,21 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
     let mut ready = Vec::with_capacity(concurrency);
     while let Some(trace) = rx.recv().await {
         ready.push(trace);
+        if let Some(store) = &store {
+            // A flush is cheaper per line the more lines it covers (sled: 160 µs of CPU a
+            // Trace in groups of 4, 60 in groups of 64), so lines wait for one another up to
+            // GATHER or a group of `concurrency`; the last ones are printed when input ends.
+            let until = tokio::time::Instant::now() + GATHER;
+            while ready.len() < concurrency {
+                match tokio::time::timeout_at(until, rx.recv()).await {
+                    Ok(Some(trace)) => ready.push(trace),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            store.flush().await?;
+        }
         while let Ok(trace) = rx.try_recv() {
             ready.push(trace);
-        }
-        if let Some(store) = &store {
-            store.flush().await?;
         }
         for trace in ready.drain(..) {
             evidence.keep(&trace).await?;
@@ -97,6 +107,9 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
     evidence.finish()?;
     Ok(())
 }
+
+/// How long a printed line may wait for others to share its flush of the store.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// What `--screenshot DIR` and `--har FILE` write as the Traces come.
 struct Evidence {

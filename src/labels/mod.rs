@@ -85,6 +85,7 @@ pub(crate) struct Entry {
 pub struct Labels {
     by_domain: HashMap<String, Vec<Entry>>,
     shorteners: Vec<RealShortener>,
+    memo: lookalike::Memo,
 }
 
 impl Labels {
@@ -101,6 +102,7 @@ impl Labels {
                 "`{domain}` is a public suffix, not a domain anyone registered"
             ));
         }
+        self.memo.clear();
         let imitates = match imitates {
             Some(i) => {
                 Some(normalise_domain(&i).ok_or_else(|| format!("`{i}` is not a domain name"))?)

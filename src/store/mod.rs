@@ -8,6 +8,7 @@
 //! nothing a user has already seen — except what a caller queued with `put_later`, which the
 //! next `flush` makes durable.
 
+pub mod encoded;
 pub mod model;
 mod postgres;
 mod sled;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use encoded::EncodedTrace;
 pub use model::{DomainPage, DomainQuery, DomainRecord, DomainSort, WatchRecord};
 use model::{Event, Observation, RepositoryRecord};
 
@@ -39,11 +41,27 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl From<encoded::EncodedError> for StoreError {
+    fn from(e: encoded::EncodedError) -> Self {
+        match e {
+            encoded::EncodedError::Corrupt(m) => StoreError::Corrupt(m),
+            encoded::EncodedError::Encode(e) => StoreError::Db(e.to_string()),
+        }
+    }
+}
+
 /// Traces by normalised input, and the index of final landing domains.
 #[async_trait]
 pub trait Traces: Send + Sync {
     /// The latest stored Trace for `key`, however old, with when it was stored (ms).
     async fn latest(&self, key: &str) -> Result<Option<(Trace, u64)>, StoreError>;
+    /// The same Trace in its stored wire form, for answering without decoding it.
+    async fn latest_encoded(&self, key: &str) -> Result<Option<EncodedTrace>, StoreError> {
+        match self.latest(key).await? {
+            Some((trace, at)) => Ok(Some(EncodedTrace::encode(&trace, at)?)),
+            None => Ok(None),
+        }
+    }
     /// Stores `trace` under `key` and, when it landed somewhere, updates the landing-domain
     /// index, together; returns once both are durable.
     async fn put(&self, key: &str, trace: &Trace, now_ms: u64) -> Result<(), StoreError>;

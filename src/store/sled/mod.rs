@@ -8,27 +8,18 @@ use std::collections::hash_map::{Entry, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-use ::sled::transaction::{ConflictableTransactionError, TransactionError};
-use ::sled::Transactional;
-use serde::{Deserialize, Serialize};
-
+use super::encoded::EncodedTrace;
 use super::model::{DomainRecord, Event, Observation, RepositoryRecord, WatchRecord};
 use super::{Repositories, StoreError, Traces, Watches};
 use crate::trace::Trace;
+use ::sled::transaction::{ConflictableTransactionError, TransactionError};
+use ::sled::Transactional;
 use async_trait::async_trait;
 
 impl From<::sled::Error> for StoreError {
     fn from(e: ::sled::Error) -> Self {
         StoreError::Db(e.to_string())
     }
-}
-
-/// A stored Trace and when it was stored. Written from a borrowed Trace (`T = &Trace`), read
-/// into an owned one, so a write does not copy the Trace first.
-#[derive(Serialize, Deserialize)]
-struct Stored<T> {
-    stored_at_ms: u64,
-    trace: T,
 }
 
 /// sled's page cache, smaller than its default (1 GiB) so a long batch's memory stays bounded;
@@ -92,7 +83,7 @@ struct Queued {
 /// A serialised Trace and what the domain index needs of it.
 struct TraceWrite {
     key: String,
-    record: Vec<u8>,
+    record: EncodedTrace,
     /// The registrable landing domain, the final hop's labels and when it was stored.
     landing: Option<(String, Vec<String>, String)>,
     /// The landing page's screenshot, by its SHA-256.
@@ -199,11 +190,7 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
 
 /// Writes of the watchlist that keep its due-time index in step.
 fn trace_write(key: &str, trace: &Trace, now_ms: u64) -> Result<TraceWrite, StoreError> {
-    let record = serde_json::to_vec(&Stored {
-        stored_at_ms: now_ms,
-        trace,
-    })
-    .map_err(|e| StoreError::Db(e.to_string()))?;
+    let record = EncodedTrace::encode(trace, now_ms)?;
     let landing = crate::labels::landing_domain(trace).map(|domain| {
         let labels = trace
             .hops
@@ -239,7 +226,7 @@ fn write_traces(trees: &TraceTrees, writes: &[&TraceWrite]) -> Result<(), StoreE
         .transaction(|(traces, domains, inputs, shots)| {
             let mut touched: HashMap<&str, DomainRecord> = HashMap::new();
             for w in writes {
-                traces.insert(w.key.as_bytes(), w.record.as_slice())?;
+                traces.insert(w.key.as_bytes(), w.record.record())?;
                 // By content: a Trace names its screenshot by hash, and equal ones are kept once.
                 if let Some((sha, png)) = &w.screenshot {
                     shots.insert(sha.as_bytes(), png.as_ref())?;
@@ -295,12 +282,14 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[async_trait]
 impl Traces for SledStore {
     async fn latest(&self, key: &str) -> Result<Option<(Trace, u64)>, StoreError> {
+        match self.latest_encoded(key).await? {
+            Some(e) => Ok(Some((e.decode()?, e.stored_at_ms()))),
+            None => Ok(None),
+        }
+    }
+    async fn latest_encoded(&self, key: &str) -> Result<Option<EncodedTrace>, StoreError> {
         match self.trees.traces.get(key.as_bytes())? {
-            Some(bytes) => {
-                let s: Stored<Trace> = serde_json::from_slice(&bytes)
-                    .map_err(|e| StoreError::Corrupt(format!("trace {key}: {e}")))?;
-                Ok(Some((s.trace, s.stored_at_ms)))
-            }
+            Some(bytes) => Ok(Some(EncodedTrace::from_record(&bytes)?)),
             None => Ok(None),
         }
     }
@@ -349,9 +338,8 @@ impl Traces for SledStore {
             .map(|kv| {
                 let (k, v) = kv?;
                 let key = String::from_utf8_lossy(&k).into_owned();
-                let s: Stored<Trace> = serde_json::from_slice(&v)
-                    .map_err(|e| StoreError::Corrupt(format!("trace {key}: {e}")))?;
-                Ok((key, s.trace, s.stored_at_ms))
+                let e = EncodedTrace::from_record(&v)?;
+                Ok((key, e.decode()?, e.stored_at_ms()))
             })
             .collect()
     }

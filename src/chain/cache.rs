@@ -1,0 +1,89 @@
+//! The cache in front of resolution: which stored Trace may answer, and answers taken from
+//! the store either as a Trace or, for a caller that only sends it on, as its JSON.
+
+use std::time::Duration;
+
+use super::Resolver;
+use crate::input::parse_input;
+use crate::store::EncodedTrace;
+use crate::trace::{Outcome, Trace};
+
+/// The cache's policy: a Trace stored at `stored_at_ms` answers from the cache while it is
+/// younger than `ttl` (`storage.cache_ttl_seconds`). Failures (`error`, `timeout`) are kept
+/// as the latest Trace but never served from the cache: the next call tries again.
+pub fn servable(outcome: Outcome, stored_at_ms: u64, ttl: Duration, now_ms: u64) -> bool {
+    let young = now_ms.saturating_sub(stored_at_ms) < ttl.as_millis() as u64;
+    young && !matches!(outcome, Outcome::Error | Outcome::Timeout)
+}
+
+/// A cache hit as the JSON of its Trace (`cached` set, the caller's input), and its outcome.
+pub struct CachedJson {
+    pub json: Vec<u8>,
+    pub outcome: Outcome,
+}
+
+impl Resolver {
+    /// The latest stored Trace of `input`, however old and whatever its outcome (`cached`
+    /// set); `None` when there is none.
+    pub async fn stored(&self, input: &str) -> Option<Trace> {
+        let url = parse_input(input).ok()?;
+        let (mut trace, _) = self.store.as_ref()?.latest(url.as_str()).await.ok()??;
+        trace.cached = true;
+        trace.input = input.to_string();
+        Some(trace)
+    }
+
+    /// A fresh Trace of `input` from the store, without any network work (`None` when there
+    /// is none, or `input` is not a URL).
+    pub async fn cached(&self, input: &str) -> Option<Trace> {
+        let url = parse_input(input).ok()?;
+        self.cached_key(input, url.as_str()).await
+    }
+
+    /// What [`Resolver::cached`] answers, as JSON taken from the stored bytes without
+    /// decoding the Trace: what an API cache hit sends.
+    /// `url` is `input` parsed.
+    pub async fn cached_json(&self, input: &str, url: &url::Url) -> Option<CachedJson> {
+        let key = url.as_str();
+        let stored = self.servable_encoded(key).await?;
+        match stored.answer(Some(input), true) {
+            Ok(json) => Some(CachedJson {
+                json,
+                outcome: stored.outcome(),
+            }),
+            Err(e) => {
+                tracing::warn!("cache lookup for {key} failed: {e}");
+                None
+            }
+        }
+    }
+
+    /// A Trace stored for `key` that [`servable`] says may answer from the cache.
+    pub(super) async fn cached_key(&self, input: &str, key: &str) -> Option<Trace> {
+        let stored = self.servable_encoded(key).await?;
+        match stored.decode() {
+            Ok(mut trace) => {
+                trace.cached = true;
+                trace.input = input.to_string();
+                Some(trace)
+            }
+            Err(e) => {
+                tracing::warn!("cache lookup for {key} failed: {e}");
+                None
+            }
+        }
+    }
+
+    async fn servable_encoded(&self, key: &str) -> Option<EncodedTrace> {
+        let store = self.store.as_ref()?;
+        let now = crate::now_ms();
+        match store.latest_encoded(key).await {
+            Ok(Some(e)) if servable(e.outcome(), e.stored_at_ms(), self.cache_ttl, now) => Some(e),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!("cache lookup for {key} failed: {e}");
+                None
+            }
+        }
+    }
+}

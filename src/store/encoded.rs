@@ -1,0 +1,308 @@
+//! A stored Trace in its wire form: the JSON as it was first encoded, with where its `input`
+//! and `cached` values sit, so a cache hit is answered by splicing those two into the stored
+//! bytes instead of decoding the Trace and encoding it again (issue 18: with each hop's HTTP
+//! record a Trace is 1-2 KB of JSON, and decoding plus encoding it was most of a hit's cost).
+//!
+//! The record sled keeps: a tag byte, a fixed header (when it was stored, the outcome, the
+//! three offsets) and the JSON. Records written before this form are plain JSON
+//! (`{"stored_at_ms":..,"trace":..}`) and are still read.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::trace::{Outcome, Trace};
+
+/// Marks the record form; the older plain-JSON records start with `{`.
+const TAG: u8 = 1;
+/// Tag, stored_at_ms (8), outcome (1), input start, input end, cached offset (4 each).
+const HEADER: usize = 1 + 8 + 1 + 4 * 3;
+
+/// Outcomes by their code in a record (a new outcome is appended, never reordered).
+const OUTCOMES: [Outcome; 7] = [
+    Outcome::Landed,
+    Outcome::Download,
+    Outcome::Blocked,
+    Outcome::Loop,
+    Outcome::TooManyHops,
+    Outcome::Timeout,
+    Outcome::Error,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum EncodedError {
+    #[error("cannot encode the trace: {0}")]
+    Encode(serde_json::Error),
+    #[error("stored trace is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// A Trace as stored, with when it was stored; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EncodedTrace {
+    record: Bytes,
+    stored_at_ms: u64,
+    outcome: Outcome,
+    /// Byte ranges in the JSON of the `input` string (quotes included) and of the top-level
+    /// `cached` literal; `None` where they could not be found for certain (then an answer
+    /// with another input decodes and encodes, as before).
+    splice: Option<Splice>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Splice {
+    input: (usize, usize),
+    cached: (usize, usize),
+}
+
+/// The older plain-JSON record (borrowed to write, owned to read).
+#[derive(Serialize, Deserialize)]
+struct Legacy<T> {
+    stored_at_ms: u64,
+    trace: T,
+}
+
+impl EncodedTrace {
+    /// Encodes `trace` as stored at `stored_at_ms`.
+    pub fn encode(trace: &Trace, stored_at_ms: u64) -> Result<EncodedTrace, EncodedError> {
+        let mut record = Vec::with_capacity(HEADER + 2048);
+        record.resize(HEADER, 0);
+        serde_json::to_writer(&mut record, trace).map_err(EncodedError::Encode)?;
+        let splice = find_splice(&record[HEADER..], &trace.input, trace.cached);
+        record[0] = TAG;
+        record[1..9].copy_from_slice(&stored_at_ms.to_be_bytes());
+        record[9] = code(trace.outcome);
+        let (input, cached) = splice.map_or(((0, 0), (0, 0)), |s| (s.input, s.cached));
+        for (i, at) in [input.0, input.1, cached.0].into_iter().enumerate() {
+            let at = u32::try_from(at).unwrap_or(0);
+            record[10 + 4 * i..14 + 4 * i].copy_from_slice(&at.to_be_bytes());
+        }
+        Ok(EncodedTrace {
+            record: record.into(),
+            stored_at_ms,
+            outcome: trace.outcome,
+            splice: splice.filter(|s| u32::try_from(s.cached.1).is_ok()),
+        })
+    }
+
+    /// Reads a stored record (either form).
+    pub fn from_record(bytes: &[u8]) -> Result<EncodedTrace, EncodedError> {
+        if bytes.first() == Some(&b'{') {
+            let old: Legacy<Trace> =
+                serde_json::from_slice(bytes).map_err(|e| EncodedError::Corrupt(e.to_string()))?;
+            return EncodedTrace::encode(&old.trace, old.stored_at_ms);
+        }
+        let corrupt = |why: &str| EncodedError::Corrupt(why.to_string());
+        if bytes.len() < HEADER || bytes[0] != TAG {
+            return Err(corrupt("unknown record form"));
+        }
+        let u32_at = |i: usize| {
+            let b: [u8; 4] = bytes[i..i + 4].try_into().expect("in the header");
+            u32::from_be_bytes(b) as usize
+        };
+        let stored_at_ms = u64::from_be_bytes(bytes[1..9].try_into().expect("in the header"));
+        let outcome = *OUTCOMES
+            .get(bytes[9] as usize)
+            .ok_or_else(|| corrupt("unknown outcome code"))?;
+        let json_len = bytes.len() - HEADER;
+        let (input_start, input_end, cached_start) = (u32_at(10), u32_at(14), u32_at(18));
+        let json = &bytes[HEADER..];
+        let splice = if cached_start == 0 {
+            None
+        } else {
+            let cached_end = cached_start + literal_len(json.get(cached_start..));
+            let ok = input_start < input_end
+                && input_end <= cached_start
+                && cached_end <= json_len
+                && cached_end > cached_start;
+            if !ok {
+                return Err(corrupt("offsets outside the record"));
+            }
+            Some(Splice {
+                input: (input_start, input_end),
+                cached: (cached_start, cached_end),
+            })
+        };
+        Ok(EncodedTrace {
+            record: Bytes::copy_from_slice(bytes),
+            stored_at_ms,
+            outcome,
+            splice,
+        })
+    }
+
+    /// The bytes to store.
+    pub fn record(&self) -> &[u8] {
+        &self.record
+    }
+
+    pub fn stored_at_ms(&self) -> u64 {
+        self.stored_at_ms
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+
+    /// The Trace as stored.
+    pub fn json(&self) -> &[u8] {
+        &self.record[HEADER..]
+    }
+
+    pub fn decode(&self) -> Result<Trace, EncodedError> {
+        serde_json::from_slice(self.json()).map_err(|e| EncodedError::Corrupt(e.to_string()))
+    }
+
+    /// The Trace's JSON with `cached` set and, when given, `input` replaced: what a cache hit
+    /// answers.
+    pub fn answer(&self, input: Option<&str>, cached: bool) -> Result<Vec<u8>, EncodedError> {
+        let json = self.json();
+        let Some(s) = self.splice else {
+            let mut trace = self.decode()?;
+            trace.cached = cached;
+            if let Some(input) = input {
+                trace.input = input.to_string();
+            }
+            return serde_json::to_vec(&trace).map_err(EncodedError::Encode);
+        };
+        let mut out = Vec::with_capacity(json.len() + input.map_or(0, |i| i.len() + 8));
+        match input {
+            Some(input) => {
+                out.extend_from_slice(&json[..s.input.0]);
+                serde_json::to_writer(&mut out, input).map_err(EncodedError::Encode)?;
+                out.extend_from_slice(&json[s.input.1..s.cached.0]);
+            }
+            None => out.extend_from_slice(&json[..s.cached.0]),
+        }
+        out.extend_from_slice(if cached { b"true" } else { b"false" });
+        out.extend_from_slice(&json[s.cached.1..]);
+        Ok(out)
+    }
+}
+
+fn code(outcome: Outcome) -> u8 {
+    OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(0) as u8
+}
+
+/// The length of the `true` or `false` at the start of `rest`.
+fn literal_len(rest: Option<&[u8]>) -> usize {
+    match rest {
+        Some(r) if r.starts_with(b"true") => 4,
+        Some(r) if r.starts_with(b"false") => 5,
+        _ => 0,
+    }
+}
+
+/// Where the top-level `input` string and `cached` literal are in `json`, an encoded Trace.
+/// `input` is the first field, so its place is known from its encoding. `"cached":` followed
+/// by a literal can only be the Trace's own field: inside a JSON string every quote is
+/// escaped, and no nested record has a field of that name — checked by there being exactly
+/// one, else no splice.
+fn find_splice(json: &[u8], input: &str, cached: bool) -> Option<Splice> {
+    const KEY: &[u8] = b"{\"input\":";
+    let input_len = serde_json::to_string(input).ok()?.len();
+    if !json.starts_with(KEY) {
+        return None;
+    }
+    let pattern: &[u8] = if cached {
+        b"\"cached\":true"
+    } else {
+        b"\"cached\":false"
+    };
+    let mut found = memchr::memmem::find_iter(json, pattern);
+    let at = found.next()?;
+    if found.next().is_some() {
+        return None;
+    }
+    let start = at + b"\"cached\":".len();
+    Some(Splice {
+        input: (KEY.len(), KEY.len() + input_len),
+        cached: (start, at + pattern.len()),
+    })
+}
+
+/// Writes the older record form (for tests that read a store written before this one).
+pub fn legacy_record(trace: &Trace, stored_at_ms: u64) -> Vec<u8> {
+    serde_json::to_vec(&Legacy {
+        stored_at_ms,
+        trace,
+    })
+    .expect("a Trace encodes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{Hop, Via};
+
+    fn trace(input: &str) -> Trace {
+        let mut hop = Hop::new("https://a.test/x".into(), "a.test".into(), Via::Input);
+        // A header whose text looks like the field must not be taken for it.
+        hop.reason = Some("\"cached\":false, {\"input\":\"x\"}".into());
+        let mut t = Trace::input_error(input, "x".into());
+        t.hops.push(hop);
+        t.outcome = Outcome::Loop;
+        t
+    }
+
+    #[test]
+    fn an_answer_is_the_trace_with_its_input_and_cached_replaced() {
+        for input in ["https://a.test/", "we\"ird \\ \u{1F600} input", ""] {
+            let t = trace(input);
+            let enc = EncodedTrace::encode(&t, 42).unwrap();
+            assert!(enc.splice.is_some(), "{input}");
+            let read = EncodedTrace::from_record(enc.record()).unwrap();
+            assert_eq!(read.stored_at_ms(), 42);
+            assert_eq!(read.outcome(), Outcome::Loop);
+            assert_eq!(read.decode().unwrap(), t);
+            for (new, cached) in [(Some("other \"one\""), true), (None, true), (None, false)] {
+                let mut want = t.clone();
+                want.cached = cached;
+                if let Some(n) = new {
+                    want.input = n.to_string();
+                }
+                let got: Trace =
+                    serde_json::from_slice(&read.answer(new, cached).unwrap()).unwrap();
+                assert_eq!(got, want);
+                assert_eq!(
+                    read.answer(new, cached).unwrap(),
+                    serde_json::to_vec(&want).unwrap(),
+                    "byte for byte what encoding the Trace gives"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_outcome_keeps_its_code() {
+        for o in OUTCOMES {
+            let mut t = trace("i");
+            t.outcome = o;
+            let read = EncodedTrace::from_record(EncodedTrace::encode(&t, 1).unwrap().record());
+            assert_eq!(read.unwrap().outcome(), o);
+        }
+    }
+
+    #[test]
+    fn records_of_the_older_form_are_read() {
+        let t = trace("https://old.test/");
+        let read = EncodedTrace::from_record(&legacy_record(&t, 7)).unwrap();
+        assert_eq!((read.stored_at_ms(), read.decode().unwrap()), (7, t));
+    }
+
+    #[test]
+    fn a_damaged_record_is_an_error_not_a_panic() {
+        let good = EncodedTrace::encode(&trace("i"), 1)
+            .unwrap()
+            .record()
+            .to_vec();
+        for cut in [0, 1, 5, HEADER - 1, HEADER, good.len() - 1] {
+            let _ = EncodedTrace::from_record(&good[..cut]).map(|e| e.answer(Some("x"), true));
+        }
+        let mut bad = good.clone();
+        bad[18..22].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(EncodedTrace::from_record(&bad).is_err());
+        let mut bad = good;
+        bad[9] = 200;
+        assert!(EncodedTrace::from_record(&bad).is_err());
+    }
+}
