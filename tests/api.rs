@@ -234,7 +234,7 @@ async fn every_call_and_its_errors() {
         text.contains("hoptrace_resolutions_total{outcome=\"landed\"}"),
         "{text}"
     );
-    assert!(text.contains("hoptrace_cache_hits_total 1"), "{text}");
+    assert!(text.contains("hoptrace_cache_hits_total 2"), "{text}");
     assert!(text.contains("hoptrace_hops_total{via=\"http-redirect\"}"));
     assert!(text.contains("hoptrace_http_request_seconds_bucket"));
     assert!(text.contains("hoptrace_queue_depth 0"));
