@@ -73,10 +73,17 @@ async fn every_call_and_its_errors() {
     // A hit answers with the caller's spelling of the link (the stored bytes, spliced).
     let defanged = format!("hxxp://blltly[.]com:{sp}/1w1w1");
     let r = post(a, "/v1/resolve", json!({"url": defanged}), None).await;
-    assert_eq!((&r.body["cached"], &r.body["input"]), (&json!(true), &json!(defanged)));
+    assert_eq!(
+        (&r.body["cached"], &r.body["input"]),
+        (&json!(true), &json!(defanged))
+    );
     assert_eq!(r.body["final_url"], target.as_str());
     let stored = get(a, &format!("/v1/trace?url={}", urlencode(&defanged)), None).await;
-    assert_eq!(stored.body["input"], url.as_str(), "the stored Trace keeps its own input");
+    assert_eq!(
+        stored.body["input"],
+        url.as_str(),
+        "the stored Trace keeps its own input"
+    );
     assert_eq!(stored.body["cached"], true);
     let r = post(a, "/v1/resolve", json!({"url": url, "refresh": true}), None).await;
     assert_eq!(r.body["cached"], false, "refresh bypasses the cache");

@@ -127,11 +127,7 @@ impl Api {
         let client = match token {
             Some(t) => {
                 let digest = ring::digest::digest(&ring::digest::SHA256, t.as_bytes());
-                let hex: String = digest.as_ref()[..16]
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
-                format!("token:{hex}")
+                format!("token:{}", crate::record::hex(&digest.as_ref()[..16]))
             }
             None => peer.to_string(),
         };

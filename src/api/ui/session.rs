@@ -3,6 +3,7 @@
 //! replica with the same tokens accepts it, and changing the tokens ends every session); a
 //! form's CSRF token is a MAC of the session cookie. Nothing secret is in the cookie.
 
+use crate::record::hex;
 use ring::hmac;
 use subtle::ConstantTimeEq;
 
@@ -82,10 +83,6 @@ impl Keys {
         let expected = self.csrf(session);
         bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The value of cookie `name` in a `Cookie` header.
