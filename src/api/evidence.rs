@@ -9,21 +9,32 @@ use http::{header, HeaderValue, StatusCode};
 
 use super::extract::Params;
 use super::{json_response, Api, ApiError};
+use crate::store::{EncodedTrace, StoreError};
 use crate::trace::Trace;
 
 impl Api {
     /// The stored Trace of the `url` parameter; 404 when there is none.
     pub(super) async fn stored_trace(&self, q: &Params) -> Result<Trace, ApiError> {
-        let url = q.required("url")?;
-        let key = crate::input::parse_input(&url)
-            .map_err(|e| ApiError::bad_request(format!("url: {e}")))?;
-        let (mut trace, _) = self
-            .store
-            .latest(key.as_str())
+        let mut trace = self
+            .stored_encoded(q)
             .await?
-            .ok_or_else(|| ApiError::not_found(format!("no trace stored for {url}")))?;
+            .decode()
+            .map_err(StoreError::from)?;
         trace.cached = true;
         Ok(trace)
+    }
+
+    /// The same, as stored (for sending on without decoding it).
+    pub(super) async fn stored_encoded(&self, q: &Params) -> Result<EncodedTrace, ApiError> {
+        let url = q.required("url")?;
+        let key = self
+            .inputs
+            .parse(&url)
+            .map_err(|e| ApiError::bad_request(format!("url: {e}")))?;
+        self.store
+            .latest_encoded(key.as_str())
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no trace stored for {url}")))
     }
 }
 

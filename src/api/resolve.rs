@@ -90,17 +90,9 @@ pub async fn batch(
 
 /// The stored Trace of a link, without resolving it.
 pub async fn stored(State(api): State<Arc<Api>>, q: Params) -> Result<Response, ApiError> {
-    let url = q.required("url")?;
-    let key = api
-        .inputs
-        .parse(&url)
-        .map_err(|e| ApiError::bad_request(format!("url: {e}")))?;
-    let stored = api
-        .store
-        .latest_encoded(key.as_str())
+    let json = api
+        .stored_encoded(&q)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no trace stored for {url}")))?;
-    let json = stored
         .answer(None, true)
         .map_err(crate::store::StoreError::from)?;
     Ok(raw_json_response(StatusCode::OK, json))

@@ -46,44 +46,31 @@ impl Resolver {
     pub async fn cached_json(&self, input: &str, url: &url::Url) -> Option<CachedJson> {
         let key = url.as_str();
         let stored = self.servable_encoded(key).await?;
-        match stored.answer(Some(input), true) {
-            Ok(json) => Some(CachedJson {
-                json,
-                outcome: stored.outcome(),
-            }),
-            Err(e) => {
-                tracing::warn!("cache lookup for {key} failed: {e}");
-                None
-            }
-        }
+        let json = logged(key, stored.answer(Some(input), true))?;
+        Some(CachedJson {
+            json,
+            outcome: stored.outcome(),
+        })
     }
 
     /// A Trace stored for `key` that [`servable`] says may answer from the cache.
     pub(super) async fn cached_key(&self, input: &str, key: &str) -> Option<Trace> {
-        let stored = self.servable_encoded(key).await?;
-        match stored.decode() {
-            Ok(mut trace) => {
-                trace.cached = true;
-                trace.input = input.to_string();
-                Some(trace)
-            }
-            Err(e) => {
-                tracing::warn!("cache lookup for {key} failed: {e}");
-                None
-            }
-        }
+        let mut trace = logged(key, self.servable_encoded(key).await?.decode())?;
+        trace.cached = true;
+        trace.input = input.to_string();
+        Some(trace)
     }
 
     async fn servable_encoded(&self, key: &str) -> Option<EncodedTrace> {
         let store = self.store.as_ref()?;
         let now = crate::now_ms();
-        match store.latest_encoded(key).await {
-            Ok(Some(e)) if servable(e.outcome(), e.stored_at_ms(), self.cache_ttl, now) => Some(e),
-            Ok(_) => None,
-            Err(e) => {
-                tracing::warn!("cache lookup for {key} failed: {e}");
-                None
-            }
-        }
+        logged(key, store.latest_encoded(key).await)?
+            .filter(|e| servable(e.outcome(), e.stored_at_ms(), self.cache_ttl, now))
     }
+}
+
+/// A failed cache lookup is a miss (the link is resolved instead), and logged.
+fn logged<T>(key: &str, r: Result<T, impl std::fmt::Display>) -> Option<T> {
+    r.map_err(|e| tracing::warn!("cache lookup for {key} failed: {e}"))
+        .ok()
 }
