@@ -36,6 +36,8 @@ struct Run {
     urls: usize,
     secs: f64,
     peak_rss_kb: Option<u64>,
+    /// User plus system CPU time of the measured process and its children.
+    cpu_secs: Option<f64>,
     p50_ms: Option<f64>,
     p99_ms: Option<f64>,
 }
@@ -43,6 +45,9 @@ struct Run {
 impl Run {
     fn rate(&self) -> f64 {
         self.urls as f64 / self.secs
+    }
+    fn cpu_us_per_url(&self) -> Option<f64> {
+        self.cpu_secs.map(|c| c * 1e6 / self.urls as f64)
     }
 }
 
@@ -176,11 +181,12 @@ fn curl_resolve(port: u16) -> String {
 
 /// Runs `shell` (sh -c) under GNU time: wall seconds and the peak RSS (KB) of the largest
 /// process in it.
-fn timed(shell: &str) -> (f64, Option<u64>) {
+/// Runs `shell`: its wall time, peak RSS (KB) and CPU time (user plus system, s).
+fn timed(shell: &str) -> (f64, Option<u64>, Option<f64>) {
     let rss_file = tempfile::NamedTempFile::new().unwrap();
     let t = Instant::now();
     let status = Command::new("/usr/bin/time")
-        .args(["-f", "%M", "-o"])
+        .args(["-f", "%M %U %S", "-o"])
         .arg(rss_file.path())
         .args(["sh", "-c", shell])
         .stdout(Stdio::null())
@@ -189,27 +195,58 @@ fn timed(shell: &str) -> (f64, Option<u64>) {
         .unwrap();
     let secs = t.elapsed().as_secs_f64();
     assert!(status.success(), "{shell}");
-    let rss = std::fs::read_to_string(rss_file.path())
-        .ok()
-        .and_then(|s| s.trim().lines().last().and_then(|l| l.trim().parse().ok()));
-    (secs, rss)
+    let report = std::fs::read_to_string(rss_file.path()).unwrap_or_default();
+    let fields: Vec<&str> = report
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let rss = fields.first().and_then(|f| f.parse().ok());
+    let cpu = match (fields.get(1), fields.get(2)) {
+        (Some(u), Some(s)) => u
+            .parse::<f64>()
+            .ok()
+            .zip(s.parse::<f64>().ok())
+            .map(|(u, s)| u + s),
+        _ => None,
+    };
+    (secs, rss, cpu)
+}
+
+/// The medians of three runs: URLs per second, and CPU µs per URL.
+struct Medians {
+    rate: f64,
+    cpu_us: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    v[v.len() / 2]
 }
 
 /// Runs `a` and `b` in turn, three times each (so the VM's noise hits both alike): the
-/// median rate of each, in URLs per second of `n` URLs.
+/// medians of each over `n` URLs.
 fn alternating(
     n: usize,
     mut a: impl FnMut(usize) -> Run,
     mut b: impl FnMut(usize) -> Run,
-) -> (f64, f64) {
+) -> (Medians, Medians) {
     let (mut ra, mut rb) = (Vec::new(), Vec::new());
     for i in 0..3 {
-        ra.push(n as f64 / a(i).secs);
-        rb.push(n as f64 / b(i).secs);
+        ra.push(a(i));
+        rb.push(b(i));
     }
-    ra.sort_by(|x, y| x.partial_cmp(y).unwrap());
-    rb.sort_by(|x, y| x.partial_cmp(y).unwrap());
-    (ra[1], rb[1])
+    let medians = |runs: Vec<Run>| Medians {
+        rate: median(runs.iter().map(|r| n as f64 / r.secs).collect()),
+        cpu_us: median(
+            runs.iter()
+                .map(|r| r.cpu_us_per_url().unwrap_or(f64::NAN))
+                .collect(),
+        ),
+    };
+    (medians(ra), medians(rb))
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -244,7 +281,7 @@ async fn run() {
         let n = 40;
         let calls = |what: &str, tag: &str, i: usize| {
             let list = urls(port, n, &format!("{tag}{i}")).join(" ");
-            let (secs, _) = timed(&format!(
+            let (secs, _, cpu) = timed(&format!(
                 "for u in {list}; do {bin} {what} --json --config {} $u > /dev/null || exit 1; done",
                 cfg.display()
             ));
@@ -253,6 +290,7 @@ async fn run() {
                 urls: n,
                 secs,
                 peak_rss_kb: None,
+                cpu_secs: cpu,
                 p50_ms: None,
                 p99_ms: None,
             }
@@ -264,9 +302,9 @@ async fn run() {
         );
         println!(
             "{n} links, a process per call: resolve {:.1} ms a call, compare (6 profiles) {:.1} ms a call (medians of 3): compare/resolve {:.2}x",
-            1000.0 / resolve,
-            1000.0 / compare,
-            resolve / compare
+            1000.0 / resolve.rate,
+            1000.0 / compare.rate,
+            resolve.rate / compare.rate
         );
         return;
     }
@@ -277,7 +315,7 @@ async fn run() {
     std::fs::write(&list, urls(port, n, "x").join("\n")).unwrap();
     let resolve_cfg = dir.path().join("resolve.cfg");
     std::fs::write(&resolve_cfg, curl_resolve(port)).unwrap();
-    let (secs, _) = timed(&format!(
+    let (secs, _, cpu) = timed(&format!(
         "xargs -P 64 -n 1 curl -sL -o /dev/null -K {} < {}",
         resolve_cfg.display(),
         list.display()
@@ -287,6 +325,7 @@ async fn run() {
         urls: n,
         secs,
         peak_rss_kb: None,
+        cpu_secs: cpu,
         p50_ms: None,
         p99_ms: None,
     });
@@ -301,7 +340,7 @@ async fn run() {
     }
     drop(f);
     let curl_parallel = || {
-        let (secs, rss) = timed(&format!(
+        let (secs, rss, cpu) = timed(&format!(
             "curl -sL --parallel --parallel-max 64 -K {}",
             cfg.display()
         ));
@@ -310,6 +349,7 @@ async fn run() {
             urls: n,
             secs,
             peak_rss_kb: rss,
+            cpu_secs: cpu,
             p50_ms: None,
             p99_ms: None,
         }
@@ -371,7 +411,7 @@ async fn run() {
         // run's tag (a profiler, say; the figures are then the wrapper's too).
         let perf =
             std::env::var("BENCH_WRAP").map_or(String::new(), |w| w.replace("{tag}", tag) + " ");
-        let (secs, rss) = timed(&format!(
+        let (secs, rss, cpu) = timed(&format!(
             "{perf}{bin} resolve --json {flags} --config {} - < {} > {}",
             cfg.display(),
             input.display(),
@@ -393,6 +433,7 @@ async fn run() {
             urls: n,
             secs,
             peak_rss_kb: rss,
+            cpu_secs: cpu,
             p50_ms: Some(percentile(&lat, 0.5)),
             p99_ms: Some(percentile(&lat, 0.99)),
         }
@@ -429,8 +470,10 @@ async fn run() {
             },
         );
         println!(
-            "resolve {n} URLs, concurrency 64: sled {sled:.0} URL/s, PostgreSQL {postgres:.0} URL/s (medians of 3): PostgreSQL/sled {:.2}x",
-            postgres / sled
+            "resolve {n} URLs, concurrency 64: sled {:.0} URL/s, PostgreSQL {:.0} URL/s (medians of 3): PostgreSQL/sled {:.2}x",
+            sled.rate,
+            postgres.rate,
+            postgres.rate / sled.rate
         );
         return;
     }
@@ -454,8 +497,13 @@ async fn run() {
                 },
             );
             println!(
-                "resolve {n} URLs, concurrency 64 {flags}: this build {this:.0} URL/s, baseline {that:.0} URL/s (medians of 3): {:.2}x",
-                this / that
+                "resolve {n} URLs, concurrency 64 {flags}: this build {:.0} URL/s, {:.0} µs CPU a URL; baseline {:.0} URL/s, {:.0} µs (medians of 3): {:.2}x the rate, {:.2}x the CPU",
+                this.rate,
+                this.cpu_us,
+                that.rate,
+                that.cpu_us,
+                this.rate / that.rate,
+                this.cpu_us / that.cpu_us
             );
         }
         return;
@@ -524,13 +572,13 @@ async fn run() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "{:<44} {:>8} {:>10} {:>8} {:>8} {:>10} {:>9} {:>9}",
-        "", "URLs", "URLs/s", "p50 ms", "p99 ms", "peak RSS", "vs xargs", "vs par."
+        "{:<44} {:>8} {:>10} {:>8} {:>8} {:>10} {:>11} {:>9} {:>9}",
+        "", "URLs", "URLs/s", "p50 ms", "p99 ms", "peak RSS", "CPU µs/URL", "vs xargs", "vs par."
     );
     let show = |r: &Run| {
         let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
         println!(
-            "{:<44} {:>8} {:>10.0} {:>8} {:>8} {:>10} {:>8.2}x {:>8.2}x",
+            "{:<44} {:>8} {:>10.0} {:>8} {:>8} {:>10} {:>11} {:>8.2}x {:>8.2}x",
             r.name,
             r.urls,
             r.rate(),
@@ -538,6 +586,7 @@ async fn run() {
             ms(r.p99_ms),
             r.peak_rss_kb
                 .map_or("-".into(), |k| format!("{:.1} MB", k as f64 / 1024.0)),
+            r.cpu_us_per_url().map_or("-".into(), |c| format!("{c:.0}")),
             r.rate() / curl_xargs,
             r.rate() / curl_par,
         );
@@ -687,7 +736,7 @@ async fn run() {
         .map(|r| {
             serde_json::json!({
                 "name": r.name, "urls": r.urls, "seconds": r.secs, "per_second": r.rate(),
-                "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "peak_rss_kb": r.peak_rss_kb,
+                "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "peak_rss_kb": r.peak_rss_kb, "cpu_us_per_url": r.cpu_us_per_url(),
                 "vs_curl_xargs": r.rate() / curl_xargs, "vs_curl_parallel": r.rate() / curl_par,
             })
         })

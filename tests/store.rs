@@ -176,6 +176,116 @@ async fn landing_domain_index_counts_distinct_inputs_on(store: Store) {
     assert_eq!(store.domains().await.unwrap().len(), 1);
 }
 
+/// An input that moves between landing domains counts once for each, however often it comes
+/// back: after more domains than an input's record keeps (16) too, and across batches.
+#[tokio::test]
+async fn an_input_is_counted_once_per_domain_however_it_moves() {
+    for b in backends().await {
+        eprintln!("backend: {}", b.name);
+        let store = b.store;
+        let x = "http://rotating.example/x";
+        let hosts: Vec<String> = (0..20).map(|i| format!("d{i}.example")).collect();
+        let mut at = 1_000;
+        for round in 0..2 {
+            for host in &hosts {
+                at += 1;
+                let t = landed_on(x, host);
+                match round {
+                    0 => store.put(x, &t, at).await.unwrap(),
+                    _ => store.put_later(x, &t, at).await.unwrap(),
+                }
+            }
+            store.flush().await.unwrap();
+        }
+        let y = "http://other.example/y";
+        store
+            .put(y, &landed_on(y, "d0.example"), at + 1)
+            .await
+            .unwrap();
+        for host in &hosts {
+            let rec = store.domain(host).await.unwrap().unwrap();
+            let want = if host == "d0.example" { 2 } else { 1 };
+            assert_eq!(rec.inputs, want, "{host}");
+        }
+        let mut inputs = store.domain_inputs("d0.example").await.unwrap();
+        inputs.sort();
+        assert_eq!(inputs, vec![y.to_string(), x.to_string()]);
+        assert_eq!(store.domain_inputs("d19.example").await.unwrap(), vec![x]);
+        assert_eq!(
+            store.latest(x).await.unwrap().unwrap().0.final_host,
+            "d19.example"
+        );
+    }
+}
+
+/// A sled store written before a Trace was one key (a key per domain and input, records
+/// without the domains an input landed on, plain-JSON Traces) is read and kept counting
+/// right: an input seen then is not new to its domain now.
+#[tokio::test]
+async fn a_sled_store_of_the_older_form_is_read_and_counted_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let x = "http://old.example/x";
+    let old = landed_on(x, "before.example");
+    {
+        let db = sled::open(&path).unwrap();
+        let traces = db.open_tree("traces").unwrap();
+        let record = hoptrace::store::encoded::legacy_record(&old, 500);
+        traces.insert(x.as_bytes(), record).unwrap();
+        let domain = serde_json::json!({"domain": "before.example", "inputs": 1,
+            "first_seen": "2026-01-01T00:00:00Z", "last_seen": "2026-01-01T00:00:00Z",
+            "labels": []});
+        let domains = db.open_tree("domains").unwrap();
+        domains
+            .insert("before.example", serde_json::to_vec(&domain).unwrap())
+            .unwrap();
+        let links = db.open_tree("domain_inputs").unwrap();
+        links
+            .insert(format!("before.example\0{x}"), &[][..])
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let store = reopen_sled(&path).await;
+    assert_eq!(store.latest(x).await.unwrap().unwrap(), (old.clone(), 500));
+    assert_eq!(
+        store.domain_inputs("before.example").await.unwrap(),
+        vec![x]
+    );
+    // Away and back: still one input there.
+    store
+        .put(x, &landed_on(x, "after.example"), 600)
+        .await
+        .unwrap();
+    store
+        .put(x, &landed_on(x, "before.example"), 700)
+        .await
+        .unwrap();
+    let y = "http://new.example/y";
+    store
+        .put(y, &landed_on(y, "before.example"), 800)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .domain("before.example")
+            .await
+            .unwrap()
+            .unwrap()
+            .inputs,
+        2
+    );
+    assert_eq!(
+        store.domain("after.example").await.unwrap().unwrap().inputs,
+        1
+    );
+    assert_eq!(
+        store.domain_inputs("before.example").await.unwrap(),
+        vec![y.to_string(), x.to_string()],
+        "in input order"
+    );
+    assert_eq!(store.latest(x).await.unwrap().unwrap().1, 700);
+}
+
 #[tokio::test]
 async fn one_process_at_a_time_and_data_survives_reopening() {
     let env = TestEnv::new().await;

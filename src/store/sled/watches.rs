@@ -1,7 +1,13 @@
 //! Watches, observations, events, counters and repositories in sled: each write flushed
 //! before it is reported.
 
-use super::*;
+use ::sled::transaction::{ConflictableTransactionError, TransactionError};
+use ::sled::Transactional;
+use async_trait::async_trait;
+
+use super::{corrupt, decode, decode_all, SledStore};
+use crate::store::model::{Event, Observation, RepositoryRecord, WatchRecord};
+use crate::store::{Repositories, StoreError, Watches};
 
 fn due_key(due_ms: u64, url: &str) -> Vec<u8> {
     let mut k = due_ms.to_be_bytes().to_vec();

@@ -1,0 +1,401 @@
+//! Traces in sled: one key per Trace, and the landing-domain index kept in step with them.
+//!
+//! sled's cost is per key written (issue 18: ~20 µs of CPU each here, whatever its size), so
+//! a Trace is one key. What the index needs from the past is in that key's value: the
+//! registrable domains the input has landed on before ([`Landings`], in front of the
+//! [`EncodedTrace`] record), so "is this a new input for that domain?" is a read, not a key
+//! per (domain, input). The inputs a domain gained are written once per batch as one key
+//! (`domain NUL NUL id` -> JSON list), however many Traces of the batch landed there.
+//!
+//! Stores written before this form have a key per (domain, input) (`domain NUL input` ->
+//! nothing) and Trace values without [`Landings`]; both are still read, and such an input's
+//! earlier domains are looked up among those keys.
+
+use std::collections::hash_map::{Entry, HashMap};
+use std::collections::BTreeSet;
+
+use ::sled::transaction::{ConflictableTransactionError, TransactionError};
+use ::sled::Transactional;
+use async_trait::async_trait;
+
+use super::{decode, decode_all, SledStore};
+use crate::store::encoded::EncodedTrace;
+use crate::store::model::DomainRecord;
+use crate::store::{StoreError, Traces};
+use crate::trace::Trace;
+
+/// What one batch of Traces writes, together: the Traces, the landing-domain index (domain
+/// -> record, and the inputs that landed on each), and screenshots by SHA-256.
+#[derive(Clone)]
+pub(super) struct TraceTrees {
+    pub traces: ::sled::Tree,
+    pub domains: ::sled::Tree,
+    pub domain_inputs: ::sled::Tree,
+    pub screenshots: ::sled::Tree,
+}
+
+/// A serialised Trace and what the domain index needs of it.
+pub(super) struct TraceWrite {
+    key: String,
+    /// The [`EncodedTrace`] record (compressed), ready to store.
+    record: Vec<u8>,
+    /// The registrable landing domain, the final hop's labels and when it was stored.
+    landing: Option<(String, Vec<String>, String)>,
+    /// The landing page's screenshot, by its SHA-256.
+    screenshot: Option<(String, bytes::Bytes)>,
+}
+
+/// Marks a Trace value that starts with its [`Landings`] (an [`EncodedTrace`] record starts
+/// with 1, 2 or `{`).
+const LANDINGS_TAG: u8 = 3;
+/// How many domains an input's value remembers; older ones move to a key of their own.
+const MAX_LANDINGS: usize = 16;
+
+/// The registrable domains an input has landed on (oldest first), and whether that is all
+/// of them: when not, the others are keys `domain NUL input` in the index (written before
+/// this form, or moved out of a full list).
+#[derive(Debug, Clone, PartialEq)]
+struct Landings {
+    domains: Vec<String>,
+    complete: bool,
+}
+
+impl Landings {
+    /// Splits a stored Trace value into its landings and its [`EncodedTrace`] record.
+    fn split(value: &[u8]) -> Result<(Landings, &[u8]), StoreError> {
+        let corrupt = || StoreError::Corrupt("a trace's landing domains are damaged".into());
+        if value.first() != Some(&LANDINGS_TAG) {
+            // Written before landings were kept: its domains are keys of their own.
+            return Ok((
+                Landings {
+                    domains: Vec::new(),
+                    complete: false,
+                },
+                value,
+            ));
+        }
+        let (&flags, rest) = value
+            .get(1..)
+            .and_then(<[u8]>::split_first)
+            .ok_or_else(corrupt)?;
+        let (&count, mut rest) = rest.split_first().ok_or_else(corrupt)?;
+        let mut domains = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let (&len, tail) = rest.split_first().ok_or_else(corrupt)?;
+            let name = tail.get(..len as usize).ok_or_else(corrupt)?;
+            domains.push(String::from_utf8(name.to_vec()).map_err(|_| corrupt())?);
+            rest = &tail[len as usize..];
+        }
+        Ok((
+            Landings {
+                domains,
+                complete: flags & 1 == 1,
+            },
+            rest,
+        ))
+    }
+
+    /// Notes `domain`; returns the domains that no longer fit (oldest first), which the caller
+    /// keeps as keys of their own.
+    fn add(&mut self, domain: &str) -> Vec<String> {
+        if self.domains.iter().any(|d| d == domain) {
+            return Vec::new();
+        }
+        let out = if domain.len() > u8::MAX as usize {
+            // Too long for its length byte.
+            vec![domain.to_string()]
+        } else {
+            self.domains.push(domain.to_string());
+            let over = self.domains.len().saturating_sub(MAX_LANDINGS);
+            self.domains.drain(..over).collect()
+        };
+        if !out.is_empty() {
+            self.complete = false;
+        }
+        out
+    }
+
+    /// The value to store: these landings, then `record`.
+    fn value(&self, record: &[u8]) -> Vec<u8> {
+        let names: usize = self.domains.iter().map(|d| d.len() + 1).sum();
+        let mut v = Vec::with_capacity(3 + names + record.len());
+        v.extend_from_slice(&[LANDINGS_TAG, self.complete as u8, self.domains.len() as u8]);
+        for d in &self.domains {
+            v.push(d.len() as u8);
+            v.extend_from_slice(d.as_bytes());
+        }
+        v.extend_from_slice(record);
+        v
+    }
+}
+
+/// The key of one input that landed on `domain`, in the older form.
+fn link(domain: &str, input: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(domain.len() + 1 + input.len());
+    k.extend_from_slice(domain.as_bytes());
+    k.push(0);
+    k.extend_from_slice(input.as_bytes());
+    k
+}
+
+/// The key of the inputs `domain` gained in the batch numbered `id`.
+fn group(domain: &str, id: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(domain.len() + 10);
+    k.extend_from_slice(domain.as_bytes());
+    k.extend_from_slice(&[0, 0]);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+pub(super) fn trace_write(key: &str, trace: &Trace, now_ms: u64) -> Result<TraceWrite, StoreError> {
+    let record = EncodedTrace::encode(trace, now_ms)?.record();
+    let landing = crate::labels::landing_domain(trace).map(|domain| {
+        let labels = trace
+            .hops
+            .last()
+            .map(|h| h.labels.clone())
+            .unwrap_or_default();
+        (domain, labels, crate::trace::rfc3339(now_ms))
+    });
+    let screenshot = trace.screenshot.clone().and_then(|png| {
+        let sha = trace.evidence.as_ref()?.screenshot_sha256.clone()?;
+        Some((sha, png))
+    });
+    Ok(TraceWrite {
+        key: key.to_string(),
+        record,
+        landing,
+        screenshot,
+    })
+}
+
+fn abort(e: impl std::fmt::Display) -> ConflictableTransactionError<String> {
+    ConflictableTransactionError::Abort(e.to_string())
+}
+
+/// Writes a batch of Traces and their landing-domain index entries in one transaction (all or
+/// none): a key per Trace, and per domain the batch landed on, its record and the inputs it
+/// gained, each written once however many Traces landed there.
+pub(super) fn write_traces(
+    db: &::sled::Db,
+    trees: &TraceTrees,
+    writes: &[&TraceWrite],
+) -> Result<(), StoreError> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    // Numbers the batch's lists of inputs (only grows, across restarts too).
+    let batch = db.generate_id()?;
+    let result: Result<(), TransactionError<String>> = (
+        &trees.traces,
+        &trees.domains,
+        &trees.domain_inputs,
+        &trees.screenshots,
+    )
+        .transaction(|(traces, domains, inputs, shots)| {
+            let mut touched: HashMap<&str, DomainRecord> = HashMap::new();
+            let mut gained: HashMap<&str, Vec<&str>> = HashMap::new();
+            for w in writes {
+                // (A read in the transaction sees this batch's earlier writes of the key.)
+                let mut landings = match traces.get(w.key.as_bytes())? {
+                    Some(old) => Landings::split(&old).map_err(abort)?.0,
+                    None => Landings {
+                        domains: Vec::new(),
+                        complete: true,
+                    },
+                };
+                if let Some((domain, labels, now)) = &w.landing {
+                    let known = landings.domains.contains(domain)
+                        || (!landings.complete && inputs.get(link(domain, &w.key))?.is_some());
+                    for old in landings.add(domain) {
+                        inputs.insert(link(&old, &w.key), &[][..])?;
+                    }
+                    let rec = match touched.entry(domain.as_str()) {
+                        Entry::Occupied(e) => e.into_mut(),
+                        Entry::Vacant(e) => e.insert(match domains.get(domain.as_bytes())? {
+                            Some(b) => serde_json::from_slice::<DomainRecord>(&b).map_err(abort)?,
+                            None => DomainRecord {
+                                domain: domain.clone(),
+                                inputs: 0,
+                                first_seen: now.clone(),
+                                last_seen: now.clone(),
+                                labels: Vec::new(),
+                            },
+                        }),
+                    };
+                    if !known {
+                        rec.inputs += 1;
+                        gained.entry(domain.as_str()).or_default().push(&w.key);
+                    }
+                    rec.last_seen = now.clone();
+                    for l in labels {
+                        if !rec.labels.contains(l) {
+                            rec.labels.push(l.clone());
+                        }
+                    }
+                }
+                traces.insert(w.key.as_bytes(), landings.value(&w.record))?;
+                // By content: a Trace names its screenshot by hash, and equal ones are kept once.
+                if let Some((sha, png)) = &w.screenshot {
+                    shots.insert(sha.as_bytes(), png.as_ref())?;
+                }
+            }
+            for (domain, keys) in &gained {
+                let list = serde_json::to_vec(keys).map_err(abort)?;
+                inputs.insert(group(domain, batch), list)?;
+            }
+            for (domain, rec) in &touched {
+                domains.insert(domain.as_bytes(), serde_json::to_vec(rec).map_err(abort)?)?;
+            }
+            Ok(())
+        });
+    result.map_err(|e| match e {
+        TransactionError::Abort(m) => StoreError::Corrupt(m),
+        TransactionError::Storage(e) => StoreError::Db(e.to_string()),
+    })
+}
+
+/// A stored Trace value's record.
+fn record_of(value: &[u8]) -> Result<EncodedTrace, StoreError> {
+    Ok(EncodedTrace::from_record(Landings::split(value)?.1)?)
+}
+
+#[async_trait]
+impl Traces for SledStore {
+    async fn latest(&self, key: &str) -> Result<Option<(Trace, u64)>, StoreError> {
+        match self.latest_encoded(key).await? {
+            Some(e) => Ok(Some((e.decode()?, e.stored_at_ms()))),
+            None => Ok(None),
+        }
+    }
+    async fn latest_encoded(&self, key: &str) -> Result<Option<EncodedTrace>, StoreError> {
+        match self.trees.traces.get(key.as_bytes())? {
+            Some(value) => Ok(Some(record_of(&value)?)),
+            None => Ok(None),
+        }
+    }
+    async fn put(&self, key: &str, trace: &Trace, now_ms: u64) -> Result<(), StoreError> {
+        self.commit(Some(trace_write(key, trace, now_ms)?)).await
+    }
+    async fn put_later(&self, key: &str, trace: &Trace, now_ms: u64) -> Result<(), StoreError> {
+        // Queued for the next batch (a `flush` or another writer's `put`), not waited for.
+        self.queue(trace_write(key, trace, now_ms)?);
+        Ok(())
+    }
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.make_durable().await
+    }
+    async fn domain(&self, domain: &str) -> Result<Option<DomainRecord>, StoreError> {
+        match self
+            .trees
+            .domains
+            .get(domain.to_ascii_lowercase().as_bytes())?
+        {
+            Some(b) => Ok(Some(decode(&b, "domain")?)),
+            None => Ok(None),
+        }
+    }
+    async fn domains(&self) -> Result<Vec<DomainRecord>, StoreError> {
+        decode_all(&self.trees.domains, "domain")
+    }
+    async fn traces_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Trace, u64)>, StoreError> {
+        use std::ops::Bound;
+        let from = match after {
+            Some(k) => Bound::Excluded(k.as_bytes().to_vec()),
+            None => Bound::Unbounded,
+        };
+        self.trees
+            .traces
+            .range::<Vec<u8>, _>((from, Bound::Unbounded))
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv?;
+                let key = String::from_utf8_lossy(&k).into_owned();
+                let e = record_of(&v)?;
+                Ok((key, e.decode()?, e.stored_at_ms()))
+            })
+            .collect()
+    }
+    async fn screenshot(&self, sha256: &str) -> Result<Option<bytes::Bytes>, StoreError> {
+        Ok(self
+            .trees
+            .screenshots
+            .get(sha256.as_bytes())?
+            .map(|v| bytes::Bytes::copy_from_slice(&v)))
+    }
+    async fn domain_inputs(&self, domain: &str) -> Result<Vec<String>, StoreError> {
+        let mut prefix = domain.to_ascii_lowercase().into_bytes();
+        prefix.push(0);
+        let mut found = BTreeSet::new();
+        for kv in self.trees.domain_inputs.scan_prefix(&prefix) {
+            let (k, v) = kv?;
+            match &k[prefix.len()..] {
+                // A batch's inputs.
+                [0, ..] => found.extend(decode::<Vec<String>>(&v, "domain inputs")?),
+                // One input (the older form, or a domain moved out of an input's list).
+                input => {
+                    found.insert(String::from_utf8_lossy(input).into_owned());
+                }
+            }
+        }
+        Ok(found.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn landings_read_back_as_written() {
+        let mut l = Landings {
+            domains: Vec::new(),
+            complete: true,
+        };
+        assert!(l.add("a.test").is_empty());
+        assert!(l.add("a.test").is_empty(), "a domain is noted once");
+        assert!(l.add("b.test").is_empty());
+        let value = l.value(b"RECORD");
+        let (read, record) = Landings::split(&value).unwrap();
+        assert_eq!((read, record), (l, &b"RECORD"[..]));
+    }
+
+    #[test]
+    fn a_full_list_hands_back_its_oldest_and_is_no_longer_complete() {
+        let mut l = Landings {
+            domains: Vec::new(),
+            complete: true,
+        };
+        for i in 0..MAX_LANDINGS {
+            assert!(l.add(&format!("d{i}.test")).is_empty());
+        }
+        assert!(l.complete);
+        assert_eq!(l.add("new.test"), vec!["d0.test".to_string()]);
+        assert!(!l.complete);
+        assert_eq!(l.domains.len(), MAX_LANDINGS);
+        let long = "x".repeat(300);
+        assert_eq!(l.add(&long), vec![long]);
+        assert_eq!(l.domains.len(), MAX_LANDINGS);
+        let (read, _) = Landings::split(&l.value(b"")).unwrap();
+        assert_eq!(read, l);
+    }
+
+    #[test]
+    fn older_values_have_unknown_landings_and_damaged_ones_are_errors() {
+        let (l, rest) = Landings::split(b"{\"stored_at_ms\":1}").unwrap();
+        assert!(!l.complete && l.domains.is_empty());
+        assert_eq!(rest, b"{\"stored_at_ms\":1}");
+        let good = Landings {
+            domains: vec!["a.test".into()],
+            complete: true,
+        }
+        .value(b"");
+        for cut in 1..good.len() {
+            assert!(Landings::split(&good[..cut]).is_err(), "{cut}");
+        }
+    }
+}
