@@ -72,16 +72,18 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
         Ok::<_, anyhow::Error>(())
     });
 
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut ready = Vec::with_capacity(concurrency);
+    // Lines are written a group at a time; a larger buffer makes fewer writes of them.
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
+    let mut ready = Vec::with_capacity(window);
     while let Some(trace) = rx.recv().await {
         ready.push(trace);
         if let Some(store) = &store {
-            // A flush is cheaper per line the more lines it covers (sled: 160 µs of CPU a
-            // Trace in groups of 4, 60 in groups of 64), so lines wait for one another up to
-            // GATHER or a group of `concurrency`; the last ones are printed when input ends.
+            // A flush is cheaper per line the more lines it covers (`cargo bench --bench
+            // store`: 92 µs of CPU a Trace in groups of 8, 54 in groups of 32, 38 in groups
+            // of 512), so lines wait for one another up to GATHER or a window's worth (the
+            // resolutions go on meanwhile); the last ones are printed when input ends.
             let until = tokio::time::Instant::now() + GATHER;
-            while ready.len() < concurrency {
+            while ready.len() < window {
                 match tokio::time::timeout_at(until, rx.recv()).await {
                     Ok(Some(trace)) => ready.push(trace),
                     Ok(None) | Err(_) => break,
@@ -108,8 +110,9 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// How long a printed line may wait for others to share its flush of the store.
-const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
+/// How long a printed line may wait for others to share its flush of the store: unnoticed by
+/// a person, and long enough at full speed (~6,000 lines a second here) to fill a window.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// What `--screenshot DIR` and `--har FILE` write as the Traces come.
 struct Evidence {
