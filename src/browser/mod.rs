@@ -17,6 +17,7 @@ mod emulation;
 mod identity;
 pub mod oxide;
 pub mod pool;
+mod profile;
 
 pub use cdp::find_chromium;
 pub use identity::Identity;

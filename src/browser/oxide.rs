@@ -6,7 +6,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -148,16 +147,6 @@ fn with_flags(
     builder
 }
 
-/// A fresh profile directory per browser, so nothing persists between launches.
-fn profile_dir() -> PathBuf {
-    static N: AtomicU64 = AtomicU64::new(0);
-    std::env::temp_dir().join(format!(
-        "hoptrace-chromium-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ))
-}
-
 impl Engine for ChromiumOxide {
     type Browser = OxBrowser;
     type Page = OxPage;
@@ -165,7 +154,8 @@ impl Engine for ChromiumOxide {
 
     fn launch(&self, path: &Path, flags: Vec<String>) -> Result<OxBrowser, String> {
         let rt = self.rt()?;
-        let profile = profile_dir();
+        // A fresh profile directory per browser, so nothing persists between launches.
+        let profile = super::profile::fresh();
         std::fs::create_dir_all(&profile).map_err(|e| format!("profile directory: {e}"))?;
         let executable = cdp::tied_to_this_process(path, &profile);
         let config = with_flags(BrowserConfig::builder(), &flags)
