@@ -34,7 +34,7 @@ pub(super) fn fresh() -> PathBuf {
     let dir = std::env::temp_dir();
     let ns = namespace();
     SWEPT.call_once(|| {
-        sweep(&dir, ns, |pid| Path::new(&format!("/proc/{pid}")).exists());
+        sweep(&dir, ns, super::cdp::process_alive);
     });
     dir.join(format!(
         "{PREFIX}{ns}-{}-{}",
