@@ -286,6 +286,35 @@ async fn a_sled_store_of_the_older_form_is_read_and_counted_on() {
     assert_eq!(store.latest(x).await.unwrap().unwrap().1, 700);
 }
 
+/// A damaged stored Trace is an error to read, never a panic, and does not stop the next
+/// Trace of that link (nor the others of its batch) from being kept.
+#[tokio::test]
+async fn a_damaged_trace_in_sled_is_replaced_by_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let x = "http://damaged.example/x";
+    {
+        let db = sled::open(&path).unwrap();
+        let traces = db.open_tree("traces").unwrap();
+        // A value whose list of landing domains is cut short.
+        traces
+            .insert(x.as_bytes(), &[3u8, 1, 2, 40, b'a'][..])
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let store = reopen_sled(&path).await;
+    assert!(matches!(store.latest(x).await, Err(StoreError::Corrupt(_))));
+    let y = "http://fine.example/y";
+    store
+        .put_later(y, &landed_on(y, "d.example"), 1)
+        .await
+        .unwrap();
+    store.put(x, &landed_on(x, "d.example"), 2).await.unwrap();
+    assert_eq!(store.latest(x).await.unwrap().unwrap().1, 2);
+    assert_eq!(store.latest(y).await.unwrap().unwrap().1, 1);
+    assert_eq!(store.domain("d.example").await.unwrap().unwrap().inputs, 2);
+}
+
 #[tokio::test]
 async fn one_process_at_a_time_and_data_survives_reopening() {
     let env = TestEnv::new().await;

@@ -49,6 +49,10 @@ fn sweep(dir: &Path, ns: u64, alive: impl Fn(u32) -> bool) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
+    // Without a namespace to tell processes apart (no /proc to read), nothing is judged dead.
+    if ns == 0 {
+        return 0;
+    }
     let me = std::process::id();
     let mut removed = 0;
     for entry in entries.flatten() {
@@ -99,6 +103,10 @@ mod tests {
             std::fs::create_dir(tmp.path().join(n)).unwrap();
             std::fs::write(tmp.path().join(n).join("Local State"), "{}").unwrap();
         }
+        // No namespace known (no /proc): nothing is swept, whatever the PIDs say.
+        std::fs::create_dir(tmp.path().join(format!("{PREFIX}0-100-0"))).unwrap();
+        assert_eq!(sweep(tmp.path(), 0, |_| false), 0);
+        assert!(tmp.path().join(format!("{PREFIX}0-100-0")).exists());
         assert_eq!(sweep(tmp.path(), 7, |pid| pid == 200), 1);
         for (n, kept) in &names {
             assert_eq!(tmp.path().join(n).exists(), *kept, "{n}");

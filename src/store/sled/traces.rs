@@ -198,7 +198,18 @@ pub(super) fn write_traces(
             for w in writes {
                 // (A read in the transaction sees this batch's earlier writes of the key.)
                 let mut landings = match traces.get(w.key.as_bytes())? {
-                    Some(old) => Landings::split(&old).map_err(abort)?.0,
+                    Some(old) => Landings::split(&old).map(|(l, _)| l).unwrap_or_else(|e| {
+                        // A damaged value must not stop the new Trace from being kept: its
+                        // domains count as unknown (the keys of their own are asked).
+                        tracing::warn!(
+                            "the stored trace of {} is damaged ({e}); replacing it",
+                            w.key
+                        );
+                        Landings {
+                            domains: Vec::new(),
+                            complete: false,
+                        }
+                    }),
                     None => Landings {
                         domains: Vec::new(),
                         complete: true,
