@@ -64,7 +64,7 @@ pub async fn compare(
         cells.push(Cell {
             profile,
             via,
-            trace: trace?,
+            trace: trace?.trace,
         });
     }
     let traces: Vec<&Trace> = cells.iter().map(|c| &c.trace).collect();

@@ -849,7 +849,8 @@ async fn the_browser_goes_out_through_an_egress_point() {
     )
     .await
     .expect("resolved in time")
-    .unwrap();
+    .unwrap()
+    .trace;
     assert_eq!(t.final_host, "next.test", "{t:#?}");
     assert_eq!(t.hops[1].via, Via::Javascript);
     let asked = socks.asked();

@@ -68,6 +68,17 @@ async fn resolve_cmd(
     run_async(args, stdin).await
 }
 
+/// `hoptrace resolve --json --config CFG -` started, its stdin and stdout piped.
+fn resolving_stdin(cfg: &std::path::Path) -> std::process::Child {
+    hoptrace()
+        .args(["resolve", "--json", "--config", cfg.to_str().unwrap(), "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// `hoptrace resolve --json --config CFG -` with `stdin`.
 async fn json_from_stdin(cfg: &std::path::Path, stdin: String) -> (i32, String, String) {
     resolve_cmd(cfg, &["--json"], "-", stdin).await
@@ -372,13 +383,7 @@ async fn kill_9_loses_nothing_already_printed_and_a_second_process_is_told_why()
     })
     .await;
     let cfg = env.write_config("[limits]\nhop_timeout_ms = 60000\n");
-    let mut child = hoptrace()
-        .args(["resolve", "--json", "--config", cfg.to_str().unwrap(), "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = resolving_stdin(&cfg);
     let mut stdin = child.stdin.take().unwrap();
     let urls: Vec<String> = (0..3)
         .map(|n| format!("http://crash.test:{}/{n}", srv.port()))
@@ -564,4 +569,74 @@ async fn a_slow_link_holds_up_the_printing_not_the_batch() {
     for (n, input) in inputs[1..].iter().enumerate() {
         assert!(input.ends_with(&format!("/{n}")), "{input} at {}", n + 1);
     }
+}
+
+/// A line on a stdin left open is answered before the next line comes (stdin is read in
+/// batches, but a batch ends where reading on would wait), and each line comes out with its
+/// own spelling of the link, also when two spellings share one visit and its stored bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_from_an_open_stdin_are_answered_one_by_one_each_with_its_own_spelling() {
+    let env = TestEnv::new().await;
+    env.dns.set("open.test", &["127.0.0.1"]);
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let r2 = release.clone();
+    let srv = Server::start("127.0.0.1", move |req| {
+        let release = r2.clone();
+        async move {
+            if req.uri().path() == "/shared" {
+                release.acquire().await.unwrap().forget();
+            }
+            html("ok")
+        }
+    })
+    .await;
+    let cfg = env.write_config("[limits]\nhop_timeout_ms = 30000\n");
+    let mut child = resolving_stdin(&cfg);
+    let mut stdin = child.stdin.take().unwrap();
+    let lines = Arc::new(Mutex::new(
+        BufReader::new(child.stdout.take().unwrap()).lines(),
+    ));
+    // The next printed line (a hang here is the failure: a line waiting for the next one).
+    let next_line = || {
+        let lines = lines.clone();
+        async move {
+            let read =
+                tokio::task::spawn_blocking(move || lines.lock().unwrap().next().unwrap().unwrap());
+            let line = tokio::time::timeout(std::time::Duration::from_secs(60), read)
+                .await
+                .expect("a line read from an open stdin was not answered")
+                .unwrap();
+            serde_json::from_str::<Trace>(&line).unwrap()
+        }
+    };
+    let port = srv.port();
+    let first = format!("http://open.test:{port}/first");
+    writeln!(stdin, "{first}").unwrap();
+    stdin.flush().unwrap();
+    let t = next_line().await;
+    assert_eq!(
+        (t.input.as_str(), t.outcome),
+        (first.as_str(), Outcome::Landed)
+    );
+
+    // Two spellings of one link in one write: the second joins the first's visit (held by
+    // the server until both are surely in), yet prints its own spelling.
+    let spellings = [
+        format!("http://open.test:{port}/shared"),
+        format!("HTTP://Open.TEST:{port}/shared"),
+    ];
+    write!(stdin, "{}\n{}\n", spellings[0], spellings[1]).unwrap();
+    stdin.flush().unwrap();
+    while srv.requests() < 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    release.add_permits(2);
+    for spelling in &spellings {
+        let t = next_line().await;
+        assert_eq!(&t.input, spelling);
+        assert_eq!(t.outcome, Outcome::Landed);
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
 }

@@ -81,7 +81,8 @@ async fn each_point_sees_its_own_branch() {
     let t = r
         .resolve_as(&url, "windows-chrome", "us", false)
         .await
-        .unwrap();
+        .unwrap()
+        .trace;
     assert_eq!(t.final_host, "cdn.failhostingpolp.ru");
     let e = r
         .resolve_as(&url, "windows-chrome", "mars", false)
@@ -128,7 +129,8 @@ async fn every_trap_stays_blocked_through_each_proxy() {
             let t = r
                 .resolve_as(trap, "windows-chrome", via, false)
                 .await
-                .unwrap();
+                .unwrap()
+                .trace;
             assert_eq!(t.outcome, Outcome::Blocked, "{trap} via {via}: {t:#?}");
         }
     }
@@ -177,7 +179,8 @@ async fn a_dead_or_refusing_proxy_is_a_proxy_error() {
                 false,
             )
             .await
-            .unwrap();
+            .unwrap()
+            .trace;
         let e = t.error.as_ref().expect("an error");
         assert_eq!(e.kind.as_str(), "proxy", "{via}: {t:#?}");
         assert!(e.message.contains(says), "{via}: {}", e.message);

@@ -147,7 +147,7 @@ impl Api {
             .await;
             // An answer the store did not keep is not given: the client retries.
             for (i, t) in done {
-                traces[i] = Some(t.map_err(|u| ApiError::from(u.error))?);
+                traces[i] = Some(t.map_err(|u| ApiError::from(u.error))?.trace);
             }
         }
         let traces: Vec<Trace> = traces.into_iter().flatten().collect();

@@ -24,7 +24,7 @@ use crate::profile::Profiles;
 use crate::shared::claim::Claims;
 use crate::shared::limit::RateLimit;
 use crate::shared::{Shared, SharedError};
-use crate::store::Store;
+use crate::store::{Durability, EncodedTrace, Store};
 use crate::trace::{rfc3339, ErrorKind, Outcome, Trace, TraceError, Via};
 pub use cache::servable;
 use hop::{host_of, Step};
@@ -40,6 +40,35 @@ pub enum Lookup {
     Asked,
     /// A visit of its own, whatever is stored or under way.
     Refresh,
+}
+
+impl Lookup {
+    /// [`Lookup::Cache`] when `use_cache`, else [`Lookup::Refresh`].
+    pub fn cache_if(use_cache: bool) -> Lookup {
+        match use_cache {
+            true => Lookup::Cache,
+            false => Lookup::Refresh,
+        }
+    }
+}
+
+/// A resolution's Trace and, when this resolution stored it, the Trace as stored: a caller
+/// that prints or sends it answers with those bytes instead of encoding the Trace again
+/// (the stored JSON names the first caller's input: see [`EncodedTrace::answer`]).
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub trace: Trace,
+    pub stored: Option<EncodedTrace>,
+}
+
+impl Resolved {
+    /// A Trace not stored by this resolution (not to be stored, or served from the store).
+    pub(crate) fn unstored(trace: Trace) -> Resolved {
+        Resolved {
+            trace,
+            stored: None,
+        }
+    }
 }
 
 /// A resolution whose Trace the store did not keep (the database was away, say).
@@ -196,28 +225,25 @@ impl Resolver {
     /// following the chain, then stores the result. Never fails: problems are in the Trace (a
     /// store that failed to keep it is logged).
     pub async fn resolve(&self, input: &str, use_cache: bool) -> Trace {
-        let lookup = match use_cache {
-            true => Lookup::Cache,
-            false => Lookup::Refresh,
-        };
-        self.try_resolve(input, lookup)
-            .await
-            .unwrap_or_else(|u| u.trace)
+        match self.try_resolve(input, Lookup::cache_if(use_cache)).await {
+            Ok(r) => r.trace,
+            Err(u) => u.trace,
+        }
     }
 
     /// Resolves `input` as `lookup` says; `Err` when the Trace could not be stored (the
     /// caller decides whether an unstored answer may be given).
-    pub async fn try_resolve(&self, input: &str, lookup: Lookup) -> Result<Trace, Unstored> {
+    pub async fn try_resolve(&self, input: &str, lookup: Lookup) -> Result<Resolved, Unstored> {
         let url = match parse_input(input) {
             Ok(url) => url,
-            Err(message) => return Ok(Trace::input_error(input, message)),
+            Err(message) => return Ok(Resolved::unstored(Trace::input_error(input, message))),
         };
         let key = url.as_str().to_string();
         match lookup {
             Lookup::Refresh => return self.follow_and_store(input, url, &key, true).await,
             Lookup::Cache => {
                 if let Some(trace) = self.cached_key(input, &key).await {
-                    return Ok(trace);
+                    return Ok(Resolved::unstored(trace));
                 }
             }
             Lookup::Asked => {}
@@ -246,10 +272,15 @@ impl Resolver {
             Err(shared) => shared.get().cloned(),
         };
         // (Set by `get_or_init` above.)
-        let mut result = result
-            .unwrap_or_else(|| Ok(Trace::input_error(input, "the resolution was lost".into())));
+        let mut result = match result {
+            Some(result) => result,
+            None => {
+                let lost = Trace::input_error(input, "the resolution was lost".into());
+                Ok(Resolved::unstored(lost))
+            }
+        };
         match &mut result {
-            Ok(t) => t.input = input.to_string(),
+            Ok(r) => r.trace.input = input.to_string(),
             Err(u) => u.trace.input = input.to_string(),
         }
         result
@@ -258,7 +289,7 @@ impl Resolver {
     /// One visit for `key` among all processes sharing a Redis: the one that claims it
     /// resolves it; the others wait for its Trace in the store (or resolve themselves when
     /// the claim lapses without one, or Redis is away).
-    async fn resolve_once(&self, input: &str, url: Url, key: &str) -> Result<Trace, Unstored> {
+    async fn resolve_once(&self, input: &str, url: Url, key: &str) -> Result<Resolved, Unstored> {
         let Some(claims) = &self.claims else {
             return self.follow_and_store(input, url, key, true).await;
         };
@@ -268,7 +299,7 @@ impl Resolver {
             loop {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 if let Some(trace) = self.cached_key(input, key).await {
-                    return Ok(trace);
+                    return Ok(Resolved::unstored(trace));
                 }
                 if Instant::now() >= deadline || !claims.held_elsewhere(key).await {
                     break;
@@ -286,7 +317,8 @@ impl Resolver {
         match parse_input(input) {
             Ok(url) => {
                 let key = url.as_str().to_string();
-                self.follow_and_store(input, url, &key, false).await
+                let resolved = self.follow_and_store(input, url, &key, false).await;
+                resolved.map(|r| r.trace)
             }
             Err(message) => Ok(Trace::input_error(input, message)),
         }
@@ -298,21 +330,29 @@ impl Resolver {
         url: Url,
         key: &str,
         may_watch: bool,
-    ) -> Result<Trace, Unstored> {
+    ) -> Result<Resolved, Unstored> {
         let trace = self.follow(input, url).await;
         let Some(store) = &self.store else {
-            return Ok(trace);
+            return Ok(Resolved::unstored(trace));
         };
-        let now = crate::now_ms();
-        let stored = if self.deferred_writes {
-            store.put_later(key, &trace, now).await
-        } else {
-            store.put(key, &trace, now).await
+        let durability = match self.deferred_writes {
+            true => Durability::NextFlush,
+            false => Durability::Now,
         };
-        if let Err(error) = stored {
-            tracing::error!("storing the trace of {key} failed: {error}");
-            return Err(Unstored { trace, error });
-        }
+        let stored = match EncodedTrace::encode(&trace, crate::now_ms()) {
+            Ok(encoded) => store
+                .put_encoded(key, &trace, &encoded, durability)
+                .await
+                .map(|()| encoded),
+            Err(e) => Err(e.into()),
+        };
+        let encoded = match stored {
+            Ok(encoded) => encoded,
+            Err(error) => {
+                tracing::error!("storing the trace of {key} failed: {error}");
+                return Err(Unstored { trace, error });
+            }
+        };
         if let Some(every) = self.auto_watch.filter(|_| may_watch && rotates(&trace)) {
             let watch =
                 crate::store::WatchRecord::new(key.to_string(), every, true, crate::now_ms());
@@ -322,7 +362,10 @@ impl Resolver {
                 Err(e) => tracing::error!("auto-watching {key} failed: {e}"),
             }
         }
-        Ok(trace)
+        Ok(Resolved {
+            trace,
+            stored: Some(encoded),
+        })
     }
 
     /// Follows the chain from `start` as the default profile, directly (no cache, no store).
@@ -425,7 +468,7 @@ fn rotates(trace: &Trace) -> bool {
 }
 
 /// One resolution in flight, shared by the callers that want it.
-type InFlightCell = tokio::sync::OnceCell<Result<Trace, Unstored>>;
+type InFlightCell = tokio::sync::OnceCell<Result<Resolved, Unstored>>;
 
 /// Takes a finished single-flight entry out of the map (only if it is still this call's cell:
 /// a later resolution of the same key has its own).

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{Resolver, SetupError};
+use super::{Lookup, Resolved, Resolver, SetupError};
 use crate::browser::{BrowserStage, Driver, StageLimits};
 use crate::config::Config;
 use crate::discover::{NextHopFinder, StaticFinder};
@@ -64,7 +64,8 @@ pub enum VisitorError {
 
 impl Resolver {
     /// Resolves `input` as the profile named `profile`. The default profile goes through the
-    /// cache and the store as [`Resolver::resolve`] does; another visits afresh and is neither
+    /// cache and the store as [`Resolver::resolve`] does (a Trace the store did not keep is
+    /// answered all the same; the failure is logged); another visits afresh and is neither
     /// served from nor kept in the store (which keeps what the default visitor sees).
     pub async fn resolve_as(
         &self,
@@ -72,15 +73,21 @@ impl Resolver {
         profile: &str,
         via: &str,
         use_cache: bool,
-    ) -> Result<Trace, VisitorError> {
+    ) -> Result<Resolved, VisitorError> {
         let visitor = self.visitor(profile, via)?;
         if profile == crate::profile::DEFAULT && via == DIRECT {
-            return Ok(self.resolve(input, use_cache).await);
+            return Ok(
+                match self.try_resolve(input, Lookup::cache_if(use_cache)).await {
+                    Ok(resolved) => resolved,
+                    Err(unstored) => Resolved::unstored(unstored.trace),
+                },
+            );
         }
-        Ok(match parse_input(input) {
+        let trace = match parse_input(input) {
             Ok(url) => self.follow_as(input, url, &visitor).await,
             Err(message) => Trace::input_error(input, message),
-        })
+        };
+        Ok(Resolved::unstored(trace))
     }
 
     /// The visitor `profile` going out through `via` (`direct`, or an egress point).

@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use anyhow::Context;
 use futures_util::stream::StreamExt;
 
-use crate::chain::Resolver;
+use crate::chain::{Resolved, Resolver};
 use crate::store::Store;
 use crate::trace::Trace;
 
@@ -44,7 +44,7 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
     let inputs = read_inputs(args.urls, concurrency);
     let window = concurrency.saturating_mul(4);
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency));
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Trace>(window);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Resolved>(window);
     let producer = tokio::spawn(async move {
         let mut traces = std::pin::pin!(inputs
             .map(|input| {
@@ -53,11 +53,14 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
                 tokio::spawn(async move {
                     let input = input?;
                     let _slot = slots.acquire_owned().await.expect("never closed");
-                    let trace = resolver.resolve_as(&input, &profile, &via, use_cache).await;
+                    // Boxed: the resolution's state is ~5 KB, and a task's future is moved
+                    // whole as the task is made and finished (2% of the CPU at full speed).
+                    let resolution = resolver.resolve_as(&input, &profile, &via, use_cache);
+                    let trace = Box::pin(resolution).await;
                     // The profile and the way out were checked above.
-                    Ok::<_, std::io::Error>(
-                        trace.unwrap_or_else(|e| Trace::input_error(&input, e.to_string())),
-                    )
+                    Ok::<_, std::io::Error>(trace.unwrap_or_else(|e| {
+                        Resolved::unstored(Trace::input_error(&input, e.to_string()))
+                    }))
                 })
             })
             .buffered(window));
@@ -75,29 +78,44 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
     // Lines are written a group at a time; a larger buffer makes fewer writes of them.
     let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
     let mut ready = Vec::with_capacity(window);
+    // Lines wait for one another a little before they are printed: woken for each line, the
+    // printer (the main thread) cost ~5% of the CPU at full speed, every wake a futex call
+    // and a switch. With the store on they wait longer: a flush is cheaper per line the more
+    // lines it covers (`cargo bench --bench store`: 92 µs of CPU a Trace in groups of 8, 54
+    // in groups of 32, 38 in groups of 512). The resolutions go on meanwhile; the last lines
+    // are printed as soon as input ends.
+    let gather = if store.is_some() {
+        GATHER_STORED
+    } else {
+        GATHER
+    };
     while let Some(trace) = rx.recv().await {
         ready.push(trace);
-        if let Some(store) = &store {
-            // A flush is cheaper per line the more lines it covers (`cargo bench --bench
-            // store`: 92 µs of CPU a Trace in groups of 8, 54 in groups of 32, 38 in groups
-            // of 512), so lines wait for one another up to GATHER or a window's worth (the
-            // resolutions go on meanwhile); the last ones are printed when input ends.
-            let until = tokio::time::Instant::now() + GATHER;
-            while ready.len() < window {
-                match tokio::time::timeout_at(until, rx.recv()).await {
-                    Ok(Some(trace)) => ready.push(trace),
-                    Ok(None) | Err(_) => break,
-                }
+        let until = tokio::time::Instant::now() + gather;
+        while ready.len() + rx.len() < window && !rx.is_closed() {
+            let now = tokio::time::Instant::now();
+            if now >= until {
+                break;
             }
-            store.flush().await?;
+            tokio::time::sleep((until - now).min(GATHER)).await;
         }
         while let Ok(trace) = rx.try_recv() {
             ready.push(trace);
         }
-        for trace in ready.drain(..) {
+        if let Some(store) = &store {
+            store.flush().await?;
+        }
+        for Resolved { trace, stored } in ready.drain(..) {
             evidence.keep(&trace).await?;
             if args.json {
-                serde_json::to_writer(&mut out, &trace)?;
+                // The bytes just stored, when they were (encoding the Trace again was 5% of
+                // the CPU at full speed), with this line's input.
+                match stored {
+                    Some(stored) => {
+                        out.write_all(&stored.answer(Some(&trace.input), trace.cached)?)?
+                    }
+                    None => serde_json::to_writer(&mut out, &trace)?,
+                }
                 out.write_all(b"\n")?;
             } else {
                 write_human(&mut out, &trace, colour)?;
@@ -110,9 +128,12 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// How long a printed line may wait for others to share its flush of the store: unnoticed by
-/// a person, and long enough at full speed (~6,000 lines a second here) to fill a window.
-const GATHER: std::time::Duration = std::time::Duration::from_millis(50);
+/// How long a line may wait for others to be printed with it (and how often a longer wait
+/// looks whether a window's worth has come).
+const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
+/// How long a line may wait for others to share its flush of the store: unnoticed by a
+/// person, and long enough at full speed (~6,000 lines a second here) to fill a window.
+const GATHER_STORED: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// What `--screenshot DIR` and `--har FILE` write as the Traces come.
 struct Evidence {

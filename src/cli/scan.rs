@@ -67,7 +67,9 @@ pub(super) async fn scan(args: ScanArgs) -> Result<(), Failure> {
 
     // Documents are read as they are needed (a dump of millions of repositories is never
     // held whole); `buffered` scans `concurrency` repositories at once and keeps input order.
-    let docs = read_ahead(concurrency, move || documents(reader, &source));
+    let docs = read_ahead(concurrency, move || {
+        documents(reader, &source).map(|d| vec![d])
+    });
     let scanner = &scanner;
     let mut results = std::pin::pin!(docs
         .map(|doc| async move {

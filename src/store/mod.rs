@@ -50,6 +50,15 @@ impl From<encoded::EncodedError> for StoreError {
     }
 }
 
+/// When a write must be on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Before the call returns.
+    Now,
+    /// By the next [`Traces::flush`] (the CLI flushes once per group of printed lines).
+    NextFlush,
+}
+
 /// Traces by normalised input, and the index of final landing domains.
 #[async_trait]
 pub trait Traces: Send + Sync {
@@ -62,13 +71,30 @@ pub trait Traces: Send + Sync {
             None => Ok(None),
         }
     }
-    /// Stores `trace` under `key` and, when it landed somewhere, updates the landing-domain
-    /// index, together; returns once both are durable.
-    async fn put(&self, key: &str, trace: &Trace, now_ms: u64) -> Result<(), StoreError>;
-    /// The same write, made durable by the next [`Traces::flush`] (or at once, where the
-    /// backend has no cheaper way).
+    /// Stores `trace` under `key`, as `encoded` (the same Trace: its JSON, and when it is
+    /// stored), and, when it landed somewhere, updates the landing-domain index, together;
+    /// returns once both are durable, or for [`Durability::NextFlush`] once queued (where the
+    /// backend has no cheaper way, durable at once). Taking the encoded form lets the caller
+    /// answer with the very bytes stored instead of encoding the Trace a second time.
+    async fn put_encoded(
+        &self,
+        key: &str,
+        trace: &Trace,
+        encoded: &EncodedTrace,
+        durability: Durability,
+    ) -> Result<(), StoreError>;
+    /// Stores `trace` under `key` as stored at `now_ms` (see [`Traces::put_encoded`]);
+    /// returns once it is durable.
+    async fn put(&self, key: &str, trace: &Trace, now_ms: u64) -> Result<(), StoreError> {
+        let encoded = EncodedTrace::encode(trace, now_ms)?;
+        self.put_encoded(key, trace, &encoded, Durability::Now)
+            .await
+    }
+    /// The same write, made durable by the next [`Traces::flush`].
     async fn put_later(&self, key: &str, trace: &Trace, now_ms: u64) -> Result<(), StoreError> {
-        self.put(key, trace, now_ms).await
+        let encoded = EncodedTrace::encode(trace, now_ms)?;
+        self.put_encoded(key, trace, &encoded, Durability::NextFlush)
+            .await
     }
     /// Returns once every write made so far is durable.
     async fn flush(&self) -> Result<(), StoreError>;

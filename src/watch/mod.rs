@@ -321,11 +321,11 @@ impl Watcher {
             match cell {
                 // A Trace the store did not keep is still an observation.
                 None => Ok(self.resolver.rerun(url).await.unwrap_or_else(|u| u.trace)),
-                Some(c) => {
-                    self.resolver
-                        .resolve_as(url, &c.profile, &c.via, false)
-                        .await
-                }
+                Some(c) => self
+                    .resolver
+                    .resolve_as(url, &c.profile, &c.via, false)
+                    .await
+                    .map(|r| r.trace),
             }
         }))
         .await;

@@ -16,7 +16,7 @@ use tokio_postgres::types::Json;
 use tokio_postgres::NoTls;
 
 use super::model::{DomainPage, DomainQuery, DomainRecord, DomainSort, RepositoryRecord};
-use super::{Repositories, StoreError, Traces};
+use super::{Durability, EncodedTrace, Repositories, StoreError, Traces};
 use crate::config::Storage;
 use crate::trace::Trace;
 
@@ -228,7 +228,15 @@ impl Traces for PgStore {
         }
     }
 
-    async fn put(&self, key: &str, trace: &Trace, now_ms: u64) -> Result<(), StoreError> {
+    async fn put_encoded(
+        &self,
+        key: &str,
+        trace: &Trace,
+        encoded: &EncodedTrace,
+        // Every write is durable at once: PostgreSQL has no cheaper queued form here.
+        _: Durability,
+    ) -> Result<(), StoreError> {
+        let now_ms = encoded.stored_at_ms();
         let landing = crate::labels::landing_domain(trace);
         let labels: Vec<String> = trace
             .hops

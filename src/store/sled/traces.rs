@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use super::{decode, decode_all, SledStore};
 use crate::store::encoded::EncodedTrace;
 use crate::store::model::DomainRecord;
-use crate::store::{StoreError, Traces};
+use crate::store::{Durability, StoreError, Traces};
 use crate::trace::Trace;
 
 /// What one batch of Traces writes, together: the Traces, the landing-domain index (domain
@@ -147,8 +147,9 @@ fn group(domain: &str, id: u64) -> Vec<u8> {
     k
 }
 
-pub(super) fn trace_write(key: &str, trace: &Trace, now_ms: u64) -> Result<TraceWrite, StoreError> {
-    let record = EncodedTrace::encode(trace, now_ms)?.record();
+pub(super) fn trace_write(key: &str, trace: &Trace, encoded: &EncodedTrace) -> TraceWrite {
+    let record = encoded.record();
+    let now_ms = encoded.stored_at_ms();
     let landing = crate::labels::landing_domain(trace).map(|domain| {
         let labels = trace
             .hops
@@ -161,12 +162,12 @@ pub(super) fn trace_write(key: &str, trace: &Trace, now_ms: u64) -> Result<Trace
         let sha = trace.evidence.as_ref()?.screenshot_sha256.clone()?;
         Some((sha, png))
     });
-    Ok(TraceWrite {
+    TraceWrite {
         key: key.to_string(),
         record,
         landing,
         screenshot,
-    })
+    }
 }
 
 fn abort(e: impl std::fmt::Display) -> ConflictableTransactionError<String> {
@@ -285,13 +286,22 @@ impl Traces for SledStore {
             None => Ok(None),
         }
     }
-    async fn put(&self, key: &str, trace: &Trace, now_ms: u64) -> Result<(), StoreError> {
-        self.commit(Some(trace_write(key, trace, now_ms)?)).await
-    }
-    async fn put_later(&self, key: &str, trace: &Trace, now_ms: u64) -> Result<(), StoreError> {
-        // Queued for the next batch (a `flush` or another writer's `put`), not waited for.
-        self.queue(trace_write(key, trace, now_ms)?);
-        Ok(())
+    async fn put_encoded(
+        &self,
+        key: &str,
+        trace: &Trace,
+        encoded: &EncodedTrace,
+        durability: Durability,
+    ) -> Result<(), StoreError> {
+        let write = trace_write(key, trace, encoded);
+        match durability {
+            Durability::Now => self.commit(Some(write)).await,
+            // Queued for the next batch (a `flush` or another writer's `put`), not waited for.
+            Durability::NextFlush => {
+                self.queue(write);
+                Ok(())
+            }
+        }
     }
     async fn flush(&self) -> Result<(), StoreError> {
         self.make_durable().await
