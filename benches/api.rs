@@ -5,6 +5,7 @@
 //! swing more than the differences measured. Latency is measured open-loop with `oha -q`
 //! (10,000 requests/s offered whatever the answers take, with its latency correction, so a
 //! slow answer is not hidden by the generator waiting for it); throughput flat out with `wrk`.
+//! Each kind of call runs in turn with the others, three rounds, and its median is kept.
 //! Also server RSS idle and after the load. With taskset and 2+ cores, the generator runs on
 //! core 0 and the server on core 1, so they do not take turns on one core.
 //!
@@ -187,11 +188,10 @@ fn oha(
 }
 
 /// A tail on a shared VM swings from run to run: three runs, the one with the median p99.
-fn median_of_3(run: impl Fn() -> Run) -> Run {
-    let mut runs = [run(), run(), run()];
-    runs.sort_by(|a, b| a.p99_ms.total_cmp(&b.p99_ms));
-    let [_, median, _] = runs;
-    median
+/// The run in the middle of `runs` by `key`.
+fn median_by(mut runs: Vec<Run>, key: impl Fn(&Run) -> f64) -> Run {
+    runs.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    runs.swap_remove(runs.len() / 2)
 }
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
@@ -271,25 +271,74 @@ async fn main() {
     let hit = format!(
         "wrk.method = \"POST\"\nwrk.body = '{{\"url\":\"{url}\"}}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
     );
-    // Paced: 10,000 requests/s offered (the target's load), open loop, each kind of call in
-    // turn three times and the median p99 kept, so the VM's swings fall on all alike.
+    // Flat out and paced (10,000 requests/s offered, the target's load, open loop): each
+    // kind of call in turn, three rounds, and each kind's median kept (by throughput, or by
+    // p99), so the VM's swings between runs seconds apart fall on all kinds alike rather
+    // than on whichever ran during one.
     let body = format!("{{\"url\":\"{url}\"}}");
+    let mut flat: [Vec<Run>; 3] = Default::default();
+    let mut paced: [Vec<Run>; 3] = Default::default();
+    for _ in 0..3 {
+        flat[0].push(wrk(
+            "GET /healthz (baseline)",
+            addr,
+            "/healthz",
+            "",
+            secs,
+            64,
+        ));
+        flat[1].push(wrk(
+            "GET /v1/trace (stored)",
+            addr,
+            &trace_path,
+            "",
+            secs,
+            64,
+        ));
+        flat[2].push(wrk(
+            "POST /v1/resolve (cache hit)",
+            addr,
+            "/v1/resolve",
+            &hit,
+            secs,
+            64,
+        ));
+    }
+    for _ in 0..3 {
+        paced[0].push(oha(
+            "GET /healthz, paced",
+            addr,
+            "/healthz",
+            None,
+            10_000,
+            secs,
+        ));
+        paced[1].push(oha(
+            "GET /v1/trace, paced",
+            addr,
+            &trace_path,
+            None,
+            10_000,
+            secs,
+        ));
+        paced[2].push(oha(
+            "POST /v1/resolve (hit), paced",
+            addr,
+            "/v1/resolve",
+            Some(&body),
+            10_000,
+            secs,
+        ));
+    }
+    let [h, t, r] = flat.map(|runs| median_by(runs, |r| r.rps));
+    let [hp, tp, rp] = paced.map(|runs| median_by(runs, |r| r.p99_ms));
     let runs = vec![
-        wrk("GET /healthz (baseline)", addr, "/healthz", "", secs, 64),
-        wrk("GET /v1/trace (stored)", addr, &trace_path, "", secs, 64),
-        wrk("POST /v1/resolve (cache hit)", addr, "/v1/resolve", &hit, secs, 64),
-        median_of_3(|| oha("GET /healthz, paced", addr, "/healthz", None, 10_000, secs)),
-        median_of_3(|| oha("GET /v1/trace, paced", addr, &trace_path, None, 10_000, secs)),
-        median_of_3(|| {
-            oha(
-                "POST /v1/resolve (hit), paced",
-                addr,
-                "/v1/resolve",
-                Some(&body),
-                10_000,
-                secs,
-            )
-        }),
+        h,
+        t,
+        r,
+        hp,
+        tp,
+        rp,
         wrk(
             "POST /v1/resolve (fresh, 2 hops)",
             addr,
@@ -316,7 +365,7 @@ async fn main() {
         }
     };
     println!(
-        "hoptrace serve (flat out: wrk, 2 threads, 64 connections; paced: oha -q 10000 open loop with latency correction, 64 connections, median p99 of 3 runs; {secs} s each; the generator pinned to core 0, the server to core 1, of {})",
+        "hoptrace serve (flat out: wrk, 2 threads, 64 connections; paced: oha -q 10000 open loop with latency correction, 64 connections, each kind in turn, 3 rounds, median throughput / p99 kept; {secs} s each; the generator pinned to core 0, the server to core 1, of {})",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(

@@ -218,6 +218,47 @@ async fn an_input_is_counted_once_per_domain_however_it_moves() {
     }
 }
 
+/// A Trace read (and so kept by sled's cache of hot records) is never answered once a newer
+/// one is stored, whether written at once, queued and flushed, or written while reads of it
+/// go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_never_answers_an_older_trace_than_the_last_stored() {
+    for b in backends().await {
+        eprintln!("backend: {}", b.name);
+        let store = b.store;
+        let x = "http://hot.example/x";
+        let host =
+            |t: Option<hoptrace::store::EncodedTrace>| t.unwrap().decode().unwrap().final_host;
+        store.put(x, &landed_on(x, "a.example"), 1).await.unwrap();
+        assert_eq!(host(store.latest_encoded(x).await.unwrap()), "a.example");
+        store.put(x, &landed_on(x, "b.example"), 2).await.unwrap();
+        assert_eq!(host(store.latest_encoded(x).await.unwrap()), "b.example");
+        store
+            .put_later(x, &landed_on(x, "c.example"), 3)
+            .await
+            .unwrap();
+        store.flush().await.unwrap();
+        assert_eq!(host(store.latest_encoded(x).await.unwrap()), "c.example");
+        // Reads racing writes: once a write has returned, no read started after it answers
+        // an older Trace.
+        let reader = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..2_000 {
+                    store.latest_encoded(x).await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        for n in 4..200u64 {
+            let want = format!("d{n}.example");
+            store.put(x, &landed_on(x, &want), n).await.unwrap();
+            assert_eq!(host(store.latest_encoded(x).await.unwrap()), want);
+        }
+        reader.await.unwrap();
+    }
+}
+
 /// A sled store written before a Trace was one key (a key per domain and input, records
 /// without the domains an input landed on, plain-JSON Traces) is read and kept counting
 /// right: an input seen then is not new to its domain now.

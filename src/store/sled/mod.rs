@@ -2,6 +2,7 @@
 //! queue, one writes the batch as a transaction and flushes once), `put_later` queues without
 //! waiting, and every other write is flushed before it is reported.
 
+mod hot;
 mod traces;
 mod watches;
 
@@ -38,6 +39,8 @@ pub struct SledStore {
     observations: ::sled::Tree,
     events: ::sled::Tree,
     meta: ::sled::Tree,
+    /// The Traces read most, decompressed (kept in step with the writes by `commit`).
+    hot: Arc<hot::Hot>,
     durability: Arc<GroupCommit>,
     /// Repository writes since opening (see `Repositories::repositories_version`).
     repositories_version: Arc<std::sync::atomic::AtomicU64>,
@@ -99,6 +102,7 @@ impl SledStore {
             events: db.open_tree("events")?,
             meta: db.open_tree("meta")?,
             db,
+            hot: Arc::default(),
             durability: Arc::default(),
             repositories_version: Default::default(),
         })
@@ -133,11 +137,13 @@ impl SledStore {
             return r;
         }
         let batch = std::mem::take(&mut *lock(&gc.queue));
-        let (trees, db) = (self.trees.clone(), self.db.clone());
+        let (trees, db, hot) = (self.trees.clone(), self.db.clone(), self.hot.clone());
         let batch = tokio::task::spawn_blocking(move || {
             let writes: Vec<&TraceWrite> = batch.iter().filter_map(|q| q.trace.as_ref()).collect();
-            let r = traces::write_traces(&db, &trees, &writes)
-                .and_then(|()| db.flush().map(drop).map_err(StoreError::from));
+            let written = traces::write_traces(&db, &trees, &writes);
+            // Before any writer hears of it: none of them may read an older Trace after.
+            hot.forget(writes.iter().map(|w| w.key()));
+            let r = written.and_then(|()| db.flush().map(drop).map_err(StoreError::from));
             // A writer that was cancelled meanwhile no longer listens; its write stands.
             for done in batch.into_iter().filter_map(|q| q.done) {
                 let _ = done.send(r.clone());

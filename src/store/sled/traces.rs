@@ -45,6 +45,12 @@ pub(super) struct TraceWrite {
     screenshot: Option<(String, bytes::Bytes)>,
 }
 
+impl TraceWrite {
+    pub(super) fn key(&self) -> &str {
+        &self.key
+    }
+}
+
 /// Marks a Trace value that starts with its [`Landings`] (an [`EncodedTrace`] record starts
 /// with 1, 2 or `{`).
 const LANDINGS_TAG: u8 = 3;
@@ -281,8 +287,16 @@ impl Traces for SledStore {
         }
     }
     async fn latest_encoded(&self, key: &str) -> Result<Option<EncodedTrace>, StoreError> {
+        let generation = match self.hot.get(key) {
+            Ok(kept) => return Ok(Some(kept)),
+            Err(generation) => generation,
+        };
         match self.trees.traces.get(key.as_bytes())? {
-            Some(value) => Ok(Some(record_of(&value)?)),
+            Some(value) => {
+                let trace = record_of(&value)?;
+                self.hot.keep(key, generation, &trace);
+                Ok(Some(trace))
+            }
             None => Ok(None),
         }
     }
