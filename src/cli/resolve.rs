@@ -77,30 +77,33 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
 
     // Lines are written a group at a time; a larger buffer makes fewer writes of them.
     let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
-    let mut ready = Vec::with_capacity(window);
     // Lines wait for one another a little before they are printed: woken for each line, the
     // printer (the main thread) cost ~5% of the CPU at full speed, every wake a futex call
-    // and a switch. With the store on they wait longer: a flush is cheaper per line the more
-    // lines it covers (`cargo bench --bench store`: 92 µs of CPU a Trace in groups of 8, 54
-    // in groups of 32, 38 in groups of 512). The resolutions go on meanwhile; the last lines
-    // are printed as soon as input ends.
-    let gather = if store.is_some() {
-        GATHER_STORED
-    } else {
-        GATHER
+    // and a switch. With the store on they wait longer, and in larger groups than the
+    // window (they are taken out of the channel as they come, so the resolutions go on): a
+    // flush is cheaper per line the more lines it covers (`cargo bench --bench store`: 92 µs
+    // of CPU a Trace in groups of 8, 54 in groups of 32, 38 in groups of 512). The last
+    // lines are printed as soon as input ends.
+    let (gather, group) = match store {
+        Some(_) => (GATHER_STORED, GROUP_STORED.max(window)),
+        None => (GATHER, window),
     };
+    let mut ready = Vec::with_capacity(group);
     while let Some(trace) = rx.recv().await {
         ready.push(trace);
         let until = tokio::time::Instant::now() + gather;
-        while ready.len() + rx.len() < window && !rx.is_closed() {
+        loop {
+            while ready.len() < group {
+                match rx.try_recv() {
+                    Ok(trace) => ready.push(trace),
+                    Err(_) => break,
+                }
+            }
             let now = tokio::time::Instant::now();
-            if now >= until {
+            if ready.len() >= group || rx.is_closed() || now >= until {
                 break;
             }
             tokio::time::sleep((until - now).min(GATHER)).await;
-        }
-        while let Ok(trace) = rx.try_recv() {
-            ready.push(trace);
         }
         if let Some(store) = &store {
             store.flush().await?;
@@ -129,11 +132,13 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
 }
 
 /// How long a line may wait for others to be printed with it (and how often a longer wait
-/// looks whether a window's worth has come).
+/// looks whether a group's worth has come).
 const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
 /// How long a line may wait for others to share its flush of the store: unnoticed by a
 /// person, and long enough at full speed (~6,000 lines a second here) to fill a window.
 const GATHER_STORED: std::time::Duration = std::time::Duration::from_millis(50);
+/// The most lines that share one flush of the store (~3 MB of Traces).
+const GROUP_STORED: usize = 1024;
 
 /// What `--screenshot DIR` and `--har FILE` write as the Traces come.
 struct Evidence {
