@@ -114,7 +114,7 @@ pub struct Resolver {
     /// seconds) as soon as a resolution sees them, whoever asked for it.
     auto_watch: Option<u64>,
     /// See [`Resolver::defer_durability`].
-    deferred_writes: bool,
+    durability: Durability,
     max_hops: usize,
     hop_timeout: Duration,
     total_timeout: Duration,
@@ -165,7 +165,7 @@ impl Resolver {
                 .watch
                 .auto
                 .then_some(config.watch.default_every_seconds),
-            deferred_writes: false,
+            durability: Durability::Now,
             max_hops: config.limits.max_hops as usize,
             hop_timeout: Duration::from_millis(config.limits.hop_timeout_ms),
             total_timeout: Duration::from_millis(config.limits.total_timeout_ms),
@@ -178,7 +178,7 @@ impl Resolver {
     /// group of printed lines). The cache and the domain index see a queued Trace only after
     /// that flush.
     pub fn defer_durability(&mut self) {
-        self.deferred_writes = true;
+        self.durability = Durability::NextFlush;
     }
 
     /// Adds a way of finding next hops, asked after the ones already there (the browser
@@ -225,9 +225,14 @@ impl Resolver {
     /// following the chain, then stores the result. Never fails: problems are in the Trace (a
     /// store that failed to keep it is logged).
     pub async fn resolve(&self, input: &str, use_cache: bool) -> Trace {
+        self.resolve_stored(input, use_cache).await.trace
+    }
+
+    /// [`Resolver::resolve`], with the bytes stored when this resolution stored its Trace.
+    pub(crate) async fn resolve_stored(&self, input: &str, use_cache: bool) -> Resolved {
         match self.try_resolve(input, Lookup::cache_if(use_cache)).await {
-            Ok(r) => r.trace,
-            Err(u) => u.trace,
+            Ok(resolved) => resolved,
+            Err(unstored) => Resolved::unstored(unstored.trace),
         }
     }
 
@@ -335,13 +340,9 @@ impl Resolver {
         let Some(store) = &self.store else {
             return Ok(Resolved::unstored(trace));
         };
-        let durability = match self.deferred_writes {
-            true => Durability::NextFlush,
-            false => Durability::Now,
-        };
         let stored = match EncodedTrace::encode(&trace, crate::now_ms()) {
             Ok(encoded) => store
-                .put_encoded(key, &trace, &encoded, durability)
+                .put_encoded(key, &trace, &encoded, self.durability)
                 .await
                 .map(|()| encoded),
             Err(e) => Err(e.into()),

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{Lookup, Resolved, Resolver, SetupError};
+use super::{Resolved, Resolver, SetupError};
 use crate::browser::{BrowserStage, Driver, StageLimits};
 use crate::config::Config;
 use crate::discover::{NextHopFinder, StaticFinder};
@@ -76,12 +76,7 @@ impl Resolver {
     ) -> Result<Resolved, VisitorError> {
         let visitor = self.visitor(profile, via)?;
         if profile == crate::profile::DEFAULT && via == DIRECT {
-            return Ok(
-                match self.try_resolve(input, Lookup::cache_if(use_cache)).await {
-                    Ok(resolved) => resolved,
-                    Err(unstored) => Resolved::unstored(unstored.trace),
-                },
-            );
+            return Ok(self.resolve_stored(input, use_cache).await);
         }
         let trace = match parse_input(input) {
             Ok(url) => self.follow_as(input, url, &visitor).await,

@@ -86,14 +86,13 @@ pub trait Traces: Send + Sync {
     /// Stores `trace` under `key` as stored at `now_ms` (see [`Traces::put_encoded`]);
     /// returns once it is durable.
     async fn put(&self, key: &str, trace: &Trace, now_ms: u64) -> Result<(), StoreError> {
-        let encoded = EncodedTrace::encode(trace, now_ms)?;
-        self.put_encoded(key, trace, &encoded, Durability::Now)
-            .await
+        let encoded = &EncodedTrace::encode(trace, now_ms)?;
+        self.put_encoded(key, trace, encoded, Durability::Now).await
     }
     /// The same write, made durable by the next [`Traces::flush`].
     async fn put_later(&self, key: &str, trace: &Trace, now_ms: u64) -> Result<(), StoreError> {
-        let encoded = EncodedTrace::encode(trace, now_ms)?;
-        self.put_encoded(key, trace, &encoded, Durability::NextFlush)
+        let encoded = &EncodedTrace::encode(trace, now_ms)?;
+        self.put_encoded(key, trace, encoded, Durability::NextFlush)
             .await
     }
     /// Returns once every write made so far is durable.
