@@ -200,6 +200,32 @@ async fn politeness_holds_across_replicas() {
     );
 }
 
+/// A client's rate limit is one budget across replicas (kept in Redis): its burst spent on
+/// one replica, its next call on another is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_rate_limit_is_one_budget_across_replicas() {
+    let c = Cluster::start(2, |c| {
+        c.server.api_tokens = vec!["s3cret".into()];
+        c.server.rate_per_second = 1;
+        c.server.rate_burst = 2;
+    })
+    .await;
+    for _ in 0..2 {
+        let r = get(c.addr(0), "/v1/domains", Some("s3cret")).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let r = get(c.addr(1), "/v1/domains", Some("s3cret")).await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (429, "rate_limited"),
+        "{}",
+        r.body
+    );
+    assert!(r.headers.contains_key("retry-after"));
+    // Without the token: refused before the limit is asked.
+    assert_eq!(get(c.addr(1), "/v1/domains", None).await.status, 401);
+}
+
 /// A watch every second, three replicas: it runs about once a second, not three times; after
 /// kill -9 of the replica that ran it last, another takes over within the lease.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,7 @@
 //! Here: the state, the route table and the router built from it. Handlers per resource:
 //! `resolve`, `scan`, `compare`, `watch`, `events`, `domains`, `ops`.
 
+mod admit;
 mod compare;
 pub mod conn;
 mod domains;
@@ -257,15 +258,9 @@ impl Api {
         let mut router = Router::new();
         for r in ROUTES {
             let mut endpoint = (r.handler)();
-            // One layer for both where both apply: each layer is a boxed future and a
-            // clone per request (issue 18's cache-hit throughput).
             endpoint = match r.guard {
-                Guard::Work => {
-                    endpoint.route_layer(from_fn_with_state(self.clone(), layers::admit_in_time))
-                }
-                Guard::Client => {
-                    endpoint.route_layer(from_fn_with_state(self.clone(), layers::admit))
-                }
+                Guard::Work => endpoint.route_layer(admit::Admit::new(self.clone(), true)),
+                Guard::Client => endpoint.route_layer(admit::Admit::new(self.clone(), false)),
                 Guard::Open => endpoint,
             };
             router = router.route(r.path, endpoint);

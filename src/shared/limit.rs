@@ -85,6 +85,16 @@ impl RateLimit {
                 us => Err(Duration::from_micros(us)),
             };
         }
+        self.check_here(key)
+    }
+
+    /// [`RateLimit::check`] answered without waiting, when the limit is not shared (`None`
+    /// when it is: then Redis must be asked).
+    pub fn check_unshared(&self, key: &str) -> Option<Result<(), Duration>> {
+        self.shared.is_none().then(|| self.check_here(key))
+    }
+
+    fn check_here(&self, key: &str) -> Result<(), Duration> {
         self.tidy();
         self.local.check_key(&key.to_string()).map_err(|not_until| {
             use governor::clock::{Clock, DefaultClock};
