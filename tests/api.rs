@@ -244,6 +244,13 @@ async fn every_call_and_its_errors() {
     assert!(text.contains("hoptrace_cache_hits_total 2"), "{text}");
     assert!(text.contains("hoptrace_hops_total{via=\"http-redirect\"}"));
     assert!(text.contains("hoptrace_http_request_seconds_bucket"));
+    // each answer under its route's label, 404s included
+    for counted in [
+        "hoptrace_http_requests_total{route=\"Resolve\",status=\"413\"} 1",
+        "hoptrace_http_requests_total{route=\"Unknown\",status=\"404\"} 1",
+    ] {
+        assert!(text.contains(counted), "{counted}: {text}");
+    }
     assert!(text.contains("hoptrace_queue_depth 0"));
 }
 

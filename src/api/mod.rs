@@ -38,7 +38,6 @@ pub use serve::serve;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::middleware::from_fn_with_state;
 use axum::response::Response;
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
@@ -272,7 +271,7 @@ impl Api {
             .layer(tower_http::catch_panic::CatchPanicLayer::custom(
                 layers::panicked,
             ))
-            .layer(from_fn_with_state(self.clone(), layers::observe))
+            .layer(layers::Observe(self.clone()))
             .with_state(self.clone())
     }
 }
@@ -287,6 +286,10 @@ fn route_of(method: &Method, path: &str) -> Option<Route> {
 
 /// Whether `path` fits `pattern`, where `{name}` stands for one non-empty segment.
 pub fn path_matches(pattern: &str, path: &str) -> bool {
+    // Most patterns have no `{name}`: one comparison (every request's label is looked up).
+    if !pattern.contains('{') {
+        return pattern == path;
+    }
     let (mut p, mut q) = (pattern.split('/'), path.split('/'));
     loop {
         match (p.next(), q.next()) {
@@ -326,4 +329,31 @@ fn check_url(what: &str, url: &str) -> Result<(), ApiError> {
     crate::input::web_url(url)
         .map(|_| ())
         .map_err(|e| ApiError::bad_request(format!("{what}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every request's metrics label: the row whose method and path fit, where `{name}` is
+    /// one non-empty segment.
+    #[test]
+    fn a_request_is_labelled_by_the_row_it_fits() {
+        for (method, path, want) in [
+            (Method::POST, "/v1/resolve", Some(Route::Resolve)),
+            (Method::GET, "/v1/resolve", None),
+            (Method::POST, "/v1/resolve/", None),
+            (Method::POST, "/v1/resolve/batch", Some(Route::Batch)),
+            (Method::GET, "/healthz", Some(Route::Health)),
+            (Method::GET, "/healthz/x", None),
+            (Method::GET, "/v1/domains", Some(Route::Domains)),
+            (Method::GET, "/v1/domains/x.example", Some(Route::Domain)),
+            (Method::GET, "/v1/domains/", None),
+            (Method::GET, "/v1/domains/a/b", None),
+            (Method::DELETE, "/v1/watch", Some(Route::Watch)),
+            (Method::GET, "/", None),
+        ] {
+            assert_eq!(route_of(&method, path), want, "{method} {path}");
+        }
+    }
 }
