@@ -11,6 +11,7 @@
 //!
 //!     apt-get install wrk; cargo install oha    # scripts/bench does both
 //!     cargo bench --bench api     # BENCH_QUICK=1: 3 s per run
+//!     BENCH_BASELINE_BIN=path cargo bench --bench api   # the hits, this build against another
 //!
 //! Prints a table and writes target/bench/api.json.
 
@@ -203,6 +204,110 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// `bin serve` on a free loopback port, pinned to core 1, its database in `dir`; a config of
+/// only the keys every build since issue 4 reads (so an older build can be the baseline).
+fn start_server(bin: &str, dir: &std::path::Path) -> (std::process::Child, SocketAddr) {
+    let cfg = dir.join("hoptrace.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[policy]\nallow_cidrs = [\"127.0.0.1/32\"]\n[limits]\nper_host_per_second = 1000000.0\nconcurrency = 256\n\
+             [browser]\nenabled = false\n[storage]\npath = \"{}\"\n[server]\nrate_per_second = 0\nmax_queue = 100000\n",
+            dir.join("db").display()
+        ),
+    )
+    .unwrap();
+    let mut server = pinned(1, bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .trim_start_matches("listening on http://")
+        .parse()
+        .unwrap();
+    (server, addr)
+}
+
+/// Puts the link of `hit` (a wrk script POSTing it) in the server's cache.
+fn seed(addr: SocketAddr, hit: &str) {
+    let seeded = wrk("seed", addr, "/v1/resolve", hit, 1, 4);
+    assert!(seeded.rps > 0.0, "the server answers");
+}
+
+/// `BENCH_BASELINE_BIN`: this build's server against another's, side by side on core 1, each
+/// kind of hit flat out on one then the other, `rounds` rounds; the medians and their ratio,
+/// and each build's hit/`/healthz` ratio per round (measured seconds apart, so the VM's slow
+/// spells fall on both alike).
+async fn against_baseline(base: &str, trace_path: &str, hit: &str, secs: u32) {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let servers = [
+        start_server(env!("CARGO_BIN_EXE_hoptrace"), dirs[0].path()),
+        start_server(base, dirs[1].path()),
+    ];
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    for (_, addr) in &servers {
+        seed(*addr, hit);
+    }
+    let kinds = [
+        "GET /healthz",
+        "GET /v1/trace (stored)",
+        "POST /v1/resolve (hit)",
+    ];
+    // runs[server][kind][round]: requests/s
+    let mut runs = vec![vec![Vec::new(); 3]; 2];
+    for _ in 0..5 {
+        for (i, (_, addr)) in servers.iter().enumerate() {
+            for (k, (path, script)) in [("/healthz", ""), (trace_path, ""), ("/v1/resolve", hit)]
+                .into_iter()
+                .enumerate()
+            {
+                runs[i][k].push(wrk(kinds[k], *addr, path, script, secs, 64).rps);
+            }
+        }
+    }
+    for (mut child, _) in servers {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!("this build against {base} (flat out, wrk, {secs} s runs, 5 rounds in turn; medians)");
+    println!(
+        "  {:<26} {:>10} {:>10} {:>7}",
+        "call", "this", "baseline", "ratio"
+    );
+    for (k, kind) in kinds.iter().enumerate() {
+        let (a, b) = (median(&runs[0][k]), median(&runs[1][k]));
+        println!("  {kind:<26} {a:>10.0} {b:>10.0} {:>6.2}x", a / b);
+    }
+    for (k, kind) in kinds.iter().enumerate().skip(1) {
+        let per_round = |i: usize| -> Vec<f64> {
+            runs[i][k]
+                .iter()
+                .zip(&runs[i][0])
+                .map(|(hit, health)| hit / health)
+                .collect()
+        };
+        println!(
+            "  {kind} / /healthz, median of the rounds: this {:.2}x, baseline {:.2}x",
+            median(&per_round(0)),
+            median(&per_round(1))
+        );
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
     let secs = if std::env::var_os("BENCH_QUICK").is_some() {
@@ -220,57 +325,22 @@ async fn main() {
     })
     .await;
     let fp = fixture.port();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("hoptrace.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[policy]\nallow_cidrs = [\"127.0.0.1/32\"]\n[limits]\nper_host_per_second = 1000000.0\nconcurrency = 256\n\
-             [browser]\nenabled = false\n[storage]\npath = \"{}\"\n[server]\nrate_per_second = 0\nmax_queue = 100000\n",
-            dir.path().join("db").display()
-        ),
-    )
-    .unwrap();
-    let mut server = pinned(1, env!("CARGO_BIN_EXE_hoptrace"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&cfg)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line
-        .trim()
-        .trim_start_matches("listening on http://")
-        .parse()
-        .unwrap();
-    let pid = server.id();
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    let idle_kib = rss_kib(pid, "VmRSS:");
-
-    // Seed the cache with one trace.
     let url = format!("http://127.0.0.1:{fp}/r/seed");
-    let seed = wrk(
-        "seed",
-        addr,
-        "/v1/resolve",
-        &format!(
-            "wrk.method = \"POST\"\nwrk.body = '{{\"url\":\"{url}\"}}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
-        ),
-        1,
-        4,
-    );
-    assert!(seed.rps > 0.0, "the server answers");
     let encoded: String = url::form_urlencoded::byte_serialize(url.as_bytes()).collect();
-
     let trace_path = format!("/v1/trace?url={encoded}");
     let hit = format!(
         "wrk.method = \"POST\"\nwrk.body = '{{\"url\":\"{url}\"}}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
     );
+    if let Ok(base) = std::env::var("BENCH_BASELINE_BIN") {
+        return against_baseline(&base, &trace_path, &hit, secs).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, addr) = start_server(env!("CARGO_BIN_EXE_hoptrace"), dir.path());
+    let pid = server.id();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let idle_kib = rss_kib(pid, "VmRSS:");
+    seed(addr, &hit);
+
     // Flat out and paced (10,000 requests/s offered, the target's load, open loop): each
     // kind of call in turn, three rounds, and each kind's median kept (by throughput, or by
     // p99), so the VM's swings between runs seconds apart fall on all kinds alike rather

@@ -129,6 +129,8 @@ fn timing(budget: Duration) -> Timing {
         budget,
         launch: Duration::from_secs(30),
         end: now + Duration::from_secs(60),
+        // The bench measures JavaScript hops, not evidence.
+        screenshot_bytes: None,
     }
 }
 
