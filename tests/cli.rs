@@ -17,14 +17,14 @@ fn hoptrace() -> Command {
     c
 }
 
-fn run(args: &[&str], stdin: &str) -> (i32, String, String) {
+fn run(args: &[&str], stdin: impl AsRef<[u8]>) -> (i32, String, String) {
     let mut cmd = hoptrace();
     cmd.args(args);
     run_command(cmd, stdin)
 }
 
 /// Runs `cmd` with `stdin`: exit code, stdout, stderr.
-fn run_command(mut cmd: Command, stdin: &str) -> (i32, String, String) {
+fn run_command(mut cmd: Command, stdin: impl AsRef<[u8]>) -> (i32, String, String) {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -35,7 +35,7 @@ fn run_command(mut cmd: Command, stdin: &str) -> (i32, String, String) {
         .stdin
         .take()
         .unwrap()
-        .write_all(stdin.as_bytes())
+        .write_all(stdin.as_ref())
         .unwrap();
     let out = child.wait_with_output().unwrap();
     (
@@ -46,10 +46,13 @@ fn run_command(mut cmd: Command, stdin: &str) -> (i32, String, String) {
 }
 
 /// Runs the binary on a blocking thread so the test's servers keep serving.
-async fn run_async(args: Vec<String>, stdin: String) -> (i32, String, String) {
+async fn run_async(
+    args: Vec<String>,
+    stdin: impl AsRef<[u8]> + Send + 'static,
+) -> (i32, String, String) {
     tokio::task::spawn_blocking(move || {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        run(&a, &stdin)
+        run(&a, stdin)
     })
     .await
     .unwrap()
@@ -639,4 +642,48 @@ async fn lines_from_an_open_stdin_are_answered_one_by_one_each_with_its_own_spel
     }
     drop(stdin);
     assert!(child.wait().unwrap().success());
+}
+
+/// A stdin line that cannot be a link (not UTF-8, or over 1 MiB) is answered as an input
+/// error, in its place, and the lines after it are resolved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_that_is_not_text_or_too_long_is_answered_and_the_run_goes_on() {
+    let env = TestEnv::new().await;
+    env.dns.set("lines.test", &["127.0.0.1"]);
+    let srv = Server::start("127.0.0.1", |_| async { html("ok") }).await;
+    let cfg = env.write_config("");
+    let url = |n: u32| format!("http://lines.test:{}/{n}", srv.port());
+    let mut stdin = format!("{}\n", url(1)).into_bytes();
+    stdin.extend(b"http://lines.test/\xff\xfe\n");
+    stdin.extend(std::iter::repeat_n(b'a', (1 << 20) + 5));
+    stdin.extend(format!("\n{}\n", url(2)).as_bytes());
+    let cfg_s = cfg.display().to_string();
+    let args = ["resolve", "--json", "--config", &cfg_s, "-"].map(String::from);
+    let (code, out, err) = run_async(args.to_vec(), stdin).await;
+    assert_eq!(code, 0, "{err}");
+    let traces: Vec<Trace> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(traces.len(), 4, "{out}");
+    assert_eq!(
+        (traces[0].input.as_str(), traces[0].outcome),
+        (url(1).as_str(), Outcome::Landed)
+    );
+    assert_eq!(traces[1].input, "http://lines.test/\u{fffd}\u{fffd}");
+    assert_eq!(traces[2].input, "a".repeat(200));
+    for (t, why) in [
+        (&traces[1], "the line is not UTF-8 text"),
+        (&traces[2], "the line is longer than 1 MiB"),
+    ] {
+        let e = t.error.as_ref().unwrap();
+        assert_eq!(
+            (t.outcome, e.kind.as_str(), e.message.as_str()),
+            (Outcome::Error, "input", why)
+        );
+    }
+    assert_eq!(
+        (traces[3].input.as_str(), traces[3].outcome),
+        (url(2).as_str(), Outcome::Landed)
+    );
 }

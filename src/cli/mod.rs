@@ -7,6 +7,7 @@ mod campaigns;
 mod client;
 mod compare;
 mod export;
+mod lines;
 pub mod render;
 mod resolve;
 mod scan;
@@ -82,66 +83,4 @@ where
     });
     stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) })
         .flat_map(stream::iter)
-}
-
-/// The URLs named on the command line, with `-` replaced by stdin's lines (blank lines and
-/// `#` comments skipped), read about `ahead` lines ahead of the work.
-pub(super) fn read_inputs(
-    args: Vec<String>,
-    ahead: usize,
-) -> impl futures_util::Stream<Item = std::io::Result<String>> {
-    // One batch of up to `ahead` lines waits while the next is read.
-    read_ahead(1, move || {
-        args.into_iter()
-            .flat_map(move |arg| -> Box<dyn Iterator<Item = _>> {
-                if arg != "-" {
-                    return Box::new(std::iter::once(vec![Ok(arg)]));
-                }
-                Box::new(LineBatches {
-                    reader: std::io::BufReader::with_capacity(64 << 10, std::io::stdin()),
-                    max: ahead.max(1),
-                    done: false,
-                })
-            })
-    })
-}
-
-/// The links on the lines of `reader`, in batches of at most `max`. A batch ends early where
-/// the next line needs a read that may block (a person typing, `tail -f`), so a line never
-/// waits for the one after it.
-struct LineBatches<R> {
-    reader: std::io::BufReader<R>,
-    max: usize,
-    done: bool,
-}
-
-impl<R: std::io::Read> Iterator for LineBatches<R> {
-    type Item = Vec<std::io::Result<String>>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        use std::io::BufRead;
-        let mut batch = Vec::new();
-        let mut line = String::new();
-        while !self.done {
-            line.clear();
-            match self.reader.read_line(&mut line) {
-                Ok(0) => self.done = true,
-                Ok(_) => {
-                    let link = line.trim();
-                    if !link.is_empty() && !link.starts_with('#') {
-                        batch.push(Ok(link.to_string()));
-                    }
-                }
-                Err(e) => {
-                    batch.push(Err(e));
-                    self.done = true;
-                }
-            }
-            let would_read = self.reader.buffer().is_empty();
-            if batch.len() >= self.max || (would_read && !batch.is_empty()) {
-                break;
-            }
-        }
-        (!batch.is_empty()).then_some(batch)
-    }
 }

@@ -9,6 +9,7 @@ use crate::chain::{Resolved, Resolver};
 use crate::store::Store;
 use crate::trace::Trace;
 
+use super::lines::{read_inputs, Unreadable};
 use super::*;
 
 pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
@@ -51,23 +52,29 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
                 let (resolver, slots) = (resolver.clone(), slots.clone());
                 let (profile, via) = (profile.clone(), via.clone());
                 tokio::spawn(async move {
-                    let input = input?;
+                    let input = match input {
+                        Ok(input) => input,
+                        // Answered as a link that does not parse is; the run goes on.
+                        Err(Unreadable::Line { line, why }) => {
+                            let trace = Trace::input_error(&line, why.to_string());
+                            return Ok(Resolved::unstored(trace));
+                        }
+                        Err(e) => return Err(e),
+                    };
                     let _slot = slots.acquire_owned().await.expect("never closed");
                     // Boxed: the resolution's state is ~5 KB, and a task's future is moved
                     // whole as the task is made and finished (2% of the CPU at full speed).
                     let resolution = resolver.resolve_as(&input, &profile, &via, use_cache);
                     let trace = Box::pin(resolution).await;
                     // The profile and the way out were checked above.
-                    Ok::<_, std::io::Error>(trace.unwrap_or_else(|e| {
+                    Ok::<_, Unreadable>(trace.unwrap_or_else(|e| {
                         Resolved::unstored(Trace::input_error(&input, e.to_string()))
                     }))
                 })
             })
             .buffered(window));
         while let Some(joined) = traces.next().await {
-            let trace = joined
-                .context("a resolution task failed")?
-                .context("reading URLs from stdin")?;
+            let trace = joined.context("a resolution task failed")??;
             if tx.send(trace).await.is_err() {
                 break; // the printer stopped (stdout closed)
             }
