@@ -87,15 +87,14 @@ async fn every_call_and_its_errors() {
     assert_eq!(stored.body["cached"], true);
     let r = post(a, "/v1/resolve", json!({"url": url, "refresh": true}), None).await;
     assert_eq!(r.body["cached"], false, "refresh bypasses the cache");
-    // defanged input is fine
-    let r = post(
-        a,
-        "/v1/resolve",
-        json!({"url": format!("hxxp://blltly[.]com:{sp}/defanged")}),
-        None,
-    )
-    .await;
+    // defanged input is fine, and a fresh answer names it as given
+    let defanged = format!("hxxp://blltly[.]com:{sp}/defanged");
+    let r = post(a, "/v1/resolve", json!({"url": defanged}), None).await;
     assert_eq!(r.body["final_url"], target.as_str());
+    assert_eq!(
+        (&r.body["cached"], &r.body["input"]),
+        (&json!(false), &json!(defanged))
+    );
 
     // batch: input order kept, bad entries are error traces, over the cap is a 400
     let urls = vec![

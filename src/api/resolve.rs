@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::extract::{JsonBody, Params};
 use super::{json_response, raw_json_response, Api, ApiError};
-use crate::chain::Lookup;
+use crate::chain::{Lookup, Resolved};
 use crate::trace::Trace;
 
 #[derive(Deserialize)]
@@ -45,8 +45,13 @@ pub async fn one(
             return Ok(raw_json_response(StatusCode::OK, hit.json));
         }
     }
-    let mut traces = api.resolve_all(vec![r.url], r.refresh).await?;
-    Ok(json_response(StatusCode::OK, &traces.remove(0)))
+    let resolved = api.resolve_each(vec![r.url], r.refresh).await?.remove(0);
+    // Written as the CLI writes it: the bytes just stored, when they were.
+    let mut json = Vec::with_capacity(4096);
+    match resolved.write_json(&mut json) {
+        Ok(()) => Ok(raw_json_response(StatusCode::OK, json)),
+        Err(_) => Ok(json_response(StatusCode::OK, &resolved.trace)),
+    }
 }
 
 /// One bad entry does not fail the batch: it is an `input` error Trace, with the same words a
@@ -107,7 +112,17 @@ impl Api {
         urls: Vec<String>,
         refresh: bool,
     ) -> Result<Vec<Trace>, ApiError> {
-        let mut traces: Vec<Option<Trace>> = vec![None; urls.len()];
+        let resolved = self.resolve_each(urls, refresh).await?;
+        Ok(resolved.into_iter().map(|r| r.trace).collect())
+    }
+
+    /// [`Api::resolve_all`], each Trace with the bytes stored when its resolution stored it.
+    async fn resolve_each(
+        &self,
+        urls: Vec<String>,
+        refresh: bool,
+    ) -> Result<Vec<Resolved>, ApiError> {
+        let mut traces: Vec<Option<Resolved>> = vec![None; urls.len()];
         let mut todo = Vec::new();
         for (i, url) in urls.iter().enumerate() {
             let cached = match refresh {
@@ -115,7 +130,7 @@ impl Api {
                 false => self.resolver.cached(url).await,
             };
             match cached {
-                Some(t) => traces[i] = Some(t),
+                Some(t) => traces[i] = Some(Resolved::unstored(t)),
                 None => todo.push(i),
             }
         }
@@ -147,12 +162,12 @@ impl Api {
             .await;
             // An answer the store did not keep is not given: the client retries.
             for (i, t) in done {
-                traces[i] = Some(t.map_err(|u| ApiError::from(u.error))?.trace);
+                traces[i] = Some(t.map_err(|u| ApiError::from(u.error))?);
             }
         }
-        let traces: Vec<Trace> = traces.into_iter().flatten().collect();
+        let traces: Vec<Resolved> = traces.into_iter().flatten().collect();
         for t in &traces {
-            self.metrics.observe(t);
+            self.metrics.observe(&t.trace);
         }
         Ok(traces)
     }

@@ -69,6 +69,19 @@ impl Resolved {
             stored: None,
         }
     }
+
+    /// Writes the Trace's JSON: the bytes stored, with this caller's input, when this
+    /// resolution stored them (encoding the Trace again was 5% of `resolve`'s CPU at full
+    /// speed).
+    pub fn write_json(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        match &self.stored {
+            Some(stored) => {
+                let json = stored.answer(Some(&self.trace.input), self.trace.cached);
+                out.write_all(&json.map_err(std::io::Error::other)?)
+            }
+            None => Ok(serde_json::to_writer(out, &self.trace)?),
+        }
+    }
 }
 
 /// A resolution whose Trace the store did not keep (the database was away, say).

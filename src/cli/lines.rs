@@ -97,23 +97,8 @@ fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<O
     if line.len() <= LINE_MAX || line.ends_with(b"\n") {
         return Ok(Some(true));
     }
-    // Past the cap: skip to the end of the line, keeping nothing more of it.
-    loop {
-        let buf = reader.fill_buf()?;
-        if buf.is_empty() {
-            break;
-        }
-        match buf.iter().position(|b| *b == b'\n') {
-            Some(i) => {
-                reader.consume(i + 1);
-                break;
-            }
-            None => {
-                let n = buf.len();
-                reader.consume(n);
-            }
-        }
-    }
+    // Past the cap: the rest of the line is read past, nothing more of it kept.
+    reader.skip_until(b'\n')?;
     Ok(Some(false))
 }
 

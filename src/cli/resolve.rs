@@ -115,20 +115,13 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
         if let Some(store) = &store {
             store.flush().await?;
         }
-        for Resolved { trace, stored } in ready.drain(..) {
-            evidence.keep(&trace).await?;
+        for resolved in ready.drain(..) {
+            evidence.keep(&resolved.trace).await?;
             if args.json {
-                // The bytes just stored, when they were (encoding the Trace again was 5% of
-                // the CPU at full speed), with this line's input.
-                match stored {
-                    Some(stored) => {
-                        out.write_all(&stored.answer(Some(&trace.input), trace.cached)?)?
-                    }
-                    None => serde_json::to_writer(&mut out, &trace)?,
-                }
+                resolved.write_json(&mut out)?;
                 out.write_all(b"\n")?;
             } else {
-                write_human(&mut out, &trace, colour)?;
+                write_human(&mut out, &resolved.trace, colour)?;
             }
         }
         out.flush()?;
