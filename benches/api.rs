@@ -6,6 +6,8 @@
 //! (10,000 requests/s offered whatever the answers take, with its latency correction, so a
 //! slow answer is not hidden by the generator waiting for it); throughput flat out with `wrk`.
 //! Each kind of call runs in turn with the others, three rounds, and its median is kept.
+//! Also the HTTP stack alone (axum on hyper, no hoptrace) answering a POST with the hit's bytes
+//! and no work, against its own `/healthz`: the ceiling a POST hit's ratio can reach here.
 //! Also server RSS idle and after the load. With taskset and 2+ cores, the generator runs on
 //! core 0 and the server on core 1, so they do not take turns on one core.
 //!
@@ -21,6 +23,8 @@ mod common;
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
+
+use bytes::Bytes;
 
 use common::*;
 
@@ -217,10 +221,16 @@ fn start_server(bin: &str, dir: &std::path::Path) -> (std::process::Child, Socke
         ),
     )
     .unwrap();
-    let mut server = pinned(1, bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+    let mut cmd = pinned(1, bin);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&cfg)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn");
+    listening(cmd)
+}
+
+/// Starts `cmd` and reads the address from its first line (`listening on http://ADDR`).
+fn listening(mut cmd: Command) -> (std::process::Child, SocketAddr) {
+    let mut server = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -233,8 +243,56 @@ fn start_server(bin: &str, dir: &std::path::Path) -> (std::process::Child, Socke
         .trim()
         .trim_start_matches("listening on http://")
         .parse()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{line:?}: {e}"));
     (server, addr)
+}
+
+/// The HTTP stack alone, as a ceiling: axum on hyper on tokio as hoptrace serves (one worker
+/// on core 1), without hoptrace. `GET /healthz` answers what hoptrace's does; `POST /answer`
+/// reads its body and answers `answer` (the cache hit's bytes) at once, so a POST hit can be
+/// no cheaper than this. Run in a process of its own: this bench re-run with
+/// `BENCH_BARE_ANSWER` naming a file of the answer.
+fn bare_server(answer: Vec<u8>) {
+    use axum::routing::{get, post};
+    use http::header::CONTENT_TYPE;
+    let answer = Bytes::from(answer);
+    let json = || [(CONTENT_TYPE, "application/json")];
+    let app = axum::Router::new()
+        .route(
+            "/healthz",
+            get(move || async move { (json(), r#"{"status":"ok"}"#) }),
+        )
+        .route(
+            "/answer",
+            post(move |_body: Bytes| async move { (json(), answer) }),
+        );
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("listening on http://{}", listener.local_addr().unwrap());
+        axum::serve(listener, app).await.unwrap();
+    });
+}
+
+/// The bare server of [`bare_server`] answering `answer`, pinned to core 1.
+fn start_bare(answer: &[u8], dir: &std::path::Path) -> (std::process::Child, SocketAddr) {
+    let file = dir.join("answer.json");
+    std::fs::write(&file, answer).unwrap();
+    let mut cmd = pinned(1, std::env::current_exe().unwrap().to_str().unwrap());
+    cmd.env("BENCH_BARE_ANSWER", &file);
+    listening(cmd)
+}
+
+/// The body `POST /v1/resolve` answers for `body` (the cache hit's bytes).
+async fn answer_of(addr: SocketAddr, body: &str) -> Bytes {
+    use http_body_util::BodyExt;
+    let req = http::Request::post("/v1/resolve")
+        .header(http::header::HOST, addr.to_string())
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(http_body_util::Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let answer = send(addr, req).await;
+    assert_eq!(answer.status(), 200, "the hit answers");
+    answer.into_body().collect().await.unwrap().to_bytes()
 }
 
 /// Puts the link of `hit` (a wrk script POSTing it) in the server's cache.
@@ -308,8 +366,15 @@ async fn against_baseline(base: &str, trace_path: &str, hit: &str, secs: u32) {
     }
 }
 
+fn main() {
+    if let Some(file) = std::env::var_os("BENCH_BARE_ANSWER") {
+        return bare_server(std::fs::read(file).unwrap());
+    }
+    bench();
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
-async fn main() {
+async fn bench() {
     let secs = if std::env::var_os("BENCH_QUICK").is_some() {
         3
     } else {
@@ -340,13 +405,16 @@ async fn main() {
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let idle_kib = rss_kib(pid, "VmRSS:");
     seed(addr, &hit);
+    let body = format!("{{\"url\":\"{url}\"}}");
+    let answer = answer_of(addr, &body).await;
+    let (mut bare, bare_addr) = start_bare(&answer, dir.path());
 
     // Flat out and paced (10,000 requests/s offered, the target's load, open loop): each
     // kind of call in turn, three rounds, and each kind's median kept (by throughput, or by
     // p99), so the VM's swings between runs seconds apart fall on all kinds alike rather
     // than on whichever ran during one.
-    let body = format!("{{\"url\":\"{url}\"}}");
     let mut flat: [Vec<Run>; 3] = Default::default();
+    let mut stack: [Vec<Run>; 2] = Default::default();
     let mut paced: [Vec<Run>; 3] = Default::default();
     for _ in 0..3 {
         flat[0].push(wrk(
@@ -373,7 +441,25 @@ async fn main() {
             secs,
             64,
         ));
+        stack[0].push(wrk(
+            "stack alone: GET /healthz",
+            bare_addr,
+            "/healthz",
+            "",
+            secs,
+            64,
+        ));
+        stack[1].push(wrk(
+            "stack alone: POST, the hit's bytes",
+            bare_addr,
+            "/answer",
+            &hit,
+            secs,
+            64,
+        ));
     }
+    let _ = bare.kill();
+    let _ = bare.wait();
     for _ in 0..3 {
         paced[0].push(oha(
             "GET /healthz, paced",
@@ -402,10 +488,13 @@ async fn main() {
     }
     let [h, t, r] = flat.map(|runs| median_by(runs, |r| r.rps));
     let [hp, tp, rp] = paced.map(|runs| median_by(runs, |r| r.p99_ms));
+    let [sh, sp] = stack.map(|runs| median_by(runs, |r| r.rps));
     let runs = vec![
         h,
         t,
         r,
+        sh,
+        sp,
         hp,
         tp,
         rp,
@@ -426,9 +515,11 @@ async fn main() {
         .status();
     let _ = server.wait();
 
-    // Each run against the baseline of its kind (flat out or paced).
+    // Each run against the baseline of its kind (flat out, the stack alone, or paced).
     let base_of = |r: &Run| {
         if r.name.contains("paced") {
+            runs[5].rps
+        } else if r.name.starts_with("stack alone") {
             runs[3].rps
         } else {
             runs[0].rps
@@ -459,16 +550,16 @@ async fn main() {
         peak_kib as f64 / 1024.0
     );
     // The targets, as ratios to the baseline measured in this run.
-    let p99 = |i: usize| runs[i].p99_ms / runs[3].p99_ms;
+    let p99 = |i: usize| runs[i].p99_ms / runs[5].p99_ms;
     let flat = |i: usize| runs[i].rps / runs[0].rps;
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
     println!("  targets (ratios to /healthz in this run):");
     for (what, ratio, ok) in [
-        ("p99 GET /v1/trace, paced (<= 1.5x)", p99(4), p99(4) <= 1.5),
+        ("p99 GET /v1/trace, paced (<= 1.5x)", p99(6), p99(6) <= 1.5),
         (
             "p99 POST /v1/resolve hit, paced (<= 1.5x)",
-            p99(5),
-            p99(5) <= 1.5,
+            p99(7),
+            p99(7) <= 1.5,
         ),
         (
             "throughput GET /v1/trace, flat out (>= 0.8x)",
@@ -483,9 +574,17 @@ async fn main() {
     ] {
         println!("    {what:<52} {ratio:>6.2}x  {}", verdict(ok));
     }
+    // What the HTTP stack leaves a POST hit: the stack alone answering the same bytes with no
+    // work at all, against its own /healthz.
+    let ceiling = runs[4].rps / runs[3].rps;
+    println!(
+        "  ceiling: a POST answering the hit's {} bytes with no work, stack alone: {ceiling:.2}x its /healthz",
+        answer.len()
+    );
     let json = serde_json::json!({
-        "p99_ratio_trace_paced": p99(4),
-        "p99_ratio_resolve_hit_paced": p99(5),
+        "p99_ratio_trace_paced": p99(6),
+        "p99_ratio_resolve_hit_paced": p99(7),
+        "throughput_ratio_post_ceiling_stack_alone": ceiling,
         "throughput_ratio_trace": flat(1),
         "throughput_ratio_resolve_hit": flat(2),
         "runs": runs.iter().map(|r| serde_json::json!({
