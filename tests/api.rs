@@ -253,6 +253,60 @@ async fn every_call_and_its_errors() {
     assert!(text.contains("hoptrace_queue_depth 0"));
 }
 
+/// A repeated request is answered from what it was answered before only while that is
+/// still the newest fresh Trace: a re-resolution or the cache's age ends it (issue 18 keeps
+/// a hit's answer by the request's bytes).
+#[tokio::test]
+async fn a_repeated_request_gets_the_newest_fresh_trace() {
+    let mut env = TestEnv::new().await;
+    env.config.storage.cache_ttl_seconds = 1;
+    // Each visit redirects somewhere new, as a rotating shortener does.
+    let visits = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = visits.clone();
+    let rotating = Server::start("127.0.0.1", move |req| {
+        let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        async move {
+            match req.uri().path() {
+                "/go" => redirect(302, format!("/landing/{n}").as_bytes()),
+                _ => html("<html>landing</html>"),
+            }
+        }
+    })
+    .await;
+    env.dns.set("rotating.test", &["127.0.0.1"]);
+    let srv = start(&env.config).await;
+    let a = srv.addr;
+    let url = format!("http://rotating.test:{}/go", rotating.port());
+    let ask = |body: Value| async move {
+        let r = post(a, "/v1/resolve", body, None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let landing = r.body["final_url"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_string();
+        (r.body["cached"].as_bool().unwrap(), landing)
+    };
+    let plain = json!({"url": url});
+
+    assert_eq!(ask(plain.clone()).await, (false, "1".into()));
+    // The second asking is a hit the long way; the third is answered as the second was.
+    assert_eq!(ask(plain.clone()).await, (true, "1".into()));
+    assert_eq!(ask(plain.clone()).await, (true, "1".into()));
+    // Re-resolved: the same request now gets the new Trace, not what it got before.
+    assert_eq!(
+        ask(json!({"url": url, "refresh": true})).await,
+        (false, "3".into())
+    );
+    assert_eq!(ask(plain.clone()).await, (true, "3".into()));
+    assert_eq!(ask(plain.clone()).await, (true, "3".into()));
+    // Past storage.cache_ttl_seconds the same request resolves again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(ask(plain.clone()).await, (false, "5".into()));
+}
+
 #[tokio::test]
 async fn tokens_and_rate_limits() {
     let mut env = TestEnv::new().await;
@@ -518,6 +572,45 @@ async fn until_closed(stream: &mut tokio::net::TcpStream, within: Duration) -> (
     .await
     .is_ok();
     (String::from_utf8_lossy(&got).into_owned(), closed)
+}
+
+/// A body sent in pieces (chunked) is read whole, and held to `server.max_request_bytes`
+/// however it comes.
+#[tokio::test]
+async fn a_body_in_pieces_is_read_whole_and_held_to_the_limit() {
+    use tokio::io::AsyncWriteExt;
+    let mut env = TestEnv::new().await;
+    env.config.server.max_request_bytes = 4096;
+    let srv = start(&env.config).await;
+    let chunked = |pieces: &[String]| {
+        let mut req = "POST /v1/resolve HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n".to_string();
+        for p in pieces {
+            req += &format!("{:x}\r\n{p}\r\n", p.len());
+        }
+        req + "0\r\n\r\n"
+    };
+    let ask = |req: String| async move {
+        let mut c = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+        c.write_all(req.as_bytes()).await.unwrap();
+        until_closed(&mut c, Duration::from_secs(10)).await.0
+    };
+    // Three pieces of one JSON object: read as one (the link is refused as a link, not the
+    // body as JSON).
+    let pieces = ["{\"url\"", ": \"ftp://x", ".test/\"}"].map(String::from);
+    let got = ask(chunked(&pieces)).await;
+    assert!(got.starts_with("HTTP/1.1 400"), "{got}");
+    assert!(
+        got.contains("url: "),
+        "the pieces were read as one body: {got}"
+    );
+    // Five pieces of 1,000 bytes, no length declared: over 4,096 bytes, 413.
+    let got = ask(chunked(&vec!["x".repeat(1000); 5])).await;
+    assert!(got.starts_with("HTTP/1.1 413"), "{got}");
+    assert!(got.contains("\"code\":\"payload_too_large\""), "{got}");
+    // Four are under it (and not JSON).
+    let got = ask(chunked(&vec!["x".repeat(1000); 4])).await;
+    assert!(got.starts_with("HTTP/1.1 400"), "{got}");
+    assert!(got.contains("bad JSON"), "{got}");
 }
 
 /// Slow and silent clients are closed within the configured limits, a body that never

@@ -2,7 +2,6 @@
 //! parameters, the peer's address. Every refusal is an [`ApiError`], so the client gets the
 //! contract's JSON and not axum's plain-text rejections.
 
-use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::task::Poll;
@@ -11,7 +10,6 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use bytes::Bytes;
 use http::request::Parts;
 use http::{header, StatusCode};
-use http_body_util::{BodyExt, Limited};
 
 use super::{Api, ApiError};
 
@@ -38,10 +36,31 @@ impl<T: serde::de::DeserializeOwned> FromRequest<Arc<Api>> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, api: &Arc<Api>) -> Result<Self, ApiError> {
-        let body = read_body(req, api.max_body, api.conn_limits.body).await?;
-        serde_json::from_slice(&body)
+        let RawBody(body) = RawBody::from_request(req, api).await?;
+        JsonBody::parse(&body)
+    }
+}
+
+impl<T: serde::de::DeserializeOwned> JsonBody<T> {
+    /// `body` read as a `T` (400 when it is not one).
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        serde_json::from_slice(body)
             .map(JsonBody)
             .map_err(|e| ApiError::bad_request(format!("bad JSON: {e}")))
+    }
+}
+
+/// The body as sent, within the same limits as [`JsonBody`], for a handler that looks at its
+/// bytes before reading them as JSON.
+pub struct RawBody(pub Bytes);
+
+impl FromRequest<Arc<Api>> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, api: &Arc<Api>) -> Result<Self, ApiError> {
+        read_body(req, api.max_body, api.conn_limits.body)
+            .await
+            .map(RawBody)
     }
 }
 
@@ -65,14 +84,15 @@ pub(super) async fn read_body(
     if declared.is_some_and(|n| n > max as u64) {
         return Err(too_large());
     }
-    let mut collect = std::pin::pin!(Limited::new(req.into_body(), max).collect());
+    let mut body = req.into_body();
+    let mut read = Read::default();
+    let mut next = |cx: &mut std::task::Context<'_>| read.poll(&mut body, max, cx);
     // A small body usually comes in the same read as the head, and is whole at the first
     // poll: the timer is only set when it is not (a timer per request was a tenth of an API
     // cache hit's own work, issue 18).
-    let first = std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;
-    let read = match first {
+    let read = match std::future::poll_fn(|cx| Poll::Ready(next(cx))).await {
         Poll::Ready(done) => Ok(done),
-        Poll::Pending => tokio::time::timeout(limit, collect).await,
+        Poll::Pending => tokio::time::timeout(limit, std::future::poll_fn(next)).await,
     };
     match read {
         Err(_) => Err(ApiError::new(
@@ -83,9 +103,64 @@ pub(super) async fn read_body(
                 limit.as_millis()
             ),
         )),
-        Ok(Ok(c)) => Ok(c.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Ok(Err(e)) => Err(ApiError::bad_request(format!("reading the body: {e}"))),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(BodyError::TooLarge)) => Err(too_large()),
+        Ok(Err(BodyError::Read(e))) => Err(ApiError::bad_request(format!("reading the body: {e}"))),
+    }
+}
+
+enum BodyError {
+    TooLarge,
+    Read(axum::Error),
+}
+
+/// A body read so far: its one chunk as it came (the usual case, no copy), or its chunks
+/// joined.
+#[derive(Default)]
+struct Read {
+    first: Option<Bytes>,
+    joined: bytes::BytesMut,
+}
+
+impl Read {
+    /// Reads `body` on until it ends (its bytes), passes `max` bytes, fails, or waits.
+    fn poll(
+        &mut self,
+        body: &mut axum::body::Body,
+        max: usize,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Result<Bytes, BodyError>> {
+        use hyper::body::Body as _;
+        loop {
+            match std::pin::Pin::new(&mut *body).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    let whole = match self.first.take() {
+                        Some(first) => first,
+                        None => std::mem::take(&mut self.joined).freeze(),
+                    };
+                    return Poll::Ready(Ok(whole));
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(BodyError::Read(e))),
+                Poll::Ready(Some(Ok(frame))) => {
+                    // Trailers are not part of the body.
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    let had = self.first.as_ref().map_or(self.joined.len(), Bytes::len);
+                    if had + data.len() > max {
+                        return Poll::Ready(Err(BodyError::TooLarge));
+                    }
+                    match self.first.take() {
+                        None if self.joined.is_empty() => self.first = Some(data),
+                        first => {
+                            self.joined.extend_from_slice(&first.unwrap_or_default());
+                            self.joined.extend_from_slice(&data);
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

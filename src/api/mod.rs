@@ -313,8 +313,8 @@ fn json_response(status: StatusCode, value: &impl Serialize) -> Response {
 }
 
 /// `bytes`, which are JSON already, as the response.
-fn raw_json_response(status: StatusCode, bytes: Vec<u8>) -> Response {
-    let mut resp = Response::new(axum::body::Body::from(bytes));
+fn raw_json_response(status: StatusCode, bytes: impl Into<bytes::Bytes>) -> Response {
+    let mut resp = Response::new(axum::body::Body::from(bytes.into()));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -9,7 +9,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{JsonBody, Params};
+use super::extract::{JsonBody, Params, RawBody};
 use super::{json_response, raw_json_response, Api, ApiError};
 use crate::chain::{Lookup, Resolved};
 use crate::trace::Trace;
@@ -32,15 +32,22 @@ pub struct BatchRequest {
 
 pub async fn one(
     State(api): State<Arc<Api>>,
-    JsonBody(r): JsonBody<ResolveRequest>,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
+    // The very request answered from the cache before: its answer again while the Trace is
+    // still the latest and fresh, without parsing it or reading the store (issue 18).
+    if let Some(hit) = api.resolver.answered(&body) {
+        api.metrics.cache_hit(hit.outcome);
+        return Ok(raw_json_response(StatusCode::OK, hit.json));
+    }
+    let JsonBody(r) = JsonBody::<ResolveRequest>::parse(&body)?;
     let url = api
         .inputs
         .web_url(&r.url)
         .map_err(|e| ApiError::bad_request(format!("url: {e}")))?;
     if !r.refresh {
         // A hit is answered from the stored bytes (issue 18: no decoding and encoding).
-        if let Some(hit) = api.resolver.cached_json(&r.url, &url).await {
+        if let Some(hit) = api.resolver.cached_json(&r.url, &url, Some(&body)).await {
             api.metrics.cache_hit(hit.outcome);
             return Ok(raw_json_response(StatusCode::OK, hit.json));
         }

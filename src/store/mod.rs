@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use encoded::EncodedTrace;
+pub use encoded::{EncodedTrace, KeptAnswer};
 pub use model::{DomainPage, DomainQuery, DomainRecord, DomainSort, WatchRecord};
 use model::{Event, Observation, RepositoryRecord};
 
@@ -71,6 +71,15 @@ pub trait Traces: Send + Sync {
             None => Ok(None),
         }
     }
+    /// The answer kept for `request` by [`Traces::keep_answer`], while the Trace it was made
+    /// from is still the latest for its key. A backend that cannot know that (another
+    /// process may write) keeps none.
+    fn kept_answer(&self, _request: &[u8]) -> Option<KeptAnswer> {
+        None
+    }
+    /// Keeps `answer`, made for `request` from `from` (what [`Traces::latest_encoded`]
+    /// answered for `key`), for as long as `from` is the latest Trace of `key`.
+    fn keep_answer(&self, _request: &[u8], _key: &str, _from: &EncodedTrace, _answer: KeptAnswer) {}
     /// Stores `trace` under `key`, as `encoded` (the same Trace: its JSON, and when it is
     /// stored), and, when it landed somewhere, updates the landing-domain index, together;
     /// returns once both are durable, or for [`Durability::NextFlush`] once queued (where the

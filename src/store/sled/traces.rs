@@ -19,7 +19,7 @@ use ::sled::Transactional;
 use async_trait::async_trait;
 
 use super::{decode, decode_all, SledStore};
-use crate::store::encoded::EncodedTrace;
+use crate::store::encoded::{EncodedTrace, KeptAnswer};
 use crate::store::model::DomainRecord;
 use crate::store::{Durability, StoreError, Traces};
 use crate::trace::Trace;
@@ -299,6 +299,12 @@ impl Traces for SledStore {
             }
             None => Ok(None),
         }
+    }
+    fn kept_answer(&self, request: &[u8]) -> Option<KeptAnswer> {
+        self.hot.answer(request)
+    }
+    fn keep_answer(&self, request: &[u8], key: &str, from: &EncodedTrace, answer: KeptAnswer) {
+        self.hot.keep_answer(request, key, from, answer);
     }
     async fn put_encoded(
         &self,
