@@ -29,7 +29,11 @@ pub async fn export(State(api): State<Arc<Api>>, q: Params) -> Result<Response, 
         defang: matches!(q.get("defang").as_deref(), Some("1" | "true")),
     };
     let found = gather(&api.store, &filter, now).await?;
-    let body = render(&found, format, &filter)?;
+    // Indicators from every chain, then a document: seconds of CPU for a large store, off the
+    // threads that answer other calls.
+    let body = tokio::task::spawn_blocking(move || render(&found, format, &filter))
+        .await
+        .map_err(|e| ApiError::internal(format!("the export stopped: {e}")))??;
     let mut resp = Response::new(axum::body::Body::from(body));
     *resp.status_mut() = StatusCode::OK;
     resp.headers_mut().insert(

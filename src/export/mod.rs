@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use crate::campaigns::Campaign;
 use crate::labels::{registrable, MALICIOUS};
 use crate::store::{Store, StoreError};
-use crate::trace::{rfc3339_ms, Trace};
+use crate::trace::{rfc3339_ms, Outcome, Trace};
 
 /// Traces read from the store per call while walking it.
 const PAGE: usize = 1000;
@@ -143,7 +143,9 @@ impl Indicator {
 impl Found {
     /// Every URL, domain and address the chains passed, deduplicated, in a stable order.
     pub fn indicators(&self) -> Vec<Indicator> {
-        let mut all: BTreeMap<(Kind, String), Indicator> = BTreeMap::new();
+        // With each indicator, the inputs it has: a landing domain may have a campaign's
+        // hundreds of thousands, and looking through a list per hop was quadratic.
+        let mut all: BTreeMap<(Kind, String), (Indicator, HashSet<&str>)> = BTreeMap::new();
         for c in &self.chains {
             for hop in &c.trace.hops {
                 let mut values = vec![(Kind::Url, hop.url.clone())];
@@ -157,26 +159,27 @@ impl Found {
                     values.push((Kind::Ip, ip.clone()));
                 }
                 for (kind, value) in values {
-                    let i = all
-                        .entry((kind, value.clone()))
-                        .or_insert_with(|| Indicator {
+                    let (i, inputs) = all.entry((kind, value.clone())).or_insert_with(|| {
+                        let i = Indicator {
                             kind,
                             value,
                             first_ms: c.stored_ms,
                             last_ms: c.stored_ms,
                             labels: BTreeSet::new(),
                             inputs: Vec::new(),
-                        });
+                        };
+                        (i, HashSet::new())
+                    });
                     i.first_ms = i.first_ms.min(c.stored_ms);
                     i.last_ms = i.last_ms.max(c.stored_ms);
                     i.labels.extend(hop.labels.iter().cloned());
-                    if !i.inputs.contains(&c.trace.input) {
+                    if inputs.insert(&c.trace.input) {
                         i.inputs.push(c.trace.input.clone());
                     }
                 }
             }
         }
-        all.into_values().collect()
+        all.into_values().map(|(i, _)| i).collect()
     }
 }
 
@@ -219,7 +222,10 @@ pub async fn gather(store: &Store, filter: &Filter, now_ms: u64) -> Result<Found
                     .is_none_or(|l| trace.labels.contains(l))
                 && only.as_ref().is_none_or(|o| o.contains(&key));
             if wanted && !trace.hops.is_empty() {
-                chains.push(Chain { trace, stored_ms });
+                chains.push(Chain {
+                    trace: slim(trace),
+                    stored_ms,
+                });
             }
         }
     }
@@ -233,6 +239,24 @@ pub async fn gather(store: &Store, filter: &Filter, now_ms: u64) -> Result<Found
         campaigns,
         now_ms,
     })
+}
+
+/// `trace` with only what an export reads: the HTTP records (1-2 KB a hop), evidence and
+/// browser notes dropped, but a download's last record (its file's name and size), so a
+/// store of many chains is held in a fraction of the memory.
+fn slim(mut trace: Trace) -> Trace {
+    let download = trace.outcome == Outcome::Download;
+    let last = trace.hops.len().saturating_sub(1);
+    for (i, hop) in trace.hops.iter_mut().enumerate() {
+        if !(download && i == last) {
+            hop.http = None;
+        }
+        hop.blocked_requests = Vec::new();
+        hop.reason = None;
+    }
+    trace.evidence = None;
+    trace.screenshot = None;
+    trace
 }
 
 /// The export of `found` in `format`.
@@ -259,4 +283,94 @@ fn time(ms: u64) -> String {
 fn uuid_of(parts: &[&str]) -> String {
     const NS: uuid::Uuid = uuid::uuid!("7d6b1f0a-2f6e-5b8e-9c3a-686f70747261");
     uuid::Uuid::new_v5(&NS, parts.join("\0").as_bytes()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Header, HttpRecord};
+    use crate::trace::{Evidence, Hop, Via};
+
+    /// A chain of `input` through `urls` (each hop with an HTTP record), ending `outcome`.
+    fn chain(input: &str, urls: &[&str], outcome: Outcome, stored_ms: u64) -> Chain {
+        let mut trace = Trace::input_error(input, String::new());
+        trace.outcome = outcome;
+        trace.error = None;
+        trace.evidence = Some(Evidence::default());
+        trace.hops = urls
+            .iter()
+            .map(|u| {
+                let host = url::Url::parse(u).unwrap().host_str().unwrap().to_string();
+                let mut hop = Hop::new(u.to_string(), host, Via::HttpRedirect);
+                hop.blocked_requests = vec!["http://x.test/: refused".into()];
+                hop.http = Some(Box::new(HttpRecord {
+                    response_headers: vec![Header {
+                        name: "content-disposition".into(),
+                        value: "attachment; filename=\"setup.zip\"".into(),
+                    }],
+                    ..Default::default()
+                }));
+                hop
+            })
+            .collect();
+        Chain { trace, stored_ms }
+    }
+
+    #[test]
+    fn an_indicator_names_each_input_once_in_the_order_first_seen() {
+        let found = Found {
+            chains: vec![
+                // One chain passes the landing domain twice.
+                chain(
+                    "a",
+                    &[
+                        "http://s.test/1",
+                        "http://land.test/x",
+                        "http://land.test/y",
+                    ],
+                    Outcome::Landed,
+                    5,
+                ),
+                chain("b", &["http://land.test/z"], Outcome::Landed, 3),
+                // Another chain with the first one's input, after another input.
+                chain("a", &["http://land.test/x"], Outcome::Landed, 9),
+            ],
+            campaigns: Vec::new(),
+            now_ms: 10,
+        };
+        let all = found.indicators();
+        let land = all
+            .iter()
+            .find(|i| i.kind == Kind::Domain && i.value == "land.test")
+            .unwrap();
+        assert_eq!(land.inputs, ["a", "b"]);
+        assert_eq!((land.first_ms, land.last_ms), (3, 9));
+        let url = all
+            .iter()
+            .find(|i| i.value == "http://land.test/x")
+            .unwrap();
+        assert_eq!(url.inputs, ["a"]);
+    }
+
+    #[test]
+    fn a_chain_is_held_with_only_what_exports_read() {
+        let urls = ["http://s.test/1", "http://files.test/setup.zip"];
+        let kept = slim(chain("a", &urls, Outcome::Download, 1).trace);
+        assert!(
+            kept.hops[0].http.is_none(),
+            "a hop's HTTP record is dropped"
+        );
+        let last = kept.hops[1]
+            .http
+            .as_ref()
+            .expect("a download's last record is kept");
+        assert!(last.response_header("content-disposition").is_some());
+        assert!(kept.evidence.is_none());
+        assert!(kept.hops.iter().all(|h| h.blocked_requests.is_empty()));
+        // What the exports read is all there.
+        assert_eq!(kept.hops[1].url, urls[1]);
+        assert_eq!(kept.outcome, Outcome::Download);
+        let landed = slim(chain("b", &urls, Outcome::Landed, 1).trace);
+        assert!(landed.hops.iter().all(|h| h.http.is_none()));
+    }
 }
