@@ -343,6 +343,25 @@ async fn csrf_and_origin(addr: std::net::SocketAddr) {
         set.contains("HttpOnly") && set.contains("SameSite=Strict"),
         "{set}"
     );
+    assert!(!set.contains("Secure"), "plain HTTP: no Secure: {set}");
+    // Behind a TLS proxy that says so, the cookie is Secure (logout sets it the same way).
+    for (name, value, secure) in [
+        ("x-forwarded-proto", "https", true),
+        ("x-forwarded-proto", "HTTPS, http", true),
+        ("forwarded", "for=192.0.2.1;proto=\"https\"", true),
+        ("x-forwarded-proto", "http", false),
+        ("forwarded", "proto=http", false),
+    ] {
+        let req = http::Request::post("/ui/login")
+            .header("host", addr.to_string())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(name, value)
+            .body(format!("token={TOKEN}").into())
+            .unwrap();
+        let resp = send(addr, req).await;
+        let set = resp.headers()["set-cookie"].to_str().unwrap();
+        assert_eq!(set.ends_with("; Secure"), secure, "{name}: {value}: {set}");
+    }
     let cookie = set.split(';').next().unwrap();
     assert_eq!(
         form(addr, "/ui/resolve", url, Some(cookie), None).await.0,

@@ -284,7 +284,7 @@ async fn login_form(State(api): State<Arc<Api>>) -> Response {
     }
 }
 
-async fn login(State(api): State<Arc<Api>>, form: Form) -> Response {
+async fn login(State(api): State<Arc<Api>>, headers: HeaderMap, form: Form) -> Response {
     let Some(cookie) = api.ui_keys.login(form.get("token"), now_secs()) else {
         return (
             StatusCode::UNAUTHORIZED,
@@ -292,28 +292,61 @@ async fn login(State(api): State<Arc<Api>>, form: Form) -> Response {
         )
             .into_response();
     };
+    let max_age = session::LIFETIME_SECS;
+    with_session_cookie(
+        Redirect::to("/ui/").into_response(),
+        &headers,
+        &cookie,
+        max_age,
+    )
+}
+
+async fn logout(headers: HeaderMap, _form: Form) -> Response {
+    with_session_cookie(Redirect::to("/ui/login").into_response(), &headers, "", 0)
+}
+
+/// `r` setting the session cookie to `value` for `max_age` seconds (0 clears it). `Secure`
+/// when the browser came over HTTPS: the server speaks plain HTTP, so only a TLS proxy in
+/// front can say so (`X-Forwarded-Proto: https`, or `Forwarded: proto=https`). Believing
+/// the header is safe: a client that sends it falsely only keeps its own cookie off plain
+/// HTTP.
+fn with_session_cookie(
+    mut r: Response,
+    headers: &HeaderMap,
+    value: &str,
+    max_age: u64,
+) -> Response {
+    let secure = if came_over_https(headers) {
+        "; Secure"
+    } else {
+        ""
+    };
     let set = format!(
-        "{}={cookie}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}",
+        "{}={value}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}",
         session::COOKIE,
-        session::LIFETIME_SECS
     );
-    let mut r = Redirect::to("/ui/").into_response();
     if let Ok(v) = HeaderValue::from_str(&set) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r
 }
 
-async fn logout(_form: Form) -> Response {
-    let mut r = Redirect::to("/ui/login").into_response();
-    let clear = format!(
-        "{}=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0",
-        session::COOKIE
-    );
-    if let Ok(v) = HeaderValue::from_str(&clear) {
-        r.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    r
+/// Whether a proxy in front says the request came over HTTPS (its first hop's protocol).
+fn came_over_https(headers: &HeaderMap) -> bool {
+    let first = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(|v| v.trim().to_ascii_lowercase())
+    };
+    let forwarded_proto = first(header::HeaderName::from_static("x-forwarded-proto"));
+    let forwarded = first(header::FORWARDED).is_some_and(|f| {
+        f.split(';')
+            .filter_map(|pair| pair.split_once('='))
+            .any(|(k, v)| k.trim() == "proto" && v.trim().trim_matches('"') == "https")
+    });
+    forwarded_proto.as_deref() == Some("https") || forwarded
 }
 
 async fn home(v: Viewer) -> Response {
