@@ -146,12 +146,12 @@ fn form_at(text: &str, start: usize, end: usize) -> Form {
 fn normalise(written: &str) -> Option<(String, bool)> {
     let mut s = written.to_string();
     let lower = s.to_ascii_lowercase();
-    if lower.starts_with("http%3a") || lower.starts_with("https%3a") || lower.starts_with("hxxp") {
-        if lower.contains("%3a%2f%2f") {
-            s = percent_encoding::percent_decode_str(&s)
-                .decode_utf8_lossy()
-                .into_owned();
-        }
+    let encoded_scheme =
+        lower.starts_with("http%3a") || lower.starts_with("https%3a") || lower.starts_with("hxxp");
+    if encoded_scheme && lower.contains("%3a%2f%2f") {
+        s = percent_encoding::percent_decode_str(&s)
+            .decode_utf8_lossy()
+            .into_owned();
     }
     let plain = HXXP
         .replace(&undo_brackets(&s, DEFANGED), "http$1")

@@ -96,7 +96,7 @@ async fn https_with_extra_ca_sni_and_http2() {
         assert!(r.request_headers.iter().any(|h| h.name == "user-agent"));
     }
     let landing = t.hops[1].http.as_ref().unwrap();
-    let body = format!("served over HTTP/2.0");
+    let body = "served over HTTP/2.0".to_string();
     assert_eq!(
         landing.body_sha256.as_deref(),
         Some(hoptrace::record::sha256_hex(body.as_bytes()).as_str())

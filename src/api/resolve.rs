@@ -74,12 +74,12 @@ pub async fn batch(
             r.urls.len()
         )));
     }
-    let checked: Vec<Result<String, Trace>> = r
+    let checked: Vec<Result<String, Box<Trace>>> = r
         .urls
         .into_iter()
         .map(|u| match crate::input::web_url(&u) {
             Ok(_) => Ok(u),
-            Err(why) => Err(Trace::input_error(&u, why)),
+            Err(why) => Err(Box::new(Trace::input_error(&u, why))),
         })
         .collect();
     let good = checked
@@ -94,7 +94,7 @@ pub async fn batch(
             Ok(u) => resolved
                 .next()
                 .unwrap_or_else(|| Trace::input_error(&u, "not resolved".into())),
-            Err(bad) => bad,
+            Err(bad) => *bad,
         })
         .collect();
     Ok(json_response(StatusCode::OK, &json!({"traces": traces})))

@@ -64,6 +64,9 @@ pub struct Pool<E: Engine> {
     preparing: Mutex<()>,
 }
 
+/// Why a page could not be made: the browser it was tried on (to be let go), and the reason.
+type Unprepared<E> = (Option<Arc<<E as Engine>::Browser>>, String);
+
 impl<E: Engine> Pool<E> {
     /// Finds the browser (without starting it: that happens on first use).
     pub fn with_engine(engine: E, configured: &Path, identity: Identity) -> Pool<E> {
@@ -160,7 +163,7 @@ impl<E: Engine> Pool<E> {
         proxy: SocketAddr,
         identity: &Identity,
         until: Instant,
-    ) -> Result<E::Page, (Option<Arc<E::Browser>>, String)> {
+    ) -> Result<E::Page, Unprepared<E>> {
         let _one_at_a_time =
             E::SERIAL_PREPARE.then(|| self.preparing.lock().unwrap_or_else(|p| p.into_inner()));
         let b = self.warm().map_err(|e| (None, e.to_string()))?;

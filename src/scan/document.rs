@@ -104,12 +104,12 @@ impl Fnv {
 /// `results` array) when the first non-blank line starts with `{`, otherwise the whole input
 /// as one plain-text document named `source`. Bad lines are errors of their own; the rest
 /// goes on.
-pub fn documents<R: BufRead>(
+pub fn documents<R>(
     mut reader: R,
     source: &str,
 ) -> Box<dyn Iterator<Item = Result<Document, ScanError>> + Send>
 where
-    R: Send + 'static,
+    R: BufRead + Send + 'static,
 {
     let mut first = String::new();
     let mut line_no = 0;
@@ -156,7 +156,7 @@ fn hub_line(line: &str, line_no: usize) -> Vec<Result<Document, ScanError>> {
     match v.get("results").and_then(Value::as_array) {
         Some(page) => page
             .iter()
-            .map(|r| Document::from_hub(r).map_err(|m| err(m)))
+            .map(|r| Document::from_hub(r).map_err(err))
             .collect(),
         None => vec![Document::from_hub(&v).map_err(err)],
     }

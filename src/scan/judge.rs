@@ -17,7 +17,7 @@ pub fn judge_repository(doc: &Document, links: Vec<ScannedLink>, left_out: usize
             why: format!("{sig}: a repository named `website` from a user named like `axaaaaaxxx` (letter, digit, five letters, three digits), as the website-SEO campaign publishes"),
         });
     }
-    reasons.sort_by(|a, b| b.verdict.cmp(&a.verdict));
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.verdict));
     Scanned {
         repository: doc.repository.clone(),
         verdict: reasons.first().map_or(Verdict::Clean, |r| r.verdict),

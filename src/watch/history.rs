@@ -206,7 +206,7 @@ mod tests {
             None,
             "the first observation is the baseline"
         );
-        assert_eq!(event_for(&[a1.clone()], &a2), None);
+        assert_eq!(event_for(std::slice::from_ref(&a1), &a2), None);
         assert_eq!(
             event_for(&[a1.clone(), a2.clone()], &b3),
             Some((EventKind::NewLandingHost, vec!["a".into()]))
