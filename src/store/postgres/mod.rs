@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::types::Json;
+use tokio_postgres::types::{to_sql_checked, IsNull, Json, ToSql, Type};
 use tokio_postgres::NoTls;
 
 use super::model::{DomainPage, DomainQuery, DomainRecord, DomainSort, RepositoryRecord};
@@ -188,6 +188,32 @@ fn domain_of(r: &tokio_postgres::Row) -> DomainRecord {
 
 /// A Trace, its landing-domain link and the domain's record, in one statement: the link is
 /// counted only when it is new, the domain's labels gain what they lacked, in order.
+/// JSON already encoded, sent as it is: the Trace's stored bytes rather than the Trace
+/// serialised a second time (a `jsonb` parameter's binary form is a version byte, then the
+/// text; PostgreSQL parses it either way).
+#[derive(Debug)]
+struct RawJson<'a>(&'a [u8]);
+
+impl ToSql for RawJson<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        if *ty == Type::JSONB {
+            out.extend_from_slice(&[1]);
+        }
+        out.extend_from_slice(self.0);
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::JSON | Type::JSONB)
+    }
+
+    to_sql_checked!();
+}
+
 const PUT_TRACE: &str = "
 WITH t AS (
     INSERT INTO traces (key, stored_at_ms, trace) VALUES ($1, $2, $3)
@@ -254,7 +280,7 @@ impl Traces for PgStore {
             &[
                 &key,
                 &ms(now_ms),
-                &Json(trace),
+                &RawJson(encoded.json()),
                 &landing,
                 &now,
                 &labels,
