@@ -4,6 +4,7 @@
 
 mod cache;
 mod hop;
+mod resolved;
 mod visitor;
 
 use std::collections::HashMap;
@@ -28,68 +29,9 @@ use crate::store::{Durability, EncodedTrace, Store};
 use crate::trace::{rfc3339, ErrorKind, Outcome, Trace, TraceError, Via};
 pub use cache::servable;
 use hop::{host_of, Step};
+pub use resolved::{Lookup, Resolved, Unstored};
 use visitor::Way;
 pub use visitor::{Visitor, VisitorError, DIRECT};
-
-/// Where a resolution may take its answer from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lookup {
-    /// A fresh stored Trace, else one visit shared with concurrent callers.
-    Cache,
-    /// The caller asked the cache already: one visit shared with concurrent callers.
-    Asked,
-    /// A visit of its own, whatever is stored or under way.
-    Refresh,
-}
-
-impl Lookup {
-    /// [`Lookup::Cache`] when `use_cache`, else [`Lookup::Refresh`].
-    pub fn cache_if(use_cache: bool) -> Lookup {
-        match use_cache {
-            true => Lookup::Cache,
-            false => Lookup::Refresh,
-        }
-    }
-}
-
-/// A resolution's Trace and, when this resolution stored it, the Trace as stored: a caller
-/// that prints or sends it answers with those bytes instead of encoding the Trace again
-/// (the stored JSON names the first caller's input: see [`EncodedTrace::answer`]).
-#[derive(Debug, Clone)]
-pub struct Resolved {
-    pub trace: Trace,
-    pub stored: Option<EncodedTrace>,
-}
-
-impl Resolved {
-    /// A Trace not stored by this resolution (not to be stored, or served from the store).
-    pub(crate) fn unstored(trace: Trace) -> Resolved {
-        Resolved {
-            trace,
-            stored: None,
-        }
-    }
-
-    /// Writes the Trace's JSON: the bytes stored, with this caller's input, when this
-    /// resolution stored them (encoding the Trace again was 5% of `resolve`'s CPU at full
-    /// speed).
-    pub fn write_json(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
-        match &self.stored {
-            Some(stored) => {
-                let json = stored.answer(Some(&self.trace.input), self.trace.cached);
-                out.write_all(&json.map_err(std::io::Error::other)?)
-            }
-            None => Ok(serde_json::to_writer(out, &self.trace)?),
-        }
-    }
-}
-
-/// A resolution whose Trace the store did not keep (the database was away, say).
-#[derive(Debug, Clone)]
-pub struct Unstored {
-    pub trace: Trace,
-    pub error: crate::store::StoreError,
-}
 
 /// Start-up failures: everything here is a configuration or environment problem.
 #[derive(Debug, thiserror::Error)]
