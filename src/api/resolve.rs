@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::extract::{JsonBody, Params, RawBody};
 use super::{json_response, raw_json_response, Api, ApiError};
-use crate::chain::{Lookup, Resolved};
+use crate::chain::{CachedJson, Lookup, Resolved};
 use crate::trace::Trace;
 
 #[derive(Deserialize)]
@@ -37,8 +37,7 @@ pub async fn one(
     // The very request answered from the cache before: its answer again while the Trace is
     // still the latest and fresh, without parsing it or reading the store (issue 18).
     if let Some(hit) = api.resolver.answered(&body) {
-        api.metrics.cache_hit(hit.outcome);
-        return Ok(raw_json_response(StatusCode::OK, hit.json));
+        return Ok(api.hit(hit));
     }
     let JsonBody(r) = JsonBody::<ResolveRequest>::parse(&body)?;
     let url = api
@@ -48,11 +47,15 @@ pub async fn one(
     if !r.refresh {
         // A hit is answered from the stored bytes (issue 18: no decoding and encoding).
         if let Some(hit) = api.resolver.cached_json(&r.url, &url, Some(&body)).await {
-            api.metrics.cache_hit(hit.outcome);
-            return Ok(raw_json_response(StatusCode::OK, hit.json));
+            return Ok(api.hit(hit));
         }
     }
-    let resolved = api.resolve_each(vec![r.url], r.refresh).await?.remove(0);
+    // The cache was asked just above: no second lookup.
+    let lookup = match r.refresh {
+        true => Lookup::Refresh,
+        false => Lookup::Asked,
+    };
+    let resolved = api.resolve_each(vec![r.url], lookup).await?.remove(0);
     // Written as the CLI writes it: the bytes just stored, when they were.
     let mut json = Vec::with_capacity(4096);
     match resolved.write_json(&mut json) {
@@ -111,6 +114,12 @@ pub async fn stored(State(api): State<Arc<Api>>, q: Params) -> Result<Response, 
 }
 
 impl Api {
+    /// A cache hit's answer, counted.
+    fn hit(&self, hit: CachedJson) -> Response {
+        self.metrics.cache_hit(hit.outcome);
+        raw_json_response(StatusCode::OK, hit.json)
+    }
+
     /// Resolves `urls` (answers from the cache need no slot), in input order. Admission is
     /// counted in URLs, not requests (a batch of 500 takes 500 places), so the queue is this
     /// semaphore rather than a per-request load-shed layer: none left is 503.
@@ -119,22 +128,23 @@ impl Api {
         urls: Vec<String>,
         refresh: bool,
     ) -> Result<Vec<Trace>, ApiError> {
-        let resolved = self.resolve_each(urls, refresh).await?;
+        let resolved = self.resolve_each(urls, Lookup::cache_if(!refresh)).await?;
         Ok(resolved.into_iter().map(|r| r.trace).collect())
     }
 
-    /// [`Api::resolve_all`], each Trace with the bytes stored when its resolution stored it.
+    /// [`Api::resolve_all`] as `lookup` says, each Trace with the bytes stored when its
+    /// resolution stored it.
     async fn resolve_each(
         &self,
         urls: Vec<String>,
-        refresh: bool,
+        lookup: Lookup,
     ) -> Result<Vec<Resolved>, ApiError> {
         let mut traces: Vec<Option<Resolved>> = vec![None; urls.len()];
         let mut todo = Vec::new();
         for (i, url) in urls.iter().enumerate() {
-            let cached = match refresh {
-                true => None,
-                false => self.resolver.cached(url).await,
+            let cached = match lookup {
+                Lookup::Cache => self.resolver.cached(url).await,
+                Lookup::Asked | Lookup::Refresh => None,
             };
             match cached {
                 Some(t) => traces[i] = Some(Resolved::unstored(t)),
@@ -157,9 +167,9 @@ impl Api {
                     drop(queued);
                     let _running = Counted::new(&self.metrics.in_flight);
                     // The cache was asked above: no second lookup.
-                    let lookup = match refresh {
-                        true => Lookup::Refresh,
-                        false => Lookup::Asked,
+                    let lookup = match lookup {
+                        Lookup::Refresh => Lookup::Refresh,
+                        Lookup::Cache | Lookup::Asked => Lookup::Asked,
                     };
                     let t = self.resolver.try_resolve(url, lookup).await;
                     drop(slot);

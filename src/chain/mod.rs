@@ -27,7 +27,7 @@ use crate::shared::limit::RateLimit;
 use crate::shared::{Shared, SharedError};
 use crate::store::{Durability, EncodedTrace, Store};
 use crate::trace::{rfc3339, ErrorKind, Outcome, Trace, TraceError, Via};
-pub use cache::servable;
+pub use cache::{servable, CachedJson};
 use hop::{host_of, Step};
 pub use resolved::{Lookup, Resolved, Unstored};
 use visitor::Way;
