@@ -103,12 +103,7 @@ async fn redirect_to_a_denied_address_is_blocked_and_never_connected() {
         "http://127.0.0.2:{}/latest/meta-data/",
         sentinel.addr.port()
     );
-    let t2 = target.clone();
-    let srv = Server::start("127.0.0.1", move |_| {
-        let t = t2.clone();
-        async move { redirect(302, t.as_bytes()) }
-    })
-    .await;
+    let srv = redirector(&target).await;
     env.dns.set("redir.test", &["127.0.0.1"]);
     let t = resolve(&env, &format!("http://redir.test:{}/", srv.port())).await;
     assert_blocked(&t, "loopback");

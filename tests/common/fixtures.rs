@@ -191,18 +191,23 @@ pub fn path_number(req: &Request<Incoming>) -> u64 {
         .unwrap_or(0)
 }
 
+/// A server on 127.0.0.1 that answers every request with a 302 to `target`.
+pub async fn redirector(target: &str) -> Server {
+    let target = target.to_string();
+    Server::start("127.0.0.1", move |_| {
+        let t = target.clone();
+        async move { redirect(302, t.as_bytes()) }
+    })
+    .await
+}
+
 /// The 2021 downloader campaign in miniature: `blltly.com` (a fake bit.ly) answers every
 /// path with a redirect to a payload page on `failhostingpolp.ru`. Returns (shortener,
 /// payload, the payload URL the shortener redirects to).
 pub async fn campaign(env: &TestEnv) -> (Server, Server, String) {
     let payload = Server::start("127.0.0.1", |_| async { html("<html>offer page</html>") }).await;
     let target = format!("http://failhostingpolp.ru:{}/4aF9/0x7Token", payload.port());
-    let t = target.clone();
-    let short = Server::start("127.0.0.1", move |_| {
-        let t = t.clone();
-        async move { redirect(302, t.as_bytes()) }
-    })
-    .await;
+    let short = redirector(&target).await;
     env.dns.set("blltly.com", &["127.0.0.1"]);
     env.dns.set("failhostingpolp.ru", &["127.0.0.1"]);
     (short, payload, target)
