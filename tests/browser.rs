@@ -862,3 +862,124 @@ async fn the_browser_goes_out_through_an_egress_point() {
     );
     assert!(asked.iter().all(|a| a == &fixture), "{asked:?}");
 }
+
+/// The processes of the tree under `root` (itself included), from /proc.
+fn process_tree(root: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        parents.push((pid, ppid));
+    }
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    tree
+}
+
+/// The TCP ports `pids` listen on (their sockets' inodes matched against /proc/net/tcp*).
+fn listening_ports(pids: &[u32]) -> Vec<String> {
+    let mut inodes = std::collections::HashSet::new();
+    for pid in pids {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if let Ok(link) = std::fs::read_link(fd.path()) {
+                let link = link.to_string_lossy().into_owned();
+                if let Some(inode) = link.strip_prefix("socket:[") {
+                    inodes.insert(inode.trim_end_matches(']').to_string());
+                }
+            }
+        }
+    }
+    let mut ports = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // Column 3 is the state (0A: listening), column 9 the inode.
+            if cols.len() > 9 && cols[3] == "0A" && inodes.contains(cols[9]) {
+                ports.push(cols[1].to_string());
+            }
+        }
+    }
+    ports
+}
+
+/// Only hoptrace can drive its browser: Chromium is controlled over a pipe and listens on no
+/// port that another local user could connect to; its sandbox is on (renderers run under
+/// seccomp); and when hoptrace runs as root the browser runs as a user of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_other_local_process_can_drive_the_browser() {
+    let _turn = TURN.lock().await;
+    let env = browser_env(&["blog.test"]).await;
+    let srv = page_server(|path, _| match path {
+        "/blog" => REPORT.replace("https://gohhs.com/", "/went/"),
+        _ => format!("<html>landing {path}</html>"),
+    })
+    .await;
+    let r = resolver(&env.config);
+    let t = resolve_with(&r, &format!("http://blog.test:{}/blog?el=x", srv.port())).await;
+    assert!(t.final_url.ends_with("/went/x"), "{t:#?}");
+    let pid = shared_browser().pid().expect("the browser runs");
+
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(cmdline.contains("--remote-debugging-pipe"), "{cmdline}");
+    assert!(!cmdline.contains("--remote-debugging-port"), "{cmdline}");
+    assert!(!cmdline.contains("--no-sandbox"), "{cmdline}");
+    let tree = process_tree(pid);
+    let ports = listening_ports(&tree);
+    assert!(ports.is_empty(), "the browser listens on {ports:?}");
+
+    let status =
+        |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let renderers: Vec<u32> = tree
+        .iter()
+        .copied()
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("--type=renderer"))
+        })
+        .collect();
+    assert!(!renderers.is_empty(), "a renderer runs under {pid}");
+    for renderer in renderers {
+        let s = status(renderer);
+        assert!(
+            s.lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["Seccomp:", "2"]),
+            "renderer {renderer} is not sandboxed:\n{s}"
+        );
+    }
+    let root = status(std::process::id())
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    if root {
+        let id = hoptrace::browser::launch::BROWSER_ID.to_string();
+        let uid = status(pid)
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+            .unwrap();
+        assert_eq!(uid, [id.as_str(); 4].join(" "), "the browser's uids");
+    }
+}

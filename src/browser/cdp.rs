@@ -292,30 +292,3 @@ pub fn find_chromium(configured: &Path) -> Result<PathBuf, String> {
     }
     Err("Chromium is not installed (apt-get install chromium, or set browser.chrome_path)".into())
 }
-
-/// An executable that starts Chromium so that it is killed when hoptrace goes, however it
-/// goes (a test process ending with its browser in a static, a `kill -9`, a crash): a script
-/// in the profile directory that runs it under `setpriv --pdeathsig KILL`. Without
-/// `setpriv` (util-linux), Chromium itself.
-pub(super) fn tied_to_this_process(chromium: &Path, profile: &Path) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let Some(setpriv) = ["/usr/bin/setpriv", "/bin/setpriv"]
-        .into_iter()
-        .map(Path::new)
-        .find(|p| p.exists())
-    else {
-        return chromium.to_path_buf();
-    };
-    let quoted = chromium.display().to_string().replace('\'', "'\\''");
-    let script = profile.join("chromium");
-    let text = format!(
-        "#!/bin/sh\nexec {} --pdeathsig KILL -- '{quoted}' \"$@\"\n",
-        setpriv.display()
-    );
-    let written = std::fs::write(&script, text)
-        .and_then(|()| std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)));
-    match written {
-        Ok(()) => script,
-        Err(_) => chromium.to_path_buf(),
-    }
-}

@@ -12,9 +12,11 @@
 //! chromiumoxide, and `cdp` holds what is not tied to the CDP crate (flags, identity, the
 //! watch loop).
 
+mod bridge;
 mod cdp;
 mod emulation;
 mod identity;
+pub mod launch;
 pub mod oxide;
 pub mod pool;
 mod profile;

@@ -6,7 +6,8 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc};
+use std::process::Child;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chromiumoxide::cdp::browser_protocol::browser::{
@@ -27,15 +28,22 @@ use chromiumoxide::cdp::browser_protocol::page::{
 use chromiumoxide::cdp::browser_protocol::target::{
     CreateBrowserContextParams, CreateTargetParams,
 };
-use chromiumoxide::{Browser, BrowserConfig, Page};
+use chromiumoxide::handler::{Handler, HandlerConfig};
+use chromiumoxide::{Browser, Page};
 use futures_util::StreamExt;
 use tokio::runtime::Runtime;
 use tokio::time::timeout_at;
 
+use super::bridge::Bridge;
 use super::cdp::{self, Broken, Seen, CALL_TIMEOUT, HEALTH_TIMEOUT};
+use super::launch::{self, Confinement};
 use super::pool::{Engine, Pool};
 use super::{Identity, Visit};
 use crate::trace::Via;
+
+/// How long a started Chromium may take to answer its first command, and the driver to
+/// connect to the bridge.
+const LAUNCH_ANSWER: Duration = Duration::from_secs(20);
 
 /// Chromium driven by chromiumoxide.
 pub type Oxide = Pool<ChromiumOxide>;
@@ -84,6 +92,7 @@ impl Drop for ChromiumOxide {
 pub struct OxBrowser {
     browser: Browser,
     pid: Option<u32>,
+    child: Mutex<Child>,
     handler: tokio::task::JoinHandle<()>,
     profile: PathBuf,
     rt: tokio::runtime::Handle,
@@ -92,9 +101,9 @@ pub struct OxBrowser {
 impl Drop for OxBrowser {
     fn drop(&mut self) {
         self.handler.abort();
-        if let Some(pid) = self.pid {
-            cdp::kill_now(pid);
-        }
+        let child = self.child.get_mut().unwrap_or_else(|p| p.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
@@ -130,23 +139,6 @@ pub(super) fn err(what: &str) -> impl Fn(chromiumoxide::error::CdpError) -> Brok
     move |e| Broken(format!("{what}: {e}"))
 }
 
-/// Adds `--key=value` and `--key` flags the way chromiumoxide wants them: it puts the dashes
-/// on itself, so a whole flag passed as one string would reach Chromium as `----key=value`
-/// and be ignored.
-fn with_flags(
-    mut builder: chromiumoxide::browser::BrowserConfigBuilder,
-    flags: &[String],
-) -> chromiumoxide::browser::BrowserConfigBuilder {
-    for flag in flags {
-        let flag = flag.trim_start_matches('-');
-        builder = match flag.split_once('=') {
-            Some((key, value)) => builder.arg((key, value)),
-            None => builder.arg(flag),
-        };
-    }
-    builder
-}
-
 impl Engine for ChromiumOxide {
     type Browser = OxBrowser;
     type Page = OxPage;
@@ -156,37 +148,46 @@ impl Engine for ChromiumOxide {
         let rt = self.rt()?;
         // A fresh profile directory per browser, so nothing persists between launches.
         let profile = super::profile::fresh();
-        std::fs::create_dir_all(&profile).map_err(|e| format!("profile directory: {e}"))?;
-        let executable = cdp::tied_to_this_process(path, &profile);
-        let config = with_flags(BrowserConfig::builder(), &flags)
-            .chrome_executable(executable)
-            .no_sandbox()
-            .disable_default_args()
-            .user_data_dir(&profile)
-            .viewport(None)
-            .respect_https_errors()
-            .request_timeout(CALL_TIMEOUT)
-            .build()
-            .map_err(|e| format!("cannot configure Chromium: {e}"))?;
         // Started from the CDP runtime's own worker thread, which lives as long as this
-        // driver: Chromium's parent-death signal (see `cdp::tied_to_this_process`) is tied to the
-        // thread that started it, and a blocking-pool thread may end while Chromium should not.
-        let launching = rt.spawn(Browser::launch(config));
-        rt.block_on(async {
-            let (mut browser, mut handler) = launching
+        // driver: Chromium's parent-death signal is tied to the thread that started it, and a
+        // blocking-pool thread may end while Chromium should not.
+        let dir = profile.clone();
+        let path = path.to_path_buf();
+        let launching = rt.spawn(async move { connect(&path, &flags, &dir).await });
+        let connected = rt.block_on(async {
+            launching
                 .await
                 .map_err(|e| format!("cannot start Chromium: {e}"))?
-                .map_err(|e| format!("cannot start Chromium: {e}"))?;
-            let pid = browser.get_mut_child().and_then(|c| c.as_mut_inner().id());
+        });
+        let (browser, handler, child, confinement) = match connected {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&profile);
+                return Err(e);
+            }
+        };
+        tracing::info!(
+            "Chromium started (pid {}): sandbox {}, {}",
+            child.id(),
+            if confinement.sandboxed { "on" } else { "off" },
+            match confinement.as_user {
+                Some(id) => format!("as uid {id}"),
+                None => "as this user".to_string(),
+            }
+        );
+        let pid = Some(child.id());
+        let handler = rt.spawn(async move {
+            let mut handler = handler;
             // The connection is driven by polling the handler; a bad message is skipped.
-            let handler = tokio::spawn(async move { while handler.next().await.is_some() {} });
-            Ok(OxBrowser {
-                browser,
-                pid,
-                handler,
-                profile,
-                rt: rt.handle().clone(),
-            })
+            while handler.next().await.is_some() {}
+        });
+        Ok(OxBrowser {
+            browser,
+            pid,
+            child: Mutex::new(child),
+            handler,
+            profile,
+            rt: rt.handle().clone(),
         })
     }
 
@@ -359,6 +360,49 @@ impl Engine for ChromiumOxide {
             }
         }
         Ok(visit)
+    }
+}
+
+/// Starts Chromium confined ([`launch::start`]) and connects chromiumoxide to it through
+/// the bridge over its control pipe.
+async fn connect(
+    path: &Path,
+    flags: &[String],
+    profile: &Path,
+) -> Result<(Browser, Handler, Child, Confinement), String> {
+    let started = launch::start(path, flags, profile, LAUNCH_ANSWER)
+        .await
+        .map_err(|e| e.to_string())?;
+    let launch::Started {
+        mut child,
+        confinement,
+        commands,
+        answers,
+        ..
+    } = started;
+    let bridge = match Bridge::bind().await {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("cannot bridge to Chromium's control pipe: {e}"));
+        }
+    };
+    let url = bridge.url.clone();
+    tokio::spawn(bridge.serve(LAUNCH_ANSWER, commands, answers));
+    let config = HandlerConfig {
+        ignore_https_errors: false,
+        viewport: None,
+        request_timeout: CALL_TIMEOUT,
+        ..HandlerConfig::default()
+    };
+    match Browser::connect_with_config(url, config).await {
+        Ok((browser, handler)) => Ok((browser, handler, child, confinement)),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(format!("cannot connect to Chromium: {e}"))
+        }
     }
 }
 
