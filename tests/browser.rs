@@ -983,3 +983,54 @@ async fn no_other_local_process_can_drive_the_browser() {
         assert_eq!(uid, [id.as_str(); 4].join(" "), "the browser's uids");
     }
 }
+
+/// One trust for both: the report's page over HTTPS with a private CA (`tls.extra_ca_files`)
+/// gives its script hop in the browser as it does in the HTTP client, and the HTTPS landing
+/// page gets its screenshot. A browser not given the CA makes that hop a `tls` error, never a
+/// landing (nor a screenshot of Chromium's certificate interstitial).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_pages_are_trusted_as_the_http_client_trusts_them() {
+    let _turn = TURN.lock().await;
+    let mut env = browser_env(&["blog.test"]).await;
+    let pki = pki(&["blog.test"]);
+    let ca = env.dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    env.config.tls.extra_ca_files = vec![ca.clone()];
+    env.config.browser.screenshots = true;
+    let srv = Server::start_on(([127, 0, 0, 1], 0).into(), Some(pki.acceptor), |req| {
+        let path = req.uri().path().to_string();
+        async move {
+            match path.as_str() {
+                "/blog" => html(&REPORT.replace("https://gohhs.com/", "/went/")),
+                _ => html(&format!(
+                    "<html><title>landing</title>landing {path}</html>"
+                )),
+            }
+        }
+    })
+    .await;
+    let url = format!("https://blog.test:{}/blog?el=x", srv.port());
+
+    let trusting: Arc<dyn Driver> = Arc::new(hoptrace::browser::oxide::Oxide::trusting(
+        std::path::Path::new(""),
+        hoptrace::browser::Identity::from_config(&Config::default().http),
+        vec![ca],
+    ));
+    let r = Resolver::with_driver(&env.config, None, Some(trusting)).unwrap();
+    let t = resolve_with(&r, &url).await;
+    assert_eq!(t.outcome, Outcome::Landed, "{t:#?}");
+    assert_eq!(vias(&t), [Via::Input, Via::Javascript], "{t:#?}");
+    assert!(t.final_url.starts_with("https://") && t.final_url.ends_with("/went/x"));
+    assert!(
+        t.screenshot.is_some(),
+        "the HTTPS landing page's screenshot"
+    );
+    drop(r);
+
+    let t = resolve_with(&resolver(&env.config), &url).await;
+    assert_eq!(t.outcome, Outcome::Error, "{t:#?}");
+    let e = t.error.as_ref().expect("an error");
+    assert_eq!(e.kind, hoptrace::trace::ErrorKind::Tls, "{e:?}");
+    assert!(e.message.contains("CERT"), "{e:?}");
+    assert!(t.screenshot.is_none());
+}

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::Visit;
-use crate::trace::Via;
+use crate::trace::{ErrorKind, TraceError, Via};
 
 /// Page time allowed beyond `settle` for the load itself, so a timer of exactly `settle`
 /// set during the load still fires.
@@ -39,6 +39,9 @@ pub(super) enum Seen {
     Download(String),
     /// A sub-request's response was refused before its body (`url: why`).
     Refused(String),
+    /// The main frame's document could not be loaded (Chromium's error text, such as
+    /// `net::ERR_CERT_AUTHORITY_INVALID`).
+    Failed(String),
     /// Virtual time ran out: the page has nothing left to do.
     BudgetExpired,
 }
@@ -165,6 +168,12 @@ pub(super) fn watch(
             return done(cut(), refused);
         }
         match events.recv_timeout((deadline - now).min(Duration::from_millis(250))) {
+            Ok(Seen::Failed(why)) => return done(failure(url, &why), refused),
+            // Chromium's own error page (its certificate interstitial among them) is not the
+            // page: the failure it stands for is the visit's answer.
+            Ok(Seen::Committed(at)) if at.starts_with("chrome-error:") => {
+                return done(failure(url, "the browser could not load the page"), refused)
+            }
             Ok(Seen::Committed(at)) => match &committed {
                 None => {
                     tracing::debug!(
@@ -227,6 +236,28 @@ fn found(url: String, via: Via, committed_at: Instant) -> Visit {
         navigation: Some((url, via)),
         note: None,
         load_to_capture: Some(committed_at.elapsed()),
+        ..Visit::default()
+    }
+}
+
+/// The browser could not load `url`: the error kind Chromium's text names.
+fn failure(url: &str, why: &str) -> Visit {
+    let kind = if why.contains("CERT") || why.contains("SSL") {
+        ErrorKind::Tls
+    } else if why.contains("NAME_NOT_RESOLVED") {
+        ErrorKind::Dns
+    } else if why.contains("TIMED_OUT") {
+        ErrorKind::Timeout
+    } else if why.contains("CONNECTION") || why.contains("TUNNEL") || why.contains("PROXY") {
+        ErrorKind::Connect
+    } else {
+        ErrorKind::Browser
+    };
+    Visit {
+        error: Some(TraceError {
+            kind,
+            message: format!("the browser could not load {url}: {why}"),
+        }),
         ..Visit::default()
     }
 }

@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -70,6 +70,8 @@ pub enum LaunchError {
     Profile(std::io::Error),
     #[error("cannot start Chromium: {0}")]
     Spawn(std::io::Error),
+    #[error("tls.extra_ca_files: {0}")]
+    Trust(String),
     #[error("Chromium did not answer on its control pipe ({why}){}", tail(.stderr))]
     NoAnswer { why: String, stderr: String },
 }
@@ -82,18 +84,23 @@ fn tail(stderr: &str) -> String {
 }
 
 /// Starts Chromium at `path` with `flags` (no control flags: they are added here) and the
-/// profile directory `profile`, confined as well as this host allows. Runs on the thread that
-/// is to own the browser (its death kills the browser), inside a tokio runtime.
+/// profile directory `profile`, trusting the PEM roots in `trust` beside its own, confined as
+/// well as this host allows. Runs on the thread that is to own the browser (its death kills
+/// the browser), inside a tokio runtime.
 pub async fn start(
     path: &Path,
     flags: &[String],
     profile: &Path,
+    trust: &[PathBuf],
     answer_within: Duration,
 ) -> Result<Started, LaunchError> {
     std::fs::create_dir_all(profile).map_err(LaunchError::Profile)?;
+    if !trust.is_empty() {
+        trust_roots(profile, trust)?;
+    }
     let as_user = is_root().then_some(BROWSER_ID);
     if let Some(id) = as_user {
-        std::os::unix::fs::chown(profile, Some(id), Some(id)).map_err(LaunchError::Profile)?;
+        chown_tree(profile, id).map_err(LaunchError::Profile)?;
     }
     let sandboxed = Confinement {
         sandboxed: true,
@@ -266,6 +273,84 @@ fn confine_child(fds: (i32, i32), id: Option<u32>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Gives the browser the roots the HTTP client trusts beside the built-in ones: Chromium on
+/// Linux takes locally added roots from the NSS database in its home (`~/.pki/nssdb`, the
+/// profile here), which NSS's `certutil` writes. Each certificate of each PEM file is added.
+fn trust_roots(profile: &Path, files: &[PathBuf]) -> Result<(), LaunchError> {
+    let db = profile.join(".pki").join("nssdb");
+    std::fs::create_dir_all(&db).map_err(LaunchError::Profile)?;
+    let db = format!("sql:{}", db.display());
+    let certutil = |args: &[&str]| -> Result<(), LaunchError> {
+        let out = Command::new("certutil")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => LaunchError::Trust(
+                    "the browser is given these roots with NSS's certutil, which is not \
+                     installed (apt-get install libnss3-tools)"
+                        .into(),
+                ),
+                _ => LaunchError::Trust(format!("certutil: {e}")),
+            })?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(LaunchError::Trust(format!(
+                "certutil {}: {}",
+                args.first().copied().unwrap_or_default(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
+    };
+    certutil(&["-N", "-d", &db, "--empty-password"])?;
+    let mut n = 0;
+    for file in files {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| LaunchError::Trust(format!("{}: {e}", file.display())))?;
+        for pem in pem_certificates(&text) {
+            let one = profile.join(format!("root-{n}.pem"));
+            std::fs::write(&one, pem).map_err(LaunchError::Profile)?;
+            let name = format!("hoptrace root {n}");
+            let path = one.display().to_string();
+            certutil(&["-A", "-d", &db, "-n", &name, "-t", "C,,", "-i", &path])?;
+            n += 1;
+        }
+    }
+    Ok(())
+}
+
+/// The certificate blocks of a PEM text, markers included.
+fn pem_certificates(text: &str) -> Vec<&str> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(BEGIN) {
+        let Some(len) = rest[start..].find(END) else {
+            break;
+        };
+        let end = start + len + END.len();
+        found.push(&rest[start..end]);
+        rest = &rest[end..];
+    }
+    found
+}
+
+/// Gives `dir` and everything in it to `id` (the browser's user).
+fn chown_tree(dir: &Path, id: u32) -> std::io::Result<()> {
+    std::os::unix::fs::chown(dir, Some(id), Some(id))?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            chown_tree(&entry.path(), id)?;
+        } else {
+            std::os::unix::fs::chown(entry.path(), Some(id), Some(id))?;
+        }
+    }
+    Ok(())
+}
+
 fn is_root() -> bool {
     // SAFETY: geteuid cannot fail and touches no memory.
     unsafe { libc::geteuid() == 0 }
@@ -340,7 +425,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = stand_in(dir.path());
         let profile = dir.path().join("profile");
-        let mut started = start(&path, &[], &profile, Duration::from_secs(10))
+        let mut started = start(&path, &[], &profile, &[], Duration::from_secs(10))
             .await
             .expect("started on the second try");
         assert!(!started.confinement.sandboxed);
@@ -356,10 +441,16 @@ mod tests {
         std::fs::write(&path, "#!/bin/sh\necho 'cannot open display' >&2\nexit 3\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let e = start(&path, &[], &dir.path().join("p"), Duration::from_secs(10))
-            .await
-            .err()
-            .expect("it fails");
+        let e = start(
+            &path,
+            &[],
+            &dir.path().join("p"),
+            &[],
+            Duration::from_secs(10),
+        )
+        .await
+        .err()
+        .expect("it fails");
         assert!(e.to_string().contains("cannot open display"), "{e}");
     }
 }

@@ -51,6 +51,8 @@ pub struct Visit {
     /// The page as it settled (PNG), when [`Timing::screenshot_bytes`] asked for one and the
     /// page stayed where it was.
     pub screenshot: Option<Vec<u8>>,
+    /// The browser could not load the page (a certificate it does not trust, say).
+    pub error: Option<TraceError>,
 }
 
 /// A page made ready ahead of time by [`Driver::prepare`]; only its driver knows what is
@@ -127,9 +129,10 @@ pub fn configured_driver(config: &crate::config::Config) -> Option<Arc<dyn Drive
     }
     match b.driver {
         // Pages are made ready as the default profile (a configured one may redefine it).
-        crate::config::DriverKind::Chromiumoxide => Some(Arc::new(oxide::Oxide::new(
+        crate::config::DriverKind::Chromiumoxide => Some(Arc::new(oxide::Oxide::trusting(
             &b.chrome_path,
             Identity::of(crate::profile::Profiles::from_config(config).default_profile()),
+            config.tls.extra_ca_files.clone(),
         ))),
     }
 }
@@ -307,6 +310,7 @@ impl BrowserStage {
                         .map(|(target, via)| resolve_target(page.url, &target, via)),
                     note: v.note,
                     screenshot: v.screenshot.map(bytes::Bytes::from),
+                    error: v.error,
                     ..Finding::default()
                 }
             }

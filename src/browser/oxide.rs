@@ -21,7 +21,9 @@ use chromiumoxide::cdp::browser_protocol::fetch::{
     ContinueRequestParams, EnableParams as FetchEnableParams, EventRequestPaused,
     FailRequestParams, RequestPattern, RequestStage,
 };
-use chromiumoxide::cdp::browser_protocol::network::{ErrorReason, ResourceType};
+use chromiumoxide::cdp::browser_protocol::network::{
+    ErrorReason, EventLoadingFailed, EventRequestWillBeSent, RequestId, ResourceType,
+};
 use chromiumoxide::cdp::browser_protocol::page::{
     ClientNavigationReason, EventFrameNavigated, EventFrameRequestedNavigation, NavigateParams,
 };
@@ -51,7 +53,13 @@ pub type Oxide = Pool<ChromiumOxide>;
 impl Oxide {
     /// Finds the browser (without starting it: that happens on first use).
     pub fn new(configured: &Path, identity: Identity) -> Oxide {
-        Pool::with_engine(ChromiumOxide::new(), configured, identity)
+        Oxide::trusting(configured, identity, Vec::new())
+    }
+
+    /// The same, the browser trusting the PEM roots in `trust` beside its own (as the HTTP
+    /// client does with `tls.extra_ca_files`).
+    pub fn trusting(configured: &Path, identity: Identity, trust: Vec<PathBuf>) -> Oxide {
+        Pool::with_engine(ChromiumOxide::new(trust), configured, identity)
     }
 }
 
@@ -59,17 +67,19 @@ impl Oxide {
 /// browser's events are read however busy (or blocked) the caller's runtime is.
 pub struct ChromiumOxide {
     rt: Option<Runtime>,
+    /// PEM roots the browser trusts beside its own (`tls.extra_ca_files`).
+    trust: Vec<PathBuf>,
 }
 
 impl ChromiumOxide {
-    fn new() -> ChromiumOxide {
+    fn new(trust: Vec<PathBuf>) -> ChromiumOxide {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("hoptrace-cdp")
             .enable_all()
             .build()
             .ok();
-        ChromiumOxide { rt }
+        ChromiumOxide { rt, trust }
     }
 
     fn rt(&self) -> Result<&Runtime, String> {
@@ -153,7 +163,8 @@ impl Engine for ChromiumOxide {
         // blocking-pool thread may end while Chromium should not.
         let dir = profile.clone();
         let path = path.to_path_buf();
-        let launching = rt.spawn(async move { connect(&path, &flags, &dir).await });
+        let trust = self.trust.clone();
+        let launching = rt.spawn(async move { connect(&path, &flags, &dir, &trust).await });
         let connected = rt.block_on(async {
             launching
                 .await
@@ -345,8 +356,8 @@ impl Engine for ChromiumOxide {
             || self.healthy(&page.browser),
         )?;
         // Settled where it is (no navigation, not cut): the landing page as a visitor sees it.
-        if let Some(max) =
-            screenshot_bytes.filter(|_| visit.navigation.is_none() && visit.note.is_none())
+        if let Some(max) = screenshot_bytes
+            .filter(|_| visit.navigation.is_none() && visit.note.is_none() && visit.error.is_none())
         {
             match rt.block_on(screenshot(&page.page, deadline)) {
                 Ok(png) if png.len() <= max => visit.screenshot = Some(png),
@@ -369,8 +380,9 @@ async fn connect(
     path: &Path,
     flags: &[String],
     profile: &Path,
+    trust: &[PathBuf],
 ) -> Result<(Browser, Handler, Child, Confinement), String> {
-    let started = launch::start(path, flags, profile, LAUNCH_ANSWER)
+    let started = launch::start(path, flags, profile, trust, LAUNCH_ANSWER)
         .await
         .map_err(|e| e.to_string())?;
     let launch::Started {
@@ -463,8 +475,12 @@ async fn listen(
         .await?;
     let mut downloads = b.browser.event_listener::<EventDownloadWillBegin>().await?;
     let mut paused = page.event_listener::<EventRequestPaused>().await?;
+    let mut sent = page.event_listener::<EventRequestWillBeSent>().await?;
+    let mut failed = page.event_listener::<EventLoadingFailed>().await?;
     let fetcher = page.clone();
     tokio::spawn(async move {
+        // The main frame's document requests, so that their failure is told from others'.
+        let mut documents: Vec<RequestId> = Vec::new();
         loop {
             // Biased: a commit queued with the request it led to is seen first.
             let seen = tokio::select! {
@@ -505,6 +521,25 @@ async fn listen(
                         }
                         Some(why) => Seen::Refused(format!("{}: download refused before its body ({why})", e.request.url)),
                     }
+                }
+                Some(e) = sent.next() => {
+                    let main_document = e.r#type == Some(ResourceType::Document)
+                        && e.frame_id.as_ref().is_some_and(|f| f.as_ref() == main);
+                    // A page makes few of these without navigating away; keep the last ones.
+                    if main_document {
+                        if documents.len() == 16 {
+                            documents.remove(0);
+                        }
+                        documents.push(e.request_id.clone());
+                    }
+                    continue;
+                }
+                Some(e) = failed.next() => {
+                    // A navigation cut short by another (the page moving on) is no failure.
+                    if !documents.contains(&e.request_id) || e.canceled == Some(true) {
+                        continue;
+                    }
+                    Seen::Failed(e.error_text.clone())
                 }
                 Some(_) = budget.next() => Seen::BudgetExpired,
                 Some(e) = downloads.next() => {

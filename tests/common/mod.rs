@@ -1,5 +1,5 @@
 //! Real parts for tests: a small DNS responder for hickory (`dns.rs`) and hyper servers
-//! (`fixtures.rs`), PostgreSQL and Redis (`db.rs`), proxies (`proxies.rs`), the tests'
+//! (`fixtures.rs`), a private CA (`pki.rs`), PostgreSQL and Redis (`db.rs`), proxies (`proxies.rs`), the tests'
 //! config, API clients and the binary (here), all on loopback. Nothing here talks to any
 //! address outside 127.0.0.0/8.
 #![allow(dead_code)]
@@ -18,11 +18,13 @@ use serde_json::Value;
 pub mod db;
 mod dns;
 mod fixtures;
+mod pki;
 pub mod proxies;
 pub mod tools;
 
 pub use dns::*;
 pub use fixtures::*;
+pub use pki::*;
 
 /// Resolves one URL with a fresh resolver and no store.
 pub async fn resolve(env: &TestEnv, url: &str) -> hoptrace::trace::Trace {
