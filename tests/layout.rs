@@ -1,5 +1,6 @@
 //! The code's shape, checked: data flows one way, so no top-level module of `src/` reaches
-//! (through `crate::` paths) a module that reaches back to it.
+//! (through `crate::` paths) a module that reaches back to it, and no module reaches (through
+//! `super::` paths) a sibling that reaches back to it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -95,6 +96,75 @@ fn no_import_cycle_among_src_modules() {
         })
         .collect();
     assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
+}
+
+/// `sibling -> siblings it names through super::`, for the modules of each folder of `src/`
+/// (`folder/name`); a file's own test module is left out (there `super::` is the file).
+fn sibling_graph() -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut dirs = vec![src.clone()];
+    while let Some(dir) = dirs.pop() {
+        let entries: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        let folder = dir.strip_prefix(&src).unwrap().display().to_string();
+        let name_of = |p: &Path| p.file_stem().unwrap().to_string_lossy().into_owned();
+        let siblings: BTreeSet<String> = entries
+            .iter()
+            .filter(|p| p.is_dir() || p.extension().is_some_and(|e| e == "rs"))
+            .map(|p| name_of(p))
+            .filter(|n| n != "mod" && n != "lib" && n != "main")
+            .collect();
+        for path in &entries {
+            if path.is_dir() {
+                dirs.push(path.clone());
+                continue;
+            }
+            let module = name_of(path);
+            if !siblings.contains(&module) {
+                continue;
+            }
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            let deps = graph.entry(format!("{folder}/{module}")).or_default();
+            for line in code.lines() {
+                let line = line.split("//").next().unwrap_or("");
+                for (i, _) in line.match_indices("super::") {
+                    let name: String = line[i + "super::".len()..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    if name != module && siblings.contains(&name) {
+                        deps.insert(format!("{folder}/{name}"));
+                    }
+                }
+            }
+        }
+    }
+    graph
+}
+
+#[test]
+fn no_import_cycle_among_sibling_modules() {
+    let graph = sibling_graph();
+    assert!(
+        graph["browser/oxide"].contains("browser/cdp"),
+        "the graph is read: {graph:?}"
+    );
+    let cycles: Vec<String> = graph
+        .keys()
+        .filter_map(|m| {
+            cycle_from(&graph, m, m, &mut vec![m.clone()], &mut BTreeSet::new())
+                .map(|c| c.join(" -> "))
+        })
+        .collect();
+    assert!(
+        cycles.is_empty(),
+        "import cycles through super::\n{}",
+        cycles.join("\n")
+    );
 }
 
 #[test]

@@ -10,8 +10,12 @@ use chromiumoxide::cdp::browser_protocol::emulation::{
 use chromiumoxide::Page;
 
 use super::cdp::Broken;
-use super::oxide::err;
 use super::Identity;
+
+/// A chromiumoxide error as a [`Broken`] browser, saying what was being done.
+pub(super) fn err(what: &str) -> impl Fn(chromiumoxide::error::CdpError) -> Broken + '_ {
+    move |e| Broken(format!("{what}: {e}"))
+}
 
 /// Makes `page` present itself as `identity`.
 pub(super) async fn present(page: &Page, identity: &Identity) -> Result<(), Broken> {

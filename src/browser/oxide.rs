@@ -38,6 +38,7 @@ use tokio::time::timeout_at;
 
 use super::bridge::Bridge;
 use super::cdp::{self, Broken, Seen, CALL_TIMEOUT, HEALTH_TIMEOUT};
+use super::emulation::err;
 use super::launch::{self, Confinement};
 use super::pool::{Engine, Pool};
 use super::{Identity, Visit};
@@ -143,10 +144,6 @@ impl Drop for ContextGuard {
             });
         }
     }
-}
-
-pub(super) fn err(what: &str) -> impl Fn(chromiumoxide::error::CdpError) -> Broken + '_ {
-    move |e| Broken(format!("{what}: {e}"))
 }
 
 impl Engine for ChromiumOxide {
