@@ -151,28 +151,21 @@ async fn measure(
     // 1. Overhead with a warm browser: one visit (fresh context, tab, load, virtual-time
     //    timers, capture) in real time, the page's own 500 ms timer costing nothing real.
     let warm = Arc::new(oxide(config));
-    let w = warm.clone();
-    // Drivers block (the Driver contract): never on the runtime's own threads.
-    tokio::task::spawn_blocking(move || w.prewarm().expect("Chromium starts"))
-        .await
-        .unwrap();
+    warm.prewarm().await.expect("Chromium starts");
     let proxy = JobProxy::start(egress.clone(), 1 << 24).await.unwrap();
     let mut visits = Vec::new();
     let mut overheads = Vec::new();
     for n in 0..sizes.overhead_n {
         let (d, u, p) = (warm.clone(), url(n), proxy.addr);
         let id = Identity::from_config(&config.http);
-        let (v, took) = tokio::task::spawn_blocking(move || {
-            // Prepared ahead, as the stage keeps pages ready; the visit itself is timed.
-            let page = d.prepare(p).unwrap();
-            let t0 = Instant::now();
-            let v = d
-                .visit(Some(page), &u, p, &id, timing(Duration::from_secs(15)))
-                .unwrap();
-            (v, t0.elapsed())
-        })
-        .await
-        .unwrap();
+        // Prepared ahead, as the stage keeps pages ready; the visit itself is timed.
+        let page = d.prepare(p).await.unwrap();
+        let t0 = Instant::now();
+        let v = d
+            .visit(Some(page), &u, p, &id, timing(Duration::from_secs(15)))
+            .await
+            .unwrap();
+        let took = t0.elapsed();
         assert_eq!(
             v.navigation.as_ref().map(|n| n.1),
             Some(Via::Javascript),
@@ -220,21 +213,19 @@ async fn measure(
     for n in 0..sizes.cold_n {
         let (u, p, cfg) = (url(9000 + n), proxy.addr, config.clone());
         let t0 = Instant::now();
-        tokio::task::spawn_blocking(move || {
-            let cold = oxide(&cfg);
-            let v = cold
-                .visit(
-                    None,
-                    &u,
-                    p,
-                    &Identity::from_config(&cfg.http),
-                    timing(Duration::from_secs(30)),
-                )
-                .unwrap();
-            assert!(v.navigation.is_some());
-        })
-        .await
-        .unwrap();
+        let cold = oxide(&cfg);
+        let v = cold
+            .visit(
+                None,
+                &u,
+                p,
+                &Identity::from_config(&cfg.http),
+                timing(Duration::from_secs(30)),
+            )
+            .await
+            .unwrap();
+        assert!(v.navigation.is_some());
+        drop(cold);
         cold_times.push(t0.elapsed().as_secs_f64());
     }
     let sorted = |mut v: Vec<f64>| {

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use common::pki::pki;
 use common::*;
 use hoptrace::browser::Driver;
 use hoptrace::chain::Resolver;

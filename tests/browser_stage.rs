@@ -39,16 +39,17 @@ impl Fake {
     }
 }
 
+#[async_trait::async_trait]
 impl Driver for Fake {
     fn available(&self) -> Result<(), String> {
         Ok(())
     }
 
-    fn prepare(&self, _proxy: SocketAddr) -> Result<PreparedPage, DriverError> {
+    async fn prepare(&self, _proxy: SocketAddr) -> Result<PreparedPage, DriverError> {
         Ok(Box::new(()))
     }
 
-    fn visit(
+    async fn visit(
         &self,
         _page: Option<PreparedPage>,
         url: &str,
@@ -59,7 +60,7 @@ impl Driver for Fake {
         self.timings.lock().unwrap().push((Instant::now(), timing));
         let now = self.open.fetch_add(1, Ordering::SeqCst) + 1;
         self.most_open.fetch_max(now, Ordering::SeqCst);
-        std::thread::sleep(self.hold);
+        tokio::time::sleep(self.hold).await;
         self.open.fetch_sub(1, Ordering::SeqCst);
         let path = url::Url::parse(url).unwrap().path().to_string();
         (self.script)(&path)

@@ -5,6 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
+use common::pki::pki;
 use common::*;
 use hoptrace::chain::Resolver;
 use hoptrace::trace::Outcome;

@@ -2,10 +2,12 @@
 //! the browser quiet and proxied, the events that carry the chain, and the loop that watches
 //! one visit until its script navigates, its timers run out or its time does.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
 
 use super::Visit;
 use crate::trace::{ErrorKind, TraceError, Via};
@@ -130,19 +132,22 @@ pub(super) fn flags(refuser: SocketAddr, identity: &super::Identity) -> Vec<Stri
 /// still answers at all.
 const NO_COMMIT_CHECK: Duration = Duration::from_secs(3);
 
+/// How often a visit that hears nothing checks that the browser process still runs.
+const ALIVE_CHECK: Duration = Duration::from_millis(500);
+
 /// Watches one visit after its navigation was sent: returns the navigation the page's
 /// script (or a refresh) asks for, as soon as it is requested; nothing when the page's
 /// virtual time runs out with no navigation; a cut at `deadline`. `arm` starts virtual time
 /// with the given budget after the first commit (timers then fire without real waiting);
 /// `alive` tells whether the browser process still runs, `responsive` whether it answers.
-pub(super) fn watch(
-    events: &mpsc::Receiver<Seen>,
+pub(super) async fn watch<R: Future<Output = bool>>(
+    events: &mut mpsc::UnboundedReceiver<Seen>,
     url: &str,
     settle: Duration,
     deadline: Instant,
     arm: impl Fn(Duration),
     alive: impl Fn() -> bool,
-    responsive: impl Fn() -> bool,
+    responsive: impl Fn() -> R,
 ) -> Result<Visit, Broken> {
     let t0 = Instant::now();
     let mut committed: Option<(String, Instant)> = None;
@@ -158,23 +163,55 @@ pub(super) fn watch(
     let mut checked_at = t0;
     let done = |v: Visit, refused: Vec<String>| Ok(Visit { refused, ..v });
     loop {
-        let now = Instant::now();
-        if now >= deadline {
-            tracing::debug!(
-                "visit {url}: cut after {} ms (committed: {})",
-                t0.elapsed().as_millis(),
-                committed.is_some()
-            );
+        if Instant::now() >= deadline {
+            tracing::debug!("visit {url}: cut after {} ms", t0.elapsed().as_millis());
             return done(cut(), refused);
         }
-        match events.recv_timeout((deadline - now).min(Duration::from_millis(250))) {
-            Ok(Seen::Failed(why)) => return done(failure(url, &why), refused),
+        // Woken by the page's next event, or by the first check that falls due.
+        let mut wake = deadline.min(Instant::now() + ALIVE_CHECK);
+        if committed.is_none() {
+            wake = wake.min(checked_at + NO_COMMIT_CHECK);
+        }
+        if let Some(at) = armed_at {
+            wake = wake.min(at + REARM_AFTER);
+        }
+        let seen = tokio::select! {
+            seen = events.recv() => match seen {
+                Some(seen) => seen,
+                None => return Err(Broken("event stream closed".into())),
+            },
+            () = tokio::time::sleep_until(wake.into()) => {
+                if Instant::now() >= deadline {
+                    continue; // cut at the top
+                }
+                if !alive() {
+                    return Err(Broken("Chromium exited".into()));
+                }
+                // Nothing committed for a while: a slow page, or a browser that hangs.
+                if committed.is_none() && checked_at.elapsed() >= NO_COMMIT_CHECK {
+                    if !responsive().await {
+                        return Err(Broken("Chromium stopped answering".into()));
+                    }
+                    checked_at = Instant::now();
+                }
+                if armed_at.is_some_and(|at| at.elapsed() >= REARM_AFTER) {
+                    tracing::debug!(
+                        "visit {url}: no word from the page; arming virtual time again"
+                    );
+                    arm(settle + LOAD_MARGIN);
+                    armed_at = Some(Instant::now());
+                }
+                continue;
+            }
+        };
+        match seen {
+            Seen::Failed(why) => return done(failure(url, &why), refused),
             // Chromium's own error page (its certificate interstitial among them) is not the
             // page: the failure it stands for is the visit's answer.
-            Ok(Seen::Committed(at)) if at.starts_with("chrome-error:") => {
+            Seen::Committed(at) if at.starts_with("chrome-error:") => {
                 return done(failure(url, "the browser could not load the page"), refused)
             }
-            Ok(Seen::Committed(at)) => match &committed {
+            Seen::Committed(at) => match &committed {
                 None => {
                     tracing::debug!(
                         "visit {url}: committed {at} after {} ms",
@@ -194,39 +231,17 @@ pub(super) fn watch(
                 }
                 Some(_) => {}
             },
-            Ok(Seen::Requested(to, via)) if to != "about:blank" => match &committed {
+            Seen::Requested(to, via) if to != "about:blank" => match &committed {
                 Some((_, since)) => return done(found(to, via, *since), refused),
                 None => early = Some((to, via)),
             },
-            Ok(Seen::Download(to)) => {
+            Seen::Download(to) => {
                 let since = committed.as_ref().map_or(t0, |c| c.1);
                 return done(found(to, Via::Javascript, since), refused);
             }
-            Ok(Seen::Refused(what)) => refused.push(what),
-            Ok(Seen::BudgetExpired) => return done(Visit::default(), refused),
-            Ok(_) => {}
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if !alive() {
-                    return Err(Broken("Chromium exited".into()));
-                }
-                // Nothing committed for a while: a slow page, or a browser that hangs.
-                if committed.is_none() && checked_at.elapsed() >= NO_COMMIT_CHECK {
-                    if !responsive() {
-                        return Err(Broken("Chromium stopped answering".into()));
-                    }
-                    checked_at = Instant::now();
-                }
-                if armed_at.is_some_and(|at| at.elapsed() >= REARM_AFTER) {
-                    tracing::debug!(
-                        "visit {url}: no word from the page; arming virtual time again"
-                    );
-                    arm(settle + LOAD_MARGIN);
-                    armed_at = Some(Instant::now());
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(Broken("event stream closed".into()))
-            }
+            Seen::Refused(what) => refused.push(what),
+            Seen::BudgetExpired => return done(Visit::default(), refused),
+            Seen::Requested(..) => {}
         }
     }
 }

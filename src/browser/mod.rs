@@ -101,16 +101,16 @@ pub enum DriverError {
 }
 
 /// Something that opens a page through a proxy and reports where its script leads.
-/// Blocking: callers run it off the async runtime.
+#[async_trait::async_trait]
 pub trait Driver: Send + Sync {
     /// `Err` when no browser can be had at all (missing, disabled).
     fn available(&self) -> Result<(), String>;
     /// Makes a fresh, isolated page whose traffic goes to `proxy`, ready for one visit, so
     /// that the set-up cost is paid before a resolution needs it.
-    fn prepare(&self, proxy: SocketAddr) -> Result<PreparedPage, DriverError>;
+    async fn prepare(&self, proxy: SocketAddr) -> Result<PreparedPage, DriverError>;
     /// Opens `url` as `identity` in `page` (or in a new one when `None`, no longer usable, or
     /// prepared for another identity) and watches it within `timing`.
-    fn visit(
+    async fn visit(
         &self,
         page: Option<PreparedPage>,
         url: &str,
@@ -183,9 +183,8 @@ impl Ready {
                 let Ok(proxy) = JobProxy::start(me.egress.clone(), me.page_bytes).await else {
                     break;
                 };
-                let (driver, addr) = (me.driver.clone(), proxy.addr);
-                match tokio::task::spawn_blocking(move || driver.prepare(addr)).await {
-                    Ok(Ok(page)) => me
+                match me.driver.prepare(proxy.addr).await {
+                    Ok(page) => me
                         .slots
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -287,13 +286,12 @@ impl BrowserStage {
             proxy,
             page: prepared,
         } = slot;
-        let (driver, url, proxy_addr) =
-            (self.ready.driver.clone(), page.url.to_string(), proxy.addr);
         let identity = Identity::of(page.profile);
-        let visit = tokio::task::spawn_blocking(move || {
-            driver.visit(prepared, &url, proxy_addr, &identity, timing)
-        })
-        .await;
+        let visit = self
+            .ready
+            .driver
+            .visit(prepared, page.url.as_str(), proxy.addr, &identity, timing)
+            .await;
         let mut blocked_requests: Vec<String> = proxy
             .records()
             .into_iter()
@@ -302,7 +300,7 @@ impl BrowserStage {
             .collect();
         drop(proxy);
         let mut finding = match visit {
-            Ok(Ok(v)) => {
+            Ok(v) => {
                 blocked_requests.extend(v.refused);
                 Finding {
                     next: v
@@ -314,9 +312,8 @@ impl BrowserStage {
                     ..Finding::default()
                 }
             }
-            Ok(Err(DriverError::Unavailable(why))) => self.unavailable(&why),
-            Ok(Err(e @ DriverError::Failed(_))) => failed(e.to_string()),
-            Err(e) => failed(format!("browser task failed: {e}")),
+            Err(DriverError::Unavailable(why)) => self.unavailable(&why),
+            Err(e @ DriverError::Failed(_)) => failed(e.to_string()),
         };
         finding.blocked_requests = blocked_requests;
         finding.waited = waited;

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Child;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chromiumoxide::cdp::browser_protocol::browser::{
@@ -34,6 +34,7 @@ use chromiumoxide::handler::{Handler, HandlerConfig};
 use chromiumoxide::{Browser, Page};
 use futures_util::StreamExt;
 use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
 use tokio::time::timeout_at;
 
 use super::bridge::Bridge;
@@ -127,7 +128,7 @@ pub struct OxPage {
     /// Disposes the context when the page goes.
     _ctx: ContextGuard,
     page: Page,
-    events: mpsc::Receiver<Seen>,
+    events: mpsc::UnboundedReceiver<Seen>,
 }
 
 /// Owns an incognito context: dropping it disposes the context (and its tab) in the
@@ -151,22 +152,21 @@ impl Engine for ChromiumOxide {
     type Page = OxPage;
     const SERIAL_PREPARE: bool = false;
 
-    fn launch(&self, path: &Path, flags: Vec<String>) -> Result<OxBrowser, String> {
-        let rt = self.rt()?;
+    async fn launch(&self, path: &Path, flags: Vec<String>) -> Result<OxBrowser, String> {
+        let rt = self.rt()?.handle().clone();
         // A fresh profile directory per browser, so nothing persists between launches.
         let profile = super::profile::fresh();
         // Started from the CDP runtime's own worker thread, which lives as long as this
         // driver: Chromium's parent-death signal is tied to the thread that started it, and a
-        // blocking-pool thread may end while Chromium should not.
+        // caller's thread may end while Chromium should not.
         let dir = profile.clone();
         let path = path.to_path_buf();
         let trust = self.trust.clone();
-        let launching = rt.spawn(async move { connect(&path, &flags, &dir, &trust).await });
-        let connected = rt.block_on(async {
-            launching
-                .await
-                .map_err(|e| format!("cannot start Chromium: {e}"))?
-        });
+        let connected = rt
+            .spawn(async move { connect(&path, &flags, &dir, &trust).await })
+            .await
+            .map_err(|e| format!("cannot start Chromium: {e}"))
+            .and_then(|c| c);
         let (browser, handler, child, confinement) = match connected {
             Ok(c) => c,
             Err(e) => {
@@ -195,7 +195,7 @@ impl Engine for ChromiumOxide {
             child: Mutex::new(child),
             handler,
             profile,
-            rt: rt.handle().clone(),
+            rt,
         })
     }
 
@@ -203,24 +203,21 @@ impl Engine for ChromiumOxide {
         b.pid
     }
 
-    fn healthy(&self, b: &OxBrowser) -> bool {
-        self.rt().is_ok_and(|rt| {
-            rt.block_on(async { tokio::time::timeout(HEALTH_TIMEOUT, b.browser.version()).await })
-                .is_ok_and(|r| r.is_ok())
-        })
+    async fn healthy(&self, b: &OxBrowser) -> bool {
+        tokio::time::timeout(HEALTH_TIMEOUT, b.browser.version())
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
-    fn prepare(
+    async fn prepare(
         &self,
         b: &Arc<OxBrowser>,
         proxy: SocketAddr,
         identity: &Identity,
         until: Instant,
     ) -> Result<OxPage, Broken> {
-        let rt = self.rt().map_err(Broken)?;
         let until = tokio::time::Instant::from_std(until);
-        // Timers are made inside `block_on`, so they belong to this driver's runtime.
-        rt.block_on(async {
+        {
             let preparing = async {
                 let ctx = b
                     .browser
@@ -295,7 +292,7 @@ impl Engine for ChromiumOxide {
                     }
                 }
             }
-        })
+        }
     }
 
     fn browser_of(page: &OxPage) -> &Arc<OxBrowser> {
@@ -310,15 +307,15 @@ impl Engine for ChromiumOxide {
         &page.identity
     }
 
-    fn run(
+    async fn run(
         &self,
-        page: OxPage,
+        mut page: OxPage,
         url: &str,
         settle: Duration,
         deadline: Instant,
         screenshot_bytes: Option<usize>,
     ) -> Result<Visit, Broken> {
-        let rt = self.rt().map_err(Broken)?;
+        let rt = page.browser.rt.clone();
         // Sent without waiting for the answer: chromiumoxide answers `Page.navigate` only
         // once the page has loaded, and a page that navigates away while it is still being
         // parsed (the report's zero-delay timer) never finishes loading. The page's events
@@ -343,20 +340,22 @@ impl Engine for ChromiumOxide {
             });
         };
         let pid = page.browser.pid;
+        let browser = page.browser.clone();
         let mut visit = cdp::watch(
-            &page.events,
+            &mut page.events,
             url,
             settle,
             deadline,
             arm,
             || pid.is_none_or(cdp::process_alive),
-            || self.healthy(&page.browser),
-        )?;
+            || self.healthy(&browser),
+        )
+        .await?;
         // Settled where it is (no navigation, not cut): the landing page as a visitor sees it.
         if let Some(max) = screenshot_bytes
             .filter(|_| visit.navigation.is_none() && visit.note.is_none() && visit.error.is_none())
         {
-            match rt.block_on(screenshot(&page.page, deadline)) {
+            match screenshot(&page.page, deadline).await {
                 Ok(png) if png.len() <= max => visit.screenshot = Some(png),
                 Ok(png) => {
                     visit.note = Some(format!(
@@ -459,8 +458,8 @@ fn refuse_reason(e: &EventRequestPaused) -> Option<String> {
 async fn listen(
     b: &OxBrowser,
     page: &Page,
-) -> Result<mpsc::Receiver<Seen>, chromiumoxide::error::CdpError> {
-    let (tx, events) = mpsc::channel();
+) -> Result<mpsc::UnboundedReceiver<Seen>, chromiumoxide::error::CdpError> {
+    let (tx, events) = mpsc::unbounded_channel();
     // The main frame's id is its target's id.
     let main = page.target_id().as_ref().to_string();
     let mut committed = page.event_listener::<EventFrameNavigated>().await?;
@@ -475,7 +474,8 @@ async fn listen(
     let mut sent = page.event_listener::<EventRequestWillBeSent>().await?;
     let mut failed = page.event_listener::<EventLoadingFailed>().await?;
     let fetcher = page.clone();
-    tokio::spawn(async move {
+    // On the connection's runtime, which outlives any caller's.
+    b.rt.spawn(async move {
         // The main frame's document requests, so that their failure is told from others'.
         let mut documents: Vec<RequestId> = Vec::new();
         loop {

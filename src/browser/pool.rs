@@ -2,6 +2,7 @@
 //! replaced when it dies or stops answering (and the visit tried once more), kept when only
 //! one page misbehaved. The crate-specific part is an [`Engine`].
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,17 +28,21 @@ pub trait Engine: Send + Sync + 'static {
     /// Whether pages must be prepared one at a time (the crate serialises them anyway).
     const SERIAL_PREPARE: bool;
 
-    fn launch(&self, path: &Path, flags: Vec<String>) -> Result<Self::Browser, String>;
+    fn launch(
+        &self,
+        path: &Path,
+        flags: Vec<String>,
+    ) -> impl Future<Output = Result<Self::Browser, String>> + Send;
     fn pid(browser: &Self::Browser) -> Option<u32>;
     /// Whether the browser answers a trivial command within [`cdp::HEALTH_TIMEOUT`].
-    fn healthy(&self, browser: &Self::Browser) -> bool;
+    fn healthy(&self, browser: &Self::Browser) -> impl Future<Output = bool> + Send;
     fn prepare(
         &self,
         browser: &Arc<Self::Browser>,
         proxy: SocketAddr,
         identity: &Identity,
         until: Instant,
-    ) -> Result<Self::Page, Broken>;
+    ) -> impl Future<Output = Result<Self::Page, Broken>> + Send;
     fn browser_of(page: &Self::Page) -> &Arc<Self::Browser>;
     fn proxy_of(page: &Self::Page) -> SocketAddr;
     fn identity_of(page: &Self::Page) -> &Identity;
@@ -50,7 +55,7 @@ pub trait Engine: Send + Sync + 'static {
         settle: Duration,
         deadline: Instant,
         screenshot_bytes: Option<usize>,
-    ) -> Result<Visit, Broken>;
+    ) -> impl Future<Output = Result<Visit, Broken>> + Send;
 }
 
 /// Debian's Chromium, warm, driven through `E`.
@@ -60,8 +65,11 @@ pub struct Pool<E: Engine> {
     refuser: Result<Refuser, String>,
     identity: Identity,
     warm: Mutex<Option<Arc<E::Browser>>>,
+    /// Held while a browser starts, so that one starts at a time.
+    launching: tokio::sync::Mutex<()>,
     launches: AtomicU64,
-    preparing: Mutex<()>,
+    /// Held while a page is prepared, for engines that prepare one at a time.
+    preparing: tokio::sync::Mutex<()>,
 }
 
 /// Why a page could not be made: the browser it was tried on (to be let go), and the reason.
@@ -76,8 +84,9 @@ impl<E: Engine> Pool<E> {
             path: cdp::find_chromium(configured),
             refuser: Refuser::start().map_err(|e| format!("cannot start the refusing proxy: {e}")),
             warm: Mutex::new(None),
+            launching: tokio::sync::Mutex::new(()),
             launches: AtomicU64::new(0),
-            preparing: Mutex::new(()),
+            preparing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -92,8 +101,8 @@ impl<E: Engine> Pool<E> {
     }
 
     /// Starts the browser now rather than on the first visit.
-    pub fn prewarm(&self) -> Result<(), DriverError> {
-        self.warm().map(|_| ())
+    pub async fn prewarm(&self) -> Result<(), DriverError> {
+        self.warm().await.map(|_| ())
     }
 
     fn slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<E::Browser>>> {
@@ -104,15 +113,26 @@ impl<E: Engine> Pool<E> {
         E::pid(browser).is_none_or(cdp::process_alive)
     }
 
-    fn warm(&self) -> Result<Arc<E::Browser>, DriverError> {
-        let mut slot = self.slot();
-        if let Some(b) = slot.as_ref() {
-            if Self::alive(b) {
-                return Ok(b.clone());
-            }
-            tracing::warn!("Chromium (pid {:?}) is gone; starting a new one", E::pid(b));
+    /// The running browser, if it is still alive.
+    fn running(&self) -> Option<Arc<E::Browser>> {
+        let slot = self.slot();
+        let b = slot.as_ref()?;
+        if Self::alive(b) {
+            return Some(b.clone());
         }
-        *slot = None;
+        tracing::warn!("Chromium (pid {:?}) is gone; starting a new one", E::pid(b));
+        None
+    }
+
+    async fn warm(&self) -> Result<Arc<E::Browser>, DriverError> {
+        if let Some(b) = self.running() {
+            return Ok(b);
+        }
+        let _one_at_a_time = self.launching.lock().await;
+        if let Some(b) = self.running() {
+            return Ok(b); // started while this one waited its turn
+        }
+        *self.slot() = None;
         let path = self.path.clone().map_err(DriverError::Unavailable)?;
         let refuser = self
             .refuser
@@ -121,19 +141,20 @@ impl<E: Engine> Pool<E> {
         let b = Arc::new(
             self.engine
                 .launch(&path, cdp::flags(refuser.addr, &self.identity))
+                .await
                 .map_err(DriverError::Unavailable)?,
         );
         self.launches.fetch_add(1, Ordering::Relaxed);
         tracing::debug!("Chromium started, pid {:?}", E::pid(&b));
-        *slot = Some(b.clone());
+        *self.slot() = Some(b.clone());
         Ok(b)
     }
 
     /// Called when something failed on `b`: if the browser is really gone or stuck, it is
     /// killed and forgotten so the next visit starts another. A browser that still answers
     /// is kept: one slow or failed page is not a reason to end every other visit.
-    fn discard(&self, b: &Arc<E::Browser>) {
-        if Self::alive(b) && self.engine.healthy(b) {
+    async fn discard(&self, b: &Arc<E::Browser>) {
+        if Self::alive(b) && self.engine.healthy(b).await {
             return;
         }
         let mut slot = self.slot();
@@ -158,19 +179,22 @@ impl<E: Engine> Pool<E> {
 
     /// A fresh page on the current browser, starting one if needed; `until` bounds the
     /// wait for the new tab.
-    fn fresh(
+    async fn fresh(
         &self,
         proxy: SocketAddr,
         identity: &Identity,
         until: Instant,
     ) -> Result<E::Page, Unprepared<E>> {
-        let _one_at_a_time =
-            E::SERIAL_PREPARE.then(|| self.preparing.lock().unwrap_or_else(|p| p.into_inner()));
-        let b = self.warm().map_err(|e| (None, e.to_string()))?;
+        let _one_at_a_time = match E::SERIAL_PREPARE {
+            true => Some(self.preparing.lock().await),
+            false => None,
+        };
+        let b = self.warm().await.map_err(|e| (None, e.to_string()))?;
         let t0 = Instant::now();
         let page = self
             .engine
             .prepare(&b, proxy, identity, until)
+            .await
             .map_err(|Broken(why)| (Some(b), why))?;
         tracing::debug!("page prepared in {} ms", t0.elapsed().as_millis());
         Ok(page)
@@ -186,26 +210,28 @@ impl<E: Engine> Drop for Pool<E> {
     }
 }
 
+#[async_trait::async_trait]
 impl<E: Engine> Driver for Pool<E> {
     fn available(&self) -> Result<(), String> {
         self.path.as_ref().map(|_| ()).map_err(Clone::clone)?;
         self.refuser.as_ref().map(|_| ()).map_err(Clone::clone)
     }
 
-    fn prepare(&self, proxy: SocketAddr) -> Result<PreparedPage, DriverError> {
+    async fn prepare(&self, proxy: SocketAddr) -> Result<PreparedPage, DriverError> {
         // Pages are made ready for the default identity; a visit as another makes its own.
-        match self.fresh(proxy, &self.identity, Instant::now() + PREPARE_TIMEOUT) {
+        let until = Instant::now() + PREPARE_TIMEOUT;
+        match self.fresh(proxy, &self.identity, until).await {
             Ok(page) => Ok(Box::new(page)),
             Err((browser, why)) => {
                 if let Some(b) = browser {
-                    self.discard(&b);
+                    self.discard(&b).await;
                 }
                 Err(DriverError::Failed(why))
             }
         }
     }
 
-    fn visit(
+    async fn visit(
         &self,
         page: Option<PreparedPage>,
         url: &str,
@@ -224,7 +250,7 @@ impl<E: Engine> Driver for Pool<E> {
             let until_ready = timing.prepare_deadline();
             let page = match ready.take().and_then(|p| self.current(p)) {
                 Some(p) => p,
-                None => match self.fresh(proxy, identity, until_ready) {
+                None => match self.fresh(proxy, identity, until_ready).await {
                     Ok(p) => p,
                     Err((None, why)) => return Err(DriverError::Unavailable(why)),
                     // No page before the launch limit: a cut, not a browser failure.
@@ -236,7 +262,7 @@ impl<E: Engine> Driver for Pool<E> {
                         ..Visit::default()
                     }),
                     Err((Some(b), why)) => {
-                        self.discard(&b);
+                        self.discard(&b).await;
                         last = why;
                         continue;
                     }
@@ -248,11 +274,12 @@ impl<E: Engine> Driver for Pool<E> {
             match self
                 .engine
                 .run(page, url, timing.settle, deadline, timing.screenshot_bytes)
+                .await
             {
                 Ok(v) => return Ok(v),
                 Err(Broken(why)) => {
                     tracing::warn!("a browser visit failed ({why}); checking Chromium");
-                    self.discard(&browser);
+                    self.discard(&browser).await;
                     if Instant::now() >= deadline || Instant::now() >= timing.end {
                         // The page's time is gone either way: that is a cut, not a failure.
                         return Ok(Visit {

@@ -88,9 +88,8 @@ impl JobProxy {
                         let Ok((client, _)) = accepted else { continue };
                         let (egress, recs, left) = (egress.clone(), recs.clone(), left.clone());
                         conns.spawn(async move {
-                            if let Some(rec) = serve(client, &egress, &left).await {
-                                recs.lock().unwrap_or_else(|p| p.into_inner()).push(rec);
-                            }
+                            let note = |rec| recs.lock().unwrap_or_else(|p| p.into_inner()).push(rec);
+                            serve(client, &egress, &left, note).await;
                         });
                     }
                     Some(_) = conns.join_next(), if !conns.is_empty() => {}
@@ -134,7 +133,15 @@ impl JobProxy {
 
 /// Handles one client connection: one request (plain HTTP is forwarded with
 /// `Connection: close`; CONNECT becomes a tunnel).
-async fn serve(mut client: TcpStream, egress: &Egress, budget: &Budget) -> Option<ProxyRecord> {
+/// Serves one connection of the browser's. What was asked for is noted in `note`, a refusal
+/// before the browser is answered (the page may act on the answer at once, and whoever reads
+/// the records after the page acted must find it).
+async fn serve(
+    mut client: TcpStream,
+    egress: &Egress,
+    budget: &Budget,
+    note: impl Fn(ProxyRecord),
+) -> Option<()> {
     let (head, rest) = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut client))
         .await
         .ok()??;
@@ -149,17 +156,19 @@ async fn serve(mut client: TcpStream, egress: &Egress, budget: &Budget) -> Optio
         (host, port, None)
     } else {
         let Ok(url) = url::Url::parse(target) else {
+            note(refused(target, "not an absolute http URL".into(), false));
             let _ = client
                 .write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
                 .await;
-            return Some(refused(target, "not an absolute http URL".into(), false));
+            return None;
         };
         if url.scheme() != "http" {
+            let e = EgressError::Scheme(url.scheme().to_string());
+            note(refused(target, e.to_string(), true));
             let _ = client
                 .write_all(b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n")
                 .await;
-            let e = EgressError::Scheme(url.scheme().to_string());
-            return Some(refused(target, e.to_string(), true));
+            return None;
         }
         let host = url
             .host_str()?
@@ -203,20 +212,28 @@ async fn serve(mut client: TcpStream, egress: &Egress, budget: &Budget) -> Optio
             } else {
                 "502 Bad Gateway"
             };
+            note(refused(&label, e.to_string(), e.is_policy()));
             let _ = client
                 .write_all(
                     format!("HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
                         .as_bytes(),
                 )
                 .await;
-            return Some(refused(&label, e.to_string(), e.is_policy()));
+            return None;
         }
+    };
+    let refused_download = |why: String| {
+        note(refused(
+            &label,
+            format!("download refused before its body ({why})"),
+            true,
+        ))
     };
     let refusal = match forward {
         Some(head) => {
             upstream.write_all(head.as_bytes()).await.ok()?;
             upstream.write_all(&rest).await.ok()?;
-            relay_checked(client, upstream, budget).await
+            relay_checked(client, upstream, budget, refused_download).await
         }
         None => {
             client
@@ -226,36 +243,39 @@ async fn serve(mut client: TcpStream, egress: &Egress, budget: &Budget) -> Optio
             upstream.write_all(&rest).await.ok()?;
             // Inside a tunnel the browser itself holds every response at its headers.
             relay(client, upstream, budget).await;
-            None
+            false
         }
     };
-    Some(match refusal {
-        Some(why) => refused(
-            &label,
-            format!("download refused before its body ({why})"),
-            true,
-        ),
-        None => ProxyRecord {
+    if !refusal {
+        note(ProxyRecord {
             target: label,
             refused: None,
             blocked: false,
-        },
-    })
+        });
+    }
+    Some(())
 }
 
 /// Relays one plain-HTTP exchange, reading the response head first: a download (the HTTP
-/// fetcher's rule) is answered `403` and its body never relayed. Returns why it was refused.
-/// The request body flows meanwhile, so a large POST cannot stall the exchange.
-async fn relay_checked(client: TcpStream, upstream: TcpStream, budget: &Budget) -> Option<String> {
+/// fetcher's rule) is told to `refuse` with its reason, then answered `403`, and its body
+/// never relayed. Returns whether it was refused. The request body flows meanwhile, so a
+/// large POST cannot stall the exchange.
+async fn relay_checked(
+    client: TcpStream,
+    upstream: TcpStream,
+    budget: &Budget,
+    refuse: impl FnOnce(String),
+) -> bool {
     let (mut cr, mut cw) = client.into_split();
     let (mut ur, mut uw) = upstream.into_split();
-    let mut refusal = None;
+    let mut refusal = false;
     let down = async {
         let (head, rest) = read_head(&mut ur).await?;
         if let Some(why) = download_in(&head) {
+            refuse(why);
+            refusal = true;
             let _ = cw.write_all(REFUSED_DOWNLOAD).await;
             let _ = cw.shutdown().await;
-            refusal = Some(why);
             return None;
         }
         for part in [&head[..], &rest[..]] {

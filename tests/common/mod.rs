@@ -18,13 +18,12 @@ use serde_json::Value;
 pub mod db;
 mod dns;
 mod fixtures;
-mod pki;
+pub mod pki;
 pub mod proxies;
 pub mod tools;
 
 pub use dns::*;
 pub use fixtures::*;
-pub use pki::*;
 
 /// Resolves one URL with a fresh resolver and no store.
 pub async fn resolve(env: &TestEnv, url: &str) -> hoptrace::trace::Trace {
