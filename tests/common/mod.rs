@@ -150,6 +150,15 @@ pub fn error_code(a: &Answer) -> &str {
     a.body["error"]["code"].as_str().unwrap_or("")
 }
 
+/// The CSRF token of the forms on a web view page.
+pub fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no CSRF field: {page}"))
+        .to_string()
+}
+
 pub fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

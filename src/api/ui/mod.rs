@@ -2,7 +2,8 @@
 //! defanged URLs, JSON and HAR), a watched link's history, the landing-domain index and the
 //! campaigns. Server-rendered ([`pages`]), usable without script, under a strict
 //! Content-Security-Policy with no asset from elsewhere. With API tokens configured, a login
-//! form trades a token for a session cookie (HttpOnly, SameSite=Strict; [`session`]); every
+//! form trades a token for a session cookie (HttpOnly, SameSite=Strict; [`session`]; wrong
+//! tokens throttled per address, logout revokes the cookie); every
 //! form that changes something carries a CSRF token bound to the session, and a POST from
 //! another site is refused by its `Origin` / `Sec-Fetch-Site` whatever it carries.
 
@@ -20,7 +21,7 @@ use http::request::Parts;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use maud::Markup;
 
-use super::extract::Params;
+use super::extract::{Params, Peer};
 use super::{Api, ApiError};
 use pages::Ctx;
 
@@ -228,7 +229,7 @@ impl FromRequest<Arc<Api>> for Form {
                 nav: true,
             },
         };
-        if !same_origin(req.headers()) {
+        if !super::fence::same_origin(req.headers()) {
             return Err(forbidden("a form from another site is not accepted"));
         }
         let session = session_of(api, req.headers());
@@ -258,25 +259,6 @@ impl FromRequest<Arc<Api>> for Form {
     }
 }
 
-/// Whether a request comes from this site, as the browser tells it: `Sec-Fetch-Site`
-/// `same-origin` or `none` (typed by the user) when sent, and an `Origin` naming this host
-/// when sent. (A client that sends neither is not a browser acting for someone else.)
-fn same_origin(h: &HeaderMap) -> bool {
-    let text = |name| h.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
-    if let Some(site) = text("sec-fetch-site") {
-        if site != "same-origin" && site != "none" {
-            return false;
-        }
-    }
-    match (text("origin"), text("host")) {
-        (Some(origin), Some(host)) => origin
-            .split_once("://")
-            .is_some_and(|(_, o)| o.eq_ignore_ascii_case(host)),
-        (Some(_), None) => false,
-        (None, _) => true,
-    }
-}
-
 async fn login_form(State(api): State<Arc<Api>>) -> Response {
     match api.ui_keys.required() {
         true => html(pages::login(None)),
@@ -284,13 +266,28 @@ async fn login_form(State(api): State<Arc<Api>>) -> Response {
     }
 }
 
-async fn login(State(api): State<Arc<Api>>, headers: HeaderMap, form: Form) -> Response {
+/// A login: the address's allowance of wrong tokens first (as for the API's bearer tokens:
+/// 429 while it cools down, whatever the token), then the token.
+async fn login(
+    State(api): State<Arc<Api>>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    form: Form,
+) -> Response {
+    let refused = |e: ApiError| {
+        let mut r = (e.status, html(pages::login(Some(&e.message)))).into_response();
+        if let Some(secs) = e.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        r
+    };
+    if let Err(e) = api.lockout.check(peer) {
+        return refused(e);
+    }
     let Some(cookie) = api.ui_keys.login(form.get("token"), now_secs()) else {
-        return (
-            StatusCode::UNAUTHORIZED,
-            html(pages::login(Some("wrong token"))),
-        )
-            .into_response();
+        let wrong = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "wrong token");
+        return refused(api.lockout.failed(peer, wrong).await);
     };
     let max_age = session::LIFETIME_SECS;
     with_session_cookie(
@@ -301,7 +298,12 @@ async fn login(State(api): State<Arc<Api>>, headers: HeaderMap, form: Form) -> R
     )
 }
 
-async fn logout(headers: HeaderMap, _form: Form) -> Response {
+/// Ends the session: its cookie is revoked here (it would otherwise stay valid until it
+/// expires), and the browser told to forget it.
+async fn logout(State(api): State<Arc<Api>>, headers: HeaderMap, _form: Form) -> Response {
+    if let Some(session) = session_of(&api, &headers) {
+        api.ui_keys.revoke(&session, now_secs());
+    }
     with_session_cookie(Redirect::to("/ui/login").into_response(), &headers, "", 0)
 }
 
