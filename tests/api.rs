@@ -687,39 +687,6 @@ async fn slow_and_silent_clients_are_closed_within_the_limits() {
     drop(flood);
 }
 
-/// One request to `addr` with these headers (a `Host` naming `addr` unless one is given):
-/// status, headers, body as text.
-async fn raw(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, http::HeaderMap, String) {
-    use http_body_util::BodyExt;
-    let mut req = http::Request::builder().method(method).uri(path);
-    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
-        req = req.header("host", addr.to_string());
-    }
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    let resp = send(addr, req.body(body.to_string().into()).unwrap()).await;
-    let (parts, body) = resp.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
-    (
-        parts.status.as_u16(),
-        parts.headers,
-        String::from_utf8_lossy(&body).into_owned(),
-    )
-}
-
-/// A login form POSTed with `body` (`token=...`).
-async fn login(addr: SocketAddr, body: &str) -> (u16, http::HeaderMap, String) {
-    let form = ("content-type", "application/x-www-form-urlencoded");
-    raw(addr, "POST", "/ui/login", &[form], body).await
-}
-
 /// The code of a JSON error body.
 fn code_of(body: &str) -> String {
     let v: Value = serde_json::from_str(body).unwrap_or_default();

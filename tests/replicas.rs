@@ -251,6 +251,33 @@ async fn wrong_tokens_are_one_allowance_across_replicas() {
     assert_eq!(r.status, 429, "the right token too: {}", r.body);
 }
 
+/// A logout on one replica ends the session on the others too (noted in Redis).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_ends_the_session_on_every_replica() {
+    let c = Cluster::start(2, |c| c.server.api_tokens = vec!["s3cret".into()]).await;
+    let (status, headers, _) = login(c.addr(0), "token=s3cret").await;
+    assert_eq!(status, 303);
+    let cookie = headers["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let with_cookie = [("cookie", cookie.as_str())];
+    let page = |i| raw(c.addr(i), "GET", "/ui/", &with_cookie, "");
+    let (status, _, home) = page(1).await;
+    assert_eq!(status, 200, "one session for every replica");
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let csrf = format!("csrf={}", csrf_of(&home));
+    let out = raw(
+        c.addr(0),
+        "POST",
+        "/ui/logout",
+        &[form, ("cookie", &cookie)],
+        &csrf,
+    )
+    .await;
+    assert_eq!(out.0, 303);
+    assert_eq!(page(1).await.0, 303, "logged out on the other replica too");
+    assert_eq!(page(0).await.0, 303);
+}
+
 /// A watch every second, three replicas: it runs about once a second, not three times; after
 /// kill -9 of the replica that ran it last, another takes over within the lease.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -94,13 +94,34 @@ fn now_secs() -> u64 {
     crate::now_ms() / 1000
 }
 
-/// The session cookie of a request, if it is a valid one.
-fn session_of(api: &Api, headers: &HeaderMap) -> Option<String> {
+/// The session cookie of a request, if it is a valid one: signed, unexpired, not logged out
+/// here nor, with `limits.shared_url`, on another replica.
+async fn session_of(api: &Api, headers: &HeaderMap) -> Option<String> {
     let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
     let value = session::cookie(cookies, session::COOKIE)?;
-    api.ui_keys
-        .valid(value, now_secs())
-        .then(|| value.to_string())
+    if !api.ui_keys.valid(value, now_secs()) {
+        return None;
+    }
+    if let Some(shared) = api.resolver.shared() {
+        let key = revoked_key(value);
+        let revoked = shared
+            .call("session check", |mut conn| async move {
+                redis::cmd("EXISTS")
+                    .arg(key)
+                    .query_async::<bool>(&mut conn)
+                    .await
+            })
+            .await;
+        if revoked == Some(true) {
+            return None;
+        }
+    }
+    Some(value.to_string())
+}
+
+/// Where replicas note a logged-out session (by its MAC: nothing that would log in).
+fn revoked_key(session: &str) -> String {
+    format!("hoptrace:session-revoked:{}", session::mac_of(session))
 }
 
 /// A page the view answers with its status.
@@ -152,7 +173,7 @@ impl FromRequestParts<Arc<Api>> for Viewer {
         parts: &mut Parts,
         api: &Arc<Api>,
     ) -> Result<Self, Self::Rejection> {
-        let session = session_of(api, &parts.headers);
+        let session = session_of(api, &parts.headers).await;
         Ok(Viewer {
             ctx: Ctx {
                 csrf: api.ui_keys.csrf(session.as_deref()),
@@ -171,7 +192,7 @@ async fn gate(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response
         logged_in: false,
         nav: true,
     };
-    if !api.ui_keys.required() || session_of(&api, req.headers()).is_some() {
+    if !api.ui_keys.required() || session_of(&api, req.headers()).await.is_some() {
         // The API's per-client limit, by address (a session is not a token).
         if let Err(e) = api.rate_limit(None, super::extract::Peer::of(&req)).await {
             let (status, message) = (e.status, e.message);
@@ -232,7 +253,7 @@ impl FromRequest<Arc<Api>> for Form {
         if !super::fence::same_origin(req.headers()) {
             return Err(forbidden("a form from another site is not accepted"));
         }
-        let session = session_of(api, req.headers());
+        let session = session_of(api, req.headers()).await;
         let login = req.uri().path() == "/ui/login";
         let body = super::extract::read_body(req, api.max_body, api.conn_limits.body)
             .await
@@ -298,11 +319,26 @@ async fn login(
     )
 }
 
-/// Ends the session: its cookie is revoked here (it would otherwise stay valid until it
-/// expires), and the browser told to forget it.
+/// Ends the session: its cookie is revoked here and, with `limits.shared_url`, for every
+/// replica (it would otherwise stay valid until it expires); the browser is told to forget it.
 async fn logout(State(api): State<Arc<Api>>, headers: HeaderMap, _form: Form) -> Response {
-    if let Some(session) = session_of(&api, &headers) {
-        api.ui_keys.revoke(&session, now_secs());
+    if let Some(session) = session_of(&api, &headers).await {
+        let now = now_secs();
+        api.ui_keys.revoke(&session, now);
+        if let (Some(shared), Some(left)) = (api.resolver.shared(), session::left(&session, now)) {
+            let key = revoked_key(&session);
+            shared
+                .call("logout", |mut conn| async move {
+                    redis::cmd("SET")
+                        .arg(key)
+                        .arg(1)
+                        .arg("EX")
+                        .arg(left)
+                        .query_async::<()>(&mut conn)
+                        .await
+                })
+                .await;
+        }
     }
     with_session_cookie(Redirect::to("/ui/login").into_response(), &headers, "", 0)
 }

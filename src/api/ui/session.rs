@@ -5,7 +5,8 @@
 //!
 //! The one state kept: sessions ended by a logout, until they would have expired, so a
 //! copied cookie is worthless after it. At most [`MAX_REVOKED`] (expired ones dropped first,
-//! then the nearest to expiry); kept by the process that saw the logout.
+//! then the nearest to expiry) in the process that saw the logout; the web view also notes it
+//! in Redis for the other replicas when they share one.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -143,6 +144,17 @@ impl Keys {
         let expected = self.csrf(session);
         bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
     }
+}
+
+/// A session cookie's MAC (what names it when it is revoked).
+pub fn mac_of(session: &str) -> &str {
+    session.rsplit('.').next().unwrap_or("")
+}
+
+/// Seconds a session cookie has left at `now_secs` (`None` when it is malformed or over).
+pub fn left(session: &str, now_secs: u64) -> Option<u64> {
+    let expiry: u64 = session.split('.').next()?.parse().ok()?;
+    expiry.checked_sub(now_secs).filter(|s| *s > 0)
 }
 
 /// The value of cookie `name` in a `Cookie` header.
