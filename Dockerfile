@@ -19,7 +19,9 @@ RUN /usr/local/lib/hoptrace/setup runtime \
     && chown hoptrace:hoptrace /var/lib/hoptrace
 COPY --from=build /src/target/release/hoptrace /usr/local/bin/hoptrace
 COPY resolver-config/ /etc/hoptrace/
-# In the image the store lives in the volume and the service listens on every interface.
+# In the image the store lives in the volume and the service listens on every interface,
+# which needs server.api_tokens (without tokens hoptrace serves loopback only and refuses to
+# start): mount a config that sets them, as in the example above.
 RUN sed -i \
       -e 's|^path = .*|path = "/var/lib/hoptrace"|' \
       -e 's|^listen = .*|listen = "0.0.0.0:8080"|' \

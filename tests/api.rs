@@ -583,7 +583,7 @@ async fn a_body_in_pieces_is_read_whole_and_held_to_the_limit() {
     env.config.server.max_request_bytes = 4096;
     let srv = start(&env.config).await;
     let chunked = |pieces: &[String]| {
-        let mut req = "POST /v1/resolve HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n".to_string();
+        let mut req = "POST /v1/resolve HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n".to_string();
         for p in pieces {
             req += &format!("{:x}\r\n{p}\r\n", p.len());
         }
@@ -631,7 +631,7 @@ async fn slow_and_silent_clients_are_closed_within_the_limits() {
 
     // A request head that never finishes.
     let mut c = TcpStream::connect(a).await.unwrap();
-    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
         .await
         .unwrap();
     let (_, closed) = until_closed(&mut c, limit).await;
@@ -648,12 +648,12 @@ async fn slow_and_silent_clients_are_closed_within_the_limits() {
     for (what, head, part) in [
         (
             "a body that stops halfway",
-            "POST /v1/resolve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+            "POST /v1/resolve HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n",
             "{\"url\": ",
         ),
         (
             "a chunked body that never ends",
-            "POST /v1/resolve HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST /v1/resolve HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
             "8\r\n{\"url\": \r\n",
         ),
     ] {
@@ -668,7 +668,7 @@ async fn slow_and_silent_clients_are_closed_within_the_limits() {
 
     // A keep-alive connection that falls silent after its answer.
     let mut c = TcpStream::connect(a).await.unwrap();
-    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .unwrap();
     let (got, closed) = until_closed(&mut c, limit).await;
@@ -685,4 +685,296 @@ async fn slow_and_silent_clients_are_closed_within_the_limits() {
         .expect("a new client is answered during the flood");
     assert_eq!(r.status, 200);
     drop(flood);
+}
+
+/// The code of a JSON error body.
+fn code_of(body: &str) -> String {
+    let v: Value = serde_json::from_str(body).unwrap_or_default();
+    v["error"]["code"].as_str().unwrap_or("").to_string()
+}
+
+/// What a page on another site (or on a rebound DNS name) in the analyst's browser can send
+/// to a server without tokens is refused: a JSON body sent as text/plain (what `fetch` with
+/// `mode: 'no-cors'` sends), a cross-site Origin or Sec-Fetch-Site, a Host that is not one of
+/// the server's names. The same calls from a proper client, or the web view itself, work.
+#[tokio::test]
+async fn a_web_page_cannot_drive_the_api() {
+    let env = TestEnv::new().await;
+    let srv = start(&env.config).await;
+    let a = srv.addr;
+    let own = format!("http://{a}");
+    let watch = r#"{"url": "http://watched.test/x"}"#;
+    let json = ("content-type", "application/json");
+
+    let (status, _, body) = raw(
+        a,
+        "POST",
+        "/v1/watch",
+        &[("content-type", "text/plain")],
+        watch,
+    )
+    .await;
+    assert_eq!(
+        (status, code_of(&body).as_str()),
+        (415, "unsupported_media_type"),
+        "{body}"
+    );
+    let (status, _, body) = raw(a, "POST", "/v1/resolve/batch", &[], r#"{"urls": []}"#).await;
+    assert_eq!(status, 415, "no content type: {body}");
+    for cross in [
+        [json, ("origin", "http://evil.example")],
+        [json, ("origin", "null")],
+        [json, ("sec-fetch-site", "cross-site")],
+        [json, ("sec-fetch-site", "same-site")],
+    ] {
+        let (status, _, body) = raw(a, "POST", "/v1/watch", &cross, watch).await;
+        assert_eq!(
+            (status, code_of(&body).as_str()),
+            (403, "cross_site"),
+            "{cross:?}: {body}"
+        );
+    }
+    let (status, _, _) = raw(
+        a,
+        "GET",
+        "/v1/watch",
+        &[("sec-fetch-site", "cross-site")],
+        "",
+    )
+    .await;
+    assert_eq!(status, 403, "a cross-site read");
+    for path in ["/v1/watch", "/healthz", "/metrics", "/ui/"] {
+        for host in [
+            "attacker.example",
+            "attacker.example:8080",
+            "localhost.attacker.example",
+        ] {
+            let (status, _, body) = raw(a, "GET", path, &[("host", host)], "").await;
+            assert_eq!(
+                (status, code_of(&body).as_str()),
+                (421, "misdirected_request"),
+                "{path} {host}"
+            );
+            assert!(body.contains("server.allowed_hosts"), "{body}");
+        }
+    }
+    let listed = get(a, "/v1/watch", None).await;
+    assert_eq!(listed.body["watches"], json!([]), "nothing was watched");
+
+    // The proper calls: the server's own names, any port; the same origin.
+    let (status, _, body) = raw(
+        a,
+        "POST",
+        "/v1/watch",
+        &[
+            ("content-type", "application/json; charset=utf-8"),
+            ("origin", &own),
+            ("sec-fetch-site", "same-origin"),
+        ],
+        watch,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    for host in ["localhost", "LOCALHOST:1", "[::1]:8080", &a.to_string()] {
+        let (status, _, _) = raw(a, "GET", "/v1/watch", &[("host", host)], "").await;
+        assert_eq!(status, 200, "{host}");
+        assert_eq!(
+            raw(a, "GET", "/healthz", &[("host", host)], "").await.0,
+            200,
+            "{host}"
+        );
+    }
+    let (status, _, _) = raw(a, "GET", "/ui/", &[("sec-fetch-site", "none")], "").await;
+    assert_eq!(status, 200, "the web view");
+    let (status, _, _) = raw(
+        a,
+        "POST",
+        "/ui/watch",
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("origin", &own),
+            ("sec-fetch-site", "same-origin"),
+        ],
+        "url=http%3A%2F%2Fform.test%2F",
+    )
+    .await;
+    assert_eq!(status, 303, "the web view's own form");
+
+    // A name set in server.allowed_hosts (behind a reverse proxy) is one of the server's.
+    let mut proxied = env.config.clone();
+    proxied.server.allowed_hosts = vec!["hoptrace.example".into()];
+    proxied.storage.path = env.dir.path().join("db2");
+    let srv = start(&proxied).await;
+    let host = [("host", "hoptrace.example")];
+    assert_eq!(raw(srv.addr, "GET", "/v1/watch", &host, "").await.0, 200);
+}
+
+/// Without tokens the server listens on loopback only: another address is a start-up error
+/// naming the keys, from the config file and from `--listen` alike.
+#[tokio::test]
+async fn without_tokens_the_server_listens_on_loopback_only() {
+    let env = TestEnv::new().await;
+    let loopback = env.write_config("");
+    let text = std::fs::read_to_string(&loopback).unwrap();
+    let exposed = env.dir.path().join("exposed.toml");
+    let listen = "listen = \"127.0.0.1:8080\"";
+    assert!(text.contains(listen), "{text}");
+    std::fs::write(&exposed, text.replace(listen, "listen = \"0.0.0.0:0\"")).unwrap();
+    for args in [
+        vec!["serve", "--config", exposed.to_str().unwrap()],
+        vec![
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--config",
+            loopback.to_str().unwrap(),
+        ],
+    ] {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_hoptrace"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut child = Serving(child);
+        // A server that starts prints its address and runs on: it is stopped, and fails here.
+        let mut stdout = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.0.stdout.take().unwrap()),
+            &mut stdout,
+        )
+        .unwrap();
+        if !stdout.is_empty() {
+            let _ = child.0.kill();
+        }
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut stderr).unwrap();
+        let status = child.0.wait().unwrap();
+        assert!(stdout.is_empty(), "{args:?} started: {stdout}");
+        assert!(!status.success(), "{args:?}");
+        assert!(
+            stderr.contains("server.listen") && stderr.contains("server.api_tokens"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+/// Wrong tokens are throttled per address before any token is compared: past the allowance
+/// a wrong token is 429 with Retry-After, and then so is the right one (the answer must not
+/// tell a guesser its guess was right) until the address has cooled down; the login form
+/// counts against the same allowance. A 401 names its scheme.
+#[tokio::test]
+async fn wrong_tokens_are_throttled_per_address() {
+    let mut env = TestEnv::new().await;
+    env.config.server.api_tokens = vec!["s3cret".into()];
+    env.config.server.auth_failures_burst = 3;
+    env.config.server.auth_failures_per_minute = 60;
+    let srv = start(&env.config).await;
+    let a = srv.addr;
+    let path = "/v1/domains";
+
+    let r = get(a, path, None).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.headers["www-authenticate"], "Bearer");
+    for n in 0..3 {
+        let r = get(a, path, Some(&format!("guess{n}"))).await;
+        assert_eq!(
+            (r.status, error_code(&r)),
+            (401, "unauthorized"),
+            "guess {n}"
+        );
+        assert_eq!(r.headers["www-authenticate"], "Bearer");
+    }
+    let r = get(a, path, Some("guess3")).await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (429, "too_many_failures"),
+        "{:?}",
+        r.body
+    );
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let r = get(a, path, Some("s3cret")).await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (429, "too_many_failures"),
+        "the right token too"
+    );
+    assert!(r.headers.contains_key("retry-after"));
+    let (status, headers, _) = login(a, "token=s3cret").await;
+    assert_eq!(status, 429, "the login form too");
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(
+        get(a, "/healthz", None).await.status,
+        200,
+        "no token, no refusal"
+    );
+
+    // Cooled down: the right token works again.
+    tokio::time::sleep(Duration::from_secs(retry)).await;
+    assert_eq!(get(a, path, Some("s3cret")).await.status, 200);
+}
+
+/// Wrong tokens on the login form are throttled the same way, whatever the token.
+#[tokio::test]
+async fn wrong_logins_are_throttled_per_address() {
+    let mut env = TestEnv::new().await;
+    env.config.server.api_tokens = vec!["s3cret".into()];
+    env.config.server.auth_failures_burst = 2;
+    let srv = start(&env.config).await;
+    let login = |body| login(srv.addr, body);
+    assert_eq!(login("token=a").await.0, 401);
+    assert_eq!(login("token=b").await.0, 401);
+    let (status, headers, _) = login("token=c").await;
+    assert_eq!(status, 429);
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(login("token=s3cret").await.0, 429, "the right token too");
+    let r = get(srv.addr, "/v1/domains", Some("s3cret")).await;
+    assert_eq!(r.status, 429, "and the API's");
+}
+
+/// A logout ends the session on the server: the cookie, kept and sent again, is refused.
+#[tokio::test]
+async fn a_logged_out_session_is_refused() {
+    let mut env = TestEnv::new().await;
+    env.config.server.api_tokens = vec!["s3cret".into()];
+    let srv = start(&env.config).await;
+    let a = srv.addr;
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let (status, headers, _) = login(a, "token=s3cret").await;
+    assert_eq!(status, 303);
+    let set = headers["set-cookie"].to_str().unwrap();
+    let cookie = set.split(';').next().unwrap().to_string();
+    let (status, _, page) = raw(a, "GET", "/ui/", &[("cookie", &cookie)], "").await;
+    assert_eq!(status, 200, "logged in");
+    let csrf = csrf_of(&page);
+
+    let (status, headers, _) = raw(
+        a,
+        "POST",
+        "/ui/logout",
+        &[form, ("cookie", &cookie)],
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(status, 303);
+    assert!(headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+
+    // The same cookie, kept: a page sends to the login form, a form is refused.
+    let (status, headers, _) = raw(a, "GET", "/ui/", &[("cookie", &cookie)], "").await;
+    assert_eq!(status, 303);
+    assert_eq!(headers["location"], "/ui/login");
+    let (status, _, _) = raw(
+        a,
+        "POST",
+        "/ui/watch",
+        &[form, ("cookie", &cookie)],
+        &format!("url=http%3A%2F%2Fafter.test%2F&csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(status, 401, "a form with the old session");
+    // A new login is a new session.
+    assert_eq!(login(a, "token=s3cret").await.0, 303);
 }

@@ -226,6 +226,58 @@ async fn a_clients_rate_limit_is_one_budget_across_replicas() {
     assert_eq!(get(c.addr(1), "/v1/domains", None).await.status, 401);
 }
 
+/// Wrong tokens count against one allowance per address across replicas (Redis): past it on
+/// one replica, the next replica refuses a wrong token with 429, and then the right one too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_tokens_are_one_allowance_across_replicas() {
+    let c = Cluster::start(2, |c| {
+        c.server.api_tokens = vec!["s3cret".into()];
+        c.server.auth_failures_burst = 2;
+    })
+    .await;
+    for guess in ["a", "b"] {
+        let r = get(c.addr(0), "/v1/domains", Some(guess)).await;
+        assert_eq!(r.status, 401, "{}", r.body);
+    }
+    let r = get(c.addr(1), "/v1/domains", Some("c")).await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (429, "too_many_failures"),
+        "{}",
+        r.body
+    );
+    assert!(r.headers.contains_key("retry-after"));
+    let r = get(c.addr(1), "/v1/domains", Some("s3cret")).await;
+    assert_eq!(r.status, 429, "the right token too: {}", r.body);
+}
+
+/// A logout on one replica ends the session on the others too (noted in Redis).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_ends_the_session_on_every_replica() {
+    let c = Cluster::start(2, |c| c.server.api_tokens = vec!["s3cret".into()]).await;
+    let (status, headers, _) = login(c.addr(0), "token=s3cret").await;
+    assert_eq!(status, 303);
+    let cookie = headers["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let with_cookie = [("cookie", cookie.as_str())];
+    let page = |i| raw(c.addr(i), "GET", "/ui/", &with_cookie, "");
+    let (status, _, home) = page(1).await;
+    assert_eq!(status, 200, "one session for every replica");
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let csrf = format!("csrf={}", csrf_of(&home));
+    let out = raw(
+        c.addr(0),
+        "POST",
+        "/ui/logout",
+        &[form, ("cookie", &cookie)],
+        &csrf,
+    )
+    .await;
+    assert_eq!(out.0, 303);
+    assert_eq!(page(1).await.0, 303, "logged out on the other replica too");
+    assert_eq!(page(0).await.0, 303);
+}
+
 /// A watch every second, three replicas: it runs about once a second, not three times; after
 /// kill -9 of the replica that ran it last, another takes over within the lease.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -393,14 +393,7 @@ async fn csrf_and_origin(addr: std::net::SocketAddr) {
             .to_vec(),
     )
     .unwrap();
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let csrf = csrf_of(&page);
     let good = format!("url=not%20a%20url&csrf={csrf}");
     assert_eq!(
         form(addr, "/ui/resolve", &good, Some(cookie), None).await.0,

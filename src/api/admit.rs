@@ -1,5 +1,6 @@
 //! The gate of every client call (`/v1`), as one tower layer: the token (when the server has
-//! tokens, compared in constant time), the client's rate limit (429 with `Retry-After`), and on
+//! tokens, compared in constant time, after the address's allowance of wrong tokens:
+//! `lockout`), the client's rate limit (429 with `Retry-After`), and on
 //! calls that start resolutions the time limit (504; what the call held, queue places and
 //! resolver slots, is given back when it is cut).
 //!
@@ -73,11 +74,20 @@ where
 
     fn call(&mut self, req: Request) -> Answer<S::Future> {
         let api = &self.gate.api;
-        let token = match api.authorize(req.headers()) {
-            Ok(token) => token,
-            Err(refused) => return Answer::refused(refused),
-        };
         let peer = Peer::of(&req);
+        let token = match api.authorize(req.headers(), peer) {
+            Ok(token) => token,
+            Err(Denied::Now(refused)) => return Answer::refused(refused),
+            // A wrong token counted in Redis: asked first.
+            Err(Denied::Wrong(refused)) => {
+                let api = api.clone();
+                return Answer::Asking {
+                    future: Box::pin(async move {
+                        Ok(api.lockout.failed(peer, refused).await.into_response())
+                    }),
+                };
+            }
+        };
         match api.rate_limit_now(token.as_deref(), peer) {
             Some(Err(refused)) => Answer::refused(refused),
             // `poll_ready` was the inner service's own: it may be called now.
@@ -134,7 +144,7 @@ pin_project! {
     /// What an [`Admitted`] route answers.
     #[project = AnswerProj]
     pub enum Answer<F> {
-        /// Refused before the handler ran (401, 429).
+        /// Refused before the handler ran (401, 429, the fence's refusals).
         Refused { response: Option<Response> },
         /// The handler, within its time limit if it has one.
         Running { #[pin] future: F, timer: Option<Timer> },
@@ -144,13 +154,13 @@ pin_project! {
 }
 
 impl<F> Answer<F> {
-    fn refused(e: ApiError) -> Answer<F> {
+    pub(super) fn refused(e: ApiError) -> Answer<F> {
         Answer::Refused {
             response: Some(e.into_response()),
         }
     }
 
-    fn running(future: F, timer: Option<Timer>) -> Answer<F> {
+    pub(super) fn running(future: F, timer: Option<Timer>) -> Answer<F> {
         Answer::Running { future, timer }
     }
 }
@@ -189,19 +199,24 @@ fn timed_out(limit: Duration) -> ApiError {
 }
 
 impl Api {
-    /// Checks the token when the server has tokens; answers the caller's token (`None`
-    /// without tokens).
-    fn authorize(&self, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    /// Checks the token when the server has tokens, after the address's allowance of wrong
+    /// tokens ([`super::lockout`]); answers the caller's token (`None` without tokens).
+    fn authorize(&self, headers: &HeaderMap, peer: IpAddr) -> Result<Option<String>, Denied> {
         if self.tokens.is_empty() {
             return Ok(None);
         }
+        self.lockout.check(peer).map_err(Denied::Now)?;
         let unauthorized = |why| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why);
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
-            .ok_or_else(|| unauthorized("this server needs Authorization: Bearer <token>"))?;
+            .ok_or_else(|| {
+                Denied::Now(unauthorized(
+                    "this server needs Authorization: Bearer <token>",
+                ))
+            })?;
         use subtle::ConstantTimeEq;
         // Every token is compared, so the time taken does not tell which one nearly matched.
         let mut ok = subtle::Choice::from(0);
@@ -210,7 +225,12 @@ impl Api {
         }
         match bool::from(ok) {
             true => Ok(Some(given.to_string())),
-            false => Err(unauthorized("wrong token")),
+            false => Err(
+                match self.lockout.failed_now(peer, unauthorized("wrong token")) {
+                    Ok(refused) => Denied::Now(refused),
+                    Err(refused) => Denied::Wrong(refused),
+                },
+            ),
         }
     }
 
@@ -239,6 +259,14 @@ impl Api {
             .check_unshared(&client_key(token, peer))
             .map(|r| r.map_err(rate_limited))
     }
+}
+
+/// Why a call gets no further than its token.
+enum Denied {
+    /// The answer, known now (401, or 429 while the address cools down).
+    Now(ApiError),
+    /// A wrong token whose count is kept in Redis: the 401 unless Redis says it is one too many.
+    Wrong(ApiError),
 }
 
 /// Whose limit a call counts against: its token, else its address. A token is known by its

@@ -20,10 +20,22 @@ pub struct Peer(pub IpAddr);
 impl Peer {
     /// The peer of `req` (unspecified when the request did not come through the accept loop).
     pub fn of<B>(req: &http::Request<B>) -> IpAddr {
-        req.extensions()
+        Peer::in_(req.extensions())
+    }
+
+    fn in_(extensions: &http::Extensions) -> IpAddr {
+        extensions
             .get::<Peer>()
             .map(|p| p.0)
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(Peer::in_(&parts.extensions)))
     }
 }
 

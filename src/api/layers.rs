@@ -1,6 +1,7 @@
 //! The tower layers every request passes, outermost first: `observe` (metrics and the access
 //! log, on every answer including 404s), `catch_panic` (a handler that panics is a JSON 500,
-//! not a dropped connection). Client calls then pass `admit` (token, rate limit, time limit).
+//! not a dropped connection), `fence` (what a web page could send: Host, Origin, content
+//! type). Client calls then pass `admit` (token, rate limit, time limit).
 
 use std::convert::Infallible;
 use std::future::Future;

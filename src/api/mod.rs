@@ -2,8 +2,10 @@
 //! routes.
 //!
 //! A request passes, in order: the connection's limits (`conn`, `serve`), then the layers in
-//! `layers` — metrics and the access log, a panic guard, on `/v1` calls the token check
-//! (when `server.api_tokens` is set) and the per-client rate limit (429 with `Retry-After`),
+//! `layers` — metrics and the access log, a panic guard, the `fence` against web pages (the
+//! server's own Host names, no cross-site `/v1` call, `/v1` bodies as JSON), on `/v1` calls
+//! the token check (when `server.api_tokens` is set; wrong tokens throttled per address by
+//! `lockout`) and the per-client rate limit (429 with `Retry-After`),
 //! on calls that resolve the time limit (504) — then the handler, which reads its body
 //! through `extract` (413, 408, 400). Resolutions pass a bounded queue in front of
 //! `limits.concurrency` resolver slots (503 when full). Every error is `ApiError`, rendered as
@@ -21,7 +23,9 @@ mod events;
 mod evidence;
 mod export;
 mod extract;
+mod fence;
 mod layers;
+mod lockout;
 pub mod metrics;
 mod ops;
 mod resolve;
@@ -180,6 +184,10 @@ pub struct Api {
     max_body: usize,
     /// Per client (`server.rate_per_second`); shared across replicas with `limits.shared_url`.
     limiter: Option<RateLimit>,
+    /// Wrong tokens per address (`server.auth_failures_*`), for `/v1` and the login form.
+    lockout: lockout::Lockout,
+    /// The names the server answers to (`server.allowed_hosts`).
+    hosts: fence::Hosts,
     /// Admission: resolutions running plus waiting; none left means 503.
     admission: Arc<Semaphore>,
     /// Resolver slots (`limits.concurrency`), and how many there are.
@@ -225,6 +233,7 @@ impl Api {
         if let Some(shared) = resolver.shared() {
             metrics.register_shared(shared);
         }
+        let lockout = lockout::Lockout::new(s, resolver.shared().cloned());
         let tokens: Vec<Vec<u8>> = s.api_tokens.iter().map(|t| t.as_bytes().to_vec()).collect();
         Api {
             ui_keys: ui::session::Keys::new(&tokens),
@@ -235,6 +244,8 @@ impl Api {
             store,
             max_body: s.max_request_bytes as usize,
             limiter,
+            lockout,
+            hosts: fence::Hosts::new(s),
             admission: Arc::new(Semaphore::new(concurrency + s.max_queue as usize)),
             slots: Arc::new(Semaphore::new(concurrency)),
             concurrency,
@@ -268,6 +279,7 @@ impl Api {
             .merge(ui::router(self))
             .fallback(ops::not_found)
             .method_not_allowed_fallback(ops::method_not_allowed)
+            .layer(fence::Fence(self.clone()))
             .layer(tower_http::catch_panic::CatchPanicLayer::custom(
                 layers::panicked,
             ))

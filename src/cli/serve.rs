@@ -16,7 +16,7 @@ pub(super) async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let config_path = args.config.path.clone();
     let mut config = args.config.load()?;
     if let Some(listen) = args.listen {
-        config.server.listen = listen;
+        config.set_listen(listen).map_err(|e| usage(e.into()))?;
     }
     let service = crate::server::Service::build(&config)
         .await

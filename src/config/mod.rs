@@ -283,6 +283,13 @@ pub struct Server {
     pub max_connections: u32,
     /// Streams at once on one HTTP/2 connection.
     pub http2_max_streams: u32,
+    /// Host names the server answers to besides the loopback names (`localhost`, `127.0.0.1`,
+    /// `[::1]`) and the `listen` address; any port. `"*"`: any name (needs `api_tokens`).
+    pub allowed_hosts: Vec<String>,
+    /// Wrong tokens (API or login form) one address may send before it is refused (429).
+    pub auth_failures_burst: u32,
+    /// How fast that allowance comes back, per minute.
+    pub auth_failures_per_minute: u32,
 }
 
 impl Default for Server {
@@ -301,6 +308,9 @@ impl Default for Server {
             idle_timeout_ms: 60_000,
             max_connections: 1024,
             http2_max_streams: 100,
+            allowed_hosts: Vec::new(),
+            auth_failures_burst: 10,
+            auth_failures_per_minute: 6,
         }
     }
 }
@@ -420,6 +430,18 @@ impl Config {
             .and_then(|_| self.egress.validate())
             .map_err(|Invalid { key, message }| ConfigError::Key {
                 path: origin.to_path_buf(),
+                key: key.to_string(),
+                message,
+            })
+    }
+
+    /// `serve --listen ADDR`: `server.listen` replaced, and held to the same rules.
+    pub fn set_listen(&mut self, listen: SocketAddr) -> Result<(), ConfigError> {
+        self.server.listen = listen;
+        self.server
+            .validate()
+            .map_err(|Invalid { key, message }| ConfigError::Key {
+                path: PathBuf::from("--listen"),
                 key: key.to_string(),
                 message,
             })

@@ -214,8 +214,54 @@ impl Server {
             self.api_tokens.iter().all(|t| !t.trim().is_empty()),
             "server.api_tokens",
             "tokens must not be empty",
+        )?;
+        check(
+            self.auth_failures_burst > 0,
+            "server.auth_failures_burst",
+            "must be greater than 0",
+        )?;
+        check(
+            self.auth_failures_per_minute > 0,
+            "server.auth_failures_per_minute",
+            "must be greater than 0",
+        )?;
+        // Without tokens anyone who reaches the server may use it: only this machine may.
+        check(
+            self.listen.ip().is_loopback() || !self.api_tokens.is_empty(),
+            "server.listen",
+            "is not a loopback address while server.api_tokens is empty: without tokens \
+             the server listens on loopback only (set server.api_tokens, or listen on 127.0.0.1)",
+        )?;
+        for name in &self.allowed_hosts {
+            check(
+                host_name(name),
+                "server.allowed_hosts",
+                &format!("`{name}` is not a host name (no scheme, port or path; [::1] for IPv6)"),
+            )?;
+        }
+        // Any Host lets a rebound DNS name reach the API: only tokens stop a page then.
+        check(
+            !self.allowed_hosts.iter().any(|h| h == "*") || !self.api_tokens.is_empty(),
+            "server.allowed_hosts",
+            "\"*\" (any host name) needs server.api_tokens",
         )
     }
+}
+
+/// A name as a `Host` header gives it, without the port: `*`, a DNS name, an IPv4 literal,
+/// or an IPv6 literal in brackets.
+fn host_name(name: &str) -> bool {
+    if name == "*" {
+        return true;
+    }
+    if let Some(v6) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        return v6.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
 }
 
 impl Storage {
@@ -332,6 +378,25 @@ mod tests {
                 "server.max_request_bytes",
             ),
             ("[server]\napi_tokens = [\"\"]", "server.api_tokens"),
+            ("[server]\nlisten = \"0.0.0.0:8080\"", "server.listen"),
+            ("[server]\nlisten = \"[::]:8080\"", "server.listen"),
+            (
+                "[server]\nallowed_hosts = [\"http://x.example\"]",
+                "server.allowed_hosts",
+            ),
+            (
+                "[server]\nallowed_hosts = [\"x.example:8080\"]",
+                "server.allowed_hosts",
+            ),
+            ("[server]\nallowed_hosts = [\"*\"]", "server.allowed_hosts"),
+            (
+                "[server]\nauth_failures_burst = 0",
+                "server.auth_failures_burst",
+            ),
+            (
+                "[server]\nauth_failures_per_minute = 0",
+                "server.auth_failures_per_minute",
+            ),
             ("[storage]\npath = \"\"", "storage.path"),
             ("[storage]\nbackend = \"postgres\"", "storage.url"),
             (
@@ -368,6 +433,9 @@ mod tests {
             }
         }
         assert!(Config::parse("", Path::new("t.toml")).is_ok());
+        let exposed = "[server]\nlisten = \"0.0.0.0:8080\"\napi_tokens = [\"t\"]\n\
+                       allowed_hosts = [\"*\", \"hoptrace.example\", \"[::1]\", \"10.0.0.5\"]";
+        assert!(Config::parse(exposed, Path::new("t.toml")).is_ok());
     }
 
     /// The config serialises to TOML that parses back to the same values (tests write

@@ -151,6 +151,47 @@ pub fn error_code(a: &Answer) -> &str {
     a.body["error"]["code"].as_str().unwrap_or("")
 }
 
+/// One request to `addr` with these headers (a `Host` naming `addr` unless one is given):
+/// status, headers, body as text.
+pub async fn raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, http::HeaderMap, String) {
+    let mut req = http::Request::builder().method(method).uri(path);
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        req = req.header("host", addr.to_string());
+    }
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let resp = send(addr, req.body(body.to_string().into()).unwrap()).await;
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    (
+        parts.status.as_u16(),
+        parts.headers,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+/// A login form POSTed with `body` (`token=...`).
+pub async fn login(addr: SocketAddr, body: &str) -> (u16, http::HeaderMap, String) {
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    raw(addr, "POST", "/ui/login", &[form], body).await
+}
+
+/// The CSRF token of the forms on a web view page.
+pub fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no CSRF field: {page}"))
+        .to_string()
+}
+
 pub fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

@@ -2,7 +2,8 @@
 //! defanged URLs, JSON and HAR), a watched link's history, the landing-domain index and the
 //! campaigns. Server-rendered ([`pages`]), usable without script, under a strict
 //! Content-Security-Policy with no asset from elsewhere. With API tokens configured, a login
-//! form trades a token for a session cookie (HttpOnly, SameSite=Strict; [`session`]); every
+//! form trades a token for a session cookie (HttpOnly, SameSite=Strict; [`session`]; wrong
+//! tokens throttled per address, logout revokes the cookie); every
 //! form that changes something carries a CSRF token bound to the session, and a POST from
 //! another site is refused by its `Origin` / `Sec-Fetch-Site` whatever it carries.
 
@@ -20,7 +21,7 @@ use http::request::Parts;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use maud::Markup;
 
-use super::extract::Params;
+use super::extract::{Params, Peer};
 use super::{Api, ApiError};
 use pages::Ctx;
 
@@ -93,13 +94,34 @@ fn now_secs() -> u64 {
     crate::now_ms() / 1000
 }
 
-/// The session cookie of a request, if it is a valid one.
-fn session_of(api: &Api, headers: &HeaderMap) -> Option<String> {
+/// The session cookie of a request, if it is a valid one: signed, unexpired, not logged out
+/// here nor, with `limits.shared_url`, on another replica.
+async fn session_of(api: &Api, headers: &HeaderMap) -> Option<String> {
     let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
     let value = session::cookie(cookies, session::COOKIE)?;
-    api.ui_keys
-        .valid(value, now_secs())
-        .then(|| value.to_string())
+    if !api.ui_keys.valid(value, now_secs()) {
+        return None;
+    }
+    if let Some(shared) = api.resolver.shared() {
+        let key = revoked_key(value);
+        let revoked = shared
+            .call("session check", |mut conn| async move {
+                redis::cmd("EXISTS")
+                    .arg(key)
+                    .query_async::<bool>(&mut conn)
+                    .await
+            })
+            .await;
+        if revoked == Some(true) {
+            return None;
+        }
+    }
+    Some(value.to_string())
+}
+
+/// Where replicas note a logged-out session (by its MAC: nothing that would log in).
+fn revoked_key(session: &str) -> String {
+    format!("hoptrace:session-revoked:{}", session::mac_of(session))
 }
 
 /// A page the view answers with its status.
@@ -151,7 +173,7 @@ impl FromRequestParts<Arc<Api>> for Viewer {
         parts: &mut Parts,
         api: &Arc<Api>,
     ) -> Result<Self, Self::Rejection> {
-        let session = session_of(api, &parts.headers);
+        let session = session_of(api, &parts.headers).await;
         Ok(Viewer {
             ctx: Ctx {
                 csrf: api.ui_keys.csrf(session.as_deref()),
@@ -170,7 +192,7 @@ async fn gate(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response
         logged_in: false,
         nav: true,
     };
-    if !api.ui_keys.required() || session_of(&api, req.headers()).is_some() {
+    if !api.ui_keys.required() || session_of(&api, req.headers()).await.is_some() {
         // The API's per-client limit, by address (a session is not a token).
         if let Err(e) = api.rate_limit(None, super::extract::Peer::of(&req)).await {
             let (status, message) = (e.status, e.message);
@@ -228,10 +250,10 @@ impl FromRequest<Arc<Api>> for Form {
                 nav: true,
             },
         };
-        if !same_origin(req.headers()) {
+        if !super::fence::same_origin(req.headers()) {
             return Err(forbidden("a form from another site is not accepted"));
         }
-        let session = session_of(api, req.headers());
+        let session = session_of(api, req.headers()).await;
         let login = req.uri().path() == "/ui/login";
         let body = super::extract::read_body(req, api.max_body, api.conn_limits.body)
             .await
@@ -258,25 +280,6 @@ impl FromRequest<Arc<Api>> for Form {
     }
 }
 
-/// Whether a request comes from this site, as the browser tells it: `Sec-Fetch-Site`
-/// `same-origin` or `none` (typed by the user) when sent, and an `Origin` naming this host
-/// when sent. (A client that sends neither is not a browser acting for someone else.)
-fn same_origin(h: &HeaderMap) -> bool {
-    let text = |name| h.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
-    if let Some(site) = text("sec-fetch-site") {
-        if site != "same-origin" && site != "none" {
-            return false;
-        }
-    }
-    match (text("origin"), text("host")) {
-        (Some(origin), Some(host)) => origin
-            .split_once("://")
-            .is_some_and(|(_, o)| o.eq_ignore_ascii_case(host)),
-        (Some(_), None) => false,
-        (None, _) => true,
-    }
-}
-
 async fn login_form(State(api): State<Arc<Api>>) -> Response {
     match api.ui_keys.required() {
         true => html(pages::login(None)),
@@ -284,13 +287,28 @@ async fn login_form(State(api): State<Arc<Api>>) -> Response {
     }
 }
 
-async fn login(State(api): State<Arc<Api>>, headers: HeaderMap, form: Form) -> Response {
+/// A login: the address's allowance of wrong tokens first (as for the API's bearer tokens:
+/// 429 while it cools down, whatever the token), then the token.
+async fn login(
+    State(api): State<Arc<Api>>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    form: Form,
+) -> Response {
+    let refused = |e: ApiError| {
+        let mut r = (e.status, html(pages::login(Some(&e.message)))).into_response();
+        if let Some(secs) = e.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        r
+    };
+    if let Err(e) = api.lockout.check(peer) {
+        return refused(e);
+    }
     let Some(cookie) = api.ui_keys.login(form.get("token"), now_secs()) else {
-        return (
-            StatusCode::UNAUTHORIZED,
-            html(pages::login(Some("wrong token"))),
-        )
-            .into_response();
+        let wrong = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "wrong token");
+        return refused(api.lockout.failed(peer, wrong).await);
     };
     let max_age = session::LIFETIME_SECS;
     with_session_cookie(
@@ -301,7 +319,27 @@ async fn login(State(api): State<Arc<Api>>, headers: HeaderMap, form: Form) -> R
     )
 }
 
-async fn logout(headers: HeaderMap, _form: Form) -> Response {
+/// Ends the session: its cookie is revoked here and, with `limits.shared_url`, for every
+/// replica (it would otherwise stay valid until it expires); the browser is told to forget it.
+async fn logout(State(api): State<Arc<Api>>, headers: HeaderMap, _form: Form) -> Response {
+    if let Some(session) = session_of(&api, &headers).await {
+        let now = now_secs();
+        api.ui_keys.revoke(&session, now);
+        if let (Some(shared), Some(left)) = (api.resolver.shared(), session::left(&session, now)) {
+            let key = revoked_key(&session);
+            shared
+                .call("logout", |mut conn| async move {
+                    redis::cmd("SET")
+                        .arg(key)
+                        .arg(1)
+                        .arg("EX")
+                        .arg(left)
+                        .query_async::<()>(&mut conn)
+                        .await
+                })
+                .await;
+        }
+    }
     with_session_cookie(Redirect::to("/ui/login").into_response(), &headers, "", 0)
 }
 
