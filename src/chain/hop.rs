@@ -96,6 +96,10 @@ impl Resolver {
                 return Step::End(Outcome::Timeout, Some(timeout_error(limit, key)));
             }
             Err(e) => {
+                if let FetchError::HeadTooLarge(_) = e {
+                    push_label(hop, crate::labels::OVERSIZED_HEAD);
+                    hop.reason = Some(e.to_string());
+                }
                 let outcome = if e.kind() == ErrorKind::Timeout {
                     Outcome::Timeout
                 } else {
