@@ -5,8 +5,8 @@
 //! `layers` — metrics and the access log, a panic guard, on `/v1` calls the token check
 //! (when `server.api_tokens` is set) and the per-client rate limit (429 with `Retry-After`),
 //! on calls that resolve the time limit (504) — then the handler, which reads its body
-//! through `extract` (413, 408, 400). Resolutions pass a bounded queue in front of
-//! `limits.concurrency` resolver slots (503 when full). Every error is `ApiError`, rendered as
+//! through `extract` (413, 408, 400). Resolutions pass a bounded queue (503 when full) in
+//! front of the resolver's `limits.concurrency` slots, which every visit in the process shares. Every error is `ApiError`, rendered as
 //! `{"error": {"code", "message"}}`.
 //!
 //! Here: the state, the route table and the router built from it. Handlers per resource:
@@ -182,9 +182,6 @@ pub struct Api {
     limiter: Option<RateLimit>,
     /// Admission: resolutions running plus waiting; none left means 503.
     admission: Arc<Semaphore>,
-    /// Resolver slots (`limits.concurrency`), and how many there are.
-    slots: Arc<Semaphore>,
-    concurrency: usize,
     request_timeout: Duration,
     max_batch: usize,
     pub metrics: Metrics,
@@ -199,7 +196,8 @@ pub struct Api {
 }
 
 impl Api {
-    /// The API for `[server]`, with `concurrency` resolver slots (`limits.concurrency`).
+    /// The API for `[server]`, queueing `server.max_queue` resolutions beyond the resolver's
+    /// `concurrency` slots (`limits.concurrency`).
     pub fn new(
         s: &config::Server,
         concurrency: u32,
@@ -236,8 +234,6 @@ impl Api {
             max_body: s.max_request_bytes as usize,
             limiter,
             admission: Arc::new(Semaphore::new(concurrency + s.max_queue as usize)),
-            slots: Arc::new(Semaphore::new(concurrency)),
-            concurrency,
             request_timeout: Duration::from_millis(s.request_timeout_ms),
             max_batch: s.max_batch as usize,
             metrics,

@@ -106,6 +106,8 @@ pub struct Watcher {
     webhook_backoff: Duration,
     /// Entries running now: one run of an entry at a time.
     running: Mutex<HashSet<String>>,
+    /// Runs at once (their tasks and store reads); the visits inside them wait for the
+    /// resolver's process-wide slots like any other.
     slots: Arc<Semaphore>,
     wake: Notify,
     new_event: Notify,
@@ -116,8 +118,8 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// A watcher for `[watch]`, running at most `concurrency` resolutions at once
-    /// (`limits.concurrency`).
+    /// A watcher for `[watch]`, running at most `concurrency` entries at once
+    /// (`limits.concurrency`); their visits share the resolver's slots.
     pub fn new(
         w: &config::Watch,
         concurrency: u32,
