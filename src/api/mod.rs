@@ -182,6 +182,11 @@ pub struct Api {
     limiter: Option<RateLimit>,
     /// Admission: resolutions running plus waiting; none left means 503.
     admission: Arc<Semaphore>,
+    /// Exports running (`server.max_exports`), each until its document is sent; none left
+    /// means 429.
+    exports: Arc<Semaphore>,
+    max_exports: u32,
+    max_export_chains: usize,
     request_timeout: Duration,
     max_batch: usize,
     pub metrics: Metrics,
@@ -197,10 +202,10 @@ pub struct Api {
 
 impl Api {
     /// The API for `[server]`, queueing `server.max_queue` resolutions beyond the resolver's
-    /// `concurrency` slots (`limits.concurrency`).
+    /// slots (`limits.concurrency`).
     pub fn new(
         s: &config::Server,
-        concurrency: u32,
+        limits: &config::Limits,
         resolver: Arc<Resolver>,
         store: Store,
         watcher: Arc<crate::watch::Watcher>,
@@ -217,7 +222,7 @@ impl Api {
                 "client:",
             )
         });
-        let concurrency = concurrency.max(1) as usize;
+        let concurrency = limits.concurrency.max(1) as usize;
         let mut metrics = Metrics::new();
         metrics.register_watch(&watcher.metrics);
         if let Some(shared) = resolver.shared() {
@@ -234,6 +239,9 @@ impl Api {
             max_body: s.max_request_bytes as usize,
             limiter,
             admission: Arc::new(Semaphore::new(concurrency + s.max_queue as usize)),
+            exports: Arc::new(Semaphore::new(s.max_exports.max(1) as usize)),
+            max_exports: s.max_exports,
+            max_export_chains: limits.max_export_chains as usize,
             request_timeout: Duration::from_millis(s.request_timeout_ms),
             max_batch: s.max_batch as usize,
             metrics,
