@@ -104,6 +104,12 @@ pub fn product(profiles: &[String], via: &[String]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// How many visitors a request names, repeats included: what a request is bounded by (a body
+/// of a million repeats is refused, not folded).
+pub fn named(profiles: &[String], via: &[String]) -> usize {
+    profiles.len().max(1).saturating_mul(via.len().max(1))
+}
+
 /// How many cells `compare` makes for these arguments (what a caller reserves).
 pub fn cells(resolver: &Resolver, profiles: &[String], via: &[String]) -> usize {
     match (profiles.len(), via.len()) {

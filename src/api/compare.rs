@@ -31,8 +31,7 @@ pub async fn compare(
         VisitorError::Profile(e) => ApiError::bad_request(format!("profiles: {e}")),
         e @ VisitorError::Via { .. } => ApiError::bad_request(format!("via: {e}")),
     };
-    // Bounded as named (a body of a million repeats is refused, not folded), then run folded.
-    let named = r.profiles.len().max(1).saturating_mul(r.via.len().max(1));
+    let named = crate::compare::named(&r.profiles, &r.via);
     if named > api.max_batch {
         return Err(ApiError::bad_request(format!(
             "a comparison names at most {} visitors (server.max_batch); this one names {named}",

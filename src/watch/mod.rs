@@ -178,10 +178,11 @@ impl Watcher {
         visitors: Visitors,
     ) -> Result<(WatchRecord, bool), WatchError> {
         let key = Watcher::key(url)?;
-        let cells = crate::compare::product(&visitors.profiles, &visitors.via);
-        if cells.len() > MAX_CELLS {
-            return Err(WatchError::TooManyVisitors(cells.len()));
+        let named = crate::compare::named(&visitors.profiles, &visitors.via);
+        if named > MAX_CELLS {
+            return Err(WatchError::TooManyVisitors(named));
         }
+        let cells = crate::compare::product(&visitors.profiles, &visitors.via);
         for (profile, via) in &cells {
             self.resolver.visitor(profile, via)?;
         }
