@@ -86,8 +86,11 @@ pub async fn compare(
 }
 
 /// Every profile through every way out: `profiles` (none: the default profile) through each
-/// of `via` (none: `direct`), grouped by way out.
+/// of `via` (none: `direct`), grouped by way out. A name given twice is one cell: the same
+/// visitor twice would only visit the link twice.
 pub fn product(profiles: &[String], via: &[String]) -> Vec<(String, String)> {
+    let (profiles, via) = (distinct(profiles), distinct(via));
+    let (profiles, via) = (&profiles[..], &via[..]);
     let default = [crate::profile::DEFAULT.to_string()];
     let direct = [DIRECT.to_string()];
     let profiles = if profiles.is_empty() {
@@ -101,14 +104,28 @@ pub fn product(profiles: &[String], via: &[String]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// How many visitors a request names, repeats included: what a request is bounded by (a body
+/// of a million repeats is refused, not folded).
+pub fn named(profiles: &[String], via: &[String]) -> usize {
+    profiles.len().max(1).saturating_mul(via.len().max(1))
+}
+
 /// How many cells `compare` makes for these arguments (what a caller reserves).
 pub fn cells(resolver: &Resolver, profiles: &[String], via: &[String]) -> usize {
     match (profiles.len(), via.len()) {
         (0, 0) => resolver.profiles().builtin_names().len() + resolver.points().len(),
-        (p, 0) => p,
-        (0, v) => v,
-        (p, v) => p * v,
+        _ => distinct(profiles).len().max(1) * distinct(via).len().max(1),
     }
+}
+
+/// `names` without repeats, in their first order.
+fn distinct(names: &[String]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    names
+        .iter()
+        .filter(|n| seen.insert(n.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// The first hop index at which the chains' hosts differ (a chain that ended earlier differs

@@ -38,6 +38,9 @@ pub enum FetchError {
     Connect(String),
     #[error("HTTP: {0}")]
     Http(String),
+    /// The response head was beyond what any browser-like client reads: evasion, not silence.
+    #[error("the response head is larger than hoptrace reads (over {MAX_HEADERS} header lines or {MAX_HEAD_KIB} KiB): {0}")]
+    HeadTooLarge(String),
     #[error("invalid URL for a request: {0}")]
     Request(String),
 }
@@ -55,11 +58,20 @@ impl FetchError {
             FetchError::Timeout(_) => ErrorKind::Timeout,
             FetchError::Tls(_) => ErrorKind::Tls,
             FetchError::Connect(_) => ErrorKind::Connect,
-            FetchError::Http(_) => ErrorKind::Http,
+            FetchError::Http(_) | FetchError::HeadTooLarge(_) => ErrorKind::Http,
             FetchError::Request(_) => ErrorKind::Input,
         }
     }
 }
+
+/// Header lines a response head may carry. Browsers accept hundreds (Chromium has no count
+/// limit), so a download hidden behind a hundred extra headers must still be seen; each
+/// parse reserves room for this many, so it is not unbounded either.
+pub const MAX_HEADERS: usize = 4096;
+/// Bytes of a response head, as Chromium's limit (256 KiB). A head beyond either limit ends
+/// the hop with [`FetchError::HeadTooLarge`], which the verdict counts as suspicious.
+pub const MAX_HEAD_BYTES: usize = MAX_HEAD_KIB * 1024;
+const MAX_HEAD_KIB: usize = 256;
 
 /// Start-up problems building the client.
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +169,9 @@ impl Fetcher {
             // per host as resolutions can be in flight: with fewer, a batch aimed at one host
             // closed and re-opened most of them (a third of its time, issue 7).
             .pool_max_idle_per_host(config.limits.concurrency.max(1) as usize)
+            .http1_max_headers(MAX_HEADERS)
+            .http1_max_buf_size(MAX_HEAD_BYTES)
+            .http2_max_header_list_size(MAX_HEAD_BYTES as u32)
             .build(https.clone());
         let poster = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
@@ -381,7 +396,11 @@ fn classify(err: hyper_util::client::legacy::Error) -> FetchError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
     let mut egress: Option<&EgressError> = None;
     let mut tls = None;
+    let mut too_large = false;
     while let Some(e) = source {
+        too_large |= e
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_parse_too_large);
         if let Some(x) = e.downcast_ref::<EgressError>() {
             egress = Some(x);
             break;
@@ -401,7 +420,9 @@ fn classify(err: hyper_util::client::legacy::Error) -> FetchError {
         return FetchError::Tls(t);
     }
     let chain = error_chain(&err);
-    if is_connect {
+    if too_large {
+        FetchError::HeadTooLarge(chain)
+    } else if is_connect {
         FetchError::Connect(chain)
     } else {
         FetchError::Http(chain)

@@ -42,7 +42,7 @@ impl Service {
         );
         let api = Arc::new(Api::new(
             &config.server,
-            config.limits.concurrency,
+            &config.limits,
             resolver.clone(),
             store.clone(),
             watcher.clone(),

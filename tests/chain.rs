@@ -4,7 +4,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use common::*;
 use hoptrace::trace::{Outcome, Trace, Via};
@@ -444,4 +444,66 @@ async fn a_batch_on_one_host_reuses_its_connections() {
     // after a new one was started. One connection per request would be 600.
     let opened = srv.connections();
     assert!(opened <= 32, "{opened} connections for 600 requests");
+}
+
+/// The most requests `times` holds within any one second.
+fn most_in_a_second(times: &[std::time::Instant]) -> usize {
+    times
+        .iter()
+        .map(|t| {
+            times
+                .iter()
+                .filter(|u| **u >= *t && **u - *t < std::time::Duration::from_secs(1))
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Politeness is owed to a server, not to a spelling of its name: many names of one
+/// address share the address's budget, and `same.test.` is `same.test`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_names_of_one_server_share_its_politeness() {
+    let mut env = TestEnv::new().await;
+    env.config.limits.per_host_per_second = 2.0;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let srv = Server::start("127.0.0.1", move |_| {
+        log.lock().unwrap().push(std::time::Instant::now());
+        async { html("<html>one server</html>") }
+    })
+    .await;
+    let p = srv.port();
+    let mut names = Vec::new();
+    for i in 0..10 {
+        let name = format!("name-{i}.test");
+        env.dns.set(&name, &["127.0.0.1"]);
+        names.push(format!("http://{name}:{p}/"));
+    }
+    env.dns.set("same.test", &["127.0.0.1"]);
+    let r = hoptrace::chain::Resolver::new(&env.config, None).unwrap();
+    let resolve_all = |urls: Vec<String>| {
+        let r = &r;
+        async move { futures_util::future::join_all(urls.iter().map(|u| r.resolve(u, false))).await }
+    };
+    // Limit 2/s with a burst of 2: at most 4 within any second (a generous bound; without a
+    // shared budget all 10 arrive at once).
+    for t in resolve_all(names).await {
+        assert_eq!(t.outcome, Outcome::Landed, "{t:?}");
+    }
+    let times = std::mem::take(&mut *seen.lock().unwrap());
+    assert_eq!(times.len(), 10);
+    assert!(most_in_a_second(&times) <= 4, "{times:?}");
+
+    // One name, spelt with and without its root dot.
+    let spellings = (0..8)
+        .map(|i| match i % 2 {
+            0 => format!("http://same.test.:{p}/{i}"),
+            _ => format!("http://SAME.test:{p}/{i}"),
+        })
+        .collect();
+    resolve_all(spellings).await;
+    let times = std::mem::take(&mut *seen.lock().unwrap());
+    assert_eq!(times.len(), 8);
+    assert!(most_in_a_second(&times) <= 4, "{times:?}");
 }

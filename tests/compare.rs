@@ -294,3 +294,39 @@ async fn cli_and_api() {
         );
     }
 }
+
+/// A comparison naming a thousand visitors: a name given twice is one cell, and however many
+/// cells there are, no more visits than `limits.concurrency` reach the site at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wide_comparison_stays_within_the_concurrency_limit() {
+    let mut env = TestEnv::new().await;
+    env.config.limits.concurrency = 4;
+    let mut names: Vec<String> = Vec::new();
+    for i in 0..24 {
+        let name = format!("visitor-{i}");
+        env.config
+            .profiles
+            .insert(name.clone(), profile(WINDOWS_UA, "en", ""));
+        names.push(name);
+    }
+    names.extend(std::iter::repeat_n("bare".to_string(), 1000));
+    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (n, m) = (now.clone(), most.clone());
+    let site = Server::start("127.0.0.1", move |_| {
+        let (n, m) = (n.clone(), m.clone());
+        async move {
+            m.fetch_max(n.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            n.fetch_sub(1, Ordering::SeqCst);
+            html("<html>same for all</html>")
+        }
+    })
+    .await;
+    let r = Resolver::new(&env.config, None).unwrap();
+    let url = format!("http://127.0.0.1:{}/wide", site.port());
+    let found = compare(&r, &url, &names, &[]).await.unwrap();
+    assert_eq!(found.cells.len(), 25, "repeated names fold into one cell");
+    assert_eq!(site.requests(), 25);
+    let most = most.load(Ordering::SeqCst);
+    assert!(most <= 4, "{most} visits at once (limits.concurrency = 4)");
+}

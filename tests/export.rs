@@ -204,3 +204,102 @@ async fn exports_of_the_hub_scan_validate() {
     let bad = get(addr, "/v1/export?format=stix&defang=1", None).await;
     assert_eq!((bad.status, error_code(&bad)), (400, "bad_request"));
 }
+
+/// Exports hold a document each until it is sent: with `server.max_exports = 1` a second
+/// export while the first one's client is still reading gets 429 with `Retry-After`, and one
+/// after it is done runs. A MISP or STIX export of more chains than `limits.max_export_chains`
+/// is refused with how to narrow it, while CSV (folded as read) has no such cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_export_at_a_time_and_a_bounded_document() {
+    use hoptrace::trace::{Hop, Outcome, Trace, Via};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let env = TestEnv::new().await;
+    let store = hoptrace::store::Store::open(&env.config.storage)
+        .await
+        .unwrap();
+    // Long URLs: a CSV export of some 10 MB, more than the socket buffers between a server
+    // and a client that does not read.
+    let pad = "p".repeat(3000);
+    for n in 0..400u64 {
+        let input = format!("http://in-{n}.test/{pad}");
+        let hops = (0..3)
+            .map(|h| {
+                let host = format!("h{n}-{h}.test");
+                Hop::new(format!("http://{host}/{pad}"), host, Via::HttpRedirect)
+            })
+            .collect();
+        let trace = Trace::from_hops(&input, hops, Outcome::Landed);
+        store.put(&input, &trace, 1_000 + n).await.unwrap();
+    }
+    drop(store);
+    let cfg = env.write_config("[server]\nmax_exports = 1\n[limits]\nmax_export_chains = 100\n");
+
+    let (out, err, ok) = hoptrace(&["export", "--format", "stix"], &cfg);
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(
+        err.contains("limits.max_export_chains") && err.contains("narrow the export"),
+        "{err}"
+    );
+
+    let (_serving, addr) = serve_binary(&cfg);
+    let r = get(addr, "/v1/export?format=misp", None).await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (400, "bad_request"),
+        "{}",
+        r.body
+    );
+
+    // The first export's client reads its answer's head, then nothing for a while.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut slow = socket.connect(addr).await.unwrap();
+    slow.write_all(b"GET /v1/export?format=csv HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut b = [0u8; 1024];
+        let n = slow.read(&mut b).await.unwrap();
+        assert!(n > 0, "the connection closed");
+        head.extend_from_slice(&b[..n]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+
+    let second = get(addr, "/v1/export?format=csv", None).await;
+    assert_eq!(
+        second.status, 429,
+        "a second export while the first is being sent"
+    );
+    assert!(second.headers.contains_key("retry-after"));
+
+    // Read to the end: the turn is given back.
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let mut b = vec![0u8; 1 << 16];
+        loop {
+            match slow.read(&mut b).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => rest.extend_from_slice(&b[..n]),
+            }
+            if rest.ends_with(b"\r\n0\r\n\r\n") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(head.len() + rest.len() > 8_000_000, "{}", rest.len());
+    let third = get(addr, "/v1/export?format=csv", None).await;
+    assert_eq!(third.status, 200);
+    let rows = third.body.as_str().unwrap().lines().count();
+    assert_eq!(
+        rows,
+        1 + 400 * 3 * 2,
+        "a header, then a URL and a domain a hop"
+    );
+}

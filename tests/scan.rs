@@ -315,3 +315,45 @@ async fn plain_text_and_bad_lines() {
     assert!(!ok);
     assert!(err.contains("cannot read /nonexistent/file"), "{err}");
 }
+
+/// An installer behind many extra response headers: within the reading limits it is a
+/// download like any other; beyond them the hop says so and the verdict is not `clean`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_behind_many_headers_is_not_clean() {
+    let env = TestEnv::new().await;
+    let server = Server::start("127.0.0.1", |req| async move {
+        let extra = match req.uri().path() {
+            "/setup.exe" => 100,
+            _ => 5000,
+        };
+        let mut b = hyper::Response::builder()
+            .header("content-type", "application/x-msdownload")
+            .header("content-disposition", "attachment; filename=setup.exe");
+        for i in 0..extra {
+            b = b.header(format!("x-pad-{i}"), "padding");
+        }
+        b.body(body("MZ")).unwrap()
+    })
+    .await;
+    let p = server.port();
+
+    let t = resolve(&env, &format!("http://127.0.0.1:{p}/setup.exe")).await;
+    assert_eq!(t.outcome.as_str(), "download", "{t:?}");
+
+    let cfg = env.write_config("");
+    let links = env.dir.path().join("links.txt");
+    std::fs::write(&links, format!("get it at http://127.0.0.1:{p}/huge.exe\n")).unwrap();
+    let (out, err, ok) = hoptrace(&["scan", "--json", links.to_str().unwrap()], &cfg);
+    assert!(ok, "{err}");
+    let scanned = &jsonl(&out)[0];
+    assert_eq!(scanned["verdict"], "suspicious", "{scanned:#}");
+    let trace = &scanned["links"][0];
+    assert_eq!(trace["error"]["kind"], "http", "{trace:#}");
+    assert!(
+        trace["labels"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("oversized-head")),
+        "{trace:#}"
+    );
+}

@@ -31,15 +31,16 @@ pub async fn compare(
         VisitorError::Profile(e) => ApiError::bad_request(format!("profiles: {e}")),
         e @ VisitorError::Via { .. } => ApiError::bad_request(format!("via: {e}")),
     };
-    let cells = crate::compare::cells(&api.resolver, &r.profiles, &r.via);
-    if cells > api.max_batch {
+    let named = crate::compare::named(&r.profiles, &r.via);
+    if named > api.max_batch {
         return Err(ApiError::bad_request(format!(
-            "a comparison makes at most {} cells (server.max_batch); this one makes {cells}",
+            "a comparison names at most {} visitors (server.max_batch); this one names {named}",
             api.max_batch
         )));
     }
-    // Each cell is a resolution: it takes its place in the queue and a resolver slot.
-    let _held = api.hold(cells).await?;
+    let cells = crate::compare::cells(&api.resolver, &r.profiles, &r.via);
+    // Each cell is a resolution: it takes its place in the queue, then waits for a slot.
+    let _held = api.hold(cells)?;
     let found = crate::compare::compare(&api.resolver, &r.url, &r.profiles, &r.via)
         .await
         .map_err(refused)?;

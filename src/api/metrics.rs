@@ -67,9 +67,9 @@ pub struct Metrics {
     resolution_seconds: Histogram,
     requests: Family<RequestLabel, Counter>,
     request_seconds: Family<RouteLabel, Histogram>,
-    /// Resolutions admitted and waiting for a slot.
+    /// Resolutions waiting for a slot, process-wide (set from the resolver's admission).
     pub queue_depth: Gauge,
-    /// Resolutions running.
+    /// Resolutions running, process-wide.
     pub in_flight: Gauge,
     /// Connections turned away at `server.max_connections` (every open one busy).
     pub connections_refused: Counter,

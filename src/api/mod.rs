@@ -7,8 +7,8 @@
 //! the token check (when `server.api_tokens` is set; wrong tokens throttled per address by
 //! `lockout`) and the per-client rate limit (429 with `Retry-After`),
 //! on calls that resolve the time limit (504) — then the handler, which reads its body
-//! through `extract` (413, 408, 400). Resolutions pass a bounded queue in front of
-//! `limits.concurrency` resolver slots (503 when full). Every error is `ApiError`, rendered as
+//! through `extract` (413, 408, 400). Resolutions pass a bounded queue (503 when full) in
+//! front of the resolver's `limits.concurrency` slots, which every visit in the process shares. Every error is `ApiError`, rendered as
 //! `{"error": {"code", "message"}}`.
 //!
 //! Here: the state, the route table and the router built from it. Handlers per resource:
@@ -190,9 +190,11 @@ pub struct Api {
     hosts: fence::Hosts,
     /// Admission: resolutions running plus waiting; none left means 503.
     admission: Arc<Semaphore>,
-    /// Resolver slots (`limits.concurrency`), and how many there are.
-    slots: Arc<Semaphore>,
-    concurrency: usize,
+    /// Exports running (`server.max_exports`), each until its document is sent; none left
+    /// means 429.
+    exports: Arc<Semaphore>,
+    max_exports: u32,
+    max_export_chains: usize,
     request_timeout: Duration,
     max_batch: usize,
     pub metrics: Metrics,
@@ -207,10 +209,11 @@ pub struct Api {
 }
 
 impl Api {
-    /// The API for `[server]`, with `concurrency` resolver slots (`limits.concurrency`).
+    /// The API for `[server]`, queueing `server.max_queue` resolutions beyond the resolver's
+    /// slots (`limits.concurrency`).
     pub fn new(
         s: &config::Server,
-        concurrency: u32,
+        limits: &config::Limits,
         resolver: Arc<Resolver>,
         store: Store,
         watcher: Arc<crate::watch::Watcher>,
@@ -227,7 +230,7 @@ impl Api {
                 "client:",
             )
         });
-        let concurrency = concurrency.max(1) as usize;
+        let concurrency = limits.concurrency.max(1) as usize;
         let mut metrics = Metrics::new();
         metrics.register_watch(&watcher.metrics);
         if let Some(shared) = resolver.shared() {
@@ -247,8 +250,9 @@ impl Api {
             lockout,
             hosts: fence::Hosts::new(s),
             admission: Arc::new(Semaphore::new(concurrency + s.max_queue as usize)),
-            slots: Arc::new(Semaphore::new(concurrency)),
-            concurrency,
+            exports: Arc::new(Semaphore::new(s.max_exports.max(1) as usize)),
+            max_exports: s.max_exports,
+            max_export_chains: limits.max_export_chains as usize,
             request_timeout: Duration::from_millis(s.request_timeout_ms),
             max_batch: s.max_batch as usize,
             metrics,

@@ -15,6 +15,9 @@ pub async fn health() -> Response {
 }
 
 pub async fn metrics(State(api): State<Arc<Api>>) -> Response {
+    let admission = api.resolver.admission();
+    api.metrics.queue_depth.set(admission.waiting());
+    api.metrics.in_flight.set(admission.running());
     (
         [(
             header::CONTENT_TYPE,

@@ -1,5 +1,5 @@
 //! `/v1/resolve`, `/v1/resolve/batch` and `/v1/trace`: the cache first, then a bounded queue in
-//! front of `limits.concurrency` resolver slots.
+//! front of the resolver's process-wide `limits.concurrency` slots.
 
 use std::sync::Arc;
 
@@ -158,22 +158,16 @@ impl Api {
                 .clone()
                 .try_acquire_many_owned(n)
                 .map_err(|_| full())?;
+            // Each visit waits for one of the resolver's slots (process-wide).
             let done = futures_util::future::join_all(todo.iter().map(|&i| {
                 let url = &urls[i];
                 async move {
-                    // Guards, so a request cut at its time limit does not leave the gauges up.
-                    let queued = Counted::new(&self.metrics.queue_depth);
-                    let slot = self.slots.acquire().await;
-                    drop(queued);
-                    let _running = Counted::new(&self.metrics.in_flight);
                     // The cache was asked above: no second lookup.
                     let lookup = match lookup {
                         Lookup::Refresh => Lookup::Refresh,
                         Lookup::Cache | Lookup::Asked => Lookup::Asked,
                     };
-                    let t = self.resolver.try_resolve(url, lookup).await;
-                    drop(slot);
-                    (i, t)
+                    (i, self.resolver.try_resolve(url, lookup).await)
                 }
             }))
             .await;
@@ -191,33 +185,13 @@ impl Api {
 }
 
 impl Api {
-    /// Places for `n` resolutions run outside [`Api::resolve_all`]: in the queue (503 when
-    /// it is full), then resolver slots, held until dropped.
-    pub(super) async fn hold(
-        &self,
-        n: usize,
-    ) -> Result<
-        (
-            tokio::sync::OwnedSemaphorePermit,
-            tokio::sync::OwnedSemaphorePermit,
-        ),
-        ApiError,
-    > {
-        let queued = self
-            .admission
+    /// Places in the queue for `n` resolutions run outside [`Api::resolve_all`] (503 when it
+    /// is full), held until dropped; each resolution then waits for a resolver slot.
+    pub(super) fn hold(&self, n: usize) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.admission
             .clone()
             .try_acquire_many_owned(u32::try_from(n).unwrap_or(u32::MAX))
-            .map_err(|_| full())?;
-        // More cells than slots run together once they have all of them (asking for more than
-        // there are would wait for ever).
-        let slots_n = u32::try_from(n.min(self.concurrency)).unwrap_or(u32::MAX);
-        let slots = self
-            .slots
-            .clone()
-            .acquire_many_owned(slots_n)
-            .await
-            .map_err(|_| full())?;
-        Ok((queued, slots))
+            .map_err(|_| full())
     }
 }
 
@@ -229,20 +203,4 @@ fn full() -> ApiError {
         "the resolution queue is full (server.max_queue); try again shortly",
     )
     .retry_after(1)
-}
-
-/// Holds a gauge up by one while it lives.
-struct Counted<'a>(&'a prometheus_client::metrics::gauge::Gauge);
-
-impl<'a> Counted<'a> {
-    fn new(gauge: &'a prometheus_client::metrics::gauge::Gauge) -> Counted<'a> {
-        gauge.inc();
-        Counted(gauge)
-    }
-}
-
-impl Drop for Counted<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
 }

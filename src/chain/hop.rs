@@ -12,7 +12,7 @@ use super::{Resolver, Visitor, DIRECT};
 use crate::decode;
 use crate::discover::NextHopFinder;
 use crate::discover::Page;
-use crate::egress::EgressError;
+use crate::egress::{Egress, EgressError};
 use crate::fetch::FetchError;
 use crate::input::parse_input;
 use crate::trace::{ErrorKind, Hop, Outcome, TraceError, Via};
@@ -65,13 +65,14 @@ impl Resolver {
                 Some(timeout_error(self.total_timeout, "total_timeout_ms")),
             );
         };
-        // Per target host, and per way out: each egress point has its own budget.
-        let host = url.host_str().unwrap_or("").to_ascii_lowercase();
-        let key = match visitor.via {
-            DIRECT => host,
-            via => format!("{via}|{host}"),
-        };
-        self.politeness.wait(&key).await;
+        for key in politeness_keys(url, &visitor.way.egress).await {
+            // Per way out: each egress point has its own budget.
+            let key = match visitor.via {
+                DIRECT => key,
+                via => format!("{via}|{key}"),
+            };
+            self.politeness.wait(&key).await;
+        }
         let budget = self.hop_timeout.min(remaining);
         let t0 = Instant::now();
         let result = visitor.way.fetcher.fetch(url, budget, profile, first).await;
@@ -96,6 +97,10 @@ impl Resolver {
                 return Step::End(Outcome::Timeout, Some(timeout_error(limit, key)));
             }
             Err(e) => {
+                if let FetchError::HeadTooLarge(_) = e {
+                    push_label(hop, crate::labels::OVERSIZED_HEAD);
+                    hop.reason = Some(e.to_string());
+                }
                 let outcome = if e.kind() == ErrorKind::Timeout {
                     Outcome::Timeout
                 } else {
@@ -216,6 +221,26 @@ fn timeout_error(limit: Duration, key: &str) -> TraceError {
         kind: ErrorKind::Timeout,
         message: format!("no answer within {} ms (limits.{key})", limit.as_millis()),
     }
+}
+
+/// What a request to `url` is polite toward: the host name as a server knows it (lowercase,
+/// IDNA as the URL parser gives it, without a trailing dot, so `Same.test.` and `same.test`
+/// are one), and each address the gate vets for it, so many names of one server share that
+/// server's budget. Vetted here, before the connection is asked for (the lookup is cached,
+/// and a pooled connection to the name goes to one of these addresses); a name the gate
+/// cannot vet is keyed by name alone and its fetch says why.
+async fn politeness_keys(url: &Url, egress: &Egress) -> Vec<String> {
+    let host = host_of(url);
+    let name = host.trim_end_matches('.').to_string();
+    let mut keys = Vec::with_capacity(2);
+    if let Ok(addrs) = egress.vet(&host).await {
+        keys.extend(addrs.iter().map(|a| a.to_string()));
+    }
+    // An IP literal is its own address.
+    if !keys.contains(&name) {
+        keys.insert(0, name);
+    }
+    keys
 }
 
 /// The host as the URL names it (IPv6 without brackets).

@@ -2,6 +2,7 @@
 //! statically when it is a known wrapper, otherwise fetched through the egress gate; its next
 //! hop comes from the [`NextHopFinder`]s in turn. The cache sits in front, the store behind.
 
+mod admission;
 mod cache;
 mod hop;
 mod resolved;
@@ -27,6 +28,7 @@ use crate::shared::limit::RateLimit;
 use crate::shared::{Shared, SharedError};
 use crate::store::{Durability, EncodedTrace, Store};
 use crate::trace::{rfc3339, ErrorKind, Outcome, Trace, TraceError, Via};
+pub use admission::Admission;
 pub use cache::{servable, CachedJson};
 use hop::{host_of, Step};
 pub use resolved::{Lookup, Resolved, Unstored};
@@ -53,6 +55,8 @@ pub struct Resolver {
     direct: Way,
     points: std::collections::BTreeMap<String, Way>,
     profiles: Profiles,
+    /// Visits in flight in this process (`limits.concurrency`), whoever asked for them.
+    admission: Admission,
     /// Per target host; shared across processes with `limits.shared_url`.
     politeness: RateLimit,
     /// Who resolves which link, across processes (with `limits.shared_url`).
@@ -104,6 +108,7 @@ impl Resolver {
             direct,
             points,
             profiles: Profiles::from_config(config),
+            admission: Admission::new(config.limits.concurrency),
             // A burst of the rate's whole part (at least 1).
             politeness: RateLimit::new(
                 per_host,
@@ -160,6 +165,11 @@ impl Resolver {
     /// The HTTP client behind the egress gate (for webhooks).
     pub fn fetcher(&self) -> &Fetcher {
         &self.direct.fetcher
+    }
+
+    /// The process-wide admission every visit passes (for its gauges).
+    pub fn admission(&self) -> &Admission {
+        &self.admission
     }
 
     /// The client profiles, built in and configured.
@@ -336,6 +346,7 @@ impl Resolver {
 
     /// Follows the chain from `start` as `visitor` (no cache, no store).
     async fn follow_as(&self, input: &str, start: Url, visitor: &Visitor<'_>) -> Trace {
+        let _slot = self.admission.enter().await;
         let began = Instant::now();
         let started_ms = crate::now_ms();
         let mut trace = Trace {

@@ -20,6 +20,8 @@ pub const DIRECT: &str = "direct";
 /// One way out: a fetcher and next-hop finders (the browser's proxy chained to the same
 /// egress), on one egress's DNS and address.
 pub(super) struct Way {
+    /// The gate the fetcher dials through (its vetted addresses key politeness).
+    pub(super) egress: Arc<Egress>,
     pub(super) fetcher: Fetcher,
     pub(super) finders: Vec<Arc<dyn NextHopFinder>>,
 }
@@ -39,7 +41,8 @@ impl Way {
             )));
         }
         Ok(Way {
-            fetcher: Fetcher::new(config, egress)?,
+            fetcher: Fetcher::new(config, egress.clone())?,
+            egress,
             finders,
         })
     }

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Context;
 
-use crate::export::{gather, parse_since, render, Filter, Format};
+use crate::export::{gather, parse_since, render, ExportError, Filter, Format};
 use crate::store::Store;
 
 use super::*;
@@ -28,10 +28,13 @@ pub(super) async fn export(args: ExportArgs) -> Result<(), Failure> {
         defang: args.defang,
     };
     let store = Store::open(&config.storage).await?;
-    let found = gather(&store, &filter, now).await.map_err(|e| match e {
-        crate::export::ExportError::Campaign(_) => usage(e.into()),
-        e => e.into(),
-    })?;
+    let max = config.limits.max_export_chains as usize;
+    let found = gather(&store, &filter, format, max, now)
+        .await
+        .map_err(|e| match e {
+            ExportError::Campaign(_) | ExportError::TooMany { .. } => usage(e.into()),
+            e => e.into(),
+        })?;
     let bytes = render(&found, format, &filter).map_err(|e| usage(e.into()))?;
     match &args.output {
         Some(path) => {
@@ -47,7 +50,7 @@ pub(super) async fn export(args: ExportArgs) -> Result<(), Failure> {
     }
     eprintln!(
         "exported {} chains ({} indicators)",
-        found.chains.len(),
+        found.chain_count,
         found.indicators().len()
     );
     Ok(())

@@ -37,19 +37,18 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
     let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
 
     // Inputs are read as they are needed (a list of millions is never held whole); each
-    // resolution is its own task, so they spread over the cores, and holds one of
-    // `concurrency` slots while it runs. Results come back in input order; finished ones may
+    // resolution is its own task, so they spread over the cores, and its visit waits for one
+    // of the resolver's `concurrency` slots. Results come back in input order; finished ones may
     // wait for an earlier slow one in a window four times that size, so one slow link does
     // not stop new ones from starting (nor does a flush of the store by the printer).
     let mut evidence = Evidence::new(&args, store.clone());
     let inputs = read_inputs(args.urls, concurrency);
     let window = concurrency.saturating_mul(4);
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency));
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Resolved>(window);
     let producer = tokio::spawn(async move {
         let mut traces = std::pin::pin!(inputs
             .map(|input| {
-                let (resolver, slots) = (resolver.clone(), slots.clone());
+                let resolver = resolver.clone();
                 let (profile, via) = (profile.clone(), via.clone());
                 tokio::spawn(async move {
                     let input = match input {
@@ -61,7 +60,6 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
                         }
                         Err(e) => return Err(e),
                     };
-                    let _slot = slots.acquire_owned().await.expect("never closed");
                     // Boxed: the resolution's state is ~5 KB, and a task's future is moved
                     // whole as the task is made and finished (2% of the CPU at full speed).
                     let resolution = resolver.resolve_as(&input, &profile, &via, use_cache);

@@ -46,7 +46,7 @@ pub(super) async fn scan(args: ScanArgs) -> Result<(), Failure> {
     let resolver =
         std::sync::Arc::new(Resolver::new(&config, Some(store)).map_err(|e| usage(e.into()))?);
     let concurrency = config.limits.concurrency as usize;
-    let scanner = Scanner::new(resolver, concurrency, !args.no_cache, args.rescan);
+    let scanner = Scanner::new(resolver, !args.no_cache, args.rescan);
 
     let bar = if std::io::stderr().is_terminal() {
         let bar = match total {

@@ -130,6 +130,9 @@ pub struct Limits {
     pub max_body_bytes: u64,
     pub per_host_per_second: f64,
     pub concurrency: u32,
+    /// Chains one MISP or STIX export may hold (those documents are built whole); beyond it
+    /// the export is refused with how to narrow it. CSV and text fold chains as they are read.
+    pub max_export_chains: u32,
     /// `redis://host:port`: the per-host and per-client limits (and who resolves which link)
     /// shared by every process naming the same Redis; empty: each process alone.
     pub shared_url: String,
@@ -144,6 +147,7 @@ impl Default for Limits {
             max_body_bytes: 1_048_576,
             per_host_per_second: 5.0,
             concurrency: 64,
+            max_export_chains: 10_000,
             shared_url: String::new(),
         }
     }
@@ -290,6 +294,8 @@ pub struct Server {
     pub auth_failures_burst: u32,
     /// How fast that allowance comes back, per minute.
     pub auth_failures_per_minute: u32,
+    /// `/v1/export` calls running at once (each holds its document until sent); 429 beyond.
+    pub max_exports: u32,
 }
 
 impl Default for Server {
@@ -311,6 +317,7 @@ impl Default for Server {
             allowed_hosts: Vec::new(),
             auth_failures_burst: 10,
             auth_failures_per_minute: 6,
+            max_exports: 1,
         }
     }
 }

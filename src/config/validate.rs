@@ -61,6 +61,11 @@ impl Limits {
             (1..=100_000).contains(&self.concurrency),
             "limits.concurrency",
             "must be between 1 and 100000",
+        )?;
+        check(
+            (1..=10_000_000).contains(&self.max_export_chains),
+            "limits.max_export_chains",
+            "must be between 1 and 10000000",
         )
     }
 }
@@ -199,6 +204,11 @@ impl Server {
             (1..=10_000).contains(&self.http2_max_streams),
             "server.http2_max_streams",
             "must be between 1 and 10000",
+        )?;
+        check(
+            (1..=64).contains(&self.max_exports),
+            "server.max_exports",
+            "must be between 1 and 64",
         )?;
         check(
             self.request_timeout_ms > 0,
@@ -344,6 +354,10 @@ mod tests {
                 "limits.per_host_per_second",
             ),
             ("[limits]\nconcurrency = 0", "limits.concurrency"),
+            (
+                "[limits]\nmax_export_chains = 0",
+                "limits.max_export_chains",
+            ),
             ("[http]\nuser_agent = \" \"", "http.user_agent"),
             (
                 "[http]\naccept_language = \"a\\nb\"",
@@ -369,6 +383,7 @@ mod tests {
                 "[server]\nhttp2_max_streams = 0",
                 "server.http2_max_streams",
             ),
+            ("[server]\nmax_exports = 0", "server.max_exports"),
             (
                 "[server]\nrequest_timeout_ms = 0",
                 "server.request_timeout_ms",

@@ -59,6 +59,9 @@ pub enum ExportError {
     Campaign(String),
     #[error("--defang is for csv and txt: MISP and STIX carry indicators as values and patterns")]
     Defang,
+    /// A MISP or STIX document is built whole: past the cap it is refused, not grown.
+    #[error("more than {max} chains match (limits.max_export_chains): narrow the export with since, label or campaign, or export csv or txt, which have no such limit")]
+    TooMany { max: usize },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -96,7 +99,12 @@ pub struct Chain {
 
 /// What the exports are made of.
 pub struct Found {
+    /// For MISP and STIX; empty for CSV and text, whose indicators were folded as read.
     pub chains: Vec<Chain>,
+    /// How many chains the export covers.
+    pub chain_count: usize,
+    /// CSV and text: the indicators, tallied while the store was walked.
+    folded: Option<Vec<Indicator>>,
     /// Campaigns any exported chain belongs to, with the inputs of each.
     pub campaigns: Vec<(Campaign, BTreeSet<String>)>,
     /// When the export was made (ms).
@@ -143,48 +151,78 @@ impl Indicator {
 impl Found {
     /// Every URL, domain and address the chains passed, deduplicated, in a stable order.
     pub fn indicators(&self) -> Vec<Indicator> {
-        // With each indicator, the inputs it has: a landing domain may have a campaign's
-        // hundreds of thousands, and looking through a list per hop was quadratic.
-        let mut all: BTreeMap<(Kind, String), (Indicator, HashSet<&str>)> = BTreeMap::new();
-        for c in &self.chains {
-            for hop in &c.trace.hops {
-                let mut values = vec![(Kind::Url, hop.url.clone())];
-                if !hop.host.is_empty() {
-                    values.push((Kind::Domain, registrable(&hop.host)));
-                    if registrable(&hop.host) != hop.host {
-                        values.push((Kind::Domain, hop.host.clone()));
-                    }
-                }
-                if let Some(ip) = &hop.ip {
-                    values.push((Kind::Ip, ip.clone()));
-                }
-                for (kind, value) in values {
-                    let (i, inputs) = all.entry((kind, value.clone())).or_insert_with(|| {
-                        let i = Indicator {
-                            kind,
-                            value,
-                            first_ms: c.stored_ms,
-                            last_ms: c.stored_ms,
-                            labels: BTreeSet::new(),
-                            inputs: Vec::new(),
-                        };
-                        (i, HashSet::new())
-                    });
-                    i.first_ms = i.first_ms.min(c.stored_ms);
-                    i.last_ms = i.last_ms.max(c.stored_ms);
-                    i.labels.extend(hop.labels.iter().cloned());
-                    if inputs.insert(&c.trace.input) {
-                        i.inputs.push(c.trace.input.clone());
-                    }
-                }
-            }
+        if let Some(folded) = &self.folded {
+            return folded.clone();
         }
-        all.into_values().map(|(i, _)| i).collect()
+        let mut tally = Tally::default();
+        for c in &self.chains {
+            tally.add(&c.trace, c.stored_ms);
+        }
+        tally.into_indicators()
     }
 }
 
-/// The chains of the store that `filter` selects, and the campaigns they belong to.
-pub async fn gather(store: &Store, filter: &Filter, now_ms: u64) -> Result<Found, ExportError> {
+/// Indicators gathered one chain at a time, so a chain need not be kept once counted.
+#[derive(Default)]
+struct Tally {
+    // With each indicator, the inputs it has: a landing domain may have a campaign's
+    // hundreds of thousands, and looking through a list per hop was quadratic.
+    all: BTreeMap<(Kind, String), (Indicator, HashSet<String>)>,
+}
+
+impl Tally {
+    fn add(&mut self, trace: &Trace, stored_ms: u64) {
+        for hop in &trace.hops {
+            let mut values = vec![(Kind::Url, hop.url.clone())];
+            if !hop.host.is_empty() {
+                values.push((Kind::Domain, registrable(&hop.host)));
+                if registrable(&hop.host) != hop.host {
+                    values.push((Kind::Domain, hop.host.clone()));
+                }
+            }
+            if let Some(ip) = &hop.ip {
+                values.push((Kind::Ip, ip.clone()));
+            }
+            for (kind, value) in values {
+                let (i, inputs) = self.all.entry((kind, value.clone())).or_insert_with(|| {
+                    let i = Indicator {
+                        kind,
+                        value,
+                        first_ms: stored_ms,
+                        last_ms: stored_ms,
+                        labels: BTreeSet::new(),
+                        inputs: Vec::new(),
+                    };
+                    (i, HashSet::new())
+                });
+                i.first_ms = i.first_ms.min(stored_ms);
+                i.last_ms = i.last_ms.max(stored_ms);
+                i.labels.extend(hop.labels.iter().cloned());
+                if !inputs.contains(&trace.input) {
+                    inputs.insert(trace.input.clone());
+                    i.inputs.push(trace.input.clone());
+                }
+            }
+        }
+    }
+
+    fn into_indicators(self) -> Vec<Indicator> {
+        self.all.into_values().map(|(i, _)| i).collect()
+    }
+}
+
+/// The chains of the store that `filter` selects for an export in `format`, and the campaigns
+/// they belong to. For MISP and STIX the chains are kept (at most `max_chains`, else
+/// [`ExportError::TooMany`] as soon as one more matches); for CSV and text each is folded into
+/// the indicators as it is read and dropped, so memory follows the indicators, not the store.
+pub async fn gather(
+    store: &Store,
+    filter: &Filter,
+    format: Format,
+    max_chains: usize,
+    now_ms: u64,
+) -> Result<Found, ExportError> {
+    let mut tally = matches!(format, Format::Csv | Format::Txt).then(Tally::default);
     let campaigns = crate::campaigns::cluster(store.repositories().await?, 2);
     let mut members = Vec::new();
     for c in campaigns {
@@ -207,6 +245,8 @@ pub async fn gather(store: &Store, filter: &Filter, now_ms: u64) -> Result<Found
         }
     };
     let mut chains = Vec::new();
+    let mut inputs: HashSet<String> = HashSet::new();
+    let mut count = 0;
     let mut after: Option<String> = None;
     loop {
         let page = store.traces_after(after.as_deref(), PAGE).await?;
@@ -221,21 +261,31 @@ pub async fn gather(store: &Store, filter: &Filter, now_ms: u64) -> Result<Found
                     .as_ref()
                     .is_none_or(|l| trace.labels.contains(l))
                 && only.as_ref().is_none_or(|o| o.contains(&key));
-            if wanted && !trace.hops.is_empty() {
-                chains.push(Chain {
+            if !wanted || trace.hops.is_empty() {
+                continue;
+            }
+            count += 1;
+            inputs.insert(trace.input.clone());
+            match &mut tally {
+                Some(tally) => tally.add(&trace, stored_ms),
+                None if chains.len() >= max_chains => {
+                    return Err(ExportError::TooMany { max: max_chains })
+                }
+                None => chains.push(Chain {
                     trace: slim(trace),
                     stored_ms,
-                });
+                }),
             }
         }
     }
-    let inputs: HashSet<&str> = chains.iter().map(|c| c.trace.input.as_str()).collect();
     let campaigns = members
         .into_iter()
         .filter(|(_, m)| m.iter().any(|i| inputs.contains(i.as_str())))
         .collect();
     Ok(Found {
+        chain_count: count,
         chains,
+        folded: tally.map(Tally::into_indicators),
         campaigns,
         now_ms,
     })
@@ -337,6 +387,8 @@ mod tests {
             ],
             campaigns: Vec::new(),
             now_ms: 10,
+            chain_count: 3,
+            folded: None,
         };
         let all = found.indicators();
         let land = all

@@ -36,6 +36,9 @@ pub const PHISHING: &str = "phishing";
 pub const C2: &str = "c2";
 /// Visitors of one link end in different places (`hoptrace compare`).
 pub const CLOAKED: &str = "cloaked";
+/// A hop answered with a response head beyond what hoptrace (or a browser) reads: a server
+/// hiding what it sends. Counted as suspicious.
+pub const OVERSIZED_HEAD: &str = "oversized-head";
 /// A well-known wrapper that forwards anywhere (Google `/url` and the like).
 pub const OPEN_REDIRECT: &str = "open-redirect";
 

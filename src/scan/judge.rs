@@ -74,6 +74,18 @@ pub fn judge_link(t: &Trace) -> Vec<Reason> {
             );
         }
     }
+    for hop in &t.hops {
+        if hop
+            .labels
+            .iter()
+            .any(|l| l == crate::labels::OVERSIZED_HEAD)
+        {
+            say(
+                Verdict::Suspicious,
+                format!("{} answered with a response head too large to read (a server hiding what it sends)", hop.host),
+            );
+        }
+    }
     if t.outcome == Outcome::Download {
         if let Some(what) = risky_download(t) {
             say(

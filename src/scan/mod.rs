@@ -66,27 +66,20 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
-/// Scans documents with one resolver: the limits on links in flight and per host apply to
-/// all repositories together.
+/// Scans documents with one resolver: the limits on links in flight (the resolver's
+/// admission) and per host apply to all repositories together.
 pub struct Scanner {
     resolver: Arc<Resolver>,
-    slots: tokio::sync::Semaphore,
     use_cache: bool,
     rescan: bool,
 }
 
 impl Scanner {
-    /// `concurrency` links resolve at once over all repositories; `use_cache` as for
-    /// `resolve`; `rescan` resolves repositories the store has already scanned.
-    pub fn new(
-        resolver: Arc<Resolver>,
-        concurrency: usize,
-        use_cache: bool,
-        rescan: bool,
-    ) -> Scanner {
+    /// `use_cache` as for `resolve`; `rescan` resolves repositories the store has already
+    /// scanned.
+    pub fn new(resolver: Arc<Resolver>, use_cache: bool, rescan: bool) -> Scanner {
         Scanner {
             resolver,
-            slots: tokio::sync::Semaphore::new(concurrency.max(1)),
             use_cache,
             rescan,
         }
@@ -101,10 +94,11 @@ impl Scanner {
             }
         }
         let (found, left_out) = links_of(doc, MAX_LINKS_PER_REPOSITORY);
-        let traces = join_all(found.iter().map(|l| async {
-            let _slot = self.slots.acquire().await;
-            self.resolver.resolve(&l.url, self.use_cache).await
-        }))
+        let traces = join_all(
+            found
+                .iter()
+                .map(|l| self.resolver.resolve(&l.url, self.use_cache)),
+        )
         .await;
         conclude(self.resolver.store(), doc, found, traces, left_out).await
     }

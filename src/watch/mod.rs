@@ -106,6 +106,8 @@ pub struct Watcher {
     webhook_backoff: Duration,
     /// Entries running now: one run of an entry at a time.
     running: Mutex<HashSet<String>>,
+    /// Runs at once (their tasks and store reads); the visits inside them wait for the
+    /// resolver's process-wide slots like any other.
     slots: Arc<Semaphore>,
     wake: Notify,
     new_event: Notify,
@@ -116,8 +118,8 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// A watcher for `[watch]`, running at most `concurrency` resolutions at once
-    /// (`limits.concurrency`).
+    /// A watcher for `[watch]`, running at most `concurrency` entries at once
+    /// (`limits.concurrency`); their visits share the resolver's slots.
     pub fn new(
         w: &config::Watch,
         concurrency: u32,
@@ -176,10 +178,11 @@ impl Watcher {
         visitors: Visitors,
     ) -> Result<(WatchRecord, bool), WatchError> {
         let key = Watcher::key(url)?;
-        let cells = crate::compare::product(&visitors.profiles, &visitors.via);
-        if cells.len() > MAX_CELLS {
-            return Err(WatchError::TooManyVisitors(cells.len()));
+        let named = crate::compare::named(&visitors.profiles, &visitors.via);
+        if named > MAX_CELLS {
+            return Err(WatchError::TooManyVisitors(named));
         }
+        let cells = crate::compare::product(&visitors.profiles, &visitors.via);
         for (profile, via) in &cells {
             self.resolver.visitor(profile, via)?;
         }
