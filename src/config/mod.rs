@@ -125,7 +125,8 @@ pub struct Dns {
 #[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
-    /// Exceptions to the built-in deny list.
+    /// Exceptions to the built-in deny list: CIDR blocks hoptrace may connect to after all
+    /// (`["10.1.2.0/24"]`), for a lab or an internal site on purpose.
     #[cfg_attr(test, schemars(with = "Vec<String>"))]
     pub allow_cidrs: Vec<IpNet>,
 }

@@ -157,6 +157,10 @@ fn one_line(s: &str) -> String {
 fn toml_literal(v: &Value) -> String {
     match v {
         Value::Number(n) if n.is_f64() => format!("{:?}", n.as_f64().unwrap_or_default()),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(toml_literal).collect();
+            format!("[{}]", items.join(", "))
+        }
         other => other.to_string(),
     }
 }
