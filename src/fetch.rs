@@ -167,7 +167,7 @@ impl Fetcher {
             // Keep-alive connections are reused only for the host (and port) they were opened
             // to, and that connection went to an address the gate vetted. As many idle ones
             // per host as resolutions can be in flight: with fewer, a batch aimed at one host
-            // closed and re-opened most of them (a third of its time, issue 7).
+            // closed and re-opened most of them.
             .pool_max_idle_per_host(config.limits.concurrency.max(1) as usize)
             .http1_max_headers(MAX_HEADERS)
             .http1_max_buf_size(MAX_HEAD_BYTES)

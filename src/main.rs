@@ -1,7 +1,7 @@
 use clap::Parser;
 
-/// glibc's allocator spent about a tenth of a batch's CPU time in malloc/free across the
-/// runtime's threads (perf, issue 7); mimalloc's thread-local heaps cost less.
+/// Allocation is spread over the runtime's threads; mimalloc's thread-local heaps cost less
+/// there than glibc's allocator.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

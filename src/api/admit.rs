@@ -5,8 +5,8 @@
 //! resolver slots, is given back when it is cut).
 //!
 //! Written as a layer of its own rather than with `axum::middleware::from_fn`: that clones the
-//! inner service and boxes two futures per request, ~1.5 µs of a ~18 µs API cache hit
-//! (issue 18). Here a call admitted at once (no limit shared through Redis) is the handler's
+//! inner service and boxes two futures per request, a large share of an API cache hit's
+//! own work. Here a call admitted at once (no limit shared through Redis) is the handler's
 //! own future, and the timer is only set if that future does not finish at its first poll.
 
 use std::convert::Infallible;

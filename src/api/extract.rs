@@ -101,7 +101,7 @@ pub(super) async fn read_body(
     let mut next = |cx: &mut std::task::Context<'_>| read.poll(&mut body, max, cx);
     // A small body usually comes in the same read as the head, and is whole at the first
     // poll: the timer is only set when it is not (a timer per request was a tenth of an API
-    // cache hit's own work, issue 18).
+    // cache hit's own work).
     let read = match std::future::poll_fn(|cx| Poll::Ready(next(cx))).await {
         Poll::Ready(done) => Ok(done),
         Poll::Pending => tokio::time::timeout(limit, std::future::poll_fn(next)).await,

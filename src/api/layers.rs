@@ -21,8 +21,7 @@ use super::extract::Peer;
 use super::{route_of, Api, ApiError, Route};
 
 /// The layer that counts and logs every answer under its route's label. A layer of its own
-/// rather than `from_fn`, which clones the inner service and boxes two futures per request
-/// (~1 µs of every call, issue 18).
+/// rather than `from_fn`, which clones the inner service and boxes two futures per request.
 #[derive(Clone)]
 pub struct Observe(pub Arc<Api>);
 

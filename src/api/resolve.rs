@@ -35,7 +35,7 @@ pub async fn one(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     // The very request answered from the cache before: its answer again while the Trace is
-    // still the latest and fresh, without parsing it or reading the store (issue 18).
+    // still the latest and fresh, without parsing it or reading the store.
     if let Some(hit) = api.resolver.answered(&body) {
         return Ok(api.hit(hit));
     }
@@ -45,7 +45,7 @@ pub async fn one(
         .web_url(&r.url)
         .map_err(|e| ApiError::bad_request(format!("url: {e}")))?;
     if !r.refresh {
-        // A hit is answered from the stored bytes (issue 18: no decoding and encoding).
+        // A hit is answered from the stored bytes: no decoding and encoding.
         if let Some(hit) = api.resolver.cached_json(&r.url, &url, Some(&body)).await {
             return Ok(api.hit(hit));
         }

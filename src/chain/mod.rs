@@ -235,8 +235,8 @@ impl Resolver {
         cell.get_or_init(|| self.resolve_once(input, url, &key))
             .await;
         drop(_leave);
-        // The last one holding the cell takes its Trace rather than copying it (a copy was
-        // 5% of a batch's CPU: every resolution but a shared one is alone with its cell).
+        // The last one holding the cell takes its Trace rather than copying it (every
+        // resolution but a shared one is alone with its cell, so a copy is almost always waste).
         let result = match Arc::try_unwrap(cell) {
             Ok(only) => only.into_inner(),
             Err(shared) => shared.get().cloned(),

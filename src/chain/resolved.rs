@@ -45,8 +45,7 @@ impl Resolved {
     }
 
     /// Writes the Trace's JSON: the bytes stored, with this caller's input, when this
-    /// resolution stored them (encoding the Trace again was 5% of `resolve`'s CPU at full
-    /// speed).
+    /// resolution stored them (the Trace is encoded once, not again for printing).
     pub fn write_json(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
         match &self.stored {
             Some(stored) => {

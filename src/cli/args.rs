@@ -22,26 +22,92 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Resolve URLs and print every hop of each chain.
+    #[command(after_long_help = examples::RESOLVE)]
     Resolve(ResolveArgs),
     /// Find the links in Docker Hub repository descriptions (JSONL) or plain text, resolve
     /// them and judge each repository.
+    #[command(after_long_help = examples::SCAN)]
     Scan(ScanArgs),
     /// Print the campaigns in the store: repositories grouped by shared infrastructure.
+    #[command(after_long_help = examples::CAMPAIGNS)]
     Campaigns(CampaignsArgs),
     /// Resolve one link as several visitors (client profiles) at once and say whether it is
     /// cloaked: where the chains part, and whether they end in different places.
+    #[command(after_long_help = examples::COMPARE)]
     Compare(CompareArgs),
     /// Write what the store holds as indicators for other platforms: a MISP event, a STIX
     /// 2.1 bundle, CSV or text (one indicator a line).
+    #[command(after_long_help = examples::EXPORT)]
     Export(ExportArgs),
-    /// Serve the HTTP API (see the README and GET /openapi.json).
+    /// Serve the HTTP API and the web view (docs/api.md; GET /openapi.json).
+    #[command(after_long_help = examples::SERVE)]
     Serve(ServeArgs),
     /// Manage the watchlist of a running server: links re-resolved on a schedule, with their
     /// history.
+    #[command(after_long_help = examples::WATCH)]
     Watch(WatchArgs),
     /// Ask a running server whether it is healthy (exit 0 when GET /healthz answers 200);
     /// the Docker image's HEALTHCHECK.
+    #[command(after_long_help = examples::HEALTH)]
     Health(HealthArgs),
+    /// Print a shell completion script for hoptrace.
+    #[command(after_long_help = examples::COMPLETIONS)]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write a page per command to a folder.
+    #[command(after_long_help = examples::MAN)]
+    Man(ManArgs),
+}
+
+/// An example or two per command, shown by `--help` and in the manual pages.
+mod examples {
+    pub const RESOLVE: &str = "Examples:
+  hoptrace resolve 'hxxp://blltly[.]com/1w1w1'          # defanged input is fine
+  hoptrace resolve --json - < urls.txt > traces.jsonl   # one Trace per line, input order
+  hoptrace resolve --no-store --profile iphone-safari 'bit.ly/x'";
+    pub const SCAN: &str = "Examples:
+  hoptrace scan repositories.jsonl            # Docker Hub API objects, one a line
+  hoptrace scan --json notes.txt > verdicts.jsonl";
+    pub const CAMPAIGNS: &str = "Examples:
+  hoptrace campaigns
+  hoptrace campaigns --json --min-repositories 5";
+    pub const COMPARE: &str = "Examples:
+  hoptrace compare 'http://cloak.example/go'                 # every built-in profile
+  hoptrace compare --profiles windows-chrome,crawler --via nl 'http://cloak.example/go'";
+    pub const EXPORT: &str = "Examples:
+  hoptrace export --format stix > hoptrace.stix.json
+  hoptrace export --format csv --label payload-host --since 7d
+  hoptrace export --format txt --defang --campaign c-56d53773cbf5";
+    pub const SERVE: &str = "Examples:
+  hoptrace serve                         # server.listen, 127.0.0.1:8080 by default
+  hoptrace serve --listen 127.0.0.1:0 --log-json";
+    pub const WATCH: &str = "Examples:
+  hoptrace watch add 'hxxp://tinurll[.]com/file-7' --every 600
+  hoptrace watch history http://tinurll.com/file-7
+  hoptrace watch list --server http://10.0.0.2:8080 --token T";
+    pub const HEALTH: &str = "Examples:
+  hoptrace health --server 127.0.0.1:8080 && echo up";
+    pub const COMPLETIONS: &str = "Examples:
+  hoptrace completions bash > ~/.local/share/bash-completion/completions/hoptrace
+  hoptrace completions zsh > ~/.zfunc/_hoptrace
+  hoptrace completions fish > ~/.config/fish/completions/hoptrace.fish";
+    pub const MAN: &str = "Examples:
+  hoptrace man | man -l -
+  hoptrace man --dir /usr/local/share/man/man1      # hoptrace.1, hoptrace-resolve.1, ...";
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell the script is for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Write hoptrace.1 and a page per command (hoptrace-resolve.1, ...) to DIR instead of
+    /// printing hoptrace.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// `--config`, declared once and flattened into every command that reads the config.

@@ -7,6 +7,7 @@ mod campaigns;
 mod client;
 mod compare;
 mod export;
+mod generate;
 mod lines;
 pub mod render;
 mod resolve;
@@ -58,13 +59,15 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve(args) => serve::serve(args).await,
         Command::Watch(args) => watch::watch(args).await,
         Command::Health(args) => client::health(args).await,
+        Command::Completions(args) => generate::completions(args),
+        Command::Man(args) => generate::man(args),
     }
 }
 
 /// The items of the batches the iterator `make` builds, produced on a thread of their own
 /// (reading input blocks) at most `batches` batches ahead of the consumer; the thread stops
 /// when the stream is dropped. Batches, because handing items over one by one woke the
-/// thread for every item (a futex wake and a switch: ~3% of `resolve`'s CPU at full speed).
+/// thread for every item (a futex wake and a switch each).
 pub(super) fn read_ahead<I, T>(
     batches: usize,
     make: impl FnOnce() -> I + Send + 'static,

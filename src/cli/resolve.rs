@@ -61,7 +61,7 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
                         Err(e) => return Err(e),
                     };
                     // Boxed: the resolution's state is ~5 KB, and a task's future is moved
-                    // whole as the task is made and finished (2% of the CPU at full speed).
+                    // whole as the task is made and finished.
                     let resolution = resolver.resolve_as(&input, &profile, &via, use_cache);
                     let trace = Box::pin(resolution).await;
                     // The profile and the way out were checked above.
@@ -83,8 +83,8 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
     // Lines are written a group at a time; a larger buffer makes fewer writes of them.
     let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
     // Lines wait for one another a little before they are printed: woken for each line, the
-    // printer (the main thread) cost ~5% of the CPU at full speed, every wake a futex call
-    // and a switch. With the store on they wait longer, and in larger groups than the
+    // printer (the main thread) is woken thousands of times a second, every wake a futex
+    // call and a switch. With the store on they wait longer, and in larger groups than the
     // window (they are taken out of the channel as they come, so the resolutions go on): a
     // flush is cheaper per line the more lines it covers (`cargo bench --bench store`: 92 µs
     // of CPU a Trace in groups of 8, 54 in groups of 32, 38 in groups of 512). The last

@@ -1,6 +1,8 @@
 //! The TOML configuration: every key optional, unknown keys and bad values refused at
 //! start-up with the key named, relative paths resolved against the file's folder.
 
+#[cfg(test)]
+mod reference;
 mod validate;
 use validate::Invalid;
 
@@ -31,6 +33,7 @@ pub enum ConfigError {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub dns: Dns,
@@ -50,6 +53,7 @@ pub struct Config {
 
 /// `[egress]`: the ways out besides hoptrace's own address.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct EgressPoints {
     /// `[egress.points.NAME]`.
@@ -58,6 +62,7 @@ pub struct EgressPoints {
 
 /// An egress point: an upstream proxy that hoptrace asks for vetted IP literals only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Point {
     /// `socks5://ip:port` or `http://ip:port` (HTTP CONNECT). The proxy's own address is the
@@ -74,8 +79,10 @@ pub struct Point {
 /// A client profile: what one kind of visitor sends and shows, for the HTTP client and the
 /// browser alike (`[profiles.NAME]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
+    /// The User-Agent header and `navigator.userAgent`.
     pub user_agent: String,
     /// Empty: no Accept-Language header at all (what a bare script sends).
     #[serde(default)]
@@ -101,19 +108,26 @@ fn desktop_viewport() -> [u32; 2] {
     [1366, 657]
 }
 
+/// `[dns]`: the nameservers hoptrace asks itself (the system resolver and the browser are
+/// never asked about a link).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Dns {
     /// `ip:port` of nameservers; empty means the system's resolv.conf.
     pub nameservers: Vec<SocketAddr>,
-    /// Time for one lookup, all attempts together.
+    /// Time for one lookup, all attempts together; 0: `limits.hop_timeout_ms`.
     pub timeout_ms: u64,
 }
 
+/// `[policy]`: which addresses may be connected to besides the public internet.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
-    /// Exceptions to the built-in deny list.
+    /// Exceptions to the built-in deny list: CIDR blocks hoptrace may connect to after all
+    /// (`["10.1.2.0/24"]`), for a lab or an internal site on purpose.
+    #[cfg_attr(test, schemars(with = "Vec<String>"))]
     pub allow_cidrs: Vec<IpNet>,
 }
 
@@ -121,14 +135,24 @@ pub struct Policy {
 /// overflow. Here, so that config needs nothing from the modules it configures.
 pub const MAX_WATCH_EVERY_SECONDS: u64 = 10 * 365 * 24 * 3600;
 
+/// `[limits]`: what one hop and one resolution may cost, and how hard a host is visited.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
+    /// Hops one chain may take; the next one ends it as `too-many-hops`.
     pub max_hops: u32,
+    /// One hop: DNS, connect, TLS, headers and body together.
     pub hop_timeout_ms: u64,
+    /// One whole resolution's network time (waiting for per-host politeness is not counted).
     pub total_timeout_ms: u64,
+    /// Bytes read of any response at most (and decompressed at most); only text-like types
+    /// are read at all.
     pub max_body_bytes: u64,
+    /// Requests a second to one target host, shared by all the work of the process (of every
+    /// process with `shared_url`).
     pub per_host_per_second: f64,
+    /// Resolutions in flight at once; also the idle keep-alive connections kept per host.
     pub concurrency: u32,
     /// Chains one MISP or STIX export may hold (those documents are built whole); beyond it
     /// the export is refused with how to narrow it. CSV and text fold chains as they are read.
@@ -153,12 +177,15 @@ impl Default for Limits {
     }
 }
 
-/// How requests present themselves. These servers cloak for bots, so the default looks like
+/// `[http]`: how requests present themselves. These servers cloak for bots, so the default looks like
 /// a desktop browser.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Http {
+    /// The User-Agent of the default profile, for the HTTP client and the browser alike.
     pub user_agent: String,
+    /// The Accept-Language of the default profile (and the browser's `navigator.languages`).
     pub accept_language: String,
 }
 
@@ -171,9 +198,13 @@ impl Default for Http {
     }
 }
 
+/// `[browser]`: the browser stage, headless Chromium for pages whose next hop only script shows.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Browser {
+    /// Use the browser stage; off (or no Chromium found): a page that needs it is noted on
+    /// its hop and the chain ends there.
     pub enabled: bool,
     /// Empty: look for /usr/lib/chromium/chromium, then chromium/google-chrome on PATH.
     pub chrome_path: PathBuf,
@@ -196,8 +227,9 @@ pub struct Browser {
 }
 
 /// The CDP crate that drives Chromium. chromiumoxide is the only one kept: headless_chrome
-/// was slower per call and missed script hops chromiumoxide finds (issue 12).
+/// was slower per call and missed script hops chromiumoxide finds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DriverKind {
     #[default]
@@ -220,7 +252,9 @@ impl Default for Browser {
     }
 }
 
+/// `[storage]`: where Traces, watches and repositories are kept.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Storage {
     /// Which backend keeps the data.
@@ -234,11 +268,14 @@ pub struct Storage {
     /// How long a call waits for a database connection (connect included) before it fails
     /// (the API answers 503).
     pub connect_timeout_ms: u64,
+    /// How long a stored Trace answers a new request for the same URL (`cached: true`);
+    /// errors and timeouts are never answered from the cache.
     pub cache_ttl_seconds: u64,
 }
 
 /// The storage backends (`storage.backend`): one module each under `store/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StorageBackend {
     /// Embedded, one process at a time: `storage.path`.
@@ -261,11 +298,17 @@ impl Default for Storage {
     }
 }
 
+/// `[server]`: `hoptrace serve`, the HTTP API and the web view.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Server {
+    /// The address `hoptrace serve` listens on (`--listen` overrides it).
     pub listen: SocketAddr,
+    /// Non-empty: every `/v1` call needs `Authorization: Bearer <token>`, and the web view a
+    /// login; empty: no token is asked for.
     pub api_tokens: Vec<String>,
+    /// A larger request body is refused with 413.
     pub max_request_bytes: u64,
     /// Requests per second each client (token, else address) may make to /v1; 0 = no limit.
     pub rate_per_second: u32,
@@ -322,27 +365,40 @@ impl Default for Server {
     }
 }
 
+/// `[tls]`: certificates trusted when a hop is fetched over HTTPS.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Tls {
     /// PEM roots trusted beside the built-in web roots.
     pub extra_ca_files: Vec<PathBuf>,
 }
 
+/// `[labels]`: the indicator lists hosts are labelled with.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Labels {
     /// More indicator lists (plain text or TOML); the shipped lists are built in.
     pub extra_files: Vec<PathBuf>,
 }
 
+/// `[watch]`: the watchlist `hoptrace serve` re-resolves on a schedule, and its events.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Watch {
+    /// Interval of a watch that names none (and of automatic watches).
     pub default_every_seconds: u64,
+    /// The shortest interval a watch may ask for.
     pub min_every_seconds: u64,
+    /// Watch every link whose resolution passes through a fake or lookalike shortener,
+    /// whoever asked for it.
     pub auto: bool,
+    /// Observations kept per watched link (the newest).
     pub max_observations: u64,
+    /// Events (`new-landing-host`, `relabel`) are POSTed here as JSON, through the egress
+    /// gate like any link; empty: none.
     pub webhook_url: String,
     /// Wait before the first webhook retry; doubles per retry (up to 5 minutes).
     pub webhook_backoff_ms: u64,

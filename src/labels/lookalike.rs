@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use super::Labels;
 
 /// Answers of [`Labels::lookalike_of`] by registrable domain. A batch meets the same sites
-/// again and again, and comparing a name with every real shortener was ~9% of a resolution's
-/// CPU in a profile (issue 18). Emptied whenever the lists change; bounded.
+/// again and again, and comparing a name with every real shortener on every hop is costly
+/// (edit distances). Emptied whenever the lists change; bounded.
 #[derive(Debug, Default)]
 pub(super) struct Memo(std::sync::Mutex<HashMap<String, Option<String>>>);
 

@@ -1,7 +1,7 @@
 //! A stored Trace in its wire form: the JSON as it was first encoded, with where its `input`
 //! and `cached` values sit, so a cache hit is answered by splicing those two into the stored
-//! bytes instead of decoding the Trace and encoding it again (issue 18: with each hop's HTTP
-//! record a Trace is 1-2 KB of JSON, and decoding plus encoding it was most of a hit's cost).
+//! bytes instead of decoding the Trace and encoding it again (with each hop's HTTP record a
+//! Trace is 1-2 KB of JSON, and decoding plus encoding it would be most of a hit's cost).
 //!
 //! The record sled keeps: a tag byte, a fixed header (when it was stored, the outcome, the
 //! three offsets) and the JSON, LZ4-compressed against a dictionary: a typical Trace

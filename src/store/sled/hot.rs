@@ -1,6 +1,5 @@
-//! The Traces read most, kept decompressed. An API cache hit read the Trace from sled and
-//! decompressed it every time: 3 µs of a ~40 µs request (issue 18), for the same few links a
-//! scanner asks about again and again.
+//! The Traces read most, kept decompressed, so an API cache hit does not read sled and
+//! decompress for the same few links a scanner asks about again and again.
 //!
 //! Coherent with the writes: a batch's keys are forgotten once its transaction is applied,
 //! before any of its writers is told, and a value read from sled is kept only if no batch was
@@ -9,7 +8,7 @@
 //!
 //! With each Trace, the answers made from it for the requests that asked (an API cache hit's
 //! bytes, keyed by the request's bytes): the same request again is answered without parsing
-//! it, looking the Trace up or splicing its input in — most of a hit's own work (issue 18).
+//! it, looking the Trace up or splicing its input in — most of a hit's own work.
 //! An answer goes when its Trace goes.
 
 use std::collections::HashMap;

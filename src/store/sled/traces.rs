@@ -1,6 +1,6 @@
 //! Traces in sled: one key per Trace, and the landing-domain index kept in step with them.
 //!
-//! sled's cost is per key written (issue 18: ~20 µs of CPU each here, whatever its size), so
+//! sled's cost is per key written (whatever its size), so
 //! a Trace is one key. What the index needs from the past is in that key's value: the
 //! registrable domains the input has landed on before ([`Landings`], in front of the
 //! [`EncodedTrace`] record), so "is this a new input for that domain?" is a read, not a key
