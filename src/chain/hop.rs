@@ -12,7 +12,7 @@ use super::{Resolver, Visitor, DIRECT};
 use crate::decode;
 use crate::discover::NextHopFinder;
 use crate::discover::Page;
-use crate::egress::{Egress, EgressError};
+use crate::egress::{EgressError, Pinned};
 use crate::fetch::FetchError;
 use crate::input::parse_input;
 use crate::trace::{ErrorKind, Hop, Outcome, TraceError, Via};
@@ -65,7 +65,10 @@ impl Resolver {
                 Some(timeout_error(self.total_timeout, "total_timeout_ms")),
             );
         };
-        for key in politeness_keys(url, &visitor.way.egress).await {
+        // The name is vetted once here and held: politeness is owed to the addresses the
+        // connection will go to, and the connection goes to them (no second lookup).
+        let pinned = visitor.way.egress.pin(&host_of(url)).await.ok();
+        for key in politeness_keys(url, pinned.as_ref()) {
             // Per way out: each egress point has its own budget.
             let key = match visitor.via {
                 DIRECT => key,
@@ -76,6 +79,7 @@ impl Resolver {
         let budget = self.hop_timeout.min(remaining);
         let t0 = Instant::now();
         let result = visitor.way.fetcher.fetch(url, budget, profile, first).await;
+        drop(pinned);
         let took = t0.elapsed();
         *spent += took;
         hop.elapsed_ms = Some(took.as_millis() as u64);
@@ -225,17 +229,15 @@ fn timeout_error(limit: Duration, key: &str) -> TraceError {
 
 /// What a request to `url` is polite toward: the host name as a server knows it (lowercase,
 /// IDNA as the URL parser gives it, without a trailing dot, so `Same.test.` and `same.test`
-/// are one), and each address the gate vets for it, so many names of one server share that
-/// server's budget. Vetted here, before the connection is asked for (the lookup is cached,
-/// and a pooled connection to the name goes to one of these addresses); a name the gate
-/// cannot vet is keyed by name alone and its fetch says why.
-async fn politeness_keys(url: &Url, egress: &Egress) -> Vec<String> {
+/// are one), and each address the gate vetted for it (`pinned`), so many names of one server
+/// share that server's budget. A name the gate could not vet is keyed by name alone, and its
+/// fetch says why.
+fn politeness_keys(url: &Url, pinned: Option<&Pinned>) -> Vec<String> {
     let host = host_of(url);
     let name = host.trim_end_matches('.').to_string();
-    let mut keys = Vec::with_capacity(2);
-    if let Ok(addrs) = egress.vet(&host).await {
-        keys.extend(addrs.iter().map(|a| a.to_string()));
-    }
+    let mut keys: Vec<String> = pinned
+        .map(|p| p.addrs.iter().map(|a| a.to_string()).collect())
+        .unwrap_or_default();
     // An IP literal is its own address.
     if !keys.contains(&name) {
         keys.insert(0, name);

@@ -10,8 +10,9 @@ pub mod policy;
 pub mod proxy;
 pub mod upstream;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_resolver::config::{
@@ -69,6 +70,33 @@ pub struct Egress {
     resolver: TokioResolver,
     dns_timeout: Duration,
     upstream: Option<Upstream>,
+    /// Names held vetted by a [`Pinned`]: a connection to one goes to these addresses
+    /// without a second lookup. Entry: (holders, addresses).
+    pins: Mutex<HashMap<String, (usize, Arc<[IpAddr]>)>>,
+}
+
+/// A name vetted once and held so: while it lives, a connection to that name goes to
+/// [`Pinned::addrs`] (no second lookup between deciding on the addresses and dialling one).
+pub struct Pinned {
+    egress: Arc<Egress>,
+    name: Option<String>,
+    /// The vetted addresses.
+    pub addrs: Arc<[IpAddr]>,
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        let Some(name) = self.name.take() else {
+            return;
+        };
+        let mut pins = self.egress.pins.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = pins.get_mut(&name) {
+            entry.0 -= 1;
+            if entry.0 == 0 {
+                pins.remove(&name);
+            }
+        }
+    }
 }
 
 impl Egress {
@@ -138,6 +166,7 @@ impl Egress {
             resolver,
             dns_timeout,
             upstream,
+            pins: Mutex::default(),
         }))
     }
 
@@ -163,6 +192,36 @@ impl Egress {
                 })?;
         }
         Ok(addrs)
+    }
+
+    /// Vets `host` and holds the answer (see [`Pinned`]) until the pin is dropped. A name
+    /// pinned already is vetted again and the newer answer kept: both were vetted.
+    pub async fn pin(self: &Arc<Self>, host: &str) -> Result<Pinned, EgressError> {
+        let addrs: Arc<[IpAddr]> = self.vet(host).await?.into();
+        let name = match parse_host(host)? {
+            HostKind::Ip(_) => None,
+            HostKind::Name(name) => Some(name),
+        };
+        if let Some(name) = &name {
+            let mut pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = pins.entry(name.clone()).or_insert((0, addrs.clone()));
+            entry.0 += 1;
+            entry.1 = addrs.clone();
+        }
+        Ok(Pinned {
+            egress: self.clone(),
+            name,
+            addrs,
+        })
+    }
+
+    /// The addresses `host` is pinned to, if a [`Pinned`] holds it.
+    fn pinned(&self, host: &str) -> Option<Vec<IpAddr>> {
+        let HostKind::Name(name) = parse_host(host).ok()? else {
+            return None;
+        };
+        let pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
+        pins.get(&name).map(|(_, addrs)| addrs.to_vec())
     }
 
     async fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, EgressError> {
@@ -195,14 +254,17 @@ impl Egress {
         Ok(addrs)
     }
 
-    /// Vets `host` and connects to the first vetted address that answers. The returned
-    /// address is the one actually connected to.
+    /// Vets `host` (or takes its pinned answer) and connects to the first vetted address
+    /// that answers. The returned address is the one actually connected to.
     pub async fn connect(
         &self,
         host: &str,
         port: u16,
     ) -> Result<(TcpStream, SocketAddr), EgressError> {
-        let addrs = self.vet(host).await?;
+        let addrs = match self.pinned(host) {
+            Some(addrs) => addrs,
+            None => self.vet(host).await?,
+        };
         let mut last = None;
         for ip in addrs {
             let addr = SocketAddr::new(ip, port);
