@@ -115,12 +115,12 @@ async fn exports_of_the_hub_scan_validate() {
     let mut rows = csv.lines();
     assert_eq!(
         rows.next(),
-        Some("indicator,type,first_seen,last_seen,labels,inputs")
+        Some(r#""indicator","type","first_seen","last_seen","labels","inputs""#)
     );
     let rows: Vec<&str> = rows.collect();
     assert!(
         rows.iter()
-            .any(|r| r.starts_with("failhostingpolp.ru,domain,")),
+            .any(|r| r.starts_with(r#""failhostingpolp.ru","domain","#)),
         "{csv}"
     );
     assert!(rows.iter().all(|r| r.contains("payload-host")), "{csv}");
@@ -203,4 +203,70 @@ async fn exports_of_the_hub_scan_validate() {
     check_misp(&api.body);
     let bad = get(addr, "/v1/export?format=stix&defang=1", None).await;
     assert_eq!((bad.status, error_code(&bad)), (400, "bad_request"));
+}
+
+/// A spreadsheet runs a CSV cell that starts with `=`, `+`, `-` or `@` (or their full-width
+/// forms). Links put such cells in an export: an input is exported as typed (`=5.evil.test/y`,
+/// a bare host), and a redirect may lead to a host named `=1+1.…`. Each way out (the binary,
+/// defanged, the API) quotes every cell and writes those after a `'`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_cells_never_start_a_formula() {
+    let env = TestEnv::new().await;
+    let short = redirector("http://=1+1.failhostingpolp.ru:8081/x").await;
+    let cfg = env.write_config("");
+    let typed = [
+        "=5.formula.test:8081/y",
+        "+4.formula.test:8081/z",
+        "-3.formula.test:8081/w",
+        "@2.formula.test:8081/v",
+        "\u{ff1d}1.formula.test:8081/u",
+    ];
+    let mut stdin = format!("http://127.0.0.1:{}/s\n", short.port());
+    for t in typed {
+        stdin.push_str(&format!("{t}\n"));
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hoptrace"))
+        .args(["resolve", "--json", "-", "--config", cfg.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    // Nothing answers (hickory does not look such names up): the chains are stored all the same.
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 6);
+    let (plain, err, ok) = hoptrace(&["export", "--format", "csv"], &cfg);
+    assert!(ok, "{err}");
+    let (defanged, err, ok) = hoptrace(&["export", "--format", "csv", "--defang"], &cfg);
+    assert!(ok, "{err}");
+    let (_serving, addr) = serve_binary(&cfg);
+    let api = get(addr, "/v1/export?format=csv&defang=1", None).await;
+    assert_eq!(api.status, 200);
+    let api = api.body.as_str().unwrap().to_string();
+    for (how, csv) in [("plain", &plain), ("defanged", &defanged), ("api", &api)] {
+        let mut rows = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(csv.as_bytes());
+        let cells: Vec<String> = rows
+            .records()
+            .flat_map(|r| r.unwrap().iter().map(str::to_string).collect::<Vec<_>>())
+            .collect();
+        assert!(cells.len() > 6, "{how}: {csv}");
+        let formula = |c: &&String| {
+            c.starts_with([
+                '=', '+', '-', '@', '\t', '\r', '\u{ff1d}', '\u{ff0b}', '\u{ff0d}', '\u{ff20}',
+            ])
+        };
+        assert_eq!(cells.iter().find(formula), None, "{how}: {csv}");
+        // Every cell is quoted: a separator inside one cannot start another.
+        assert!(csv.lines().all(|l| l.starts_with('"')), "{how}: {csv}");
+        for t in typed {
+            let start: String = t.chars().take(2).collect();
+            assert!(
+                cells.iter().any(|c| c.starts_with(&format!("'{start}"))),
+                "{how}: {t} as typed, after a ': {csv}"
+            );
+        }
+    }
 }
