@@ -5,6 +5,7 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use common::tools::{check_misp, check_stix};
 use common::*;
@@ -269,4 +270,132 @@ async fn csv_cells_never_start_a_formula() {
             );
         }
     }
+}
+
+/// One hostile hop must not spoil a whole export. Hops to an ordinary PHP-style query
+/// (`?a[]=1`), `|`, `^`, `%zz` and a second `#` in a URL, an emoji IDN, names no resolver
+/// takes (`my_host.…`, `=1+1.…`) and an IPv6 literal: the STIX bundle passes stix2-validator
+/// (URLs as RFC 3986 has them, such hosts only inside their URLs, an address as an address)
+/// and the MISP event loads in pymisp with MISP's templates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_urls_and_hosts_keep_stix_and_misp_valid() {
+    let env = TestEnv::new().await;
+    let port = Arc::new(std::sync::OnceLock::<u16>::new());
+    let p = port.clone();
+    let server = Server::start("127.0.0.1", move |req| {
+        let port = *p.get().unwrap();
+        let host = req.headers()["host"].to_str().unwrap().to_string();
+        let host = host.split(':').next().unwrap().to_string();
+        let path = req.uri().path().to_string();
+        let to = |host: &str, rest: &str| format!("http://{host}:{port}{rest}");
+        let location = match (host.as_str(), path.as_str()) {
+            (_, "/start") => to("failhostingpolp.ru", "/land?a[]=1&b[x]=|^`"),
+            ("failhostingpolp.ru", _) => to("xn--ls8h.failhostingpolp.ru", "/p|a^t%zz#a#b"),
+            (_, "/to-underscore") => to("my_host.failhostingpolp.ru", "/u"),
+            (_, "/to-formula") => to("=1+1.failhostingpolp.ru", "/x"),
+            (_, "/to-v6") => format!("http://[::1]:{port}/v6"),
+            _ => String::new(),
+        };
+        async move {
+            match location.is_empty() {
+                true => html("<html>a page</html>"),
+                false => redirect(302, location.as_bytes()),
+            }
+        }
+    })
+    .await;
+    port.set(server.port()).unwrap();
+    for host in [
+        "failhostingpolp.ru",
+        "xn--ls8h.failhostingpolp.ru",
+        "my_host.failhostingpolp.ru",
+    ] {
+        env.dns.set(host, &["127.0.0.1"]);
+    }
+    let cfg = env.write_config("");
+    let inputs: Vec<String> = ["/start", "/to-underscore", "/to-formula", "/to-v6"]
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{}{p}", server.port()))
+        .collect();
+    let mut args = vec!["resolve", "--json"];
+    args.extend(inputs.iter().map(String::as_str));
+    let (out, err, ok) = hoptrace(&args, &cfg);
+    assert!(ok, "{err}");
+    let hops: Vec<String> = out
+        .lines()
+        .flat_map(|l| {
+            let t: serde_json::Value = serde_json::from_str(l).unwrap();
+            let urls: Vec<String> = t["hops"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["url"].as_str().unwrap().to_string())
+                .collect();
+            urls
+        })
+        .collect();
+    for part in ["/land?a[]=1", "xn--ls8h.", "my_host.", "=1+1.", "[::1]"] {
+        assert!(hops.iter().any(|u| u.contains(part)), "{part} in {hops:?}");
+    }
+
+    let (out, err, ok) = hoptrace(&["export", "--format", "stix"], &cfg);
+    assert!(ok, "{err}");
+    let bundle: serde_json::Value = serde_json::from_str(&out).unwrap();
+    check_stix(&bundle);
+    let values: Vec<(&str, &str)> = bundle["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| Some((o["type"].as_str()?, o["value"].as_str()?)))
+        .collect();
+    let land = format!(
+        "http://failhostingpolp.ru:{}/land?a%5B%5D=1&b%5Bx%5D=%7C%5E%60",
+        server.port()
+    );
+    assert!(values.contains(&("url", land.as_str())), "{values:?}");
+    assert!(values.contains(&("ipv6-addr", "::1")), "{values:?}");
+    assert!(
+        values.contains(&("domain-name", "failhostingpolp.ru")),
+        "the registrable domain of each: {values:?}"
+    );
+    for odd in ["xn--ls8h.", "my_host.", "=1+1.", "127.0.0.1", "[::1]"] {
+        assert!(
+            !values
+                .iter()
+                .any(|(t, v)| *t == "domain-name" && v.contains(odd)),
+            "{odd} is no domain name: {values:?}"
+        );
+        assert!(
+            values.iter().any(|(t, v)| *t == "url" && v.contains(odd)),
+            "{odd} is in its URL: {values:?}"
+        );
+    }
+
+    let (out, err, ok) = hoptrace(&["export", "--format", "misp"], &cfg);
+    assert!(ok, "{err}");
+    let event: serde_json::Value = serde_json::from_str(&out).unwrap();
+    check_misp(&event);
+    let attrs: Vec<(&str, &str)> = event["Event"]["Object"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|o| o["Attribute"].as_array().unwrap())
+        .map(|a| (a["type"].as_str().unwrap(), a["value"].as_str().unwrap()))
+        .collect();
+    for odd in [
+        "xn--ls8h.",
+        "my_host.",
+        "=1+1.",
+        "127.0.0.1",
+        "[::1]",
+        "::1",
+    ] {
+        assert!(
+            !attrs
+                .iter()
+                .any(|(t, v)| matches!(*t, "hostname" | "domain") && v.contains(odd)),
+            "{odd} is no hostname: {attrs:?}"
+        );
+    }
+    assert!(attrs.contains(&("ip-dst", "::1")), "{attrs:?}");
 }
