@@ -11,6 +11,7 @@ use std::borrow::Cow;
 
 use super::{time, Filter, Found, Indicator, Kind};
 use crate::extract::defang;
+use crate::terminal::Shown;
 
 /// What a spreadsheet takes a cell starting with as a formula (or a formula's start after it
 /// trims the cell): ASCII and the full-width forms some spreadsheets read alike.
@@ -106,14 +107,15 @@ pub fn txt(found: &Found, filter: &Filter) -> Vec<u8> {
             true => defang(u),
             false => u.clone(),
         });
+        // Read in terminals too: what links put in a line is escaped (see crate::terminal).
         out.push_str(&format!(
             "{}  # {} {}..{} [{}] from {}{}\n",
-            shown(&i, filter),
+            Shown(shown(&i, filter)),
             i.kind.as_str(),
             time(i.first_ms),
             time(i.last_ms),
-            labels.join(" "),
-            input.unwrap_or_default(),
+            Shown(labels.join(" ")),
+            Shown(input.unwrap_or_default()),
             match i.inputs.len() {
                 0 | 1 => String::new(),
                 n => format!(" and {} more", n - 1),
