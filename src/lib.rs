@@ -31,6 +31,7 @@ pub mod scan;
 pub mod server;
 pub mod shared;
 pub mod store;
+pub mod terminal;
 pub mod trace;
 pub mod watch;
 

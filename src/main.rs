@@ -38,7 +38,8 @@ fn main() {
         }
     };
     if let Err(failure) = runtime.block_on(hoptrace::cli::run(cli)) {
-        eprintln!("hoptrace: {:#}", failure.error);
+        // Errors echo what they were given (a URL, a line, a server's message): escaped.
+        eprintln!("hoptrace: {:#}", hoptrace::terminal::Shown(&failure.error));
         std::process::exit(failure.code);
     }
 }

@@ -687,3 +687,65 @@ async fn a_line_that_is_not_text_or_too_long_is_answered_and_the_run_goes_on() {
         (url(2).as_str(), Outcome::Landed)
     );
 }
+
+/// What a person reads carries no terminal escape from what others wrote: a line read from
+/// stdin with `ESC ]0;` (retitle), `ESC [2J` (clear), a C1 CSI and a bidi override, a link's
+/// path with one, a Docker Hub record whose `namespace` and `name` carry them, and an error
+/// that echoes a path. Each is shown escaped (`\u{1b}`). JSON output is escaped by its encoder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn human_output_carries_no_terminal_escape() {
+    const RAW: [char; 6] = ['\x1b', '\x07', '\r', '\u{9b}', '\u{7f}', '\u{202e}'];
+    let raw_in = |s: &str| s.chars().filter(|c| RAW.contains(c)).collect::<Vec<_>>();
+    let env = TestEnv::new().await;
+    let page = Server::start("127.0.0.1", |_| async { html("<p>a page</p>") }).await;
+    let cfg = env.write_config("");
+    let hostile = "\x1b]0;owned\x07\x1b[2J\r\u{9b}31m\u{7f}\u{202e}exe.txt";
+    let stdin = format!(
+        "http://a.test/{hostile}\nhttp://127.0.0.1:{}/\u{202e}x\n",
+        page.port()
+    );
+    let (code, out, err) = resolve_cmd(&cfg, &[], "-", stdin.clone()).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(raw_in(&out), Vec::<char>::new(), "{out:?}");
+    assert_eq!(raw_in(&err), Vec::<char>::new(), "{err:?}");
+    assert!(
+        out.contains(
+            "http://a.test/\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\r\\u{9b}31m\\u{7f}\\u{202e}exe.txt"
+        ),
+        "shown escaped: {out}"
+    );
+    assert!(out.contains("=> landed on 127.0.0.1"), "{out}");
+    // JSON: the encoder escapes C0 controls.
+    let (code, out, err) = resolve_cmd(&cfg, &["--json"], "-", stdin).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains(['\x1b', '\x07', '\r']), "{out:?}");
+    assert!(out.contains("\\u001b]0;owned\\u0007"), "{out}");
+
+    // scan: a Docker Hub record's namespace and name.
+    let record = serde_json::json!({
+        "namespace": format!("ns{hostile}"),
+        "name": "name\x1b[2J",
+        "description": format!("see http://127.0.0.1:{}/doc", page.port()),
+    });
+    let mut args = vec!["scan".to_string(), "--config".into()];
+    args.extend([cfg.display().to_string(), "-".into()]);
+    let (code, out, err) = run_async(args, format!("{record}\n")).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(raw_in(&out), Vec::<char>::new(), "{out:?}");
+    assert_eq!(raw_in(&err), Vec::<char>::new(), "{err:?}");
+    assert!(out.contains("ns\\u{1b}]0;owned"), "{out}");
+    assert!(out.contains("/name\\u{1b}[2J"), "{out}");
+
+    // An error that echoes what it was given.
+    let missing = env.dir.path().join(format!("{hostile}.toml"));
+    let args = vec![
+        "resolve".to_string(),
+        "--config".into(),
+        missing.display().to_string(),
+        "http://a.test/".into(),
+    ];
+    let (code, _, err) = run_async(args, String::new()).await;
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(raw_in(&err), Vec::<char>::new(), "{err:?}");
+    assert!(err.contains("\\u{1b}]0;owned"), "{err}");
+}

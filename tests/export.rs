@@ -5,6 +5,7 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use common::tools::{check_misp, check_stix};
 use common::*;
@@ -115,12 +116,12 @@ async fn exports_of_the_hub_scan_validate() {
     let mut rows = csv.lines();
     assert_eq!(
         rows.next(),
-        Some("indicator,type,first_seen,last_seen,labels,inputs")
+        Some(r#""indicator","type","first_seen","last_seen","labels","inputs""#)
     );
     let rows: Vec<&str> = rows.collect();
     assert!(
         rows.iter()
-            .any(|r| r.starts_with("failhostingpolp.ru,domain,")),
+            .any(|r| r.starts_with(r#""failhostingpolp.ru","domain","#)),
         "{csv}"
     );
     assert!(rows.iter().all(|r| r.contains("payload-host")), "{csv}");
@@ -302,4 +303,198 @@ async fn one_export_at_a_time_and_a_bounded_document() {
         1 + 400 * 3 * 2,
         "a header, then a URL and a domain a hop"
     );
+}
+
+/// A spreadsheet runs a CSV cell that starts with `=`, `+`, `-` or `@` (or their full-width
+/// forms). Links put such cells in an export: an input is exported as typed (`=5.evil.test/y`,
+/// a bare host), and a redirect may lead to a host named `=1+1.…`. Each way out (the binary,
+/// defanged, the API) quotes every cell and writes those after a `'`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_cells_never_start_a_formula() {
+    let env = TestEnv::new().await;
+    let short = redirector("http://=1+1.failhostingpolp.ru:8081/x").await;
+    let cfg = env.write_config("");
+    let typed = [
+        "=5.formula.test:8081/y",
+        "+4.formula.test:8081/z",
+        "-3.formula.test:8081/w",
+        "@2.formula.test:8081/v",
+        "\u{ff1d}1.formula.test:8081/u",
+    ];
+    let mut stdin = format!("http://127.0.0.1:{}/s\n", short.port());
+    for t in typed {
+        stdin.push_str(&format!("{t}\n"));
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hoptrace"))
+        .args(["resolve", "--json", "-", "--config", cfg.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    // Nothing answers (hickory does not look such names up): the chains are stored all the same.
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 6);
+    let (plain, err, ok) = hoptrace(&["export", "--format", "csv"], &cfg);
+    assert!(ok, "{err}");
+    let (defanged, err, ok) = hoptrace(&["export", "--format", "csv", "--defang"], &cfg);
+    assert!(ok, "{err}");
+    let (_serving, addr) = serve_binary(&cfg);
+    let api = get(addr, "/v1/export?format=csv&defang=1", None).await;
+    assert_eq!(api.status, 200);
+    let api = api.body.as_str().unwrap().to_string();
+    for (how, csv) in [("plain", &plain), ("defanged", &defanged), ("api", &api)] {
+        let mut rows = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(csv.as_bytes());
+        let cells: Vec<String> = rows
+            .records()
+            .flat_map(|r| r.unwrap().iter().map(str::to_string).collect::<Vec<_>>())
+            .collect();
+        assert!(cells.len() > 6, "{how}: {csv}");
+        let formula = |c: &&String| {
+            c.starts_with([
+                '=', '+', '-', '@', '\t', '\r', '\u{ff1d}', '\u{ff0b}', '\u{ff0d}', '\u{ff20}',
+            ])
+        };
+        assert_eq!(cells.iter().find(formula), None, "{how}: {csv}");
+        // Every cell is quoted: a separator inside one cannot start another.
+        assert!(csv.lines().all(|l| l.starts_with('"')), "{how}: {csv}");
+        for t in typed {
+            let start: String = t.chars().take(2).collect();
+            assert!(
+                cells.iter().any(|c| c.starts_with(&format!("'{start}"))),
+                "{how}: {t} as typed, after a ': {csv}"
+            );
+        }
+    }
+}
+
+/// One hostile hop must not spoil a whole export. Hops to an ordinary PHP-style query
+/// (`?a[]=1`), `|`, `^`, `%zz` and a second `#` in a URL, an emoji IDN, names no resolver
+/// takes (`my_host.…`, `=1+1.…`) and an IPv6 literal: the STIX bundle passes stix2-validator
+/// (URLs as RFC 3986 has them, such hosts only inside their URLs, an address as an address)
+/// and the MISP event loads in pymisp with MISP's templates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_urls_and_hosts_keep_stix_and_misp_valid() {
+    let env = TestEnv::new().await;
+    let port = Arc::new(std::sync::OnceLock::<u16>::new());
+    let p = port.clone();
+    let server = Server::start("127.0.0.1", move |req| {
+        let port = *p.get().unwrap();
+        let host = req.headers()["host"].to_str().unwrap().to_string();
+        let host = host.split(':').next().unwrap().to_string();
+        let path = req.uri().path().to_string();
+        let to = |host: &str, rest: &str| format!("http://{host}:{port}{rest}");
+        let location = match (host.as_str(), path.as_str()) {
+            (_, "/start") => to("failhostingpolp.ru", "/land?a[]=1&b[x]=|^`"),
+            ("failhostingpolp.ru", _) => to("xn--ls8h.failhostingpolp.ru", "/p|a^t%zz#a#b"),
+            (_, "/to-underscore") => to("my_host.failhostingpolp.ru", "/u"),
+            (_, "/to-formula") => to("=1+1.failhostingpolp.ru", "/x"),
+            (_, "/to-v6") => format!("http://[::1]:{port}/v6"),
+            _ => String::new(),
+        };
+        async move {
+            match location.is_empty() {
+                true => html("<html>a page</html>"),
+                false => redirect(302, location.as_bytes()),
+            }
+        }
+    })
+    .await;
+    port.set(server.port()).unwrap();
+    for host in [
+        "failhostingpolp.ru",
+        "xn--ls8h.failhostingpolp.ru",
+        "my_host.failhostingpolp.ru",
+    ] {
+        env.dns.set(host, &["127.0.0.1"]);
+    }
+    let cfg = env.write_config("");
+    let inputs: Vec<String> = ["/start", "/to-underscore", "/to-formula", "/to-v6"]
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{}{p}", server.port()))
+        .collect();
+    let mut args = vec!["resolve", "--json"];
+    args.extend(inputs.iter().map(String::as_str));
+    let (out, err, ok) = hoptrace(&args, &cfg);
+    assert!(ok, "{err}");
+    let hops: Vec<String> = out
+        .lines()
+        .flat_map(|l| {
+            let t: serde_json::Value = serde_json::from_str(l).unwrap();
+            let urls: Vec<String> = t["hops"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["url"].as_str().unwrap().to_string())
+                .collect();
+            urls
+        })
+        .collect();
+    for part in ["/land?a[]=1", "xn--ls8h.", "my_host.", "=1+1.", "[::1]"] {
+        assert!(hops.iter().any(|u| u.contains(part)), "{part} in {hops:?}");
+    }
+
+    let (out, err, ok) = hoptrace(&["export", "--format", "stix"], &cfg);
+    assert!(ok, "{err}");
+    let bundle: serde_json::Value = serde_json::from_str(&out).unwrap();
+    check_stix(&bundle);
+    let values: Vec<(&str, &str)> = bundle["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| Some((o["type"].as_str()?, o["value"].as_str()?)))
+        .collect();
+    let land = format!(
+        "http://failhostingpolp.ru:{}/land?a%5B%5D=1&b%5Bx%5D=%7C%5E%60",
+        server.port()
+    );
+    assert!(values.contains(&("url", land.as_str())), "{values:?}");
+    assert!(values.contains(&("ipv6-addr", "::1")), "{values:?}");
+    assert!(
+        values.contains(&("domain-name", "failhostingpolp.ru")),
+        "the registrable domain of each: {values:?}"
+    );
+    for odd in ["xn--ls8h.", "my_host.", "=1+1.", "127.0.0.1", "[::1]"] {
+        assert!(
+            !values
+                .iter()
+                .any(|(t, v)| *t == "domain-name" && v.contains(odd)),
+            "{odd} is no domain name: {values:?}"
+        );
+        assert!(
+            values.iter().any(|(t, v)| *t == "url" && v.contains(odd)),
+            "{odd} is in its URL: {values:?}"
+        );
+    }
+
+    let (out, err, ok) = hoptrace(&["export", "--format", "misp"], &cfg);
+    assert!(ok, "{err}");
+    let event: serde_json::Value = serde_json::from_str(&out).unwrap();
+    check_misp(&event);
+    let attrs: Vec<(&str, &str)> = event["Event"]["Object"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|o| o["Attribute"].as_array().unwrap())
+        .map(|a| (a["type"].as_str().unwrap(), a["value"].as_str().unwrap()))
+        .collect();
+    for odd in [
+        "xn--ls8h.",
+        "my_host.",
+        "=1+1.",
+        "127.0.0.1",
+        "[::1]",
+        "::1",
+    ] {
+        assert!(
+            !attrs
+                .iter()
+                .any(|(t, v)| matches!(*t, "hostname" | "domain") && v.contains(odd)),
+            "{odd} is no hostname: {attrs:?}"
+        );
+    }
+    assert!(attrs.contains(&("ip-dst", "::1")), "{attrs:?}");
 }

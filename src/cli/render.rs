@@ -1,30 +1,45 @@
-//! What a person reads: chains, scan reports, campaign tables, watch histories.
+//! What a person reads: chains, scan reports, campaign tables, watch histories. Every value
+//! from a link, a page, a repository or a server is written through [`Shown`], so none of it
+//! can drive the terminal; the colours are the only escapes written.
 
 use std::io::Write;
 
+use crate::terminal::Shown;
 use crate::trace::{Outcome, Trace};
+
+/// A JSON string field as shown: its text, escaped (empty when absent).
+fn text(v: &serde_json::Value) -> Shown<&str> {
+    Shown(v.as_str().unwrap_or(""))
+}
+
+/// Items joined by ", ", each escaped.
+fn joined(items: impl IntoIterator<Item = impl std::fmt::Display>) -> String {
+    items
+        .into_iter()
+        .map(|i| Shown(i).to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// A link's history for a person: the summary, then one line per observation.
 pub(super) fn write_history(out: &mut impl Write, h: &serde_json::Value) -> std::io::Result<()> {
     let s = &h["summary"];
     let list = |v: &serde_json::Value| {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|x| x.as_str().unwrap_or("").to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default()
+        joined(
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .map(|x| x.as_str().unwrap_or("")),
+        )
     };
-    writeln!(out, "{}", h["url"].as_str().unwrap_or(""))?;
+    writeln!(out, "{}", text(&h["url"]))?;
     writeln!(
         out,
         "  {} observations from {} to {}; {} distinct final URLs{}",
-        s["observations"],
-        s["first_seen"].as_str().unwrap_or(""),
-        s["last_seen"].as_str().unwrap_or(""),
-        s["distinct_final_urls"],
+        Shown(&s["observations"]),
+        text(&s["first_seen"]),
+        text(&s["last_seen"]),
+        Shown(&s["distinct_final_urls"]),
         match (s["rotating"] == true, s["cloaked"] == true) {
             (true, true) => " (rotating; cloaked: its visitors land apart)",
             (true, false) => " (rotating)",
@@ -37,8 +52,8 @@ pub(super) fn write_history(out: &mut impl Write, h: &serde_json::Value) -> std:
         writeln!(
             out,
             "  new host {} since {}",
-            n["host"].as_str().unwrap_or(""),
-            n["first_seen"].as_str().unwrap_or("")
+            text(&n["host"]),
+            text(&n["first_seen"])
         )?;
     }
     for o in h["observations"].as_array().into_iter().flatten() {
@@ -46,17 +61,17 @@ pub(super) fn write_history(out: &mut impl Write, h: &serde_json::Value) -> std:
         let cell = match o["cell"].is_object() {
             true => format!(
                 "{}@{}  ",
-                o["cell"]["profile"].as_str().unwrap_or(""),
-                o["cell"]["via"].as_str().unwrap_or("")
+                text(&o["cell"]["profile"]),
+                text(&o["cell"]["via"])
             ),
             false => String::new(),
         };
         writeln!(
             out,
             "  {}  {cell}{:<8}  {}{}",
-            o["at"].as_str().unwrap_or(""),
-            o["outcome"].as_str().unwrap_or(""),
-            o["final_url"].as_str().unwrap_or(""),
+            text(&o["at"]),
+            text(&o["outcome"]),
+            text(&o["final_url"]),
             if labels.is_empty() {
                 String::new()
             } else {
@@ -83,7 +98,7 @@ pub(super) fn write_scanned(
     let mut line = format!(
         "{}  {}",
         st.paint(code, &format!("{word:<10}")),
-        s.repository
+        Shown(&s.repository)
     );
     line.push_str(&format!("  ({} links", s.links.len()));
     if s.links_left_out > 0 {
@@ -96,8 +111,8 @@ pub(super) fn write_scanned(
     writeln!(out, "{line}")?;
     for r in &s.reasons {
         match &r.url {
-            Some(url) => writeln!(out, "    {url}: {}", r.why)?,
-            None => writeln!(out, "    {}", r.why)?,
+            Some(url) => writeln!(out, "    {}: {}", Shown(url), Shown(&r.why))?,
+            None => writeln!(out, "    {}", Shown(&r.why))?,
         }
     }
     Ok(())
@@ -112,12 +127,7 @@ pub(super) fn write_campaigns(
         if items.is_empty() {
             return "-".to_string();
         }
-        let mut s = items
-            .iter()
-            .take(max)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ");
+        let mut s = joined(items.iter().take(max));
         if items.len() > max {
             s.push_str(&format!(" (+{} more)", items.len() - max));
         }
@@ -132,7 +142,12 @@ pub(super) fn write_campaigns(
         writeln!(
             out,
             "{:<16} {:>6} {:>6} {:>9}  {:<20} {:<20}",
-            c.id, c.repository_count, c.user_count, c.malicious, c.first_seen, c.last_seen
+            Shown(&c.id),
+            c.repository_count,
+            c.user_count,
+            c.malicious,
+            Shown(&c.first_seen),
+            Shown(&c.last_seen)
         )?;
         writeln!(out, "    landing hosts:  {}", list(&c.landing_hosts, 6))?;
         writeln!(out, "    infrastructure: {}", list(&c.infrastructure, 6))?;
@@ -161,18 +176,22 @@ impl Style {
 /// it all ends.
 pub fn write_human(out: &mut impl Write, trace: &Trace, colour: bool) -> std::io::Result<()> {
     let st = Style { on: colour };
-    writeln!(out, "{}", st.paint("1", &trace.input))?;
+    writeln!(out, "{}", st.paint("1", &Shown(&trace.input).to_string()))?;
     for (i, hop) in trace.hops.iter().enumerate() {
         let status = match (hop.blocked, hop.status) {
             (true, _) => st.paint("33", "BLOCKED"),
             (_, Some(s)) => format!("{s:>7}"),
             (_, None) => format!("{:>7}", "-"),
         };
-        let mut line = format!("  {i:>2}  {status}  {:<13}  {}", hop.via.as_str(), hop.url);
+        let mut line = format!(
+            "  {i:>2}  {status}  {:<13}  {}",
+            hop.via.as_str(),
+            Shown(&hop.url)
+        );
         if !hop.labels.is_empty() {
-            let mut tags = hop.labels.join(", ");
+            let mut tags = joined(&hop.labels);
             if let Some(imitates) = &hop.imitates {
-                tags.push_str(&format!("; imitates {imitates}"));
+                tags.push_str(&format!("; imitates {}", Shown(imitates)));
             }
             let bad = hop
                 .labels
@@ -186,29 +205,29 @@ pub fn write_human(out: &mut impl Write, trace: &Trace, colour: bool) -> std::io
             writeln!(
                 out,
                 "{}",
-                st.paint("2", &format!("                         {reason}"))
+                st.paint("2", &format!("                         {}", Shown(reason)))
             )?;
         }
     }
     let at = |what: &str| match trace.final_host.as_str() {
         "" => what.to_string(),
-        host => format!("{what} {host}"),
+        host => format!("{what} {}", Shown(host)),
     };
     let end = match trace.outcome {
         Outcome::Landed => at("landed on"),
         Outcome::Download => at("download from"),
         Outcome::Blocked => at("blocked at"),
-        Outcome::Loop => format!("loop back to {}", trace.final_url),
+        Outcome::Loop => format!("loop back to {}", Shown(&trace.final_url)),
         Outcome::TooManyHops => "too many hops".to_string(),
         Outcome::Timeout => "timed out".to_string(),
         Outcome::Error => "error".to_string(),
     };
     let mut summary = format!("  => {end}");
     if !trace.final_url.is_empty() && !matches!(trace.outcome, Outcome::Loop) {
-        summary.push_str(&format!("  {}", trace.final_url));
+        summary.push_str(&format!("  {}", Shown(&trace.final_url)));
     }
     if let Some(e) = &trace.error {
-        summary.push_str(&format!("  ({}: {})", e.kind, e.message));
+        summary.push_str(&format!("  ({}: {})", Shown(&e.kind), Shown(&e.message)));
     }
     if trace.cached {
         summary.push_str("  (cached)");
@@ -220,7 +239,7 @@ pub fn write_human(out: &mut impl Write, trace: &Trace, colour: bool) -> std::io
     };
     writeln!(out, "{}", st.paint(code, &summary))?;
     if !trace.labels.is_empty() {
-        writeln!(out, "     labels: {}", trace.labels.join(", "))?;
+        writeln!(out, "     labels: {}", joined(&trace.labels))?;
     }
     writeln!(out)
 }
@@ -230,7 +249,7 @@ pub(super) fn write_comparison(
     out: &mut impl Write,
     c: &crate::compare::Comparison,
 ) -> std::io::Result<()> {
-    writeln!(out, "{}", c.input)?;
+    writeln!(out, "{}", Shown(&c.input))?;
     let width = c
         .cells
         .iter()
@@ -248,13 +267,13 @@ pub(super) fn write_comparison(
         writeln!(
             out,
             "  {:width$}  {:8}  {:4}  {}{}",
-            cell.profile,
+            Shown(&cell.profile),
             t.outcome.as_str(),
             t.hops.len(),
-            t.final_host,
+            Shown(&t.final_host),
             match t.labels.is_empty() {
                 true => String::new(),
-                false => format!("  [{}]", t.labels.join(", ")),
+                false => format!("  [{}]", joined(&t.labels)),
             }
         )?;
     }

@@ -182,7 +182,8 @@ impl Evidence {
                 let path = dir.join(format!("{host}-{}.png", &sha[..16.min(sha.len())]));
                 std::fs::write(&path, &png)
                     .with_context(|| format!("writing {}", path.display()))?;
-                eprintln!("screenshot of {}: {}", trace.input, path.display());
+                let input = crate::terminal::Shown(&trace.input);
+                eprintln!("screenshot of {input}: {}", path.display());
             }
         }
         if let Some((_, traces)) = &mut self.har {

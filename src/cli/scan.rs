@@ -7,6 +7,7 @@ use futures_util::stream::StreamExt;
 
 use crate::chain::Resolver;
 use crate::store::Store;
+use crate::terminal::Shown;
 
 use super::*;
 
@@ -101,7 +102,7 @@ pub(super) async fn scan(args: ScanArgs) -> Result<(), Failure> {
             }
             Err(e) => {
                 bad += 1;
-                bar.suspend(|| eprintln!("hoptrace: skipped: {e:#}"));
+                bar.suspend(|| eprintln!("hoptrace: skipped: {:#}", Shown(&e)));
             }
         }
     }

@@ -4,6 +4,7 @@ use std::io::Write;
 
 use super::client::call_server;
 use super::*;
+use crate::terminal::Shown;
 
 pub(super) async fn watch(args: WatchArgs) -> Result<(), Failure> {
     let enc = |u: &str| {
@@ -51,7 +52,7 @@ pub(super) async fn watch(args: WatchArgs) -> Result<(), Failure> {
         }
         return Ok(());
     }
-    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
+    let text = |v: &serde_json::Value| Shown(v.as_str().unwrap_or("-")).to_string();
     match &args.action {
         WatchAction::Add { .. } => writeln!(
             out,
@@ -62,10 +63,10 @@ pub(super) async fn watch(args: WatchArgs) -> Result<(), Failure> {
                 "updated:"
             },
             text(&answer["url"]),
-            answer["every_seconds"],
+            Shown(&answer["every_seconds"]),
             text(&answer["next_due"]),
         )?,
-        WatchAction::Remove { url } => writeln!(out, "no longer watching {url}")?,
+        WatchAction::Remove { url } => writeln!(out, "no longer watching {}", Shown(url))?,
         WatchAction::List => {
             let list = answer["watches"].as_array().cloned().unwrap_or_default();
             if list.is_empty() {
@@ -76,7 +77,7 @@ pub(super) async fn watch(args: WatchArgs) -> Result<(), Failure> {
                     out,
                     "{}\n    every {} s, next {}, last {}{}{}",
                     text(&w["url"]),
-                    w["every_seconds"],
+                    Shown(&w["every_seconds"]),
                     text(&w["next_due"]),
                     text(&w["last_run"]),
                     if w["auto"] == true {
@@ -108,7 +109,7 @@ fn visitors(w: &serde_json::Value) -> String {
     }
     let or = |v: Vec<String>, d: &str| match v.is_empty() {
         true => d.to_string(),
-        false => v.join(", "),
+        false => Shown(v.join(", ")).to_string(),
     };
     format!(
         ", as {} via {}",

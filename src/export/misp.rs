@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
-use super::{time, uuid_of, Found};
+use super::{address, host_indicators, time, uuid_of, Found, Kind};
 use crate::labels::{registrable, MALICIOUS};
 use crate::trace::{Hop, Outcome};
 
@@ -56,6 +56,32 @@ fn object(name: &str, template: (&str, &str), key: &str, mut attributes: Vec<Val
         "Attribute": attributes,
         "ObjectReference": [],
     })
+}
+
+/// The attributes naming `host`: itself (as `relation`, a hostname) and its registrable
+/// domain, each where it is a domain name (MISP refuses others; see [`host_indicators`]).
+fn names(host: &str, relation: &str, bad: bool, at: (u64, u64)) -> Vec<Value> {
+    let registrable = registrable(host);
+    let mut out = Vec::new();
+    for (kind, name) in host_indicators(host) {
+        if kind != Kind::Domain {
+            continue;
+        }
+        if name == host {
+            out.push(attr(relation, "hostname", &name, bad, at));
+        }
+        if name == registrable {
+            out.push(attr("domain", "domain", &name, false, at));
+        }
+    }
+    out
+}
+
+/// `host` when it is an address (a v6 one without its brackets).
+fn address_of(host: &str) -> Option<String> {
+    host_indicators(host)
+        .into_iter()
+        .find_map(|(kind, ip)| (kind == Kind::Ip).then_some(ip))
 }
 
 fn malicious(hop: &Hop) -> bool {
@@ -113,9 +139,9 @@ pub fn event(found: &Found) -> Value {
                 if let Some(a0) = a.first_mut() {
                     a0["Tag"] = json!(hop.labels.iter().map(|l| tag(l)).collect::<Vec<_>>());
                 }
-                if !hop.host.is_empty() {
-                    a.push(attr("host", "hostname", &hop.host, bad, at));
-                    a.push(attr("domain", "domain", registrable(&hop.host), false, at));
+                a.extend(names(&hop.host, "host", bad, at));
+                if let Some(ip) = address_of(&hop.host) {
+                    a.push(attr("ip", "ip-dst", ip, bad, at));
                 }
                 if let Some(u) = &u {
                     if let Some(port) = u.port_or_known_default() {
@@ -133,20 +159,14 @@ pub fn event(found: &Found) -> Value {
             if let Some(prev) = previous.replace(url_key.clone()) {
                 refs.insert((prev, url_key.clone(), "redirects-to"));
             }
-            if let (Some(ip), false) = (&hop.ip, hop.host.is_empty()) {
+            let named = names(&hop.host, "hostname", bad, at);
+            if let (Some(ip), false) = (hop.ip.as_deref().and_then(address), named.is_empty()) {
                 let key = format!("{}|{ip}", hop.host);
                 let di = uuid_of(&["misp-object", "domain-ip", &key]);
                 objects.entry(di.clone()).or_insert_with(|| {
-                    object(
-                        "domain-ip",
-                        DOMAIN_IP_TEMPLATE,
-                        &key,
-                        vec![
-                            attr("domain", "domain", registrable(&hop.host), false, at),
-                            attr("hostname", "hostname", &hop.host, bad, at),
-                            attr("ip", "ip-dst", ip, bad, at),
-                        ],
-                    )
+                    let mut a = named;
+                    a.push(attr("ip", "ip-dst", ip, bad, at));
+                    object("domain-ip", DOMAIN_IP_TEMPLATE, &key, a)
                 });
                 refs.insert((url_key.clone(), di, "resolves-to"));
             }

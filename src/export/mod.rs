@@ -162,6 +162,68 @@ impl Found {
     }
 }
 
+/// What a hop's host is as indicators: an address; or a domain name with its registrable
+/// domain. A host no resolver would look up (`=1+1.evil.example`, `a_b.example`, an emoji
+/// IDN) is no domain name — STIX and MISP refuse it as one, and one such hop must not spoil
+/// a whole export — so it is exported inside its URL, with its registrable domain when that
+/// is a name.
+pub(crate) fn host_indicators(host: &str) -> Vec<(Kind, String)> {
+    if host.is_empty() {
+        return Vec::new();
+    }
+    if let Some(ip) = address(host.trim_start_matches('[').trim_end_matches(']')) {
+        return vec![(Kind::Ip, ip)];
+    }
+    let registrable = registrable(host);
+    let mut out = Vec::new();
+    if domain_name(&registrable) {
+        out.push((Kind::Domain, registrable.clone()));
+    }
+    if registrable != host && domain_name(host) {
+        out.push((Kind::Domain, host.to_string()));
+    }
+    out
+}
+
+/// `ip` as an address indicator: a v4-mapped v6 address as the v4 one it is.
+fn address(ip: &str) -> Option<String> {
+    let ip: std::net::IpAddr = ip.parse().ok()?;
+    Some(ip.to_canonical().to_string())
+}
+
+/// Whether `name` is a domain name as DNS and IDNA 2008 take one (STIX's `idn-hostname`,
+/// MISP's `hostname`): labels of 1-63 letters, digits and inner hyphens, no `--` at the
+/// third place but in an IDN label (`xn--`) that decodes to lowercase letters and digits and
+/// encodes back to itself; 253 characters at most (a final dot aside).
+pub(crate) fn domain_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            let ldh = (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-');
+            ldh && (label.get(2..4) != Some("--") || idn_label(label))
+        })
+}
+
+fn idn_label(label: &str) -> bool {
+    let lower = label.to_ascii_lowercase();
+    let Some(decoded) = lower
+        .strip_prefix("xn--")
+        .and_then(idna::punycode::decode_to_string)
+    else {
+        return false;
+    };
+    !decoded.is_ascii()
+        && decoded
+            .chars()
+            .all(|c| (c.is_alphanumeric() && !c.is_uppercase()) || c == '-')
+        && idna::domain_to_ascii_strict(&decoded).is_ok_and(|a| a == lower)
+}
+
 /// Indicators gathered one chain at a time, so a chain need not be kept once counted.
 #[derive(Default)]
 struct Tally {
@@ -174,14 +236,9 @@ impl Tally {
     fn add(&mut self, trace: &Trace, stored_ms: u64) {
         for hop in &trace.hops {
             let mut values = vec![(Kind::Url, hop.url.clone())];
-            if !hop.host.is_empty() {
-                values.push((Kind::Domain, registrable(&hop.host)));
-                if registrable(&hop.host) != hop.host {
-                    values.push((Kind::Domain, hop.host.clone()));
-                }
-            }
-            if let Some(ip) = &hop.ip {
-                values.push((Kind::Ip, ip.clone()));
+            values.extend(host_indicators(&hop.host));
+            if let Some(ip) = hop.ip.as_deref().and_then(address) {
+                values.push((Kind::Ip, ip));
             }
             for (kind, value) in values {
                 let (i, inputs) = self.all.entry((kind, value.clone())).or_insert_with(|| {

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
-use super::{time, uuid_of, Found, Indicator, Kind};
+use super::{address, host_indicators, time, uuid_of, Found, Indicator, Kind};
 use crate::labels::{registrable, C2, FAKE_SHORTENER, LOOKALIKE_SHORTENER, PAYLOAD_HOST, PHISHING};
 
 /// STIX's namespace for the ids of observables (STIX 2.1, 2.9).
@@ -30,13 +30,60 @@ fn ip_kind(ip: &str) -> &'static str {
     }
 }
 
+/// `url` as RFC 3986 has it, which STIX asks of a `url` value: the WHATWG form hoptrace keeps
+/// leaves `[`, `]`, `|`, `^`, `{`, `}`, `"`, a second `#` and a `%` without two hex digits
+/// where RFC 3986 refuses them (`?a[]=1`, an ordinary PHP query): those are percent-encoded,
+/// the rest is kept as it is.
+fn uri(url: &str) -> String {
+    use std::fmt::Write;
+    let host_at = url.find("://").map_or(0, |i| i + 3);
+    let path_at = url[host_at..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| host_at + i);
+    let mut fragment = false;
+    let mut out = String::with_capacity(url.len());
+    for (i, c) in url.char_indices() {
+        let keep = match c {
+            'A'..='Z' | 'a'..='z' | '0'..='9' | '-' | '.' | '_' | '~' | ':' | '@' | '/' => true,
+            '!' | '$' | '&' | '\'' | '(' | ')' | '*' | '+' | ',' | ';' | '=' => true,
+            '%' => url
+                .as_bytes()
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)),
+            // An IPv6 address's brackets.
+            '[' | ']' => i < path_at,
+            '?' => i >= path_at,
+            '#' => i >= path_at && !std::mem::replace(&mut fragment, true),
+            _ => false,
+        };
+        match keep {
+            true => out.push(c),
+            false => {
+                for b in c.encode_utf8(&mut [0; 4]).bytes() {
+                    let _ = write!(out, "%{b:02X}");
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The STIX value of an indicator: a URL as RFC 3986 has it.
+fn value_of(kind: Kind, value: &str) -> String {
+    match kind {
+        Kind::Url => uri(value),
+        Kind::Domain | Kind::Ip => value.to_string(),
+    }
+}
+
 fn sco_of(kind: Kind, value: &str) -> (String, Value) {
     let t = match kind {
         Kind::Url => "url",
         Kind::Domain => "domain-name",
         Kind::Ip => ip_kind(value),
     };
-    let id = sco_id(t, value);
+    let value = value_of(kind, value);
+    let id = sco_id(t, &value);
     (
         id.clone(),
         json!({"type": t, "spec_version": "2.1", "id": id, "value": value}),
@@ -65,10 +112,11 @@ fn pattern_of(i: &Indicator) -> Option<(String, Vec<&'static str>)> {
             true => vec!["anomalous-activity"],
             false => vec!["malicious-activity"],
         };
+    let value = literal(&value_of(i.kind, &i.value));
     let pattern = match i.kind {
-        Kind::Url => format!("[url:value = '{}']", literal(&i.value)),
-        Kind::Domain => format!("[domain-name:value = '{}']", literal(&i.value)),
-        Kind::Ip => format!("[{}:value = '{}']", ip_kind(&i.value), literal(&i.value)),
+        Kind::Url => format!("[url:value = '{value}']"),
+        Kind::Domain => format!("[domain-name:value = '{value}']"),
+        Kind::Ip => format!("[{}:value = '{value}']", ip_kind(&i.value)),
     };
     Some((pattern, types))
 }
@@ -132,18 +180,21 @@ pub fn bundle(found: &Found) -> Value {
     for c in &found.chains {
         let at = (c.stored_ms, c.stored_ms);
         for pair in c.trace.hops.windows(2) {
-            let (a, b) = (sco_id("url", &pair[0].url), sco_id("url", &pair[1].url));
+            let [a, b] = [&pair[0], &pair[1]].map(|h| sco_id("url", &uri(&h.url)));
             add(relationship("redirects-to", &a, &b, at));
         }
         for hop in &c.trace.hops {
-            if let (Some(ip), false) = (&hop.ip, hop.host.is_empty()) {
-                let name = sco_id("domain-name", &hop.host);
-                add(relationship(
-                    "resolves-to",
-                    &name,
-                    &sco_id(ip_kind(ip), ip),
-                    at,
-                ));
+            let Some(ip) = &hop.ip else {
+                continue;
+            };
+            // Where the host is a domain name (not an address, nor a name no resolver takes).
+            let name = host_indicators(&hop.host)
+                .into_iter()
+                .find(|(k, v)| *k == Kind::Domain && *v == hop.host);
+            let address = address(ip);
+            if let (Some((_, name)), Some(ip)) = (name, address) {
+                let (name, ip) = (sco_id("domain-name", &name), sco_id(ip_kind(&ip), &ip));
+                add(relationship("resolves-to", &name, &ip, at));
             }
         }
     }
