@@ -256,7 +256,7 @@ async fn one_export_at_a_time_and_a_bounded_document() {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let mut slow = socket.connect(addr).await.unwrap();
-    slow.write_all(b"GET /v1/export?format=csv HTTP/1.1\r\nHost: x\r\n\r\n")
+    slow.write_all(b"GET /v1/export?format=csv HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .unwrap();
     let mut head = Vec::new();
