@@ -642,3 +642,62 @@ async fn a_watch_through_each_point_keeps_each_branch() {
     let _ = tx.send(());
     let _ = scheduler.await;
 }
+
+/// `limits.concurrency` is one limit for the whole `serve` process: watches falling due and
+/// API batches arriving at once never have more resolutions in flight than it says (counted
+/// at a slow fixture every one of them reaches).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_no_more_resolutions_at_once_than_limits_concurrency() {
+    let env = TestEnv::new().await;
+    env.dns.set("slow.test", &["127.0.0.1"]);
+    let open = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(AtomicUsize::new(0));
+    let (o, m, s) = (open.clone(), most.clone(), seen.clone());
+    let slow = Server::start("127.0.0.1", move |_req| {
+        let (o, m, s) = (o.clone(), m.clone(), s.clone());
+        async move {
+            let now = o.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(now, Ordering::SeqCst);
+            s.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            o.fetch_sub(1, Ordering::SeqCst);
+            html("<html>landing</html>")
+        }
+    })
+    .await;
+    let cfg = env.write_config(
+        "[limits]\nconcurrency = 4\nper_host_per_second = 1000.0\n[browser]\nenabled = false\n[watch]\nmin_every_seconds = 1\nauto = false\n",
+    );
+    let (_child, a) = serve_binary(&cfg);
+    let url = |what: &str, n: usize| format!("http://slow.test:{}/{what}/{n}", slow.port());
+    for n in 0..8 {
+        let r = post(
+            a,
+            "/v1/watch",
+            json!({"url": url("watch", n), "every_seconds": 1}),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 201, "{:#}", r.body);
+    }
+    let batch = |from: usize| {
+        let urls: Vec<String> = (from..from + 8).map(|n| url("batch", n)).collect();
+        post(a, "/v1/resolve/batch", json!({"urls": urls}), None)
+    };
+    let (first, second) = tokio::join!(batch(0), batch(100));
+    assert_eq!((first.status, second.status), (200, 200));
+    eventually(30, "the watches ran as well", async || {
+        seen.load(Ordering::SeqCst) >= 40
+    })
+    .await;
+    assert!(
+        most.load(Ordering::SeqCst) <= 4,
+        "{} resolutions were in flight at once (limits.concurrency = 4)",
+        most.load(Ordering::SeqCst)
+    );
+    assert!(
+        most.load(Ordering::SeqCst) >= 2,
+        "the work overlapped at all"
+    );
+}
