@@ -224,8 +224,11 @@ fn undo_brackets(text: &str, table: &[(&str, &str)]) -> String {
 }
 
 /// A URL made safe to paste into a report or a chat: `hxxp(s)://` and every dot of the host
-/// as `[.]`, so nothing turns it into a link. [`refang`] undoes it.
+/// as `[.]`, so nothing turns it into a link — and the same for every URL nested in its path,
+/// query or fragment (a wrapper's `?q=http://…`, plain or percent-encoded). What was
+/// defanged already is undone first, so nothing is defanged twice. [`refang`] undoes it.
 pub fn defang(url: &str) -> String {
+    let url = refang(url);
     let (scheme, rest) = match url.split_once("://") {
         Some((s, r)) => (s, r),
         None => return url.replace('.', "[.]"),
@@ -239,8 +242,52 @@ pub fn defang(url: &str) -> String {
     format!(
         "{scheme}://{}{}",
         rest[..end].replace('.', "[.]"),
-        &rest[end..]
+        nested(&rest[end..], Nested::Defang)
     )
+}
+
+/// What [`nested`] does to the URLs inside a URL.
+#[derive(Clone, Copy, PartialEq)]
+enum Nested {
+    Defang,
+    Refang,
+}
+
+/// `tail` with each URL nested in it defanged (`http` -> `hxxp`, the host's dots as `[.]`)
+/// or refanged (`hxxp` -> `http`; the dots are undone with the rest of the brackets).
+fn nested(tail: &str, how: Nested) -> String {
+    let (from, to) = match how {
+        Nested::Defang => ("http", "hxxp"),
+        Nested::Refang => ("hxxp", "http"),
+    };
+    let mut out = String::with_capacity(tail.len() + 16);
+    let mut rest = tail;
+    loop {
+        let lower = rest.to_ascii_lowercase();
+        let found = ["s://", "://", "s%3a%2f%2f", "%3a%2f%2f"]
+            .iter()
+            .filter_map(|sep| {
+                let marker = format!("{from}{sep}");
+                lower.find(&marker).map(|i| (i, marker.len()))
+            })
+            .min_by_key(|&(i, len)| (i, std::cmp::Reverse(len)));
+        let Some((i, len)) = found else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(&rest[..i]);
+        out.push_str(to);
+        out.push_str(&rest[i + from.len()..i + len]);
+        let host = &rest[i + len..];
+        let end = host
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "-.:[]_".contains(c)))
+            .unwrap_or(host.len());
+        match how {
+            Nested::Defang => out.push_str(&host[..end].replace('.', "[.]")),
+            Nested::Refang => out.push_str(&host[..end]),
+        }
+        rest = &host[end..];
+    }
 }
 
 /// Undoes the usual ways of defanging a URL so it can be parsed: `hxxp(s)`, `[.]`, `(.)`,
@@ -260,7 +307,14 @@ pub fn refang(input: &str) -> String {
             break;
         }
     }
-    s
+    // URLs nested in this one, defanged with it.
+    match s.find("://") {
+        Some(i) if s[i..].to_ascii_lowercase().contains("hxxp") => {
+            let (head, tail) = s.split_at(i + 3);
+            format!("{head}{}", nested(tail, Nested::Refang))
+        }
+        _ => s,
+    }
 }
 
 /// Decodes HTML character references: the named ones URLs contain in practice and all
@@ -332,6 +386,32 @@ mod tests {
         assert_eq!(
             defang("https://a.b.example/p.q"),
             "hxxps://a[.]b[.]example/p.q"
+        );
+    }
+
+    #[test]
+    fn defanged_once_nested_urls_included() {
+        // Already defanged input is not defanged again.
+        assert_eq!(
+            defang("hxxp://blltly[.]com/acad2"),
+            "hxxp://blltly[.]com/acad2"
+        );
+        assert_eq!(defang(&defang("http://a.b.c/x")), defang("http://a.b.c/x"));
+        // A URL inside another, plain or percent-encoded, is defanged too.
+        let wrapped = "https://www.google.com/url?q=http://blltly.com/acad2&sa=D";
+        assert_eq!(
+            defang(wrapped),
+            "hxxps://www[.]google[.]com/url?q=hxxp://blltly[.]com/acad2&sa=D"
+        );
+        assert_eq!(
+            defang("https://l.example/?u=HTTPS%3A%2F%2Fevil.example.ru%2Fp.exe"),
+            "hxxps://l[.]example/?u=hxxpS%3A%2F%2Fevil[.]example[.]ru%2Fp.exe"
+        );
+        assert_eq!(refang(&defang(wrapped)), wrapped);
+        // The path's own dots are left alone.
+        assert_eq!(
+            defang("http://a.example/x.y?z=1.2"),
+            "hxxp://a[.]example/x.y?z=1.2"
         );
     }
 
