@@ -749,3 +749,43 @@ async fn human_output_carries_no_terminal_escape() {
     assert_eq!(raw_in(&err), Vec::<char>::new(), "{err:?}");
     assert!(err.contains("\\u{1b}]0;owned"), "{err}");
 }
+
+/// `resolve --defang` prints no live link, in either form: not the input, not a hop, not a
+/// URL nested in a wrapper's query (Google's `/url?q=` decoded offline), not where it landed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolve_defang_prints_no_live_link() {
+    let env = TestEnv::new().await;
+    env.dns.set("blltly.com", &["127.0.0.1"]);
+    let srv = Server::start("127.0.0.1", |_req| async { html("<html>landing</html>") }).await;
+    let cfg = env.write_config("");
+    let input = format!(
+        "https://www.google.com/url?q=http://blltly.com:{}/acad2?next%3Dhttp://x.example/y&sa=D",
+        srv.port()
+    );
+    for json in [false, true] {
+        let mut args = vec!["resolve", "--no-store", "--defang", "--config"];
+        let cfg = cfg.to_str().unwrap().to_string();
+        args.push(&cfg);
+        if json {
+            args.push("--json");
+        }
+        args.push(&input);
+        let args: Vec<String> = args.into_iter().map(String::from).collect();
+        let (code, out, err) = run_async(args, "").await;
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("hxxp://blltly[.]com:"), "{out}");
+        assert!(
+            out.contains("hxxps://www[.]google[.]com/url?q=hxxp://blltly[.]com"),
+            "{out}"
+        );
+        for live in [
+            "http://",
+            "https://",
+            "blltly.com",
+            "www.google.com",
+            "x.example",
+        ] {
+            assert!(!out.contains(live), "{live} is live in:\n{out}");
+        }
+    }
+}

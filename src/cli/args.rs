@@ -258,6 +258,10 @@ pub struct ResolveArgs {
     /// Print one Trace per line (JSONL), in input order.
     #[arg(long)]
     pub json: bool,
+    /// Print links defanged (`hxxp://evil[.]example/…`), URLs nested in them too: the input,
+    /// every hop's URL and host, where it ended. Safe to paste into a report or a chat.
+    #[arg(long)]
+    pub defang: bool,
     /// Use no store at all: nothing is read from the cache or written (implies --no-cache;
     /// the database is not opened, so it may be in use by a running `hoptrace serve`).
     #[arg(long)]

@@ -172,6 +172,24 @@ impl Style {
     }
 }
 
+/// `trace` with its links defanged (`--defang`): the input, where it ended, and each hop's
+/// URL, host and the shortener it imitates.
+pub(super) fn defanged(trace: &Trace) -> Trace {
+    use crate::extract::defang;
+    let mut t = trace.clone();
+    for s in [&mut t.input, &mut t.final_url, &mut t.final_host] {
+        *s = defang(s);
+    }
+    for hop in &mut t.hops {
+        hop.url = defang(&hop.url);
+        hop.host = defang(&hop.host);
+        if let Some(imitates) = &mut hop.imitates {
+            *imitates = defang(imitates);
+        }
+    }
+    t
+}
+
 /// A chain for a person: numbered hops with status, how each was reached, labels, and where
 /// it all ends.
 pub fn write_human(out: &mut impl Write, trace: &Trace, colour: bool) -> std::io::Result<()> {

@@ -10,6 +10,7 @@ use crate::store::Store;
 use crate::trace::Trace;
 
 use super::lines::{read_inputs, Unreadable};
+use super::render::defanged;
 use super::*;
 
 pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
@@ -115,11 +116,14 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
         }
         for resolved in ready.drain(..) {
             evidence.keep(&resolved.trace).await?;
+            match (args.json, args.defang) {
+                (true, false) => resolved.write_json(&mut out)?,
+                (true, true) => serde_json::to_writer(&mut out, &defanged(&resolved.trace))?,
+                (false, false) => write_human(&mut out, &resolved.trace, colour)?,
+                (false, true) => write_human(&mut out, &defanged(&resolved.trace), colour)?,
+            }
             if args.json {
-                resolved.write_json(&mut out)?;
                 out.write_all(b"\n")?;
-            } else {
-                write_human(&mut out, &resolved.trace, colour)?;
             }
         }
         out.flush()?;
