@@ -217,13 +217,7 @@ impl Fetcher {
         first: bool,
     ) -> Result<Response, FetchError> {
         let deadline = Instant::now() + budget;
-        let uri: http::Uri = url
-            .as_str()
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| FetchError::Request(e.to_string()))?;
-        let mut req = http::Request::get(uri)
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| FetchError::Request(e.to_string()))?;
+        let mut req = request(http::Method::GET, url, Empty::<Bytes>::new())?;
         *req.headers_mut() = self.headers.clone();
         present(req.headers_mut(), profile, first);
         // Recorded as sent, without keeping a copy of the map.
@@ -316,13 +310,7 @@ impl Fetcher {
         limit: usize,
     ) -> Result<ApiAnswer, FetchError> {
         let deadline = Instant::now() + budget;
-        let uri: http::Uri = url
-            .as_str()
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| FetchError::Request(e.to_string()))?;
-        let mut req = http::Request::get(uri)
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| FetchError::Request(e.to_string()))?;
+        let mut req = request(http::Method::GET, url, Empty::<Bytes>::new())?;
         req.headers_mut()
             .insert(header::USER_AGENT, self.headers[header::USER_AGENT].clone());
         req.headers_mut()
@@ -350,13 +338,11 @@ impl Fetcher {
         json: Vec<u8>,
         budget: Duration,
     ) -> Result<u16, FetchError> {
-        let uri: http::Uri = url
-            .as_str()
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| FetchError::Request(e.to_string()))?;
-        let mut req = http::Request::post(uri)
-            .body(http_body_util::Full::new(Bytes::from(json)))
-            .map_err(|e| FetchError::Request(e.to_string()))?;
+        let mut req = request(
+            http::Method::POST,
+            url,
+            http_body_util::Full::new(Bytes::from(json)),
+        )?;
         req.headers_mut()
             .insert(header::USER_AGENT, self.headers[header::USER_AGENT].clone());
         req.headers_mut().insert(
@@ -369,6 +355,19 @@ impl Fetcher {
             .map_err(classify)?;
         Ok(resp.status().as_u16())
     }
+}
+
+/// A `method` request for `url` carrying `body`.
+fn request<B>(method: http::Method, url: &Url, body: B) -> Result<http::Request<B>, FetchError> {
+    let uri: http::Uri = url
+        .as_str()
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| FetchError::Request(e.to_string()))?;
+    http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(body)
+        .map_err(|e| FetchError::Request(e.to_string()))
 }
 
 /// Reads at most `limit` bytes of `body` before `deadline`; why it stopped short, if it did.

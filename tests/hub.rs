@@ -40,7 +40,7 @@ struct Hub {
 /// Repository `i`: none of its tags has an image when `i % 3 == 0` (no tag at all) or
 /// `i % 6 == 2` (a tag with no image).
 fn imageless(i: usize) -> bool {
-    i % 3 == 0 || i % 6 == 2
+    i.is_multiple_of(3) || i % 6 == 2
 }
 
 fn repo(i: usize) -> Value {
@@ -170,7 +170,7 @@ fn answer(state: &Mutex<State>, port: u16, uri: &http::Uri) -> Response<Body> {
                 return Response::builder().status(404).body(body("")).unwrap();
             };
             let tags = match i {
-                i if i % 3 == 0 => vec![],
+                i if i.is_multiple_of(3) => vec![],
                 i if i % 6 == 2 => vec![json!({"name": "latest", "images": []})],
                 _ => vec![
                     json!({"name": "latest", "images": [{"architecture": "amd64", "digest": "sha256:00"}]}),
@@ -385,13 +385,15 @@ async fn a_next_link_off_the_hub_is_not_followed() {
     assert_eq!(elsewhere.requests(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cli_prints_jsonl_that_scan_reads_without_showing_the_token() {
-    let hub = Hub::start(12).await;
+/// `hoptrace ARGS --config` the stand-in's config, with a token in the environment: stdout,
+/// stderr (the binary blocks; the stand-in keeps serving on the runtime).
+async fn run_hub(hub: &Hub, args: &[&str]) -> (String, String) {
     let cfg = hub.env.write_config("");
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_hoptrace"))
-            .args(["hub", "--json", "--namespace", "dlwave", "--config"])
+            .args(args)
+            .arg("--config")
             .arg(cfg)
             .env("HOPTRACE_HUB_TOKEN", "s3cret-token")
             .output()
@@ -399,11 +401,15 @@ async fn the_cli_prints_jsonl_that_scan_reads_without_showing_the_token() {
     })
     .await
     .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");
+    (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_prints_jsonl_that_scan_reads_without_showing_the_token() {
+    let hub = Hub::start(12).await;
+    let (stdout, stderr) = run_hub(&hub, &["hub", "--json", "--namespace", "dlwave"]).await;
     assert!(!stdout.contains("s3cret") && !stderr.contains("s3cret"));
     let docs: Vec<_> = hoptrace::scan::documents(std::io::Cursor::new(stdout.to_string()), "hub")
         .collect::<Result<_, _>>()
@@ -420,6 +426,33 @@ async fn the_cli_prints_jsonl_that_scan_reads_without_showing_the_token() {
         assert!(first.get(key).is_some(), "{key} in {first}");
     }
     assert!(hub.server.requests() >= 12 * 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_scans_what_it_lists() {
+    let hub = Hub::start(4).await;
+    let (stdout, _) = run_hub(&hub, &["hub", "--scan", "--json", "--namespace", "dlwave"]).await;
+    let scanned: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let repos: Vec<&str> = scanned
+        .iter()
+        .map(|s| s["repository"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        repos,
+        [
+            "dlwave/repo-000",
+            "dlwave/repo-001",
+            "dlwave/repo-002",
+            "dlwave/repo-003"
+        ]
+    );
+    for (i, s) in scanned.iter().enumerate() {
+        let url = s["links"][0]["hops"][0]["url"].as_str().unwrap_or_default();
+        assert_eq!(url, format!("http://example.invalid/{i}"), "{s}");
+    }
 }
 
 /// Not an assertion: the crawl's own rate at a generous limit, for docs/hub.md
