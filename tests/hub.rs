@@ -18,6 +18,8 @@ use serde_json::{json, Value};
 enum Fault {
     Status(u16, Option<&'static str>),
     Body(String),
+    /// The normal answer, with these headers added.
+    Headers(Vec<(&'static str, String)>),
 }
 
 #[derive(Default)]
@@ -121,6 +123,16 @@ fn answer(state: &Mutex<State>, port: u16, uri: &http::Uri) -> Response<Body> {
     if let Some((_, faults)) = s.faults.iter_mut().find(|(k, _)| at.contains(k.as_str())) {
         if let Some(fault) = faults.pop_front() {
             return match fault {
+                Fault::Headers(h) => {
+                    drop(s);
+                    let mut r = answer(state, port, uri);
+                    // The normal answer logged the request a second time.
+                    state.lock().unwrap().log.pop();
+                    for (k, v) in h {
+                        r.headers_mut().insert(k, v.parse().unwrap());
+                    }
+                    r
+                }
                 Fault::Status(code, retry_after) => {
                     let mut r = Response::builder().status(code);
                     if let Some(ra) = retry_after {
@@ -254,6 +266,36 @@ async fn a_429_retry_after_is_honoured_before_any_next_request() {
             t.duration_since(t429) >= std::time::Duration::from_secs(1),
             "{at} asked {:?} after the 429's Retry-After: 1",
             t.duration_since(t429)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_x_ratelimit_holds_requests_off_until_its_reset() {
+    let hub = Hub::start(25).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    hub.fault(
+        "page=2",
+        vec![Fault::Headers(vec![
+            ("x-ratelimit-limit", "180".into()),
+            ("x-ratelimit-remaining", "0".into()),
+            ("x-ratelimit-reset", (now + 2).to_string()),
+        ])],
+    );
+    let (records, result) = crawl(&hub.crawler(None)).await;
+    result.unwrap();
+    assert_eq!(names(&records), expected(0..25));
+    let log = hub.log();
+    let at = log.iter().position(|(_, a)| a.contains("page=2")).unwrap();
+    let (t, _) = log[at];
+    for (later, what) in &log[at + 1..] {
+        assert!(
+            later.duration_since(t) >= std::time::Duration::from_secs(1),
+            "{what} asked {:?} after the Hub said none are left for at least 1 s",
+            later.duration_since(t)
         );
     }
 }
