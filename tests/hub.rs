@@ -362,7 +362,18 @@ async fn a_malformed_page_is_named_and_nothing_of_it_is_kept() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_crawl_resumes_without_repeating_finished_pages() {
     let hub = Hub::start(35).await;
-    let store = Store::open_sled(&hub.env.config.storage.path).unwrap();
+    let sled = Store::open_sled(&hub.env.config.storage.path).unwrap();
+    resumes_on(hub, sled).await;
+    // The cursor is a store counter: PostgreSQL keeps it as sled does.
+    let storage = hoptrace::config::Storage {
+        backend: hoptrace::config::StorageBackend::Postgres,
+        url: db::fresh_database().await,
+        ..Default::default()
+    };
+    resumes_on(Hub::start(35).await, Store::open(&storage).await.unwrap()).await;
+}
+
+async fn resumes_on(hub: Hub, store: Store) {
     // A repository on page 3 answers garbage for its tags: the crawl stops there.
     hub.fault("repo-025/tags", vec![Fault::Body("{\"count\": 1}".into())]);
     let (first, result) = crawl(&hub.crawler(Some(store.clone()))).await;
