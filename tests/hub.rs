@@ -301,6 +301,22 @@ async fn an_exhausted_x_ratelimit_holds_requests_off_until_its_reset() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn since_reads_only_newer_repositories() {
+    let hub = Hub::start(15).await;
+    let egress = hoptrace::egress::Egress::new(&hub.env.config).unwrap();
+    let api = HubApi::new(&hub.env.config, egress, None).unwrap();
+    let since = humantime::parse_rfc3339("2021-02-20T00:00:00Z").unwrap();
+    let (records, result) = crawl(&Crawler::new(api, None, Some(since))).await;
+    assert_eq!(result.unwrap().older, 7);
+    // Repository i was updated on day 28 - i of February.
+    assert_eq!(names(&records), expected(0..8));
+    assert!(
+        !hub.log().iter().any(|(_, at)| at.contains("repo-008")),
+        "an older repository costs no request of its own"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_5xx_is_retried() {
     let hub = Hub::start(15).await;
     hub.fault(

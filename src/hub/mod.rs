@@ -131,11 +131,7 @@ impl Crawler {
         let mut url = match source {
             Source::Namespace(ns) => Some(self.api.url(
                 &format!("/v2/namespaces/{ns}/repositories"),
-                &[
-                    ("page", &page_no.to_string()),
-                    ("page_size", &page_size),
-                    ("ordering", "last_updated"),
-                ],
+                &[("page", &page_no.to_string()), ("page_size", &page_size)],
             )),
             Source::Search(q) => Some(self.api.url(
                 "/v2/search/repositories",
@@ -198,11 +194,11 @@ impl Crawler {
             if let Some(s) = &self.store {
                 s.set_counter(&key, page_no).await?;
             }
-            // Listings are newest first: a page of only older repositories ends the crawl.
-            let all_older = !listed.is_empty() && older_on_page == listed.len() as u64;
+            // Every page is read even with `since`: whether a listing's order is newest
+            // first is not something to bet repositories on, and a page is one request for a
+            // hundred of them; the older ones cost no further request.
             let more = match next {
                 None => false,
-                Some(_) if all_older && url.is_some() => false,
                 Some(next) => {
                     if let Some(page) = url.take() {
                         url = Some(self.api.next(&page, &next)?);
