@@ -110,6 +110,17 @@ impl Response {
     }
 }
 
+/// What an API answered to [`Fetcher::get_api`].
+#[derive(Debug)]
+pub struct ApiAnswer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    /// At most the limit asked for.
+    pub body: Bytes,
+    /// Why the body stopped short of its end, if it did.
+    pub cut: Option<&'static str>,
+}
+
 /// The HTTP client for single hops.
 pub struct Fetcher {
     client: Client<HttpsConnector<EgressConnector>, Empty<Bytes>>,
@@ -206,13 +217,7 @@ impl Fetcher {
         first: bool,
     ) -> Result<Response, FetchError> {
         let deadline = Instant::now() + budget;
-        let uri: http::Uri = url
-            .as_str()
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| FetchError::Request(e.to_string()))?;
-        let mut req = http::Request::get(uri)
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| FetchError::Request(e.to_string()))?;
+        let mut req = request(http::Method::GET, url, Empty::<Bytes>::new())?;
         *req.headers_mut() = self.headers.clone();
         present(req.headers_mut(), profile, first);
         // Recorded as sent, without keeping a copy of the map.
@@ -272,30 +277,8 @@ impl Fetcher {
         // Read at most max_body bytes off the wire, then stop; dropping the body closes a
         // connection that has more to send instead of draining it.
         let t1 = Instant::now();
-        let mut raw: Vec<u8> = Vec::new();
-        loop {
-            match tokio::time::timeout_at(deadline, body.frame()).await {
-                Err(_) => {
-                    out.body_note = Some("body cut at the hop time limit");
-                    break;
-                }
-                Ok(None) => break,
-                Ok(Some(Err(_))) => {
-                    out.body_note = Some("body ended with an error");
-                    break;
-                }
-                Ok(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data() {
-                        let room = self.max_body - raw.len();
-                        raw.extend_from_slice(&data[..data.len().min(room)]);
-                        if raw.len() >= self.max_body {
-                            out.body_note = Some("body cut at max_body_bytes");
-                            break;
-                        }
-                    }
-                }
-            }
-        }
+        let (raw, note) = read_capped(&mut body, deadline, self.max_body).await;
+        out.body_note = note;
         drop(body);
         let encoding = out
             .headers
@@ -316,6 +299,37 @@ impl Fetcher {
 }
 
 impl Fetcher {
+    /// GETs `url` from an API through the egress gate with `extra` headers (a token, say):
+    /// the status, the headers and the body, of which at most `limit` bytes are read (a body
+    /// cut short says why in `cut`). Within `budget`, connection and body included.
+    pub async fn get_api(
+        &self,
+        url: &Url,
+        extra: HeaderMap,
+        budget: Duration,
+        limit: usize,
+    ) -> Result<ApiAnswer, FetchError> {
+        let deadline = Instant::now() + budget;
+        let mut req = request(http::Method::GET, url, Empty::<Bytes>::new())?;
+        req.headers_mut()
+            .insert(header::USER_AGENT, self.headers[header::USER_AGENT].clone());
+        req.headers_mut()
+            .insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        req.headers_mut().extend(extra);
+        let resp = tokio::time::timeout_at(deadline, self.client.request(req))
+            .await
+            .map_err(|_| FetchError::Timeout(budget.as_millis() as u64))?
+            .map_err(classify)?;
+        let (parts, mut body) = resp.into_parts();
+        let (raw, cut) = read_capped(&mut body, deadline, limit).await;
+        Ok(ApiAnswer {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body: Bytes::from(raw),
+            cut,
+        })
+    }
+
     /// POSTs `json` to `url` through the egress gate; the answer's status (its body is not
     /// read). Within `budget`, connection included.
     pub async fn post_json(
@@ -324,13 +338,11 @@ impl Fetcher {
         json: Vec<u8>,
         budget: Duration,
     ) -> Result<u16, FetchError> {
-        let uri: http::Uri = url
-            .as_str()
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| FetchError::Request(e.to_string()))?;
-        let mut req = http::Request::post(uri)
-            .body(http_body_util::Full::new(Bytes::from(json)))
-            .map_err(|e| FetchError::Request(e.to_string()))?;
+        let mut req = request(
+            http::Method::POST,
+            url,
+            http_body_util::Full::new(Bytes::from(json)),
+        )?;
         req.headers_mut()
             .insert(header::USER_AGENT, self.headers[header::USER_AGENT].clone());
         req.headers_mut().insert(
@@ -342,6 +354,44 @@ impl Fetcher {
             .map_err(|_| FetchError::Timeout(budget.as_millis() as u64))?
             .map_err(classify)?;
         Ok(resp.status().as_u16())
+    }
+}
+
+/// A `method` request for `url` carrying `body`.
+fn request<B>(method: http::Method, url: &Url, body: B) -> Result<http::Request<B>, FetchError> {
+    let uri: http::Uri = url
+        .as_str()
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| FetchError::Request(e.to_string()))?;
+    http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(body)
+        .map_err(|e| FetchError::Request(e.to_string()))
+}
+
+/// Reads at most `limit` bytes of `body` before `deadline`; why it stopped short, if it did.
+async fn read_capped(
+    body: &mut hyper::body::Incoming,
+    deadline: Instant,
+    limit: usize,
+) -> (Vec<u8>, Option<&'static str>) {
+    let mut raw: Vec<u8> = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return (raw, Some("body cut at the hop time limit")),
+            Ok(None) => return (raw, None),
+            Ok(Some(Err(_))) => return (raw, Some("body ended with an error")),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    let room = limit - raw.len();
+                    raw.extend_from_slice(&data[..data.len().min(room)]);
+                    if raw.len() >= limit {
+                        return (raw, Some("body cut at max_body_bytes"));
+                    }
+                }
+            }
+        }
     }
 }
 

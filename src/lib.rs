@@ -23,6 +23,7 @@ pub mod export;
 pub mod extract;
 pub mod fetch;
 pub mod har;
+pub mod hub;
 pub mod input;
 pub mod labels;
 pub mod profile;

@@ -28,6 +28,11 @@ pub enum Command {
     /// them and judge each repository.
     #[command(after_long_help = examples::SCAN)]
     Scan(ScanArgs),
+    /// List Docker Hub repositories (of namespaces, a search, or a list of names) with
+    /// their descriptions and whether they have any image; print them as `scan` reads them,
+    /// or scan them directly. Resumes an interrupted crawl (docs/hub.md).
+    #[command(after_long_help = examples::HUB)]
+    Hub(HubArgs),
     /// Print the campaigns in the store: repositories grouped by shared infrastructure.
     #[command(after_long_help = examples::CAMPAIGNS)]
     Campaigns(CampaignsArgs),
@@ -67,6 +72,10 @@ mod examples {
     pub const SCAN: &str = "Examples:
   hoptrace scan repositories.jsonl            # Docker Hub API objects, one a line
   hoptrace scan --json notes.txt > verdicts.jsonl";
+    pub const HUB: &str = "Examples:
+  hoptrace hub --json --namespace dlwave000 --namespace dlwave001 > repositories.jsonl
+  hoptrace hub --scan --search 'crack keygen' --since 2024-01-01T00:00:00Z
+  HOPTRACE_HUB_TOKEN=... hoptrace hub --json --repositories names.txt";
     pub const CAMPAIGNS: &str = "Examples:
   hoptrace campaigns
   hoptrace campaigns --json --min-repositories 5";
@@ -143,6 +152,34 @@ pub struct ScanArgs {
     /// Docker Hub repository JSONL, or plain text; `-` reads stdin.
     #[arg(value_name = "FILE")]
     pub input: String,
+}
+
+#[derive(Args, Debug)]
+pub struct HubArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// A namespace (user or organisation) whose repositories to list; repeatable.
+    #[arg(long, value_name = "NS")]
+    pub namespace: Vec<String>,
+    /// A file of namespaces, one a line.
+    #[arg(long, value_name = "FILE")]
+    pub namespaces: Option<PathBuf>,
+    /// The repositories Docker Hub's search finds for QUERY.
+    #[arg(long, value_name = "QUERY")]
+    pub search: Option<String>,
+    /// A file of `namespace/name`, one a line.
+    #[arg(long, value_name = "FILE")]
+    pub repositories: Option<PathBuf>,
+    /// Only repositories updated after this moment (RFC 3339, e.g. 2024-01-01T00:00:00Z).
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// One JSON object per repository, in the JSONL `hoptrace scan` reads.
+    #[arg(long)]
+    pub json: bool,
+    /// Scan the repositories as they are listed (as `hoptrace scan` would; `--json` then
+    /// prints verdicts).
+    #[arg(long)]
+    pub scan: bool,
 }
 
 #[derive(Args, Debug)]

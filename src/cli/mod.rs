@@ -8,6 +8,7 @@ mod client;
 mod compare;
 mod export;
 mod generate;
+mod hub;
 mod lines;
 pub mod render;
 mod resolve;
@@ -53,6 +54,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Resolve(args) => resolve::resolve(args).await,
         Command::Scan(args) => scan::scan(args).await,
+        Command::Hub(args) => hub::hub(args).await,
         Command::Campaigns(args) => campaigns::campaigns(args).await,
         Command::Compare(args) => compare::compare(args).await,
         Command::Export(args) => export::export(args).await,

@@ -46,6 +46,7 @@ pub struct Config {
     pub tls: Tls,
     pub labels: Labels,
     pub watch: Watch,
+    pub hub: Hub,
     /// Client profiles by name (`[profiles.NAME]`), on top of the built-in ones.
     pub profiles: std::collections::BTreeMap<String, Profile>,
     pub egress: EgressPoints,
@@ -422,6 +423,28 @@ impl Default for Watch {
     }
 }
 
+/// `[hub]`: Docker Hub as a source (`hoptrace hub`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, default)]
+pub struct Hub {
+    /// Base URL of the Docker Hub API (a mirror or a stand-in may take its place); `next`
+    /// links of its pages are followed only on this scheme, host and port.
+    pub api_url: String,
+    /// Requests per second to the Hub, on average; separate from the politeness per link
+    /// target (`limits.per_host_per_second`).
+    pub requests_per_second: f64,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            api_url: "https://hub.docker.com".into(),
+            requests_per_second: 1.0,
+        }
+    }
+}
+
 impl Config {
     /// Loads the config named on the command line, or the default file when it exists
     /// (defaults otherwise: a fresh checkout and an installed binary both just work).
@@ -489,6 +512,7 @@ impl Config {
             .and_then(|_| self.server.validate())
             .and_then(|_| self.storage.validate())
             .and_then(|_| self.watch.validate())
+            .and_then(|_| self.hub.validate())
             .and_then(|_| Profile::validate_all(&self.profiles))
             .and_then(|_| self.egress.validate())
             .map_err(|Invalid { key, message }| ConfigError::Key {

@@ -337,6 +337,24 @@ impl Watch {
     }
 }
 
+impl Hub {
+    pub(super) fn validate(&self) -> Result<(), Invalid> {
+        let base = url::Url::parse(&self.api_url).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https") && u.host_str().is_some() && u.query().is_none()
+        });
+        check(
+            base,
+            "hub.api_url",
+            "must be an http or https URL without a query",
+        )?;
+        check(
+            self.requests_per_second.is_finite() && self.requests_per_second > 0.0,
+            "hub.requests_per_second",
+            "must be greater than 0",
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,6 +458,11 @@ mod tests {
                 "watch.default_every_seconds",
             ),
             ("[watch]\nmax_observations = 0", "watch.max_observations"),
+            ("[hub]\napi_url = \"ftp://x\"", "hub.api_url"),
+            (
+                "[hub]\nrequests_per_second = 0.0",
+                "hub.requests_per_second",
+            ),
             ("[watch]\nwebhook_url = \"ftp://x\"", "watch.webhook_url"),
         ] {
             match Config::parse(toml, Path::new("t.toml")) {

@@ -1,0 +1,176 @@
+//! `hoptrace hub`: Docker Hub repositories listed (and scanned) from the Hub's API.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
+
+use anyhow::Context;
+use futures_util::stream::{self, StreamExt};
+
+use crate::chain::Resolver;
+use crate::egress::Egress;
+use crate::hub::{valid_name, Crawler, HubApi, HubRecord, Source};
+use crate::scan::{Document, Scanner};
+use crate::store::Store;
+
+use super::*;
+
+/// The environment variable an API token is read from (never from the command line, where
+/// `ps` would show it).
+const TOKEN_VAR: &str = "HOPTRACE_HUB_TOKEN";
+
+pub(super) async fn hub(args: HubArgs) -> Result<(), Failure> {
+    let config = args.config.load()?;
+    let sources = sources(&args).map_err(usage)?;
+    let since = match &args.since {
+        Some(s) => Some(
+            humantime::parse_rfc3339_weak(s)
+                .with_context(|| format!("--since: not an RFC 3339 date: {s}"))
+                .map_err(usage)?,
+        ),
+        None => None,
+    };
+    let store = Store::open(&config.storage).await?;
+    let egress = Egress::new(&config).map_err(|e| usage(e.into()))?;
+    let token = std::env::var(TOKEN_VAR).ok();
+    let api = HubApi::new(&config, egress, token.as_deref()).map_err(|e| usage(e.into()))?;
+    let crawler = Crawler::new(api, Some(store.clone()), since);
+    let scanner = match args.scan {
+        true => Some(Scanner::new(
+            Arc::new(Resolver::new(&config, Some(store)).map_err(|e| usage(e.into()))?),
+            true,
+            false,
+        )),
+        false => None,
+    };
+    let concurrency = config.limits.concurrency.max(1) as usize;
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let (scanner, json) = (&scanner, args.json);
+    for source in &sources {
+        let summary = crawler
+            .crawl(source, |records| async move {
+                emit(records, scanner, json, colour, concurrency)
+                    .await
+                    .map_err(|e| format!("{e:#}"))
+            })
+            .await?;
+        eprintln!(
+            "hub: {} repositories from {} pages{}{}",
+            summary.records,
+            summary.pages,
+            match summary.resumed_pages {
+                0 => String::new(),
+                n => format!(", resumed after {n} pages finished earlier"),
+            },
+            match summary.older {
+                0 => String::new(),
+                n => format!(", {n} not updated since --since"),
+            },
+        );
+    }
+    Ok(())
+}
+
+/// One page's records: printed, or scanned and their verdicts printed.
+async fn emit(
+    records: Vec<HubRecord>,
+    scanner: &Option<Scanner>,
+    json: bool,
+    colour: bool,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let Some(scanner) = scanner else {
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        for r in &records {
+            if json {
+                serde_json::to_writer(&mut out, r)?;
+                writeln!(out)?;
+            } else {
+                writeln!(
+                    out,
+                    "{}/{}\t{}\t{} tags\t{}",
+                    r.namespace,
+                    r.name,
+                    if r.imageless { "imageless" } else { "imaged" },
+                    r.tag_count,
+                    r.last_updated.as_deref().unwrap_or("-"),
+                )?;
+            }
+        }
+        return Ok(out.flush()?);
+    };
+    let docs = records
+        .iter()
+        .map(|r| Document::from_hub(&serde_json::to_value(r)?).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut scanned = std::pin::pin!(stream::iter(&docs)
+        .map(|d| scanner.scan(d))
+        .buffered(concurrency));
+    while let Some(s) = scanned.next().await {
+        let s = s?;
+        let mut out = stdout.lock();
+        if json {
+            serde_json::to_writer(&mut out, &s)?;
+            writeln!(out)?;
+        } else {
+            write_scanned(&mut out, &s, colour)?;
+        }
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// The sources the arguments name, in order: namespaces, the search, the repository list.
+fn sources(args: &HubArgs) -> anyhow::Result<Vec<Source>> {
+    let lines = |path: &std::path::Path| -> anyhow::Result<Vec<String>> {
+        let file =
+            std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        std::io::BufReader::new(file)
+            .lines()
+            .map(|l| Ok(l?.trim().to_string()))
+            .filter(|l| !matches!(l, Ok(l) if l.is_empty() || l.starts_with('#')))
+            .collect()
+    };
+    let mut namespaces = args.namespace.clone();
+    if let Some(path) = &args.namespaces {
+        namespaces.extend(lines(path)?);
+    }
+    let mut sources = Vec::new();
+    for ns in namespaces {
+        anyhow::ensure!(
+            valid_name(&ns),
+            "--namespace: {:?} is not a Docker Hub namespace",
+            ns
+        );
+        sources.push(Source::Namespace(ns));
+    }
+    if let Some(q) = &args.search {
+        anyhow::ensure!(
+            !q.trim().is_empty() && q.len() <= 256,
+            "--search: 1 to 256 bytes"
+        );
+        sources.push(Source::Search(q.clone()));
+    }
+    if let Some(path) = &args.repositories {
+        let mut list = Vec::new();
+        for (i, line) in lines(path)?.into_iter().enumerate() {
+            match line.split_once('/') {
+                Some((ns, name)) if valid_name(ns) && valid_name(name) => {
+                    list.push((ns.to_string(), name.to_string()))
+                }
+                _ => anyhow::bail!(
+                    "{}: entry {}: {:?} is not `namespace/name`",
+                    path.display(),
+                    i + 1,
+                    line
+                ),
+            }
+        }
+        sources.push(Source::Repositories(list));
+    }
+    anyhow::ensure!(
+        !sources.is_empty(),
+        "name a source: --namespace, --namespaces, --search or --repositories"
+    );
+    Ok(sources)
+}

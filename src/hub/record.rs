@@ -1,0 +1,183 @@
+//! What the crawl prints: one repository a record, in the shape `scan` reads, built from the
+//! Hub's list, repository and tags answers. Every field from the Hub is bounded; names are
+//! held to Docker Hub's own syntax, so none can steer a URL or a terminal.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// Characters kept of `full_description` (the Hub caps it at 25 000).
+pub const MAX_FULL_DESCRIPTION: usize = 100_000;
+/// Characters kept of `description` (the Hub caps it at 100).
+pub const MAX_DESCRIPTION: usize = 1_000;
+/// Characters kept of a date.
+const MAX_DATE: usize = 64;
+
+/// One repository, as `hoptrace hub` prints it (one JSON object a line).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HubRecord {
+    pub namespace: String,
+    pub name: String,
+    pub description: String,
+    pub full_description: String,
+    pub date_registered: Option<String>,
+    pub last_updated: Option<String>,
+    /// Tags the Hub counts for the repository.
+    pub tag_count: u64,
+    /// No tag, or no tag with an image: a repository that is only its description.
+    pub imageless: bool,
+    pub pull_count: u64,
+    pub star_count: u64,
+}
+
+/// A repository listed on a page, before its details are asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    pub namespace: String,
+    pub name: String,
+    pub last_updated: Option<String>,
+}
+
+/// A Docker Hub namespace or repository name: lower-case letters, digits, `.`, `_`, `-`, at
+/// most 255, starting with a letter or digit.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+/// `s` with control characters other than newline and tab removed, at most `max` chars.
+fn bounded(s: &str, max: usize) -> String {
+    s.chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .take(max)
+        .collect()
+}
+
+fn text(v: &Value, key: &str, max: usize) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(|s| bounded(s, max))
+}
+
+fn count(v: &Value, key: &str) -> u64 {
+    v.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// A page of a listing: its repositories and its `next` link. A page that is not a JSON
+/// object with a `results` array is malformed; so is a result without a usable name (a
+/// name outside the Hub's syntax is refused, not cleaned: it would name another
+/// repository).
+pub fn page(v: &Value, namespace: Option<&str>) -> Result<(Vec<Listed>, Option<String>), String> {
+    let results = v
+        .get("results")
+        .and_then(Value::as_array)
+        .ok_or("no `results` array")?;
+    let next = match v.get("next") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.is_empty() => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err("`next` is not a string".into()),
+    };
+    let listed = results
+        .iter()
+        .enumerate()
+        .map(|(i, r)| listed(r, namespace).map_err(|m| format!("result {i}: {m}")))
+        .collect::<Result<_, _>>()?;
+    Ok((listed, next))
+}
+
+fn listed(r: &Value, namespace: Option<&str>) -> Result<Listed, String> {
+    if !r.is_object() {
+        return Err("not a JSON object".into());
+    }
+    let field = |k: &str| r.get(k).and_then(Value::as_str);
+    let (ns, name) = match (field("namespace").or(namespace), field("name")) {
+        (Some(ns), Some(name)) if !name.contains('/') => (ns, name),
+        _ => field("repo_name")
+            .and_then(|r| r.split_once('/'))
+            .ok_or("no `namespace` and `name` (nor `repo_name`)")?,
+    };
+    if !valid_name(ns) || !valid_name(name) {
+        return Err(format!(
+            "`{}/{}` is not a Docker Hub repository name",
+            ns.escape_debug().take(80).collect::<String>(),
+            name.escape_debug().take(80).collect::<String>()
+        ));
+    }
+    Ok(Listed {
+        namespace: ns.to_string(),
+        name: name.to_string(),
+        last_updated: text(r, "last_updated", MAX_DATE),
+    })
+}
+
+/// The record of `listed` from its repository answer and its first page of tags.
+pub fn record(listed: &Listed, repo: &Value, tags: &Value) -> Result<HubRecord, String> {
+    if !repo.is_object() {
+        return Err("the repository is not a JSON object".into());
+    }
+    let tag_results = tags
+        .get("results")
+        .and_then(Value::as_array)
+        .ok_or("the tags page has no `results` array")?;
+    let tag_count = tags
+        .get("count")
+        .and_then(Value::as_u64)
+        .unwrap_or(tag_results.len() as u64);
+    let has_image = |t: &Value| {
+        t.get("images")
+            .and_then(Value::as_array)
+            .is_some_and(|i| !i.is_empty())
+    };
+    // Judged on the first page of tags: one tag with an image makes it imaged; tags beyond
+    // the page unseen count as possibly imaged.
+    let imageless = tag_count == 0
+        || (tag_count <= tag_results.len() as u64 && !tag_results.iter().any(has_image));
+    Ok(HubRecord {
+        namespace: listed.namespace.clone(),
+        name: listed.name.clone(),
+        description: text(repo, "description", MAX_DESCRIPTION).unwrap_or_default(),
+        full_description: text(repo, "full_description", MAX_FULL_DESCRIPTION).unwrap_or_default(),
+        date_registered: text(repo, "date_registered", MAX_DATE),
+        last_updated: text(repo, "last_updated", MAX_DATE).or(listed.last_updated.clone()),
+        tag_count,
+        imageless,
+        pull_count: count(repo, "pull_count"),
+        star_count: count(repo, "star_count"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_outside_the_hubs_syntax_make_the_page_malformed() {
+        for bad in ["a\u{1b}[31m", "../x", "a/b", "", "A"] {
+            let v = json!({"results": [{"namespace": "ns", "name": bad}]});
+            assert!(page(&v, None).is_err(), "{bad:?}");
+        }
+        let v = json!({"results": [{"namespace": "ns", "name": "ok-1.x_y"}], "next": null});
+        assert_eq!(page(&v, None).unwrap().0[0].name, "ok-1.x_y");
+    }
+
+    #[test]
+    fn long_and_control_laden_text_is_bounded() {
+        let listed = Listed {
+            namespace: "ns".into(),
+            name: "n".into(),
+            last_updated: None,
+        };
+        let huge = format!("\u{1b}]0;x\u{7}{}", "a".repeat(MAX_FULL_DESCRIPTION * 3));
+        let r = record(
+            &listed,
+            &json!({"full_description": huge}),
+            &json!({"count": 0, "results": []}),
+        )
+        .unwrap();
+        assert_eq!(r.full_description.chars().count(), MAX_FULL_DESCRIPTION);
+        assert!(!r.full_description.chars().any(char::is_control));
+        assert!(r.imageless);
+    }
+}
