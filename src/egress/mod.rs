@@ -71,9 +71,12 @@ pub struct Egress {
     dns_timeout: Duration,
     upstream: Option<Upstream>,
     /// Names held vetted by a [`Pinned`]: a connection to one goes to these addresses
-    /// without a second lookup. Entry: (holders, addresses).
-    pins: Mutex<HashMap<String, (usize, Arc<[IpAddr]>)>>,
+    /// without a second lookup.
+    pins: Mutex<HashMap<String, Pin>>,
 }
+
+/// A pinned name: how many [`Pinned`] hold it, and its vetted addresses.
+type Pin = (usize, Arc<[IpAddr]>);
 
 /// A name vetted once and held so: while it lives, a connection to that name goes to
 /// [`Pinned::addrs`] (no second lookup between deciding on the addresses and dialling one).
