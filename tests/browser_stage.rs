@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use common::*;
 use hoptrace::browser::{Driver, DriverError, PreparedPage, Timing, Visit};
 use hoptrace::chain::Resolver;
-use hoptrace::trace::{Outcome, Via};
+use hoptrace::config::ScriptEngineKind;
+use hoptrace::script::Defer;
+use hoptrace::trace::{Engine, Outcome, Via};
 
 /// What the fake answers for a page, by the page's path.
 type Script = Box<dyn Fn(&str) -> Result<Visit, DriverError> + Send + Sync>;
@@ -93,6 +95,8 @@ fn resolver(env: &TestEnv, fake: &Arc<Fake>) -> Resolver {
 async fn what_a_visit_says_becomes_the_trace() {
     let mut env = TestEnv::new().await;
     env.config.browser.enabled = true;
+    // The fake stands for Chromium: every script page goes to it.
+    env.config.browser.script_engine = ScriptEngineKind::Chromium;
     let srv = pages(&env).await;
     let fake = Arc::new(Fake::new(|path| match path {
         "/to-landing" => navigation("/landing", Via::Javascript),
@@ -176,6 +180,8 @@ async fn what_a_visit_says_becomes_the_trace() {
 async fn a_visit_gets_the_hop_limit_and_launching_its_own() {
     let mut env = TestEnv::new().await;
     env.config.browser.enabled = true;
+    // The fake stands for Chromium: every script page goes to it.
+    env.config.browser.script_engine = ScriptEngineKind::Chromium;
     env.config.limits.hop_timeout_ms = 2000;
     env.config.limits.total_timeout_ms = 9000;
     env.config.browser.launch_timeout_ms = 7000;
@@ -201,6 +207,8 @@ async fn a_visit_gets_the_hop_limit_and_launching_its_own() {
 async fn no_more_pages_at_once_than_max_tabs() {
     let mut env = TestEnv::new().await;
     env.config.browser.enabled = true;
+    // The fake stands for Chromium: every script page goes to it.
+    env.config.browser.script_engine = ScriptEngineKind::Chromium;
     env.config.browser.max_tabs = 2;
     let srv = pages(&env).await;
     let mut fake = Fake::new(|_| Ok(Visit::default()));
@@ -219,4 +227,68 @@ async fn no_more_pages_at_once_than_max_tabs() {
     assert_eq!(fake.timings.lock().unwrap().len(), 8);
     let most = fake.most_open.load(Ordering::SeqCst);
     assert!((1..=2).contains(&most), "max_tabs 2, {most} open at once");
+}
+
+/// Under `auto` the embedded engine answers first: a page it models never reaches the
+/// browser, and the hop says it was emulated; a page that touches what it does not model
+/// (WebRTC here), a frame, a POST form, goes to the browser as before, and says so.
+#[tokio::test]
+async fn the_engine_decides_what_it_models_and_the_browser_the_rest() {
+    let mut env = TestEnv::new().await;
+    env.config.browser.enabled = true;
+    env.dns.set("blog.test", &["127.0.0.1"]);
+    let srv = Server::start("127.0.0.1", |req| async move {
+        let page = match req.uri().path() {
+            "/report" => "<script>var c = location.search.slice(4); function Redirect() { if (c) { window.location.replace('/went/' + c); } } setTimeout('Redirect()', 0);</script>",
+            "/stays" => "<script>function never() { location.replace('/never'); }</script>",
+            "/rtc" => "<script>new RTCPeerConnection({}); location.href = '/rtc-went';</script>",
+            "/frame" => "<iframe src=/report?el=f></iframe><script>var x = 1;</script>",
+            "/post" => "<form id=f method=post action=/posted></form><script>document.getElementById('f').submit();</script>",
+            _ => "<html>landing</html>",
+        };
+        html(page)
+    })
+    .await;
+    let fake = Arc::new(Fake::new(|path| match path {
+        "/rtc" => navigation("/from-browser", Via::Javascript),
+        _ => Ok(Visit::default()),
+    }));
+    let r = resolver(&env, &fake);
+    let at = |p: &str| format!("http://blog.test:{}{p}", srv.port());
+
+    let t = r.resolve(&at("/report?el=a1"), false).await;
+    assert_eq!(t.final_url, at("/went/a1"), "{t:#?}");
+    assert_eq!(t.hops[0].engine, Some(Engine::Emulated));
+    assert_eq!(t.hops[1].engine, None, "a page without script says nothing");
+    let t = r.resolve(&at("/report"), false).await;
+    assert_eq!(
+        (t.hops.len(), t.hops[0].engine),
+        (1, Some(Engine::Emulated))
+    );
+    let t = r.resolve(&at("/stays"), false).await;
+    assert_eq!(
+        (t.hops.len(), t.hops[0].engine),
+        (1, Some(Engine::Emulated))
+    );
+    assert_eq!(
+        fake.timings.lock().unwrap().len(),
+        0,
+        "no page reached the browser"
+    );
+
+    let t = r.resolve(&at("/rtc"), false).await;
+    assert_eq!(t.final_url, at("/from-browser"), "the browser's answer");
+    assert_eq!(t.hops[0].engine, Some(Engine::Chromium));
+    for path in ["/frame", "/post"] {
+        let t = r.resolve(&at(path), false).await;
+        assert_eq!(t.hops[0].engine, Some(Engine::Chromium), "{path}");
+    }
+    assert_eq!(fake.timings.lock().unwrap().len(), 3);
+    let (_, deferred) = hoptrace::script::counts();
+    for reason in [Defer::Unmodelled, Defer::Frame, Defer::PostForm] {
+        assert!(
+            deferred.iter().any(|(d, n)| *d == reason && *n >= 1),
+            "{reason:?} counted: {deferred:?}"
+        );
+    }
 }
