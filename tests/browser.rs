@@ -216,6 +216,7 @@ const EMULATED: &[&str] = &[
     "/never-called",
     "/ua-sniff",
     "/chain-1",
+    "/script-src",
 ];
 
 fn b64(s: &str) -> String {

@@ -292,3 +292,59 @@ async fn the_engine_decides_what_it_models_and_the_browser_the_rest() {
         );
     }
 }
+
+/// `<script src>` under `auto`: fetched through the chain's own client and egress gate (a
+/// script on an address policy refuses is never connected to, and the page goes to the
+/// browser), within the visit's byte budget (`browser.max_page_bytes`).
+#[tokio::test]
+async fn external_scripts_come_through_the_gate_within_the_visits_bytes() {
+    let mut env = TestEnv::new().await;
+    env.config.browser.enabled = true;
+    env.config.browser.max_page_bytes = 65_536;
+    env.dns.set("blog.test", &["127.0.0.1"]);
+    // An address the policy refuses (only 127.0.0.1 is allowed in tests).
+    env.dns.set("inside.test", &["127.0.0.2"]);
+    let script_requests = Arc::new(AtomicUsize::new(0));
+    let seen = script_requests.clone();
+    let srv = Server::start("127.0.0.1", move |req| {
+        let path = req.uri().path().to_string();
+        if path.ends_with(".js") {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+        async move {
+            let filler = format!("var pad = '{}';", "x".repeat(30_000));
+            let body = match path.as_str() {
+                "/ext" => "<script>var base = '/went-';</script><script src=\"/go.js\"></script>".to_string(),
+                "/go.js" => "location.href = base + 'ext';".to_string(),
+                "/heavy" => "<script src=/pad.js?1></script><script src=/pad.js?2></script><script src=/pad.js?3></script><script>location.href = '/went-heavy';</script>".to_string(),
+                "/pad.js" => filler,
+                "/inside" => "<script src=\"http://inside.test/x.js\"></script><script>location.href = '/went-inside';</script>".to_string(),
+                _ => "<html>landing</html>".to_string(),
+            };
+            html(&body)
+        }
+    })
+    .await;
+    let fake = Arc::new(Fake::new(|path| match path {
+        "/heavy" => navigation("/from-browser", Via::Javascript),
+        _ => Ok(Visit::default()),
+    }));
+    let r = resolver(&env, &fake);
+    let at = |p: &str| format!("http://blog.test:{}{p}", srv.port());
+
+    let t = r.resolve(&at("/ext"), false).await;
+    assert_eq!(t.final_url, at("/went-ext"), "{t:#?}");
+    assert_eq!(t.hops[0].engine, Some(Engine::Emulated));
+    assert_eq!(script_requests.load(Ordering::SeqCst), 1);
+
+    // 3 x 30 KB of script is past the visit's 64 KiB: the browser decides.
+    let t = r.resolve(&at("/heavy"), false).await;
+    assert_eq!(t.final_url, at("/from-browser"), "{t:#?}");
+    assert_eq!(t.hops[0].engine, Some(Engine::Chromium));
+
+    let before = script_requests.load(Ordering::SeqCst);
+    let t = r.resolve(&at("/inside"), false).await;
+    assert_eq!(t.hops[0].engine, Some(Engine::Chromium), "{t:#?}");
+    assert_eq!(t.hops.len(), 1, "the fake browser stays: {t:#?}");
+    assert_eq!(script_requests.load(Ordering::SeqCst), before);
+}

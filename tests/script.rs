@@ -9,8 +9,10 @@ use std::time::Duration;
 use common::REPORT;
 
 use hoptrace::browser::Identity;
+use hoptrace::config::Config;
 use hoptrace::fetch::Response;
-use hoptrace::script::{Defer, ScriptEngine, Verdict, Visitor};
+use hoptrace::profile::Profiles;
+use hoptrace::script::{Defer, Page, ScriptEngine, Verdict, Visitor};
 use hoptrace::trace::Via;
 
 fn visitor() -> Visitor {
@@ -34,15 +36,16 @@ fn page(html: String) -> Response {
 
 async fn judge(engine: &ScriptEngine, url: &str, html: String) -> Verdict {
     let url = url::Url::parse(url).unwrap();
-    engine
-        .judge(
-            &url,
-            &page(html),
-            visitor(),
-            Duration::from_secs(3),
-            Duration::from_secs(2),
-        )
-        .await
+    let profiles = Profiles::from_config(&Config::default());
+    let response = page(html);
+    let page = Page {
+        url: &url,
+        response: &response,
+        profile: profiles.default_profile(),
+        visitor: visitor(),
+        settle: Duration::from_secs(3),
+    };
+    engine.judge(page, Duration::from_secs(2)).await
 }
 
 fn engine() -> ScriptEngine {

@@ -274,10 +274,14 @@ impl BrowserStage {
     /// The engine's answer for a page with script, when it is sure of one.
     async fn emulate(&self, page: &Page<'_>) -> Option<Finding> {
         let engine = self.script.as_ref()?;
-        let visitor = crate::script::Visitor::from(&Identity::of(page.profile));
-        let verdict = engine
-            .judge(page.url, page.response, visitor, self.settle, page.budget)
-            .await;
+        let run = crate::script::Page {
+            url: page.url,
+            response: page.response,
+            profile: page.profile,
+            visitor: crate::script::Visitor::from(&Identity::of(page.profile)),
+            settle: self.settle,
+        };
+        let verdict = engine.judge(run, page.budget).await;
         let next = match verdict {
             Verdict::Navigates { target, via } => Some(resolve_target(page.url, &target, via)),
             Verdict::Stays if self.screenshot_bytes.is_some() && page.landing_evidence => {

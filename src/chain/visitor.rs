@@ -39,10 +39,14 @@ impl Way {
                 BrowserStage::new(driver, egress.clone(), StageLimits::from_config(config));
             if config.browser.script_engine == ScriptEngineKind::Auto {
                 let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-                stage = stage.with_script_engine(ScriptEngine::new(
-                    config.browser.script_worker.clone(),
-                    workers,
-                ));
+                // External scripts come through the chain's own client and gate, within
+                // what one browser visit may pull.
+                let engine = ScriptEngine::new(config.browser.script_worker.clone(), workers)
+                    .with_fetcher(
+                        Fetcher::new(config, egress.clone())?,
+                        config.browser.max_page_bytes,
+                    );
+                stage = stage.with_script_engine(engine);
             }
             finders.push(Arc::new(stage));
         }

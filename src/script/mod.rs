@@ -21,13 +21,15 @@ mod worker;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 pub use run::evaluate;
 pub use worker::{serve, WORKER_ARG};
 
+use crate::fetch::Fetcher;
+use crate::profile::Profile;
 use crate::trace::Via;
 
 /// Why the engine left a page to Chromium.
@@ -185,19 +187,24 @@ impl Request {
         visitor: Visitor,
         settle: Duration,
     ) -> Result<Request, Deferral> {
-        let markup = page::read(html)?;
-        let size: usize = markup.scripts.iter().map(String::len).sum();
+        let request = Request {
+            url: url.to_string(),
+            markup: page::read(html)?,
+            visitor,
+            settle_ms: settle.as_millis() as u64,
+        };
+        request.check_size()?;
+        Ok(request)
+    }
+
+    fn check_size(&self) -> Result<(), Deferral> {
+        let size: usize = self.markup.scripts.iter().map(page::Code::len).sum();
         if size > MAX_SCRIPT_BYTES {
             return Err(Defer::ScriptSize.because(&format!(
                 "{size} bytes of script (the engine takes {MAX_SCRIPT_BYTES})"
             )));
         }
-        Ok(Request {
-            url: url.to_string(),
-            markup,
-            visitor,
-            settle_ms: settle.as_millis() as u64,
-        })
+        Ok(())
     }
 }
 
@@ -238,36 +245,110 @@ pub fn counts() -> (u64, Vec<(Defer, u64)>) {
 /// The engine as the browser stage uses it: warm workers, one page each at a time.
 pub struct ScriptEngine {
     workers: worker::Pool,
+    scripts: Option<Scripts>,
 }
 
+/// How `<script src>` is fetched: through the chain's own client (the egress gate), within
+/// the visit's byte budget.
+struct Scripts {
+    fetcher: Fetcher,
+    max_bytes: u64,
+}
+
+/// One page to judge.
+pub struct Page<'a> {
+    pub url: &'a url::Url,
+    pub response: &'a crate::fetch::Response,
+    /// Who fetches its external scripts.
+    pub profile: &'a Profile,
+    /// What its scripts see.
+    pub visitor: Visitor,
+    /// Virtual page time its timers get (`browser.settle_ms`).
+    pub settle: Duration,
+}
+
+/// A page the engine can answer for, or why not.
+type Ready = Result<Request, Deferral>;
+
 impl ScriptEngine {
-    /// Workers run `program` (empty: this program), at most `workers` at once.
+    /// Workers run `program` (empty: this program), at most `workers` at once. Without
+    /// [`ScriptEngine::with_fetcher`] a page with `<script src>` goes to Chromium.
     pub fn new(program: PathBuf, workers: usize) -> ScriptEngine {
         ScriptEngine {
             workers: worker::Pool::new(program, workers.max(1)),
+            scripts: None,
         }
     }
 
+    /// Fetches external scripts with `fetcher`, at most `max_bytes` of them a page.
+    pub fn with_fetcher(mut self, fetcher: Fetcher, max_bytes: u64) -> ScriptEngine {
+        self.scripts = Some(Scripts { fetcher, max_bytes });
+        self
+    }
+
     /// Runs the page's scripts within `time` (real) and says where they lead.
-    pub async fn judge(
-        &self,
-        url: &url::Url,
-        response: &crate::fetch::Response,
-        visitor: Visitor,
-        settle: Duration,
-        time: Duration,
-    ) -> Verdict {
-        let verdict = match response.body_note {
-            Some(note) => Verdict::Defer(Defer::Truncated.because(note)),
-            None => {
-                let html = String::from_utf8_lossy(&response.body);
-                match Request::new(url, &html, visitor, settle) {
-                    Ok(request) => self.workers.ask(&request, time.min(MAX_TIME)).await,
-                    Err(d) => Verdict::Defer(d),
-                }
+    pub async fn judge(&self, page: Page<'_>, time: Duration) -> Verdict {
+        let deadline = Instant::now() + time;
+        let verdict = match self.ready(page, deadline).await {
+            Ok(request) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                self.workers.ask(&request, left.min(MAX_TIME)).await
             }
+            Err(d) => Verdict::Defer(d),
         };
         count(&verdict);
         verdict
+    }
+
+    /// The request for a page, its external scripts fetched.
+    async fn ready(&self, page: Page<'_>, deadline: Instant) -> Ready {
+        let Page {
+            url,
+            response,
+            profile,
+            visitor,
+            settle,
+        } = page;
+        if let Some(note) = response.body_note {
+            return Err(Defer::Truncated.because(note));
+        }
+        let html = String::from_utf8_lossy(&response.body);
+        let mut request = Request::new(url, &html, visitor, settle)?;
+        let mut pulled = 0u64;
+        for code in &mut request.markup.scripts {
+            let page::Code::External(src) = code else {
+                continue;
+            };
+            let Some(scripts) = &self.scripts else {
+                return Err(Defer::ExternalScript.because(src));
+            };
+            let at = url
+                .join(src.trim())
+                .map_err(|e| Defer::ScriptError.because(&format!("script {src:?}: {e}")))?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let fetched = scripts
+                .fetcher
+                .fetch(&at, left, profile, false)
+                .await
+                .map_err(|e| Defer::ExternalScript.because(&format!("{at}: {e}")))?;
+            if !(200..300).contains(&fetched.status) || fetched.download.is_some() {
+                return Err(
+                    Defer::ExternalScript.because(&format!("{at} answered {}", fetched.status))
+                );
+            }
+            if let Some(note) = fetched.body_note {
+                return Err(Defer::Truncated.because(&format!("{at}: {note}")));
+            }
+            pulled += fetched.body.len() as u64;
+            if pulled > scripts.max_bytes {
+                return Err(Defer::ScriptSize.because(&format!(
+                    "external scripts past the visit's {} bytes",
+                    scripts.max_bytes
+                )));
+            }
+            *code = page::Code::Inline(String::from_utf8_lossy(&fetched.body).into_owned());
+        }
+        request.check_size()?;
+        Ok(request)
     }
 }

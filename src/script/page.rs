@@ -21,11 +21,28 @@ pub struct Element {
     pub fields: Vec<(String, String)>,
 }
 
+/// A classic script: its text, or where to fetch it (`<script src>`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Code {
+    Inline(String),
+    External(String),
+}
+
+impl Code {
+    /// Its length as text (a script still to fetch has none yet).
+    pub fn len(&self) -> usize {
+        match self {
+            Code::Inline(text) => text.len(),
+            Code::External(_) => 0,
+        }
+    }
+}
+
 /// A page read for the engine.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Markup {
-    /// Inline classic scripts, in document order.
-    pub scripts: Vec<String>,
+    /// Classic scripts in the order they run: as they stand, then the deferred ones.
+    pub scripts: Vec<Code>,
     pub elements: Vec<Element>,
     pub title: String,
     /// `<body onload="...">`.
@@ -69,6 +86,7 @@ fn is_classic(attrs: &std::collections::BTreeMap<String, String>) -> Option<bool
 /// Reads `html` for the engine, or says why the engine cannot answer for it.
 pub fn read(html: &str) -> Result<Markup, Deferral> {
     let mut page = Markup::default();
+    let mut deferred = Vec::new();
     let mut form: Option<usize> = None;
     let mut pos = 0;
     while let Some(m) = TAG.find_at(html, pos) {
@@ -91,13 +109,18 @@ pub fn read(html: &str) -> Result<Markup, Deferral> {
                 let end = SCRIPT_END.find_at(html, pos);
                 let code = &html[pos..end.map_or(html.len(), |e| e.start())];
                 pos = end.map_or(html.len(), |e| e.end());
-                if let Some(src) = attrs.get("src") {
-                    return Err(Defer::ExternalScript.because(src));
-                }
-                match is_classic(&attrs) {
-                    Some(true) => page.scripts.push(code.to_string()),
-                    Some(false) => {}
-                    None => return Err(Defer::Unmodelled.because("module script")),
+                match (is_classic(&attrs), attrs.get("src")) {
+                    (None, _) => return Err(Defer::Unmodelled.because("module script")),
+                    (Some(false), _) => {}
+                    (Some(true), None) => page.scripts.push(Code::Inline(code.to_string())),
+                    // Runs whenever it arrives: the order is not the page's.
+                    (Some(true), Some(_)) if has_flag(&cap[3], "async") => {
+                        return Err(Defer::Unmodelled.because("async script"))
+                    }
+                    (Some(true), Some(src)) if has_flag(&cap[3], "defer") => {
+                        deferred.push(Code::External(src.clone()))
+                    }
+                    (Some(true), Some(src)) => page.scripts.push(Code::External(src.clone())),
                 }
                 continue;
             }
@@ -131,7 +154,22 @@ pub fn read(html: &str) -> Result<Markup, Deferral> {
             });
         }
     }
+    page.scripts.extend(deferred);
     Ok(page)
+}
+
+static QUOTED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#""[^"]*"|'[^']*'"#).unwrap());
+
+/// A boolean attribute (`async`, `defer`) in a tag's raw attributes, outside any value.
+fn has_flag(raw: &str, name: &str) -> bool {
+    QUOTED
+        .replace_all(raw, " ")
+        .split(|c: char| c.is_ascii_whitespace() || c == '/')
+        .any(|w| {
+            w.split('=')
+                .next()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
 }
 
 /// Whether markup a script wrote can be judged: it may only add text, styling or a meta
@@ -183,7 +221,13 @@ mod tests {
              <form id=f method=POST action=/p><input name=q value=1><input type=submit></form>",
         )
         .unwrap();
-        assert_eq!(page.scripts, vec!["var a = '<b>';", "b()"]);
+        assert_eq!(
+            page.scripts,
+            vec![
+                Code::Inline("var a = '<b>';".into()),
+                Code::Inline("b()".into())
+            ]
+        );
         assert_eq!(page.title, "T & x");
         assert_eq!(page.onload.as_deref(), Some("go()"));
         let form = page.elements.iter().find(|e| e.tag == "form").unwrap();
@@ -194,9 +238,27 @@ mod tests {
     }
 
     #[test]
+    fn external_scripts_in_the_order_they_run() {
+        let page = read(
+            "<script defer src='/late.js'></script><script src=\"/a.js\"></script>\
+             <script>x()</script><script src=/b.js data-x=\"async\"></script>",
+        )
+        .unwrap();
+        assert_eq!(
+            page.scripts,
+            vec![
+                Code::External("/a.js".into()),
+                Code::Inline("x()".into()),
+                Code::External("/b.js".into()),
+                Code::External("/late.js".into()),
+            ]
+        );
+    }
+
+    #[test]
     fn what_it_cannot_model_is_said() {
         for (html, reason) in [
-            ("<script src=/x.js></script>", Defer::ExternalScript),
+            ("<script async src=/x.js></script>", Defer::Unmodelled),
             ("<iframe src=/f></iframe>", Defer::Frame),
             ("<script type=module>x</script>", Defer::Unmodelled),
             ("<base href=http://a.example/>", Defer::Unmodelled),

@@ -211,7 +211,13 @@ pub fn evaluate(req: &Request) -> Verdict {
         return v;
     }
     for script in &req.markup.scripts {
-        if let Some(v) = step(&mut ctx, script) {
+        let code = match script {
+            page::Code::Inline(code) => code,
+            page::Code::External(src) => {
+                return Verdict::Defer(Defer::ExternalScript.because(&format!("{src} not fetched")))
+            }
+        };
+        if let Some(v) = step(&mut ctx, code) {
             return v;
         }
     }
