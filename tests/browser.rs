@@ -382,7 +382,9 @@ async fn table_rows(r: &Resolver, here: &str, p: u16, kind: ScriptEngineKind) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_browser_is_the_same_visitor_as_the_http_client() {
     let _turn = TURN.lock().await;
-    let env = browser_env(&["blog.test", "next.test"]).await;
+    let mut env = browser_env(&["blog.test", "next.test"]).await;
+    // What this shows is Chromium's: the embedded engine would answer first.
+    env.config.browser.script_engine = ScriptEngineKind::Chromium;
     let seen: Arc<Mutex<Vec<HashMap<String, String>>>> = Arc::default();
     let s2 = seen.clone();
     let srv = Server::start("127.0.0.1", move |req| {
@@ -634,6 +636,8 @@ async fn the_page_reaches_nothing_past_the_gate() {
 async fn bad_pages_and_a_failing_browser_end_cleanly() {
     let _turn = TURN.lock().await;
     let mut env = browser_env(&["blog.test", "next.test"]).await;
+    // What this shows is Chromium's: the embedded engine would answer first.
+    env.config.browser.script_engine = ScriptEngineKind::Chromium;
     // Room for the hang case: a stuck browser is noticed after a few seconds.
     env.config.limits.hop_timeout_ms = 20_000;
     let popups = Arc::new(AtomicUsize::new(0));
@@ -798,6 +802,8 @@ async fn a_cold_one_shot_resolve_keeps_the_hop_limit_for_the_page() {
 #[tokio::test]
 async fn without_chromium_the_trace_says_so() {
     let mut env = TestEnv::new().await;
+    // What this shows is Chromium's: the embedded engine would answer first.
+    env.config.browser.script_engine = ScriptEngineKind::Chromium;
     env.dns.set("blog.test", &["127.0.0.1"]);
     let srv = Server::start("127.0.0.1", |_| async { html(REPORT) }).await;
     env.config.browser.enabled = true;
@@ -815,6 +821,17 @@ async fn without_chromium_the_trace_says_so() {
         reason.contains("no browser available") && reason.contains("/nonexistent/chromium"),
         "{reason}"
     );
+    // Under `auto` the embedded engine decides the page without any browser.
+    env.config.browser.script_engine = ScriptEngineKind::Auto;
+    let r = Resolver::new(&env.config, None).unwrap();
+    let t = r
+        .resolve(
+            &format!("http://blog.test:{}/report?el=x", srv.port()),
+            false,
+        )
+        .await;
+    assert_eq!(t.hops[0].engine, Some(Engine::Emulated), "{t:#?}");
+    assert_eq!(t.hops[1].url, "https://gohhs.com/x");
 }
 
 /// A fixture whose page at each path is `page(path, its own port)`, as HTML.
@@ -905,6 +922,8 @@ async fn the_browser_goes_out_through_an_egress_point() {
     use common::proxies::{Kind, TestProxy};
     let _turn = TURN.lock().await;
     let mut env = browser_env(&["js.test", "next.test"]).await;
+    // What this shows is Chromium's: the embedded engine would answer first.
+    env.config.browser.script_engine = ScriptEngineKind::Chromium;
     let socks = TestProxy::start(Kind::Socks5, "127.0.0.1", "127.0.0.2").await;
     env.config.egress.points.insert(
         "nl".into(),
