@@ -802,19 +802,20 @@ async fn a_cold_one_shot_resolve_keeps_the_hop_limit_for_the_page() {
 #[tokio::test]
 async fn without_chromium_the_trace_says_so() {
     let mut env = TestEnv::new().await;
-    // What this shows is Chromium's: the embedded engine would answer first.
-    env.config.browser.script_engine = ScriptEngineKind::Chromium;
     env.dns.set("blog.test", &["127.0.0.1"]);
     let srv = Server::start("127.0.0.1", |_| async { html(REPORT) }).await;
     env.config.browser.enabled = true;
     env.config.browser.chrome_path = "/nonexistent/chromium".into();
-    let r = Resolver::new(&env.config, None).unwrap();
-    let t = r
-        .resolve(
-            &format!("http://blog.test:{}/report?el=x", srv.port()),
-            false,
-        )
-        .await;
+    let resolve = |kind: ScriptEngineKind| {
+        let mut config = env.config.clone();
+        config.browser.script_engine = kind;
+        let url = format!("http://blog.test:{}/report?el=x", srv.port());
+        async move {
+            let r = Resolver::new(&config, None).unwrap();
+            r.resolve(&url, false).await
+        }
+    };
+    let t = resolve(ScriptEngineKind::Chromium).await;
     assert_eq!(t.outcome, Outcome::Landed);
     let reason = t.hops[0].reason.as_deref().unwrap_or("");
     assert!(
@@ -822,14 +823,7 @@ async fn without_chromium_the_trace_says_so() {
         "{reason}"
     );
     // Under `auto` the embedded engine decides the page without any browser.
-    env.config.browser.script_engine = ScriptEngineKind::Auto;
-    let r = Resolver::new(&env.config, None).unwrap();
-    let t = r
-        .resolve(
-            &format!("http://blog.test:{}/report?el=x", srv.port()),
-            false,
-        )
-        .await;
+    let t = resolve(ScriptEngineKind::Auto).await;
     assert_eq!(t.hops[0].engine, Some(Engine::Emulated), "{t:#?}");
     assert_eq!(t.hops[1].url, "https://gohhs.com/x");
 }
