@@ -61,6 +61,8 @@ pub struct Finding {
     pub waited: std::time::Duration,
     /// The page as the browser saw it settle (PNG), when it found no next hop.
     pub screenshot: Option<bytes::Bytes>,
+    /// Who ran the page's scripts, when they ran.
+    pub engine: Option<crate::trace::Engine>,
 }
 
 impl Finding {
@@ -84,11 +86,22 @@ pub trait NextHopFinder: Send + Sync {
 }
 
 /// Finds what the response's headers and text say without running anything.
-pub struct StaticFinder;
+pub struct StaticFinder {
+    /// Also take a literal `location.replace('…')` wherever it stands in a script. Only
+    /// without a stage that runs scripts: running settles whether that code runs at all (in
+    /// a function never called, a branch not taken, a comment, it is no hop).
+    pub literal_scripts: bool,
+}
 
 impl NextHopFinder for StaticFinder {
     fn next_hop<'a>(&'a self, page: &'a Page<'a>) -> FinderFuture<'a> {
-        Box::pin(async move { Finding::of(static_next_hop(page.url, page.response)) })
+        Box::pin(async move {
+            Finding::of(static_next_hop(
+                page.url,
+                page.response,
+                self.literal_scripts,
+            ))
+        })
     }
 }
 
@@ -106,9 +119,13 @@ pub fn has_script(resp: &Response) -> bool {
         .any(|w| w.eq_ignore_ascii_case(b"<script"))
 }
 
-/// Redirect, then Refresh header, then meta refresh, then literal script, in that order: the
-/// order in which a browser would act on them.
-pub fn static_next_hop(base: &Url, resp: &Response) -> Option<Result<Found, BadTarget>> {
+/// Redirect, then Refresh header, then meta refresh, then (with `literal_scripts`) literal
+/// script, in that order: the order in which a browser would act on them.
+pub fn static_next_hop(
+    base: &Url,
+    resp: &Response,
+    literal_scripts: bool,
+) -> Option<Result<Found, BadTarget>> {
     if resp.is_redirect() {
         let raw = resp.headers.get(http::header::LOCATION)?.as_bytes();
         return Some(resolve_target(base, &encode_raw(raw), Via::HttpRedirect));
@@ -126,6 +143,9 @@ pub fn static_next_hop(base: &Url, resp: &Response) -> Option<Result<Found, BadT
     let text = String::from_utf8_lossy(&resp.body);
     if let Some(target) = meta_refresh(&text) {
         return Some(resolve_target(base, &target, Via::MetaRefresh));
+    }
+    if !literal_scripts {
+        return None;
     }
     literal_script_redirect(&text).map(|target| resolve_target(base, &target, Via::Javascript))
 }
@@ -160,18 +180,24 @@ static ATTR: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"(?is)([a-z_:][-a-z0-9_:.]*)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))"#).unwrap()
 });
 
+/// A tag's `name=value` attributes (names lower-cased, values as written), in order.
+pub(crate) fn attributes(tag: &str) -> impl Iterator<Item = (String, &str)> {
+    ATTR.captures_iter(tag).map(|cap| {
+        let value = cap
+            .get(2)
+            .or(cap.get(3))
+            .or(cap.get(4))
+            .map_or("", |m| m.as_str());
+        (cap[1].to_ascii_lowercase(), value)
+    })
+}
+
 /// The target of `<meta http-equiv="refresh" content="N; url=...">` in any spelling.
-fn meta_refresh(html: &str) -> Option<String> {
+pub(crate) fn meta_refresh(html: &str) -> Option<String> {
     META_TAG.find_iter(html).find_map(|tag| {
         let mut is_refresh = false;
         let mut content = None;
-        for cap in ATTR.captures_iter(tag.as_str()) {
-            let name = cap[1].to_ascii_lowercase();
-            let value = cap
-                .get(2)
-                .or(cap.get(3))
-                .or(cap.get(4))
-                .map_or("", |m| m.as_str());
+        for (name, value) in attributes(tag.as_str()) {
             match name.as_str() {
                 "http-equiv" => is_refresh = value.trim().eq_ignore_ascii_case("refresh"),
                 "content" => content = Some(html_unescape(value)),

@@ -29,6 +29,7 @@ pub mod labels;
 pub mod profile;
 pub mod record;
 pub mod scan;
+pub mod script;
 pub mod server;
 pub mod shared;
 pub mod store;

@@ -6,6 +6,13 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    // A worker of the script engine (started by hoptrace itself): no CLI, no runtime.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == hoptrace::script::WORKER_ARG)
+    {
+        std::process::exit(hoptrace::script::serve());
+    }
     let cli = hoptrace::cli::Cli::parse();
     // The service logs its requests (info); one-shot commands only what went wrong.
     let (default_level, json) = match &cli.command {

@@ -63,6 +63,15 @@ impl Via {
     }
 }
 
+/// Who ran a page's scripts (`browser.script_engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// The embedded engine, on its emulated browser surface.
+    Emulated,
+    Chromium,
+}
+
 /// One step of the chain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hop {
@@ -96,6 +105,10 @@ pub struct Hop {
     /// body's hash (what HAR is made from).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<Box<HttpRecord>>,
+    /// Which engine ran this page's scripts, and so decided where it leads (or that it
+    /// leads nowhere): only on pages whose scripts ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<Engine>,
     /// The page's screenshot, on its way to [`Trace::screenshot`] (never serialised).
     #[serde(skip)]
     pub screenshot: Option<bytes::Bytes>,
@@ -118,6 +131,7 @@ impl Hop {
             elapsed_ms: None,
             blocked_requests: Vec::new(),
             http: None,
+            engine: None,
             screenshot: None,
         }
     }

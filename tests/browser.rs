@@ -13,25 +13,8 @@ use common::pki::pki;
 use common::*;
 use hoptrace::browser::Driver;
 use hoptrace::chain::Resolver;
-use hoptrace::config::Config;
-use hoptrace::trace::{Outcome, Trace, Via};
-
-/// The report's blogger page, as published: `el` read from the query, then, while the page
-/// is still being parsed, string timers with zero delay; `Redirect()` replaces the location
-/// with an https target built from `el`. Without `el` only a link's href changes at 500 ms.
-const REPORT: &str = r#"<html><head><title>Download</title><script type="text/javascript">
-function getParam(name) {
-  var m = new RegExp('[?&]' + name + '=([^&]*)').exec(window.location.search);
-  return m ? decodeURIComponent(m[1]) : null;
-}
-var c = getParam('el');
-function write() { var a = document.getElementById('dl'); if (a) { a.href = 'https://gohhs.com/'; } }
-function Redirect() { if (c) { window.location.replace('https://gohhs.com/' + c); } }
-setTimeout('write()', 500);
-setTimeout('Redirect()', 0);
-</script></head><body><h1>Your download is ready</h1>
-<p>Please wait while the download starts...</p><a id="dl">Download</a>
-</body></html>"#;
+use hoptrace::config::{Config, ScriptEngineKind};
+use hoptrace::trace::{Engine, Outcome, Trace, Via};
 
 /// A page of the conformance table: its HTML, with `NEXT` standing for
 /// `http://next.test:PORT/` (the navigation target is on another host) and `PORT` for the
@@ -61,6 +44,14 @@ fn table_page(path: &str) -> Option<String> {
         "/new-function" => "<script>new Function('u', 'window.location.replace(u)')('NEXT' + 'new-function');</script>".into(),
         "/push-state" => "<script>setTimeout(function () { history.pushState({}, '', '/pushed'); history.replaceState({}, '', '/replaced'); }, 100);</script>".into(),
         "/link-only" => "<a id=a href=\"NEXT never-clicked\">next</a><script>document.getElementById('a').textContent = 'go on';</script>".into(),
+        // Redirects written down but never run: a function never called, a branch not taken,
+        // a comment.
+        "/never-called" => "<script>function go() { location.replace('NEXT never-called'); }\nif (false) { window.location.href = 'NEXT not-taken'; }\n// location.href = 'NEXT commented';\n</script>".into(),
+        "/ua-sniff" => "<script>if (/Windows/.test(navigator.userAgent) && navigator.platform == 'Win32') { location.href = 'NEXT' + 'windows'; } else { location.href = 'NEXT' + 'other'; }</script>".into(),
+        "/script-src" => "<html><head><script src=\"/redirect.js\"></script></head><body>x</body></html>".into(),
+        "/redirect.js" => "location.href = 'NEXT' + 'script-src';".into(),
+        "/chain-1" => "<script>location.href = '/chain-' + (1 + 1);</script>".into(),
+        "/chain-2" => "<script>setTimeout(\"location.replace('NEXT' + 'chained')\", 10);</script>".into(),
         _ => return None,
     };
     Some(page)
@@ -180,6 +171,53 @@ const TABLE: &[Row] = &[
         "/link-only",
         None,
     ),
+    row(
+        "redirects defined but never run: not a hop",
+        "/never-called",
+        None,
+    ),
+    row(
+        "user-agent sniffing: the profile's browser goes its way",
+        "/ua-sniff",
+        Some(("NEXT windows", Via::Javascript)),
+    ),
+    row(
+        "a script loaded from <script src>",
+        "/script-src",
+        Some(("NEXT script-src", Via::Javascript)),
+    ),
+    row(
+        "two script pages in a row",
+        "/chain-1",
+        Some(("HERE/chain-2", Via::Javascript)),
+    ),
+];
+
+/// Rows the embedded engine must decide itself under `auto` (the rest it may leave to
+/// Chromium: frames, POST forms, external scripts).
+const EMULATED: &[&str] = &[
+    "/report?el=a1b2c3",
+    "/report",
+    "/report-stall?el=z9",
+    "/atob",
+    "/assign",
+    "/window-location",
+    "/document-location",
+    "/document-write-meta",
+    "/form-get",
+    "/dom-content-loaded",
+    "/load",
+    "/body-onload",
+    "/countdown",
+    "/eval-atob",
+    "/packed",
+    "/new-function",
+    "/push-state",
+    "/link-only",
+    "/never-called",
+    "/ua-sniff",
+    "/chain-1",
+    "/script-src",
 ];
 
 fn b64(s: &str) -> String {
@@ -259,6 +297,9 @@ async fn table_server() -> Server {
     .await
 }
 
+/// The table under both script engines: every row gives the same hop under `auto` as under
+/// `chromium`, each script page says which engine ran it, and the embedded engine decides the
+/// rows it models without Chromium.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn javascript_conformance_table() {
     let _turn = TURN.lock().await;
@@ -267,43 +308,84 @@ async fn javascript_conformance_table() {
     env.config.limits.hop_timeout_ms = 4000;
     let srv = table_server().await;
     let p = srv.port();
-    let r = resolver(&env.config);
     let here = format!("http://blog.test:{p}");
+    let mut failures = Vec::new();
+    for kind in [ScriptEngineKind::Auto, ScriptEngineKind::Chromium] {
+        env.config.browser.script_engine = kind;
+        let r = resolver(&env.config);
+        failures.extend(table_rows(&r, &here, p, kind).await);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} rows failed:\n{}",
+        failures.len(),
+        TABLE.len() * 2,
+        failures.join("\n")
+    );
+}
+
+async fn table_rows(r: &Resolver, here: &str, p: u16, kind: ScriptEngineKind) -> Vec<String> {
     let mut failures = Vec::new();
     for row in TABLE {
         let url = format!("{here}{}", row.path);
-        let t = resolve_with(&r, &url).await;
+        let t = resolve_with(r, &url).await;
+        let engine = t.hops[0].engine;
+        let want_engine = match kind {
+            ScriptEngineKind::Auto if EMULATED.contains(&row.path) => Some(Engine::Emulated),
+            ScriptEngineKind::Auto => engine,
+            ScriptEngineKind::Chromium => Some(Engine::Chromium),
+        };
+        if engine.is_none() || engine != want_engine {
+            failures.push(format!(
+                "{kind:?} {}: ran in {engine:?}, wanted {want_engine:?}",
+                row.name
+            ));
+        }
+        if row.path == "/chain-1" {
+            // The second page's script is run as well: the chain goes on to its target.
+            let second = t
+                .hops
+                .get(2)
+                .map(|h| (h.url.as_str(), h.via, t.hops[1].engine));
+            let want = format!("http://next.test:{p}/chained");
+            let want_engine = match kind {
+                ScriptEngineKind::Auto => Engine::Emulated,
+                ScriptEngineKind::Chromium => Engine::Chromium,
+            };
+            if second != Some((want.as_str(), Via::Javascript, Some(want_engine))) {
+                failures.push(format!(
+                    "{kind:?} {}: second page gave {second:?}",
+                    row.name
+                ));
+            }
+        }
         let got = t.hops.get(1).map(|h| (h.url.clone(), h.via));
         let want = row.hop.map(|(u, via)| {
             let u = if let Some(rest) = u.strip_prefix("NEXT ") {
                 format!("http://next.test:{p}/{rest}")
             } else {
-                u.replace("HERE", &here)
+                u.replace("HERE", here)
                     .replace("STALL", &stall_port().to_string())
             };
             (u, via)
         });
         if got != want {
             failures.push(format!(
-                "{}: wanted {want:?}, got {got:?}; reason {:?}",
+                "{kind:?} {}: wanted {want:?}, got {got:?}; reason {:?}",
                 row.name, t.hops[0].reason
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} rows failed:\n{}",
-        failures.len(),
-        TABLE.len(),
-        failures.join("\n")
-    );
+    failures
 }
 
 /// The browser presents the HTTP client's identity, to the server and to the page's script.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_browser_is_the_same_visitor_as_the_http_client() {
     let _turn = TURN.lock().await;
-    let env = browser_env(&["blog.test", "next.test"]).await;
+    let mut env = browser_env(&["blog.test", "next.test"]).await;
+    // What this shows is Chromium's: the embedded engine would answer first.
+    env.config.browser.script_engine = ScriptEngineKind::Chromium;
     let seen: Arc<Mutex<Vec<HashMap<String, String>>>> = Arc::default();
     let s2 = seen.clone();
     let srv = Server::start("127.0.0.1", move |req| {
@@ -555,6 +637,8 @@ async fn the_page_reaches_nothing_past_the_gate() {
 async fn bad_pages_and_a_failing_browser_end_cleanly() {
     let _turn = TURN.lock().await;
     let mut env = browser_env(&["blog.test", "next.test"]).await;
+    // What this shows is Chromium's: the embedded engine would answer first.
+    env.config.browser.script_engine = ScriptEngineKind::Chromium;
     // Room for the hang case: a stuck browser is noticed after a few seconds.
     env.config.limits.hop_timeout_ms = 20_000;
     let popups = Arc::new(AtomicUsize::new(0));
@@ -723,19 +807,26 @@ async fn without_chromium_the_trace_says_so() {
     let srv = Server::start("127.0.0.1", |_| async { html(REPORT) }).await;
     env.config.browser.enabled = true;
     env.config.browser.chrome_path = "/nonexistent/chromium".into();
-    let r = Resolver::new(&env.config, None).unwrap();
-    let t = r
-        .resolve(
-            &format!("http://blog.test:{}/report?el=x", srv.port()),
-            false,
-        )
-        .await;
+    let resolve = |kind: ScriptEngineKind| {
+        let mut config = env.config.clone();
+        config.browser.script_engine = kind;
+        let url = format!("http://blog.test:{}/report?el=x", srv.port());
+        async move {
+            let r = Resolver::new(&config, None).unwrap();
+            r.resolve(&url, false).await
+        }
+    };
+    let t = resolve(ScriptEngineKind::Chromium).await;
     assert_eq!(t.outcome, Outcome::Landed);
     let reason = t.hops[0].reason.as_deref().unwrap_or("");
     assert!(
         reason.contains("no browser available") && reason.contains("/nonexistent/chromium"),
         "{reason}"
     );
+    // Under `auto` the embedded engine decides the page without any browser.
+    let t = resolve(ScriptEngineKind::Auto).await;
+    assert_eq!(t.hops[0].engine, Some(Engine::Emulated), "{t:#?}");
+    assert_eq!(t.hops[1].url, "https://gohhs.com/x");
 }
 
 /// A fixture whose page at each path is `page(path, its own port)`, as HTML.
@@ -826,6 +917,8 @@ async fn the_browser_goes_out_through_an_egress_point() {
     use common::proxies::{Kind, TestProxy};
     let _turn = TURN.lock().await;
     let mut env = browser_env(&["js.test", "next.test"]).await;
+    // What this shows is Chromium's: the embedded engine would answer first.
+    env.config.browser.script_engine = ScriptEngineKind::Chromium;
     let socks = TestProxy::start(Kind::Socks5, "127.0.0.1", "127.0.0.2").await;
     env.config.egress.points.insert(
         "nl".into(),
@@ -1017,17 +1110,20 @@ async fn https_pages_are_trusted_as_the_http_client_trusts_them() {
         hoptrace::browser::Identity::from_config(&Config::default().http),
         vec![ca],
     ));
-    let r = Resolver::with_driver(&env.config, None, Some(trusting)).unwrap();
-    let t = resolve_with(&r, &url).await;
-    assert_eq!(t.outcome, Outcome::Landed, "{t:#?}");
-    assert_eq!(vias(&t), [Via::Input, Via::Javascript], "{t:#?}");
-    assert!(t.final_url.starts_with("https://") && t.final_url.ends_with("/went/x"));
-    assert!(
-        t.screenshot.is_some(),
-        "the HTTPS landing page's screenshot"
-    );
-    drop(r);
+    // The script page decided by each engine; the landing page's screenshot by Chromium.
+    for kind in [ScriptEngineKind::Auto, ScriptEngineKind::Chromium] {
+        env.config.browser.script_engine = kind;
+        let r = Resolver::with_driver(&env.config, None, Some(trusting.clone())).unwrap();
+        let t = resolve_with(&r, &url).await;
+        assert_eq!(t.outcome, Outcome::Landed, "{kind:?}: {t:#?}");
+        assert_eq!(vias(&t), [Via::Input, Via::Javascript], "{kind:?}: {t:#?}");
+        assert!(t.final_url.starts_with("https://") && t.final_url.ends_with("/went/x"));
+        assert!(t.screenshot.is_some(), "{kind:?}: the HTTPS landing page's screenshot");
+    }
+    drop(trusting);
 
+    // A browser not given the CA: the script page it must run is a tls error.
+    env.config.browser.script_engine = ScriptEngineKind::Chromium;
     let t = resolve_with(&resolver(&env.config), &url).await;
     assert_eq!(t.outcome, Outcome::Error, "{t:#?}");
     let e = t.error.as_ref().expect("an error");

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use common::*;
 use hoptrace::browser::{Driver, DriverError, PreparedPage, Timing, Visit};
 use hoptrace::chain::Resolver;
-use hoptrace::trace::{Outcome, Via};
+use hoptrace::config::ScriptEngineKind;
+use hoptrace::script::Defer;
+use hoptrace::trace::{Engine, Outcome, Via};
 
 /// What the fake answers for a page, by the page's path.
 type Script = Box<dyn Fn(&str) -> Result<Visit, DriverError> + Send + Sync>;
@@ -94,6 +96,8 @@ fn resolver(env: &TestEnv, fake: &Arc<Fake>) -> Resolver {
 async fn what_a_visit_says_becomes_the_trace() {
     let mut env = TestEnv::new().await;
     env.config.browser.enabled = true;
+    // The fake stands for Chromium: every script page goes to it.
+    env.config.browser.script_engine = ScriptEngineKind::Chromium;
     let srv = pages(&env).await;
     let fake = Arc::new(Fake::new(|path| match path {
         "/to-landing" => navigation("/landing", Via::Javascript),
@@ -177,6 +181,8 @@ async fn what_a_visit_says_becomes_the_trace() {
 async fn a_visit_gets_the_hop_limit_and_launching_its_own() {
     let mut env = TestEnv::new().await;
     env.config.browser.enabled = true;
+    // The fake stands for Chromium: every script page goes to it.
+    env.config.browser.script_engine = ScriptEngineKind::Chromium;
     env.config.limits.hop_timeout_ms = 2000;
     env.config.limits.total_timeout_ms = 9000;
     env.config.browser.launch_timeout_ms = 7000;
@@ -202,6 +208,8 @@ async fn a_visit_gets_the_hop_limit_and_launching_its_own() {
 async fn no_more_pages_at_once_than_max_tabs() {
     let mut env = TestEnv::new().await;
     env.config.browser.enabled = true;
+    // The fake stands for Chromium: every script page goes to it.
+    env.config.browser.script_engine = ScriptEngineKind::Chromium;
     env.config.browser.max_tabs = 2;
     let srv = pages(&env).await;
     let mut fake = Fake::new(|_| Ok(Visit::default()));
@@ -220,4 +228,124 @@ async fn no_more_pages_at_once_than_max_tabs() {
     assert_eq!(fake.timings.lock().unwrap().len(), 8);
     let most = fake.most_open.load(Ordering::SeqCst);
     assert!((1..=2).contains(&most), "max_tabs 2, {most} open at once");
+}
+
+/// Under `auto` the embedded engine answers first: a page it models never reaches the
+/// browser, and the hop says it was emulated; a page that touches what it does not model
+/// (WebRTC here), a frame, a POST form, goes to the browser as before, and says so.
+#[tokio::test]
+async fn the_engine_decides_what_it_models_and_the_browser_the_rest() {
+    let mut env = TestEnv::new().await;
+    env.config.browser.enabled = true;
+    env.dns.set("blog.test", &["127.0.0.1"]);
+    let srv = Server::start("127.0.0.1", |req| async move {
+        let page = match req.uri().path() {
+            "/report" => "<script>var c = location.search.slice(4); function Redirect() { if (c) { window.location.replace('/went/' + c); } } setTimeout('Redirect()', 0);</script>",
+            "/stays" => "<script>function never() { location.replace('/never'); }</script>",
+            "/rtc" => "<script>new RTCPeerConnection({}); location.href = '/rtc-went';</script>",
+            "/frame" => "<iframe src=/report?el=f></iframe><script>var x = 1;</script>",
+            "/post" => "<form id=f method=post action=/posted></form><script>document.getElementById('f').submit();</script>",
+            _ => "<html>landing</html>",
+        };
+        html(page)
+    })
+    .await;
+    let fake = Arc::new(Fake::new(|path| match path {
+        "/rtc" => navigation("/from-browser", Via::Javascript),
+        _ => Ok(Visit::default()),
+    }));
+    let r = resolver(&env, &fake);
+    let at = |p: &str| format!("http://blog.test:{}{p}", srv.port());
+
+    let t = r.resolve(&at("/report?el=a1"), false).await;
+    assert_eq!(t.final_url, at("/went/a1"), "{t:#?}");
+    assert_eq!(t.hops[0].engine, Some(Engine::Emulated));
+    assert_eq!(t.hops[1].engine, None, "a page without script says nothing");
+    let t = r.resolve(&at("/report"), false).await;
+    assert_eq!(
+        (t.hops.len(), t.hops[0].engine),
+        (1, Some(Engine::Emulated))
+    );
+    let t = r.resolve(&at("/stays"), false).await;
+    assert_eq!(
+        (t.hops.len(), t.hops[0].engine),
+        (1, Some(Engine::Emulated))
+    );
+    assert_eq!(
+        fake.timings.lock().unwrap().len(),
+        0,
+        "no page reached the browser"
+    );
+
+    let t = r.resolve(&at("/rtc"), false).await;
+    assert_eq!(t.final_url, at("/from-browser"), "the browser's answer");
+    assert_eq!(t.hops[0].engine, Some(Engine::Chromium));
+    for path in ["/frame", "/post"] {
+        let t = r.resolve(&at(path), false).await;
+        assert_eq!(t.hops[0].engine, Some(Engine::Chromium), "{path}");
+    }
+    assert_eq!(fake.timings.lock().unwrap().len(), 3);
+    let (_, deferred) = hoptrace::script::counts();
+    for reason in [Defer::Unmodelled, Defer::Frame, Defer::PostForm] {
+        assert!(
+            deferred.iter().any(|(d, n)| *d == reason && *n >= 1),
+            "{reason:?} counted: {deferred:?}"
+        );
+    }
+}
+
+/// `<script src>` under `auto`: fetched through the chain's own client and egress gate (a
+/// script on an address policy refuses is never connected to, and the page goes to the
+/// browser), within the visit's byte budget (`browser.max_page_bytes`).
+#[tokio::test]
+async fn external_scripts_come_through_the_gate_within_the_visits_bytes() {
+    let mut env = TestEnv::new().await;
+    env.config.browser.enabled = true;
+    env.config.browser.max_page_bytes = 65_536;
+    env.dns.set("blog.test", &["127.0.0.1"]);
+    // An address the policy refuses (only 127.0.0.1 is allowed in tests).
+    env.dns.set("inside.test", &["127.0.0.2"]);
+    let script_requests = Arc::new(AtomicUsize::new(0));
+    let seen = script_requests.clone();
+    let srv = Server::start("127.0.0.1", move |req| {
+        let path = req.uri().path().to_string();
+        if path.ends_with(".js") {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+        async move {
+            let filler = format!("var pad = '{}';", "x".repeat(30_000));
+            let body = match path.as_str() {
+                "/ext" => "<script>var base = '/went-';</script><script src=\"/go.js\"></script>".to_string(),
+                "/go.js" => "location.href = base + 'ext';".to_string(),
+                "/heavy" => "<script src=/pad.js?1></script><script src=/pad.js?2></script><script src=/pad.js?3></script><script>location.href = '/went-heavy';</script>".to_string(),
+                "/pad.js" => filler,
+                "/inside" => "<script src=\"http://inside.test/x.js\"></script><script>location.href = '/went-inside';</script>".to_string(),
+                _ => "<html>landing</html>".to_string(),
+            };
+            html(&body)
+        }
+    })
+    .await;
+    let fake = Arc::new(Fake::new(|path| match path {
+        "/heavy" => navigation("/from-browser", Via::Javascript),
+        _ => Ok(Visit::default()),
+    }));
+    let r = resolver(&env, &fake);
+    let at = |p: &str| format!("http://blog.test:{}{p}", srv.port());
+
+    let t = r.resolve(&at("/ext"), false).await;
+    assert_eq!(t.final_url, at("/went-ext"), "{t:#?}");
+    assert_eq!(t.hops[0].engine, Some(Engine::Emulated));
+    assert_eq!(script_requests.load(Ordering::SeqCst), 1);
+
+    // 3 x 30 KB of script is past the visit's 64 KiB: the browser decides.
+    let t = r.resolve(&at("/heavy"), false).await;
+    assert_eq!(t.final_url, at("/from-browser"), "{t:#?}");
+    assert_eq!(t.hops[0].engine, Some(Engine::Chromium));
+
+    let before = script_requests.load(Ordering::SeqCst);
+    let t = r.resolve(&at("/inside"), false).await;
+    assert_eq!(t.hops[0].engine, Some(Engine::Chromium), "{t:#?}");
+    assert_eq!(t.hops.len(), 1, "the fake browser stays: {t:#?}");
+    assert_eq!(script_requests.load(Ordering::SeqCst), before);
 }

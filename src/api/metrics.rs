@@ -20,6 +20,11 @@ struct ViaLabel {
     via: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 pub enum Route {
     Resolve,
@@ -64,6 +69,10 @@ pub struct Metrics {
     blocked_browser_requests: Counter,
     cache_hits: Counter,
     browser_hops: Counter,
+    /// Script pages the embedded engine decided, and those it left to Chromium by reason
+    /// (kept by [`crate::script`], copied in when rendered).
+    script_emulated: Counter,
+    script_deferred: Family<ReasonLabel, Counter>,
     resolution_seconds: Histogram,
     requests: Family<RequestLabel, Counter>,
     request_seconds: Family<RouteLabel, Histogram>,
@@ -93,6 +102,8 @@ impl Metrics {
             blocked_browser_requests: Counter::default(),
             cache_hits: Counter::default(),
             browser_hops: Counter::default(),
+            script_emulated: Counter::default(),
+            script_deferred: Family::default(),
             resolution_seconds: Histogram::new(latency_buckets()),
             requests: Family::default(),
             request_seconds: Family::new_with_constructor(|| Histogram::new(latency_buckets())),
@@ -121,6 +132,16 @@ impl Metrics {
             "cache_hits",
             "Resolutions answered from the store",
             m.cache_hits.clone(),
+        );
+        registry.register(
+            "script_pages_emulated",
+            "Script pages the embedded engine decided without Chromium",
+            m.script_emulated.clone(),
+        );
+        registry.register(
+            "script_pages_deferred",
+            "Script pages the embedded engine left to Chromium, by reason",
+            m.script_deferred.clone(),
         );
         registry.register(
             "browser_hops",
@@ -237,10 +258,26 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
+        let (emulated, deferred) = crate::script::counts();
+        catch_up(&self.script_emulated, emulated);
+        for (reason, n) in deferred {
+            let label = ReasonLabel {
+                reason: reason.as_str(),
+            };
+            catch_up(&self.script_deferred.get_or_create(&label), n);
+        }
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Brings a counter up to a total counted elsewhere.
+fn catch_up(counter: &Counter, total: u64) {
+    let seen = counter.get();
+    if total > seen {
+        counter.inc_by(total - seen);
     }
 }
 

@@ -1,6 +1,7 @@
 //! The browser stage: pages whose next hop only appears when their script runs (the 2023
-//! blogger trick builds `https://gohhs.com/ + el` at run time) are opened in headless
-//! Chromium, and the navigation the script causes is recorded as a hop — as soon as the
+//! blogger trick builds `https://gohhs.com/ + el` at run time) are first run in the embedded
+//! script engine ([`crate::script`], with `browser.script_engine = "auto"`); what it cannot
+//! decide for sure is opened in headless Chromium, and the navigation the script causes is recorded as a hop — as soon as the
 //! request is seen, without loading the next page. The chain then continues over HTTP: the
 //! browser only reveals hops.
 //!
@@ -34,7 +35,8 @@ use tokio::sync::Semaphore;
 use crate::discover::{resolve_target, FinderFuture, Finding, NextHopFinder, Page};
 use crate::egress::proxy::JobProxy;
 use crate::egress::Egress;
-use crate::trace::{TraceError, Via};
+use crate::script::{Defer, ScriptEngine, Verdict};
+use crate::trace::{Engine, TraceError, Via};
 
 /// What a visit revealed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -86,6 +88,24 @@ impl Timing {
     /// When preparing a page that starts now (launching first, if need be) must give up.
     pub fn prepare_deadline(&self) -> Instant {
         (Instant::now() + self.launch).min(self.end)
+    }
+}
+
+/// The page's script sees what the browser would present.
+impl From<&Identity> for crate::script::Visitor {
+    fn from(identity: &Identity) -> Self {
+        crate::script::Visitor {
+            user_agent: identity.user_agent.clone(),
+            platform: identity.platform.clone(),
+            languages: identity
+                .languages()
+                .split(',')
+                .map(str::to_string)
+                .collect(),
+            screen: identity.screen,
+            viewport: identity.viewport,
+            mobile: identity.mobile,
+        }
     }
 }
 
@@ -146,6 +166,8 @@ pub struct BrowserStage {
     /// `browser.max_screenshot_bytes` when `browser.screenshots` is on.
     screenshot_bytes: Option<usize>,
     warned: AtomicBool,
+    /// The engine in front of Chromium (`browser.script_engine = "auto"`).
+    script: Option<ScriptEngine>,
 }
 
 /// Pages prepared ahead (each with its own fresh proxy), so a resolution does not wait for
@@ -241,7 +263,44 @@ impl BrowserStage {
             launch_timeout: limits.launch_timeout,
             screenshot_bytes: limits.screenshot_bytes,
             warned: AtomicBool::new(false),
+            script: None,
         }
+    }
+
+    /// Puts `engine` in front of Chromium: the pages it decides never reach the browser.
+    pub fn with_script_engine(mut self, engine: ScriptEngine) -> BrowserStage {
+        self.script = Some(engine);
+        self
+    }
+
+    /// The engine's answer for a page with script, when it is sure of one.
+    async fn emulate(&self, page: &Page<'_>) -> Option<Finding> {
+        let engine = self.script.as_ref()?;
+        let run = crate::script::Page {
+            url: page.url,
+            response: page.response,
+            profile: page.profile,
+            visitor: crate::script::Visitor::from(&Identity::of(page.profile)),
+            settle: self.settle,
+        };
+        let verdict = engine.judge(run, page.budget).await;
+        let next = match verdict {
+            Verdict::Navigates { target, via } => Some(resolve_target(page.url, &target, via)),
+            Verdict::Stays if self.screenshot_bytes.is_some() && page.landing_evidence => {
+                crate::script::count_deferral(Defer::Screenshot);
+                return None;
+            }
+            Verdict::Stays => None,
+            Verdict::Defer(why) => {
+                tracing::debug!("{}: left to Chromium ({why})", page.url);
+                return None;
+            }
+        };
+        Some(Finding {
+            next,
+            engine: Some(Engine::Emulated),
+            ..Finding::default()
+        })
     }
 
     fn unavailable(&self, why: &str) -> Finding {
@@ -256,7 +315,12 @@ impl BrowserStage {
         }
     }
 
-    async fn run(&self, page: &Page<'_>) -> Finding {
+    async fn run(&self, page: &Page<'_>, script: bool) -> Finding {
+        if script {
+            if let Some(finding) = self.emulate(page).await {
+                return finding;
+            }
+        }
         if let Err(why) = self.ready.driver.available() {
             return self.unavailable(&why);
         }
@@ -309,6 +373,7 @@ impl BrowserStage {
                     note: v.note,
                     screenshot: v.screenshot.map(bytes::Bytes::from),
                     error: v.error,
+                    engine: script.then_some(Engine::Chromium),
                     ..Finding::default()
                 }
             }
@@ -336,8 +401,9 @@ impl NextHopFinder for BrowserStage {
         Box::pin(async move {
             // A landing page goes to the browser for its screenshot even without script.
             let capture = self.screenshot_bytes.is_some() && page.landing_evidence;
-            if capture || crate::discover::has_script(page.response) {
-                self.run(page).await
+            let script = crate::discover::has_script(page.response);
+            if capture || script {
+                self.run(page, script).await
             } else {
                 Finding::nothing()
             }

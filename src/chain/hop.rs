@@ -165,6 +165,9 @@ impl Resolver {
                 });
             }
             hop.blocked_requests.extend(finding.blocked_requests);
+            if finding.engine.is_some() {
+                hop.engine = finding.engine;
+            }
             if finding.screenshot.is_some() {
                 hop.screenshot = finding.screenshot;
             }

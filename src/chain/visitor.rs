@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use super::{Resolved, Resolver, SetupError};
 use crate::browser::{BrowserStage, Driver, StageLimits};
-use crate::config::Config;
+use crate::config::{Config, ScriptEngineKind};
 use crate::discover::{NextHopFinder, StaticFinder};
 use crate::egress::Egress;
 use crate::fetch::Fetcher;
 use crate::input::parse_input;
 use crate::profile::{Profile, UnknownProfile};
+use crate::script::ScriptEngine;
 use crate::trace::Trace;
 
 /// The way out that is hoptrace's own address.
@@ -32,13 +33,24 @@ impl Way {
         egress: Arc<Egress>,
         driver: Option<Arc<dyn Driver>>,
     ) -> Result<Way, SetupError> {
-        let mut finders: Vec<Arc<dyn NextHopFinder>> = vec![Arc::new(StaticFinder)];
+        let mut finders: Vec<Arc<dyn NextHopFinder>> = vec![Arc::new(StaticFinder {
+            literal_scripts: driver.is_none(),
+        })];
         if let Some(driver) = driver {
-            finders.push(Arc::new(BrowserStage::new(
-                driver,
-                egress.clone(),
-                StageLimits::from_config(config),
-            )));
+            let mut stage =
+                BrowserStage::new(driver, egress.clone(), StageLimits::from_config(config));
+            if config.browser.script_engine == ScriptEngineKind::Auto {
+                let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+                // External scripts come through the chain's own client and gate, within
+                // what one browser visit may pull.
+                let engine = ScriptEngine::new(config.browser.script_worker.clone(), workers)
+                    .with_fetcher(
+                        Fetcher::new(config, egress.clone())?,
+                        config.browser.max_page_bytes,
+                    );
+                stage = stage.with_script_engine(engine);
+            }
+            finders.push(Arc::new(stage));
         }
         Ok(Way {
             fetcher: Fetcher::new(config, egress.clone())?,

@@ -225,6 +225,21 @@ pub struct Browser {
     pub screenshots: bool,
     /// A screenshot larger than this (PNG bytes) is not kept.
     pub max_screenshot_bytes: u64,
+    /// Who runs a page's scripts: `auto` (the embedded engine decides what it can, Chromium
+    /// the rest) or `chromium` (Chromium only).
+    pub script_engine: ScriptEngineKind,
+    /// The program that runs the embedded engine's worker processes; empty: hoptrace itself.
+    pub script_worker: PathBuf,
+}
+
+/// `browser.script_engine`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ScriptEngineKind {
+    #[default]
+    Auto,
+    Chromium,
 }
 
 /// The CDP crate that drives Chromium. chromiumoxide is the only one kept: headless_chrome
@@ -249,6 +264,8 @@ impl Default for Browser {
             max_page_bytes: 8 << 20,
             screenshots: false,
             max_screenshot_bytes: 2 << 20,
+            script_engine: ScriptEngineKind::Auto,
+            script_worker: PathBuf::new(),
         }
     }
 }

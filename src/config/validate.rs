@@ -389,6 +389,7 @@ mod tests {
             ),
             ("[browser]\nmax_page_bytes = 1", "browser.max_page_bytes"),
             ("[browser]\ndriver = \"headless_chrome\"", "browser.driver"),
+            ("[browser]\nscript_engine = \"v8\"", "browser.script_engine"),
             ("[server]\nmax_batch = 0", "server.max_batch"),
             (
                 "[server]\nheader_timeout_ms = 0",

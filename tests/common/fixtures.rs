@@ -18,6 +18,12 @@ use tokio::net::TcpListener;
 
 use super::*;
 
+/// The report's blogger page, as published (tests/fixtures/report.html): `el` read from the
+/// query, then, while the page is still being parsed, string timers with zero delay;
+/// `Redirect()` replaces the location with an https target built from `el`. Without `el`
+/// only a link's href changes at 500 ms.
+pub const REPORT: &str = include_str!("../fixtures/report.html");
+
 pub type Body = BoxBody<Bytes, Infallible>;
 pub type Reply = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 pub type Handler = Arc<dyn Fn(Request<Incoming>) -> Reply + Send + Sync>;

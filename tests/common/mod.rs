@@ -54,6 +54,8 @@ impl TestEnv {
         config.limits.max_body_bytes = 65536;
         config.limits.per_host_per_second = 1000.0;
         config.browser.enabled = false;
+        // The script engine's workers are the hoptrace binary (a test binary is not one).
+        config.browser.script_worker = env!("CARGO_BIN_EXE_hoptrace").into();
         config.storage.path = dir.path().join("db");
         TestEnv { dns, dir, config }
     }

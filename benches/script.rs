@@ -1,0 +1,169 @@
+//! Script pages at the report's scale: distinct links of the report's page form
+//! (`setTimeout('Redirect()', 0)` calling `window.location.replace('https://…/' + el)`),
+//! resolved without the cache at concurrency 64, under `browser.script_engine = "auto"` and
+//! `"chromium"` in the same run; then the mixed case (script pages among plain two-hop HTTP
+//! links) under `auto`. Local fixtures: loopback servers, local DNS.
+//!
+//!     cargo bench --bench script   # BENCH_QUICK=1: a short run (fewer links)
+//!
+//! Prints resolutions/s and the ratio, and writes target/bench/script.json.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use common::*;
+use futures_util::stream::{self, StreamExt};
+use hoptrace::browser::Driver;
+use hoptrace::chain::Resolver;
+use hoptrace::config::{Config, ScriptEngineKind};
+use hoptrace::trace::{Engine, Trace, Via};
+
+const CONCURRENCY: usize = 64;
+
+struct Run {
+    name: String,
+    links: usize,
+    seconds: f64,
+    /// Resolutions whose script hop was right (the page's own `el`), and by which engine.
+    right: usize,
+    emulated: usize,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.links as f64 / self.seconds
+    }
+}
+
+async fn run(name: &str, r: &Arc<Resolver>, urls: Vec<(String, Option<String>)>) -> Run {
+    let links = urls.len();
+    let t0 = Instant::now();
+    let traces: Vec<(Trace, Option<String>)> = stream::iter(urls)
+        .map(|(u, want)| {
+            let r = r.clone();
+            async move { (r.resolve(&u, false).await, want) }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let seconds = t0.elapsed().as_secs_f64();
+    let right = traces
+        .iter()
+        .filter(|(t, want)| match want {
+            Some(w) => t
+                .hops
+                .get(1)
+                .is_some_and(|h| h.via == Via::Javascript && h.url.ends_with(w.as_str())),
+            None => t.hops.len() == 2,
+        })
+        .count();
+    let emulated = traces
+        .iter()
+        .filter(|(t, _)| t.hops[0].engine == Some(Engine::Emulated))
+        .count();
+    Run {
+        name: name.into(),
+        links,
+        seconds,
+        right,
+        emulated,
+    }
+}
+
+fn resolver(config: &Config, kind: ScriptEngineKind, driver: &Arc<dyn Driver>) -> Arc<Resolver> {
+    let mut cfg = config.clone();
+    cfg.browser.script_engine = kind;
+    Arc::new(Resolver::with_driver(&cfg, None, Some(driver.clone())).unwrap())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let quick = std::env::var_os("BENCH_QUICK").is_some();
+    let (n, plain) = if quick { (60, 120) } else { (300, 600) };
+    let mut env = TestEnv::new().await;
+    env.config.browser.enabled = true;
+    env.config.browser.max_tabs = 4;
+    env.config.limits.hop_timeout_ms = 30_000;
+    env.config.limits.total_timeout_ms = 300_000;
+    env.config.limits.concurrency = CONCURRENCY as u32;
+    env.dns.set("blog.test", &["127.0.0.1"]);
+    let srv = Server::start("127.0.0.1", |req| async move {
+        match req.uri().path() {
+            "/blog" => html(&REPORT.replace("https://gohhs.com/", "/went/")),
+            "/short" => redirect(302, b"/landing"),
+            _ => html("<html>landing</html>"),
+        }
+    })
+    .await;
+    let port = srv.port();
+    let script = |i: usize, tag: &str| {
+        (
+            format!("http://blog.test:{port}/blog?el={tag}{i}"),
+            Some(format!("/went/{tag}{i}")),
+        )
+    };
+    let driver: Arc<dyn Driver> = Arc::new(hoptrace::browser::oxide::Oxide::new(
+        &env.config.browser.chrome_path,
+        hoptrace::browser::Identity::from_config(&env.config.http),
+    ));
+    let auto = resolver(&env.config, ScriptEngineKind::Auto, &driver);
+    let chromium = resolver(&env.config, ScriptEngineKind::Chromium, &driver);
+    // Warm both: the worker processes and the browser.
+    run("warm", &auto, vec![script(0, "w")]).await;
+    run("warm", &chromium, vec![script(0, "w")]).await;
+
+    let runs = vec![
+        run("auto", &auto, (1..=n).map(|i| script(i, "a")).collect()).await,
+        run(
+            "chromium",
+            &chromium,
+            (1..=n).map(|i| script(i, "c")).collect(),
+        )
+        .await,
+        run(
+            "auto, mixed",
+            &auto,
+            (1..=plain + n / 10)
+                .map(|i| {
+                    if i % 11 == 0 {
+                        script(i, "m")
+                    } else {
+                        (format!("http://blog.test:{port}/short?n={i}"), None)
+                    }
+                })
+                .collect(),
+        )
+        .await,
+    ];
+    println!(
+        "Script pages of the report's form, no cache, concurrency {CONCURRENCY} ({} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    for r in &runs {
+        println!(
+            "  {:<12} {:>4} links in {:>7.2} s: {:>7.1} resolutions/s ({} right, {} decided by the embedded engine)",
+            r.name,
+            r.links,
+            r.seconds,
+            r.rate(),
+            r.right,
+            r.emulated
+        );
+    }
+    let ratio = runs[0].rate() / runs[1].rate();
+    println!("  auto / chromium: {ratio:.1}x");
+    let json = serde_json::json!({
+        "concurrency": CONCURRENCY,
+        "runs": runs.iter().map(|r| serde_json::json!({
+            "name": r.name, "links": r.links, "seconds": r.seconds,
+            "per_second": r.rate(), "right": r.right, "emulated": r.emulated,
+        })).collect::<Vec<_>>(),
+        "ratio": ratio,
+    });
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join("script.json"), json.to_string());
+}

@@ -1,0 +1,267 @@
+// The emulated browser surface the page's scripts run against. `__page` (what the page's
+// markup and the visitor say) and the natives `__nav(kind, url)`, `__defer(reason, what)` are
+// set by the engine first. Everything not modelled here is a trap: reading it, or asking
+// whether it exists, defers the page to Chromium (the engine answers only when sure).
+var __hoptrace = (function (P, nav, deferTo) {
+  'use strict';
+  var G = globalThis;
+  function defer(reason, what) {
+    deferTo(reason, what);
+    throw new Error('hoptrace: ' + reason + ': ' + what);
+  }
+  function unknown(what) {
+    defer('unmodelled', what);
+  }
+  // An object whose unknown properties are traps (writes are kept: they change nothing
+  // the engine reads).
+  function strict(target, name) {
+    return new Proxy(target, {
+      get: function (t, k, r) {
+        if (typeof k === 'symbol' || k in t) return Reflect.get(t, k, r);
+        unknown(name + '.' + k);
+      },
+      has: function (t, k) {
+        if (typeof k === 'symbol' || k in t) return true;
+        unknown(name + '.' + k);
+      },
+    });
+  }
+
+  // Names a browser has and this surface does not: a global the page reads or tests that is
+  // neither its own nor modelled ends here.
+  var proto = Object.getPrototypeOf(G);
+  Object.setPrototypeOf(G, new Proxy(proto, {
+    get: function (t, k, r) {
+      if (typeof k === 'symbol' || k in t) return Reflect.get(t, k, r);
+      unknown('window.' + k);
+    },
+    has: function (t, k) {
+      if (typeof k === 'symbol' || k in t) return true;
+      unknown('window.' + k);
+    },
+  }));
+
+  // Virtual time: timers fire in order of their due time, without waiting.
+  var now = 0, seq = 0, queue = [], live = 0, MAX_TIMERS = 10000, fired = 0;
+  function task(fn, args) {
+    if (typeof fn === 'function') fn.apply(G, args);
+    else (0, eval)(String(fn));
+  }
+  function addTimer(fn, delay, args, repeat) {
+    if (live >= MAX_TIMERS) defer('timers', 'more than ' + MAX_TIMERS + ' timers');
+    var d = Math.max(0, Number(delay) || 0);
+    seq += 1;
+    live += 1;
+    queue.push({ id: seq, due: now + d, order: seq, fn: fn, args: args, every: repeat ? Math.max(d, 1) : 0 });
+    return seq;
+  }
+  function clearTimer(id) {
+    for (var i = 0; i < queue.length; i++) {
+      if (queue[i].id === id) { queue.splice(i, 1); live -= 1; return; }
+    }
+  }
+  function slice(a, from) { return Array.prototype.slice.call(a, from); }
+
+  var listeners = { DOMContentLoaded: [], load: [] };
+  var ignored = ['click', 'dblclick', 'mousedown', 'mouseup', 'mousemove', 'mouseover', 'mouseout',
+    'mouseenter', 'mouseleave', 'keydown', 'keyup', 'keypress', 'touchstart', 'touchend',
+    'touchmove', 'submit', 'change', 'input', 'focus', 'blur', 'contextmenu', 'wheel', 'scroll',
+    'resize', 'copy', 'paste'];
+  function listen(where) {
+    return function (type, fn) {
+      if (type === 'DOMContentLoaded' || type === 'load') {
+        if (where === 'element') return;
+        if (type === 'DOMContentLoaded' || where === 'window') listeners[type].push(fn);
+        return;
+      }
+      if (ignored.indexOf(type) >= 0) return; // needs a visitor's hand: never happens
+      unknown(where + '.addEventListener ' + type);
+    };
+  }
+
+  // location, on the page's own URL.
+  function go(url) { nav('js', String(url)); }
+  var loc = strict({
+    get href() { return P.href; }, set href(v) { go(v); },
+    protocol: P.protocol, host: P.host, hostname: P.hostname, port: P.port,
+    pathname: P.pathname, search: P.search, hash: P.hash, origin: P.origin,
+    assign: function (u) { go(u); },
+    replace: function (u) { go(u); },
+    reload: function () { defer('unmodelled', 'location.reload'); },
+    toString: function () { return P.href; },
+  }, 'location');
+
+  var cookies = [];
+  function cookieString() { return cookies.map(function (c) { return c[0] + '=' + c[1]; }).join('; '); }
+  function setCookie(v) {
+    var pair = String(v).split(';')[0], eq = pair.indexOf('=');
+    var name = (eq < 0 ? '' : pair.slice(0, eq)).trim(), value = (eq < 0 ? pair : pair.slice(eq + 1)).trim();
+    for (var i = 0; i < cookies.length; i++) if (cookies[i][0] === name) { cookies[i][1] = value; return; }
+    cookies.push([name, value]);
+  }
+
+  // Elements: those the markup names, and those the script makes.
+  var written = '', loaded = false;
+  function element(e) {
+    var attrs = {};
+    Object.keys(e.attrs || {}).forEach(function (k) { attrs[k] = e.attrs[k]; });
+    var el = {
+      tagName: e.tag.toUpperCase(), nodeName: e.tag.toUpperCase(), nodeType: 1,
+      id: attrs.id || '', className: attrs['class'] || '', name: attrs.name || '',
+      type: attrs.type || '', value: attrs.value || '', checked: 'checked' in attrs,
+      href: attrs.href || '', src: attrs.src || '', action: attrs.action || '',
+      method: (attrs.method || 'get').toLowerCase(), target: attrs.target || '',
+      textContent: e.text || '', innerText: e.text || '', innerHTML: e.text || '',
+      style: {}, dataset: {}, disabled: false, hidden: false, title: attrs.title || '',
+      parentNode: null, children: [], childNodes: [], fields: e.fields || [],
+      getAttribute: function (k) { k = String(k).toLowerCase(); return k in attrs ? attrs[k] : null; },
+      setAttribute: function (k, v) { k = String(k).toLowerCase(); attrs[k] = String(v); if (k in el && typeof el[k] !== 'function') el[k] = String(v); },
+      removeAttribute: function (k) { delete attrs[String(k).toLowerCase()]; },
+      hasAttribute: function (k) { return String(k).toLowerCase() in attrs; },
+      appendChild: function (c) { return c; }, removeChild: function (c) { return c; },
+      insertBefore: function (c) { return c; },
+      addEventListener: listen('element'), removeEventListener: function () {},
+      focus: function () {}, blur: function () {},
+      click: function () {
+        if (el.tagName === 'A' && el.href) go(el.href);
+        else unknown('click on ' + el.tagName.toLowerCase());
+      },
+      submit: function () {
+        if (el.tagName !== 'FORM') unknown('submit of ' + el.tagName.toLowerCase());
+        if (el.method !== 'get') defer('post-form', el.action || P.href);
+        if (el.target && el.target !== '_self' && el.target !== '_top') defer('unmodelled', 'form target ' + el.target);
+        var q = el.fields.map(function (f) {
+          var input = byName[f[0]];
+          var v = input ? input.value : f[1];
+          return encodeURIComponent(f[0]).replace(/%20/g, '+') + '=' + encodeURIComponent(v).replace(/%20/g, '+');
+        }).join('&');
+        var action = el.action || P.href.split('?')[0].split('#')[0];
+        go(action.split('?')[0].split('#')[0] + '?' + q);
+      },
+    };
+    return strict(el, e.tag);
+  }
+  var byId = {}, byName = {}, forms = [], all = [];
+  P.elements.forEach(function (e) {
+    var el = element(e);
+    all.push([e.tag, el]);
+    if (e.attrs.id && !(e.attrs.id in byId)) byId[e.attrs.id] = el;
+    if (e.attrs.name && e.tag === 'input' && !(e.attrs.name in byName)) byName[e.attrs.name] = el;
+    if (e.tag === 'form') forms.push(el);
+  });
+  function byTag(tag) {
+    tag = String(tag).toLowerCase();
+    if (tag !== 'form' && tag !== 'a' && tag !== 'input' && tag !== 'iframe' && tag !== 'script') {
+      unknown('document.getElementsByTagName ' + tag);
+    }
+    return all.filter(function (p) { return p[0] === tag; }).map(function (p) { return p[1]; });
+  }
+  function query(sel) {
+    sel = String(sel).trim();
+    var m = /^#([A-Za-z0-9_-]+)$/.exec(sel);
+    if (m) return [byId[m[1]]].filter(Boolean);
+    if (/^[a-z]+$/i.test(sel)) return byTag(sel);
+    unknown('document.querySelector ' + sel);
+  }
+  var body = element({ tag: 'body', attrs: {}, text: '' });
+  var head = element({ tag: 'head', attrs: {}, text: '' });
+  var doc = strict({
+    get location() { return loc; }, set location(v) { go(v); },
+    get cookie() { return cookieString(); }, set cookie(v) { setCookie(v); },
+    get readyState() { return loaded ? 'complete' : 'loading'; },
+    title: P.title, referrer: '', URL: P.href, documentURI: P.href, domain: P.hostname,
+    characterSet: 'UTF-8', charset: 'UTF-8', hidden: false, visibilityState: 'visible',
+    body: body, head: head, documentElement: element({ tag: 'html', attrs: {}, text: '' }),
+    forms: forms,
+    getElementById: function (id) { return byId[String(id)] || null; },
+    getElementsByName: function (n) { return byName[String(n)] ? [byName[String(n)]] : []; },
+    getElementsByTagName: byTag,
+    querySelector: function (s) { return query(s)[0] || null; },
+    querySelectorAll: function (s) { return query(s); },
+    createElement: function (t) { return element({ tag: String(t).toLowerCase(), attrs: {}, text: '' }); },
+    createTextNode: function (t) { return { nodeType: 3, textContent: String(t) }; },
+    write: function () { if (loaded) defer('unmodelled', 'document.write after load'); written += slice(arguments, 0).join(''); },
+    writeln: function () { if (loaded) defer('unmodelled', 'document.write after load'); written += slice(arguments, 0).join('') + '\n'; },
+    open: function () { defer('unmodelled', 'document.open'); },
+    close: function () {},
+    addEventListener: listen('document'), removeEventListener: function () {},
+    hasFocus: function () { return true; },
+  }, 'document');
+
+  var n = P.navigator;
+  var navigator = strict({
+    userAgent: n.userAgent, appVersion: n.userAgent.replace(/^Mozilla\//, ''),
+    appName: 'Netscape', appCodeName: 'Mozilla', product: 'Gecko', platform: n.platform,
+    language: n.languages[0] || 'en-US', languages: n.languages, vendor: 'Google Inc.',
+    cookieEnabled: true, onLine: true, webdriver: false, doNotTrack: null,
+    maxTouchPoints: n.mobile ? 5 : 0, javaEnabled: function () { return false; },
+  }, 'navigator');
+  var screen = strict({
+    width: n.screen[0], height: n.screen[1], colorDepth: 24, pixelDepth: 24,
+  }, 'screen');
+  var history = strict({
+    length: 1, state: null,
+    pushState: function () {}, replaceState: function () {},
+    back: function () { defer('unmodelled', 'history.back'); },
+    go: function () { defer('unmodelled', 'history.go'); },
+  }, 'history');
+  var noop = function () {};
+  var console = { log: noop, info: noop, warn: noop, error: noop, debug: noop };
+
+  function define(name, get, set) {
+    Object.defineProperty(G, name, { get: get, set: set || function (v) { Object.defineProperty(G, name, { value: v, writable: true, configurable: true }); }, configurable: true });
+  }
+  define('window', function () { return G; });
+  define('self', function () { return G; });
+  define('top', function () { return G; });
+  define('parent', function () { return G; });
+  define('frames', function () { return G; });
+  define('location', function () { return loc; }, go);
+  var values = {
+    document: doc, navigator: navigator, screen: screen, history: history, console: console,
+    innerWidth: n.viewport[0], innerHeight: n.viewport[1], devicePixelRatio: 1,
+    name: '', closed: false, opener: null, frameElement: null, length: 0,
+    setTimeout: function (f, d) { return addTimer(f, d, slice(arguments, 2), false); },
+    setInterval: function (f, d) { return addTimer(f, d, slice(arguments, 2), true); },
+    clearTimeout: clearTimer, clearInterval: clearTimer,
+    addEventListener: listen('window'), removeEventListener: noop,
+    open: function (u) { defer('unmodelled', 'window.open'); },
+    onload: null,
+  };
+  Object.keys(values).forEach(function (k) {
+    Object.defineProperty(G, k, { value: values[k], writable: true, configurable: true, enumerable: true });
+  });
+  Date.now = function () { return P.epoch + now; };
+
+  return {
+    // Markup document.write added while the page was parsed.
+    written: function () { return written; },
+    // Parsing done: DOMContentLoaded, then load (listeners and <body onload>).
+    loaded: function (onload) {
+      var dcl = listeners.DOMContentLoaded.slice();
+      dcl.forEach(function (f) { task(f, [{ type: 'DOMContentLoaded' }]); });
+      loaded = true;
+      var handlers = listeners.load.slice();
+      if (typeof G.onload === 'function') handlers.push(G.onload);
+      handlers.forEach(function (f) { task(f, [{ type: 'load' }]); });
+      if (onload) (0, eval)(onload);
+    },
+    // Runs the next timer due within `until` (virtual ms); false when none is.
+    step: function (until) {
+      if (queue.length === 0) return false;
+      var at = 0;
+      for (var i = 1; i < queue.length; i++) {
+        if (queue[i].due < queue[at].due || (queue[i].due === queue[at].due && queue[i].order < queue[at].order)) at = i;
+      }
+      var t = queue[at];
+      if (t.due > until) return false;
+      now = t.due;
+      if (t.every) { seq += 1; t.due = now + t.every; t.order = seq; } else { queue.splice(at, 1); live -= 1; }
+      fired += 1;
+      if (fired > MAX_TIMERS) defer('timers', 'more than ' + MAX_TIMERS + ' timer runs');
+      task(t.fn, t.args);
+      return true;
+    },
+    now: function () { return now; },
+  };
+})(__page, __nav, __defer);
