@@ -442,13 +442,14 @@ async fn a_missing_browser_is_warned_about_once() {
         html("<script>setTimeout(function(){ location.href = '/a' + 'b'; }, 10);</script>")
     })
     .await;
-    // write_config turns the browser off; this config turns it on with no Chromium to find.
+    // write_config turns the browser off; this config turns it on with no Chromium to find,
+    // and leaves every page to Chromium (the embedded engine would decide this one).
     let cfg = env.dir.path().join("nobrowser.toml");
     std::fs::write(
         &cfg,
         config_toml(
             &env.config,
-            "[browser]\nenabled = true\nchrome_path = \"/nonexistent/chromium\"\n[storage]\npath = \"nb-db\"\n",
+            "[browser]\nenabled = true\nscript_engine = \"chromium\"\nchrome_path = \"/nonexistent/chromium\"\n[storage]\npath = \"nb-db\"\n",
         ),
     )
     .unwrap();
