@@ -1118,7 +1118,10 @@ async fn https_pages_are_trusted_as_the_http_client_trusts_them() {
         assert_eq!(t.outcome, Outcome::Landed, "{kind:?}: {t:#?}");
         assert_eq!(vias(&t), [Via::Input, Via::Javascript], "{kind:?}: {t:#?}");
         assert!(t.final_url.starts_with("https://") && t.final_url.ends_with("/went/x"));
-        assert!(t.screenshot.is_some(), "{kind:?}: the HTTPS landing page's screenshot");
+        assert!(
+            t.screenshot.is_some(),
+            "{kind:?}: the HTTPS landing page's screenshot"
+        );
     }
     drop(trusting);
 
