@@ -80,6 +80,17 @@ fn cycle_from(
     None
 }
 
+/// Every cycle of `graph`, each as `a -> b -> a`.
+fn cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+    graph
+        .keys()
+        .filter_map(|m| {
+            cycle_from(graph, m, m, &mut vec![m.clone()], &mut BTreeSet::new())
+                .map(|c| c.join(" -> "))
+        })
+        .collect()
+}
+
 #[test]
 fn no_import_cycle_among_src_modules() {
     let graph = graph();
@@ -88,13 +99,7 @@ fn no_import_cycle_among_src_modules() {
         graph["chain"].contains("fetch"),
         "the graph is read: {graph:?}"
     );
-    let cycles: Vec<String> = graph
-        .keys()
-        .filter_map(|m| {
-            cycle_from(&graph, m, m, &mut vec![m.clone()], &mut BTreeSet::new())
-                .map(|c| c.join(" -> "))
-        })
-        .collect();
+    let cycles = cycles(&graph);
     assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
 }
 
@@ -153,13 +158,7 @@ fn no_import_cycle_among_sibling_modules() {
         graph["browser/oxide"].contains("browser/cdp"),
         "the graph is read: {graph:?}"
     );
-    let cycles: Vec<String> = graph
-        .keys()
-        .filter_map(|m| {
-            cycle_from(&graph, m, m, &mut vec![m.clone()], &mut BTreeSet::new())
-                .map(|c| c.join(" -> "))
-        })
-        .collect();
+    let cycles = cycles(&graph);
     assert!(
         cycles.is_empty(),
         "import cycles through super::\n{}",
