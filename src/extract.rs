@@ -6,6 +6,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use crate::defang::{undo_brackets, DEFANGED};
+
 /// A dot as attackers and analysts defang it.
 const DOT: &str = r"(?:\.|\[\.\]|\(\.\)|\{\.\}|\[dot\]|\(dot\))";
 const DEFANGED_DOT: &str = r"(?:\[\.\]|\(\.\)|\{\.\}|\[dot\]|\(dot\))";
@@ -188,135 +190,6 @@ fn trim_link(mut s: &str) -> &str {
     }
 }
 
-/// Bracketed defanging and what it stands for; the last two only inside a single URL.
-const DEFANGED: &[(&str, &str)] = &[
-    ("[://]", "://"),
-    ("[:]//", "://"),
-    ("[:/]/", "://"),
-    ("[.]", "."),
-    ("(.)", "."),
-    ("{.}", "."),
-    ("[dot]", "."),
-    ("(dot)", "."),
-    ("[:]", ":"),
-    ("[/]", "/"),
-];
-
-/// Replaces every defanged form in one left-to-right pass, re-checking the end of the output
-/// after each replacement, so nested forms (`[[.].]`) come out as they would after any number
-/// of passes: refanging twice changes nothing (cache keys stay stable).
-fn undo_brackets(text: &str, table: &[(&str, &str)]) -> String {
-    if !text.contains(['[', '(', '{']) {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        out.push(c);
-        if !matches!(c, ']' | ')' | '}' | '/') {
-            continue;
-        }
-        while let Some((from, to)) = table.iter().find(|(from, _)| out.ends_with(from)) {
-            out.truncate(out.len() - from.len());
-            out.push_str(to);
-        }
-    }
-    out
-}
-
-/// A URL made safe to paste into a report or a chat: `hxxp(s)://` and every dot of the host
-/// as `[.]`, so nothing turns it into a link — and the same for every URL nested in its path,
-/// query or fragment (a wrapper's `?q=http://…`, plain or percent-encoded). What was
-/// defanged already is undone first, so nothing is defanged twice. [`refang`] undoes it.
-pub fn defang(url: &str) -> String {
-    let url = refang(url);
-    let (scheme, rest) = match url.split_once("://") {
-        Some((s, r)) => (s, r),
-        None => return url.replace('.', "[.]"),
-    };
-    let scheme = match scheme.to_ascii_lowercase().as_str() {
-        "http" => "hxxp".to_string(),
-        "https" => "hxxps".to_string(),
-        other => other.to_string(),
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    format!(
-        "{scheme}://{}{}",
-        rest[..end].replace('.', "[.]"),
-        nested(&rest[end..], Nested::Defang)
-    )
-}
-
-/// What [`nested`] does to the URLs inside a URL.
-#[derive(Clone, Copy, PartialEq)]
-enum Nested {
-    Defang,
-    Refang,
-}
-
-/// `tail` with each URL nested in it defanged (`http` -> `hxxp`, the host's dots as `[.]`)
-/// or refanged (`hxxp` -> `http`; the dots are undone with the rest of the brackets).
-fn nested(tail: &str, how: Nested) -> String {
-    let (from, to) = match how {
-        Nested::Defang => ("http", "hxxp"),
-        Nested::Refang => ("hxxp", "http"),
-    };
-    let mut out = String::with_capacity(tail.len() + 16);
-    let mut rest = tail;
-    loop {
-        let lower = rest.to_ascii_lowercase();
-        let found = ["s://", "://", "s%3a%2f%2f", "%3a%2f%2f"]
-            .iter()
-            .filter_map(|sep| {
-                let marker = format!("{from}{sep}");
-                lower.find(&marker).map(|i| (i, marker.len()))
-            })
-            .min_by_key(|&(i, len)| (i, std::cmp::Reverse(len)));
-        let Some((i, len)) = found else {
-            out.push_str(rest);
-            return out;
-        };
-        out.push_str(&rest[..i]);
-        out.push_str(to);
-        out.push_str(&rest[i + from.len()..i + len]);
-        let host = &rest[i + len..];
-        let end = host
-            .find(|c: char| !(c.is_ascii_alphanumeric() || "-.:[]_".contains(c)))
-            .unwrap_or(host.len());
-        match how {
-            Nested::Defang => out.push_str(&host[..end].replace('.', "[.]")),
-            Nested::Refang => out.push_str(&host[..end]),
-        }
-        rest = &host[end..];
-    }
-}
-
-/// Undoes the usual ways of defanging a URL so it can be parsed: `hxxp(s)`, `[.]`, `(.)`,
-/// `{.}`, `[dot]`, `[://]`, `[:]//`, `[:]`. Text that was never defanged comes back unchanged.
-pub fn refang(input: &str) -> String {
-    let mut s = undo_brackets(input.trim(), DEFANGED);
-    // Scheme spellings: hxxp and hxxps in any case (hXXp, HXXPS).
-    let lower = s.to_ascii_lowercase();
-    for (from, to) in [
-        ("hxxps://", "https://"),
-        ("hxxp://", "http://"),
-        ("hxxps:", "https:"),
-        ("hxxp:", "http:"),
-    ] {
-        if lower.starts_with(from) {
-            s = format!("{to}{}", &s[from.len()..]);
-            break;
-        }
-    }
-    // URLs nested in this one, defanged with it.
-    match s.find("://") {
-        Some(i) if s[i..].to_ascii_lowercase().contains("hxxp") => {
-            let (head, tail) = s.split_at(i + 3);
-            format!("{head}{}", nested(tail, Nested::Refang))
-        }
-        _ => s,
-    }
-}
-
 /// Decodes HTML character references: the named ones URLs contain in practice and all
 /// numeric forms. Unknown references are kept as written.
 pub fn html_unescape(s: &str) -> String {
@@ -373,64 +246,6 @@ pub fn html_unescape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn defang_and_back() {
-        for url in [
-            "http://rd.lesac.ru/go?x=a.b",
-            "https://cdn.failhostingpolp.ru:8443/setup.exe#f.g",
-            "http://[::1]/",
-        ] {
-            assert_eq!(refang(&defang(url)), url);
-        }
-        assert_eq!(
-            defang("https://a.b.example/p.q"),
-            "hxxps://a[.]b[.]example/p.q"
-        );
-    }
-
-    #[test]
-    fn defanged_once_nested_urls_included() {
-        // Already defanged input is not defanged again.
-        assert_eq!(
-            defang("hxxp://blltly[.]com/acad2"),
-            "hxxp://blltly[.]com/acad2"
-        );
-        assert_eq!(defang(&defang("http://a.b.c/x")), defang("http://a.b.c/x"));
-        // A URL inside another, plain or percent-encoded, is defanged too.
-        let wrapped = "https://www.google.com/url?q=http://blltly.com/acad2&sa=D";
-        assert_eq!(
-            defang(wrapped),
-            "hxxps://www[.]google[.]com/url?q=hxxp://blltly[.]com/acad2&sa=D"
-        );
-        assert_eq!(
-            defang("https://l.example/?u=HTTPS%3A%2F%2Fevil.example.ru%2Fp.exe"),
-            "hxxps://l[.]example/?u=hxxpS%3A%2F%2Fevil[.]example[.]ru%2Fp.exe"
-        );
-        assert_eq!(refang(&defang(wrapped)), wrapped);
-        // The path's own dots are left alone.
-        assert_eq!(
-            defang("http://a.example/x.y?z=1.2"),
-            "hxxp://a[.]example/x.y?z=1.2"
-        );
-    }
-
-    #[test]
-    fn refang_forms() {
-        assert_eq!(
-            refang("hxxp://blltly[.]com/1w1w1"),
-            "http://blltly.com/1w1w1"
-        );
-        assert_eq!(
-            refang("hXXps[://]rd(.)lesac{.}ru/x"),
-            "https://rd.lesac.ru/x"
-        );
-        assert_eq!(refang("https[:]//a[dot]b/"), "https://a.b/");
-        assert_eq!(refang("  http://plain.example/  "), "http://plain.example/");
-        // Found by fuzzing: nested forms refang completely in one go.
-        assert_eq!(refang("a[[.]]b[[/]]c"), "a.b/c");
-        assert_eq!(refang(&refang("x[[[.].].]y")), refang("x[[[.].].]y"));
-    }
 
     #[test]
     fn links_in_descriptions() {

@@ -4,7 +4,7 @@
 
 use url::Url;
 
-use crate::extract::refang;
+use crate::defang::refang;
 
 /// Turns what a user typed into a URL: defanged forms are refanged, and a bare host gets
 /// `http://` (a user pasting `bit.ly/x` means the web).

@@ -16,6 +16,7 @@ pub mod client;
 pub mod compare;
 pub mod config;
 pub mod decode;
+pub mod defang;
 pub mod discover;
 pub mod download;
 pub mod egress;

@@ -7,7 +7,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let out = hoptrace::extract::refang(text);
+    let out = hoptrace::defang::refang(text);
     let plain = !text.contains(['[', '(', '{']) && !text.to_ascii_lowercase().contains("hxxp");
     if plain {
         assert_eq!(out, text.trim());

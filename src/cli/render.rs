@@ -175,7 +175,7 @@ impl Style {
 /// `trace` with its links defanged (`--defang`): the input, where it ended, and each hop's
 /// URL, host and the shortener it imitates.
 pub(super) fn defanged(trace: &Trace) -> Trace {
-    use crate::extract::defang;
+    use crate::defang::defang;
     let mut t = trace.clone();
     for s in [&mut t.input, &mut t.final_url, &mut t.final_host] {
         *s = defang(s);

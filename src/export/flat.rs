@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 
 use super::{time, Filter, Found, Indicator, Kind};
-use crate::extract::defang;
+use crate::defang::defang;
 use crate::terminal::Shown;
 
 /// What a spreadsheet takes a cell starting with as a formula (or a formula's start after it

@@ -10,7 +10,7 @@ mod lookalike;
 
 use std::collections::HashMap;
 
-use crate::extract::refang;
+use crate::defang::refang;
 pub use lookalike::skeleton;
 use lookalike::{brand, RealShortener};
 

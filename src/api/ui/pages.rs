@@ -5,7 +5,7 @@
 use maud::{html, Markup, DOCTYPE};
 
 use crate::campaigns::Campaign;
-use crate::extract::defang;
+use crate::defang::defang;
 use crate::store::{DomainPage, DomainQuery, DomainRecord, WatchRecord};
 use crate::trace::Trace;
 use crate::watch::History;
@@ -74,7 +74,7 @@ fn labels(list: &[String]) -> Markup {
 
 /// A URL as text an analyst can copy: defanged, with a copy button (script) for it.
 fn url_text(url: &str) -> Markup {
-    let safe = defang(&crate::extract::refang(url));
+    let safe = defang(&crate::defang::refang(url));
     html! {
         span.url { (safe) }
         button.copy type="button" data-copy=(safe) { "copy" }
