@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::api::Api;
 use crate::chain::{Resolver, SetupError};
 use crate::config::Config;
+use crate::hub::{Crawls, HubError, Order};
 use crate::store::{Store, StoreError};
 use crate::watch::Watcher;
 
@@ -19,6 +20,9 @@ pub enum BuildError {
     /// A config problem the resolver found (DNS, TLS roots, indicator lists).
     #[error(transparent)]
     Setup(#[from] SetupError),
+    /// The Docker Hub client or its schedule could not be set up.
+    #[error(transparent)]
+    Hub(#[from] HubError),
 }
 
 /// The parts of a running service.
@@ -27,6 +31,10 @@ pub struct Service {
     pub resolver: Arc<Resolver>,
     pub watcher: Arc<Watcher>,
     pub api: Arc<Api>,
+    /// Docker Hub crawls (the API's and the schedule's).
+    pub crawls: Arc<Crawls>,
+    /// `[hub.schedule]` as an order and its interval; `None`: off.
+    hub_schedule: Option<(Order, Duration)>,
 }
 
 impl Service {
@@ -40,18 +48,32 @@ impl Service {
             resolver.clone(),
             store.clone(),
         );
+        let egress = crate::egress::Egress::new(config)
+            .map_err(|e| HubError::Setup(format!("egress: {e}")))?;
+        let token = std::env::var(crate::hub::TOKEN_VAR).ok();
+        let crawls = Crawls::new(
+            crate::hub::HubApi::new(config, egress, token.as_deref())?,
+            store.clone(),
+            crate::scan::Scanner::new(resolver.clone(), true, false),
+            config.limits.concurrency as usize,
+        );
+        let hub_schedule = crate::hub::schedule::order(&config.hub.schedule)?
+            .map(|o| (o, Duration::from_secs(config.hub.schedule.every_seconds)));
         let api = Arc::new(Api::new(
             &config.server,
             &config.limits,
             resolver.clone(),
             store.clone(),
             watcher.clone(),
+            crawls.clone(),
         ));
         Ok(Service {
             store,
             resolver,
             watcher,
             api,
+            crawls,
+            hub_schedule,
         })
     }
 
@@ -73,12 +95,23 @@ impl Service {
         };
         let scheduler = tokio::spawn(self.watcher.clone().run(stopped()));
         let webhook = tokio::spawn(self.watcher.clone().deliver_webhooks(stopped()));
+        let hub = self.hub_schedule.map(|(order, every)| {
+            tokio::spawn(crate::hub::schedule::run(
+                self.crawls.clone(),
+                order,
+                every,
+                stopped(),
+            ))
+        });
         let shutdown = async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         };
         crate::api::serve(self.api, listener, shutdown, grace).await;
         let _ = tokio::join!(scheduler, webhook);
+        if let Some(hub) = hub {
+            let _ = hub.await;
+        }
         self.store.flush().await
     }
 }

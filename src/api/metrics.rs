@@ -31,6 +31,7 @@ pub enum Route {
     Batch,
     Scan,
     Compare,
+    Hub,
     Trace,
     Har,
     Export,

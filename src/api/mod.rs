@@ -12,7 +12,7 @@
 //! `{"error": {"code", "message"}}`.
 //!
 //! Here: the state, the route table and the router built from it. Handlers per resource:
-//! `resolve`, `scan`, `compare`, `watch`, `events`, `domains`, `ops`.
+//! `resolve`, `scan`, `compare`, `hub`, `watch`, `events`, `domains`, `ops`.
 
 mod admit;
 mod compare;
@@ -24,6 +24,7 @@ mod evidence;
 mod export;
 mod extract;
 mod fence;
+mod hub;
 mod layers;
 mod lockout;
 pub mod metrics;
@@ -97,6 +98,11 @@ pub const ROUTES: &[RouteDef] = &[
     }),
     row("POST", "/v1/compare", Route::Compare, Guard::Work, || {
         post(compare::compare)
+    }),
+    // A crawl outlives its request: started here, it answers 202 and runs as a job.
+    row("POST", "/v1/hub", Route::Hub, Guard::Client, || post(hub::start)),
+    row("GET", "/v1/hub/{id}", Route::Hub, Guard::Client, || {
+        get(hub::job)
     }),
     row("GET", "/v1/trace", Route::Trace, Guard::Client, || {
         get(resolve::stored)
@@ -177,6 +183,8 @@ const fn row(
 pub struct Api {
     resolver: Arc<Resolver>,
     watcher: Arc<crate::watch::Watcher>,
+    /// Docker Hub crawls, one at a time (`/v1/hub`).
+    crawls: Arc<crate::hub::Crawls>,
     /// Set when the server stops: event streams end so the graceful shutdown can finish.
     closing: tokio::sync::watch::Sender<bool>,
     store: Store,
@@ -217,6 +225,7 @@ impl Api {
         resolver: Arc<Resolver>,
         store: Store,
         watcher: Arc<crate::watch::Watcher>,
+        crawls: Arc<crate::hub::Crawls>,
     ) -> Api {
         let limiter = (s.rate_per_second > 0).then(|| {
             let burst = match s.rate_burst {
@@ -243,6 +252,7 @@ impl Api {
             tokens,
             resolver,
             watcher,
+            crawls,
             closing: tokio::sync::watch::channel(false).0,
             store,
             max_body: s.max_request_bytes as usize,

@@ -4,19 +4,14 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 
 use anyhow::Context;
-use futures_util::stream::{self, StreamExt};
 
 use crate::chain::Resolver;
 use crate::egress::Egress;
-use crate::hub::{valid_name, Crawler, HubApi, HubRecord, Source};
-use crate::scan::{Document, Scanner};
+use crate::hub::{scan_records, Crawler, HubApi, HubRecord, Source, TOKEN_VAR};
+use crate::scan::Scanner;
 use crate::store::Store;
 
 use super::*;
-
-/// The environment variable an API token is read from (never from the command line, where
-/// `ps` would show it).
-const TOKEN_VAR: &str = "HOPTRACE_HUB_TOKEN";
 
 pub(super) async fn hub(args: HubArgs) -> Result<(), Failure> {
     let config = args.config.load()?;
@@ -99,25 +94,21 @@ async fn emit(
         }
         return Ok(out.flush()?);
     };
-    let docs = records
-        .iter()
-        .map(|r| Document::from_hub(&serde_json::to_value(r)?).map_err(anyhow::Error::msg))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut scanned = std::pin::pin!(stream::iter(&docs)
-        .map(|d| scanner.scan(d))
-        .buffered(concurrency));
-    while let Some(s) = scanned.next().await {
-        let s = s?;
+    scan_records(scanner, &records, concurrency, |_, s| {
         let mut out = stdout.lock();
-        if json {
-            serde_json::to_writer(&mut out, &s)?;
-            writeln!(out)?;
-        } else {
-            write_scanned(&mut out, &s, colour)?;
-        }
-        out.flush()?;
-    }
-    Ok(())
+        let written: anyhow::Result<()> = (|| {
+            if json {
+                serde_json::to_writer(&mut out, &s)?;
+                writeln!(out)?;
+            } else {
+                write_scanned(&mut out, &s, colour)?;
+            }
+            Ok(out.flush()?)
+        })();
+        written.map_err(|e| format!("{e:#}"))
+    })
+    .await
+    .map_err(anyhow::Error::msg)
 }
 
 /// The sources the arguments name, in order: namespaces, the search, the repository list.
@@ -135,42 +126,13 @@ fn sources(args: &HubArgs) -> anyhow::Result<Vec<Source>> {
     if let Some(path) = &args.namespaces {
         namespaces.extend(lines(path)?);
     }
-    let mut sources = Vec::new();
-    for ns in namespaces {
-        anyhow::ensure!(
-            valid_name(&ns),
-            "--namespace: {:?} is not a Docker Hub namespace",
-            ns
-        );
-        sources.push(Source::Namespace(ns));
-    }
-    if let Some(q) = &args.search {
-        anyhow::ensure!(
-            !q.trim().is_empty() && q.len() <= 256,
-            "--search: 1 to 256 bytes"
-        );
-        sources.push(Source::Search(q.clone()));
-    }
-    if let Some(path) = &args.repositories {
-        let mut list = Vec::new();
-        for (i, line) in lines(path)?.into_iter().enumerate() {
-            match line.split_once('/') {
-                Some((ns, name)) if valid_name(ns) && valid_name(name) => {
-                    list.push((ns.to_string(), name.to_string()))
-                }
-                _ => anyhow::bail!(
-                    "{}: entry {}: {:?} is not `namespace/name`",
-                    path.display(),
-                    i + 1,
-                    line
-                ),
-            }
-        }
-        sources.push(Source::Repositories(list));
-    }
-    anyhow::ensure!(
-        !sources.is_empty(),
-        "name a source: --namespace, --namespaces, --search or --repositories"
-    );
-    Ok(sources)
+    let repositories = match &args.repositories {
+        Some(path) => lines(path)?,
+        None => Vec::new(),
+    };
+    Ok(crate::hub::sources(
+        &namespaces,
+        args.search.as_slice(),
+        &repositories,
+    )?)
 }

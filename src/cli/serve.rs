@@ -22,7 +22,9 @@ pub(super) async fn serve(args: ServeArgs) -> Result<(), Failure> {
         .await
         .map_err(|e| match e {
             crate::server::BuildError::Store(e) => Failure::from(e),
-            e @ crate::server::BuildError::Setup(_) => usage(e.into()),
+            e @ (crate::server::BuildError::Setup(_) | crate::server::BuildError::Hub(_)) => {
+                usage(e.into())
+            }
         })?;
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await

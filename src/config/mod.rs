@@ -451,6 +451,8 @@ pub struct Hub {
     /// Requests per second to the Hub, on average; separate from the politeness per link
     /// target (`limits.per_host_per_second`).
     pub requests_per_second: f64,
+    /// What `hoptrace serve` crawls by itself, periodically; nothing unless sources are named.
+    pub schedule: HubSchedule,
 }
 
 impl Default for Hub {
@@ -458,8 +460,61 @@ impl Default for Hub {
         Hub {
             api_url: "https://hub.docker.com".into(),
             requests_per_second: 1.0,
+            schedule: HubSchedule::default(),
         }
     }
+}
+
+/// `[hub.schedule]`: sources `hoptrace serve` crawls every `every_seconds`, incrementally
+/// (each run reads only repositories updated since the last finished run began), scanning
+/// what it reads into the store. Off while no source is named.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, default)]
+pub struct HubSchedule {
+    /// Namespaces (Docker Hub users or organisations) crawled.
+    pub namespaces: Vec<String>,
+    /// Repository searches crawled (one query each).
+    pub search: Vec<String>,
+    /// Single repositories, `namespace/name`.
+    pub repositories: Vec<String>,
+    /// Time from the start of one run to the start of the next.
+    pub every_seconds: u64,
+    /// Scan what is read (the links resolved and judged, kept for campaigns and exports);
+    /// `false` only records the crawl's progress.
+    pub scan: bool,
+}
+
+impl Default for HubSchedule {
+    fn default() -> Self {
+        HubSchedule {
+            namespaces: Vec::new(),
+            search: Vec::new(),
+            repositories: Vec::new(),
+            every_seconds: 21600,
+            scan: true,
+        }
+    }
+}
+
+impl HubSchedule {
+    /// Whether any source is named (the schedule runs only then).
+    pub fn enabled(&self) -> bool {
+        !(self.namespaces.is_empty() && self.search.is_empty() && self.repositories.is_empty())
+    }
+}
+
+/// The longest Docker Hub search query hoptrace sends, in bytes.
+pub const MAX_HUB_SEARCH: usize = 256;
+
+/// A Docker Hub namespace or repository name: lower-case letters, digits, `.`, `_`, `-`, at
+/// most 255, starting with a letter or digit.
+pub fn hub_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
 }
 
 impl Config {

@@ -351,6 +351,32 @@ impl Hub {
             self.requests_per_second.is_finite() && self.requests_per_second > 0.0,
             "hub.requests_per_second",
             "must be greater than 0",
+        )?;
+        let s = &self.schedule;
+        check(
+            s.namespaces.iter().all(|n| hub_name(n)),
+            "hub.schedule.namespaces",
+            "must be Docker Hub names ([a-z0-9][a-z0-9._-]*)",
+        )?;
+        check(
+            s.search
+                .iter()
+                .all(|q| !q.trim().is_empty() && q.len() <= MAX_HUB_SEARCH),
+            "hub.schedule.search",
+            "each query must be 1 to 256 bytes",
+        )?;
+        check(
+            s.repositories.iter().all(|r| {
+                r.split_once('/')
+                    .is_some_and(|(ns, name)| hub_name(ns) && hub_name(name))
+            }),
+            "hub.schedule.repositories",
+            "must be `namespace/name` Docker Hub names",
+        )?;
+        check(
+            (1..=MAX_WATCH_EVERY_SECONDS).contains(&s.every_seconds),
+            "hub.schedule.every_seconds",
+            "must be from 1 to 315360000 (ten years)",
         )
     }
 }
@@ -460,6 +486,19 @@ mod tests {
             ),
             ("[watch]\nmax_observations = 0", "watch.max_observations"),
             ("[hub]\napi_url = \"ftp://x\"", "hub.api_url"),
+            (
+                "[hub.schedule]\nnamespaces = [\"../x\"]",
+                "hub.schedule.namespaces",
+            ),
+            ("[hub.schedule]\nsearch = [\" \"]", "hub.schedule.search"),
+            (
+                "[hub.schedule]\nrepositories = [\"nons\"]",
+                "hub.schedule.repositories",
+            ),
+            (
+                "[hub.schedule]\nevery_seconds = 0",
+                "hub.schedule.every_seconds",
+            ),
             (
                 "[hub]\nrequests_per_second = 0.0",
                 "hub.requests_per_second",

@@ -216,14 +216,13 @@ impl HubApi {
     }
 }
 
-/// `Retry-After` in seconds (the form the Hub sends); a date or garbage is `None`.
+/// `Retry-After` as delay-seconds or as an HTTP date (RFC 9110: IMF-fixdate, or the two
+/// obsolete forms), as the wait from now (a date past is no wait); garbage is `None`.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers
-        .get(header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(SystemTime::now()).unwrap_or_default())
 }

@@ -8,22 +8,42 @@
 //! its cursor, so the next run starts over (with `since`, reading only newer repositories).
 
 pub mod api;
+pub mod jobs;
 pub mod record;
+pub mod schedule;
 
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
+use futures_util::stream::{self, StreamExt};
+
+use crate::scan::{Document, Scanned, Scanner};
 use crate::store::{Store, StoreError};
 pub use api::HubApi;
+pub use jobs::{Crawls, Job, Order};
 pub use record::{valid_name, HubRecord, Listed};
+
+/// The environment variable a Docker Hub API token is read from (never a flag or a config
+/// key, where `ps` or a shared file would show it).
+pub const TOKEN_VAR: &str = "HOPTRACE_HUB_TOKEN";
 
 /// Repositories asked per listing page (the Hub's maximum).
 pub const PAGE_SIZE: usize = 100;
+
+/// Tag pages read at most per repository (of [`PAGE_SIZE`] tags each).
+pub const MAX_TAG_PAGES: usize = 10;
 
 /// Why a crawl stopped. Each names the page it was at.
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
     #[error("hub: {0}")]
     Setup(String),
+    /// A source named wrongly (a namespace outside the Hub's syntax, an empty search, ...).
+    #[error("{0}")]
+    BadSource(String),
+    /// Another crawl is running in this process (one at a time).
+    #[error("a Docker Hub crawl is running already (one at a time)")]
+    Busy,
     #[error("{page}: {message}")]
     Request { page: String, message: String },
     #[error("{page}: malformed: {message}")]
@@ -84,6 +104,95 @@ impl Source {
     }
 }
 
+/// How a job names a source.
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Namespace(ns) => write!(f, "namespace:{ns}"),
+            Source::Search(q) => write!(f, "search:{q}"),
+            Source::Repositories(list) => write!(f, "repositories:{}", list.len()),
+        }
+    }
+}
+
+/// The sources a request names, in order: namespaces, searches, `namespace/name` entries;
+/// an error names the first one that is not a Docker Hub name (or an empty or overlong
+/// search).
+pub fn sources(
+    namespaces: &[String],
+    searches: &[String],
+    repositories: &[String],
+) -> Result<Vec<Source>, HubError> {
+    let bad = |m: String| Err(HubError::BadSource(m));
+    let mut sources = Vec::new();
+    for ns in namespaces {
+        if !valid_name(ns) {
+            return bad(format!("namespace {ns:?} is not a Docker Hub namespace"));
+        }
+        sources.push(Source::Namespace(ns.clone()));
+    }
+    for q in searches {
+        if q.trim().is_empty() || q.len() > crate::config::MAX_HUB_SEARCH {
+            return bad(format!(
+                "search: 1 to {} bytes",
+                crate::config::MAX_HUB_SEARCH
+            ));
+        }
+        sources.push(Source::Search(q.clone()));
+    }
+    if !repositories.is_empty() {
+        let mut list = Vec::with_capacity(repositories.len());
+        for (i, entry) in repositories.iter().enumerate() {
+            match entry.split_once('/') {
+                Some((ns, name)) if valid_name(ns) && valid_name(name) => {
+                    list.push((ns.to_string(), name.to_string()))
+                }
+                _ => {
+                    return bad(format!(
+                        "repository entry {}: {:?} is not `namespace/name`",
+                        i + 1,
+                        entry.chars().take(300).collect::<String>()
+                    ))
+                }
+            }
+        }
+        sources.push(Source::Repositories(list));
+    }
+    if sources.is_empty() {
+        return bad("name a source: namespaces, a search or repositories".into());
+    }
+    Ok(sources)
+}
+
+/// Scans `records` (at most `concurrency` at once; their visits take the resolver's
+/// process-wide slots) and hands each record's verdict to `each`, in order. What is scanned
+/// is stored by the scanner, for campaigns, the timeline and the exports.
+pub async fn scan_records(
+    scanner: &Scanner,
+    records: &[HubRecord],
+    concurrency: usize,
+    mut each: impl FnMut(&HubRecord, Scanned) -> Result<(), String>,
+) -> Result<(), String> {
+    let docs = records
+        .iter()
+        .map(|r| {
+            serde_json::to_value(r)
+                .map_err(|e| e.to_string())
+                .and_then(|v| Document::from_hub(&v))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    // Owned documents: a stream over borrowed ones is not `Send` for every lifetime, which
+    // a spawned crawl needs.
+    let mut scanned = std::pin::pin!(stream::iter(docs)
+        .map(|d| async move { scanner.scan(&d).await })
+        .buffered(concurrency.max(1)));
+    for record in records {
+        let Some(s) = scanned.next().await else { break };
+        each(record, s.map_err(|e| e.to_string())?)?;
+    }
+    Ok(())
+}
+
 /// What one crawl did.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Summary {
@@ -98,16 +207,35 @@ pub struct Summary {
 
 /// A crawl of one source at a time.
 pub struct Crawler {
-    api: HubApi,
+    api: Arc<HubApi>,
     store: Option<Store>,
     /// Only repositories updated after this are read.
     since: Option<SystemTime>,
+    /// Without `since`: only repositories updated since the last finished crawl of the same
+    /// source began (kept in the store).
+    incremental: bool,
 }
 
 impl Crawler {
     /// `store` keeps the cursor (none: no resuming).
-    pub fn new(api: HubApi, store: Option<Store>, since: Option<SystemTime>) -> Crawler {
-        Crawler { api, store, since }
+    pub fn new(
+        api: impl Into<Arc<HubApi>>,
+        store: Option<Store>,
+        since: Option<SystemTime>,
+    ) -> Crawler {
+        Crawler {
+            api: api.into(),
+            store,
+            since,
+            incremental: false,
+        }
+    }
+
+    /// Each crawl reads only what changed since the last finished crawl of its source began
+    /// (the first reads everything); an explicit `since` wins.
+    pub fn incremental(mut self) -> Crawler {
+        self.incremental = true;
+        self
     }
 
     /// Crawls `source`, handing each finished page's records to `emit` (in page order); the
@@ -122,6 +250,7 @@ impl Crawler {
             Some(s) => s.counter(&key).await?,
             None => 0,
         };
+        let since = self.since_for(&key, done).await?;
         let mut summary = Summary {
             resumed_pages: done,
             ..Summary::default()
@@ -177,11 +306,11 @@ impl Crawler {
             let mut records = Vec::with_capacity(listed.len());
             let mut older_on_page = 0;
             for repo in &listed {
-                if !self.after_since(repo.last_updated.as_deref()) {
+                if !after(since, repo.last_updated.as_deref()) {
                     older_on_page += 1;
                     continue;
                 }
-                if let Some(r) = self.repository(repo).await? {
+                if let Some(r) = self.repository(repo, since).await? {
                     records.push(r);
                 } else {
                     older_on_page += 1;
@@ -211,15 +340,41 @@ impl Crawler {
             }
             page_no += 1;
         }
-        // Finished: the next run starts over.
+        // Finished: the next run starts over, and an incremental one reads only what
+        // changed since this one began.
         if let Some(s) = &self.store {
+            if self.incremental {
+                let began = s.counter(&began_key(&key)).await?;
+                s.set_counter(&since_key(&key), began).await?;
+            }
             s.set_counter(&key, 0).await?;
         }
         Ok(summary)
     }
 
+    /// The `since` of a crawl of the source keyed `key` that finished `done` pages before:
+    /// the explicit one, or for an incremental crawl the start of the last finished one. A
+    /// crawl starting afresh notes when it began (a resumed one keeps its first start, so
+    /// nothing updated on its earlier pages meanwhile is skipped next time).
+    async fn since_for(&self, key: &str, done: u64) -> Result<Option<SystemTime>, HubError> {
+        let (Some(store), true, None) = (&self.store, self.incremental, self.since) else {
+            return Ok(self.since);
+        };
+        if done == 0 {
+            store.set_counter(&began_key(key), crate::now_ms()).await?;
+        }
+        Ok(match store.counter(&since_key(key)).await? {
+            0 => None,
+            ms => Some(SystemTime::UNIX_EPOCH + Duration::from_millis(ms)),
+        })
+    }
+
     /// One repository's record (`None` when its details show it is older than `since`).
-    async fn repository(&self, repo: &Listed) -> Result<Option<HubRecord>, HubError> {
+    async fn repository(
+        &self,
+        repo: &Listed,
+        since: Option<SystemTime>,
+    ) -> Result<Option<HubRecord>, HubError> {
         let path = format!(
             "/v2/namespaces/{}/repositories/{}",
             repo.namespace, repo.name
@@ -227,28 +382,66 @@ impl Crawler {
         let detail_url = self.api.url(&path, &[]);
         let detail = self.api.get(&detail_url).await?;
         let updated = detail.get("last_updated").and_then(|v| v.as_str());
-        if repo.last_updated.is_none() && !self.after_since(updated) {
+        if repo.last_updated.is_none() && !after(since, updated) {
             return Ok(None);
         }
-        let tags_url = self.api.url(
-            &format!("{path}/tags"),
-            &[("page_size", &PAGE_SIZE.to_string())],
-        );
-        let tags = self.api.get(&tags_url).await?;
-        record::record(repo, &detail, &tags)
+        let (tag_count, imageless) = self.tags(&path).await?;
+        record::record(repo, &detail, tag_count, imageless)
             .map(Some)
             .map_err(|message| HubError::Malformed {
-                page: tags_url.to_string(),
+                page: detail_url.to_string(),
                 message,
             })
     }
 
-    /// True when there is no `since`, or `updated` is after it (or unreadable: read it).
-    fn after_since(&self, updated: Option<&str>) -> bool {
-        let Some(since) = self.since else { return true };
-        match updated.and_then(|u| humantime::parse_rfc3339_weak(u).ok()) {
-            Some(t) => t > since,
-            None => true,
+    /// The Hub's count of a repository's tags, and whether none of them has an image: tag
+    /// pages are read, following `next` on the API's host only, until a tag with an image
+    /// shows (imaged), the pages end with every counted tag seen and none with an image
+    /// (imageless), or [`MAX_TAG_PAGES`] were read (not proven imageless: counted as imaged).
+    /// An empty first page is imageless without a further request.
+    async fn tags(&self, path: &str) -> Result<(u64, bool), HubError> {
+        let mut url = self.api.url(
+            &format!("{path}/tags"),
+            &[("page_size", &PAGE_SIZE.to_string())],
+        );
+        let (mut count, mut seen) = (0, 0u64);
+        for _ in 0..MAX_TAG_PAGES {
+            let value = self.api.get(&url).await?;
+            let page = record::tags_page(&value).map_err(|message| HubError::Malformed {
+                page: url.to_string(),
+                message,
+            })?;
+            count = count.max(page.count);
+            seen += page.listed;
+            if page.any_image {
+                return Ok((count, false));
+            }
+            match page.next {
+                Some(next) if page.listed > 0 => url = self.api.next(&url, &next)?,
+                _ => return Ok((count, seen >= count)),
+            }
         }
+        Ok((count, false))
     }
+
+}
+
+/// True when there is no `since`, or `updated` is after it (or unreadable: read it).
+fn after(since: Option<SystemTime>, updated: Option<&str>) -> bool {
+    let Some(since) = since else { return true };
+    match updated.and_then(|u| humantime::parse_rfc3339_weak(u).ok()) {
+        Some(t) => t > since,
+        None => true,
+    }
+}
+
+/// Store counter: when the current crawl of a source began (ms since the epoch).
+fn began_key(key: &str) -> String {
+    format!("{key}:began")
+}
+
+/// Store counter: when the last finished crawl of a source began; an incremental crawl's
+/// `since`.
+fn since_key(key: &str) -> String {
+    format!("{key}:since")
 }

@@ -37,15 +37,7 @@ pub struct Listed {
     pub last_updated: Option<String>,
 }
 
-/// A Docker Hub namespace or repository name: lower-case letters, digits, `.`, `_`, `-`, at
-/// most 255, starting with a letter or digit.
-pub fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 255
-        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-}
+pub use crate::config::hub_name as valid_name;
 
 /// `s` with control characters other than newline and tab removed, at most `max` chars.
 fn bounded(s: &str, max: usize) -> String {
@@ -72,18 +64,23 @@ pub fn page(v: &Value, namespace: Option<&str>) -> Result<(Vec<Listed>, Option<S
         .get("results")
         .and_then(Value::as_array)
         .ok_or("no `results` array")?;
-    let next = match v.get("next") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.is_empty() => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => return Err("`next` is not a string".into()),
-    };
+    let next = next_of(v)?;
     let listed = results
         .iter()
         .enumerate()
         .map(|(i, r)| listed(r, namespace).map_err(|m| format!("result {i}: {m}")))
         .collect::<Result<_, _>>()?;
     Ok((listed, next))
+}
+
+/// A page's `next` link: none when absent, null or empty.
+fn next_of(v: &Value) -> Result<Option<String>, String> {
+    match v.get("next") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err("`next` is not a string".into()),
+    }
 }
 
 fn listed(r: &Value, namespace: Option<&str>) -> Result<Listed, String> {
@@ -111,28 +108,46 @@ fn listed(r: &Value, namespace: Option<&str>) -> Result<Listed, String> {
     })
 }
 
-/// The record of `listed` from its repository answer and its first page of tags.
-pub fn record(listed: &Listed, repo: &Value, tags: &Value) -> Result<HubRecord, String> {
-    if !repo.is_object() {
-        return Err("the repository is not a JSON object".into());
-    }
-    let tag_results = tags
+/// What one page of a repository's tags says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TagsPage {
+    /// Tags the Hub counts for the repository (`count`; the page's own when absent).
+    pub count: u64,
+    /// Tags on this page.
+    pub listed: u64,
+    /// One of them has an image.
+    pub any_image: bool,
+    pub next: Option<String>,
+}
+
+/// A page of tags; malformed without a `results` array.
+pub fn tags_page(v: &Value) -> Result<TagsPage, String> {
+    let results = v
         .get("results")
         .and_then(Value::as_array)
         .ok_or("the tags page has no `results` array")?;
-    let tag_count = tags
-        .get("count")
-        .and_then(Value::as_u64)
-        .unwrap_or(tag_results.len() as u64);
     let has_image = |t: &Value| {
         t.get("images")
             .and_then(Value::as_array)
             .is_some_and(|i| !i.is_empty())
     };
-    // Judged on the first page of tags: one tag with an image makes it imaged; tags beyond
-    // the page unseen count as possibly imaged.
-    let imageless = tag_count == 0
-        || (tag_count <= tag_results.len() as u64 && !tag_results.iter().any(has_image));
+    Ok(TagsPage {
+        count: v
+            .get("count")
+            .and_then(Value::as_u64)
+            .unwrap_or(results.len() as u64),
+        listed: results.len() as u64,
+        any_image: results.iter().any(has_image),
+        next: next_of(v)?,
+    })
+}
+
+/// The record of `listed` from its repository answer, the Hub's count of its tags and
+/// whether it is imageless (judged by the caller over the tag pages).
+pub fn record(listed: &Listed, repo: &Value, tag_count: u64, imageless: bool) -> Result<HubRecord, String> {
+    if !repo.is_object() {
+        return Err("the repository is not a JSON object".into());
+    }
     Ok(HubRecord {
         namespace: listed.namespace.clone(),
         name: listed.name.clone(),
@@ -170,14 +185,8 @@ mod tests {
             last_updated: None,
         };
         let huge = format!("\u{1b}]0;x\u{7}{}", "a".repeat(MAX_FULL_DESCRIPTION * 3));
-        let r = record(
-            &listed,
-            &json!({"full_description": huge}),
-            &json!({"count": 0, "results": []}),
-        )
-        .unwrap();
+        let r = record(&listed, &json!({"full_description": huge}), 0, true).unwrap();
         assert_eq!(r.full_description.chars().count(), MAX_FULL_DESCRIPTION);
         assert!(!r.full_description.chars().any(char::is_control));
-        assert!(r.imageless);
     }
 }
