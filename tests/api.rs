@@ -12,43 +12,6 @@ use hoptrace::api::ROUTES;
 use hoptrace::config::Config;
 use serde_json::{json, Value};
 
-/// The service in this process on a free port (stops when the handle drops).
-struct Running {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        self.task.abort();
-    }
-}
-
-async fn start(config: &Config) -> Running {
-    let service = hoptrace::server::Service::build(config).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let shutdown = async {
-            let _ = rx.await;
-        };
-        service
-            .run(listener, shutdown, Duration::from_secs(5))
-            .await
-            .unwrap();
-    });
-    Running {
-        addr,
-        stop: Some(tx),
-        task,
-    }
-}
-
 #[tokio::test]
 async fn every_call_and_its_errors() {
     let mut env = TestEnv::new().await;

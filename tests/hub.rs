@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 /// What the stand-in answers instead, for requests whose path and query contain `.0`.
 enum Fault {
-    Status(u16, Option<&'static str>),
+    Status(u16, Option<String>),
     Body(String),
     /// The normal answer, with these headers added.
     Headers(Vec<(&'static str, String)>),
@@ -30,6 +30,10 @@ struct State {
     page_max: usize,
     /// (when, path and query) of every request.
     log: Vec<(Instant, String)>,
+    /// The wall-clock time of each request in `log`.
+    walls: Vec<std::time::SystemTime>,
+    /// Tags of repositories whose tags are not the default ones, by name.
+    tags: std::collections::HashMap<String, Vec<Value>>,
     faults: Vec<(String, VecDeque<Fault>)>,
 }
 
@@ -103,6 +107,7 @@ impl Hub {
         let mut s = self.state.lock().unwrap();
         s.faults.clear();
         s.log.clear();
+        s.walls.clear();
     }
 
     fn log(&self) -> Vec<(Instant, String)> {
@@ -120,6 +125,7 @@ fn answer(state: &Mutex<State>, port: u16, uri: &http::Uri) -> Response<Body> {
     let mut s = state.lock().unwrap();
     let at = uri.path_and_query().unwrap().to_string();
     s.log.push((Instant::now(), at.clone()));
+    s.walls.push(std::time::SystemTime::now());
     if let Some((_, faults)) = s.faults.iter_mut().find(|(k, _)| at.contains(k.as_str())) {
         if let Some(fault) = faults.pop_front() {
             return match fault {
@@ -127,7 +133,10 @@ fn answer(state: &Mutex<State>, port: u16, uri: &http::Uri) -> Response<Body> {
                     drop(s);
                     let mut r = answer(state, port, uri);
                     // The normal answer logged the request a second time.
-                    state.lock().unwrap().log.pop();
+                    let mut s = state.lock().unwrap();
+                    s.log.pop();
+                    s.walls.pop();
+                    drop(s);
                     for (k, v) in h {
                         r.headers_mut().insert(k, v.parse().unwrap());
                     }
@@ -181,14 +190,27 @@ fn answer(state: &Mutex<State>, port: u16, uri: &http::Uri) -> Response<Body> {
             let Some(i) = find(name) else {
                 return Response::builder().status(404).body(body("")).unwrap();
             };
-            let tags = match i {
-                i if i.is_multiple_of(3) => vec![],
-                i if i % 6 == 2 => vec![json!({"name": "latest", "images": []})],
+            let tags = match (s.tags.get(*name), i) {
+                (Some(tags), _) => tags.clone(),
+                (None, i) if i.is_multiple_of(3) => vec![],
+                (None, i) if i % 6 == 2 => vec![json!({"name": "latest", "images": []})],
                 _ => vec![
                     json!({"name": "latest", "images": [{"architecture": "amd64", "digest": "sha256:00"}]}),
                 ],
             };
-            json_reply(json!({"count": tags.len(), "next": null, "results": tags}))
+            // Paged as the Hub pages them, at the stand-in's own largest page.
+            let size = query(uri, "page_size").unwrap_or(10).min(s.page_max);
+            let page = query(uri, "page").unwrap_or(1);
+            let from = (page - 1) * size;
+            let next = (from + size < tags.len()).then(|| {
+                format!(
+                    "http://hub.test:{port}{}?page={}&page_size={size}",
+                    uri.path(),
+                    page + 1
+                )
+            });
+            let results: Vec<Value> = tags.iter().skip(from).take(size).cloned().collect();
+            json_reply(json!({"count": tags.len(), "next": next, "results": results}))
         }
         _ => Response::builder().status(404).body(body("")).unwrap(),
     }
@@ -245,7 +267,7 @@ async fn pages_are_followed_and_imageless_repositories_told_apart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_retry_after_is_honoured_before_any_next_request() {
     let hub = Hub::start(25).await;
-    hub.fault("page=2", vec![Fault::Status(429, Some("1"))]);
+    hub.fault("page=2", vec![Fault::Status(429, Some("1".into()))]);
     let (records, result) = crawl(&hub.crawler(None)).await;
     result.unwrap();
     assert_eq!(names(&records), expected(0..25));
@@ -541,5 +563,229 @@ async fn crawl_rate() {
         records.len(),
         records.len() as f64 / secs,
         hub.server.requests()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_date_is_honoured_before_any_next_request() {
+    let hub = Hub::start(25).await;
+    // An IMF-fixdate two to three seconds ahead (the format has whole seconds).
+    let date =
+        httpdate::fmt_http_date(std::time::SystemTime::now() + std::time::Duration::from_secs(3));
+    let until = httpdate::parse_http_date(&date).unwrap();
+    hub.fault("page=2", vec![Fault::Status(429, Some(date.clone()))]);
+    let (records, result) = crawl(&hub.crawler(None)).await;
+    result.unwrap();
+    assert_eq!(names(&records), expected(0..25));
+    let (log, walls) = {
+        let s = hub.state.lock().unwrap();
+        (s.log.clone(), s.walls.clone())
+    };
+    let refused = log
+        .iter()
+        .position(|(_, at)| at.contains("page=2"))
+        .unwrap();
+    assert!(log[refused + 1].1.contains("page=2"), "page 2 asked again");
+    for ((_, at), wall) in log.iter().zip(&walls).skip(refused + 1) {
+        assert!(
+            *wall >= until,
+            "{at} asked at {} before the 429's Retry-After: {date}",
+            humantime::format_rfc3339_millis(*wall)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_date_a_year_away_stops_the_crawl_naming_the_page() {
+    let hub = Hub::start(25).await;
+    let year = std::time::Duration::from_secs(365 * 24 * 3600);
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now() + year);
+    hub.fault("page=2", vec![Fault::Status(429, Some(date))]);
+    let (records, result) = crawl(&hub.crawler(None)).await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, HubError::RateLimited { .. }), "{err}");
+    assert!(err.to_string().contains("repositories?page=2"), "{err}");
+    assert_eq!(names(&records), expected(0..10), "page 1 only");
+    assert_eq!(
+        hub.log()
+            .iter()
+            .filter(|(_, at)| at.contains("page=2"))
+            .count(),
+        1,
+        "not asked again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imageless_is_judged_over_every_page_of_tags() {
+    let hub = Hub::start(6).await;
+    let bare = |i: usize| json!({"name": format!("t{i}"), "images": []});
+    let imaged = |i: usize| json!({"name": format!("t{i}"), "images": [{"digest": "sha256:00"}]});
+    {
+        let mut s = hub.state.lock().unwrap();
+        // Fifteen tags over two pages, none with an image.
+        s.tags
+            .insert("repo-001".into(), (0..15).map(bare).collect());
+        // Fifteen tags, the image on the second page.
+        s.tags.insert(
+            "repo-004".into(),
+            (0..15)
+                .map(|i| if i == 12 { imaged(i) } else { bare(i) })
+                .collect(),
+        );
+    }
+    let (records, result) = crawl(&hub.crawler(None)).await;
+    result.unwrap();
+    let r = |name: &str| records.iter().find(|r| r.name == name).unwrap().clone();
+    assert!(
+        r("repo-001").imageless,
+        "no tag on either page has an image"
+    );
+    assert_eq!(r("repo-001").tag_count, 15);
+    assert!(!r("repo-004").imageless, "its image is on the second page");
+    assert!(r("repo-000").imageless, "no tags at all");
+    let asked = |tags: &str| hub.log().iter().filter(|(_, at)| at.contains(tags)).count();
+    assert_eq!(asked("repo-001/tags"), 2);
+    assert_eq!(asked("repo-004/tags"), 2);
+    assert_eq!(
+        asked("repo-000/tags"),
+        1,
+        "an empty first page is the answer"
+    );
+    assert_eq!(
+        asked("repo-005/tags"),
+        1,
+        "an image on the first page is the answer"
+    );
+}
+
+/// Polls a crawl job until it is no longer running.
+async fn finished_job(addr: std::net::SocketAddr, id: &str) -> Value {
+    let deadline = Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let r = get(addr, &format!("/v1/hub/{id}"), None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        if r.body["status"] != "running" {
+            return r.body;
+        }
+        assert!(Instant::now() < deadline, "still running: {}", r.body);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_crawls_as_a_job_scans_into_the_store_one_at_a_time() {
+    let hub = Hub::start(25).await;
+    // Page 2 makes the crawl wait a second: it is running when the second call comes.
+    hub.fault("page=2", vec![Fault::Status(429, Some("1".into()))]);
+    let srv = start(&hub.env.config).await;
+    assert!(hub.log().is_empty(), "nothing crawled unasked");
+    let order = json!({"namespaces": ["dlwave"], "scan": true});
+    let r = post(srv.addr, "/v1/hub", order.clone(), None).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        r.headers.get("location").unwrap().to_str().unwrap(),
+        format!("/v1/hub/{id}")
+    );
+    let busy = post(srv.addr, "/v1/hub", order, None).await;
+    assert_eq!(busy.status, 429, "{}", busy.body);
+    assert_eq!(error_code(&busy), "busy");
+    assert!(busy.headers.get("retry-after").is_some());
+
+    let job = finished_job(srv.addr, &id).await;
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job["records_total"], 25);
+    assert_eq!(job["imageless"], (0..25).filter(|i| imageless(*i)).count());
+    let records = job["records"].as_array().unwrap();
+    assert_eq!(records.len(), 25);
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r["seq"], i + 1);
+        assert_eq!(r["record"]["name"], format!("repo-{i:03}"));
+        assert_eq!(r["record"]["imageless"], imageless(i));
+        assert_eq!(r["scanned"]["repository"], format!("dlwave/repo-{i:03}"));
+        assert_eq!(
+            r["scanned"]["links"][0]["hops"][0]["url"],
+            format!("http://example.invalid/{i}")
+        );
+    }
+    // What comes after the last record: nothing yet.
+    let next = job["next_after"].as_u64().unwrap();
+    let after = get(srv.addr, &format!("/v1/hub/{id}?after={next}"), None).await;
+    assert_eq!(after.body["records"], json!([]));
+    assert_eq!(after.body["missed"], 0);
+    let far = get(srv.addr, &format!("/v1/hub/{id}?after={}", u64::MAX), None).await;
+    assert_eq!(far.status, 200, "{}", far.body);
+    // Stored as a scan's repositories are, for campaigns and exports.
+    for i in [0, 13, 24] {
+        let name = format!("dlwave/repo-{i:03}");
+        assert!(
+            srv.store.repository(&name).await.unwrap().is_some(),
+            "{name}"
+        );
+    }
+    // Free again; a bad order is a 400, an unknown job a 404.
+    let again = post(srv.addr, "/v1/hub", json!({"namespaces": ["dlwave"]}), None).await;
+    assert_eq!(again.status, 202, "{}", again.body);
+    let bad = post(srv.addr, "/v1/hub", json!({"namespaces": ["../x"]}), None).await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert_eq!(get(srv.addr, "/v1/hub/nope", None).await.status, 404);
+}
+
+/// Waits until the stand-in's log shows `done`.
+async fn wait_for(hub: &Hub, what: &str, done: impl Fn(&[(Instant, String)]) -> bool) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(120);
+    while !done(&hub.log()) {
+        assert!(Instant::now() < deadline, "waited too long for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedule_crawls_when_due_and_reads_only_what_changed() {
+    let mut hub = Hub::start(15).await;
+    hub.env.config.hub.schedule.namespaces = vec!["dlwave".into()];
+    hub.env.config.hub.schedule.every_seconds = 1;
+    let srv = start(&hub.env.config).await;
+    let listings = |log: &[(Instant, String)]| {
+        log.iter()
+            .filter(|(_, at)| at.contains("repositories?page=1&"))
+            .count()
+    };
+    let details = |log: &[(Instant, String)]| -> Vec<String> {
+        log.iter()
+            .filter(|(_, at)| at.contains("/repositories/repo-") && !at.contains("/tags"))
+            .map(|(_, at)| at.clone())
+            .collect()
+    };
+    // Three runs begun: the first two finished.
+    wait_for(&hub, "three runs", |log| listings(log) >= 3).await;
+    let log = hub.log();
+    assert_eq!(
+        details(&log).len(),
+        15,
+        "the first run reads every repository, the next ones none (none changed)"
+    );
+    for i in [0, 7, 14] {
+        let name = format!("dlwave/repo-{i:03}");
+        assert!(
+            srv.store.repository(&name).await.unwrap().is_some(),
+            "{name} scanned"
+        );
+    }
+
+    // One repository changes; the next run reads it alone.
+    let seen = log.len();
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    hub.state.lock().unwrap().repos[3]["last_updated"] =
+        json!(humantime::format_rfc3339_seconds(later).to_string());
+    wait_for(&hub, "a run after the change", |log| {
+        listings(&log[seen..]) >= 2 && !details(&log[seen..]).is_empty()
+    })
+    .await;
+    let after = details(&hub.log()[seen..]);
+    assert!(
+        after.iter().all(|at| at.contains("repo-003")),
+        "only the changed repository: {after:?}"
     );
 }

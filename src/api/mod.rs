@@ -100,7 +100,9 @@ pub const ROUTES: &[RouteDef] = &[
         post(compare::compare)
     }),
     // A crawl outlives its request: started here, it answers 202 and runs as a job.
-    row("POST", "/v1/hub", Route::Hub, Guard::Client, || post(hub::start)),
+    row("POST", "/v1/hub", Route::Hub, Guard::Client, || {
+        post(hub::start)
+    }),
     row("GET", "/v1/hub/{id}", Route::Hub, Guard::Client, || {
         get(hub::job)
     }),

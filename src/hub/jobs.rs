@@ -107,6 +107,17 @@ impl Job {
         self.state().status
     }
 
+    /// Why the crawl failed (`None` while running or when done).
+    pub fn error(&self) -> Option<String> {
+        self.state().error.clone()
+    }
+
+    /// Records handed out so far, and how many of them were imageless.
+    pub fn counts(&self) -> (u64, u64) {
+        let s = self.state();
+        (s.seq, s.imageless)
+    }
+
     /// Keeps one record (with its scan, when scanned), forgetting the oldest beyond the
     /// budgets.
     fn keep(&self, record: &HubRecord, scanned: Option<&crate::scan::Scanned>) {
@@ -167,7 +178,9 @@ impl Job {
             "older": s.older,
             "records": records,
             "next_after": s.seq.max(after),
-            "missed": first_kept.saturating_sub(after + 1).min(s.seq.saturating_sub(after)),
+            "missed": first_kept
+                .saturating_sub(after.saturating_add(1))
+                .min(s.seq.saturating_sub(after)),
         })
     }
 }

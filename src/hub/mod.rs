@@ -423,7 +423,6 @@ impl Crawler {
         }
         Ok((count, false))
     }
-
 }
 
 /// True when there is no `since`, or `updated` is after it (or unreadable: read it).

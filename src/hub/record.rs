@@ -144,7 +144,12 @@ pub fn tags_page(v: &Value) -> Result<TagsPage, String> {
 
 /// The record of `listed` from its repository answer, the Hub's count of its tags and
 /// whether it is imageless (judged by the caller over the tag pages).
-pub fn record(listed: &Listed, repo: &Value, tag_count: u64, imageless: bool) -> Result<HubRecord, String> {
+pub fn record(
+    listed: &Listed,
+    repo: &Value,
+    tag_count: u64,
+    imageless: bool,
+) -> Result<HubRecord, String> {
     if !repo.is_object() {
         return Err("the repository is not a JSON object".into());
     }

@@ -45,7 +45,9 @@ pub async fn run(
                 crate::now_ms()
             }
         };
-        let wait = last.saturating_add(every_ms).saturating_sub(crate::now_ms());
+        let wait = last
+            .saturating_add(every_ms)
+            .saturating_sub(crate::now_ms());
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
             _ = &mut shutdown => return,
@@ -55,15 +57,11 @@ pub async fn run(
             job = crawls.run(&order) => job,
             _ = &mut shutdown => return,
         };
-        let view = job.view(u64::MAX);
         // A failed run comes again sooner, resuming from its cursor.
-        let next_base = match view["error"].as_str() {
+        let next_base = match job.error() {
             None => {
-                tracing::info!(
-                    "hub schedule: {} repositories read, {} imageless",
-                    view["records_total"],
-                    view["imageless"]
-                );
+                let (records, imageless) = job.counts();
+                tracing::info!("hub schedule: {records} repositories read, {imageless} imageless");
                 began
             }
             Some(e) => {

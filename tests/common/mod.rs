@@ -99,6 +99,49 @@ pub fn capture_logs() {
         .try_init();
 }
 
+// ---------------------------------------------------------------- the service
+
+/// The service in this process on a free port (stops when the handle drops).
+pub struct Running {
+    pub addr: SocketAddr,
+    /// The service's store (the same handle: sled allows one per process).
+    pub store: hoptrace::store::Store,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task.abort();
+    }
+}
+
+pub async fn start(config: &Config) -> Running {
+    let service = hoptrace::server::Service::build(config).await.unwrap();
+    let store = service.store.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = rx.await;
+        };
+        service
+            .run(listener, shutdown, std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
+    });
+    Running {
+        addr,
+        store,
+        stop: Some(tx),
+        task,
+    }
+}
+
 // ---------------------------------------------------------------- API clients
 
 /// One answer: status, headers, body as JSON (the library's client's, as the CLI uses).
