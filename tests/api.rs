@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use common::*;
 use hoptrace::api::ROUTES;
-use hoptrace::config::Config;
 use serde_json::{json, Value};
 
 #[tokio::test]

@@ -480,9 +480,6 @@ pub struct HubSchedule {
     pub repositories: Vec<String>,
     /// Time from the start of one run to the start of the next.
     pub every_seconds: u64,
-    /// Scan what is read (the links resolved and judged, kept for campaigns and exports);
-    /// `false` only records the crawl's progress.
-    pub scan: bool,
 }
 
 impl Default for HubSchedule {
@@ -492,7 +489,6 @@ impl Default for HubSchedule {
             search: Vec::new(),
             repositories: Vec::new(),
             every_seconds: 21600,
-            scan: true,
         }
     }
 }

@@ -23,7 +23,7 @@ pub fn order(s: &HubSchedule) -> Result<Option<Order>, HubError> {
     Ok(Some(Order {
         sources: sources(&s.namespaces, &s.search, &s.repositories)?,
         since: None,
-        scan: s.scan,
+        scan: true,
         incremental: true,
     }))
 }
