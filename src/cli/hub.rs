@@ -10,7 +10,6 @@ use crate::chain::Resolver;
 use crate::egress::Egress;
 use crate::hub::{valid_name, Crawler, HubApi, HubRecord, Source};
 use crate::scan::{Document, Scanner};
-use crate::store::Store;
 
 use super::*;
 
@@ -29,26 +28,30 @@ pub(super) async fn hub(args: HubArgs) -> Result<(), Failure> {
         ),
         None => None,
     };
-    let store = Store::open(&config.storage).await?;
+    let store = super::client::open_store(&config, false).await?;
     let egress = Egress::new(&config).map_err(|e| usage(e.into()))?;
     let token = std::env::var(TOKEN_VAR).ok();
     let api = HubApi::new(&config, egress, token.as_deref()).map_err(|e| usage(e.into()))?;
     let crawler = Crawler::new(api, Some(store.clone()), since);
     let scanner = match args.scan {
-        true => Some(Scanner::new(
-            Arc::new(Resolver::new(&config, Some(store)).map_err(|e| usage(e.into()))?),
-            true,
-            false,
-        )),
+        true => {
+            let mut resolver = Resolver::new(&config, Some(store)).map_err(|e| usage(e.into()))?;
+            resolver.watch_automatically(&config.watch, crate::config::AutoSource::Scan);
+            Some(Scanner::new(Arc::new(resolver), true, false))
+        }
         false => None,
     };
     let concurrency = config.limits.concurrency.max(1) as usize;
-    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let (scanner, json) = (&scanner, args.json);
+    let printing = Printing {
+        json: args.json,
+        defang: config.output.defang,
+        colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let scanner = &scanner;
     for source in &sources {
         let summary = crawler
             .crawl(source, |records| async move {
-                emit(records, scanner, json, colour, concurrency)
+                emit(records, scanner, printing, concurrency)
                     .await
                     .map_err(|e| format!("{e:#}"))
             })
@@ -74,15 +77,14 @@ pub(super) async fn hub(args: HubArgs) -> Result<(), Failure> {
 async fn emit(
     records: Vec<HubRecord>,
     scanner: &Option<Scanner>,
-    json: bool,
-    colour: bool,
+    printing: Printing,
     concurrency: usize,
 ) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let Some(scanner) = scanner else {
         let mut out = std::io::BufWriter::new(stdout.lock());
         for r in &records {
-            if json {
+            if printing.json {
                 serde_json::to_writer(&mut out, r)?;
                 writeln!(out)?;
             } else {
@@ -109,12 +111,7 @@ async fn emit(
     while let Some(s) = scanned.next().await {
         let s = s?;
         let mut out = stdout.lock();
-        if json {
-            serde_json::to_writer(&mut out, &s)?;
-            writeln!(out)?;
-        } else {
-            write_scanned(&mut out, &s, colour)?;
-        }
+        printing.scanned(&mut out, &s)?;
         out.flush()?;
     }
     Ok(())

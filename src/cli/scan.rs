@@ -6,7 +6,6 @@ use anyhow::Context;
 use futures_util::stream::StreamExt;
 
 use crate::chain::Resolver;
-use crate::store::Store;
 use crate::terminal::Shown;
 
 use super::*;
@@ -43,9 +42,11 @@ pub(super) async fn scan(args: ScanArgs) -> Result<(), Failure> {
                 Some(lines),
             )
         };
-    let store = Store::open(&config.storage).await?;
-    let resolver =
-        std::sync::Arc::new(Resolver::new(&config, Some(store)).map_err(|e| usage(e.into()))?);
+    let store = super::client::open_store(&config, false).await?;
+    let mut resolver = Resolver::new(&config, Some(store)).map_err(|e| usage(e.into()))?;
+    resolver.watch_automatically(&config.watch, crate::config::AutoSource::Scan);
+    let resolver = std::sync::Arc::new(resolver);
+    let defang = args.defang || config.output.defang;
     let concurrency = config.limits.concurrency as usize;
     let scanner = Scanner::new(resolver, !args.no_cache, args.rescan);
 
@@ -64,7 +65,11 @@ pub(super) async fn scan(args: ScanArgs) -> Result<(), Failure> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let printing = Printing {
+        json: args.json,
+        defang,
+        colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
 
     // Documents are read as they are needed (a dump of millions of repositories is never
     // held whole); `buffered` scans `concurrency` repositories at once and keeps input order.
@@ -91,12 +96,7 @@ pub(super) async fn scan(args: ScanArgs) -> Result<(), Failure> {
                 counts[scanned.verdict as usize] += 1;
                 resumed += usize::from(scanned.resumed);
                 bar.suspend(|| -> std::io::Result<()> {
-                    if args.json {
-                        serde_json::to_writer(&mut out, &scanned)?;
-                        out.write_all(b"\n")?;
-                    } else {
-                        write_scanned(&mut out, &scanned, colour)?;
-                    }
+                    printing.scanned(&mut out, &scanned)?;
                     out.flush()
                 })?;
             }
