@@ -386,6 +386,21 @@ async fn resolve_export_and_campaigns_through_the_server_holding_the_store() {
         hoptrace(&["campaigns", "--json", "--server", &server], "", &token).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("\"campaigns\""), "{out}");
+    let doc = json!({"namespace": "ns", "name": "r", "description": format!("see {link}")});
+    let (code, out, err) = hoptrace(
+        &["scan", "--json", "--defang", "--server", &server, "-"],
+        &format!("{doc}\n"),
+        &token,
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let s: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (s["repository"].as_str(), s["verdict"].as_str()),
+        (Some("ns/r"), Some("malicious")),
+        "{out}"
+    );
+    assert_defanged("scan through the server", &out);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

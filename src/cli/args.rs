@@ -167,6 +167,8 @@ pub struct ScanArgs {
     /// `output.defang`).
     #[arg(long)]
     pub defang: bool,
+    #[command(flatten)]
+    pub server: ServerArg,
     /// Docker Hub repository JSONL, or plain text; `-` reads stdin.
     #[arg(value_name = "FILE")]
     pub input: String,
