@@ -63,13 +63,35 @@ impl ApiClient {
         self
     }
 
-    /// One call; `body` is sent as JSON.
+    /// One call; `body` is sent as JSON. The answer's body is parsed as JSON.
     pub async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Answer, ClientError> {
+        let (status, headers, bytes) = self.call_bytes(method, path, body).await?;
+        let body = if bytes.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+            })
+        };
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// One call; `body` is sent as JSON. The answer's body as sent (an export, say).
+    pub async fn call_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, HeaderMap, Bytes), ClientError> {
         let failed = |e: &dyn std::fmt::Display| ClientError::Failed {
             server: self.authority.clone(),
             message: e.to_string(),
@@ -105,18 +127,7 @@ impl ApiClient {
                 .await
                 .map_err(|e| failed(&e))?
                 .to_bytes();
-            let body = if bytes.is_empty() {
-                serde_json::Value::Null
-            } else {
-                serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                    serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
-                })
-            };
-            Ok(Answer {
-                status,
-                headers,
-                body,
-            })
+            Ok((status, headers, bytes))
         };
         tokio::time::timeout(self.timeout, ask)
             .await

@@ -3,14 +3,14 @@
 //! end on different registrable domains, or with different outcomes. A fake shortener that
 //! rotates its path, or a site that answers everyone alike, is not cloaked.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::chain::{Resolver, VisitorError, DIRECT};
 use crate::labels::{registrable, CLOAKED};
 use crate::trace::{Outcome, Trace};
 
 /// One visitor's chain.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cell {
     pub profile: String,
     /// The egress point it went out through (`direct`: hoptrace's own address).
@@ -18,7 +18,7 @@ pub struct Cell {
     pub trace: Trace,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Comparison {
     pub input: String,
     pub cells: Vec<Cell>,

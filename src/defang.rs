@@ -131,6 +131,113 @@ pub fn refang(input: &str) -> String {
     }
 }
 
+/// Keys whose string values (or arrays of strings) name a link, a host or a domain in what
+/// hoptrace answers: a Trace and its hops, a scan's reasons and provenance, a comparison, a
+/// campaign, a watch and its history, the landing-domain index.
+const LINK_KEYS: &[&str] = &[
+    "input",
+    "url",
+    "final_url",
+    "final_host",
+    "host",
+    "imitates",
+    "written",
+    "domain",
+    "landing_hosts",
+    "infrastructure",
+    "distinct_final_hosts",
+];
+
+/// Keys whose values are sentences that may name hosts (`passes through blltly.com (...)`,
+/// `evil.example resolves to 10.0.0.1, ...`): each word with a dot is defanged.
+const TEXT_KEYS: &[&str] = &["why", "reason", "message", "title"];
+
+/// `text` with every word that holds a URL or a dotted name defanged (`see a.example` ->
+/// `see a[.]example`); the spaces between words are kept.
+pub fn defang_words(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for (i, word) in text.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let dotted = word
+            .as_bytes()
+            .windows(3)
+            .any(|w| w[1] == b'.' && w[0].is_ascii_alphanumeric() && w[2].is_ascii_alphanumeric());
+        match (word.contains("://"), dotted) {
+            (true, _) => out.push_str(&nested(&refang(word), Nested::Defang)),
+            (false, true) => out.push_str(&defang(word)),
+            (false, false) => out.push_str(word),
+        }
+    }
+    out
+}
+
+/// Every link in a JSON document defanged, in place: the values of [`LINK_KEYS`], the names
+/// in the sentences of [`TEXT_KEYS`], a recorded
+/// `Host` header, and the http(s) URLs inside any other string (a `Location` or `Refresh`
+/// header, a page title). The one way every
+/// printed or served document is defanged (`--defang`, `[output] defang`, `?defang=true`),
+/// so no output has its own list of fields to forget one from.
+pub fn defang_json(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    fn strings(v: &mut Value, f: &impl Fn(&str) -> String) {
+        match v {
+            Value::String(s) => *s = f(s),
+            Value::Array(items) => items.iter_mut().for_each(|i| strings(i, f)),
+            _ => {}
+        }
+    }
+    match value {
+        // A recorded header: `{"name": "host", "value": "evil.example:8080"}`.
+        Value::Object(map)
+            if map
+                .get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| n.eq_ignore_ascii_case("host")) =>
+        {
+            if let Some(v) = map.get_mut("value") {
+                strings(v, &|s| defang(s));
+            }
+        }
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if TEXT_KEYS.contains(&key.as_str()) && !v.is_object() {
+                    strings(v, &defang_words);
+                } else if LINK_KEYS.contains(&key.as_str()) && !v.is_object() {
+                    strings(v, &|s| match s.is_empty() {
+                        true => String::new(),
+                        false => defang(s),
+                    });
+                } else {
+                    defang_json(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(defang_json),
+        Value::String(s) => {
+            let lower = s.to_ascii_lowercase();
+            if lower.starts_with("http://") || lower.starts_with("https://") {
+                *s = defang(s);
+            } else if lower.contains("http://") || lower.contains("https://") {
+                *s = nested(s, Nested::Defang);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `value` with every link in it defanged ([`defang_json`]), as the same type: what the
+/// human forms of `--defang` print. Fields not serialised (a screenshot's bytes) are lost.
+pub fn defanged<T>(value: &T) -> Result<T, serde_json::Error>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let mut json = serde_json::to_value(value)?;
+    defang_json(&mut json);
+    serde_json::from_value(json)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +281,49 @@ mod tests {
             defang("http://a.example/x.y?z=1.2"),
             "hxxp://a[.]example/x.y?z=1.2"
         );
+    }
+
+    #[test]
+    fn a_document_is_defanged_by_its_keys_and_its_urls() {
+        let mut doc = serde_json::json!({
+            "input": "bit.ly/x",
+            "hops": [{"url": "https://www.google.com/url?q=http://blltly.com/a", "host": "www.google.com",
+                      "http": {"request_headers": [{"name": "Host", "value": "blltly.com:8080"},
+                                                   {"name": "refresh", "value": "0; url=http://gohhs.com/x"}]}}],
+            "reasons": [{"why": "passes through blltly.com (fake-shortener imitating bitly.com)"}],
+            "landing_hosts": ["failhostingpolp.ru"],
+            "repository": "ns/name.with.dots",
+            "labels": ["fake-shortener"],
+        });
+        defang_json(&mut doc);
+        let text = doc.to_string();
+        for live in [
+            "bit.ly",
+            "http://",
+            "https://",
+            "blltly.com",
+            "gohhs.com",
+            "failhostingpolp.ru",
+        ] {
+            assert!(!text.contains(live), "{live}: {text}");
+        }
+        assert_eq!(
+            doc["hops"][0]["url"],
+            "hxxps://www[.]google[.]com/url?q=hxxp://blltly[.]com/a"
+        );
+        assert_eq!(
+            doc["reasons"][0]["why"],
+            "passes through blltly[.]com (fake-shortener imitating bitly[.]com)"
+        );
+        // Not a link: left alone.
+        assert_eq!(doc["repository"], "ns/name.with.dots");
+        // Twice is once.
+        let again = {
+            let mut d = doc.clone();
+            defang_json(&mut d);
+            d
+        };
+        assert_eq!(again, doc);
     }
 
     #[test]

@@ -15,17 +15,87 @@ const DEFANGED_DOT: &str = r"(?:\[\.\]|\(\.\)|\{\.\}|\[dot\]|\(dot\))";
 /// the brackets markup closes with, except where brackets spell a defanged `.`, `:` or `/`.
 const BODY: &str = r#"(?:\[\.\]|\{\.\}|\[dot\]|\[:\]|\[/\]|[^\s<>"'`\[\]{}|\\^])*"#;
 
-/// Where a link may start: a scheme (plain, defanged or percent-encoded), `www.`, or a host
+/// Where a link may start: a scheme (plain, defanged or percent-encoded), `www.`, a host
 /// name with at least one defanged dot (`evil[.]com/x` is a link nobody would write by
-/// accident).
+/// accident), or a plain `host.tld` with or without a path, which [`plain_host_link`] then
+/// judges (a word with a dot is usually no link).
 static LINK: LazyLock<Regex> = LazyLock::new(|| {
     let scheme = r"\bh(?:tt|xx)ps?(?:://|\[://\]|\[:\]//|\[:/\]/|%3a%2f%2f)";
     let www = format!(r"\bwww{DOT}");
     let host = format!(
         r"\b[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:{DOT}[a-z0-9-]+)*{DEFANGED_DOT}[a-z]{{2,}}\b(?:[/?#:]{BODY})?"
     );
-    Regex::new(&format!("(?i)(?:{scheme}|{www}){BODY}|{host}")).expect("valid regex")
+    let plain = format!(
+        r"\b[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*\.[a-z]{{2,}}\b(?:[/?#:]{BODY})?"
+    );
+    Regex::new(&format!("(?i)(?:{scheme}|{www}){BODY}|{host}|{plain}")).expect("valid regex")
 });
+
+/// Top-level domains that are also file extensions or method names in prose and code
+/// (`README.md`, `main.rs`, `install.sh`, `setup.py`, `client.get(...)`, `foo.bar`): a plain
+/// `name.tld` ending in one is a link only with a path (`docs.rs/serde` is one).
+const WORDLIKE_TLDS: &[&str] = &[
+    "am", "app", "bar", "build", "bz", "call", "cc", "data", "foo", "gd", "get", "in", "map", "md",
+    "mk", "ml", "mov", "new", "now", "nu", "one", "open", "pl", "play", "pm", "pro", "ps", "py",
+    "read", "rs", "run", "save", "sc", "sh", "show", "so", "st", "tf", "zip",
+];
+
+/// Whether `written`, a host with no scheme and no defanging found at `start` of `text`, is a
+/// link: an all-lowercase name whose suffix is on the public suffix list, not part of a
+/// path, an address or a code span, and — without a path — not a file name or a method call.
+fn plain_host_link(text: &str, start: usize, written: &str, code: &CodeSpans) -> bool {
+    let end = written.find(['/', '?', '#', ':']).unwrap_or(written.len());
+    let host = &written[..end];
+    let before = text[..start].chars().next_back();
+    if before.is_some_and(|c| "@./\\_-~#$%".contains(c)) || code.contains(start) {
+        return false;
+    }
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        return false;
+    }
+    let Some(suffix) = psl::suffix(host.as_bytes()) else {
+        return false;
+    };
+    if !suffix.is_known() || psl::domain(host.as_bytes()).is_none() {
+        return false;
+    }
+    let with_path = written[end..].starts_with(['/', '?']);
+    let tld = host.rsplit('.').next().unwrap_or(host);
+    let called = text[start + written.len()..].starts_with('(');
+    with_path || !(WORDLIKE_TLDS.contains(&tld) || called)
+}
+
+/// The byte ranges of markdown code (fenced blocks and inline spans) in a text: a plain
+/// `name.tld` there is code, not a link.
+struct CodeSpans(Vec<(usize, usize)>);
+
+impl CodeSpans {
+    fn of(text: &str) -> CodeSpans {
+        let mut spans = Vec::new();
+        let mut at = 0;
+        while let Some(i) = text[at..].find('`').map(|i| at + i) {
+            let ticks = text[i..].bytes().take_while(|&b| b == b'`').count();
+            let fence = &text[i..i + ticks];
+            let close = text[i + ticks..]
+                .find(fence)
+                .map(|j| i + ticks + j + ticks)
+                // An unclosed fence runs to the end; an unclosed tick is a tick.
+                .or_else(|| (ticks >= 3).then_some(text.len()));
+            match close {
+                Some(end) => {
+                    spans.push((i, end));
+                    at = end;
+                }
+                None => at = i + ticks,
+            }
+        }
+        CodeSpans(spans)
+    }
+
+    fn contains(&self, at: usize) -> bool {
+        self.0.iter().any(|&(s, e)| s <= at && at < e)
+    }
+}
 
 /// Just before a link: markdown's `](`, a reference definition `[id]: `, or `[` of a link
 /// whose text is the link itself.
@@ -92,11 +162,24 @@ pub fn find(fields: &[(&str, &str)]) -> Vec<Link> {
     let mut index = std::collections::HashMap::new();
     for (field, text) in fields {
         let text = html_unescape(text);
+        let code = std::cell::OnceCell::new();
         for m in LINK.find_iter(&text) {
             let written = trim_link(m.as_str());
             let Some((url, defanged)) = normalise(written) else {
                 continue;
             };
+            // Written with no scheme, no `www.` and no defanging: judged on its name.
+            let lower = written.get(..10).unwrap_or(written).to_ascii_lowercase();
+            let plain = !defanged
+                && !["http://", "https://", "http%3a", "https%3a", "www."]
+                    .iter()
+                    .any(|p| lower.starts_with(p));
+            if plain {
+                let code = code.get_or_init(|| CodeSpans::of(&text));
+                if !plain_host_link(&text, m.start(), written, code) {
+                    continue;
+                }
+            }
             let form = if defanged {
                 Form::Defanged
             } else {

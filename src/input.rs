@@ -29,7 +29,7 @@ pub fn parse_input(input: &str) -> Result<Url, String> {
                 || (!tail.starts_with(|c: char| c.is_ascii_digit()) && !head.contains('.')))
     });
     let text = if has_scheme { s } else { format!("http://{s}") };
-    let mut url = Url::parse(&text).map_err(|e| format!("not a URL ({e})"))?;
+    let mut url = Url::parse(&text).map_err(|e| not_a_url(input, &text, e))?;
     // The parser's own clean-up (dot segments) can put a defanged form back together
     // (`/[[/./]]` -> `/[[/]]`); refang and parse again until nothing changes, so a
     // normalised URL normalises to itself (cache keys are stable). Each round shortens it.
@@ -38,13 +38,29 @@ pub fn parse_input(input: &str) -> Result<Url, String> {
         if again == url.as_str() {
             break;
         }
-        url = Url::parse(&again).map_err(|e| format!("not a URL ({e})"))?;
+        url = Url::parse(&again).map_err(|e| not_a_url(input, &again, e))?;
     }
     if matches!(url.scheme(), "http" | "https") && url.host_str().is_none_or(str::is_empty) {
         return Err("URL has no host".into());
     }
     url.set_fragment(None);
     Ok(url)
+}
+
+/// Why `input` (parsed as `text`) is no URL, as a sentence that quotes it (escaped, cut to
+/// 200 characters).
+fn not_a_url(input: &str, text: &str, e: url::ParseError) -> String {
+    let host = text.split_once("://").map_or(text, |(_, rest)| rest);
+    let host = &host[..host.find(['/', '?', '#']).unwrap_or(host.len())];
+    let why = match e {
+        url::ParseError::IdnaError if host.contains(char::is_whitespace) => {
+            "a host name has no spaces".to_string()
+        }
+        url::ParseError::IdnaError => "its host is not a valid domain name".to_string(),
+        e => e.to_string(),
+    };
+    let shown: String = input.chars().take(200).collect();
+    format!("{shown:?} is not a URL: {why}")
 }
 
 /// [`parse_input`] remembered, for a caller that meets the same links again and again: an API

@@ -19,10 +19,17 @@ fn main() {
         hoptrace::cli::Command::Serve(args) => ("info", args.log_json),
         _ => ("warn", false),
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // chromiumoxide logs what it cannot parse of Chromium's messages and a browser dropped at
+    // exit as warnings: nothing a user can act on, so off unless RUST_LOG asks for them.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{default_level},chromiumoxide=off"))
+    });
+    // Colour only for a person at a terminal who has not asked for none (no-color.org).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_env_filter(filter);
     if json {
         logs.json().init();

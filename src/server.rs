@@ -41,7 +41,9 @@ impl Service {
     /// Opens the store and builds the resolver, the watcher and the API over it.
     pub async fn build(config: &Config) -> Result<Service, BuildError> {
         let store = Store::open(&config.storage).await?;
-        let resolver = Arc::new(Resolver::new(config, Some(store.clone()))?);
+        let mut resolver = Resolver::new(config, Some(store.clone()))?;
+        resolver.watch_automatically(&config.watch, crate::config::AutoSource::Api);
+        let resolver = Arc::new(resolver);
         let watcher = Watcher::new(
             &config.watch,
             config.limits.concurrency,

@@ -224,6 +224,17 @@ pub struct Trace {
     /// on its own (`/v1/screenshot`), never inside the JSON.
     #[serde(skip)]
     pub screenshot: Option<bytes::Bytes>,
+    /// The watch this very resolution added (`watch.auto_from`): in its answer only, never
+    /// stored with the Trace or served from the cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_added: Option<WatchAdded>,
+}
+
+/// A watch added automatically: the link (as the watchlist keys it) and its interval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchAdded {
+    pub url: String,
+    pub every_seconds: u64,
 }
 
 /// What the landing page of a chain was.
@@ -262,6 +273,7 @@ impl Trace {
             elapsed_ms: Some(0),
             evidence: None,
             screenshot: None,
+            watch_added: None,
         }
     }
 
@@ -279,6 +291,7 @@ impl Trace {
             elapsed_ms: None,
             evidence: None,
             screenshot: None,
+            watch_added: None,
         };
         t.finish();
         t

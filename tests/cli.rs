@@ -23,28 +23,6 @@ fn run(args: &[&str], stdin: impl AsRef<[u8]>) -> (i32, String, String) {
     run_command(cmd, stdin)
 }
 
-/// Runs `cmd` with `stdin`: exit code, stdout, stderr.
-fn run_command(mut cmd: Command, stdin: impl AsRef<[u8]>) -> (i32, String, String) {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_ref())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// Runs the binary on a blocking thread so the test's servers keep serving.
 async fn run_async(
     args: Vec<String>,

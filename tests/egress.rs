@@ -119,7 +119,7 @@ async fn a_name_answering_a_denied_address_is_blocked() {
     let sentinel = denied_sentinel().await;
     env.dns.set("evil.test", &["127.0.0.2"]);
     let t = resolve(&env, &format!("http://evil.test:{}/", sentinel.addr.port())).await;
-    assert_blocked(&t, "127.0.0.2 is loopback");
+    assert_blocked(&t, "127.0.0.2, in the loopback range");
     assert_eq!(sentinel.connections(), 0);
 }
 
@@ -151,7 +151,7 @@ async fn v4_mapped_v6_answers_are_judged_by_their_v4() {
         &format!("http://mapped.test:{}/", sentinel.addr.port()),
     )
     .await;
-    assert_blocked(&t, "127.0.0.2 is loopback");
+    assert_blocked(&t, "127.0.0.2, in the loopback range");
     env.dns.set("nat64.test", &["64:ff9b::7f00:2"]);
     let t = resolve(
         &env,

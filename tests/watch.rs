@@ -109,7 +109,7 @@ async fn rotation_is_watched_alerted_and_kept_across_restarts() {
     let (short, _visits) = rotating(&env).await;
     let (hook, hooked) = receiver().await;
     let cfg = env.write_config(&format!(
-        "[limits]\nper_host_per_second = 1000.0\n[watch]\nmin_every_seconds = 1\nwebhook_url = \"http://127.0.0.1:{}/hook\"\nwebhook_backoff_ms = 100\n",
+        "[limits]\nper_host_per_second = 1000.0\n[watch]\nmin_every_seconds = 1\nauto_from = [\"api\"]\nwebhook_url = \"http://127.0.0.1:{}/hook\"\nwebhook_backoff_ms = 100\n",
         hook.port()
     ));
     let (child, a) = serve_binary(&cfg);

@@ -144,3 +144,36 @@ mod tests {
         );
     }
 }
+
+/// `?defang=true` (or `=1`) on any route: its JSON answer with every link defanged by
+/// [`crate::defang::defang_json`], the one serializer choice for every route that returns
+/// links (Traces, batches, scans, comparisons, campaigns, domains, watches, histories). Other
+/// answers (an export, which defangs its own text; a page; an event stream) pass unchanged.
+pub async fn defang(req: Request, next: axum::middleware::Next) -> Response {
+    let asked = req.uri().query().is_some_and(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .any(|(k, v)| k == "defang" && matches!(v.as_ref(), "1" | "true"))
+    });
+    let resp = next.run(req).await;
+    let json = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    if !asked || !json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    // Our own answer, already bounded by what made it (a batch by server.max_batch).
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => bytes,
+        Err(e) => return ApiError::internal(format!("the answer failed: {e}")).into_response(),
+    };
+    let mut value: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(value) => value,
+        Err(_) => return Response::from_parts(parts, axum::body::Body::from(bytes)),
+    };
+    crate::defang::defang_json(&mut value);
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    let out = serde_json::to_vec(&value).unwrap_or_default();
+    Response::from_parts(parts, axum::body::Body::from(out))
+}

@@ -293,8 +293,11 @@ impl Api {
         }
         router
             .merge(ui::router(self))
+            // A browser that opens the server's address gets the web view.
+            .route("/", get(ops::to_ui))
             .fallback(ops::not_found)
             .method_not_allowed_fallback(ops::method_not_allowed)
+            .layer(axum::middleware::from_fn(layers::defang))
             .layer(fence::Fence(self.clone()))
             .layer(tower_http::catch_panic::CatchPanicLayer::custom(
                 layers::panicked,

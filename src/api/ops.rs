@@ -32,6 +32,11 @@ pub async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
+/// `GET /`: 303 to the web view.
+pub async fn to_ui() -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, "/ui/")]).into_response()
+}
+
 pub async fn not_found(req: Request) -> ApiError {
     ApiError::not_found(format!("no route {}", req.uri().path()))
 }

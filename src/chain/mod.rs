@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::browser::Driver;
-use crate::config::Config;
+use crate::config::{AutoSource, Config};
 use crate::discover::NextHopFinder;
 use crate::egress::{Egress, EgressError};
 use crate::fetch::{ClientError, Fetcher};
@@ -69,8 +69,9 @@ pub struct Resolver {
     /// the first instead of visiting it again (a scan finds one shortener link in thousands
     /// of repositories at once).
     in_flight: std::sync::Mutex<HashMap<String, Arc<InFlightCell>>>,
-    /// `watch.auto`: links through fake or lookalike shorteners are watched (every this many
-    /// seconds) as soon as a resolution sees them, whoever asked for it.
+    /// Links through fake or lookalike shorteners are watched (every this many seconds) as
+    /// soon as a resolution sees them: only where `watch.auto_from` names the caller's source
+    /// ([`Resolver::watch_automatically`]); none by default.
     auto_watch: Option<u64>,
     /// See [`Resolver::defer_durability`].
     durability: Durability,
@@ -121,16 +122,20 @@ impl Resolver {
             labels: std::sync::RwLock::new(Arc::new(Labels::load(&config.labels.extra_files)?)),
             store,
             in_flight: Default::default(),
-            auto_watch: config
-                .watch
-                .auto
-                .then_some(config.watch.default_every_seconds),
+            auto_watch: None,
             durability: Durability::Now,
             max_hops: config.limits.max_hops as usize,
             hop_timeout: Duration::from_millis(config.limits.hop_timeout_ms),
             total_timeout: Duration::from_millis(config.limits.total_timeout_ms),
             cache_ttl: Duration::from_secs(config.storage.cache_ttl_seconds),
         })
+    }
+
+    /// Resolutions for `source` add automatic watches when `watch.auto` is on and
+    /// `watch.auto_from` names `source` (opt-in: an ad-hoc run leaves nothing behind unasked).
+    pub fn watch_automatically(&mut self, watch: &crate::config::Watch, source: AutoSource) {
+        self.auto_watch = (watch.auto && watch.auto_from.contains(&source))
+            .then_some(watch.default_every_seconds);
     }
 
     /// Resolutions queue their store writes instead of waiting for each to reach the disk;
@@ -301,7 +306,7 @@ impl Resolver {
         key: &str,
         may_watch: bool,
     ) -> Result<Resolved, Unstored> {
-        let trace = self.follow(input, url).await;
+        let mut trace = self.follow(input, url).await;
         let Some(store) = &self.store else {
             return Ok(Resolved::unstored(trace));
         };
@@ -323,7 +328,13 @@ impl Resolver {
             let watch =
                 crate::store::WatchRecord::new(key.to_string(), every, true, crate::now_ms());
             match store.add_watch_if_absent(&watch).await {
-                Ok(true) => tracing::info!("watching {key} (it passes through a fake shortener)"),
+                Ok(true) => {
+                    tracing::info!("watching {key} (it passes through a fake shortener)");
+                    trace.watch_added = Some(crate::trace::WatchAdded {
+                        url: key.to_string(),
+                        every_seconds: every,
+                    });
+                }
                 Ok(false) => {}
                 Err(e) => tracing::error!("auto-watching {key} failed: {e}"),
             }
@@ -362,6 +373,7 @@ impl Resolver {
             elapsed_ms: None,
             evidence: None,
             screenshot: None,
+            watch_added: None,
         };
         // URL -> index of the hop that first visited it.
         let mut seen: HashMap<String, usize> = HashMap::new();

@@ -45,14 +45,15 @@ impl Resolved {
     }
 
     /// Writes the Trace's JSON: the bytes stored, with this caller's input, when this
-    /// resolution stored them (the Trace is encoded once, not again for printing).
+    /// resolution stored them (the Trace is encoded once, not again for printing), unless it
+    /// added a watch, which the stored bytes do not say.
     pub fn write_json(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
         match &self.stored {
-            Some(stored) => {
+            Some(stored) if self.trace.watch_added.is_none() => {
                 let json = stored.answer(Some(&self.trace.input), self.trace.cached);
                 out.write_all(&json.map_err(std::io::Error::other)?)
             }
-            None => Ok(serde_json::to_writer(out, &self.trace)?),
+            _ => Ok(serde_json::to_writer(out, &self.trace)?),
         }
     }
 }

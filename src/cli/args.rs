@@ -134,6 +134,20 @@ impl ConfigArg {
     }
 }
 
+/// `--server` and its token, for commands that can work through a running `hoptrace serve`
+/// (needed while it holds a sled store: one process at a time).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServerArg {
+    /// Work through the running server at ADDR (`host:port` or `http://host:port`) instead of
+    /// opening the store.
+    #[arg(long = "server", env = "HOPTRACE_SERVER", value_name = "ADDR")]
+    pub addr: Option<String>,
+    /// The server's API token (`server.api_tokens`); read from the environment only, so it
+    /// is never on a command line.
+    #[arg(skip = std::env::var("HOPTRACE_TOKEN").ok().filter(|t| !t.is_empty()))]
+    pub token: Option<String>,
+}
+
 #[derive(Args, Debug)]
 pub struct ScanArgs {
     #[command(flatten)]
@@ -149,6 +163,12 @@ pub struct ScanArgs {
     /// default a re-run skips them, so an interrupted scan resumes).
     #[arg(long)]
     pub rescan: bool,
+    /// Print links defanged (`hxxp://evil[.]example/…`), URLs nested in them too (default:
+    /// `output.defang`).
+    #[arg(long)]
+    pub defang: bool,
+    #[command(flatten)]
+    pub server: ServerArg,
     /// Docker Hub repository JSONL, or plain text; `-` reads stdin.
     #[arg(value_name = "FILE")]
     pub input: String,
@@ -192,6 +212,12 @@ pub struct CampaignsArgs {
     /// Leave out campaigns with fewer repositories.
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub min_repositories: usize,
+    /// Print links defanged (`hxxp://evil[.]example/…`), URLs nested in them too (default:
+    /// `output.defang`).
+    #[arg(long)]
+    pub defang: bool,
+    #[command(flatten)]
+    pub server: ServerArg,
 }
 
 #[derive(Args, Debug)]
@@ -211,9 +237,11 @@ pub struct ExportArgs {
     /// Only chains of this campaign's repositories (its id, as `hoptrace campaigns` shows).
     #[arg(long, value_name = "ID")]
     pub campaign: Option<String>,
-    /// Defang URLs and names (csv and txt).
+    /// Defang URLs and names, nested URLs too (csv and txt; default: `output.defang`).
     #[arg(long)]
     pub defang: bool,
+    #[command(flatten)]
+    pub server: ServerArg,
     /// Write to FILE instead of standard output.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -227,12 +255,20 @@ pub struct WatchArgs {
     #[arg(
         long,
         global = true,
+        env = "HOPTRACE_SERVER",
         default_value = "127.0.0.1:8080",
         value_name = "URL"
     )]
     pub server: String,
-    /// Bearer token, when the server has `server.api_tokens`.
-    #[arg(long, global = true, value_name = "T")]
+    /// Bearer token, when the server has `server.api_tokens` (better: `HOPTRACE_TOKEN`, kept
+    /// off the command line).
+    #[arg(
+        long,
+        global = true,
+        env = "HOPTRACE_TOKEN",
+        hide_env_values = true,
+        value_name = "T"
+    )]
     pub token: Option<String>,
     /// Print the server's JSON answer instead of a readable one.
     #[arg(long, global = true)]
@@ -296,9 +332,12 @@ pub struct ResolveArgs {
     #[arg(long)]
     pub json: bool,
     /// Print links defanged (`hxxp://evil[.]example/…`), URLs nested in them too: the input,
-    /// every hop's URL and host, where it ended. Safe to paste into a report or a chat.
+    /// every hop's URL and host, where it ended. Safe to paste into a report or a chat
+    /// (default: `output.defang`).
     #[arg(long)]
     pub defang: bool,
+    #[command(flatten)]
+    pub server: ServerArg,
     /// Use no store at all: nothing is read from the cache or written (implies --no-cache;
     /// the database is not opened, so it may be in use by a running `hoptrace serve`).
     #[arg(long)]
@@ -338,6 +377,12 @@ pub struct CompareArgs {
     /// Print the comparison as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Print links defanged (`hxxp://evil[.]example/…`), URLs nested in them too (default:
+    /// `output.defang`).
+    #[arg(long)]
+    pub defang: bool,
+    #[command(flatten)]
+    pub server: ServerArg,
     /// The link (defanged forms accepted).
     #[arg(value_name = "URL")]
     pub url: String,

@@ -1,12 +1,13 @@
-//! `hoptrace export`: the store's chains as MISP, STIX 2.1, CSV or text.
+//! `hoptrace export`: the store's chains as MISP, STIX 2.1, CSV or text; or a running
+//! server's (`--server`: `GET /v1/export`).
 
 use std::io::Write;
 
 use anyhow::Context;
 
 use crate::export::{gather, parse_since, render, ExportError, Filter, Format};
-use crate::store::Store;
 
+use super::client::{open_store, with_query, Remote};
 use super::*;
 
 pub(super) async fn export(args: ExportArgs) -> Result<(), Failure> {
@@ -16,26 +17,54 @@ pub(super) async fn export(args: ExportArgs) -> Result<(), Failure> {
         .format
         .parse()
         .map_err(|e| usage(anyhow::Error::from(e)))?;
-    let filter = Filter {
-        since_ms: args
-            .since
-            .as_deref()
-            .map(|s| parse_since(s, now))
-            .transpose()
-            .map_err(|e| usage(e.into()))?,
-        label: args.label,
-        campaign: args.campaign,
-        defang: args.defang,
+    // The config's default applies where it can (MISP and STIX carry values, not text);
+    // asked for on a MISP or STIX export, it is refused.
+    let flat = matches!(format, Format::Csv | Format::Txt);
+    let defang = args.defang || (config.output.defang && flat);
+    let (bytes, done) = match Remote::new(&args.server)? {
+        Some(remote) => {
+            let path = with_query(
+                "/v1/export",
+                &[
+                    ("format", Some(&args.format)),
+                    ("since", args.since.as_deref()),
+                    ("label", args.label.as_deref()),
+                    ("campaign", args.campaign.as_deref()),
+                    ("defang", defang.then_some("true")),
+                ],
+            );
+            let bytes = remote.document(&path).await?.to_vec();
+            (bytes, "exported by the server".to_string())
+        }
+        None => {
+            let filter = Filter {
+                since_ms: args
+                    .since
+                    .as_deref()
+                    .map(|s| parse_since(s, now))
+                    .transpose()
+                    .map_err(|e| usage(e.into()))?,
+                label: args.label,
+                campaign: args.campaign,
+                defang,
+            };
+            let store = open_store(&config, true).await?;
+            let max = config.limits.max_export_chains as usize;
+            let found = gather(&store, &filter, format, max, now)
+                .await
+                .map_err(|e| match e {
+                    ExportError::Campaign(_) | ExportError::TooMany { .. } => usage(e.into()),
+                    e => e.into(),
+                })?;
+            let bytes = render(&found, format, &filter).map_err(|e| usage(e.into()))?;
+            let done = format!(
+                "exported {} chains ({} indicators)",
+                found.chain_count,
+                found.indicators().len()
+            );
+            (bytes, done)
+        }
     };
-    let store = Store::open(&config.storage).await?;
-    let max = config.limits.max_export_chains as usize;
-    let found = gather(&store, &filter, format, max, now)
-        .await
-        .map_err(|e| match e {
-            ExportError::Campaign(_) | ExportError::TooMany { .. } => usage(e.into()),
-            e => e.into(),
-        })?;
-    let bytes = render(&found, format, &filter).map_err(|e| usage(e.into()))?;
     match &args.output {
         Some(path) => {
             std::fs::write(path, &bytes).with_context(|| format!("--output {}", path.display()))?
@@ -43,15 +72,11 @@ pub(super) async fn export(args: ExportArgs) -> Result<(), Failure> {
         None => {
             let mut out = std::io::stdout().lock();
             out.write_all(&bytes)?;
-            if format != Format::Csv && format != Format::Txt {
+            if format != Format::Csv && format != Format::Txt && !bytes.ends_with(b"\n") {
                 writeln!(out)?;
             }
         }
     }
-    eprintln!(
-        "exported {} chains ({} indicators)",
-        found.chain_count,
-        found.indicators().len()
-    );
+    eprintln!("{done}");
     Ok(())
 }

@@ -9,7 +9,6 @@ use crate::chain::Resolver;
 use crate::egress::Egress;
 use crate::hub::{scan_records, Crawler, HubApi, HubRecord, Source, TOKEN_VAR};
 use crate::scan::Scanner;
-use crate::store::Store;
 
 use super::*;
 
@@ -24,26 +23,30 @@ pub(super) async fn hub(args: HubArgs) -> Result<(), Failure> {
         ),
         None => None,
     };
-    let store = Store::open(&config.storage).await?;
+    let store = super::client::open_store(&config, false).await?;
     let egress = Egress::new(&config).map_err(|e| usage(e.into()))?;
     let token = std::env::var(TOKEN_VAR).ok();
     let api = HubApi::new(&config, egress, token.as_deref()).map_err(|e| usage(e.into()))?;
     let crawler = Crawler::new(api, Some(store.clone()), since);
     let scanner = match args.scan {
-        true => Some(Scanner::new(
-            Arc::new(Resolver::new(&config, Some(store)).map_err(|e| usage(e.into()))?),
-            true,
-            false,
-        )),
+        true => {
+            let mut resolver = Resolver::new(&config, Some(store)).map_err(|e| usage(e.into()))?;
+            resolver.watch_automatically(&config.watch, crate::config::AutoSource::Scan);
+            Some(Scanner::new(Arc::new(resolver), true, false))
+        }
         false => None,
     };
     let concurrency = config.limits.concurrency.max(1) as usize;
-    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let (scanner, json) = (&scanner, args.json);
+    let printing = Printing {
+        json: args.json,
+        defang: config.output.defang,
+        colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let scanner = &scanner;
     for source in &sources {
         let summary = crawler
             .crawl(source, |records| async move {
-                emit(records, scanner, json, colour, concurrency)
+                emit(records, scanner, printing, concurrency)
                     .await
                     .map_err(|e| format!("{e:#}"))
             })
@@ -69,15 +72,14 @@ pub(super) async fn hub(args: HubArgs) -> Result<(), Failure> {
 async fn emit(
     records: Vec<HubRecord>,
     scanner: &Option<Scanner>,
-    json: bool,
-    colour: bool,
+    printing: Printing,
     concurrency: usize,
 ) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let Some(scanner) = scanner else {
         let mut out = std::io::BufWriter::new(stdout.lock());
         for r in &records {
-            if json {
+            if printing.json {
                 serde_json::to_writer(&mut out, r)?;
                 writeln!(out)?;
             } else {
@@ -96,16 +98,10 @@ async fn emit(
     };
     scan_records(scanner, &records, concurrency, |_, s| {
         let mut out = stdout.lock();
-        let written: anyhow::Result<()> = (|| {
-            if json {
-                serde_json::to_writer(&mut out, &s)?;
-                writeln!(out)?;
-            } else {
-                write_scanned(&mut out, &s, colour)?;
-            }
-            Ok(out.flush()?)
-        })();
-        written.map_err(|e| format!("{e:#}"))
+        printing
+            .scanned(&mut out, &s)
+            .and_then(|()| out.flush())
+            .map_err(|e| e.to_string())
     })
     .await
     .map_err(anyhow::Error::msg)

@@ -172,22 +172,86 @@ impl Style {
     }
 }
 
-/// `trace` with its links defanged (`--defang`): the input, where it ended, and each hop's
-/// URL, host and the shortener it imitates.
-pub(super) fn defanged(trace: &Trace) -> Trace {
-    use crate::defang::defang;
-    let mut t = trace.clone();
-    for s in [&mut t.input, &mut t.final_url, &mut t.final_host] {
-        *s = defang(s);
+/// `value` with every link in it defanged (`--defang`, `output.defang`): the one
+/// [`crate::defang::defang_json`] the API's `?defang=true` uses too.
+pub(super) fn defanged<T>(value: &T) -> std::io::Result<T>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    crate::defang::defanged(value).map_err(std::io::Error::other)
+}
+
+/// Says on stderr that resolving `trace` added a watch (`watch.auto_from`): the CLI never
+/// leaves a watch behind silently.
+pub(super) fn announce_watch(trace: &Trace, defang: bool) {
+    if let Some(w) = &trace.watch_added {
+        let url = match defang {
+            true => crate::defang::defang(&w.url),
+            false => w.url.clone(),
+        };
+        eprintln!(
+            "hoptrace: now watching {} every {} s: it passes through a fake shortener (watch.auto_from); `hoptrace watch remove` stops it",
+            Shown(&url),
+            w.every_seconds
+        );
     }
-    for hop in &mut t.hops {
-        hop.url = defang(&hop.url);
-        hop.host = defang(&hop.host);
-        if let Some(imitates) = &mut hop.imitates {
-            *imitates = defang(imitates);
+}
+
+/// How a command prints what it found: a JSON line or a form for a person, links defanged
+/// or not (`--json`, `--defang`, `output.defang`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Printing {
+    pub json: bool,
+    pub defang: bool,
+    pub colour: bool,
+}
+
+impl Printing {
+    /// `value` as a JSON line or as `human` writes it, defanged first when asked.
+    fn print<T, W: Write>(
+        self,
+        out: &mut W,
+        value: &T,
+        human: impl FnOnce(&mut W, &T, bool) -> std::io::Result<()>,
+    ) -> std::io::Result<()>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let plain;
+        let value = match self.defang {
+            true => {
+                plain = defanged(value)?;
+                &plain
+            }
+            false => value,
+        };
+        match self.json {
+            true => {
+                serde_json::to_writer(&mut *out, value)?;
+                out.write_all(b"\n")
+            }
+            false => human(out, value, self.colour),
         }
     }
-    t
+
+    /// A Trace as `resolve` prints it; a watch its resolution added announced on stderr.
+    pub(super) fn trace(self, out: &mut impl Write, trace: &Trace) -> std::io::Result<()> {
+        announce_watch(trace, self.defang);
+        self.print(out, trace, |out, t, colour| write_human(out, t, colour))
+    }
+
+    /// A scanned repository as `scan` and `hub --scan` print it; each watch its links added
+    /// announced on stderr.
+    pub(super) fn scanned(
+        self,
+        out: &mut impl Write,
+        s: &crate::scan::Scanned,
+    ) -> std::io::Result<()> {
+        for link in &s.links {
+            announce_watch(&link.trace, self.defang);
+        }
+        self.print(out, s, |out, s, colour| write_scanned(out, s, colour))
+    }
 }
 
 /// A chain for a person: numbered hops with status, how each was reached, labels, and where
@@ -227,22 +291,29 @@ pub fn write_human(out: &mut impl Write, trace: &Trace, colour: bool) -> std::io
             )?;
         }
     }
-    let at = |what: &str| match trace.final_host.as_str() {
-        "" => what.to_string(),
-        host => format!("{what} {}", Shown(host)),
+    // Without a host (`javascript:...`) the URL follows the bare verb: "blocked: javascript:".
+    let hostless = trace.final_host.is_empty();
+    let at = |what: &str, bare: &str| match hostless {
+        true => format!("{bare}:"),
+        false => format!("{what} {}", Shown(&trace.final_host)),
     };
     let end = match trace.outcome {
-        Outcome::Landed => at("landed on"),
-        Outcome::Download => at("download from"),
-        Outcome::Blocked => at("blocked at"),
+        Outcome::Landed => at("landed on", "landed"),
+        Outcome::Download => at("download from", "download"),
+        Outcome::Blocked => at("blocked at", "blocked"),
         Outcome::Loop => format!("loop back to {}", Shown(&trace.final_url)),
         Outcome::TooManyHops => "too many hops".to_string(),
         Outcome::Timeout => "timed out".to_string(),
         Outcome::Error => "error".to_string(),
     };
     let mut summary = format!("  => {end}");
+    let placed = matches!(
+        trace.outcome,
+        Outcome::Landed | Outcome::Download | Outcome::Blocked
+    );
     if !trace.final_url.is_empty() && !matches!(trace.outcome, Outcome::Loop) {
-        summary.push_str(&format!("  {}", Shown(&trace.final_url)));
+        let sep = if hostless && placed { " " } else { "  " };
+        summary.push_str(&format!("{sep}{}", Shown(&trace.final_url)));
     }
     if let Some(e) = &trace.error {
         summary.push_str(&format!("  ({}: {})", Shown(&e.kind), Shown(&e.message)));

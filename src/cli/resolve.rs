@@ -9,21 +9,26 @@ use crate::chain::{Resolved, Resolver};
 use crate::store::Store;
 use crate::trace::Trace;
 
+use super::client::{open_store, Remote};
 use super::lines::{read_inputs, Unreadable};
-use super::render::defanged;
 use super::*;
 
 pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
     let mut config = args.config.load()?;
+    let defang = args.defang || config.output.defang;
+    if let Some(remote) = Remote::new(&args.server)? {
+        return through(&remote, args, defang).await;
+    }
     if let Some(dir) = &args.screenshot {
         config.browser.screenshots = true;
         std::fs::create_dir_all(dir).with_context(|| format!("--screenshot {}", dir.display()))?;
     }
     let store = match args.no_store {
         true => None,
-        false => Some(Store::open(&config.storage).await?),
+        false => Some(open_store(&config, true).await?),
     };
     let mut resolver = Resolver::new(&config, store.clone()).map_err(|e| usage(e.into()))?;
+    resolver.watch_automatically(&config.watch, crate::config::AutoSource::Resolve);
     // A printed line is on disk, but the store is flushed once per group of lines rather than
     // once per resolution, so the disk's latency does not hold up the resolutions.
     resolver.defer_durability();
@@ -36,6 +41,11 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
     let concurrency = (config.limits.concurrency as usize).max(1);
     let stdout = std::io::stdout();
     let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let printing = Printing {
+        json: args.json,
+        defang,
+        colour,
+    };
 
     // Inputs are read as they are needed (a list of millions is never held whole); each
     // resolution is its own task, so they spread over the cores, and its visit waits for one
@@ -116,20 +126,90 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
         }
         for resolved in ready.drain(..) {
             evidence.keep(&resolved.trace).await?;
-            match (args.json, args.defang) {
-                (true, false) => resolved.write_json(&mut out)?,
-                (true, true) => serde_json::to_writer(&mut out, &defanged(&resolved.trace))?,
-                (false, false) => write_human(&mut out, &resolved.trace, colour)?,
-                (false, true) => write_human(&mut out, &defanged(&resolved.trace), colour)?,
-            }
-            if args.json {
-                out.write_all(b"\n")?;
+            match (args.json, defang) {
+                (true, false) => {
+                    announce_watch(&resolved.trace, false);
+                    resolved.write_json(&mut out)?;
+                    out.write_all(b"\n")?;
+                }
+                _ => printing.trace(&mut out, &resolved.trace)?,
             }
         }
         out.flush()?;
     }
     producer.await.context("the resolution task failed")??;
     evidence.finish()?;
+    Ok(())
+}
+
+/// How many links go to the server in one batch: few enough that the first lines come soon.
+const REMOTE_BATCH: usize = 32;
+
+/// `resolve --server`: the links resolved by the running server (`POST /v1/resolve/batch`),
+/// its store keeping them, printed here in input order.
+async fn through(remote: &Remote, args: ResolveArgs, defang: bool) -> Result<(), Failure> {
+    let local_only = [
+        (args.screenshot.is_some(), "--screenshot"),
+        (args.har.is_some(), "--har"),
+        (args.no_store, "--no-store"),
+        (args.profile != crate::profile::DEFAULT, "--profile"),
+        (args.via != crate::chain::DIRECT, "--via"),
+    ];
+    if let Some((_, flag)) = local_only.iter().find(|(set, _)| *set) {
+        return Err(usage(anyhow::anyhow!(
+            "{flag} works on this machine's resolutions, not with --server"
+        )));
+    }
+    let printing = Printing {
+        json: args.json,
+        defang,
+        colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let mut inputs = std::pin::pin!(read_inputs(args.urls, REMOTE_BATCH));
+    let mut batch = Vec::with_capacity(REMOTE_BATCH);
+    let mut done = false;
+    while !done {
+        // Lines that cannot be links are answered here, in their place.
+        let mut answers: Vec<Option<Trace>> = Vec::new();
+        while batch.len() < REMOTE_BATCH {
+            match inputs.next().await {
+                None => {
+                    done = true;
+                    break;
+                }
+                Some(Ok(url)) => {
+                    batch.push(url);
+                    answers.push(None);
+                }
+                Some(Err(Unreadable::Line { line, why })) => {
+                    answers.push(Some(Trace::input_error(&line, why.to_string())))
+                }
+                Some(Err(e)) => return Err(e.into()),
+            }
+        }
+        if answers.is_empty() {
+            break;
+        }
+        let body = serde_json::json!({"urls": batch, "refresh": args.no_cache});
+        batch.clear();
+        let mut traces = Vec::new();
+        if body["urls"].as_array().is_some_and(|u| !u.is_empty()) {
+            let answer = remote
+                .json(http::Method::POST, "/v1/resolve/batch", Some(body))
+                .await?;
+            traces = serde_json::from_value::<Vec<Trace>>(answer["traces"].clone())
+                .context("the server's traces")?;
+        }
+        let mut traces = traces.into_iter();
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        for answer in answers {
+            if let Some(trace) = answer.or_else(|| traces.next()) {
+                printing.trace(&mut out, &trace)?;
+            }
+        }
+        out.flush()?;
+    }
     Ok(())
 }
 

@@ -6,14 +6,92 @@ use anyhow::Context;
 use futures_util::stream::StreamExt;
 
 use crate::chain::Resolver;
-use crate::store::Store;
 use crate::terminal::Shown;
 
+use super::client::Remote;
 use super::*;
+
+/// The most of a plain-text input `scan --server` sends as one document.
+const TEXT_MAX: u64 = 16 << 20;
+
+/// `scan --server`: each repository (a JSONL line), or the whole text, scanned by the running
+/// server (`POST /v1/scan`), which resolves, judges and keeps it; printed here in input order.
+async fn through(remote: &Remote, args: &ScanArgs, printing: Printing) -> Result<(), Failure> {
+    use std::io::Read;
+    let mut reader: Box<dyn BufRead + Send> = match args.input.as_str() {
+        "-" => Box::new(std::io::BufReader::new(std::io::stdin())),
+        path => Box::new(std::io::BufReader::new(
+            std::fs::File::open(path)
+                .with_context(|| format!("cannot read {path}"))
+                .map_err(usage)?,
+        )),
+    };
+    let mut first = String::new();
+    while first.trim().is_empty() {
+        if reader.read_line(&mut first)? == 0 {
+            break;
+        }
+    }
+    let mut requests: Box<dyn Iterator<Item = anyhow::Result<serde_json::Value>>> =
+        match first.trim_start().starts_with('{') {
+            true => Box::new(
+                std::iter::once(Ok(first))
+                    .chain(reader.lines().map(|l| l.map_err(anyhow::Error::from)))
+                    .filter(|l| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
+                    .map(|l| {
+                        let repo: serde_json::Value = serde_json::from_str(&l?)?;
+                        Ok(serde_json::json!({"repository": repo, "refresh": args.no_cache}))
+                    }),
+            ),
+            false => {
+                let mut text = first;
+                reader.take(TEXT_MAX).read_to_string(&mut text)?;
+                let body = serde_json::json!({"text": text, "refresh": args.no_cache});
+                Box::new(std::iter::once(Ok(body)))
+            }
+        };
+    let (mut scanned, mut bad) = (0usize, 0usize);
+    let stdout = std::io::stdout();
+    for request in requests.by_ref() {
+        let answer = match request {
+            Ok(body) => {
+                remote
+                    .json(http::Method::POST, "/v1/scan", Some(body))
+                    .await
+            }
+            Err(e) => Err(Failure::from(e)),
+        };
+        let answer = answer
+            .and_then(|a| serde_json::from_value::<crate::scan::Scanned>(a).map_err(Failure::from));
+        match answer {
+            Ok(s) => {
+                scanned += 1;
+                let mut out = stdout.lock();
+                printing.scanned(&mut out, &s)?;
+                out.flush()?;
+            }
+            Err(e) => {
+                bad += 1;
+                eprintln!("hoptrace: skipped: {:#}", Shown(&e.error));
+            }
+        }
+    }
+    eprintln!("scanned {scanned} repositories through the server; {bad} skipped");
+    Ok(())
+}
 
 pub(super) async fn scan(args: ScanArgs) -> Result<(), Failure> {
     use crate::scan::{documents, Scanner, Verdict};
     let config = args.config.load()?;
+    let defang = args.defang || config.output.defang;
+    let printing = Printing {
+        json: args.json,
+        defang,
+        colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    if let Some(remote) = Remote::new(&args.server)? {
+        return through(&remote, &args, printing).await;
+    }
     let (reader, source, total): (Box<dyn BufRead + Send>, String, Option<u64>) =
         if args.input == "-" {
             (
@@ -43,9 +121,10 @@ pub(super) async fn scan(args: ScanArgs) -> Result<(), Failure> {
                 Some(lines),
             )
         };
-    let store = Store::open(&config.storage).await?;
-    let resolver =
-        std::sync::Arc::new(Resolver::new(&config, Some(store)).map_err(|e| usage(e.into()))?);
+    let store = super::client::open_store(&config, true).await?;
+    let mut resolver = Resolver::new(&config, Some(store)).map_err(|e| usage(e.into()))?;
+    resolver.watch_automatically(&config.watch, crate::config::AutoSource::Scan);
+    let resolver = std::sync::Arc::new(resolver);
     let concurrency = config.limits.concurrency as usize;
     let scanner = Scanner::new(resolver, !args.no_cache, args.rescan);
 
@@ -64,7 +143,6 @@ pub(super) async fn scan(args: ScanArgs) -> Result<(), Failure> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
 
     // Documents are read as they are needed (a dump of millions of repositories is never
     // held whole); `buffered` scans `concurrency` repositories at once and keeps input order.
@@ -91,12 +169,7 @@ pub(super) async fn scan(args: ScanArgs) -> Result<(), Failure> {
                 counts[scanned.verdict as usize] += 1;
                 resumed += usize::from(scanned.resumed);
                 bar.suspend(|| -> std::io::Result<()> {
-                    if args.json {
-                        serde_json::to_writer(&mut out, &scanned)?;
-                        out.write_all(b"\n")?;
-                    } else {
-                        write_scanned(&mut out, &scanned, colour)?;
-                    }
+                    printing.scanned(&mut out, &scanned)?;
                     out.flush()
                 })?;
             }

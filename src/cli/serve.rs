@@ -33,6 +33,14 @@ pub(super) async fn serve(args: ServeArgs) -> Result<(), Failure> {
     tracing::info!("hoptrace serving on http://{addr}");
     println!("listening on http://{addr}");
     std::io::stdout().flush()?;
+    // Beside the sled store it holds: where a command that finds the store in use is sent.
+    let addr_file = (config.storage.backend == crate::config::StorageBackend::Sled)
+        .then(|| config.storage.path.join(super::client::SERVE_ADDR_FILE));
+    if let Some(file) = &addr_file {
+        if let Err(e) = std::fs::write(file, addr.to_string()) {
+            tracing::warn!("cannot write {}: {e}", file.display());
+        }
+    }
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -57,7 +65,11 @@ pub(super) async fn serve(args: ServeArgs) -> Result<(), Failure> {
         }
         tracing::info!("shutting down: finishing requests in flight");
     };
-    service.run(listener, shutdown, SHUTDOWN_GRACE).await?;
+    let ran = service.run(listener, shutdown, SHUTDOWN_GRACE).await;
+    if let Some(file) = &addr_file {
+        let _ = std::fs::remove_file(file);
+    }
+    ran?;
     tracing::info!("stopped; the store is flushed");
     Ok(())
 }

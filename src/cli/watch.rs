@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::client::call_server;
+use super::client::{answered, call_server};
 use super::*;
 use crate::terminal::Shown;
 
@@ -37,12 +37,7 @@ pub(super) async fn watch(args: WatchArgs) -> Result<(), Failure> {
     };
     let (status, answer) =
         call_server(&args.server, args.token.as_deref(), method, &path, body).await?;
-    if !(200..300).contains(&status) {
-        let message = answer["error"]["message"]
-            .as_str()
-            .map_or(answer.to_string(), str::to_string);
-        return Err(anyhow::anyhow!("the server answered {status}: {message}").into());
-    }
+    answered(status, &answer)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if args.json {

@@ -17,10 +17,11 @@ pub const DEFAULT_PATH: &str = "resolver-config/hoptrace.toml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
+    /// The OS error is in the message, not a `source` too (printed once, not twice).
+    #[error("cannot read config {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("config {path}: {message}")]
     Syntax { path: PathBuf, message: String },
@@ -47,6 +48,7 @@ pub struct Config {
     pub labels: Labels,
     pub watch: Watch,
     pub hub: Hub,
+    pub output: Output,
     /// Client profiles by name (`[profiles.NAME]`), on top of the built-in ones.
     pub profiles: std::collections::BTreeMap<String, Profile>,
     pub egress: EgressPoints,
@@ -410,9 +412,14 @@ pub struct Watch {
     pub default_every_seconds: u64,
     /// The shortest interval a watch may ask for.
     pub min_every_seconds: u64,
-    /// Watch every link whose resolution passes through a fake or lookalike shortener,
-    /// whoever asked for it.
+    /// Whether links whose resolution passes through a fake or lookalike shortener may be
+    /// watched automatically at all; which resolutions do it is `auto_from`.
     pub auto: bool,
+    /// Which resolutions add those automatic watches: any of `resolve` (the CLI command),
+    /// `scan` (`hoptrace scan` and `hub --scan`) and `api` (the server's calls and web view).
+    /// Empty (the default): none; an ad-hoc run never leaves a watch behind unasked. Each
+    /// watch added is announced where it is made (stderr, and `watch_added` in the Trace).
+    pub auto_from: Vec<AutoSource>,
     /// Observations kept per watched link (the newest).
     pub max_observations: u64,
     /// Events (`new-landing-host`, `relabel`) are POSTed here as JSON, through the egress
@@ -432,12 +439,37 @@ impl Default for Watch {
             default_every_seconds: 21600,
             min_every_seconds: 1,
             auto: true,
+            auto_from: Vec::new(),
             max_observations: 1000,
             webhook_url: String::new(),
             webhook_backoff_ms: 1000,
             lease_seconds: 120,
         }
     }
+}
+
+/// Where a resolution was asked for, as `watch.auto_from` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum AutoSource {
+    /// `hoptrace resolve`.
+    Resolve,
+    /// `hoptrace scan` and `hoptrace hub --scan`.
+    Scan,
+    /// The server: its API calls and the web view.
+    Api,
+}
+
+/// `[output]`: how the commands print what they found.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, default)]
+pub struct Output {
+    /// Print links defanged (`hxxp://evil[.]example/...`, nested URLs too) by default, as
+    /// `--defang` does, in every command that prints links (`resolve`, `scan`, `compare`,
+    /// `campaigns`, `export` csv and txt).
+    pub defang: bool,
 }
 
 /// `[hub]`: Docker Hub as a source (`hoptrace hub`).
@@ -529,9 +561,9 @@ impl Config {
     }
 
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let mut config = Config::parse(&text, path)?;
         let base = path.parent().unwrap_or(Path::new("."));

@@ -35,7 +35,10 @@ pub enum EgressError {
     Scheme(String),
     /// Policy: the host is, or resolves to, a denied address. Nothing was connected to.
     /// `host` is the name that resolved to it (`None` for an IP literal).
-    #[error("{}{denied}", host.as_ref().map(|h| format!("{h} resolves to ")).unwrap_or_default())]
+    #[error("{} {denied}, which the egress policy refuses", match host {
+        Some(h) => format!("{h} resolves to"),
+        None => "the address".to_string(),
+    })]
     Denied {
         host: Option<String>,
         denied: Denied,

@@ -84,7 +84,11 @@ pub struct Denied {
 
 impl std::fmt::Display for Denied {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} is {} ({})", self.addr, self.what, self.range)
+        write!(
+            f,
+            "{}, in the {} range ({})",
+            self.addr, self.what, self.range
+        )
     }
 }
 

@@ -57,7 +57,7 @@ pub enum ExportError {
     Since(String),
     #[error("no campaign {0:?} (hoptrace campaigns lists them)")]
     Campaign(String),
-    #[error("--defang is for csv and txt: MISP and STIX carry indicators as values and patterns")]
+    #[error("defang: only csv and txt exports are defanged; MISP and STIX carry indicators as values and patterns")]
     Defang,
     /// A MISP or STIX document is built whole: past the cap it is refused, not grown.
     #[error("more than {max} chains match (limits.max_export_chains): narrow the export with since, label or campaign, or export csv or txt, which have no such limit")]

@@ -4,6 +4,7 @@
 //! address outside 127.0.0.0/8.
 #![allow(dead_code)]
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -273,6 +274,31 @@ pub fn run_hoptrace(args: &[&str]) -> (String, String, bool) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
         out.status.success(),
+    )
+}
+
+/// Runs `cmd` with `stdin`: exit code, stdout, stderr.
+pub fn run_command(
+    mut cmd: std::process::Command,
+    stdin: impl AsRef<[u8]>,
+) -> (i32, String, String) {
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_ref())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
 

@@ -457,7 +457,17 @@ async fn domains(State(api): State<Arc<Api>>, v: Viewer, q: Params) -> Result<Re
 }
 
 async fn domain(State(api): State<Arc<Api>>, v: Viewer, q: Params) -> Result<Response, UiError> {
-    let d = q.required("d").map_err(|e| v.fail(e))?.to_ascii_lowercase();
+    // `d`, or `domain` as people write it by hand.
+    let d = q
+        .get("d")
+        .or_else(|| q.get("domain"))
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| {
+            v.fail(ApiError::bad_request(
+                "missing query parameter d: the landing domain, as in /ui/domain?d=example.com",
+            ))
+        })?
+        .to_ascii_lowercase();
     let fail = |e: crate::store::StoreError| v.fail(e.into());
     let record = api.store.domain(&d).await.map_err(fail)?;
     let record =
