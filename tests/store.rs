@@ -665,6 +665,7 @@ async fn repository_writes_move_the_version() {
             labels: vec![],
             scanned_at: "2026-12-02T00:00:00Z".into(),
             last_updated: None,
+            date_registered: None,
         };
         let store = &b.store;
         let v0 = store.repositories_version().await.unwrap();
