@@ -165,7 +165,9 @@ pub fn event(found: &Found) -> Value {
                 let di = uuid_of(&["misp-object", "domain-ip", &key]);
                 objects.entry(di.clone()).or_insert_with(|| {
                     let mut a = named;
-                    a.push(attr("ip", "ip-dst", ip, bad, at));
+                    // The address the name resolved to: an observable, never `to_ids` for the
+                    // name's labels (a CDN or host shared with innocent sites).
+                    a.push(attr("ip", "ip-dst", ip, false, at));
                     object("domain-ip", DOMAIN_IP_TEMPLATE, &key, a)
                 });
                 refs.insert((url_key.clone(), di, "resolves-to"));
