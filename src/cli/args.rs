@@ -78,7 +78,9 @@ mod examples {
   HOPTRACE_HUB_TOKEN=... hoptrace hub --json --repositories names.txt";
     pub const CAMPAIGNS: &str = "Examples:
   hoptrace campaigns
-  hoptrace campaigns --json --min-repositories 5";
+  hoptrace campaigns --json --min-repositories 5
+  hoptrace campaigns --timeline --json          # one campaign's days a line
+  hoptrace campaigns --members c-56d53773cbf5   # one repository a line (JSON)";
     pub const COMPARE: &str = "Examples:
   hoptrace compare 'http://cloak.example/go'                 # every built-in profile
   hoptrace compare --profiles windows-chrome,crawler --via nl 'http://cloak.example/go'";
@@ -186,12 +188,21 @@ pub struct HubArgs {
 pub struct CampaignsArgs {
     #[command(flatten)]
     pub config: ConfigArg,
-    /// `{"campaigns": [...]}` as GET /v1/campaigns answers, instead of a table.
+    /// `{"campaigns": [...]}` as GET /v1/campaigns answers (written one campaign at a time),
+    /// instead of a table; with --timeline or --members, one JSON object a line.
     #[arg(long)]
     pub json: bool,
-    /// Leave out campaigns with fewer repositories.
+    /// Leave out campaigns with fewer repositories (counting those their own links group).
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub min_repositories: usize,
+    /// Repositories per day per campaign (Docker Hub `date_registered`, else `last_updated`),
+    /// days at 10x the median of the 28 days before or more flagged as anomalies.
+    #[arg(long, conflicts_with = "members")]
+    pub timeline: bool,
+    /// Every repository of this campaign (its id; `all` for every campaign's), with how it
+    /// joined (`links` or `publisher`), its verdict and reasons.
+    #[arg(long, value_name = "ID")]
+    pub members: Option<String>,
 }
 
 #[derive(Args, Debug)]
