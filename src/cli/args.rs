@@ -209,7 +209,9 @@ pub struct CampaignsArgs {
 pub struct ExportArgs {
     #[command(flatten)]
     pub config: ConfigArg,
-    /// misp, stix, csv or txt.
+    /// misp, stix, csv or txt. misp: MISP events as JSON lines, one event per campaign and,
+    /// for chains of no campaign, one per landing domain; a group of more than 1,000 chains
+    /// is split into numbered parts (`part 2 of 3` in the event's info).
     #[arg(long, value_name = "FORMAT")]
     pub format: String,
     /// Only chains stored since then: an RFC 3339 time, or a duration back from now (7d).
@@ -219,7 +221,8 @@ pub struct ExportArgs {
     /// it).
     #[arg(long, value_name = "LABEL")]
     pub label: Option<String>,
-    /// Only chains of this campaign's repositories (its id, as `hoptrace campaigns` shows).
+    /// Only chains that passed this campaign's infrastructure (its id, as `hoptrace
+    /// campaigns` shows).
     #[arg(long, value_name = "ID")]
     pub campaign: Option<String>,
     /// Defang URLs and names (csv and txt).

@@ -43,7 +43,7 @@ pub(super) async fn export(args: ExportArgs) -> Result<(), Failure> {
         None => {
             let mut out = std::io::stdout().lock();
             out.write_all(&bytes)?;
-            if format != Format::Csv && format != Format::Txt {
+            if format == Format::Stix {
                 writeln!(out)?;
             }
         }

@@ -42,7 +42,8 @@ impl Format {
     /// The media type of an export in this format.
     pub fn content_type(self) -> &'static str {
         match self {
-            Format::Misp | Format::Stix => "application/json",
+            Format::Misp => "application/x-ndjson",
+            Format::Stix => "application/json",
             Format::Csv => "text/csv; charset=utf-8",
             Format::Txt => "text/plain; charset=utf-8",
         }
@@ -376,7 +377,7 @@ pub fn render(found: &Found, format: Format, filter: &Filter) -> Result<Vec<u8>,
     }
     let json = |v: serde_json::Value| serde_json::to_vec_pretty(&v).unwrap_or_default();
     Ok(match format {
-        Format::Misp => json(misp::event(found)),
+        Format::Misp => misp::events(found),
         Format::Stix => json(stix::bundle(found)),
         Format::Csv => flat::csv(found, filter),
         Format::Txt => flat::txt(found, filter),
@@ -496,7 +497,7 @@ mod tests {
             bundle.contains("[ipv4-addr:value = '198.51.100.7']"),
             "{bundle}"
         );
-        let event = misp::event(&found);
+        let event = misp::event(&found.chains.iter().collect::<Vec<_>>(), "test", 10);
         let attrs: Vec<&serde_json::Value> = event["Event"]["Object"]
             .as_array()
             .unwrap()
@@ -511,6 +512,48 @@ mod tests {
         };
         assert_eq!(ip("203.0.113.5"), Some(serde_json::json!(false)));
         assert_eq!(ip("198.51.100.7"), Some(serde_json::json!(true)));
+    }
+
+    /// MISP: one event per landing domain (no campaign here), a group larger than an event
+    /// holds split into numbered parts, each a line.
+    #[test]
+    fn misp_events_are_bounded_and_one_a_line() {
+        let mut chains: Vec<Chain> = (0..misp::CHAINS_PER_EVENT + 1)
+            .map(|i| {
+                chain(
+                    &format!("i{i}"),
+                    &[&format!("http://a.land.test/{i}")],
+                    Outcome::Landed,
+                    1,
+                )
+            })
+            .collect();
+        chains.push(chain("j", &["http://other.test/"], Outcome::Landed, 1));
+        let found = Found {
+            chain_count: chains.len(),
+            chains,
+            campaigns: Vec::new(),
+            now_ms: 10,
+            folded: None,
+        };
+        let out = String::from_utf8(misp::events(&found)).unwrap();
+        let infos: Vec<String> = out
+            .lines()
+            .map(|l| {
+                let e: serde_json::Value = serde_json::from_str(l).unwrap();
+                let objects = e["Event"]["Object"].as_array().unwrap().len();
+                assert!(objects <= misp::CHAINS_PER_EVENT, "{objects}");
+                e["Event"]["info"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(
+            infos,
+            [
+                "hoptrace: landing domain land.test, part 1 of 2: 1000 redirect chains and where they land",
+                "hoptrace: landing domain land.test, part 2 of 2: 1 redirect chains and where they land",
+                "hoptrace: landing domain other.test: 1 redirect chains and where they land",
+            ]
+        );
     }
 
     #[test]

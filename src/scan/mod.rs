@@ -435,7 +435,7 @@ mod tests {
         assert_eq!(got[0].as_ref().unwrap().repository, "a/b");
         match &got[1] {
             Err(ScanError::Line { line: 2, message }) => assert!(message.contains("longer than")),
-            other => panic!("{other:?}"),
+            other => panic!("{:?}", other.as_ref().map(|d| &d.repository)),
         }
         assert_eq!(got[2].as_ref().unwrap().repository, "c/d");
         let text = format!("notes\n{}\n", "b".repeat(MAX_LINE));
