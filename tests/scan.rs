@@ -16,6 +16,14 @@ fn hoptrace(args: &[&str], config: &Path) -> (String, String, bool) {
     run_hoptrace(&all)
 }
 
+/// A test environment, the synthetic hub's internet, and a config that does not slow it.
+async fn hub_env() -> (TestEnv, HubInternet, std::path::PathBuf) {
+    let env = TestEnv::new().await;
+    let hub = HubInternet::start(&env.dns).await;
+    let cfg = env.write_config("[limits]\nper_host_per_second = 1000.0\n");
+    (env, hub, cfg)
+}
+
 fn jsonl(s: &str) -> Vec<Value> {
     s.lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -283,10 +291,8 @@ async fn the_hub_dump_is_judged_resumed_and_clustered() {
 /// (the metadata address) is no landing; the timeline counts repositories per day created.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_carry_their_repositories_and_blocked_chains_land_nowhere() {
-    let env = TestEnv::new().await;
-    let hub = HubInternet::start(&env.dns).await;
+    let (env, hub, cfg) = hub_env().await;
     let p = hub.server.port();
-    let cfg = env.write_config("[limits]\nper_host_per_second = 1000.0\n");
     let line = |ns: &str, name: &str, text: String, day: &str| {
         json!({"namespace": ns, "name": name, "description": text,
                "date_registered": format!("{day}T00:00:00Z")})
@@ -386,10 +392,8 @@ async fn accounts_carry_their_repositories_and_blocked_chains_land_nowhere() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_text_and_bad_lines() {
-    let env = TestEnv::new().await;
-    let hub = HubInternet::start(&env.dns).await;
+    let (env, hub, cfg) = hub_env().await;
     let p = hub.server.port();
-    let cfg = env.write_config("[limits]\nper_host_per_second = 1000.0\n");
     let notes = env.dir.path().join("notes.md");
     std::fs::write(
         &notes,

@@ -270,7 +270,7 @@ impl Clusters {
         let ids: Vec<(&String, &u32)> = self.ids.iter().collect();
         for (key, &n) in ids {
             let root = self.sets.find(n);
-            if !sums.get(&root).is_some_and(|s| s.linked >= min) {
+            if sums.get(&root).is_none_or(|s| s.linked < min) {
                 continue;
             }
             let k = keys.entry(root).or_default();
