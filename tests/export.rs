@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,6 +15,13 @@ fn hoptrace(args: &[&str], config: &Path) -> (String, String, bool) {
     let mut all = args.to_vec();
     all.extend(["--config", config.to_str().unwrap()]);
     run_hoptrace(&all)
+}
+
+/// A MISP export: one event a line.
+fn misp_events(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,31 +79,51 @@ async fn exports_of_the_hub_scan_validate() {
     // MISP.
     let (out, err, ok) = hoptrace(&["export", "--format", "misp"], &cfg);
     assert!(ok, "{err}");
-    let event: serde_json::Value = serde_json::from_str(&out).unwrap();
     if let Some(dir) = std::env::var_os("HOPTRACE_KEEP_EXPORTS") {
-        std::fs::write(Path::new(&dir).join("hub.misp.json"), &out).unwrap();
+        std::fs::write(Path::new(&dir).join("hub.misp.jsonl"), &out).unwrap();
     }
-    let said = check_misp(&event);
-    let mut f = said.split_whitespace();
-    let objects: usize = f.next().unwrap().parse().unwrap();
-    let tags: usize = f.next().unwrap().parse().unwrap();
-    let to_ids: usize = f.next().unwrap().parse().unwrap();
-    let refs: usize = f.next().unwrap().parse().unwrap();
-    let names: serde_json::Value = serde_json::from_str(f.next().unwrap()).unwrap();
-    assert!(objects > 10 && tags > 2 && refs > 0, "{said}");
+    // One event a line: one per campaign, one per landing domain of the other chains.
+    let events = misp_events(&out);
+    let infos: Vec<&str> = events
+        .iter()
+        .map(|e| e["Event"]["info"].as_str().unwrap())
+        .collect();
     assert!(
-        names["url"].as_u64().unwrap() > 0 && names["domain-ip"].as_u64().unwrap() > 0,
-        "{said}"
+        infos.iter().filter(|i| i.contains(": campaign c-")).count() >= 4,
+        "{infos:?}"
     );
     assert!(
-        names["file"].as_u64().unwrap_or(0) > 0,
-        "the hub's downloads: {said}"
+        infos.iter().any(|i| i.contains(": landing domain ")),
+        "{infos:?}"
+    );
+    let (mut objects, mut tags, mut to_ids, mut refs) = (0, 0, 0, 0);
+    let mut names: BTreeMap<String, u64> = BTreeMap::new();
+    for event in &events {
+        let said = check_misp(event);
+        let mut f = said.split_whitespace();
+        let mut next = || f.next().unwrap().to_string();
+        objects += next().parse::<usize>().unwrap();
+        tags += next().parse::<usize>().unwrap();
+        to_ids += next().parse::<usize>().unwrap();
+        refs += next().parse::<usize>().unwrap();
+        let counted: BTreeMap<String, u64> = serde_json::from_str(&next()).unwrap();
+        for (k, v) in counted {
+            *names.entry(k).or_default() += v;
+        }
+    }
+    assert!(
+        objects > 10 && tags > 2 && refs > 0,
+        "{objects} {tags} {refs}"
+    );
+    assert!(names["url"] > 0 && names["domain-ip"] > 0, "{names:?}");
+    assert!(
+        names.get("file").copied().unwrap_or(0) > 0,
+        "the hub's downloads: {names:?}"
     );
     // `to_ids` only on what a malicious label marks.
-    let all_attrs: Vec<&serde_json::Value> = event["Event"]["Object"]
-        .as_array()
-        .unwrap()
+    let all_attrs: Vec<&serde_json::Value> = events
         .iter()
+        .flat_map(|e| e["Event"]["Object"].as_array().unwrap())
         .flat_map(|o| o["Attribute"].as_array().unwrap())
         .collect();
     assert_eq!(
@@ -199,8 +227,15 @@ async fn exports_of_the_hub_scan_validate() {
         .count();
     assert_eq!(infra, 1, "the one campaign");
     let (_serving, addr) = serve_binary(&cfg);
-    let api = call(addr, "GET", "/v1/export?format=misp", None, None).await;
+    let path = format!("/v1/export?format=misp&campaign={id}");
+    let api = call(addr, "GET", &path, None, None).await;
     assert_eq!(api.status, 200);
+    assert_eq!(api.headers["content-type"], "application/x-ndjson");
+    // One campaign, one event: its one line reads as one JSON value.
+    assert!(api.body["Event"]["info"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("campaign {id}")));
     check_misp(&api.body);
     let bad = get(addr, "/v1/export?format=stix&defang=1", None).await;
     assert_eq!((bad.status, error_code(&bad)), (400, "bad_request"));
@@ -472,12 +507,13 @@ async fn hostile_urls_and_hosts_keep_stix_and_misp_valid() {
 
     let (out, err, ok) = hoptrace(&["export", "--format", "misp"], &cfg);
     assert!(ok, "{err}");
-    let event: serde_json::Value = serde_json::from_str(&out).unwrap();
-    check_misp(&event);
-    let attrs: Vec<(&str, &str)> = event["Event"]["Object"]
-        .as_array()
-        .unwrap()
+    let events = misp_events(&out);
+    for event in &events {
+        check_misp(event);
+    }
+    let attrs: Vec<(&str, &str)> = events
         .iter()
+        .flat_map(|e| e["Event"]["Object"].as_array().unwrap())
         .flat_map(|o| o["Attribute"].as_array().unwrap())
         .map(|a| (a["type"].as_str().unwrap(), a["value"].as_str().unwrap()))
         .collect();

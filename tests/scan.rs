@@ -16,6 +16,14 @@ fn hoptrace(args: &[&str], config: &Path) -> (String, String, bool) {
     run_hoptrace(&all)
 }
 
+/// A test environment, the synthetic hub's internet, and a config that does not slow it.
+async fn hub_env() -> (TestEnv, HubInternet, std::path::PathBuf) {
+    let env = TestEnv::new().await;
+    let hub = HubInternet::start(&env.dns).await;
+    let cfg = env.write_config("[limits]\nper_host_per_second = 1000.0\n");
+    (env, hub, cfg)
+}
+
 fn jsonl(s: &str) -> Vec<Value> {
     s.lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -145,31 +153,31 @@ async fn the_hub_dump_is_judged_resumed_and_clustered() {
                 .insert(name(r));
         }
     }
-    let got: BTreeSet<BTreeSet<String>> = campaigns
-        .iter()
-        .map(|c| {
-            c["repositories"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r.as_str().unwrap().to_string())
-                .collect()
-        })
-        .collect();
+    // Every member, streamed: a campaign's summary lists only its first 100 repositories.
+    let (out, err, ok) = hoptrace(&["campaigns", "--members", "all"], &cfg);
+    assert!(ok, "{err}");
+    let mut members: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut campaign_of: BTreeMap<String, String> = BTreeMap::new();
+    for m in jsonl(&out) {
+        let (c, r) = (
+            m["campaign"].as_str().unwrap(),
+            m["repository"].as_str().unwrap(),
+        );
+        members.entry(c.into()).or_default().insert(r.into());
+        campaign_of.insert(r.into(), c.into());
+    }
+    let got: BTreeSet<BTreeSet<String>> = members.values().cloned().collect();
     assert_eq!(got, want.values().cloned().collect(), "clusters");
+    for c in &campaigns {
+        let all = &members[c["id"].as_str().unwrap()];
+        assert_eq!(c["repository_count"], all.len());
+        let sample: Vec<&String> = all.iter().take(100).collect();
+        assert_eq!(c["repositories"], json!(sample));
+        assert_eq!(c["truncated"], all.len() > 100);
+    }
     let by_group = |group: &str| {
-        let first = want[group].iter().next().unwrap();
-        campaigns
-            .iter()
-            .find(|c| {
-                c["repositories"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|r| r == first.as_str())
-            })
-            .unwrap()
-            .clone()
+        let id = &campaign_of[want[group].iter().next().unwrap()];
+        campaigns.iter().find(|c| &c["id"] == id).unwrap().clone()
     };
     let dl = by_group("downloader");
     assert_eq!(dl["landing_hosts"], json!(["totrakto.com"]));
@@ -224,6 +232,19 @@ async fn the_hub_dump_is_judged_resumed_and_clustered() {
     let page = get(a, "/v1/campaigns?limit=1&offset=1", None).await;
     assert_eq!(page.body["campaigns"], json!([campaigns[1]]));
     assert_eq!(page.body["next_offset"], 2);
+    // The same page by the cursor the first one gives.
+    let first = get(a, "/v1/campaigns?limit=1", None).await;
+    let cursor = first.body["next_cursor"].as_str().unwrap().to_string();
+    let by_cursor = get(a, &format!("/v1/campaigns?limit=1&cursor={cursor}"), None).await;
+    assert_eq!(by_cursor.body["campaigns"], page.body["campaigns"]);
+    assert_eq!(by_cursor.body["next_cursor"], page.body["next_cursor"]);
+    let bad = get(a, "/v1/campaigns?cursor=zz", None).await;
+    assert_eq!((bad.status, error_code(&bad)), (400, "bad_request"));
+    let domains = get(a, "/v1/domains?limit=1", None).await;
+    let next = domains.body["next_cursor"].as_str().unwrap();
+    let second = get(a, &format!("/v1/domains?limit=1&cursor={next}"), None).await;
+    let by_offset = get(a, "/v1/domains?limit=1&offset=1", None).await;
+    assert_eq!(second.body["domains"], by_offset.body["domains"]);
     let p = hub.server.port();
     let fresh = json!({"repository": {
         "namespace": "latecomer", "name": "photoshop-free",
@@ -253,10 +274,11 @@ async fn the_hub_dump_is_judged_resumed_and_clustered() {
         .find(|c| c["id"] == dl_id)
         .unwrap()
         .clone();
-    assert!(dl_now["repositories"]
-        .as_array()
-        .unwrap()
-        .contains(&json!("latecomer/photoshop-free")));
+    assert_eq!(
+        dl_now["repository_count"],
+        dl["repository_count"].as_u64().unwrap() + 1,
+        "latecomer/photoshop-free joined"
+    );
     let r = post(a, "/v1/scan", json!({"text": "x", "repository": {}}), None).await;
     assert_eq!((r.status, error_code(&r)), (400, "bad_request"));
     let r = get(a, "/v1/campaigns?limit=5000", None).await;
@@ -264,12 +286,114 @@ async fn the_hub_dump_is_judged_resumed_and_clustered() {
     drop(child);
 }
 
+/// As the report grouped: an account that published campaign repositories carries its
+/// linkless one into the campaign with a `publisher` reason; a link the egress policy refuses
+/// (the metadata address) is no landing; the timeline counts repositories per day created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_carry_their_repositories_and_blocked_chains_land_nowhere() {
+    let (env, hub, cfg) = hub_env().await;
+    let p = hub.server.port();
+    let line = |ns: &str, name: &str, text: String, day: &str| {
+        json!({"namespace": ns, "name": name, "description": text,
+               "date_registered": format!("{day}T00:00:00Z")})
+        .to_string()
+    };
+    let lines = [
+        line(
+            "dlacct1",
+            "crack-a",
+            format!("get it http://blltly.com:{p}/a1 or http://169.254.169.254/latest/meta-data"),
+            "2023-01-01",
+        ),
+        line(
+            "dlacct2",
+            "crack-b",
+            format!("http://tinurll.com:{p}/b1"),
+            "2023-01-02",
+        ),
+        line("dlacct1", "readme", "no link at all".into(), "2023-01-03"),
+        line("bystander", "tool", "no link either".into(), "2023-01-03"),
+    ];
+    let input = env.dir.path().join("repos.jsonl");
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let (out, err, ok) = hoptrace(&["scan", "--json", input.to_str().unwrap()], &cfg);
+    assert!(ok, "{err}");
+    let scanned = jsonl(&out);
+    assert_eq!(scanned[2]["verdict"], "clean", "its own text shows nothing");
+    assert!(
+        scanned[0]["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["outcome"] == "blocked"),
+        "{out}"
+    );
+
+    let (out, err, ok) = hoptrace(&["campaigns", "--json"], &cfg);
+    assert!(ok, "{err}");
+    let all: Value = serde_json::from_str(&out).unwrap();
+    let campaigns = all["campaigns"].as_array().unwrap();
+    assert_eq!(campaigns.len(), 1, "{out}");
+    let c = &campaigns[0];
+    assert_eq!(
+        c["repositories"],
+        json!(["dlacct1/crack-a", "dlacct1/readme", "dlacct2/crack-b"])
+    );
+    assert_eq!(c["publisher_repositories"], 1);
+    assert_eq!(c["landing_hosts"], json!(["totrakto.com"]), "{c:#}");
+    let id = c["id"].as_str().unwrap();
+
+    let (out, err, ok) = hoptrace(&["campaigns", "--members", id], &cfg);
+    assert!(ok, "{err}");
+    let members = jsonl(&out);
+    assert_eq!(members.len(), 3);
+    let readme = members
+        .iter()
+        .find(|m| m["repository"] == "dlacct1/readme")
+        .unwrap();
+    assert_eq!(readme["joined"], "publisher");
+    assert_eq!(readme["verdict"], "suspicious");
+    let reasons = readme["reasons"].as_array().unwrap();
+    assert_eq!(reasons.len(), 1);
+    assert_eq!(reasons[0]["kind"], "publisher");
+    assert_eq!(reasons[0]["account"], "dlacct1");
+    let crack = members
+        .iter()
+        .find(|m| m["repository"] == "dlacct1/crack-a")
+        .unwrap();
+    assert_eq!(crack["joined"], "links");
+    assert!(crack["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["kind"] == "link"));
+
+    let (out, err, ok) = hoptrace(&["campaigns", "--timeline", "--json"], &cfg);
+    assert!(ok, "{err}");
+    let t = jsonl(&out);
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0]["campaign"], id);
+    let days: Vec<(&str, u64)> = t[0]["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["day"].as_str().unwrap(),
+                d["repositories"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        days,
+        [("2023-01-01", 1), ("2023-01-02", 1), ("2023-01-03", 1)]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_text_and_bad_lines() {
-    let env = TestEnv::new().await;
-    let hub = HubInternet::start(&env.dns).await;
+    let (env, hub, cfg) = hub_env().await;
     let p = hub.server.port();
-    let cfg = env.write_config("[limits]\nper_host_per_second = 1000.0\n");
     let notes = env.dir.path().join("notes.md");
     std::fs::write(
         &notes,

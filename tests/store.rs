@@ -647,7 +647,8 @@ fn landed_on(input: &str, host: &str) -> hoptrace::trace::Trace {
 }
 
 /// Every repository write moves the version (what `/v1/campaigns` recomputes on), also when
-/// the same repository is written again; reading does not.
+/// the same repository is written again; reading does not; the paged walk reads them all in
+/// name order.
 #[tokio::test]
 async fn repository_writes_move_the_version() {
     use hoptrace::store::model::{RepositoryRecord, Verdict};
@@ -665,6 +666,7 @@ async fn repository_writes_move_the_version() {
             labels: vec![],
             scanned_at: "2026-12-02T00:00:00Z".into(),
             last_updated: None,
+            date_registered: None,
         };
         let store = &b.store;
         let v0 = store.repositories_version().await.unwrap();
@@ -681,6 +683,24 @@ async fn repository_writes_move_the_version() {
             "{}",
             b.name
         );
+        // The walk campaigns make: in name order, a page at a time, after the name given.
+        for name in ["c/z", "b/y"] {
+            store.put_repository(name, &record(name)).await.unwrap();
+        }
+        let names = |page: hoptrace::store::RepositoryPage| -> Vec<String> {
+            page.into_iter()
+                .map(|(n, r)| {
+                    assert_eq!(r.unwrap().repository, n);
+                    n
+                })
+                .collect()
+        };
+        let first = store.repositories_after(None, 2).await.unwrap();
+        assert_eq!(names(first), ["a/x", "b/y"], "{}", b.name);
+        let next = store.repositories_after(Some("b/y"), 2).await.unwrap();
+        assert_eq!(names(next), ["c/z"], "{}", b.name);
+        let end = store.repositories_after(Some("c/z"), 2).await.unwrap();
+        assert!(end.is_empty(), "{}", b.name);
     }
 }
 

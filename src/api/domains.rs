@@ -18,26 +18,49 @@ use crate::store::{DomainQuery, DomainSort};
 pub struct Campaigns {
     version: u64,
     min: usize,
-    campaigns: Arc<Vec<crate::campaigns::Campaign>>,
+    campaigns: Arc<Summaries>,
+}
+
+/// Every campaign's summary (lists capped, see `campaigns::SAMPLE`) and repositories per day:
+/// what the service keeps, a few KB a campaign, whatever the campaigns' sizes.
+pub struct Summaries {
+    pub campaigns: Vec<crate::campaigns::Campaign>,
+    pub days: Vec<std::collections::BTreeMap<String, u64>>,
 }
 
 /// Campaigns over every scanned repository in the store (computed again when a repository
-/// was written since the last time, by any process).
+/// was written since the last time, by any process), a page at a time: `cursor` is the
+/// `next_cursor` of the page before (`offset` still works).
 pub async fn campaigns(State(api): State<Arc<Api>>, q: Params) -> Result<Response, ApiError> {
     let min = q.number("min_repositories", 2, usize::MAX)?;
     let limit = q.number("limit", 100, 1000)?;
-    let offset = q.number("offset", 0, usize::MAX)?;
+    let offset = start(&q)?;
     let all = api.campaigns(min).await?;
-    Ok(page("campaigns", all.as_slice(), offset, limit))
+    Ok(page("campaigns", all.campaigns.as_slice(), offset, limit))
+}
+
+/// Where a page starts: its `cursor` (opaque to clients), else `offset`.
+fn start(q: &Params) -> Result<usize, ApiError> {
+    match q.get("cursor") {
+        None => q.number("offset", 0, usize::MAX),
+        Some(c) => c
+            .strip_prefix('o')
+            .and_then(|hex| usize::from_str_radix(hex, 16).ok())
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("cursor {c:?} is not one this service gave"))
+            }),
+    }
+}
+
+/// The cursor of the page starting at `offset`.
+fn cursor(offset: usize) -> String {
+    format!("o{offset:x}")
 }
 
 impl Api {
-    /// Every campaign of at least `min` repositories, largest first. Clustering reads every
-    /// repository: done again only when one was written since (by any process).
-    pub(super) async fn campaigns(
-        &self,
-        min: usize,
-    ) -> Result<Arc<Vec<crate::campaigns::Campaign>>, ApiError> {
+    /// Every campaign of at least `min` repositories, largest first. Clustering walks the
+    /// store twice: done again only when a repository was written since (by any process).
+    pub(super) async fn campaigns(&self, min: usize) -> Result<Arc<Summaries>, ApiError> {
         let version = self.store.repositories_version().await?;
         let cached = self
             .campaigns
@@ -48,8 +71,14 @@ impl Api {
         if let Some(c) = cached {
             return Ok(c.campaigns);
         }
-        let records = self.store.repositories().await?;
-        let campaigns = Arc::new(crate::campaigns::cluster(records, min));
+        let clusters = crate::campaigns::Clusters::build(&self.store, min).await?;
+        for e in &clusters.damaged.errors {
+            tracing::warn!("campaigns: skipped a damaged record: {e}");
+        }
+        let campaigns = Arc::new(Summaries {
+            campaigns: clusters.campaigns,
+            days: clusters.days,
+        });
         *self.campaigns.lock().unwrap_or_else(|p| p.into_inner()) = Some(Campaigns {
             version,
             min,
@@ -60,13 +89,14 @@ impl Api {
 }
 
 pub async fn list(State(api): State<Arc<Api>>, q: Params) -> Result<Response, ApiError> {
-    let query = domain_query(&q, 100)?;
+    let mut query = domain_query(&q, 100)?;
+    query.offset = start(&q)?;
     let offset = query.offset;
     let page = api.store.domains_page(&query).await?;
     let next = (offset + page.domains.len() < page.total).then_some(offset + page.domains.len());
     Ok(json_response(
         StatusCode::OK,
-        &json!({"domains": page.domains, "total": page.total, "next_offset": next}),
+        &json!({"domains": page.domains, "total": page.total, "next_offset": next, "next_cursor": next.map(cursor)}),
     ))
 }
 
@@ -132,7 +162,7 @@ fn page<T: Serialize>(name: &str, all: &[T], offset: usize, limit: usize) -> Res
     let total = all.len();
     let items: Vec<&T> = all.iter().skip(offset).take(limit).collect();
     let next = (offset + items.len() < total).then_some(offset + items.len());
-    let mut body = json!({"total": total, "next_offset": next});
+    let mut body = json!({"total": total, "next_offset": next, "next_cursor": next.map(cursor)});
     body[name] = json!(items);
     json_response(StatusCode::OK, &body)
 }

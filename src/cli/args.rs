@@ -78,7 +78,9 @@ mod examples {
   HOPTRACE_HUB_TOKEN=... hoptrace hub --json --repositories names.txt";
     pub const CAMPAIGNS: &str = "Examples:
   hoptrace campaigns
-  hoptrace campaigns --json --min-repositories 5";
+  hoptrace campaigns --json --min-repositories 5
+  hoptrace campaigns --timeline --json          # one campaign's days a line
+  hoptrace campaigns --members c-56d53773cbf5   # one repository a line (JSON)";
     pub const COMPARE: &str = "Examples:
   hoptrace compare 'http://cloak.example/go'                 # every built-in profile
   hoptrace compare --profiles windows-chrome,crawler --via nl 'http://cloak.example/go'";
@@ -206,10 +208,11 @@ pub struct HubArgs {
 pub struct CampaignsArgs {
     #[command(flatten)]
     pub config: ConfigArg,
-    /// `{"campaigns": [...]}` as GET /v1/campaigns answers, instead of a table.
+    /// `{"campaigns": [...]}` as GET /v1/campaigns answers (written one campaign at a time),
+    /// instead of a table; with --timeline or --members, one JSON object a line.
     #[arg(long)]
     pub json: bool,
-    /// Leave out campaigns with fewer repositories.
+    /// Leave out campaigns with fewer repositories (counting those their own links group).
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub min_repositories: usize,
     /// Print links defanged (`hxxp://evil[.]example/…`), URLs nested in them too (default:
@@ -218,13 +221,23 @@ pub struct CampaignsArgs {
     pub defang: bool,
     #[command(flatten)]
     pub server: ServerArg,
+    /// Repositories per day per campaign (Docker Hub `date_registered`, else `last_updated`),
+    /// days at 10x the median of the 28 days before or more flagged as anomalies.
+    #[arg(long, conflicts_with = "members")]
+    pub timeline: bool,
+    /// Every repository of this campaign (its id; `all` for every campaign's), with how it
+    /// joined (`links` or `publisher`), its verdict and reasons.
+    #[arg(long, value_name = "ID")]
+    pub members: Option<String>,
 }
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
     #[command(flatten)]
     pub config: ConfigArg,
-    /// misp, stix, csv or txt.
+    /// misp, stix, csv or txt. misp: MISP events as JSON lines, one event per campaign and,
+    /// for chains of no campaign, one per landing domain; a group of more than 1,000 chains
+    /// is split into numbered parts (`part 2 of 3` in the event's info).
     #[arg(long, value_name = "FORMAT")]
     pub format: String,
     /// Only chains stored since then: an RFC 3339 time, or a duration back from now (7d).
@@ -234,7 +247,8 @@ pub struct ExportArgs {
     /// it).
     #[arg(long, value_name = "LABEL")]
     pub label: Option<String>,
-    /// Only chains of this campaign's repositories (its id, as `hoptrace campaigns` shows).
+    /// Only chains that passed this campaign's infrastructure (its id, as `hoptrace
+    /// campaigns` shows).
     #[arg(long, value_name = "ID")]
     pub campaign: Option<String>,
     /// Defang URLs and names, nested URLs too (csv and txt; default: `output.defang`).

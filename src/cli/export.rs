@@ -72,7 +72,7 @@ pub(super) async fn export(args: ExportArgs) -> Result<(), Failure> {
         None => {
             let mut out = std::io::stdout().lock();
             out.write_all(&bytes)?;
-            if format != Format::Csv && format != Format::Txt && !bytes.ends_with(b"\n") {
+            if format == Format::Stix && !bytes.ends_with(b"\n") {
                 writeln!(out)?;
             }
         }

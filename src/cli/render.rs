@@ -123,13 +123,15 @@ pub(super) fn write_campaigns(
     out: &mut impl Write,
     found: &[crate::campaigns::Campaign],
 ) -> std::io::Result<()> {
-    let list = |items: &[String], max: usize| {
+    // `total`: how many there are (a campaign's lists are samples; see campaigns::SAMPLE).
+    let list = |items: &[String], total: usize, max: usize| {
         if items.is_empty() {
             return "-".to_string();
         }
         let mut s = joined(items.iter().take(max));
-        if items.len() > max {
-            s.push_str(&format!(" (+{} more)", items.len() - max));
+        let total = total.max(items.len());
+        if total > max {
+            s.push_str(&format!(" (+{} more)", total - max));
         }
         s
     };
@@ -149,11 +151,61 @@ pub(super) fn write_campaigns(
             Shown(&c.first_seen),
             Shown(&c.last_seen)
         )?;
-        writeln!(out, "    landing hosts:  {}", list(&c.landing_hosts, 6))?;
-        writeln!(out, "    infrastructure: {}", list(&c.infrastructure, 6))?;
-        writeln!(out, "    labels:         {}", list(&c.labels, 8))?;
-        writeln!(out, "    users:          {}", list(&c.users, 6))?;
-        writeln!(out, "    repositories:   {}", list(&c.repositories, 4))?;
+        let listed = |l: &[String]| l.len();
+        writeln!(
+            out,
+            "    landing hosts:  {}",
+            list(&c.landing_hosts, listed(&c.landing_hosts), 6)
+        )?;
+        writeln!(
+            out,
+            "    infrastructure: {}",
+            list(&c.infrastructure, listed(&c.infrastructure), 6)
+        )?;
+        writeln!(
+            out,
+            "    labels:         {}",
+            list(&c.labels, listed(&c.labels), 8)
+        )?;
+        writeln!(
+            out,
+            "    users:          {}",
+            list(&c.users, c.user_count, 6)
+        )?;
+        writeln!(
+            out,
+            "    repositories:   {}",
+            list(&c.repositories, c.repository_count, 4)
+        )?;
+        if c.publisher_repositories > 0 {
+            writeln!(
+                out,
+                "    by publisher:   {} repositories joined through their account alone",
+                c.publisher_repositories
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// A campaign's timeline: one line a day with repositories, anomalies marked.
+pub(super) fn write_timeline(
+    out: &mut impl Write,
+    t: &crate::campaigns::timeline::Timeline,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{} (anomaly: {}x the median of the {} days before)",
+        Shown(&t.campaign),
+        t.factor,
+        t.window_days
+    )?;
+    for d in &t.days {
+        let mark = if d.anomaly { "  ANOMALY" } else { "" };
+        writeln!(out, "    {}  {:>8}{mark}", Shown(&d.day), d.repositories)?;
+    }
+    if t.undated > 0 {
+        writeln!(out, "    ({} repositories without a date)", t.undated)?;
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
-use super::{address, host_indicators, time, uuid_of, Found, Kind};
+use super::{address, host_indicators, time, uuid_of, Chain, Found, Kind};
 use crate::labels::{registrable, MALICIOUS};
 use crate::trace::{Hop, Outcome};
 
@@ -112,13 +112,59 @@ fn file_name(hop: &Hop) -> String {
         .unwrap_or_else(|| "download".into())
 }
 
-pub fn event(found: &Found) -> Value {
+/// Chains one event holds at most: a larger group is split into numbered parts, so no event
+/// is more than a MISP instance takes in (one of 583 MiB was measured at 100,000 chains).
+pub const CHAINS_PER_EVENT: usize = 1000;
+
+/// The events of `found`, one JSON object a line: one per campaign, and for the chains of no
+/// campaign one per registrable domain they ended on; a group of more than
+/// [`CHAINS_PER_EVENT`] chains is split into parts (`part 2 of 3` in the event's `info`).
+pub fn events(found: &Found) -> Vec<u8> {
+    let mut groups: BTreeMap<String, Vec<&Chain>> = BTreeMap::new();
+    for c in &found.chains {
+        let campaign = found
+            .campaigns
+            .iter()
+            .find(|(_, inputs)| inputs.contains(&c.trace.input));
+        // Where it landed: a chain the policy blocked, or that failed, landed nowhere.
+        let landed = matches!(c.trace.outcome, Outcome::Landed | Outcome::Download);
+        let host = c
+            .trace
+            .hops
+            .last()
+            .map(|h| h.host.as_str())
+            .filter(|h| landed && !h.is_empty());
+        let group = match (campaign, host) {
+            (Some((campaign, _)), _) => format!("campaign {}", campaign.id),
+            (None, Some(host)) => format!("landing domain {}", registrable(host)),
+            (None, None) => "chains that landed nowhere".to_string(),
+        };
+        groups.entry(group).or_default().push(c);
+    }
+    let mut out = Vec::new();
+    for (group, chains) in groups {
+        let parts = chains.len().div_ceil(CHAINS_PER_EVENT);
+        for (i, part) in chains.chunks(CHAINS_PER_EVENT).enumerate() {
+            let name = match parts {
+                1 => group.clone(),
+                n => format!("{group}, part {} of {n}", i + 1),
+            };
+            // Written to memory: a value cannot fail to be written.
+            let _ = serde_json::to_writer(&mut out, &event(part, &name, found.now_ms));
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+/// One event of `chains`, named `name` in its `info`.
+pub fn event(chains: &[&Chain], name: &str, now_ms: u64) -> Value {
     // Objects by their uuid, so a URL on many chains is one object with its references.
     let mut objects: BTreeMap<String, Value> = BTreeMap::new();
     let mut seen: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut labels: BTreeSet<String> = BTreeSet::new();
     let mut refs: BTreeSet<(String, String, &str)> = BTreeSet::new();
-    for c in &found.chains {
+    for c in chains {
         for hop in &c.trace.hops {
             let s = seen
                 .entry(hop.url.clone())
@@ -126,7 +172,7 @@ pub fn event(found: &Found) -> Value {
             *s = (s.0.min(c.stored_ms), s.1.max(c.stored_ms));
         }
     }
-    for c in &found.chains {
+    for c in chains {
         let mut previous: Option<String> = None;
         for (i, hop) in c.trace.hops.iter().enumerate() {
             let at = seen[&hop.url];
@@ -165,7 +211,9 @@ pub fn event(found: &Found) -> Value {
                 let di = uuid_of(&["misp-object", "domain-ip", &key]);
                 objects.entry(di.clone()).or_insert_with(|| {
                     let mut a = named;
-                    a.push(attr("ip", "ip-dst", ip, bad, at));
+                    // The address the name resolved to: an observable, never `to_ids` for the
+                    // name's labels (a CDN or host shared with innocent sites).
+                    a.push(attr("ip", "ip-dst", ip, false, at));
                     object("domain-ip", DOMAIN_IP_TEMPLATE, &key, a)
                 });
                 refs.insert((url_key.clone(), di, "resolves-to"));
@@ -209,13 +257,13 @@ pub fn event(found: &Found) -> Value {
             }
         }
     }
-    let day = time(found.now_ms)[..10].to_string();
+    let day = time(now_ms)[..10].to_string();
     json!({
         "Event": {
-            "uuid": uuid_of(&["misp-event", &found.now_ms.to_string()]),
-            "info": format!("hoptrace: {} redirect chains and where they land", found.chains.len()),
+            "uuid": uuid_of(&["misp-event", name, &now_ms.to_string()]),
+            "info": format!("hoptrace: {name}: {} redirect chains and where they land", chains.len()),
             "date": day,
-            "timestamp": (found.now_ms / 1000).to_string(),
+            "timestamp": (now_ms / 1000).to_string(),
             "threat_level_id": "2",
             "analysis": "2",
             "distribution": "0",

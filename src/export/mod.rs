@@ -42,7 +42,8 @@ impl Format {
     /// The media type of an export in this format.
     pub fn content_type(self) -> &'static str {
         match self {
-            Format::Misp | Format::Stix => "application/json",
+            Format::Misp => "application/x-ndjson",
+            Format::Stix => "application/json",
             Format::Csv => "text/csv; charset=utf-8",
             Format::Txt => "text/plain; charset=utf-8",
         }
@@ -235,12 +236,19 @@ struct Tally {
 impl Tally {
     fn add(&mut self, trace: &Trace, stored_ms: u64) {
         for hop in &trace.hops {
-            let mut values = vec![(Kind::Url, hop.url.clone())];
-            values.extend(host_indicators(&hop.host));
+            let mut values: Vec<(Kind, String, &[String])> =
+                vec![(Kind::Url, hop.url.clone(), &hop.labels)];
+            values.extend(
+                host_indicators(&hop.host)
+                    .into_iter()
+                    .map(|(k, v)| (k, v, hop.labels.as_slice())),
+            );
+            // The address a name resolved to is an observable, not what the name's labels are
+            // about: it is often a CDN or hosting address shared with innocent sites.
             if let Some(ip) = hop.ip.as_deref().and_then(address) {
-                values.push((Kind::Ip, ip));
+                values.push((Kind::Ip, ip, &[]));
             }
-            for (kind, value) in values {
+            for (kind, value, labels) in values {
                 let (i, inputs) = self.all.entry((kind, value.clone())).or_insert_with(|| {
                     let i = Indicator {
                         kind,
@@ -254,7 +262,7 @@ impl Tally {
                 });
                 i.first_ms = i.first_ms.min(stored_ms);
                 i.last_ms = i.last_ms.max(stored_ms);
-                i.labels.extend(hop.labels.iter().cloned());
+                i.labels.extend(labels.iter().cloned());
                 if !inputs.contains(&trace.input) {
                     inputs.insert(trace.input.clone());
                     i.inputs.push(trace.input.clone());
@@ -280,29 +288,19 @@ pub async fn gather(
     now_ms: u64,
 ) -> Result<Found, ExportError> {
     let mut tally = matches!(format, Format::Csv | Format::Txt).then(Tally::default);
-    let campaigns = crate::campaigns::cluster(store.repositories().await?, 2);
-    let mut members = Vec::new();
-    for c in campaigns {
-        let mut inputs = BTreeSet::new();
-        for name in &c.repositories {
-            if let Some(r) = store.repository(name).await? {
-                inputs.extend(r.links.into_iter().map(|l| l.url));
-            }
-        }
-        members.push((c, inputs));
-    }
-    let only: Option<HashSet<String>> = match &filter.campaign {
+    // A chain is a campaign's when it passed the campaign's infrastructure: found from the
+    // chain itself, so no campaign's inputs are ever gathered.
+    let mut clusters = crate::campaigns::Clusters::build(store, 2).await?;
+    let only = match &filter.campaign {
         None => None,
-        Some(id) => {
-            let (_, inputs) = members
-                .iter()
-                .find(|(c, _)| &c.id == id)
-                .ok_or_else(|| ExportError::Campaign(id.clone()))?;
-            Some(inputs.iter().cloned().collect())
-        }
+        Some(id) => Some(
+            clusters
+                .find(id)
+                .ok_or_else(|| ExportError::Campaign(id.clone()))?,
+        ),
     };
     let mut chains = Vec::new();
-    let mut inputs: HashSet<String> = HashSet::new();
+    let mut members: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
     let mut count = 0;
     let mut after: Option<String> = None;
     loop {
@@ -311,18 +309,24 @@ pub async fn gather(
             break;
         };
         after = Some(last.clone());
-        for (key, trace, stored_ms) in page {
+        for (_, trace, stored_ms) in page {
             let wanted = filter.since_ms.is_none_or(|s| stored_ms >= s)
                 && filter
                     .label
                     .as_ref()
-                    .is_none_or(|l| trace.labels.contains(l))
-                && only.as_ref().is_none_or(|o| o.contains(&key));
+                    .is_none_or(|l| trace.labels.contains(l));
             if !wanted || trace.hops.is_empty() {
                 continue;
             }
+            let campaign = clusters.of_trace(&trace);
+            if only.is_some_and(|o| campaign != Some(o)) {
+                continue;
+            }
             count += 1;
-            inputs.insert(trace.input.clone());
+            if let (Some(i), None) = (campaign, &tally) {
+                // Held for MISP and STIX only, as their chains are (within max_chains).
+                members.entry(i).or_default().insert(trace.input.clone());
+            }
             match &mut tally {
                 Some(tally) => tally.add(&trace, stored_ms),
                 None if chains.len() >= max_chains => {
@@ -337,7 +341,7 @@ pub async fn gather(
     }
     let campaigns = members
         .into_iter()
-        .filter(|(_, m)| m.iter().any(|i| inputs.contains(i.as_str())))
+        .map(|(i, inputs)| (clusters.campaigns[i].clone(), inputs))
         .collect();
     Ok(Found {
         chain_count: count,
@@ -373,7 +377,7 @@ pub fn render(found: &Found, format: Format, filter: &Filter) -> Result<Vec<u8>,
     }
     let json = |v: serde_json::Value| serde_json::to_vec_pretty(&v).unwrap_or_default();
     Ok(match format {
-        Format::Misp => json(misp::event(found)),
+        Format::Misp => misp::events(found),
         Format::Stix => json(stix::bundle(found)),
         Format::Csv => flat::csv(found, filter),
         Format::Txt => flat::txt(found, filter),
@@ -459,6 +463,97 @@ mod tests {
             .find(|i| i.value == "http://land.test/x")
             .unwrap();
         assert_eq!(url.inputs, ["a"]);
+    }
+
+    /// The address a payload host resolved to is an observable: no STIX pattern, no MISP
+    /// `to_ids`; an address that is itself the labelled host still is an indicator.
+    #[test]
+    fn a_resolved_address_is_no_indicator() {
+        let mut named = chain("a", &["http://pay.test/x"], Outcome::Landed, 1);
+        named.trace.hops[0].labels = vec!["payload-host".into()];
+        named.trace.hops[0].ip = Some("203.0.113.5".into());
+        let mut literal = chain("b", &["http://198.51.100.7/y"], Outcome::Landed, 1);
+        literal.trace.hops[0].labels = vec!["payload-host".into()];
+        let found = Found {
+            chains: vec![named, literal],
+            campaigns: Vec::new(),
+            now_ms: 10,
+            chain_count: 2,
+            folded: None,
+        };
+        let all = found.indicators();
+        let shared = all.iter().find(|i| i.value == "203.0.113.5").unwrap();
+        assert!(shared.labels.is_empty() && !shared.malicious());
+        let bundle = stix::bundle(&found).to_string();
+        assert!(
+            !bundle.contains("[ipv4-addr:value = '203.0.113.5']"),
+            "{bundle}"
+        );
+        assert!(
+            bundle.contains("\"value\":\"203.0.113.5\""),
+            "still an observable"
+        );
+        assert!(
+            bundle.contains("[ipv4-addr:value = '198.51.100.7']"),
+            "{bundle}"
+        );
+        let event = misp::event(&found.chains.iter().collect::<Vec<_>>(), "test", 10);
+        let attrs: Vec<&serde_json::Value> = event["Event"]["Object"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|o| o["Attribute"].as_array().unwrap())
+            .collect();
+        let ip = |v: &str| {
+            attrs
+                .iter()
+                .find(|a| a["value"] == v)
+                .map(|a| a["to_ids"].clone())
+        };
+        assert_eq!(ip("203.0.113.5"), Some(serde_json::json!(false)));
+        assert_eq!(ip("198.51.100.7"), Some(serde_json::json!(true)));
+    }
+
+    /// MISP: one event per landing domain (no campaign here), a group larger than an event
+    /// holds split into numbered parts, each a line.
+    #[test]
+    fn misp_events_are_bounded_and_one_a_line() {
+        let mut chains: Vec<Chain> = (0..misp::CHAINS_PER_EVENT + 1)
+            .map(|i| {
+                chain(
+                    &format!("i{i}"),
+                    &[&format!("http://a.land.test/{i}")],
+                    Outcome::Landed,
+                    1,
+                )
+            })
+            .collect();
+        chains.push(chain("j", &["http://other.test/"], Outcome::Landed, 1));
+        let found = Found {
+            chain_count: chains.len(),
+            chains,
+            campaigns: Vec::new(),
+            now_ms: 10,
+            folded: None,
+        };
+        let out = String::from_utf8(misp::events(&found)).unwrap();
+        let infos: Vec<String> = out
+            .lines()
+            .map(|l| {
+                let e: serde_json::Value = serde_json::from_str(l).unwrap();
+                let objects = e["Event"]["Object"].as_array().unwrap().len();
+                assert!(objects <= misp::CHAINS_PER_EVENT, "{objects}");
+                e["Event"]["info"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(
+            infos,
+            [
+                "hoptrace: landing domain land.test, part 1 of 2: 1000 redirect chains and where they land",
+                "hoptrace: landing domain land.test, part 2 of 2: 1 redirect chains and where they land",
+                "hoptrace: landing domain other.test: 1 redirect chains and where they land",
+            ]
+        );
     }
 
     #[test]

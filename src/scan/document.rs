@@ -1,7 +1,7 @@
 //! What a scan reads: Docker Hub repository objects (JSONL, or API pages with `results`) or
 //! plain text, as [`Document`]s; bad lines are errors of their own.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 use serde_json::Value;
 
@@ -25,6 +25,8 @@ pub struct Document {
     pub fields: Vec<(String, String)>,
     /// When Docker Hub says the repository was last updated, as it says it.
     pub last_updated: Option<String>,
+    /// When Docker Hub says the repository was created (what a campaign's timeline counts).
+    pub date_registered: Option<String>,
 }
 
 impl Document {
@@ -54,6 +56,7 @@ impl Document {
             name,
             fields,
             last_updated: text("last_updated"),
+            date_registered: text("date_registered"),
         })
     }
 
@@ -65,6 +68,7 @@ impl Document {
             name: name.to_string(),
             fields: vec![("text".to_string(), text)],
             last_updated: None,
+            date_registered: None,
         }
     }
 
@@ -100,10 +104,53 @@ impl Fnv {
     }
 }
 
+/// Bytes a line of JSONL input (a repository, or an API page of them) or a plain-text
+/// document may have: Docker Hub caps a full description at 25,000 characters, so a page of
+/// 100 fits many times over. A longer line is an error of its own, read past without being
+/// held; longer text is refused.
+pub const MAX_LINE: usize = 4 << 20;
+
+/// One line of `reader` (its newline dropped) into `buf`, held up to `cap` bytes: `Ok(None)`
+/// at the end, `Ok(Some(false))` for a line longer than `cap` (read to its end, not kept).
+fn capped_line(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<Option<bool>> {
+    buf.clear();
+    let (mut any, mut fits) = (false, true);
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(any.then_some(fits));
+        }
+        any = true;
+        let (part, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (&chunk[..i], Some(i + 1)),
+            None => (chunk, None),
+        };
+        if fits && buf.len() + part.len() <= cap {
+            buf.extend_from_slice(part);
+        } else {
+            fits = false;
+            buf.clear();
+        }
+        let used = done.unwrap_or(chunk.len());
+        reader.consume(used);
+        if done.is_some() {
+            return Ok(Some(fits));
+        }
+    }
+}
+
 /// Reads scan input: Docker Hub repository JSONL (one object a line, or an API page with a
 /// `results` array) when the first non-blank line starts with `{`, otherwise the whole input
-/// as one plain-text document named `source`. Bad lines are errors of their own; the rest
-/// goes on.
+/// as one plain-text document named `source`. Bad lines (and lines over [`MAX_LINE`]) are
+/// errors of their own; the rest goes on.
 pub fn documents<R>(
     mut reader: R,
     source: &str,
@@ -111,35 +158,66 @@ pub fn documents<R>(
 where
     R: BufRead + Send + 'static,
 {
-    let mut first = String::new();
+    let mut buf = Vec::new();
     let mut line_no = 0;
-    loop {
-        first.clear();
-        match reader.read_line(&mut first) {
-            Ok(0) => return Box::new(std::iter::empty()),
-            Ok(_) => line_no += 1,
+    let too_long = |line: usize| ScanError::Line {
+        line,
+        message: format!("longer than {MAX_LINE} bytes: skipped"),
+    };
+    let first = loop {
+        match capped_line(&mut reader, &mut buf, MAX_LINE) {
+            Ok(None) => return Box::new(std::iter::empty()),
+            Ok(Some(fits)) => {
+                line_no += 1;
+                if !fits {
+                    break Err(too_long(line_no));
+                }
+            }
             Err(e) => return Box::new(std::iter::once(Err(e.into()))),
         }
-        if !first.trim().is_empty() {
-            break;
+        let line = String::from_utf8_lossy(&buf);
+        if !line.trim().is_empty() {
+            break Ok(line.into_owned());
         }
-    }
-    if !first.trim_start().starts_with('{') {
-        let mut text = first;
-        if let Err(e) = reader.read_to_string(&mut text) {
-            return Box::new(std::iter::once(Err(e.into())));
+    };
+    let first_docs = match first {
+        Ok(first) if !first.trim_start().starts_with('{') => {
+            let mut text = first + "\n";
+            let mut rest = (&mut reader).take((MAX_LINE - text.len().min(MAX_LINE)) as u64 + 1);
+            let mut bytes = Vec::new();
+            if let Err(e) = rest.read_to_end(&mut bytes) {
+                return Box::new(std::iter::once(Err(e.into())));
+            }
+            text.push_str(&String::from_utf8_lossy(&bytes));
+            if text.len() > MAX_LINE {
+                return Box::new(std::iter::once(Err(ScanError::Line {
+                    line: 1,
+                    message: format!("a text document over {MAX_LINE} bytes: not scanned"),
+                })));
+            }
+            return Box::new(std::iter::once(Ok(Document::text(source, text))));
         }
-        return Box::new(std::iter::once(Ok(Document::text(source, text))));
-    }
-    let first_docs = hub_line(&first, line_no);
-    let rest = reader
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !matches!(l, Ok(l) if l.trim().is_empty()))
-        .flat_map(move |(i, line)| match line {
-            Ok(line) => hub_line(&line, line_no + 1 + i),
-            Err(e) => vec![Err(e.into())],
-        });
+        Ok(first) => hub_line(&first, line_no),
+        Err(e) => vec![Err(e)],
+    };
+    let rest = std::iter::from_fn(move || loop {
+        return match capped_line(&mut reader, &mut buf, MAX_LINE) {
+            Ok(None) => None,
+            Ok(Some(fits)) => {
+                line_no += 1;
+                if !fits {
+                    return Some(vec![Err(too_long(line_no))]);
+                }
+                let line = String::from_utf8_lossy(&buf);
+                if line.trim().is_empty() {
+                    continue;
+                }
+                Some(hub_line(&line, line_no))
+            }
+            Err(e) => Some(vec![Err(e.into())]),
+        };
+    })
+    .flatten();
     Box::new(first_docs.into_iter().chain(rest))
 }
 

@@ -15,6 +15,8 @@ pub fn judge_repository(doc: &Document, links: Vec<ScannedLink>, left_out: usize
             verdict: Verdict::Suspicious,
             url: None,
             why: format!("{sig}: a repository named `website` from a user named like `axaaaaaxxx` (letter, digit, five letters, three digits), as the website-SEO campaign publishes"),
+            kind: ReasonKind::Repository,
+            account: None,
         });
     }
     reasons.sort_by_key(|r| std::cmp::Reverse(r.verdict));
@@ -54,6 +56,8 @@ pub fn judge_link(t: &Trace) -> Vec<Reason> {
             verdict,
             url: Some(t.input.clone()),
             why,
+            kind: ReasonKind::Link,
+            account: None,
         })
     };
     for hop in &t.hops {

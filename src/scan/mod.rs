@@ -6,7 +6,7 @@
 mod document;
 mod judge;
 pub(crate) use document::Fnv;
-pub use document::{documents, Document, ScanError};
+pub use document::{documents, Document, ScanError, MAX_LINE};
 use judge::signature;
 pub use judge::{infrastructure, judge_link, judge_repository};
 
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::chain::Resolver;
 use crate::extract::{self, Link, Provenance};
 use crate::labels::{self, FAKE_SHORTENER, LOOKALIKE_SHORTENER, SHORTENER};
-pub use crate::store::model::{Reason, RepositoryRecord, Verdict};
+pub use crate::store::model::{Reason, ReasonKind, RepositoryRecord, Verdict};
 use crate::store::{Store, StoreError};
 use crate::trace::{Outcome, Trace, Via};
 
@@ -182,7 +182,10 @@ fn record(doc: &Document, digest: String, scanned: &Scanned, found: Vec<Link>) -
         if judge_link(t).iter().all(|r| r.verdict == Verdict::Clean) {
             continue;
         }
-        if !t.final_host.is_empty() && !landing_hosts.contains(&t.final_host) {
+        // A chain the egress policy stopped landed nowhere: the refused address (a metadata
+        // endpoint, say) is no campaign's landing.
+        let landed = matches!(t.outcome, Outcome::Landed | Outcome::Download);
+        if landed && !t.final_host.is_empty() && !landing_hosts.contains(&t.final_host) {
             landing_hosts.push(t.final_host.clone());
         }
         push_new(&mut infra, infrastructure(t));
@@ -204,6 +207,7 @@ fn record(doc: &Document, digest: String, scanned: &Scanned, found: Vec<Link>) -
         labels,
         scanned_at: crate::trace::rfc3339(crate::now_ms()),
         last_updated: doc.last_updated.clone(),
+        date_registered: doc.date_registered.clone(),
     }
 }
 
@@ -228,6 +232,7 @@ mod tests {
             name: name.into(),
             fields: vec![],
             last_updated: None,
+            date_registered: None,
         }
     }
 
@@ -385,6 +390,57 @@ mod tests {
                 "landing:cards.example"
             ]
         );
+    }
+
+    /// A chain the egress policy refused (a metadata address) makes the repository suspicious
+    /// but gives it no landing host: it landed nowhere.
+    #[test]
+    fn a_blocked_chain_is_no_landing() {
+        let mut blocked = trace(
+            &[
+                ("http://go.example/x", Via::Input, &[], None),
+                (
+                    "http://169.254.169.254/latest",
+                    Via::HttpRedirect,
+                    &[],
+                    None,
+                ),
+            ],
+            Outcome::Blocked,
+        );
+        blocked.hops[1].blocked = true;
+        let d = doc("u1", "r");
+        let link = ScannedLink {
+            trace: blocked,
+            found_in: vec![],
+        };
+        let scanned = judge_repository(&d, vec![link], 0);
+        assert_eq!(scanned.verdict, Verdict::Suspicious);
+        let rec = record(&d, d.digest(), &scanned, vec![]);
+        assert!(rec.landing_hosts.is_empty(), "{:?}", rec.landing_hosts);
+        assert!(rec.infrastructure.is_empty(), "{:?}", rec.infrastructure);
+    }
+
+    /// A 10 MB repository line is an error naming its line, read past without being held;
+    /// the lines around it are scanned.
+    #[test]
+    fn a_line_over_the_cap_is_skipped_with_an_error() {
+        let huge = format!(
+            "{{\"namespace\":\"big\",\"name\":\"x\",\"description\":\"{}\"}}",
+            "a".repeat(10 << 20)
+        );
+        let input = format!("{{\"namespace\":\"a\",\"name\":\"b\"}}\n{huge}\n{{\"namespace\":\"c\",\"name\":\"d\"}}\n");
+        let got: Vec<_> = documents(std::io::Cursor::new(input), "-").collect();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].as_ref().unwrap().repository, "a/b");
+        match &got[1] {
+            Err(ScanError::Line { line: 2, message }) => assert!(message.contains("longer than")),
+            other => panic!("{:?}", other.as_ref().map(|d| &d.repository)),
+        }
+        assert_eq!(got[2].as_ref().unwrap().repository, "c/d");
+        let text = format!("notes\n{}\n", "b".repeat(MAX_LINE));
+        let got: Vec<_> = documents(std::io::Cursor::new(text), "notes.md").collect();
+        assert!(matches!(got[..], [Err(ScanError::Line { .. })]), "{got:?}");
     }
 
     #[test]

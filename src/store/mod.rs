@@ -201,11 +201,23 @@ pub trait Repositories: Send + Sync {
     async fn repository(&self, name: &str) -> Result<Option<RepositoryRecord>, StoreError>;
     /// Every repository's record, in name order.
     async fn repositories(&self) -> Result<Vec<RepositoryRecord>, StoreError>;
+    /// Up to `limit` repositories with names after `after` (from the first with `None`), in
+    /// name order: how campaigns walk the whole store in bounded memory. Each comes with its
+    /// record, or why the record cannot be read ([`StoreError::Corrupt`] naming it), so one
+    /// damaged record does not end the walk.
+    async fn repositories_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<RepositoryPage, StoreError>;
     /// A number that changes whenever a repository is written (by any process on the store):
     /// what was computed from [`Repositories::repositories`] at one version is current while
     /// the version is.
     async fn repositories_version(&self) -> Result<u64, StoreError>;
 }
+
+/// A page of [`Repositories::repositories_after`]: `(name, record or why not)`.
+pub type RepositoryPage = Vec<(String, Result<RepositoryRecord, StoreError>)>;
 
 /// Everything a backend keeps.
 pub trait Backend: Traces + Watches + Repositories {}

@@ -212,6 +212,26 @@ pub struct Reason {
     /// The link this is about (`None` for what the repository itself shows).
     pub url: Option<String>,
     pub why: String,
+    /// What the reason rests on.
+    #[serde(default)]
+    pub kind: ReasonKind,
+    /// For [`ReasonKind::Publisher`]: the account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+/// What a [`Reason`] rests on: a user can tell "its link lands on a payload host" from "its
+/// publisher published many that do".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReasonKind {
+    /// What one of its links' chains showed.
+    #[default]
+    Link,
+    /// What the repository itself shows (its name, its publisher's name).
+    Repository,
+    /// The account that published it published campaign repositories.
+    Publisher,
 }
 
 /// What the store keeps of a scanned repository: enough to answer a re-run without
@@ -234,6 +254,9 @@ pub struct RepositoryRecord {
     pub labels: Vec<String>,
     pub scanned_at: String,
     pub last_updated: Option<String>,
+    /// Docker Hub's `date_registered`, where the input had it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_registered: Option<String>,
 }
 
 #[cfg(test)]

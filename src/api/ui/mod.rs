@@ -43,6 +43,7 @@ pub fn router(api: &Arc<Api>) -> Router<Arc<Api>> {
         .route("/ui/domains", get(domains))
         .route("/ui/domain", get(domain))
         .route("/ui/campaigns", get(campaigns))
+        .route("/ui/campaign", get(campaign))
         .route("/ui/watches", get(watches))
         .route("/ui/watch", post(watch))
         .route("/ui/logout", post(logout))
@@ -480,7 +481,25 @@ async fn campaigns(State(api): State<Arc<Api>>, v: Viewer, q: Params) -> Result<
     let offset = q.number("offset", 0, usize::MAX).map_err(|e| v.fail(e))?;
     let limit = q.number("limit", 50, 1000).map_err(|e| v.fail(e))?.max(1);
     let all = api.campaigns(2).await.map_err(|e| v.fail(e))?;
-    Ok(html(pages::campaigns(&v.ctx, &all, offset, limit)))
+    Ok(html(pages::campaigns(
+        &v.ctx,
+        &all.campaigns,
+        offset,
+        limit,
+    )))
+}
+
+/// One campaign with its timeline, charted.
+async fn campaign(State(api): State<Arc<Api>>, v: Viewer, q: Params) -> Result<Response, UiError> {
+    let id = q.required("id").map_err(|e| v.fail(e))?;
+    let all = api.campaigns(2).await.map_err(|e| v.fail(e))?;
+    let i = all
+        .campaigns
+        .iter()
+        .position(|c| c.id == id)
+        .ok_or_else(|| v.fail(ApiError::not_found(format!("no campaign {id}"))))?;
+    let timeline = crate::campaigns::timeline::timeline(&id, &all.days[i]);
+    Ok(html(pages::campaign(&v.ctx, &all.campaigns[i], &timeline)))
 }
 
 async fn watches(State(api): State<Arc<Api>>, v: Viewer) -> Result<Response, UiError> {

@@ -4,6 +4,7 @@
 
 use maud::{html, Markup, DOCTYPE};
 
+use crate::campaigns::timeline::Timeline;
 use crate::campaigns::Campaign;
 use crate::defang::defang;
 use crate::store::{DomainPage, DomainQuery, DomainRecord, WatchRecord};
@@ -301,7 +302,7 @@ pub fn campaigns(ctx: &Ctx, all: &[Campaign], offset: usize, limit: usize) -> Ma
                 tr { th { "Campaign" } th { "Repositories" } th { "Users" } th { "Landing hosts" } th { "Labels" } th { "Seen" } }
                 @for c in all.iter().skip(offset).take(limit) {
                     tr {
-                        td { code { (c.id) } }
+                        td { a href=(link("/ui/campaign", &[("id", &c.id)])) { code { (c.id) } } }
                         td { (c.repository_count) " (" (c.malicious) " malicious)" }
                         td { (c.user_count) }
                         td { @for h in &c.landing_hosts { (defang(h)) br; } }
@@ -313,6 +314,65 @@ pub fn campaigns(ctx: &Ctx, all: &[Campaign], offset: usize, limit: usize) -> Ma
             (pages("/ui/campaigns", offset, limit, all.len(), &[]))
         },
     )
+}
+
+/// One campaign: what it is, and its repositories per day as a chart (inline SVG, no script).
+pub fn campaign(ctx: &Ctx, c: &Campaign, t: &Timeline) -> Markup {
+    layout(
+        "Campaign",
+        ctx,
+        html! {
+            h1 { "Campaign " code { (c.id) } }
+            p { (c.repository_count) " repositories (" (c.malicious) " malicious, "
+                (c.publisher_repositories) " by their publisher alone) from " (c.user_count) " users, "
+                (c.first_seen) " to " (c.last_seen) }
+            p { "Landing hosts: " @for h in &c.landing_hosts { (defang(h)) " " } }
+            h2 { "Repositories per day" }
+            (chart(t))
+            p { "Red: a day at " (t.factor) "x the median of the " (t.window_days) " days before, or more." }
+        },
+    )
+}
+
+/// Width and height of a timeline chart, in SVG units.
+const CHART: (f64, f64) = (800.0, 200.0);
+
+/// Repositories per day as bars over the campaign's span (anomalies in red); the bars are as
+/// many as the days with repositories, whatever the span.
+fn chart(t: &Timeline) -> Markup {
+    use crate::campaigns::timeline::day_number;
+    let dated: Vec<(i64, &crate::campaigns::timeline::Day)> = t
+        .days
+        .iter()
+        .filter_map(|d| Some((day_number(&d.day)?, d)))
+        .collect();
+    let (Some(first), Some(last)) = (dated.first(), dated.last()) else {
+        return html! { p { "No dated repositories." } };
+    };
+    let span = (last.0 - first.0 + 1) as f64;
+    let top = dated
+        .iter()
+        .map(|(_, d)| d.repositories)
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let (w, h) = CHART;
+    let bar = (w / span).max(1.0);
+    html! {
+        svg xmlns="http://www.w3.org/2000/svg" viewBox=(format!("0 0 {w} {})", h + 20.0)) width=(w) height=(h + 20.0) role="img" {
+            title { "Repositories per day, " (first.1.day) " to " (last.1.day) }
+            @for (n, d) in &dated {
+                @let height = (d.repositories as f64 / top * h).max(1.0);
+                rect x=(format!("{:.1}", (n - first.0) as f64 / span * w)) y=(format!("{:.1}", h - height))
+                    width=(format!("{bar:.1}")) height=(format!("{height:.1}"))
+                    fill=(if d.anomaly { "#c0392b" } else { "#34495e" }) {
+                    title { (d.day) ": " (d.repositories) @if d.anomaly { " (anomaly)" } }
+                }
+            }
+            text x="0" y=(h + 16.0) font-size="12" { (first.1.day) }
+            text x=(w) y=(h + 16.0) font-size="12" text-anchor="end" { (last.1.day) }
+        }
+    }
 }
 
 pub fn watches(ctx: &Ctx, list: &[WatchRecord]) -> Markup {
@@ -397,8 +457,22 @@ mod tests {
             repository_count: 3,
             user_count: 2,
             malicious: 3,
+            publisher_repositories: 0,
+            truncated: false,
         };
         let all = [c("landing:a"), c("landing:b"), c("landing:c")];
+        // A campaign's page charts its days, the anomaly in red, without script.
+        let mut days = std::collections::BTreeMap::new();
+        for d in 1..=20 {
+            days.insert(format!("2023-01-{d:02}"), 2);
+        }
+        days.insert("2023-01-25".to_string(), 40);
+        let t = crate::campaigns::timeline::timeline("landing:a", &days);
+        let one = campaign(&ctx(), &all[0], &t).into_string();
+        assert_eq!(one.matches("<rect").count(), 21, "{one}");
+        assert_eq!(one.matches("#c0392b").count(), 1, "{one}");
+        assert!(one.contains("2023-01-25: 40 (anomaly)"));
+        assert!(!one.contains("<script>") && !one.contains(" style="));
         let page = campaigns(&ctx(), &all, 0, 2).into_string();
         assert!(
             page.contains("landing:a") && page.contains("landing:b") && !page.contains("landing:c")

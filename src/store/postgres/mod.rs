@@ -419,6 +419,28 @@ impl Repositories for PgStore {
         rows.iter().map(|r| json_col(r, 0, "repository")).collect()
     }
 
+    async fn repositories_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<crate::store::RepositoryPage, StoreError> {
+        let rows = self
+            .query(
+                "SELECT name, record FROM repositories WHERE $1::text IS NULL OR name > $1
+                 ORDER BY name LIMIT $2",
+                &[&after, &count(limit)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let name: String = r.get(0);
+                let record = json_col(r, 1, &format!("repository {name}"));
+                (name, record)
+            })
+            .collect())
+    }
+
     async fn repositories_version(&self) -> Result<u64, StoreError> {
         let rows = self
             .query("SELECT COALESCE(max(rev), 0) FROM repositories", &[])

@@ -231,4 +231,27 @@ impl Repositories for SledStore {
     async fn repositories(&self) -> Result<Vec<RepositoryRecord>, StoreError> {
         decode_all(&self.repositories, "repository")
     }
+    async fn repositories_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<crate::store::RepositoryPage, StoreError> {
+        use std::ops::Bound;
+        let from = match after {
+            Some(a) => Bound::Excluded(a.as_bytes().to_vec()),
+            None => Bound::Unbounded,
+        };
+        let mut page = Vec::new();
+        for kv in self
+            .repositories
+            .range::<Vec<u8>, _>((from, Bound::Unbounded))
+            .take(limit)
+        {
+            let (k, v) = kv?;
+            let name = String::from_utf8_lossy(&k).into_owned();
+            let record = decode(&v, &format!("repository {name}"));
+            page.push((name, record));
+        }
+        Ok(page)
+    }
 }
