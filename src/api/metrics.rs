@@ -41,6 +41,7 @@ pub enum Route {
     Events,
     Domains,
     Domain,
+    Search,
     Health,
     Metrics,
     OpenApi,

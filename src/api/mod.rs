@@ -30,6 +30,7 @@ pub mod metrics;
 mod ops;
 mod resolve;
 mod scan;
+mod search;
 mod serve;
 pub mod ui;
 mod watch;
@@ -146,6 +147,9 @@ pub const ROUTES: &[RouteDef] = &[
         Guard::Client,
         || get(domains::one),
     ),
+    row("GET", "/v1/search", Route::Search, Guard::Client, || {
+        get(search::search)
+    }),
     row("GET", "/healthz", Route::Health, Guard::Open, || {
         get(ops::health)
     }),

@@ -11,6 +11,7 @@
 pub mod encoded;
 pub mod model;
 mod postgres;
+pub mod search;
 mod sled;
 
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ use async_trait::async_trait;
 pub use encoded::{EncodedTrace, KeptAnswer};
 pub use model::{DomainPage, DomainQuery, DomainRecord, DomainSort, WatchRecord};
 use model::{Event, Observation, RepositoryRecord};
+pub use search::{SearchKey, SearchPage, SearchQuery};
 
 use crate::config::{Storage, StorageBackend};
 use crate::trace::Trace;
@@ -122,9 +124,29 @@ pub trait Traces: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Trace, u64)>, StoreError>;
+    /// One page of the Traces that meet `q` (see [`search`]). Here: a bounded scan of the
+    /// whole store in key order, for a backend without an index (and for a query with no
+    /// exact value to look up).
+    async fn search(&self, q: &SearchQuery) -> Result<SearchPage, StoreError> {
+        scan(self, q).await
+    }
     /// A landing page's screenshot (PNG) by its SHA-256, as a Trace's evidence names it;
     /// stored with that Trace by [`Traces::put`].
     async fn screenshot(&self, sha256: &str) -> Result<Option<bytes::Bytes>, StoreError>;
+}
+
+/// A page of `q` by reading the store in key order from `q.after`, within the scan budget.
+async fn scan<T: Traces + ?Sized>(store: &T, q: &SearchQuery) -> Result<SearchPage, StoreError> {
+    let mut page = SearchPage::default();
+    let mut after = q.after.clone();
+    loop {
+        let chunk = store.traces_after(after.as_deref(), 500).await?;
+        let full = chunk.len() == 500;
+        after = chunk.last().map(|(k, _, _)| k.clone());
+        if search::collect(q, chunk.into_iter().map(Ok), &mut page)? || !full {
+            return Ok(page);
+        }
+    }
 }
 
 /// The watchlist, each link's observations, the events raised, and small counters.

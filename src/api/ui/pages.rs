@@ -31,7 +31,7 @@ pub fn link(path: &str, params: &[(&str, &str)]) -> String {
     format!("{path}?{query}")
 }
 
-fn layout(title: &str, ctx: &Ctx, body: Markup) -> Markup {
+pub(super) fn layout(title: &str, ctx: &Ctx, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -47,6 +47,7 @@ fn layout(title: &str, ctx: &Ctx, body: Markup) -> Markup {
                     a.brand href="/ui/" { "hoptrace" }
                     @if ctx.nav {
                         a href="/ui/" { "Resolve" }
+                        a href="/ui/search" { "Search" }
                         a href="/ui/domains" { "Landing domains" }
                         a href="/ui/campaigns" { "Campaigns" }
                         a href="/ui/watches" { "Watched links" }
@@ -64,7 +65,7 @@ fn layout(title: &str, ctx: &Ctx, body: Markup) -> Markup {
     }
 }
 
-fn labels(list: &[String]) -> Markup {
+pub(super) fn labels(list: &[String]) -> Markup {
     html! {
         @for l in list {
             span.label.bad[crate::labels::MALICIOUS.contains(&l.as_str())] { (l) }
@@ -73,7 +74,7 @@ fn labels(list: &[String]) -> Markup {
 }
 
 /// A URL as text an analyst can copy: defanged, with a copy button (script) for it.
-fn url_text(url: &str) -> Markup {
+pub(super) fn url_text(url: &str) -> Markup {
     let safe = defang(&crate::defang::refang(url));
     html! {
         span.url { (safe) }
@@ -129,29 +130,75 @@ pub fn home(ctx: &Ctx, error: Option<&str>, value: &str) -> Markup {
                 button type="submit" { "Resolve" }
             }
             p.muted { "Defanged links (hxxp, [.]) are accepted. Resolving follows the link through hoptrace's egress gate; your browser never contacts it." }
+            h2 { "Many links at once" }
+            form method="post" action="/ui/bulk" {
+                input type="hidden" name="csrf" value=(ctx.csrf);
+                p { textarea name="text" rows="6" cols="90" placeholder="One link a line, or paste a whole description: the links in it are found and resolved" {} }
+                label { input type="checkbox" name="fresh" value="1"; " resolve again (not from the cache)" }
+                " "
+                button type="submit" { "Resolve all" }
+            }
+            (super::workbench::exports())
         },
     )
 }
 
-pub fn trace(ctx: &Ctx, t: &Trace, watched: bool) -> Markup {
+/// How the chain on a page came to be there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Came {
+    /// Resolved by the form just now.
+    Resolved,
+    /// The form's resolution was answered from the cache.
+    Cached,
+    /// Looked up in the store.
+    Stored,
+}
+
+/// Labels, each a way to every chain that carries it.
+fn label_pivots(list: &[String]) -> Markup {
+    html! {
+        @for l in list {
+            a.label.bad[crate::labels::MALICIOUS.contains(&l.as_str())] href=(link("/ui/search", &[("label", l)])) { (l) }
+        }
+    }
+}
+
+pub fn trace(ctx: &Ctx, t: &Trace, watched: bool, came: Came) -> Markup {
+    use super::workbench::pivot;
+    use crate::store::SearchKey;
     let key = t.input.as_str();
     let shot = t
         .evidence
         .as_ref()
         .and_then(|e| e.screenshot_sha256.as_ref());
+    let cloaked = t.labels.iter().any(|l| l == "cloaked");
+    // Columns no hop fills are left out: the URLs get the room.
+    let any = |f: &dyn Fn(&crate::trace::Hop) -> bool| t.hops.iter().any(f);
+    let show_ip = any(&|h| h.ip.is_some());
+    let show_imitates = any(&|h| h.imitates.is_some());
+    let show_reason = any(&|h| h.reason.is_some() || !h.blocked_requests.is_empty());
+    let show_labels = any(&|h| !h.labels.is_empty());
+    let show_ms = any(&|h| h.elapsed_ms.is_some());
+    let landing_domain = crate::labels::landing_domain(t);
     layout(
         "Chain",
         ctx,
         html! {
             h1 { "Chain of " (url_text(&t.input)) }
-            table {
+            @if cloaked {
+                p.error { strong { "Cloaked: " } "this link sends different visitors to different places; what is shown is what one visitor saw. Compare it across visitors below." }
+            }
+            table.facts {
                 tr { th { "Outcome" } td { (t.outcome.as_str()) @if let Some(e) = &t.error { " - " (e.kind.as_str()) ": " (e.message) } } }
                 tr { th { "Lands on" } td { (url_text(&t.final_url)) } }
-                tr { th { "Labels" } td { (labels(&t.labels)) } }
-                tr { th { "Resolved" } td { (t.resolved_at.as_deref().unwrap_or("")) @if t.cached { " (from the store)" } } }
+                @if let Some(d) = &landing_domain { tr { th { "Landing domain" } td { (pivot(SearchKey::Domain, d)) } } }
+                tr { th { "Labels" } td { (label_pivots(&t.labels)) } }
+                tr { th { "Resolved" } td { (t.resolved_at.as_deref().unwrap_or(""))
+                    @match came { Came::Resolved => {}, Came::Cached => { " (answered from the cache: tick \"resolve again\" for a fresh run)" }, Came::Stored => { " (stored)" } } } }
                 @if let Some(e) = &t.evidence {
-                    @if let Some(title) = &e.title { tr { th { "Page title" } td { (title) } } }
-                    @if let Some(sha) = &e.body_sha256 { tr { th { "Body SHA-256" } td { code { (sha) } " (" (e.body_bytes) " bytes read)" } } }
+                    @if let Some(title) = &e.title { tr { th { "Page title" } td { (pivot(SearchKey::Title, title)) } } }
+                    @if let Some(sha) = &e.body_sha256 { tr { th { "Body SHA-256" } td { code { (pivot(SearchKey::Body, sha)) } " (" (e.body_bytes) " bytes read)" } } }
+                    @if let Some(sha) = &e.screenshot_sha256 { tr { th { "Screenshot SHA-256" } td { code { (pivot(SearchKey::Screenshot, sha)) } } } }
                 }
             }
             p {
@@ -159,24 +206,40 @@ pub fn trace(ctx: &Ctx, t: &Trace, watched: bool) -> Markup {
                 a href=(link("/ui/har", &[("url", key)])) { "HAR" }
                 @if watched { " · " a href=(link("/ui/history", &[("url", key)])) { "history (watched)" } }
             }
+            form method="post" action="/ui/compare" {
+                input type="hidden" name="csrf" value=(ctx.csrf);
+                input type="hidden" name="url" value=(key);
+                button type="submit" { "Compare across visitors" }
+            }
+            h2 { "The chain" }
+            (super::graph::chain(t))
             h2 { "Hops" }
-            table {
-                tr { th { "#" } th { "URL" } th { "Status" } th { "Via" } th { "Host" } th { "IP" } th { "Labels" } th { "Imitates" } th { "Reason" } th { "ms" } }
+            table.hops {
+                tr {
+                    th { "#" } th.wide { "URL" } th { "Status" } th { "Via" } th { "Host" }
+                    @if show_ip { th { "IP" } }
+                    @if show_labels { th { "Labels" } }
+                    @if show_imitates { th { "Imitates" } }
+                    @if show_reason { th { "Reason" } }
+                    @if show_ms { th { "ms" } }
+                }
                 @for (i, h) in t.hops.iter().enumerate() {
                     tr.blocked[h.blocked] {
                         td { (i) }
-                        td { (url_text(&h.url)) }
+                        td.wide { (url_text(&h.url)) }
                         td { @if let Some(s) = h.status { (s) } @else if h.blocked { "blocked" } }
-                        td { (h.via.as_str()) }
-                        td { (h.host) }
-                        td { (h.ip.as_deref().unwrap_or("")) }
-                        td { (labels(&h.labels)) }
-                        td { (h.imitates.as_deref().unwrap_or("")) }
-                        td {
-                            (h.reason.as_deref().unwrap_or(""))
-                            @for b in &h.blocked_requests { br; span.blocked { "refused: " (b) } }
+                        td { (h.via.as_str()) @if let Some(e) = h.engine { " (" (format!("{e:?}").to_lowercase()) ")" } }
+                        td { @if !h.host.is_empty() { (pivot(SearchKey::Host, &h.host)) } }
+                        @if show_ip { td { @if let Some(ip) = &h.ip { (pivot(SearchKey::Ip, ip)) } } }
+                        @if show_labels { td { (label_pivots(&h.labels)) } }
+                        @if show_imitates { td { (h.imitates.as_deref().map(defang).unwrap_or_default()) } }
+                        @if show_reason {
+                            td {
+                                (h.reason.as_deref().unwrap_or(""))
+                                @for b in &h.blocked_requests { br; span.blocked { "refused: " (defang(b)) } }
+                            }
                         }
-                        td { (h.elapsed_ms.map(|m| m.to_string()).unwrap_or_default()) }
+                        @if show_ms { td { (h.elapsed_ms.map(|m| m.to_string()).unwrap_or_default()) } }
                     }
                 }
             }
@@ -220,7 +283,7 @@ pub fn history(ctx: &Ctx, h: &History) -> Markup {
                         td { @if let Some((p, v)) = &cell { (p) " via " (v) } }
                         td { (o.outcome.as_str()) }
                         td { (url_text(&o.final_url)) }
-                        td { (o.final_host) }
+                        td { (defang(&o.final_host)) }
                         td { (labels(&o.landing_labels)) }
                         td { @if new_host { strong { "new host" } " " } @if rotated { "rotated" } }
                     }
@@ -301,7 +364,7 @@ pub fn campaigns(ctx: &Ctx, all: &[Campaign], offset: usize, limit: usize) -> Ma
                 tr { th { "Campaign" } th { "Repositories" } th { "Users" } th { "Landing hosts" } th { "Labels" } th { "Seen" } }
                 @for c in all.iter().skip(offset).take(limit) {
                     tr {
-                        td { code { (c.id) } }
+                        td { a href=(link("/ui/campaign", &[("id", &c.id)])) { code { (c.id) } } }
                         td { (c.repository_count) " (" (c.malicious) " malicious)" }
                         td { (c.user_count) }
                         td { @for h in &c.landing_hosts { (defang(h)) br; } }
@@ -373,7 +436,7 @@ mod tests {
             title: Some(evil.into()),
             ..Default::default()
         });
-        let page = trace(&ctx(), &t, false).into_string();
+        let page = trace(&ctx(), &t, false, Came::Stored).into_string();
         assert!(!page.contains("<img src=x"), "{page}");
         assert!(!page.contains("<script>alert"), "{page}");
         assert!(page.contains("&lt;script&gt;alert(2)&lt;/script&gt;"));
