@@ -1,0 +1,512 @@
+//! The analyst's workbench: search over every stored chain (both backends), and the web
+//! view's search, pivots, chain graph, bulk paste, compare and campaign drill-down in real
+//! headless Chromium against a running `hoptrace serve`; attacker-chosen titles show as text;
+//! a form posted from another site is refused. `HOPTRACE_KEEP_SCREENSHOTS=DIR` keeps a
+//! picture of each page.
+
+mod common;
+
+use std::time::Duration;
+
+use chromiumoxide::page::ScreenshotParams;
+use chromiumoxide::{Browser, BrowserConfig, Page};
+use common::*;
+use futures_util::StreamExt;
+use hoptrace::store::{SearchKey, SearchQuery, Store};
+use hoptrace::trace::{Evidence, Hop, Outcome, Trace, Via};
+use serde_json::json;
+
+// ------------------------------------------------------------------ the store's search
+
+fn chain(input: &str, hosts: &[(&str, &str)], title: &str, body: &str) -> Trace {
+    let hops = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, (host, ip))| {
+            let via = if i == 0 {
+                Via::Input
+            } else {
+                Via::HttpRedirect
+            };
+            let mut h = Hop::new(format!("http://{host}/p{i}"), host.to_string(), via);
+            h.ip = Some(ip.to_string());
+            h
+        })
+        .collect();
+    let mut t = Trace::from_hops(input, hops, Outcome::Landed);
+    t.hops[0].labels = vec!["fake-shortener".into()];
+    t.finish();
+    t.evidence = Some(Evidence {
+        title: Some(title.into()),
+        body_sha256: Some(body.into()),
+        screenshot_sha256: Some(format!("shot-{body}")),
+        ..Default::default()
+    });
+    t
+}
+
+fn by(key: SearchKey, value: &str) -> SearchQuery {
+    SearchQuery {
+        terms: vec![key.term(value)],
+        limit: 10,
+        ..Default::default()
+    }
+}
+
+async fn keys(store: &Store, q: &SearchQuery) -> Vec<String> {
+    let page = store.search(q).await.unwrap();
+    page.hits.into_iter().map(|(k, _, _)| k).collect()
+}
+
+async fn search_on(store: Store) {
+    let a = chain(
+        "http://a.test/",
+        &[("a.test", "192.0.2.1"), ("x.land.co.uk", "192.0.2.9")],
+        "Sign In",
+        "b1",
+    );
+    let b = chain(
+        "http://b.test/",
+        &[("b.test", "192.0.2.2"), ("y.land.co.uk", "192.0.2.9")],
+        "Sign in",
+        "b2",
+    );
+    let c = chain(
+        "http://c.test/",
+        &[("c.test", "192.0.2.3"), ("other.test", "192.0.2.8")],
+        "Parcel",
+        "b1",
+    );
+    store.put("http://a.test/", &a, 1_000).await.unwrap();
+    store.put("http://b.test/", &b, 2_000).await.unwrap();
+    store.put("http://c.test/", &c, 3_000).await.unwrap();
+    let ab = vec!["http://a.test/".to_string(), "http://b.test/".to_string()];
+    assert_eq!(
+        keys(&store, &by(SearchKey::Host, "X.LAND.CO.UK")).await,
+        ab[..1]
+    );
+    assert_eq!(keys(&store, &by(SearchKey::Domain, "land.co.uk")).await, ab);
+    assert_eq!(keys(&store, &by(SearchKey::Ip, "192.0.2.9")).await, ab);
+    assert_eq!(keys(&store, &by(SearchKey::Title, "sign in")).await, ab);
+    assert_eq!(
+        keys(&store, &by(SearchKey::Label, "fake-shortener"))
+            .await
+            .len(),
+        3
+    );
+    assert_eq!(
+        keys(&store, &by(SearchKey::Body, "b1")).await,
+        ["http://a.test/", "http://c.test/"]
+    );
+    assert_eq!(
+        keys(&store, &by(SearchKey::Screenshot, "shot-b2")).await,
+        ab[1..]
+    );
+    // A substring of a URL, and a time range: scanned.
+    let url = SearchQuery {
+        url: Some("OTHER.test/p1".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(keys(&store, &url).await, ["http://c.test/"]);
+    let range = SearchQuery {
+        since_ms: Some(1_500),
+        until_ms: Some(2_500),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(keys(&store, &range).await, ["http://b.test/"]);
+    // Every condition must hold.
+    let mut both = by(SearchKey::Domain, "land.co.uk");
+    both.since_ms = Some(1_500);
+    assert_eq!(keys(&store, &both).await, ["http://b.test/"]);
+    // Page by page, one hit a page.
+    let mut q = by(SearchKey::Label, "fake-shortener");
+    q.limit = 1;
+    let mut seen = Vec::new();
+    loop {
+        let page = store.search(&q).await.unwrap();
+        seen.extend(page.hits.into_iter().map(|(k, _, _)| k));
+        match page.next {
+            Some(n) => q.after = Some(n),
+            None => break,
+        }
+        assert!(seen.len() <= 3, "{seen:?}");
+    }
+    assert_eq!(seen, ["http://a.test/", "http://b.test/", "http://c.test/"]);
+    // A chain stored again no longer answers for what it held before.
+    let a2 = chain(
+        "http://a.test/",
+        &[("a.test", "192.0.2.1"), ("new.test", "192.0.2.7")],
+        "Moved",
+        "b3",
+    );
+    store.put("http://a.test/", &a2, 4_000).await.unwrap();
+    assert_eq!(
+        keys(&store, &by(SearchKey::Domain, "land.co.uk")).await,
+        ab[1..]
+    );
+    assert_eq!(
+        keys(&store, &by(SearchKey::Host, "new.test")).await,
+        ab[..1]
+    );
+}
+
+#[tokio::test]
+async fn search_by_every_key_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    eprintln!("backend: sled");
+    search_on(Store::open_sled(&dir.path().join("db")).unwrap()).await;
+    eprintln!("backend: postgres");
+    let storage = hoptrace::config::Storage {
+        backend: hoptrace::config::StorageBackend::Postgres,
+        url: db::fresh_database().await,
+        ..Default::default()
+    };
+    search_on(Store::open(&storage).await.unwrap()).await;
+}
+
+// ------------------------------------------------------------------ the web view
+
+/// Markup a phishing page puts in its title, which would run if the view did not escape it.
+const EVIL_TITLE: &str =
+    r#"<img src=x onerror="window.__xss=1"><script>window.__xss=2</script> Parcel"#;
+
+async fn client() -> (Browser, tokio::task::JoinHandle<()>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = hoptrace::browser::find_chromium(std::path::Path::new("")).unwrap();
+    let config = BrowserConfig::builder()
+        .chrome_executable(path)
+        .no_sandbox()
+        .user_data_dir(dir.path())
+        .window_size(1280, 900)
+        .arg("disable-gpu")
+        .build()
+        .unwrap();
+    let (browser, mut handler) = Browser::launch(config).await.unwrap();
+    let driving = tokio::spawn(async move { while handler.next().await.is_some() {} });
+    (browser, driving, dir)
+}
+
+async fn until(page: &Page, js: &str) {
+    for _ in 0..300 {
+        let v = page
+            .evaluate(js)
+            .await
+            .ok()
+            .and_then(|v| v.into_value::<bool>().ok());
+        if v == Some(true) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let at = page.url().await.ok().flatten().unwrap_or_default();
+    let html = page.content().await.unwrap_or_default();
+    panic!("never true: {js}\nat {at}:\n{html}");
+}
+
+async fn text(page: &Page) -> String {
+    page.evaluate("document.body.innerText")
+        .await
+        .unwrap()
+        .into_value()
+        .unwrap()
+}
+
+/// Goes to `path` and waits for it to load.
+async fn open(page: &Page, base: &str, path: &str) {
+    page.goto(format!("{base}{path}")).await.unwrap();
+    until(page, "document.readyState === 'complete'").await;
+}
+
+/// Clicks the first element `selector` finds and waits for the next page.
+async fn click(page: &Page, selector: &str) {
+    let js = format!(
+        "(() => {{ window.__old = true; document.querySelector({}).click(); return true; }})()",
+        serde_json::to_string(selector).unwrap()
+    );
+    page.evaluate(js).await.unwrap();
+    until(
+        page,
+        "window.__old === undefined && document.readyState === 'complete'",
+    )
+    .await;
+}
+
+/// A full-page picture of `page`, as `name.png`, in HOPTRACE_KEEP_SCREENSHOTS or target/web.
+async fn keep(page: &Page, name: &str) {
+    let dir = std::env::var_os("HOPTRACE_KEEP_SCREENSHOTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/web"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = page
+        .screenshot(ScreenshotParams::builder().full_page(true).build())
+        .await
+        .unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+/// Nothing from a chain ran or became markup on the page.
+async fn inert(page: &Page) {
+    until(
+        page,
+        "document.querySelectorAll('img[src=x], main script').length === 0 && window.__xss === undefined",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workbench_in_a_browser() {
+    let env = TestEnv::new().await;
+    for h in ["tinurll.com", "rd.lesac.ru", "one.test", "two.test"] {
+        env.dns.set(h, &["127.0.0.1"]);
+    }
+    let landing = format!(
+        "<html><head><title>{EVIL_TITLE}</title></head><body><h1>Your parcel</h1></body></html>"
+    );
+    let srv = Server::start("127.0.0.1", move |req| {
+        let reply = match req.uri().path() {
+            "/start" => redirect(302, b"/meta"),
+            "/meta" => html(
+                r#"<html><head><meta http-equiv="refresh" content="0;url=/landing"></head></html>"#,
+            ),
+            _ => html(&landing),
+        };
+        async move { reply }
+    })
+    .await;
+    let port = srv.port();
+    let (_short, _payload, _target) = campaign(&env).await;
+    let cfg = env.write_config(
+        "[browser]\nenabled = false\n[limits]\nhop_timeout_ms = 10000\ntotal_timeout_ms = 30000\n",
+    );
+    let (_serving, addr) = serve_binary(&cfg);
+    let base = format!("http://{addr}");
+
+    let start = format!("http://tinurll.com:{port}/start");
+    let r = post(addr, "/v1/resolve", json!({"url": start}), None).await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    let body = r.body["evidence"]["body_sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Two repositories linking the fake shortener: a campaign.
+    for (ns, name) in [("actor1", "crack-tool"), ("actor2", "keygen-pro")] {
+        let repo = json!({"repository": {
+            "namespace": ns, "name": name,
+            "description": format!("download: hxxp://blltly[.]com:{}/{name}", _short.port()),
+        }});
+        let r = post(addr, "/v1/scan", repo, None).await;
+        assert_eq!(r.status, 200, "{:#}", r.body);
+    }
+
+    let (browser, _driving, _dir) = client().await;
+    let page = browser.new_page(format!("{base}/ui/")).await.unwrap();
+    until(&page, "document.readyState === 'complete'").await;
+
+    // A pasted description: its links found and resolved together.
+    let pasted = format!(
+        "Get it at hxxp://one[.]test:{port}/landing and, mirror, <a href=\"http://two.test:{port}/landing\">here</a>"
+    );
+    let js = format!(
+        "(() => {{ window.__old = true; const f = document.querySelector('[name=text]'); f.value = {}; f.form.querySelector('button[type=submit]').click(); return true; }})()",
+        serde_json::to_string(&pasted).unwrap()
+    );
+    page.evaluate(js).await.unwrap();
+    until(
+        &page,
+        "window.__old === undefined && document.readyState === 'complete'",
+    )
+    .await;
+    let shown = text(&page).await;
+    assert!(shown.contains("2 links resolved"), "{shown}");
+    for want in [
+        format!("hxxp://one[.]test:{port}/landing"),
+        format!("hxxp://two[.]test:{port}/landing"),
+    ] {
+        assert!(shown.contains(&want), "{want}:\n{shown}");
+    }
+    assert!(
+        shown.contains("CSV") && shown.contains("STIX"),
+        "exports: {shown}"
+    );
+    keep(&page, "1-bulk").await;
+
+    // The chain: a picture with how each hop was reached, the title as text.
+    open(
+        &page,
+        &base,
+        &format!("/ui/trace?url={}", urlencode(&start)),
+    )
+    .await;
+    until(
+        &page,
+        "document.querySelectorAll('svg.graph rect.hop').length === 3",
+    )
+    .await;
+    let svg: String = page
+        .evaluate("document.querySelector('svg.graph').textContent")
+        .await
+        .unwrap()
+        .into_value()
+        .unwrap();
+    assert!(
+        svg.contains("HTTP 302 redirect") && svg.contains("meta refresh"),
+        "{svg}"
+    );
+    assert!(
+        svg.contains(&format!("hxxp://tinurll[.]com:{port}/start")),
+        "{svg}"
+    );
+    assert!(
+        !svg.contains("http://"),
+        "no live URL in the picture: {svg}"
+    );
+    let shown = text(&page).await;
+    assert!(shown.contains(EVIL_TITLE), "{shown}");
+    assert!(
+        !shown.contains("tinurll.com"),
+        "hosts are defanged: {shown}"
+    );
+    inert(&page).await;
+    keep(&page, "2-chain").await;
+
+    // Each pivot from the chain leads to every chain that shares the value.
+    let start_key = start.clone();
+    let one = format!("http://one.test:{port}/landing");
+    let two = format!("http://two.test:{port}/landing");
+    // (`exact`: nothing else shares it; otherwise the fake shortener's chains may too.)
+    for (key, want, exact) in [
+        ("title", vec![&start_key, &one, &two], true),
+        ("body", vec![&start_key, &one, &two], true),
+        ("ip", vec![&start_key, &one, &two], false),
+        ("host", vec![&start_key], true),
+        ("domain", vec![&start_key], true),
+        ("label", vec![&start_key], false),
+    ] {
+        open(
+            &page,
+            &base,
+            &format!("/ui/trace?url={}", urlencode(&start)),
+        )
+        .await;
+        click(&page, &format!("a[href^=\"/ui/search?{key}=\"]")).await;
+        until(&page, "location.pathname === '/ui/search'").await;
+        let found: Vec<String> = page
+            .evaluate("[...document.querySelectorAll('table.hits a[href^=\"/ui/trace\"]')].map(a => new URL(a.href).searchParams.get('url'))")
+            .await
+            .unwrap()
+            .into_value()
+            .unwrap();
+        for w in &want {
+            assert!(found.contains(w), "pivot by {key}: {w} not in {found:?}");
+        }
+        if exact {
+            assert_eq!(found.len(), want.len(), "pivot by {key}: {found:?}");
+        }
+        inert(&page).await;
+        if key == "title" {
+            keep(&page, "3-pivot-title").await;
+        }
+    }
+
+    // The search form by the keys no pivot covers: a URL substring and a time range.
+    open(&page, &base, "/ui/search?url=%2Fmeta").await;
+    let shown = text(&page).await;
+    assert!(
+        shown.contains(&format!("hxxp://tinurll[.]com:{port}/start"))
+            && !shown.contains("one[.]test"),
+        "{shown}"
+    );
+    open(&page, &base, "/ui/search?since=2000-01-01&until=2000-01-02").await;
+    assert!(text(&page).await.contains("0 shown"));
+    open(
+        &page,
+        &base,
+        "/ui/search?since=2000-01-01&label=fake-shortener",
+    )
+    .await;
+    assert!(text(&page)
+        .await
+        .contains(&format!("hxxp://tinurll[.]com:{port}/start")));
+    open(&page, &base, "/ui/search?since=yesterday").await;
+    assert!(text(&page).await.contains("since must be a time"));
+    keep(&page, "4-search").await;
+
+    // The same as JSON, for scanners.
+    let r = get(addr, &format!("/v1/search?body={body}&limit=2"), None).await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    assert_eq!(r.body["results"].as_array().unwrap().len(), 2);
+    let next = r.body["next"].as_str().unwrap();
+    let r = get(
+        addr,
+        &format!("/v1/search?body={body}&limit=2&after={}", urlencode(next)),
+        None,
+    )
+    .await;
+    assert_eq!(
+        r.body["results"].as_array().unwrap().len(),
+        1,
+        "{:#}",
+        r.body
+    );
+    assert_eq!(get(addr, "/v1/search", None).await.status, 400);
+
+    // A campaign, drilled down: accounts -> repositories -> links -> landing hosts.
+    open(&page, &base, "/ui/campaigns").await;
+    click(&page, "a[href^=\"/ui/campaign?id=\"]").await;
+    let shown = text(&page).await;
+    for want in [
+        "actor1/crack-tool",
+        "actor2/keygen-pro",
+        "failhostingpolp[.]ru",
+        "blltly[.]com",
+    ] {
+        assert!(shown.contains(want), "{want}:\n{shown}");
+    }
+    until(
+        &page,
+        "document.querySelectorAll('svg.graph rect').length >= 6",
+    )
+    .await;
+    assert!(!shown.contains("failhostingpolp.ru"), "{shown}");
+    keep(&page, "5-campaign").await;
+
+    // Compare from the page.
+    open(
+        &page,
+        &base,
+        &format!("/ui/trace?url={}", urlencode(&start)),
+    )
+    .await;
+    click(&page, "form[action='/ui/compare'] button").await;
+    assert!(text(&page).await.contains("Not cloaked"));
+    keep(&page, "6-compare").await;
+
+    // The policy is the view's own, unchanged; a form posted from another site is refused.
+    let plain = send(
+        addr,
+        http::Request::get("/ui/search?host=x")
+            .header("host", addr.to_string())
+            .body(Default::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        plain.headers()["content-security-policy"],
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; \
+         form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    );
+    for (name, value) in [
+        ("origin", "http://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
+        let req = http::Request::post("/ui/bulk")
+            .header("host", addr.to_string())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(name, value)
+            .body(format!("text={}", urlencode(&one)).into())
+            .unwrap();
+        assert_eq!(send(addr, req).await.status(), 403, "{name}: {value}");
+    }
+}
