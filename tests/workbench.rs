@@ -370,6 +370,66 @@ async fn the_workbench_in_a_browser() {
     );
     inert(&page).await;
     keep(&page, "2-chain").await;
+    // The landing page's HTML, kept: a text download, never rendered.
+    let html_link: String = page
+        .evaluate("document.querySelector('a[href^=\"/ui/html\"]').getAttribute('href')")
+        .await
+        .unwrap()
+        .into_value()
+        .unwrap();
+    let kept = send(
+        addr,
+        http::Request::get(html_link.as_str())
+            .header("host", addr.to_string())
+            .body(Default::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(kept.status(), 200);
+    let h = kept.headers().clone();
+    assert_eq!(h["content-type"], "text/plain; charset=utf-8");
+    assert!(h["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    let bytes = http_body_util::BodyExt::collect(kept.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert!(String::from_utf8_lossy(&bytes).contains(&format!("<title>{EVIL_TITLE}</title>")));
+
+    // The resolve form says whether the chain shown was resolved now or came from the cache.
+    open(&page, &base, "/ui/").await;
+    let resolve = format!(
+        "(() => {{ window.__old = true; const f = document.querySelector('[name=url]'); f.value = {}; f.form.querySelector('[name=fresh]').checked = FRESH; f.form.querySelector('button[type=submit]').click(); return true; }})()",
+        serde_json::to_string(&start).unwrap()
+    );
+    page.evaluate(resolve.replace("FRESH", "true"))
+        .await
+        .unwrap();
+    until(
+        &page,
+        "window.__old === undefined && document.readyState === 'complete'",
+    )
+    .await;
+    let shown = text(&page).await;
+    assert!(
+        !shown.contains("(stored)")
+            && !shown.contains("from the cache")
+            && !shown.contains("from the store"),
+        "{shown}"
+    );
+    open(&page, &base, "/ui/").await;
+    page.evaluate(resolve.replace("FRESH", "false"))
+        .await
+        .unwrap();
+    until(
+        &page,
+        "window.__old === undefined && document.readyState === 'complete'",
+    )
+    .await;
+    assert!(text(&page).await.contains("answered from the cache"));
 
     // Each pivot from the chain leads to every chain that shares the value.
     let start_key = start.clone();

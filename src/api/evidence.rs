@@ -1,5 +1,5 @@
-//! `/v1/har` and `/v1/screenshot`: the evidence kept with a stored Trace — its HTTP records as
-//! HAR 1.2, and its landing page's screenshot.
+//! `/v1/har`, `/v1/screenshot` and `/v1/html`: the evidence kept with a stored Trace — its
+//! HTTP records as HAR 1.2, its landing page's screenshot and HTML.
 
 use std::sync::Arc;
 
@@ -45,6 +45,36 @@ pub async fn har(State(api): State<Arc<Api>>, q: Params) -> Result<Response, Api
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment; filename=\"hoptrace.har\""),
     );
+    Ok(resp)
+}
+
+/// The landing page's HTML as kept: a text download, never a page (no sniffing, no script,
+/// sandboxed even if a browser were to render it).
+pub async fn html(State(api): State<Arc<Api>>, q: Params) -> Result<Response, ApiError> {
+    let trace = api.stored_trace(&q).await?;
+    let none = || ApiError::not_found(format!("no HTML kept of {}", trace.input));
+    let sha = trace
+        .evidence
+        .as_ref()
+        .and_then(|e| e.html_sha256.as_deref())
+        .ok_or_else(none)?;
+    let html = api.store.html(sha).await?.ok_or_else(none)?;
+    let mut resp = Response::new(axum::body::Body::from(html));
+    let h = resp.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+        (
+            header::CONTENT_DISPOSITION,
+            "attachment; filename=\"landing-page.html.txt\"",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; sandbox",
+        ),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
     Ok(resp)
 }
 

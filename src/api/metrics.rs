@@ -35,6 +35,7 @@ pub enum Route {
     Har,
     Export,
     Screenshot,
+    Html,
     Campaigns,
     Watch,
     History,

@@ -115,6 +115,9 @@ pub const ROUTES: &[RouteDef] = &[
         Guard::Client,
         || get(evidence::screenshot),
     ),
+    row("GET", "/v1/html", Route::Html, Guard::Client, || {
+        get(evidence::html)
+    }),
     row(
         "GET",
         "/v1/campaigns",

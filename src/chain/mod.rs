@@ -362,6 +362,7 @@ impl Resolver {
             elapsed_ms: None,
             evidence: None,
             screenshot: None,
+            html: None,
         };
         // URL -> index of the hop that first visited it.
         let mut seen: HashMap<String, usize> = HashMap::new();
@@ -419,6 +420,10 @@ impl Resolver {
         let shot = trace.hops.last_mut().and_then(|h| h.screenshot.take());
         if let Some(png) = shot.filter(|_| trace.outcome == Outcome::Landed) {
             trace.set_screenshot(png);
+        }
+        let html = trace.hops.last_mut().and_then(|h| h.html.take());
+        if let Some(html) = html.filter(|_| trace.outcome == Outcome::Landed) {
+            trace.set_html(html);
         }
         trace.finish();
         trace

@@ -130,9 +130,38 @@ pub trait Traces: Send + Sync {
     async fn search(&self, q: &SearchQuery) -> Result<SearchPage, StoreError> {
         scan(self, q).await
     }
+    /// A landing page's HTML as kept, by its SHA-256 (`evidence.html_sha256`); kept beside
+    /// the screenshots, under a key of its own kind.
+    async fn html(&self, sha256: &str) -> Result<Option<bytes::Bytes>, StoreError> {
+        self.screenshot(&html_key(sha256)).await
+    }
     /// A landing page's screenshot (PNG) by its SHA-256, as a Trace's evidence names it;
     /// stored with that Trace by [`Traces::put`].
     async fn screenshot(&self, sha256: &str) -> Result<Option<bytes::Bytes>, StoreError>;
+}
+
+/// Where a landing page's HTML is kept among the screenshots (a hex hash never starts so).
+fn html_key(sha256: &str) -> String {
+    format!("html:{sha256}")
+}
+
+/// What a Trace keeps beside it by content: its screenshot and its landing page's HTML,
+/// each under its key.
+fn blobs(trace: &Trace) -> Vec<(String, bytes::Bytes)> {
+    let Some(e) = &trace.evidence else {
+        return Vec::new();
+    };
+    let shot = trace
+        .screenshot
+        .clone()
+        .zip(e.screenshot_sha256.clone())
+        .map(|(png, sha)| (sha, png));
+    let html = trace
+        .html
+        .clone()
+        .zip(e.html_sha256.as_deref())
+        .map(|(html, sha)| (html_key(sha), html));
+    shot.into_iter().chain(html).collect()
 }
 
 /// A page of `q` by reading the store in key order from `q.after`, within the scan budget.

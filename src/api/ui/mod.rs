@@ -41,6 +41,7 @@ pub fn router(api: &Arc<Api>) -> Router<Arc<Api>> {
         .route("/ui/trace.json", get(super::resolve::stored))
         .route("/ui/har", get(super::evidence::har))
         .route("/ui/screenshot", get(super::evidence::screenshot))
+        .route("/ui/html", get(super::evidence::html))
         .route("/ui/history", get(history))
         .route("/ui/domains", get(domains))
         .route("/ui/domain", get(domain))

@@ -6,7 +6,7 @@ use maud::{html, Markup, DOCTYPE};
 
 use crate::campaigns::Campaign;
 use crate::defang::defang;
-use crate::store::{DomainPage, DomainQuery, DomainRecord, WatchRecord};
+use crate::store::{DomainPage, DomainQuery, DomainRecord, SearchKey, WatchRecord};
 use crate::trace::Trace;
 use crate::watch::History;
 
@@ -69,6 +69,41 @@ pub(super) fn labels(list: &[String]) -> Markup {
     html! {
         @for l in list {
             span.label.bad[crate::labels::MALICIOUS.contains(&l.as_str())] { (l) }
+        }
+    }
+}
+
+/// `value` shown (defanged when it is a name) with a link to every chain that shares it.
+pub(super) fn pivot(key: SearchKey, value: &str) -> Markup {
+    let shown = match key {
+        SearchKey::Host | SearchKey::Domain => defang(value),
+        _ => value.to_string(),
+    };
+    let what = match key {
+        SearchKey::Host => "other chains through this host",
+        SearchKey::Domain => "other chains through this domain",
+        SearchKey::Ip => "other chains on this IP",
+        SearchKey::Label => "other chains with this label",
+        SearchKey::Title => "other chains with this title",
+        SearchKey::Body => "other chains with this body",
+        SearchKey::Screenshot => "other chains with this screenshot",
+    };
+    html! {
+        span.value { (shown) }
+        " "
+        a.pivot href=(link("/ui/search", &[(key.as_str(), value)])) title=(what) { "⇢ " (what) }
+    }
+}
+
+/// Download links for the store's exports.
+pub(super) fn exports() -> Markup {
+    html! {
+        p {
+            "Export everything stored: "
+            a href="/ui/export?format=csv&defang=1" download { "CSV" } " · "
+            a href="/ui/export?format=txt&defang=1" download { "text" } " · "
+            a href="/ui/export?format=stix" download { "STIX" } " · "
+            a href="/ui/export?format=misp" download { "MISP" }
         }
     }
 }
@@ -138,7 +173,7 @@ pub fn home(ctx: &Ctx, error: Option<&str>, value: &str) -> Markup {
                 " "
                 button type="submit" { "Resolve all" }
             }
-            (super::workbench::exports())
+            (exports())
         },
     )
 }
@@ -164,8 +199,6 @@ fn label_pivots(list: &[String]) -> Markup {
 }
 
 pub fn trace(ctx: &Ctx, t: &Trace, watched: bool, came: Came) -> Markup {
-    use super::workbench::pivot;
-    use crate::store::SearchKey;
     let key = t.input.as_str();
     let shot = t
         .evidence
@@ -204,6 +237,9 @@ pub fn trace(ctx: &Ctx, t: &Trace, watched: bool, came: Came) -> Markup {
             p {
                 a href=(link("/ui/trace.json", &[("url", key)])) { "JSON" } " · "
                 a href=(link("/ui/har", &[("url", key)])) { "HAR" }
+                @if let Some(n) = t.evidence.as_ref().and_then(|e| e.html_bytes) {
+                    " · " a href=(link("/ui/html", &[("url", key)])) download { "landing page HTML (" (n) " bytes, as text)" }
+                }
                 @if watched { " · " a href=(link("/ui/history", &[("url", key)])) { "history (watched)" } }
             }
             form method="post" action="/ui/compare" {
@@ -443,6 +479,22 @@ mod tests {
         let home = home(&ctx(), Some(evil), evil).into_string();
         assert!(!home.contains("<img src=x"), "{home}");
         assert!(home.contains(r#"value="&quot;&gt;&lt;img src=x"#), "{home}");
+    }
+
+    /// A cloaked chain says so; columns no hop fills are left out; hosts are defanged.
+    #[test]
+    fn cloaked_chains_say_so_and_empty_columns_go() {
+        let hop = Hop::new("http://a.example/".into(), "a.example".into(), Via::Input);
+        let mut t = Trace::from_hops("http://a.example/", vec![hop], Outcome::Landed);
+        let plain = trace(&ctx(), &t, false, Came::Stored).into_string();
+        assert!(!plain.contains("Cloaked") && !plain.contains("<th>Imitates</th>"));
+        assert!(!plain.contains(">a.example<"), "{plain}");
+        t.hops[0].labels = vec!["cloaked".into()];
+        t.hops[0].imitates = Some("bit.ly".into());
+        t.finish();
+        let page = trace(&ctx(), &t, false, Came::Stored).into_string();
+        assert!(page.contains("<strong>Cloaked: </strong>"), "{page}");
+        assert!(page.contains("<th>Imitates</th>") && page.contains("bit[.]ly"));
     }
 
     /// Campaigns page by page, their hosts defanged.

@@ -6,7 +6,7 @@
 use maud::{html, Markup};
 
 use super::graph::{self, Column};
-use super::pages::{labels, layout, link, url_text, Ctx};
+use super::pages::{exports, labels, layout, link, pivot, url_text, Ctx};
 use crate::campaigns::Campaign;
 use crate::compare::Comparison;
 use crate::defang::defang;
@@ -16,28 +16,6 @@ use crate::trace::Trace;
 
 /// How many entries a campaign column draws before "and K more".
 const CAMPAIGN_COLUMN: usize = 8;
-
-/// `value` shown (defanged when it is a name) with a link to every chain that shares it.
-pub fn pivot(key: SearchKey, value: &str) -> Markup {
-    let shown = match key {
-        SearchKey::Host | SearchKey::Domain => defang(value),
-        _ => value.to_string(),
-    };
-    let what = match key {
-        SearchKey::Host => "other chains through this host",
-        SearchKey::Domain => "other chains through this domain",
-        SearchKey::Ip => "other chains on this IP",
-        SearchKey::Label => "other chains with this label",
-        SearchKey::Title => "other chains with this title",
-        SearchKey::Body => "other chains with this body",
-        SearchKey::Screenshot => "other chains with this screenshot",
-    };
-    html! {
-        span.value { (shown) }
-        " "
-        a.pivot href=(link("/ui/search", &[(key.as_str(), value)])) title=(what) { "⇢ " (what) }
-    }
-}
 
 /// The search form (filled with what was asked) and a page of hits.
 pub fn search(
@@ -142,19 +120,6 @@ pub fn bulk(ctx: &Ctx, traces: &[Trace], left_out: usize) -> Markup {
             (exports())
         },
     )
-}
-
-/// Download links for the store's exports.
-pub fn exports() -> Markup {
-    html! {
-        p {
-            "Export everything stored: "
-            a href="/ui/export?format=csv&defang=1" download { "CSV" } " · "
-            a href="/ui/export?format=txt&defang=1" download { "text" } " · "
-            a href="/ui/export?format=stix" download { "STIX" } " · "
-            a href="/ui/export?format=misp" download { "MISP" }
-        }
-    }
 }
 
 /// One link as several visitors: who went where, and whether that makes it cloaked.

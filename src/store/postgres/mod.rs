@@ -259,7 +259,7 @@ WITH t AS (
 ), terms AS (
     INSERT INTO search_terms (term, key) SELECT unnest($9::text[]), $1 ON CONFLICT DO NOTHING
 ), shot AS (
-    INSERT INTO screenshots (sha256, png) SELECT $7::text, $8::bytea WHERE $7::text IS NOT NULL
+    INSERT INTO screenshots (sha256, png) SELECT * FROM unnest($7::text[], $8::bytea[])
     ON CONFLICT DO NOTHING
 ), link AS (
     INSERT INTO domain_inputs (domain, input) SELECT $4::text, $1 WHERE $4::text IS NOT NULL
@@ -310,11 +310,11 @@ impl Traces for PgStore {
             .map(|h| h.labels.clone())
             .unwrap_or_default();
         let now = crate::trace::rfc3339(now_ms);
-        let shot = trace.screenshot.as_deref().and_then(|png| {
-            let sha = trace.evidence.as_ref()?.screenshot_sha256.clone()?;
-            Some((sha, png))
-        });
-        let (sha, png) = (shot.as_ref().map(|s| s.0.clone()), shot.map(|s| s.1));
+        // The screenshot and the landing page's HTML, each under its key.
+        let (keys, blobs): (Vec<String>, Vec<Vec<u8>>) = super::blobs(trace)
+            .into_iter()
+            .map(|(k, b)| (k, b.to_vec()))
+            .unzip();
         let terms = super::search::terms(trace);
         self.execute(
             PUT_TRACE,
@@ -325,8 +325,8 @@ impl Traces for PgStore {
                 &landing,
                 &now,
                 &labels,
-                &sha,
-                &png,
+                &keys,
+                &blobs,
                 &terms,
             ],
         )

@@ -25,7 +25,8 @@ use crate::store::{Durability, SearchPage, SearchQuery, StoreError, Traces};
 use crate::trace::Trace;
 
 /// What one batch of Traces writes, together: the Traces, the landing-domain index (domain
-/// -> record, and the inputs that landed on each), and screenshots by SHA-256.
+/// -> record, and the inputs that landed on each), and screenshots and landing pages' HTML
+/// by content (see `store::blobs`).
 #[derive(Clone)]
 pub(super) struct TraceTrees {
     pub traces: ::sled::Tree,
@@ -43,8 +44,8 @@ pub(super) struct TraceWrite {
     record: Vec<u8>,
     /// The registrable landing domain, the final hop's labels and when it was stored.
     landing: Option<(String, Vec<String>, String)>,
-    /// The landing page's screenshot, by its SHA-256.
-    screenshot: Option<(String, bytes::Bytes)>,
+    /// The landing page's screenshot and HTML, by their keys.
+    blobs: Vec<(String, bytes::Bytes)>,
     /// The Trace's search index terms.
     terms: Vec<String>,
 }
@@ -168,15 +169,11 @@ pub(super) fn trace_write(key: &str, trace: &Trace, encoded: &EncodedTrace) -> T
             .unwrap_or_default();
         (domain, labels, crate::trace::rfc3339(now_ms))
     });
-    let screenshot = trace.screenshot.clone().and_then(|png| {
-        let sha = trace.evidence.as_ref()?.screenshot_sha256.clone()?;
-        Some((sha, png))
-    });
     TraceWrite {
         key: key.to_string(),
         record,
         landing,
-        screenshot,
+        blobs: crate::store::blobs(trace),
         terms: crate::store::search::terms(trace),
     }
 }
@@ -271,9 +268,9 @@ pub(super) fn write_traces(
                 for t in &w.terms {
                     search.insert(search_key(t, &w.key), &[][..])?;
                 }
-                // By content: a Trace names its screenshot by hash, and equal ones are kept once.
-                if let Some((sha, png)) = &w.screenshot {
-                    shots.insert(sha.as_bytes(), png.as_ref())?;
+                // By content: a Trace names its screenshot and HTML by hash; equal ones are kept once.
+                for (k, blob) in &w.blobs {
+                    shots.insert(k.as_bytes(), blob.as_ref())?;
                 }
             }
             for (domain, keys) in &gained {
