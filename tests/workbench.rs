@@ -6,12 +6,10 @@
 
 mod common;
 
-use std::time::Duration;
-
 use chromiumoxide::page::ScreenshotParams;
-use chromiumoxide::{Browser, BrowserConfig, Page};
+use chromiumoxide::Page;
+use common::view::{client, text, until};
 use common::*;
-use futures_util::StreamExt;
 use hoptrace::store::{SearchKey, SearchQuery, Store};
 use hoptrace::trace::{Evidence, Hop, Outcome, Trace, Via};
 use serde_json::json;
@@ -172,47 +170,6 @@ async fn search_by_every_key_on_both_backends() {
 const EVIL_TITLE: &str =
     r#"<img src=x onerror="window.__xss=1"><script>window.__xss=2</script> Parcel"#;
 
-async fn client() -> (Browser, tokio::task::JoinHandle<()>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = hoptrace::browser::find_chromium(std::path::Path::new("")).unwrap();
-    let config = BrowserConfig::builder()
-        .chrome_executable(path)
-        .no_sandbox()
-        .user_data_dir(dir.path())
-        .window_size(1280, 900)
-        .arg("disable-gpu")
-        .build()
-        .unwrap();
-    let (browser, mut handler) = Browser::launch(config).await.unwrap();
-    let driving = tokio::spawn(async move { while handler.next().await.is_some() {} });
-    (browser, driving, dir)
-}
-
-async fn until(page: &Page, js: &str) {
-    for _ in 0..300 {
-        let v = page
-            .evaluate(js)
-            .await
-            .ok()
-            .and_then(|v| v.into_value::<bool>().ok());
-        if v == Some(true) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let at = page.url().await.ok().flatten().unwrap_or_default();
-    let html = page.content().await.unwrap_or_default();
-    panic!("never true: {js}\nat {at}:\n{html}");
-}
-
-async fn text(page: &Page) -> String {
-    page.evaluate("document.body.innerText")
-        .await
-        .unwrap()
-        .into_value()
-        .unwrap()
-}
-
 /// Goes to `path` and waits for it to load.
 async fn open(page: &Page, base: &str, path: &str) {
     page.goto(format!("{base}{path}")).await.unwrap();
@@ -244,6 +201,18 @@ async fn keep(page: &Page, name: &str) {
         .await
         .unwrap();
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+/// A GET of the view without a browser.
+async fn plain_get(
+    addr: std::net::SocketAddr,
+    path: &str,
+) -> http::Response<hyper::body::Incoming> {
+    let req = http::Request::get(path)
+        .header("host", addr.to_string())
+        .body(Default::default())
+        .unwrap();
+    send(addr, req).await
 }
 
 /// Nothing from a chain ran or became markup on the page.
@@ -300,6 +269,7 @@ async fn the_workbench_in_a_browser() {
         assert_eq!(r.status, 200, "{:#}", r.body);
     }
 
+    let chain_page = format!("/ui/trace?url={}", urlencode(&start));
     let (browser, _driving, _dir) = client().await;
     let page = browser.new_page(format!("{base}/ui/")).await.unwrap();
     until(&page, "document.readyState === 'complete'").await;
@@ -333,12 +303,7 @@ async fn the_workbench_in_a_browser() {
     keep(&page, "1-bulk").await;
 
     // The chain: a picture with how each hop was reached, the title as text.
-    open(
-        &page,
-        &base,
-        &format!("/ui/trace?url={}", urlencode(&start)),
-    )
-    .await;
+    open(&page, &base, &chain_page).await;
     until(
         &page,
         "document.querySelectorAll('svg.graph rect.hop').length === 3",
@@ -377,14 +342,7 @@ async fn the_workbench_in_a_browser() {
         .unwrap()
         .into_value()
         .unwrap();
-    let kept = send(
-        addr,
-        http::Request::get(html_link.as_str())
-            .header("host", addr.to_string())
-            .body(Default::default())
-            .unwrap(),
-    )
-    .await;
+    let kept = plain_get(addr, &html_link).await;
     assert_eq!(kept.status(), 200);
     let h = kept.headers().clone();
     assert_eq!(h["content-type"], "text/plain; charset=utf-8");
@@ -444,12 +402,7 @@ async fn the_workbench_in_a_browser() {
         ("domain", vec![&start_key], true),
         ("label", vec![&start_key], false),
     ] {
-        open(
-            &page,
-            &base,
-            &format!("/ui/trace?url={}", urlencode(&start)),
-        )
-        .await;
+        open(&page, &base, &chain_page).await;
         click(&page, &format!("a[href^=\"/ui/search?{key}=\"]")).await;
         until(&page, "location.pathname === '/ui/search'").await;
         let found: Vec<String> = page
@@ -533,25 +486,13 @@ async fn the_workbench_in_a_browser() {
     keep(&page, "5-campaign").await;
 
     // Compare from the page.
-    open(
-        &page,
-        &base,
-        &format!("/ui/trace?url={}", urlencode(&start)),
-    )
-    .await;
+    open(&page, &base, &chain_page).await;
     click(&page, "form[action='/ui/compare'] button").await;
     assert!(text(&page).await.contains("Not cloaked"));
     keep(&page, "6-compare").await;
 
     // The policy is the view's own, unchanged; a form posted from another site is refused.
-    let plain = send(
-        addr,
-        http::Request::get("/ui/search?host=x")
-            .header("host", addr.to_string())
-            .body(Default::default())
-            .unwrap(),
-    )
-    .await;
+    let plain = plain_get(addr, "/ui/search?host=x").await;
     assert_eq!(
         plain.headers()["content-security-policy"],
         "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; \
