@@ -132,6 +132,20 @@ async fn search_on(store: Store) {
         assert!(seen.len() <= 3, "{seen:?}");
     }
     assert_eq!(seen, ["http://a.test/", "http://b.test/", "http://c.test/"]);
+    // The landing page's screenshot and HTML are kept beside the chain, each by its hash.
+    let mut d = chain("http://d.test/", &[("d.test", "192.0.2.4")], "Kept", "b4");
+    d.set_screenshot(bytes::Bytes::from_static(b"PNG"));
+    d.set_html(bytes::Bytes::from_static(b"<html>kept</html>"));
+    store.put("http://d.test/", &d, 3_500).await.unwrap();
+    let e = d.evidence.as_ref().unwrap();
+    let shot = store
+        .screenshot(e.screenshot_sha256.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(shot.as_deref(), Some(&b"PNG"[..]));
+    let html = store.html(e.html_sha256.as_deref().unwrap()).await.unwrap();
+    assert_eq!(html.as_deref(), Some(&b"<html>kept</html>"[..]));
+    assert_eq!(e.html_bytes, Some(17));
     // A chain stored again no longer answers for what it held before.
     let a2 = chain(
         "http://a.test/",
@@ -162,6 +176,66 @@ async fn search_by_every_key_on_both_backends() {
         ..Default::default()
     };
     search_on(Store::open(&storage).await.unwrap()).await;
+}
+
+/// Waits (bounded) until the search by `host` finds `key`: a store indexes what it held
+/// before the index existed on a thread of its own.
+async fn found_eventually(store: &Store, host: &str, key: &str) {
+    for _ in 0..300 {
+        if keys(store, &by(SearchKey::Host, host)).await == [key] {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{key} never found by host {host}");
+}
+
+/// A store written before the search index existed is searchable after it is opened again
+/// (sled: no index tree and no mark; PostgreSQL: before migration 5).
+#[tokio::test]
+async fn stores_from_before_the_index_are_indexed() {
+    let t = chain(
+        "http://old.test/",
+        &[("old.test", "192.0.2.5")],
+        "Old",
+        "b5",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let store = Store::open_sled(&path).unwrap();
+    store.put("http://old.test/", &t, 1_000).await.unwrap();
+    drop(store);
+    {
+        let db = sled::open(&path).unwrap();
+        db.drop_tree("search").unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .remove("search-indexed")
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open_sled(&path).unwrap();
+    found_eventually(&store, "old.test", "http://old.test/").await;
+
+    let url = db::fresh_database().await;
+    let storage = hoptrace::config::Storage {
+        backend: hoptrace::config::StorageBackend::Postgres,
+        url: url.clone(),
+        ..Default::default()
+    };
+    let store = Store::open(&storage).await.unwrap();
+    store.put("http://old.test/", &t, 1_000).await.unwrap();
+    drop(store);
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute("DROP TABLE search_terms; DELETE FROM hoptrace_migrations WHERE version = 5")
+        .await
+        .unwrap();
+    let store = Store::open(&storage).await.unwrap();
+    found_eventually(&store, "old.test", "http://old.test/").await;
 }
 
 // ------------------------------------------------------------------ the web view
