@@ -256,6 +256,12 @@ async fn click(page: &Page, selector: &str) {
         "(() => {{ window.__old = true; document.querySelector({}).click(); return true; }})()",
         serde_json::to_string(selector).unwrap()
     );
+    navigate(page, js).await;
+}
+
+/// Runs `js` (which marks the page with `window.__old` and leaves it) and waits for the page
+/// it leads to.
+async fn navigate(page: &Page, js: String) {
     page.evaluate(js).await.unwrap();
     until(
         page,
@@ -347,6 +353,7 @@ async fn the_workbench_in_a_browser() {
     let (browser, _driving, _dir) = client().await;
     let page = browser.new_page(format!("{base}/ui/")).await.unwrap();
     until(&page, "document.readyState === 'complete'").await;
+    keep(&page, "0-home").await;
 
     // A pasted description: its links found and resolved together.
     let pasted = format!(
@@ -356,12 +363,7 @@ async fn the_workbench_in_a_browser() {
         "(() => {{ window.__old = true; const f = document.querySelector('[name=text]'); f.value = {}; f.form.querySelector('button[type=submit]').click(); return true; }})()",
         serde_json::to_string(&pasted).unwrap()
     );
-    page.evaluate(js).await.unwrap();
-    until(
-        &page,
-        "window.__old === undefined && document.readyState === 'complete'",
-    )
-    .await;
+    navigate(&page, js).await;
     let shown = text(&page).await;
     assert!(shown.contains("2 links resolved"), "{shown}");
     for want in [
@@ -437,14 +439,7 @@ async fn the_workbench_in_a_browser() {
         "(() => {{ window.__old = true; const f = document.querySelector('[name=url]'); f.value = {}; f.form.querySelector('[name=fresh]').checked = FRESH; f.form.querySelector('button[type=submit]').click(); return true; }})()",
         serde_json::to_string(&start).unwrap()
     );
-    page.evaluate(resolve.replace("FRESH", "true"))
-        .await
-        .unwrap();
-    until(
-        &page,
-        "window.__old === undefined && document.readyState === 'complete'",
-    )
-    .await;
+    navigate(&page, resolve.replace("FRESH", "true")).await;
     let shown = text(&page).await;
     assert!(
         !shown.contains("(stored)")
@@ -453,14 +448,7 @@ async fn the_workbench_in_a_browser() {
         "{shown}"
     );
     open(&page, &base, "/ui/").await;
-    page.evaluate(resolve.replace("FRESH", "false"))
-        .await
-        .unwrap();
-    until(
-        &page,
-        "window.__old === undefined && document.readyState === 'complete'",
-    )
-    .await;
+    navigate(&page, resolve.replace("FRESH", "false")).await;
     assert!(text(&page).await.contains("answered from the cache"));
 
     // Each pivot from the chain leads to every chain that shares the value.
