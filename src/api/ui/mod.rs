@@ -482,8 +482,10 @@ async fn domain(State(api): State<Arc<Api>>, v: Viewer, q: Params) -> Result<Res
     let d = q.required("d").map_err(|e| v.fail(e))?.to_ascii_lowercase();
     let fail = |e: crate::store::StoreError| v.fail(e.into());
     let record = api.store.domain(&d).await.map_err(fail)?;
-    let record =
-        record.ok_or_else(|| v.fail(ApiError::not_found(format!("nothing landed on {d}"))))?;
+    let record = record.ok_or_else(|| {
+        let shown = crate::defang::defang(&d);
+        v.fail(ApiError::not_found(format!("nothing landed on {shown}")))
+    })?;
     let inputs = api.store.domain_inputs(&d).await.map_err(fail)?;
     Ok(html(pages::domain(&v.ctx, &record, &inputs)))
 }

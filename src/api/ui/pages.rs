@@ -117,13 +117,24 @@ pub(super) fn url_text(url: &str) -> Markup {
     }
 }
 
+/// `text` with every URL in it defanged (messages name the links they are about).
+fn defang_urls(text: &str) -> String {
+    text.split(' ')
+        .map(|word| match word.contains("://") {
+            true => defang(word),
+            false => word.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub fn error(ctx: &Ctx, status: u16, message: &str) -> Markup {
     layout(
         "Error",
         ctx,
         html! {
             h1 { "Error " (status) }
-            p.error { (message) }
+            p.error { (defang_urls(message)) }
         },
     )
 }
@@ -479,6 +490,17 @@ mod tests {
         let home = home(&ctx(), Some(evil), evil).into_string();
         assert!(!home.contains("<img src=x"), "{home}");
         assert!(home.contains(r#"value="&quot;&gt;&lt;img src=x"#), "{home}");
+    }
+
+    /// An error page names the link it is about defanged.
+    #[test]
+    fn error_pages_defang_the_links_they_name() {
+        let page =
+            error(&ctx(), 404, "no trace stored for http://evil.example/x?a=b").into_string();
+        assert!(
+            page.contains("no trace stored for hxxp://evil[.]example/x?a=b"),
+            "{page}"
+        );
     }
 
     /// A cloaked chain says so; columns no hop fills are left out; hosts are defanged.
