@@ -112,6 +112,10 @@ pub struct Hop {
     /// The page's screenshot, on its way to [`Trace::screenshot`] (never serialised).
     #[serde(skip)]
     pub screenshot: Option<bytes::Bytes>,
+    /// The landing page's HTML as served (at most [`HTML_KEPT_BYTES`]), on its way to
+    /// [`Trace::html`] (never serialised).
+    #[serde(skip)]
+    pub html: Option<bytes::Bytes>,
 }
 
 impl Hop {
@@ -133,6 +137,7 @@ impl Hop {
             http: None,
             engine: None,
             screenshot: None,
+            html: None,
         }
     }
 }
@@ -228,6 +233,10 @@ pub struct Trace {
     /// stored with the Trace or served from the cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch_added: Option<WatchAdded>,
+    /// The landing page's HTML (at most [`HTML_KEPT_BYTES`]), kept by the store beside the
+    /// Trace and served on its own as text (`/v1/html`), never inside the JSON.
+    #[serde(skip)]
+    pub html: Option<bytes::Bytes>,
 }
 
 /// A watch added automatically: the link (as the watchlist keys it) and its interval.
@@ -236,6 +245,10 @@ pub struct WatchAdded {
     pub url: String,
     pub every_seconds: u64,
 }
+
+/// Most of a landing page's HTML kept as evidence (and never more than
+/// `limits.max_body_bytes`, which is all that is read).
+pub const HTML_KEPT_BYTES: usize = 512 * 1024;
 
 /// What the landing page of a chain was.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -251,6 +264,12 @@ pub struct Evidence {
     pub screenshot_sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub screenshot_bytes: Option<u64>,
+    /// SHA-256 (hex) of the landing page's HTML as kept (the body as read, cut to
+    /// [`HTML_KEPT_BYTES`]), and how many bytes were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html_bytes: Option<u64>,
 }
 
 impl Trace {
@@ -274,6 +293,7 @@ impl Trace {
             evidence: None,
             screenshot: None,
             watch_added: None,
+            html: None,
         }
     }
 
@@ -292,6 +312,7 @@ impl Trace {
             evidence: None,
             screenshot: None,
             watch_added: None,
+            html: None,
         };
         t.finish();
         t
@@ -323,6 +344,15 @@ impl Trace {
             e.body_bytes = r.body_bytes;
             e.title = r.title.clone();
         }
+    }
+
+    /// Keeps `html` (already cut to [`HTML_KEPT_BYTES`]) as the landing page's HTML, noted
+    /// in the evidence.
+    pub fn set_html(&mut self, html: bytes::Bytes) {
+        let e = self.evidence.get_or_insert_with(Evidence::default);
+        e.html_sha256 = Some(crate::record::sha256_hex(&html));
+        e.html_bytes = Some(html.len() as u64);
+        self.html = Some(html);
     }
 
     /// Keeps `png` as the landing page's screenshot, noted in the evidence.

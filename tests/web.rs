@@ -7,12 +7,10 @@
 
 mod common;
 
-use std::time::Duration;
-
 use chromiumoxide::page::ScreenshotParams;
-use chromiumoxide::{Browser, BrowserConfig, Page};
+use chromiumoxide::Page;
+use common::view::{client, text, until};
 use common::*;
-use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use serde_json::json;
 
@@ -21,50 +19,6 @@ const TOKEN: &str = "s3cret-token";
 /// escape it.
 const EVIL_TITLE: &str =
     r#""><img src=x onerror="window.__xss=1"><script>window.__xss=2</script> Sign in"#;
-
-/// The test's own Chromium, a plain client of the view (not hoptrace's sandboxed one).
-async fn client() -> (Browser, tokio::task::JoinHandle<()>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = hoptrace::browser::find_chromium(std::path::Path::new("")).unwrap();
-    let config = BrowserConfig::builder()
-        .chrome_executable(path)
-        .no_sandbox()
-        .user_data_dir(dir.path())
-        .window_size(1280, 900)
-        .arg("disable-gpu")
-        .build()
-        .unwrap();
-    let (browser, mut handler) = Browser::launch(config).await.unwrap();
-    let driving = tokio::spawn(async move { while handler.next().await.is_some() {} });
-    (browser, driving, dir)
-}
-
-/// Waits until `js` (an expression) is true in `page`.
-async fn until(page: &Page, js: &str) {
-    for _ in 0..200 {
-        let v = page
-            .evaluate(js)
-            .await
-            .ok()
-            .and_then(|v| v.into_value::<bool>().ok());
-        if v == Some(true) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let at = page.url().await.ok().flatten().unwrap_or_default();
-    let html = page.content().await.unwrap_or_default();
-    panic!("never true: {js}\nat {at}:\n{html}");
-}
-
-/// The page's text.
-async fn text(page: &Page) -> String {
-    page.evaluate("document.body.innerText")
-        .await
-        .unwrap()
-        .into_value()
-        .unwrap()
-}
 
 /// Keeps a full-page picture of `page` as `name.png` when asked to.
 async fn keep(page: &Page, name: &str) {
@@ -167,7 +121,7 @@ async fn the_web_view_in_a_browser() {
         format!("hxxp://rd[.]lesac[.]ru:{port}/landing"),
         "http-redirect".to_string(),
         "fake-shortener".to_string(),
-        "tinyurl.com".to_string(),
+        "tinyurl[.]com".to_string(),
         "phishing".to_string(),
         "302".to_string(),
         "127.0.0.1".to_string(),

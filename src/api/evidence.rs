@@ -1,5 +1,5 @@
-//! `/v1/har` and `/v1/screenshot`: the evidence kept with a stored Trace — its HTTP records as
-//! HAR 1.2, and its landing page's screenshot.
+//! `/v1/har`, `/v1/screenshot` and `/v1/html`: the evidence kept with a stored Trace — its
+//! HTTP records as HAR 1.2, its landing page's screenshot and HTML.
 
 use std::sync::Arc;
 
@@ -48,30 +48,70 @@ pub async fn har(State(api): State<Arc<Api>>, q: Params) -> Result<Response, Api
     Ok(resp)
 }
 
-/// The PNG, served as an image that cannot become anything else: no sniffing, no script.
-pub async fn screenshot(State(api): State<Arc<Api>>, q: Params) -> Result<Response, ApiError> {
-    let trace = api.stored_trace(&q).await?;
-    let none = || ApiError::not_found(format!("no screenshot of {}", trace.input));
-    let sha = trace
-        .evidence
-        .as_ref()
-        .and_then(|e| e.screenshot_sha256.as_deref())
-        .ok_or_else(none)?;
-    let png = api.store.screenshot(sha).await?.ok_or_else(none)?;
-    let mut resp = Response::new(axum::body::Body::from(png));
+/// What the evidence names one kept thing by, and what it is called in a 404.
+#[derive(Clone, Copy)]
+enum Kept {
+    Screenshot,
+    Html,
+}
+
+/// The stored Trace's kept screenshot or HTML, as a response with `headers` that keep it
+/// from becoming anything else (no sniffing; sandboxed, no script); 404 when there is none.
+async fn kept(
+    api: &Api,
+    q: &Params,
+    which: Kept,
+    headers: &[(header::HeaderName, &'static str)],
+) -> Result<Response, ApiError> {
+    let trace = api.stored_trace(q).await?;
+    let what = match which {
+        Kept::Screenshot => "screenshot",
+        Kept::Html => "HTML kept",
+    };
+    let none = || ApiError::not_found(format!("no {what} of {}", trace.input));
+    let e = trace.evidence.as_ref();
+    let sha = match which {
+        Kept::Screenshot => e.and_then(|e| e.screenshot_sha256.as_deref()),
+        Kept::Html => e.and_then(|e| e.html_sha256.as_deref()),
+    }
+    .ok_or_else(none)?;
+    let blob = match which {
+        Kept::Screenshot => api.store.screenshot(sha).await?,
+        Kept::Html => api.store.html(sha).await?,
+    }
+    .ok_or_else(none)?;
+    let mut resp = Response::new(axum::body::Body::from(blob));
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; sandbox"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=86400, immutable"),
-    );
+    let guard = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; sandbox",
+        ),
+    ];
+    for (name, value) in guard.iter().chain(headers) {
+        h.insert(name.clone(), HeaderValue::from_static(value));
+    }
     Ok(resp)
+}
+
+/// The landing page's HTML as kept: a text download, never a page.
+pub async fn html(State(api): State<Arc<Api>>, q: Params) -> Result<Response, ApiError> {
+    let headers = [
+        (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+        (
+            header::CONTENT_DISPOSITION,
+            "attachment; filename=\"landing-page.html.txt\"",
+        ),
+    ];
+    kept(&api, &q, Kept::Html, &headers).await
+}
+
+/// The PNG, served as an image that cannot become anything else.
+pub async fn screenshot(State(api): State<Arc<Api>>, q: Params) -> Result<Response, ApiError> {
+    let headers = [
+        (header::CONTENT_TYPE, "image/png"),
+        (header::CACHE_CONTROL, "private, max-age=86400, immutable"),
+    ];
+    kept(&api, &q, Kept::Screenshot, &headers).await
 }

@@ -31,6 +31,7 @@ pub mod metrics;
 mod ops;
 mod resolve;
 mod scan;
+mod search;
 mod serve;
 pub mod ui;
 mod watch;
@@ -122,6 +123,9 @@ pub const ROUTES: &[RouteDef] = &[
         Guard::Client,
         || get(evidence::screenshot),
     ),
+    row("GET", "/v1/html", Route::Html, Guard::Client, || {
+        get(evidence::html)
+    }),
     row(
         "GET",
         "/v1/campaigns",
@@ -154,6 +158,9 @@ pub const ROUTES: &[RouteDef] = &[
         Guard::Client,
         || get(domains::one),
     ),
+    row("GET", "/v1/search", Route::Search, Guard::Client, || {
+        get(search::search)
+    }),
     row("GET", "/healthz", Route::Health, Guard::Open, || {
         get(ops::health)
     }),

@@ -198,6 +198,11 @@ impl Resolver {
                 None => {}
             }
         }
+        // The landing page: its HTML is kept as evidence (as served, cut to a cap).
+        if page.landing_evidence {
+            let body = &page.response.body;
+            hop.html = Some(body.slice(..body.len().min(crate::trace::HTML_KEPT_BYTES)));
+        }
         Step::End(Outcome::Landed, None)
     }
 

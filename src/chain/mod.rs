@@ -374,6 +374,7 @@ impl Resolver {
             evidence: None,
             screenshot: None,
             watch_added: None,
+            html: None,
         };
         // URL -> index of the hop that first visited it.
         let mut seen: HashMap<String, usize> = HashMap::new();
@@ -431,6 +432,10 @@ impl Resolver {
         let shot = trace.hops.last_mut().and_then(|h| h.screenshot.take());
         if let Some(png) = shot.filter(|_| trace.outcome == Outcome::Landed) {
             trace.set_screenshot(png);
+        }
+        let html = trace.hops.last_mut().and_then(|h| h.html.take());
+        if let Some(html) = html.filter(|_| trace.outcome == Outcome::Landed) {
+            trace.set_html(html);
         }
         trace.finish();
         trace

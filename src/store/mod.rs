@@ -11,6 +11,7 @@
 pub mod encoded;
 pub mod model;
 mod postgres;
+pub mod search;
 mod sled;
 
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ use async_trait::async_trait;
 pub use encoded::{EncodedTrace, KeptAnswer};
 pub use model::{DomainPage, DomainQuery, DomainRecord, DomainSort, WatchRecord};
 use model::{Event, Observation, RepositoryRecord};
+pub use search::{SearchKey, SearchPage, SearchQuery};
 
 use crate::config::{Storage, StorageBackend};
 use crate::trace::Trace;
@@ -122,9 +124,58 @@ pub trait Traces: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Trace, u64)>, StoreError>;
+    /// One page of the Traces that meet `q` (see [`search`]). Here: a bounded scan of the
+    /// whole store in key order, for a backend without an index (and for a query with no
+    /// exact value to look up).
+    async fn search(&self, q: &SearchQuery) -> Result<SearchPage, StoreError> {
+        scan(self, q).await
+    }
+    /// A landing page's HTML as kept, by its SHA-256 (`evidence.html_sha256`); kept beside
+    /// the screenshots, under a key of its own kind.
+    async fn html(&self, sha256: &str) -> Result<Option<bytes::Bytes>, StoreError> {
+        self.screenshot(&html_key(sha256)).await
+    }
     /// A landing page's screenshot (PNG) by its SHA-256, as a Trace's evidence names it;
     /// stored with that Trace by [`Traces::put`].
     async fn screenshot(&self, sha256: &str) -> Result<Option<bytes::Bytes>, StoreError>;
+}
+
+/// Where a landing page's HTML is kept among the screenshots (a hex hash never starts so).
+fn html_key(sha256: &str) -> String {
+    format!("html:{sha256}")
+}
+
+/// What a Trace keeps beside it by content: its screenshot and its landing page's HTML,
+/// each under its key.
+fn blobs(trace: &Trace) -> Vec<(String, bytes::Bytes)> {
+    let Some(e) = &trace.evidence else {
+        return Vec::new();
+    };
+    let shot = trace
+        .screenshot
+        .clone()
+        .zip(e.screenshot_sha256.clone())
+        .map(|(png, sha)| (sha, png));
+    let html = trace
+        .html
+        .clone()
+        .zip(e.html_sha256.as_deref())
+        .map(|(html, sha)| (html_key(sha), html));
+    shot.into_iter().chain(html).collect()
+}
+
+/// A page of `q` by reading the store in key order from `q.after`, within the scan budget.
+async fn scan<T: Traces + ?Sized>(store: &T, q: &SearchQuery) -> Result<SearchPage, StoreError> {
+    let mut page = SearchPage::default();
+    let mut after = q.after.clone();
+    loop {
+        let chunk = store.traces_after(after.as_deref(), 500).await?;
+        let full = chunk.len() == 500;
+        after = chunk.last().map(|(k, _, _)| k.clone());
+        if search::collect(q, chunk.into_iter().map(Ok), &mut page)? || !full {
+            return Ok(page);
+        }
+    }
 }
 
 /// The watchlist, each link's observations, the events raised, and small counters.

@@ -22,6 +22,7 @@ mod fixtures;
 pub mod pki;
 pub mod proxies;
 pub mod tools;
+pub mod view;
 
 pub use dns::*;
 pub use fixtures::*;

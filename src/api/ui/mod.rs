@@ -7,8 +7,10 @@
 //! form that changes something carries a CSRF token bound to the session, and a POST from
 //! another site is refused by its `Origin` / `Sec-Fetch-Site` whatever it carries.
 
+mod graph;
 mod pages;
 pub mod session;
+mod workbench;
 
 use std::sync::Arc;
 
@@ -39,11 +41,16 @@ pub fn router(api: &Arc<Api>) -> Router<Arc<Api>> {
         .route("/ui/trace.json", get(super::resolve::stored))
         .route("/ui/har", get(super::evidence::har))
         .route("/ui/screenshot", get(super::evidence::screenshot))
+        .route("/ui/html", get(super::evidence::html))
         .route("/ui/history", get(history))
         .route("/ui/domains", get(domains))
         .route("/ui/domain", get(domain))
         .route("/ui/campaigns", get(campaigns))
         .route("/ui/campaign", get(campaign))
+        .route("/ui/search", get(search))
+        .route("/ui/bulk", post(bulk))
+        .route("/ui/compare", post(compare))
+        .route("/ui/export", get(super::export::export))
         .route("/ui/watches", get(watches))
         .route("/ui/watch", post(watch))
         .route("/ui/logout", post(logout))
@@ -410,8 +417,17 @@ async fn resolve(State(api): State<Arc<Api>>, v: Viewer, form: Form) -> Response
     let fresh = form.get("fresh") == "1";
     let resolving = tokio::time::timeout(api.request_timeout, api.resolve_all(vec![url], fresh));
     match resolving.await {
-        Ok(Ok(_)) => {
-            Redirect::to(&pages::link("/ui/trace", &[("url", key.as_str())])).into_response()
+        Ok(Ok(traces)) => {
+            // The page says whether this was a fresh run or the cache's answer.
+            let came = match traces.first().is_some_and(|t| t.cached) {
+                true => "cache",
+                false => "now",
+            };
+            Redirect::to(&pages::link(
+                "/ui/trace",
+                &[("url", key.as_str()), ("resolved", came)],
+            ))
+            .into_response()
         }
         Ok(Err(e)) => v.fail(e).into_response(),
         Err(_) => v
@@ -432,7 +448,12 @@ async fn trace(State(api): State<Arc<Api>>, v: Viewer, q: Params) -> Result<Resp
         .await
         .map_err(|e| v.fail(e.into()))?
         .is_some();
-    Ok(html(pages::trace(&v.ctx, &t, watched)))
+    let came = match q.get("resolved").as_deref() {
+        Some("now") => pages::Came::Resolved,
+        Some("cache") => pages::Came::Cached,
+        _ => pages::Came::Stored,
+    };
+    Ok(html(pages::trace(&v.ctx, &t, watched, came)))
 }
 
 async fn history(State(api): State<Arc<Api>>, v: Viewer, q: Params) -> Result<Response, UiError> {
@@ -471,8 +492,10 @@ async fn domain(State(api): State<Arc<Api>>, v: Viewer, q: Params) -> Result<Res
         .to_ascii_lowercase();
     let fail = |e: crate::store::StoreError| v.fail(e.into());
     let record = api.store.domain(&d).await.map_err(fail)?;
-    let record =
-        record.ok_or_else(|| v.fail(ApiError::not_found(format!("nothing landed on {d}"))))?;
+    let record = record.ok_or_else(|| {
+        let shown = crate::defang::defang(&d);
+        v.fail(ApiError::not_found(format!("nothing landed on {shown}")))
+    })?;
     let inputs = api.store.domain_inputs(&d).await.map_err(fail)?;
     Ok(html(pages::domain(&v.ctx, &record, &inputs)))
 }
@@ -487,19 +510,6 @@ async fn campaigns(State(api): State<Arc<Api>>, v: Viewer, q: Params) -> Result<
         offset,
         limit,
     )))
-}
-
-/// One campaign with its timeline, charted.
-async fn campaign(State(api): State<Arc<Api>>, v: Viewer, q: Params) -> Result<Response, UiError> {
-    let id = q.required("id").map_err(|e| v.fail(e))?;
-    let all = api.campaigns(2).await.map_err(|e| v.fail(e))?;
-    let i = all
-        .campaigns
-        .iter()
-        .position(|c| c.id == id)
-        .ok_or_else(|| v.fail(ApiError::not_found(format!("no campaign {id}"))))?;
-    let timeline = crate::campaigns::timeline::timeline(&id, &all.days[i]);
-    Ok(html(pages::campaign(&v.ctx, &all.campaigns[i], &timeline)))
 }
 
 async fn watches(State(api): State<Arc<Api>>, v: Viewer) -> Result<Response, UiError> {
@@ -520,4 +530,86 @@ async fn watch(State(api): State<Arc<Api>>, v: Viewer, form: Form) -> Result<Res
         .await
         .map_err(|e| v.fail(e.into()))?;
     Ok(Redirect::to("/ui/watches").into_response())
+}
+
+/// The search form, and with a question, one page of what it finds.
+async fn search(State(api): State<Arc<Api>>, v: Viewer, q: Params) -> Result<Response, UiError> {
+    let asked: Vec<(String, String)> = q
+        .pairs()
+        .iter()
+        .filter(|(_, v)| !v.trim().is_empty())
+        .cloned()
+        .collect();
+    if asked.is_empty() {
+        return Ok(html(workbench::search(&v.ctx, &asked, None, None)));
+    }
+    let query = match super::search::query(&q) {
+        Ok(query) => query,
+        Err(e) => {
+            let page = workbench::search(&v.ctx, &asked, None, Some(&e.message));
+            return Ok((e.status, html(page)).into_response());
+        }
+    };
+    let page = api.search(&query).await.map_err(|e| v.fail(e))?;
+    Ok(html(workbench::search(&v.ctx, &asked, Some(&page), None)))
+}
+
+/// Most links one bulk form resolves (and at most `server.max_batch`).
+const BULK_MAX: usize = 50;
+
+/// The links of a pasted list or description (the extraction `scan` uses), resolved
+/// together within the API's admission limits, as a table.
+async fn bulk(State(api): State<Arc<Api>>, v: Viewer, form: Form) -> Result<Response, UiError> {
+    let found = crate::extract::links(form.get("text"));
+    if found.is_empty() {
+        let page = pages::home(&v.ctx, Some("No link found in what was pasted."), "");
+        return Ok((StatusCode::BAD_REQUEST, html(page)).into_response());
+    }
+    let max = BULK_MAX.min(api.max_batch).max(1);
+    let left_out = found.len().saturating_sub(max);
+    let urls: Vec<String> = found.into_iter().take(max).collect();
+    let fresh = form.get("fresh") == "1";
+    let traces = tokio::time::timeout(api.request_timeout, api.resolve_all(urls, fresh))
+        .await
+        .map_err(|_| {
+            v.fail(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout",
+                "resolving these links took longer than server.request_timeout_ms; they may finish in the background: look again",
+            ))
+        })?
+        .map_err(|e| v.fail(e))?;
+    Ok(html(workbench::bulk(&v.ctx, &traces, left_out)))
+}
+
+/// One link as every built-in visitor (as `POST /v1/compare` with no profiles named).
+async fn compare(State(api): State<Arc<Api>>, v: Viewer, form: Form) -> Result<Response, UiError> {
+    let url = form.get("url").trim().to_string();
+    let c = api.compare_default(&url).await.map_err(|e| v.fail(e))?;
+    Ok(html(workbench::compare(&v.ctx, &c)))
+}
+
+/// One campaign: its picture, its repositories per day charted, its repositories and links.
+async fn campaign(State(api): State<Arc<Api>>, v: Viewer, q: Params) -> Result<Response, UiError> {
+    let id = q.required("id").map_err(|e| v.fail(e))?;
+    let all = api.campaigns(2).await.map_err(|e| v.fail(e))?;
+    let i = all
+        .campaigns
+        .iter()
+        .position(|c| c.id == id)
+        .ok_or_else(|| v.fail(ApiError::not_found(format!("no campaign {id}"))))?;
+    let c = &all.campaigns[i];
+    let timeline = crate::campaigns::timeline::timeline(&id, &all.days[i]);
+    let mut repos = Vec::new();
+    for name in c.repositories.iter().take(200) {
+        if let Some(r) = api
+            .store
+            .repository(name)
+            .await
+            .map_err(|e| v.fail(e.into()))?
+        {
+            repos.push(r);
+        }
+    }
+    Ok(html(workbench::campaign(&v.ctx, c, &timeline, &repos)))
 }

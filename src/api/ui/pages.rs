@@ -7,7 +7,7 @@ use maud::{html, Markup, DOCTYPE};
 use crate::campaigns::timeline::Timeline;
 use crate::campaigns::Campaign;
 use crate::defang::defang;
-use crate::store::{DomainPage, DomainQuery, DomainRecord, WatchRecord};
+use crate::store::{DomainPage, DomainQuery, DomainRecord, SearchKey, WatchRecord};
 use crate::trace::Trace;
 use crate::watch::History;
 
@@ -32,7 +32,7 @@ pub fn link(path: &str, params: &[(&str, &str)]) -> String {
     format!("{path}?{query}")
 }
 
-fn layout(title: &str, ctx: &Ctx, body: Markup) -> Markup {
+pub(super) fn layout(title: &str, ctx: &Ctx, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -48,6 +48,7 @@ fn layout(title: &str, ctx: &Ctx, body: Markup) -> Markup {
                     a.brand href="/ui/" { "hoptrace" }
                     @if ctx.nav {
                         a href="/ui/" { "Resolve" }
+                        a href="/ui/search" { "Search" }
                         a href="/ui/domains" { "Landing domains" }
                         a href="/ui/campaigns" { "Campaigns" }
                         a href="/ui/watches" { "Watched links" }
@@ -65,7 +66,7 @@ fn layout(title: &str, ctx: &Ctx, body: Markup) -> Markup {
     }
 }
 
-fn labels(list: &[String]) -> Markup {
+pub(super) fn labels(list: &[String]) -> Markup {
     html! {
         @for l in list {
             span.label.bad[crate::labels::MALICIOUS.contains(&l.as_str())] { (l) }
@@ -73,13 +74,59 @@ fn labels(list: &[String]) -> Markup {
     }
 }
 
+/// `value` shown (defanged when it is a name) with a link to every chain that shares it.
+pub(super) fn pivot(key: SearchKey, value: &str) -> Markup {
+    let shown = match key {
+        SearchKey::Host | SearchKey::Domain => defang(value),
+        _ => value.to_string(),
+    };
+    let what = match key {
+        SearchKey::Host => "other chains through this host",
+        SearchKey::Domain => "other chains through this domain",
+        SearchKey::Ip => "other chains on this IP",
+        SearchKey::Label => "other chains with this label",
+        SearchKey::Title => "other chains with this title",
+        SearchKey::Body => "other chains with this body",
+        SearchKey::Screenshot => "other chains with this screenshot",
+    };
+    html! {
+        span.value { (shown) }
+        " "
+        a.pivot href=(link("/ui/search", &[(key.as_str(), value)])) title=(what) { "⇢ " (what) }
+    }
+}
+
+/// Download links for the store's exports.
+pub(super) fn exports() -> Markup {
+    html! {
+        p {
+            "Export everything stored: "
+            a href="/ui/export?format=csv&defang=1" download { "CSV" } " · "
+            a href="/ui/export?format=txt&defang=1" download { "text" } " · "
+            a href="/ui/export?format=stix" download { "STIX" } " · "
+            a href="/ui/export?format=misp" download { "MISP" }
+        }
+    }
+}
+
 /// A URL as text an analyst can copy: defanged, with a copy button (script) for it.
-fn url_text(url: &str) -> Markup {
+pub(super) fn url_text(url: &str) -> Markup {
     let safe = defang(&crate::defang::refang(url));
     html! {
         span.url { (safe) }
         button.copy type="button" data-copy=(safe) { "copy" }
     }
+}
+
+/// `text` with every URL in it defanged (messages name the links they are about).
+fn defang_urls(text: &str) -> String {
+    text.split(' ')
+        .map(|word| match word.contains("://") {
+            true => defang(word),
+            false => word.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub fn error(ctx: &Ctx, status: u16, message: &str) -> Markup {
@@ -88,7 +135,7 @@ pub fn error(ctx: &Ctx, status: u16, message: &str) -> Markup {
         ctx,
         html! {
             h1 { "Error " (status) }
-            p.error { (message) }
+            p.error { (defang_urls(message)) }
         },
     )
 }
@@ -130,54 +177,117 @@ pub fn home(ctx: &Ctx, error: Option<&str>, value: &str) -> Markup {
                 button type="submit" { "Resolve" }
             }
             p.muted { "Defanged links (hxxp, [.]) are accepted. Resolving follows the link through hoptrace's egress gate; your browser never contacts it." }
+            h2 { "Many links at once" }
+            form method="post" action="/ui/bulk" {
+                input type="hidden" name="csrf" value=(ctx.csrf);
+                p { textarea name="text" rows="6" cols="90" placeholder="One link a line, or paste a whole description: the links in it are found and resolved" {} }
+                label { input type="checkbox" name="fresh" value="1"; " resolve again (not from the cache)" }
+                " "
+                button type="submit" { "Resolve all" }
+            }
+            (exports())
         },
     )
 }
 
-pub fn trace(ctx: &Ctx, t: &Trace, watched: bool) -> Markup {
+/// How the chain on a page came to be there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Came {
+    /// Resolved by the form just now.
+    Resolved,
+    /// The form's resolution was answered from the cache.
+    Cached,
+    /// Looked up in the store.
+    Stored,
+}
+
+/// Labels, each a way to every chain that carries it.
+fn label_pivots(list: &[String]) -> Markup {
+    html! {
+        @for l in list {
+            a.label.bad[crate::labels::MALICIOUS.contains(&l.as_str())] href=(link("/ui/search", &[("label", l)])) { (l) }
+        }
+    }
+}
+
+pub fn trace(ctx: &Ctx, t: &Trace, watched: bool, came: Came) -> Markup {
     let key = t.input.as_str();
     let shot = t
         .evidence
         .as_ref()
         .and_then(|e| e.screenshot_sha256.as_ref());
+    let cloaked = t.labels.iter().any(|l| l == "cloaked");
+    // Columns no hop fills are left out: the URLs get the room.
+    let any = |f: &dyn Fn(&crate::trace::Hop) -> bool| t.hops.iter().any(f);
+    let show_ip = any(&|h| h.ip.is_some());
+    let show_imitates = any(&|h| h.imitates.is_some());
+    let show_reason = any(&|h| h.reason.is_some() || !h.blocked_requests.is_empty());
+    let show_labels = any(&|h| !h.labels.is_empty());
+    let show_ms = any(&|h| h.elapsed_ms.is_some());
+    let landing_domain = crate::labels::landing_domain(t);
     layout(
         "Chain",
         ctx,
         html! {
             h1 { "Chain of " (url_text(&t.input)) }
-            table {
+            @if cloaked {
+                p.error { strong { "Cloaked: " } "this link sends different visitors to different places; what is shown is what one visitor saw. Compare it across visitors below." }
+            }
+            table.facts {
                 tr { th { "Outcome" } td { (t.outcome.as_str()) @if let Some(e) = &t.error { " - " (e.kind.as_str()) ": " (e.message) } } }
                 tr { th { "Lands on" } td { (url_text(&t.final_url)) } }
-                tr { th { "Labels" } td { (labels(&t.labels)) } }
-                tr { th { "Resolved" } td { (t.resolved_at.as_deref().unwrap_or("")) @if t.cached { " (from the store)" } } }
+                @if let Some(d) = &landing_domain { tr { th { "Landing domain" } td { (pivot(SearchKey::Domain, d)) } } }
+                tr { th { "Labels" } td { (label_pivots(&t.labels)) } }
+                tr { th { "Resolved" } td { (t.resolved_at.as_deref().unwrap_or(""))
+                    @match came { Came::Resolved => {}, Came::Cached => { " (answered from the cache: tick \"resolve again\" for a fresh run)" }, Came::Stored => { " (stored)" } } } }
                 @if let Some(e) = &t.evidence {
-                    @if let Some(title) = &e.title { tr { th { "Page title" } td { (title) } } }
-                    @if let Some(sha) = &e.body_sha256 { tr { th { "Body SHA-256" } td { code { (sha) } " (" (e.body_bytes) " bytes read)" } } }
+                    @if let Some(title) = &e.title { tr { th { "Page title" } td { (pivot(SearchKey::Title, title)) } } }
+                    @if let Some(sha) = &e.body_sha256 { tr { th { "Body SHA-256" } td { code { (pivot(SearchKey::Body, sha)) } " (" (e.body_bytes) " bytes read)" } } }
+                    @if let Some(sha) = &e.screenshot_sha256 { tr { th { "Screenshot SHA-256" } td { code { (pivot(SearchKey::Screenshot, sha)) } } } }
                 }
             }
             p {
                 a href=(link("/ui/trace.json", &[("url", key)])) { "JSON" } " · "
                 a href=(link("/ui/har", &[("url", key)])) { "HAR" }
+                @if let Some(n) = t.evidence.as_ref().and_then(|e| e.html_bytes) {
+                    " · " a href=(link("/ui/html", &[("url", key)])) download { "landing page HTML (" (n) " bytes, as text)" }
+                }
                 @if watched { " · " a href=(link("/ui/history", &[("url", key)])) { "history (watched)" } }
             }
+            form method="post" action="/ui/compare" {
+                input type="hidden" name="csrf" value=(ctx.csrf);
+                input type="hidden" name="url" value=(key);
+                button type="submit" { "Compare across visitors" }
+            }
+            h2 { "The chain" }
+            (super::graph::chain(t))
             h2 { "Hops" }
-            table {
-                tr { th { "#" } th { "URL" } th { "Status" } th { "Via" } th { "Host" } th { "IP" } th { "Labels" } th { "Imitates" } th { "Reason" } th { "ms" } }
+            table.hops {
+                tr {
+                    th { "#" } th.wide { "URL" } th { "Status" } th { "Via" } th { "Host" }
+                    @if show_ip { th { "IP" } }
+                    @if show_labels { th { "Labels" } }
+                    @if show_imitates { th { "Imitates" } }
+                    @if show_reason { th { "Reason" } }
+                    @if show_ms { th { "ms" } }
+                }
                 @for (i, h) in t.hops.iter().enumerate() {
                     tr.blocked[h.blocked] {
                         td { (i) }
-                        td { (url_text(&h.url)) }
+                        td.wide { (url_text(&h.url)) }
                         td { @if let Some(s) = h.status { (s) } @else if h.blocked { "blocked" } }
-                        td { (h.via.as_str()) }
-                        td { (h.host) }
-                        td { (h.ip.as_deref().unwrap_or("")) }
-                        td { (labels(&h.labels)) }
-                        td { (h.imitates.as_deref().unwrap_or("")) }
-                        td {
-                            (h.reason.as_deref().unwrap_or(""))
-                            @for b in &h.blocked_requests { br; span.blocked { "refused: " (b) } }
+                        td { (h.via.as_str()) @if let Some(e) = h.engine { " (" (format!("{e:?}").to_lowercase()) ")" } }
+                        td { @if !h.host.is_empty() { (pivot(SearchKey::Host, &h.host)) } }
+                        @if show_ip { td { @if let Some(ip) = &h.ip { (pivot(SearchKey::Ip, ip)) } } }
+                        @if show_labels { td { (label_pivots(&h.labels)) } }
+                        @if show_imitates { td { (h.imitates.as_deref().map(defang).unwrap_or_default()) } }
+                        @if show_reason {
+                            td {
+                                (h.reason.as_deref().unwrap_or(""))
+                                @for b in &h.blocked_requests { br; span.blocked { "refused: " (defang(b)) } }
+                            }
                         }
-                        td { (h.elapsed_ms.map(|m| m.to_string()).unwrap_or_default()) }
+                        @if show_ms { td { (h.elapsed_ms.map(|m| m.to_string()).unwrap_or_default()) } }
                     }
                 }
             }
@@ -221,7 +331,7 @@ pub fn history(ctx: &Ctx, h: &History) -> Markup {
                         td { @if let Some((p, v)) = &cell { (p) " via " (v) } }
                         td { (o.outcome.as_str()) }
                         td { (url_text(&o.final_url)) }
-                        td { (o.final_host) }
+                        td { (defang(&o.final_host)) }
                         td { (labels(&o.landing_labels)) }
                         td { @if new_host { strong { "new host" } " " } @if rotated { "rotated" } }
                     }
@@ -316,30 +426,12 @@ pub fn campaigns(ctx: &Ctx, all: &[Campaign], offset: usize, limit: usize) -> Ma
     )
 }
 
-/// One campaign: what it is, and its repositories per day as a chart (inline SVG, no script).
-pub fn campaign(ctx: &Ctx, c: &Campaign, t: &Timeline) -> Markup {
-    layout(
-        "Campaign",
-        ctx,
-        html! {
-            h1 { "Campaign " code { (c.id) } }
-            p { (c.repository_count) " repositories (" (c.malicious) " malicious, "
-                (c.publisher_repositories) " by their publisher alone) from " (c.user_count) " users, "
-                (c.first_seen) " to " (c.last_seen) }
-            p { "Landing hosts: " @for h in &c.landing_hosts { (defang(h)) " " } }
-            h2 { "Repositories per day" }
-            (chart(t))
-            p { "Red: a day at " (t.factor) "x the median of the " (t.window_days) " days before, or more." }
-        },
-    )
-}
-
 /// Width and height of a timeline chart, in SVG units.
 const CHART: (f64, f64) = (800.0, 200.0);
 
 /// Repositories per day as bars over the campaign's span (anomalies in red); the bars are as
 /// many as the days with repositories, whatever the span.
-fn chart(t: &Timeline) -> Markup {
+pub(super) fn chart(t: &Timeline) -> Markup {
     use crate::campaigns::timeline::day_number;
     let dated: Vec<(i64, &crate::campaigns::timeline::Day)> = t
         .days
@@ -433,13 +525,40 @@ mod tests {
             title: Some(evil.into()),
             ..Default::default()
         });
-        let page = trace(&ctx(), &t, false).into_string();
+        let page = trace(&ctx(), &t, false, Came::Stored).into_string();
         assert!(!page.contains("<img src=x"), "{page}");
         assert!(!page.contains("<script>alert"), "{page}");
         assert!(page.contains("&lt;script&gt;alert(2)&lt;/script&gt;"));
         let home = home(&ctx(), Some(evil), evil).into_string();
         assert!(!home.contains("<img src=x"), "{home}");
         assert!(home.contains(r#"value="&quot;&gt;&lt;img src=x"#), "{home}");
+    }
+
+    /// An error page names the link it is about defanged.
+    #[test]
+    fn error_pages_defang_the_links_they_name() {
+        let page =
+            error(&ctx(), 404, "no trace stored for http://evil.example/x?a=b").into_string();
+        assert!(
+            page.contains("no trace stored for hxxp://evil[.]example/x?a=b"),
+            "{page}"
+        );
+    }
+
+    /// A cloaked chain says so; columns no hop fills are left out; hosts are defanged.
+    #[test]
+    fn cloaked_chains_say_so_and_empty_columns_go() {
+        let hop = Hop::new("http://a.example/".into(), "a.example".into(), Via::Input);
+        let mut t = Trace::from_hops("http://a.example/", vec![hop], Outcome::Landed);
+        let plain = trace(&ctx(), &t, false, Came::Stored).into_string();
+        assert!(!plain.contains("Cloaked") && !plain.contains("<th>Imitates</th>"));
+        assert!(!plain.contains(">a.example<"), "{plain}");
+        t.hops[0].labels = vec!["cloaked".into()];
+        t.hops[0].imitates = Some("bit.ly".into());
+        t.finish();
+        let page = trace(&ctx(), &t, false, Came::Stored).into_string();
+        assert!(page.contains("<strong>Cloaked: </strong>"), "{page}");
+        assert!(page.contains("<th>Imitates</th>") && page.contains("bit[.]ly"));
     }
 
     /// Campaigns page by page, their hosts defanged.
@@ -461,14 +580,14 @@ mod tests {
             truncated: false,
         };
         let all = [c("landing:a"), c("landing:b"), c("landing:c")];
-        // A campaign's page charts its days, the anomaly in red, without script.
+        // A campaign's chart: its days, the anomaly in red, without script.
         let mut days = std::collections::BTreeMap::new();
         for d in 1..=20 {
             days.insert(format!("2023-01-{d:02}"), 2);
         }
         days.insert("2023-01-25".to_string(), 40);
         let t = crate::campaigns::timeline::timeline("landing:a", &days);
-        let one = campaign(&ctx(), &all[0], &t).into_string();
+        let one = chart(&t).into_string();
         assert_eq!(one.matches("<rect").count(), 21, "{one}");
         assert_eq!(one.matches("#c0392b").count(), 1, "{one}");
         assert!(one.contains("2023-01-25: 40 (anomaly)"));

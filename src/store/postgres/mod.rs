@@ -16,7 +16,7 @@ use tokio_postgres::types::{to_sql_checked, IsNull, Json, ToSql, Type};
 use tokio_postgres::NoTls;
 
 use super::model::{DomainPage, DomainQuery, DomainRecord, DomainSort, RepositoryRecord};
-use super::{Durability, EncodedTrace, Repositories, StoreError, Traces};
+use super::{Durability, EncodedTrace, Repositories, SearchPage, SearchQuery, StoreError, Traces};
 use crate::config::Storage;
 use crate::trace::Trace;
 
@@ -26,7 +26,11 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("0002_repository_revisions.sql")),
     (3, include_str!("0003_watch_visitors.sql")),
     (4, include_str!("0004_screenshots.sql")),
+    (5, include_str!("0005_search.sql")),
 ];
+
+/// The migration after which Traces stored before it need their search terms written.
+const SEARCH_MIGRATION: i32 = 5;
 
 /// Any fixed number: the advisory lock replicas take while migrating.
 const MIGRATION_LOCK: i64 = 0x686f_7074_7261_6365; // "hoptrace"
@@ -65,11 +69,40 @@ impl PgStore {
             .build()
             .map_err(|e| open_err(e.to_string()))?;
         let store = PgStore { pool };
-        store.migrate().await.map_err(|e| open_err(e.to_string()))?;
+        let applied = store.migrate().await.map_err(|e| open_err(e.to_string()))?;
+        if applied.contains(&SEARCH_MIGRATION) {
+            store
+                .index_stored()
+                .await
+                .map_err(|e| open_err(e.to_string()))?;
+        }
         Ok(store)
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
+    /// Writes the search terms of every Trace stored before the index existed, a page at a
+    /// time (once, when the migration that made the index is applied).
+    async fn index_stored(&self) -> Result<(), StoreError> {
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.traces_after(after.as_deref(), 500).await?;
+            for (key, trace, _) in &page {
+                let terms = super::search::terms(trace);
+                self.execute(
+                    "INSERT INTO search_terms (term, key) SELECT unnest($2::text[]), $1
+                     ON CONFLICT DO NOTHING",
+                    &[key, &terms],
+                )
+                .await?;
+            }
+            if page.len() < 500 {
+                return Ok(());
+            }
+            after = page.last().map(|(k, _, _)| k.clone());
+        }
+    }
+
+    /// Applies the migrations this database lacks; returns their versions.
+    async fn migrate(&self) -> Result<Vec<i32>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
@@ -89,10 +122,12 @@ impl PgStore {
             .iter()
             .map(|r| r.get(0))
             .collect();
+        let mut now_applied = Vec::new();
         for (version, sql) in MIGRATIONS {
             if applied.contains(version) {
                 continue;
             }
+            now_applied.push(*version);
             tx.batch_execute(sql).await.map_err(db)?;
             tx.execute(
                 "INSERT INTO hoptrace_migrations (version) VALUES ($1)",
@@ -102,7 +137,8 @@ impl PgStore {
             .map_err(db)?;
             tracing::info!("postgres: applied migration {version}");
         }
-        tx.commit().await.map_err(db)
+        tx.commit().await.map_err(db)?;
+        Ok(now_applied)
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -218,8 +254,12 @@ const PUT_TRACE: &str = "
 WITH t AS (
     INSERT INTO traces (key, stored_at_ms, trace) VALUES ($1, $2, $3)
     ON CONFLICT (key) DO UPDATE SET stored_at_ms = EXCLUDED.stored_at_ms, trace = EXCLUDED.trace
+), gone AS (
+    DELETE FROM search_terms WHERE key = $1 AND NOT (term = ANY ($9::text[]))
+), terms AS (
+    INSERT INTO search_terms (term, key) SELECT unnest($9::text[]), $1 ON CONFLICT DO NOTHING
 ), shot AS (
-    INSERT INTO screenshots (sha256, png) SELECT $7::text, $8::bytea WHERE $7::text IS NOT NULL
+    INSERT INTO screenshots (sha256, png) SELECT * FROM unnest($7::text[], $8::bytea[])
     ON CONFLICT DO NOTHING
 ), link AS (
     INSERT INTO domain_inputs (domain, input) SELECT $4::text, $1 WHERE $4::text IS NOT NULL
@@ -270,11 +310,12 @@ impl Traces for PgStore {
             .map(|h| h.labels.clone())
             .unwrap_or_default();
         let now = crate::trace::rfc3339(now_ms);
-        let shot = trace.screenshot.as_deref().and_then(|png| {
-            let sha = trace.evidence.as_ref()?.screenshot_sha256.clone()?;
-            Some((sha, png))
-        });
-        let (sha, png) = (shot.as_ref().map(|s| s.0.clone()), shot.map(|s| s.1));
+        // The screenshot and the landing page's HTML, each under its key.
+        let (keys, blobs): (Vec<String>, Vec<Vec<u8>>) = super::blobs(trace)
+            .into_iter()
+            .map(|(k, b)| (k, b.to_vec()))
+            .unzip();
+        let terms = super::search::terms(trace);
         self.execute(
             PUT_TRACE,
             &[
@@ -284,8 +325,9 @@ impl Traces for PgStore {
                 &landing,
                 &now,
                 &labels,
-                &sha,
-                &png,
+                &keys,
+                &blobs,
+                &terms,
             ],
         )
         .await
@@ -313,6 +355,39 @@ impl Traces for PgStore {
                 Ok((key, trace.0, unms(r.get(2))))
             })
             .collect()
+    }
+
+    async fn search(&self, q: &SearchQuery) -> Result<SearchPage, StoreError> {
+        // The index answers for one exact value, a page of candidates at a time; the other
+        // conditions are checked on each. Without one, the store is scanned (bounded).
+        let Some(term) = q.terms.first() else {
+            return super::scan(self, q).await;
+        };
+        let mut page = SearchPage::default();
+        let mut after = q.after.clone();
+        loop {
+            let rows = self
+                .query(
+                    "SELECT t.key, t.trace, t.stored_at_ms FROM search_terms s
+                     JOIN traces t ON t.key = s.key
+                     WHERE s.term = $1 AND ($2::text IS NULL OR s.key > $2)
+                     ORDER BY s.key LIMIT 500",
+                    &[term, &after],
+                )
+                .await?;
+            let full = rows.len() == 500;
+            after = rows.last().map(|r| r.get(0));
+            let candidates = rows.iter().map(|r| {
+                let key: String = r.get(0);
+                let trace: Json<Trace> = r
+                    .try_get(1)
+                    .map_err(|e| StoreError::Corrupt(format!("trace {key}: {e}")))?;
+                Ok((key, trace.0, unms(r.get(2))))
+            });
+            if super::search::collect(q, candidates, &mut page)? || !full {
+                return Ok(page);
+            }
+        }
     }
 
     async fn screenshot(&self, sha256: &str) -> Result<Option<bytes::Bytes>, StoreError> {

@@ -88,12 +88,13 @@ impl SledStore {
                     message: e.to_string(),
                 },
             })?;
-        Ok(SledStore {
+        let store = SledStore {
             trees: TraceTrees {
                 traces: db.open_tree("traces")?,
                 domains: db.open_tree("domains")?,
                 domain_inputs: db.open_tree("domain_inputs")?,
                 screenshots: db.open_tree("screenshots")?,
+                search: db.open_tree("search")?,
             },
             repositories: db.open_tree("repositories")?,
             watches: db.open_tree("watches")?,
@@ -105,7 +106,46 @@ impl SledStore {
             hot: Arc::default(),
             durability: Arc::default(),
             repositories_version: Default::default(),
-        })
+        };
+        store.index_stored()?;
+        Ok(store)
+    }
+
+    /// Writes the search terms of Traces stored before the index existed, once per store,
+    /// on a thread of its own (a large store is searchable at once; its older Traces become
+    /// findable by exact value as the thread reaches them).
+    fn index_stored(&self) -> Result<(), StoreError> {
+        const DONE: &[u8] = b"search-indexed";
+        if self.meta.get(DONE)?.is_some() {
+            return Ok(());
+        }
+        if self.trees.traces.is_empty() {
+            self.meta.insert(DONE, &[][..])?;
+            return Ok(());
+        }
+        let (traces, search, meta) = (
+            self.trees.traces.clone(),
+            self.trees.search.clone(),
+            self.meta.clone(),
+        );
+        std::thread::spawn(move || {
+            let indexed = traces.iter().try_for_each(|kv| {
+                let (k, v) = kv?;
+                let key = String::from_utf8_lossy(&k);
+                let Ok(trace) = traces::record_of(&v).and_then(|e| Ok(e.decode()?)) else {
+                    return Ok(());
+                };
+                for t in crate::store::search::terms(&trace) {
+                    search.insert(traces::search_key(&t, &key), &[][..])?;
+                }
+                Ok::<(), ::sled::Error>(())
+            });
+            match indexed.and_then(|()| meta.insert(DONE, &[][..]).map(drop)) {
+                Ok(()) => tracing::info!("search index: stored traces indexed"),
+                Err(e) => tracing::warn!("search index: indexing stored traces failed: {e}"),
+            }
+        });
+        Ok(())
     }
 
     /// Queues `write` for the next batch, without waiting for it.

@@ -21,17 +21,20 @@ use async_trait::async_trait;
 use super::{decode, decode_all, SledStore};
 use crate::store::encoded::{EncodedTrace, KeptAnswer};
 use crate::store::model::DomainRecord;
-use crate::store::{Durability, StoreError, Traces};
+use crate::store::{Durability, SearchPage, SearchQuery, StoreError, Traces};
 use crate::trace::Trace;
 
 /// What one batch of Traces writes, together: the Traces, the landing-domain index (domain
-/// -> record, and the inputs that landed on each), and screenshots by SHA-256.
+/// -> record, and the inputs that landed on each), and screenshots and landing pages' HTML
+/// by content (see `store::blobs`).
 #[derive(Clone)]
 pub(super) struct TraceTrees {
     pub traces: ::sled::Tree,
     pub domains: ::sled::Tree,
     pub domain_inputs: ::sled::Tree,
     pub screenshots: ::sled::Tree,
+    /// The search index: `term NUL key` -> nothing (see `store::search`).
+    pub search: ::sled::Tree,
 }
 
 /// A serialised Trace and what the domain index needs of it.
@@ -41,8 +44,10 @@ pub(super) struct TraceWrite {
     record: Vec<u8>,
     /// The registrable landing domain, the final hop's labels and when it was stored.
     landing: Option<(String, Vec<String>, String)>,
-    /// The landing page's screenshot, by its SHA-256.
-    screenshot: Option<(String, bytes::Bytes)>,
+    /// The landing page's screenshot and HTML, by their keys.
+    blobs: Vec<(String, bytes::Bytes)>,
+    /// The Trace's search index terms.
+    terms: Vec<String>,
 }
 
 impl TraceWrite {
@@ -164,16 +169,22 @@ pub(super) fn trace_write(key: &str, trace: &Trace, encoded: &EncodedTrace) -> T
             .unwrap_or_default();
         (domain, labels, crate::trace::rfc3339(now_ms))
     });
-    let screenshot = trace.screenshot.clone().and_then(|png| {
-        let sha = trace.evidence.as_ref()?.screenshot_sha256.clone()?;
-        Some((sha, png))
-    });
     TraceWrite {
         key: key.to_string(),
         record,
         landing,
-        screenshot,
+        blobs: crate::store::blobs(trace),
+        terms: crate::store::search::terms(trace),
     }
+}
+
+/// The search index key of `term` for the Trace under `key`.
+pub(super) fn search_key(term: &str, key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(term.len() + 1 + key.len());
+    k.extend_from_slice(term.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    k
 }
 
 fn abort(e: impl std::fmt::Display) -> ConflictableTransactionError<String> {
@@ -198,8 +209,9 @@ pub(super) fn write_traces(
         &trees.domains,
         &trees.domain_inputs,
         &trees.screenshots,
+        &trees.search,
     )
-        .transaction(|(traces, domains, inputs, shots)| {
+        .transaction(|(traces, domains, inputs, shots, search)| {
             let mut touched: HashMap<&str, DomainRecord> = HashMap::new();
             let mut gained: HashMap<&str, Vec<&str>> = HashMap::new();
             for w in writes {
@@ -253,9 +265,12 @@ pub(super) fn write_traces(
                     }
                 }
                 traces.insert(w.key.as_bytes(), landings.value(&w.record))?;
-                // By content: a Trace names its screenshot by hash, and equal ones are kept once.
-                if let Some((sha, png)) = &w.screenshot {
-                    shots.insert(sha.as_bytes(), png.as_ref())?;
+                for t in &w.terms {
+                    search.insert(search_key(t, &w.key), &[][..])?;
+                }
+                // By content: a Trace names its screenshot and HTML by hash; equal ones are kept once.
+                for (k, blob) in &w.blobs {
+                    shots.insert(k.as_bytes(), blob.as_ref())?;
                 }
             }
             for (domain, keys) in &gained {
@@ -274,7 +289,7 @@ pub(super) fn write_traces(
 }
 
 /// A stored Trace value's record.
-fn record_of(value: &[u8]) -> Result<EncodedTrace, StoreError> {
+pub(super) fn record_of(value: &[u8]) -> Result<EncodedTrace, StoreError> {
     Ok(EncodedTrace::from_record(Landings::split(value)?.1)?)
 }
 
@@ -360,6 +375,45 @@ impl Traces for SledStore {
                 Ok((key, e.decode()?, e.stored_at_ms()))
             })
             .collect()
+    }
+    async fn search(&self, q: &SearchQuery) -> Result<SearchPage, StoreError> {
+        // The index answers for one exact value; the other conditions are checked on each
+        // candidate. Without one, the whole store is scanned (bounded per page).
+        let Some(term) = q.terms.first() else {
+            return crate::store::scan(self, q).await;
+        };
+        use std::ops::Bound;
+        let mut prefix = term.as_bytes().to_vec();
+        prefix.push(0);
+        let from = match &q.after {
+            Some(k) => Bound::Excluded(search_key(term, k)),
+            None => Bound::Included(prefix.clone()),
+        };
+        let mut end = term.as_bytes().to_vec();
+        end.push(1);
+        let candidates = self
+            .trees
+            .search
+            .range::<Vec<u8>, _>((from, Bound::Excluded(end)))
+            .keys()
+            .filter_map(|k| {
+                let k = match k {
+                    Ok(k) => k,
+                    Err(e) => return Some(Err(StoreError::from(e))),
+                };
+                let key = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                // An entry whose Trace is gone is skipped.
+                match self.trees.traces.get(key.as_bytes()) {
+                    Ok(Some(v)) => {
+                        Some(record_of(&v).and_then(|e| Ok((key, e.decode()?, e.stored_at_ms()))))
+                    }
+                    Ok(None) => None,
+                    Err(e) => Some(Err(e.into())),
+                }
+            });
+        let mut page = SearchPage::default();
+        crate::store::search::collect(q, candidates, &mut page)?;
+        Ok(page)
     }
     async fn screenshot(&self, sha256: &str) -> Result<Option<bytes::Bytes>, StoreError> {
         Ok(self
