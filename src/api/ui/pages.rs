@@ -67,7 +67,7 @@ fn layout(title: &str, ctx: &Ctx, body: Markup) -> Markup {
 fn labels(list: &[String]) -> Markup {
     html! {
         @for l in list {
-            span.label.bad[crate::labels::MALICIOUS.contains(&l.as_str())] { (l) }
+            span.label.bad[crate::labels::is_malicious(l)] { (l) }
         }
     }
 }
