@@ -264,9 +264,18 @@ async fn a_repeated_request_gets_the_newest_fresh_trace() {
     );
     assert_eq!(ask(plain.clone()).await, (true, "3".into()));
     assert_eq!(ask(plain.clone()).await, (true, "3".into()));
+    // Re-resolved by another route: the answer kept for the request goes with that write too.
+    let batch = json!({"urls": [url], "refresh": true});
+    let r = post(a, "/v1/resolve/batch", batch, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body["traces"][0]["final_url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/5"));
+    assert_eq!(ask(plain.clone()).await, (true, "5".into()));
     // Past storage.cache_ttl_seconds the same request resolves again.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(ask(plain.clone()).await, (false, "5".into()));
+    assert_eq!(ask(plain.clone()).await, (false, "7".into()));
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@
 //! `resolve`, `scan`, `compare`, `hub`, `watch`, `events`, `domains`, `ops`.
 
 mod admit;
+mod answers;
 mod compare;
 pub mod conn;
 mod domains;
@@ -223,6 +224,8 @@ pub struct Api {
     ui_keys: ui::session::Keys,
     /// Links already parsed (the cache-hit paths).
     inputs: crate::input::Inputs,
+    /// `POST /v1/resolve` hits' answers by request, forgotten as the store writes.
+    answers: Arc<answers::Answers>,
 }
 
 impl Api {
@@ -255,6 +258,7 @@ impl Api {
             metrics.register_shared(shared);
         }
         let lockout = lockout::Lockout::new(s, resolver.shared().cloned());
+        let answers = answers::Answers::new(&store);
         let tokens: Vec<Vec<u8>> = s.api_tokens.iter().map(|t| t.as_bytes().to_vec()).collect();
         Api {
             ui_keys: ui::session::Keys::new(&tokens),
@@ -278,6 +282,7 @@ impl Api {
             campaigns: Default::default(),
             conn_limits: conn::ConnLimits::from_config(s),
             inputs: Default::default(),
+            answers,
         }
     }
 

@@ -36,8 +36,10 @@ pub async fn one(
 ) -> Result<Response, ApiError> {
     // The very request answered from the cache before: its answer again while the Trace is
     // still the latest and fresh, without parsing it or reading the store.
-    if let Some(hit) = api.resolver.answered(&body) {
-        return Ok(api.hit(hit));
+    if let Some(hit) = api.answers.get(&body) {
+        if api.resolver.still_servable(hit.outcome, hit.stored_at_ms) {
+            return Ok(api.hit(hit));
+        }
     }
     let JsonBody(r) = JsonBody::<ResolveRequest>::parse(&body)?;
     let url = api
@@ -46,15 +48,13 @@ pub async fn one(
         .map_err(|e| ApiError::bad_request(format!("url: {e}")))?;
     if !r.refresh {
         // A hit is answered from the stored bytes: no decoding and encoding.
-        if let Some(hit) = api.resolver.cached_json(&r.url, &url, Some(&body)).await {
+        let ticket = api.answers.ticket();
+        if let Some(hit) = api.resolver.cached_json(&r.url, &url).await {
+            api.answers.keep(ticket, &body, url.as_str(), &hit);
             return Ok(api.hit(hit));
         }
     }
-    // The cache was asked just above: no second lookup.
-    let lookup = match r.refresh {
-        true => Lookup::Refresh,
-        false => Lookup::Asked,
-    };
+    let lookup = Lookup::cache_if(!r.refresh);
     let resolved = api.resolve_each(vec![r.url], lookup).await?.remove(0);
     // Written as the CLI writes it: the bytes just stored, when they were.
     let mut json = Vec::with_capacity(4096);
@@ -144,7 +144,7 @@ impl Api {
         for (i, url) in urls.iter().enumerate() {
             let cached = match lookup {
                 Lookup::Cache => self.resolver.cached(url).await,
-                Lookup::Asked | Lookup::Refresh => None,
+                Lookup::Refresh => None,
             };
             match cached {
                 Some(t) => traces[i] = Some(Resolved::unstored(t)),
@@ -161,14 +161,8 @@ impl Api {
             // Each visit waits for one of the resolver's slots (process-wide).
             let done = futures_util::future::join_all(todo.iter().map(|&i| {
                 let url = &urls[i];
-                async move {
-                    // The cache was asked above: no second lookup.
-                    let lookup = match lookup {
-                        Lookup::Refresh => Lookup::Refresh,
-                        Lookup::Cache | Lookup::Asked => Lookup::Asked,
-                    };
-                    (i, self.resolver.try_resolve(url, lookup).await)
-                }
+                // (A link stored since the look above is answered from the cache.)
+                async move { (i, self.resolver.try_resolve(url, lookup).await) }
             }))
             .await;
             // An answer the store did not keep is not given: the client retries.

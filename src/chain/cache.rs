@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::Resolver;
 use crate::input::parse_input;
-use crate::store::{EncodedTrace, KeptAnswer};
+use crate::store::EncodedTrace;
 use crate::trace::{Outcome, Trace};
 
 /// The cache's policy: a Trace stored at `stored_at_ms` answers from the cache while it is
@@ -18,10 +18,14 @@ pub fn servable(outcome: Outcome, stored_at_ms: u64, ttl: Duration, now_ms: u64)
     young && !matches!(outcome, Outcome::Error | Outcome::Timeout)
 }
 
-/// A cache hit as the JSON of its Trace (`cached` set, the caller's input), and its outcome.
+/// A cache hit as the JSON of its Trace (`cached` set, the caller's input), with what decides
+/// whether it may still answer ([`servable`]).
+#[derive(Debug, Clone)]
 pub struct CachedJson {
     pub json: Bytes,
     pub outcome: Outcome,
+    /// When its Trace was stored (ms).
+    pub stored_at_ms: u64,
 }
 
 impl Resolver {
@@ -43,42 +47,21 @@ impl Resolver {
     }
 
     /// What [`Resolver::cached`] answers, as JSON taken from the stored bytes without
-    /// decoding the Trace: what an API cache hit sends.
-    /// `url` is `input` parsed; `request`, when given, is the caller's request in bytes, for
-    /// which the answer is kept (see [`Resolver::answered`]).
-    pub async fn cached_json(
-        &self,
-        input: &str,
-        url: &url::Url,
-        request: Option<&[u8]>,
-    ) -> Option<CachedJson> {
+    /// decoding the Trace: what an API cache hit sends. `url` is `input` parsed.
+    pub async fn cached_json(&self, input: &str, url: &url::Url) -> Option<CachedJson> {
         let key = url.as_str();
         let stored = self.servable_encoded(key).await?;
-        let json = Bytes::from(logged(key, stored.answer(Some(input), true))?);
-        if let (Some(request), Some(store)) = (request, &self.store) {
-            let answer = KeptAnswer {
-                json: json.clone(),
-                outcome: stored.outcome(),
-                stored_at_ms: stored.stored_at_ms(),
-            };
-            store.keep_answer(request, key, &stored, answer);
-        }
         Some(CachedJson {
-            json,
+            json: Bytes::from(logged(key, stored.answer(Some(input), true))?),
             outcome: stored.outcome(),
+            stored_at_ms: stored.stored_at_ms(),
         })
     }
 
-    /// The answer [`Resolver::cached_json`] gave `request` (the same bytes) before, if the
-    /// Trace it came from is still the latest and still [`servable`] now: the same answer,
-    /// without parsing the request or reading the store.
-    pub fn answered(&self, request: &[u8]) -> Option<CachedJson> {
-        let kept = self.store.as_ref()?.kept_answer(request)?;
-        let now = crate::now_ms();
-        servable(kept.outcome, kept.stored_at_ms, self.cache_ttl, now).then_some(CachedJson {
-            json: kept.json,
-            outcome: kept.outcome,
-        })
+    /// Whether a hit made from a Trace stored at `stored_at_ms` with `outcome` may still
+    /// answer now.
+    pub fn still_servable(&self, outcome: Outcome, stored_at_ms: u64) -> bool {
+        servable(outcome, stored_at_ms, self.cache_ttl, crate::now_ms())
     }
 
     /// A Trace stored for `key` that [`servable`] says may answer from the cache.

@@ -18,7 +18,11 @@ use crate::input::parse_input;
 use crate::trace::{ErrorKind, Hop, Outcome, TraceError, Via};
 
 impl Resolver {
-    /// One hop: decode it, or fetch it and find where it leads.
+    /// One hop, in stages: refuse a scheme that is not the web's, decode a known wrapper
+    /// without contacting it, fetch it through the egress gate within the time left, record
+    /// the response, and ask the finders where the page leads. Each stage that ends the chain
+    /// says how; the hop's record is filled in along the way and the network time charged to
+    /// `spent`.
     pub(super) async fn step(
         &self,
         url: &Url,
@@ -27,44 +31,55 @@ impl Resolver {
         visitor: &Visitor<'_>,
         first: bool,
     ) -> Step {
-        let profile = visitor.profile;
         if !matches!(url.scheme(), "http" | "https") {
-            let e = EgressError::Scheme(url.scheme().to_string());
-            hop.blocked = true;
-            hop.reason = Some(e.to_string());
-            return Step::End(Outcome::Blocked, None);
+            return blocked(hop, &EgressError::Scheme(url.scheme().to_string()));
         }
         if let Some(u) = decode::unwrap(url) {
-            if let Some(label) = u.label {
-                push_label(hop, label);
-            }
-            hop.automatic = u.automatic;
-            hop.reason = Some(format!(
-                "{} wrapper decoded without contacting it",
-                u.wrapper
-            ));
-            return match parse_input(&u.target) {
-                Ok(next) => Step::Next(next, u.via),
-                Err(message) => Step::End(
-                    Outcome::Error,
-                    Some(TraceError {
-                        kind: ErrorKind::Input,
-                        message: format!("wrapper target {:?}: {message}", u.target),
-                    }),
-                ),
-            };
+            return decoded(hop, u);
         }
-
         let Some(remaining) = self
             .total_timeout
             .checked_sub(*spent)
             .filter(|d| !d.is_zero())
         else {
-            return Step::End(
-                Outcome::Timeout,
-                Some(timeout_error(self.total_timeout, "total_timeout_ms")),
-            );
+            let error = timeout_error(self.total_timeout, "total_timeout_ms");
+            return Step::End(Outcome::Timeout, Some(error));
         };
+        let budget = self.hop_timeout.min(remaining);
+        let (result, took) = self.fetch_politely(url, budget, visitor, first).await;
+        *spent += took;
+        hop.elapsed_ms = Some(took.as_millis() as u64);
+        let mut resp = match result {
+            Ok(resp) => resp,
+            Err(e) => return self.fetch_failed(hop, e, budget),
+        };
+        if let Some(end) = record_response(hop, &mut resp) {
+            return end;
+        }
+        // A finder (the browser) may spend what is left of this hop's time.
+        let remaining = self.total_timeout.saturating_sub(*spent);
+        let page = Page {
+            url,
+            response: &resp,
+            budget: self.hop_timeout.min(remaining),
+            remaining,
+            profile: visitor.profile,
+            landing_evidence: (200..300).contains(&resp.status)
+                && resp.content_type().is_none_or(|t| t.contains("html")),
+        };
+        self.find_next(&page, hop, spent, &visitor.way.finders)
+            .await
+    }
+
+    /// Fetches `url` within `budget` after waiting for politeness toward its host, with the
+    /// time the fetch took (the wait left out).
+    async fn fetch_politely(
+        &self,
+        url: &Url,
+        budget: Duration,
+        visitor: &Visitor<'_>,
+        first: bool,
+    ) -> (Result<crate::fetch::Response, FetchError>, Duration) {
         // The name is vetted once here and held: politeness is owed to the addresses the
         // connection will go to, and the connection goes to them (no second lookup).
         let pinned = visitor.way.egress.pin(&host_of(url)).await.ok();
@@ -76,74 +91,30 @@ impl Resolver {
             };
             self.politeness.wait(&key).await;
         }
-        let budget = self.hop_timeout.min(remaining);
         let t0 = Instant::now();
-        let result = visitor.way.fetcher.fetch(url, budget, profile, first).await;
-        drop(pinned);
-        let took = t0.elapsed();
-        *spent += took;
-        hop.elapsed_ms = Some(took.as_millis() as u64);
+        let result = visitor
+            .way
+            .fetcher
+            .fetch(url, budget, visitor.profile, first)
+            .await;
+        (result, t0.elapsed())
+    }
 
-        let mut resp = match result {
-            Ok(resp) => resp,
-            Err(FetchError::Egress(e)) if e.is_policy() => {
-                hop.blocked = true;
-                hop.reason = Some(e.to_string());
-                return Step::End(Outcome::Blocked, None);
-            }
-            Err(FetchError::Timeout(_)) => {
+    /// How a failed fetch (given `budget`) ends the chain.
+    fn fetch_failed(&self, hop: &mut Hop, e: FetchError, budget: Duration) -> Step {
+        match e {
+            FetchError::Egress(e) if e.is_policy() => blocked(hop, &e),
+            FetchError::Timeout(_) => {
                 // A budget below the hop limit means the whole resolution's time ran out.
                 let (limit, key) = if budget < self.hop_timeout {
                     (self.total_timeout, "total_timeout_ms")
                 } else {
                     (self.hop_timeout, "hop_timeout_ms")
                 };
-                return Step::End(Outcome::Timeout, Some(timeout_error(limit, key)));
+                Step::End(Outcome::Timeout, Some(timeout_error(limit, key)))
             }
-            Err(e) => {
-                if let FetchError::HeadTooLarge(_) = e {
-                    push_label(hop, crate::labels::OVERSIZED_HEAD);
-                    hop.reason = Some(e.to_string());
-                }
-                let outcome = if e.kind() == ErrorKind::Timeout {
-                    Outcome::Timeout
-                } else {
-                    Outcome::Error
-                };
-                return Step::End(
-                    outcome,
-                    Some(TraceError {
-                        kind: e.kind(),
-                        message: e.to_string(),
-                    }),
-                );
-            }
-        };
-        hop.status = Some(resp.status);
-        hop.ip = resp.peer.map(|p| p.ip().to_string());
-        hop.content_type = resp.content_type().map(str::to_string);
-        // Moved, not copied: no finder reads the record.
-        hop.http = Some(Box::new(std::mem::take(&mut resp.record)));
-        if let Some(why) = &resp.download {
-            hop.reason = Some(format!("download: {why}; body not fetched"));
-            return Step::End(Outcome::Download, None);
+            e => failed(hop, e),
         }
-        if let Some(note) = resp.body_note {
-            hop.reason = Some(note.to_string());
-        }
-        // A finder (the browser) may spend what is left of this hop's time.
-        let remaining = self.total_timeout.saturating_sub(*spent);
-        let page = Page {
-            url,
-            response: &resp,
-            budget: self.hop_timeout.min(remaining),
-            remaining,
-            profile,
-            landing_evidence: (200..300).contains(&resp.status)
-                && resp.content_type().is_none_or(|t| t.contains("html")),
-        };
-        self.find_next(&page, hop, spent, &visitor.way.finders)
-            .await
     }
 
     /// Asks each finder in turn; the first that names a next hop wins.
@@ -220,6 +191,71 @@ impl Resolver {
 pub(super) enum Step {
     Next(Url, Via),
     End(Outcome, Option<TraceError>),
+}
+
+/// Policy refused the hop: it is never connected to.
+fn blocked(hop: &mut Hop, why: &EgressError) -> Step {
+    hop.blocked = true;
+    hop.reason = Some(why.to_string());
+    Step::End(Outcome::Blocked, None)
+}
+
+/// A known wrapper, decoded without contacting it: its target is the next hop.
+fn decoded(hop: &mut Hop, u: decode::Unwrapped) -> Step {
+    if let Some(label) = u.label {
+        push_label(hop, label);
+    }
+    hop.automatic = u.automatic;
+    hop.reason = Some(format!(
+        "{} wrapper decoded without contacting it",
+        u.wrapper
+    ));
+    match parse_input(&u.target) {
+        Ok(next) => Step::Next(next, u.via),
+        Err(message) => Step::End(
+            Outcome::Error,
+            Some(TraceError {
+                kind: ErrorKind::Input,
+                message: format!("wrapper target {:?}: {message}", u.target),
+            }),
+        ),
+    }
+}
+
+/// A fetch that failed other than by policy or the time limits.
+fn failed(hop: &mut Hop, e: FetchError) -> Step {
+    if let FetchError::HeadTooLarge(_) = e {
+        push_label(hop, crate::labels::OVERSIZED_HEAD);
+        hop.reason = Some(e.to_string());
+    }
+    let outcome = if e.kind() == ErrorKind::Timeout {
+        Outcome::Timeout
+    } else {
+        Outcome::Error
+    };
+    let error = TraceError {
+        kind: e.kind(),
+        message: e.to_string(),
+    };
+    Step::End(outcome, Some(error))
+}
+
+/// The response's status, peer, type and exchange on the hop; a download ends the chain
+/// there (its body is never fetched).
+fn record_response(hop: &mut Hop, resp: &mut crate::fetch::Response) -> Option<Step> {
+    hop.status = Some(resp.status);
+    hop.ip = resp.peer.map(|p| p.ip().to_string());
+    hop.content_type = resp.content_type().map(str::to_string);
+    // Moved, not copied: no finder reads the record.
+    hop.http = Some(Box::new(std::mem::take(&mut resp.record)));
+    if let Some(why) = &resp.download {
+        hop.reason = Some(format!("download: {why}; body not fetched"));
+        return Some(Step::End(Outcome::Download, None));
+    }
+    if let Some(note) = resp.body_note {
+        hop.reason = Some(note.to_string());
+    }
+    None
 }
 
 fn push_label(hop: &mut Hop, label: &str) {

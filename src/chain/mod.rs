@@ -221,7 +221,6 @@ impl Resolver {
                     return Ok(Resolved::unstored(trace));
                 }
             }
-            Lookup::Asked => {}
         }
         let cell = self
             .in_flight

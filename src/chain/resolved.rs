@@ -10,8 +10,6 @@ use crate::trace::Trace;
 pub enum Lookup {
     /// A fresh stored Trace, else one visit shared with concurrent callers.
     Cache,
-    /// The caller asked the cache already: one visit shared with concurrent callers.
-    Asked,
     /// A visit of its own, whatever is stored or under way.
     Refresh,
 }

@@ -327,10 +327,7 @@ pub fn write_human(out: &mut impl Write, trace: &Trace, colour: bool) -> std::io
             if let Some(imitates) = &hop.imitates {
                 tags.push_str(&format!("; imitates {}", Shown(imitates)));
             }
-            let bad = hop
-                .labels
-                .iter()
-                .any(|l| crate::labels::MALICIOUS.contains(&l.as_str()));
+            let bad = crate::labels::any_malicious(&hop.labels);
             line.push_str("  ");
             line.push_str(&st.paint(if bad { "31;1" } else { "36" }, &format!("[{tags}]")));
         }

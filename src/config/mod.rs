@@ -1,6 +1,7 @@
 //! The TOML configuration: every key optional, unknown keys and bad values refused at
 //! start-up with the key named, relative paths resolved against the file's folder.
 
+mod duration;
 #[cfg(test)]
 mod reference;
 mod validate;
@@ -120,6 +121,7 @@ pub struct Dns {
     /// `ip:port` of nameservers; empty means the system's resolv.conf.
     pub nameservers: Vec<SocketAddr>,
     /// Time for one lookup, all attempts together; 0: `limits.hop_timeout_ms`.
+    #[serde(deserialize_with = "duration::millis")]
     pub timeout_ms: u64,
 }
 
@@ -146,8 +148,10 @@ pub struct Limits {
     /// Hops one chain may take; the next one ends it as `too-many-hops`.
     pub max_hops: u32,
     /// One hop: DNS, connect, TLS, headers and body together.
+    #[serde(deserialize_with = "duration::millis")]
     pub hop_timeout_ms: u64,
     /// One whole resolution's network time (waiting for per-host politeness is not counted).
+    #[serde(deserialize_with = "duration::millis")]
     pub total_timeout_ms: u64,
     /// Bytes read of any response at most (and decompressed at most); only text-like types
     /// are read at all.
@@ -212,6 +216,7 @@ pub struct Browser {
     /// Empty: look for /usr/lib/chromium/chromium, then chromium/google-chrome on PATH.
     pub chrome_path: PathBuf,
     /// Page time (virtual: timers fire without real waiting) a page gets after loading.
+    #[serde(deserialize_with = "duration::millis")]
     pub settle_ms: u64,
     /// Pages open at once in the shared browser.
     pub max_tabs: u32,
@@ -219,6 +224,7 @@ pub struct Browser {
     pub driver: DriverKind,
     /// Starting Chromium and preparing a page: their own limit, not charged to
     /// `limits.hop_timeout_ms` (a visit's clock starts when its page starts loading).
+    #[serde(deserialize_with = "duration::millis")]
     pub launch_timeout_ms: u64,
     /// Bytes one page visit may move through its proxy, over all its connections.
     pub max_page_bytes: u64,
@@ -287,9 +293,11 @@ pub struct Storage {
     pub pool_size: u32,
     /// How long a call waits for a database connection (connect included) before it fails
     /// (the API answers 503).
+    #[serde(deserialize_with = "duration::millis")]
     pub connect_timeout_ms: u64,
     /// How long a stored Trace answers a new request for the same URL (`cached: true`);
     /// errors and timeouts are never answered from the cache.
+    #[serde(deserialize_with = "duration::seconds")]
     pub cache_ttl_seconds: u64,
 }
 
@@ -339,12 +347,16 @@ pub struct Server {
     /// URLs in one batch (and links resolved from one scan).
     pub max_batch: u32,
     /// Time limit of one API request; beyond that, 504.
+    #[serde(deserialize_with = "duration::millis")]
     pub request_timeout_ms: u64,
     /// A request head must arrive within this (else the connection closes).
+    #[serde(deserialize_with = "duration::millis")]
     pub header_timeout_ms: u64,
     /// A request body must arrive within this (else 408).
+    #[serde(deserialize_with = "duration::millis")]
     pub body_timeout_ms: u64,
     /// A connection with nothing in flight and no traffic for this long is closed.
+    #[serde(deserialize_with = "duration::millis")]
     pub idle_timeout_ms: u64,
     /// Connections open at once; past it the one idle the longest makes room.
     pub max_connections: u32,
@@ -409,8 +421,10 @@ pub struct Labels {
 #[serde(deny_unknown_fields, default)]
 pub struct Watch {
     /// Interval of a watch that names none (and of automatic watches).
+    #[serde(deserialize_with = "duration::seconds")]
     pub default_every_seconds: u64,
     /// The shortest interval a watch may ask for.
+    #[serde(deserialize_with = "duration::seconds")]
     pub min_every_seconds: u64,
     /// Whether links whose resolution passes through a fake or lookalike shortener may be
     /// watched automatically at all; which resolutions do it is `auto_from`.
@@ -426,10 +440,12 @@ pub struct Watch {
     /// gate like any link; empty: none.
     pub webhook_url: String,
     /// Wait before the first webhook retry; doubles per retry (up to 5 minutes).
+    #[serde(deserialize_with = "duration::millis")]
     pub webhook_backoff_ms: u64,
     /// With a shared store: how long a replica's claim on a due watch keeps the others off it.
     /// A replica that dies mid-run holds its watches this long; longer than a resolution
     /// (`limits.total_timeout_ms`), or a slow run is started twice.
+    #[serde(deserialize_with = "duration::seconds")]
     pub lease_seconds: u64,
 }
 

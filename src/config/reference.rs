@@ -196,7 +196,9 @@ fn render(sections: &[Section]) -> String {
          below when left out. Relative paths resolve against the config file's folder. An \
          unknown key or a bad value stops start-up with an error naming the key, for example \
          ``config hoptrace.toml: key `limits.max_hops`: invalid type: string \"x\", expected u32``. \
-         `resolver-config/hoptrace.toml` is a commented copy of the defaults.\n\n\
+         `resolver-config/hoptrace.toml` is a commented copy of the defaults. A duration key \
+         (one ending in `_ms` or `_seconds`) takes a whole number in that unit or a string \
+         with its unit: `hop_timeout_ms = \"5s\"`, `cache_ttl_seconds = \"6h\"`.\n\n\
          For a first resolve against your own resolver: `dns.nameservers`, `tls.extra_ca_files` \
          (a private CA) and `storage.path`.\n"
     );

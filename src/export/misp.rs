@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Value};
 
 use super::{address, host_indicators, time, uuid_of, Chain, Found, Kind};
-use crate::labels::{registrable, MALICIOUS};
+use crate::labels::registrable;
 use crate::trace::{Hop, Outcome};
 
 /// MISP's object templates (misp-objects) this event uses: name -> (uuid, version).
@@ -85,7 +85,7 @@ fn address_of(host: &str) -> Option<String> {
 }
 
 fn malicious(hop: &Hop) -> bool {
-    hop.labels.iter().any(|l| MALICIOUS.contains(&l.as_str()))
+    crate::labels::any_malicious(&hop.labels)
 }
 
 /// The downloaded file's name: `Content-Disposition`'s, else the URL path's last segment.

@@ -10,7 +10,7 @@ mod stix;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::campaigns::Campaign;
-use crate::labels::{registrable, MALICIOUS};
+use crate::labels::registrable;
 use crate::store::{Store, StoreError};
 use crate::trace::{rfc3339_ms, Outcome, Trace};
 
@@ -145,7 +145,7 @@ pub struct Indicator {
 impl Indicator {
     /// Whether a label on it makes it malicious (MISP `to_ids`, a STIX indicator).
     pub fn malicious(&self) -> bool {
-        self.labels.iter().any(|l| MALICIOUS.contains(&l.as_str()))
+        crate::labels::any_malicious(&self.labels)
     }
 }
 

@@ -50,6 +50,16 @@ pub const MALICIOUS: &[&str] = &[
     PHISHING,
     C2,
 ];
+/// Whether `label` makes a link, and its repository, malicious.
+pub fn is_malicious(label: &str) -> bool {
+    MALICIOUS.contains(&label)
+}
+
+/// Whether any of `labels` is malicious ([`is_malicious`]).
+pub fn any_malicious<S: AsRef<str>>(labels: impl IntoIterator<Item = S>) -> bool {
+    labels.into_iter().any(|l| is_malicious(l.as_ref()))
+}
+
 /// Section of real domains that must never be called lookalikes.
 const NOT_LOOKALIKE: &str = "not-a-lookalike";
 

@@ -61,11 +61,7 @@ pub fn judge_link(t: &Trace) -> Vec<Reason> {
         })
     };
     for hop in &t.hops {
-        for label in hop
-            .labels
-            .iter()
-            .filter(|l| MALICIOUS_LABELS.contains(&l.as_str()))
-        {
+        for label in hop.labels.iter().filter(|l| crate::labels::is_malicious(l)) {
             let imitating = match &hop.imitates {
                 Some(real) if label == FAKE_SHORTENER || label == LOOKALIKE_SHORTENER => {
                     format!(" imitating {real}")
@@ -202,10 +198,7 @@ pub fn infrastructure(t: &Trace) -> Vec<String> {
                 keys.push(format!("landing:{domain}"));
             }
         } else {
-            let listed_bad = hop
-                .labels
-                .iter()
-                .any(|l| MALICIOUS_LABELS.contains(&l.as_str()));
+            let listed_bad = crate::labels::any_malicious(&hop.labels);
             let common = has(SHORTENER) || has(crate::labels::OPEN_REDIRECT);
             if listed_bad || (i > 0 && !common) {
                 keys.push(format!("redirector:{domain}"));

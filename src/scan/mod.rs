@@ -26,9 +26,6 @@ use crate::trace::{Outcome, Trace, Via};
 /// output says how many were left out).
 pub const MAX_LINKS_PER_REPOSITORY: usize = 200;
 
-/// Labels that make a link, and its repository, malicious.
-pub use crate::labels::MALICIOUS as MALICIOUS_LABELS;
-
 impl Verdict {
     pub fn as_str(self) -> &'static str {
         match self {

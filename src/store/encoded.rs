@@ -51,15 +51,6 @@ pub enum EncodedError {
     Corrupt(String),
 }
 
-/// An answer made from a stored Trace for one request (an API cache hit's bytes), with what
-/// decides whether it may still be served.
-#[derive(Debug, Clone)]
-pub struct KeptAnswer {
-    pub json: Bytes,
-    pub outcome: Outcome,
-    pub stored_at_ms: u64,
-}
-
 /// A Trace as stored, with when it was stored; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct EncodedTrace {
@@ -178,14 +169,6 @@ impl EncodedTrace {
     /// The Trace as stored.
     pub fn json(&self) -> &[u8] {
         &self.json
-    }
-
-    /// Whether `other` is this very record (a clone of it), not merely an equal one: a Trace
-    /// stored again is another record even with the same bytes.
-    pub fn same_record(&self, other: &EncodedTrace) -> bool {
-        self.json.as_ptr() == other.json.as_ptr()
-            && self.json.len() == other.json.len()
-            && self.stored_at_ms == other.stored_at_ms
     }
 
     pub fn decode(&self) -> Result<Trace, EncodedError> {

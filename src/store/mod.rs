@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use encoded::{EncodedTrace, KeptAnswer};
+pub use encoded::EncodedTrace;
 pub use model::{DomainPage, DomainQuery, DomainRecord, DomainSort, WatchRecord};
 use model::{Event, Observation, RepositoryRecord};
 pub use search::{SearchKey, SearchPage, SearchQuery};
@@ -33,8 +33,19 @@ pub enum StoreError {
     Locked { path: PathBuf },
     #[error("cannot open the database at {path}: {message}")]
     Open { path: PathBuf, message: String },
+    /// sled failed a read or a write (I/O underneath).
     #[error("database: {0}")]
-    Db(String),
+    Sled(String),
+    /// PostgreSQL refused a statement (it is reachable: the same statement fails again).
+    #[error("database: postgres: {0}")]
+    Statement(String),
+    /// A record could not be put in its stored form.
+    #[error("database: cannot encode the {what}: {message}")]
+    Encode { what: &'static str, message: String },
+    /// The task writing a batch ended before it reported (it panicked, or the runtime is
+    /// stopping); the batch may or may not be on disk.
+    #[error("database: the store's write task ended before reporting ({0})")]
+    WriteLost(String),
     /// The database cannot be reached now (a shared one that is down or restarting); the call
     /// may succeed later.
     #[error("database unavailable: {0}")]
@@ -47,7 +58,20 @@ impl From<encoded::EncodedError> for StoreError {
     fn from(e: encoded::EncodedError) -> Self {
         match e {
             encoded::EncodedError::Corrupt(m) => StoreError::Corrupt(m),
-            encoded::EncodedError::Encode(e) => StoreError::Db(e.to_string()),
+            encoded::EncodedError::Encode(e) => StoreError::encode("trace", e),
+        }
+    }
+}
+
+/// Hears the key of each Trace written (see [`Traces::on_write`]).
+pub type WriteListener = Arc<dyn Fn(&str) + Send + Sync>;
+
+impl StoreError {
+    /// `what` could not be encoded for storing.
+    pub(crate) fn encode(what: &'static str, e: impl std::fmt::Display) -> StoreError {
+        StoreError::Encode {
+            what,
+            message: e.to_string(),
         }
     }
 }
@@ -73,15 +97,13 @@ pub trait Traces: Send + Sync {
             None => Ok(None),
         }
     }
-    /// The answer kept for `request` by [`Traces::keep_answer`], while the Trace it was made
-    /// from is still the latest for its key. A backend that cannot know that (another
-    /// process may write) keeps none.
-    fn kept_answer(&self, _request: &[u8]) -> Option<KeptAnswer> {
-        None
+    /// Calls `listener` with the key of every Trace written from now on, after the write is
+    /// applied and before its writer is told: whoever keeps something made from a stored
+    /// Trace forgets it there. `false` when the backend cannot promise that (other processes
+    /// write to it too): then nothing read from it may be kept.
+    fn on_write(&self, _listener: WriteListener) -> bool {
+        false
     }
-    /// Keeps `answer`, made for `request` from `from` (what [`Traces::latest_encoded`]
-    /// answered for `key`), for as long as `from` is the latest Trace of `key`.
-    fn keep_answer(&self, _request: &[u8], _key: &str, _from: &EncodedTrace, _answer: KeptAnswer) {}
     /// Stores `trace` under `key`, as `encoded` (the same Trace: its JSON, and when it is
     /// stored), and, when it landed somewhere, updates the landing-domain index, together;
     /// returns once both are durable, or for [`Durability::NextFlush`] once queued (where the

@@ -69,7 +69,7 @@ pub(super) fn layout(title: &str, ctx: &Ctx, body: Markup) -> Markup {
 pub(super) fn labels(list: &[String]) -> Markup {
     html! {
         @for l in list {
-            span.label.bad[crate::labels::MALICIOUS.contains(&l.as_str())] { (l) }
+            span.label.bad[crate::labels::is_malicious(l)] { (l) }
         }
     }
 }
@@ -205,7 +205,7 @@ pub enum Came {
 fn label_pivots(list: &[String]) -> Markup {
     html! {
         @for l in list {
-            a.label.bad[crate::labels::MALICIOUS.contains(&l.as_str())] href=(link("/ui/search", &[("label", l)])) { (l) }
+            a.label.bad[crate::labels::is_malicious(l)] href=(link("/ui/search", &[("label", l)])) { (l) }
         }
     }
 }

@@ -171,7 +171,7 @@ impl PgStore {
 }
 
 /// A database that cannot be reached (or went away) is `Unavailable`, which the API answers
-/// with 503; an error the server reports about a statement is `Db`.
+/// with 503; an error the server reports about a statement is `Statement`.
 fn db(e: tokio_postgres::Error) -> StoreError {
     use std::error::Error;
     let unreachable = match e.as_db_error() {
@@ -183,7 +183,7 @@ fn db(e: tokio_postgres::Error) -> StoreError {
     if unreachable || e.is_closed() {
         StoreError::Unavailable(format!("postgres: {e}"))
     } else {
-        StoreError::Db(format!("postgres: {e}"))
+        StoreError::Statement(e.to_string())
     }
 }
 

@@ -14,7 +14,17 @@ use traces::{TraceTrees, TraceWrite};
 
 impl From<::sled::Error> for StoreError {
     fn from(e: ::sled::Error) -> Self {
-        StoreError::Db(e.to_string())
+        StoreError::Sled(e.to_string())
+    }
+}
+
+/// A transaction aborted with a record it could not read, or failed in sled.
+impl From<::sled::transaction::TransactionError<String>> for StoreError {
+    fn from(e: ::sled::transaction::TransactionError<String>) -> Self {
+        match e {
+            ::sled::transaction::TransactionError::Abort(m) => StoreError::Corrupt(m),
+            ::sled::transaction::TransactionError::Storage(e) => StoreError::from(e),
+        }
     }
 }
 
@@ -41,6 +51,8 @@ pub struct SledStore {
     meta: ::sled::Tree,
     /// The Traces read most, decompressed (kept in step with the writes by `commit`).
     hot: Arc<hot::Hot>,
+    /// Told of each batch's keys where `hot` forgets them (see `Traces::on_write`).
+    listeners: Arc<Listeners>,
     durability: Arc<GroupCommit>,
     /// Repository writes since opening (see `Repositories::repositories_version`).
     repositories_version: Arc<std::sync::atomic::AtomicU64>,
@@ -104,6 +116,7 @@ impl SledStore {
             meta: db.open_tree("meta")?,
             db,
             hot: Arc::default(),
+            listeners: Arc::default(),
             durability: Arc::default(),
             repositories_version: Default::default(),
         };
@@ -177,12 +190,14 @@ impl SledStore {
             return r;
         }
         let batch = std::mem::take(&mut *lock(&gc.queue));
-        let (trees, db, hot) = (self.trees.clone(), self.db.clone(), self.hot.clone());
+        let (trees, db) = (self.trees.clone(), self.db.clone());
+        let (hot, listeners) = (self.hot.clone(), self.listeners.clone());
         let batch = tokio::task::spawn_blocking(move || {
             let writes: Vec<&TraceWrite> = batch.iter().filter_map(|q| q.trace.as_ref()).collect();
             let written = traces::write_traces(&db, &trees, &writes);
             // Before any writer hears of it: none of them may read an older Trace after.
             hot.forget(writes.iter().map(|w| w.key()));
+            listeners.tell(writes.iter().map(|w| w.key()));
             let r = written.and_then(|()| db.flush().map(drop).map_err(StoreError::from));
             // A writer that was cancelled meanwhile no longer listens; its write stands.
             for done in batch.into_iter().filter_map(|q| q.done) {
@@ -193,11 +208,31 @@ impl SledStore {
         .await;
         if let Err(e) = batch {
             // The batch's writers lost their senders; tell this one what happened.
-            return Err(StoreError::Db(format!("store write task failed: {e}")));
+            return Err(StoreError::WriteLost(e.to_string()));
         }
         result
             .await
-            .unwrap_or_else(|_| Err(StoreError::Db("store write task ended".into())))
+            .unwrap_or_else(|_| Err(StoreError::WriteLost("its writer went away".into())))
+    }
+}
+
+/// Whoever asked to hear of Trace writes.
+#[derive(Default)]
+struct Listeners(std::sync::RwLock<Vec<super::WriteListener>>);
+
+impl Listeners {
+    fn add(&self, listener: super::WriteListener) {
+        self.0
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(listener);
+    }
+
+    fn tell<'a>(&self, keys: impl Iterator<Item = &'a str> + Clone) {
+        let listeners = self.0.read().unwrap_or_else(|p| p.into_inner());
+        for listener in listeners.iter() {
+            keys.clone().for_each(|key| listener(key));
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use ::sled::Transactional;
 use async_trait::async_trait;
 
 use super::{decode, decode_all, SledStore};
-use crate::store::encoded::{EncodedTrace, KeptAnswer};
+use crate::store::encoded::EncodedTrace;
 use crate::store::model::DomainRecord;
 use crate::store::{Durability, SearchPage, SearchQuery, StoreError, Traces};
 use crate::trace::Trace;
@@ -282,10 +282,7 @@ pub(super) fn write_traces(
             }
             Ok(())
         });
-    result.map_err(|e| match e {
-        TransactionError::Abort(m) => StoreError::Corrupt(m),
-        TransactionError::Storage(e) => StoreError::Db(e.to_string()),
-    })
+    result.map_err(StoreError::from)
 }
 
 /// A stored Trace value's record.
@@ -315,11 +312,10 @@ impl Traces for SledStore {
             None => Ok(None),
         }
     }
-    fn kept_answer(&self, request: &[u8]) -> Option<KeptAnswer> {
-        self.hot.answer(request)
-    }
-    fn keep_answer(&self, request: &[u8], key: &str, from: &EncodedTrace, answer: KeptAnswer) {
-        self.hot.keep_answer(request, key, from, answer);
+    fn on_write(&self, listener: crate::store::WriteListener) -> bool {
+        // sled allows one process per database: every write passes `commit`.
+        self.listeners.add(listener);
+        true
     }
     async fn put_encoded(
         &self,

@@ -29,7 +29,7 @@ fn observation_prefix(url: &str) -> Vec<u8> {
 
 impl SledStore {
     async fn write_watch(&self, w: &WatchRecord, only_new: bool) -> Result<bool, StoreError> {
-        let bytes = serde_json::to_vec(w).map_err(|e| StoreError::Db(e.to_string()))?;
+        let bytes = serde_json::to_vec(w).map_err(|e| StoreError::encode("watch", e))?;
         let result: Result<bool, TransactionError<String>> = (&self.watches, &self.watch_due)
             .transaction(|(watches, due)| {
                 let old = watches.get(w.url.as_bytes())?;
@@ -45,10 +45,7 @@ impl SledStore {
                 due.insert(due_key(w.next_due_ms, &w.url), &[][..])?;
                 Ok(true)
             });
-        let added = result.map_err(|e| match e {
-            TransactionError::Abort(m) => StoreError::Corrupt(m),
-            TransactionError::Storage(e) => StoreError::Db(e.to_string()),
-        })?;
+        let added = result.map_err(StoreError::from)?;
         if added {
             self.make_durable().await?;
         }
@@ -85,10 +82,7 @@ impl Watches for SledStore {
                 }
                 None => Ok(false),
             });
-        let removed = result.map_err(|e| match e {
-            TransactionError::Abort(m) => StoreError::Corrupt(m),
-            TransactionError::Storage(e) => StoreError::Db(e.to_string()),
-        })?;
+        let removed = result.map_err(StoreError::from)?;
         self.make_durable().await?;
         Ok(removed)
     }
@@ -128,7 +122,8 @@ impl Watches for SledStore {
         if let Some(cell) = &observation.cell {
             key.extend_from_slice(cell.key().as_bytes());
         }
-        let bytes = serde_json::to_vec(observation).map_err(|e| StoreError::Db(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec(observation).map_err(|e| StoreError::encode("observation", e))?;
         self.observations.insert(key, bytes)?;
         let prefix = observation_prefix(url);
         let count = self.observations.scan_prefix(&prefix).keys().count();
@@ -152,7 +147,7 @@ impl Watches for SledStore {
     async fn push_event(&self, keep: usize, mut event: Event) -> Result<u64, StoreError> {
         let id = self.db.generate_id()? + 1;
         event.id = id;
-        let bytes = serde_json::to_vec(&event).map_err(|e| StoreError::Db(e.to_string()))?;
+        let bytes = serde_json::to_vec(&event).map_err(|e| StoreError::encode("event", e))?;
         self.events.insert(id.to_be_bytes(), bytes)?;
         // Ids only grow, so the oldest are first; (sled's `len` walks the whole tree.)
         while let Some(oldest) = self.first_event_id()? {
@@ -209,7 +204,8 @@ impl Repositories for SledStore {
         name: &str,
         record: &RepositoryRecord,
     ) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(record).map_err(|e| StoreError::Db(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec(record).map_err(|e| StoreError::encode("repository record", e))?;
         self.repositories.insert(name.as_bytes(), bytes)?;
         self.make_durable().await?;
         // One process per database: a count in memory is the version.
