@@ -10,18 +10,19 @@ use std::sync::Arc;
 
 use super::{Resolver, Visitor, DIRECT};
 use crate::decode;
-use crate::discover::NextHopFinder;
-use crate::discover::Page;
+use crate::discover::{Found, NextHopFinder, Page};
 use crate::egress::{EgressError, Pinned};
 use crate::fetch::FetchError;
 use crate::input::parse_input;
-use crate::trace::{ErrorKind, Hop, Outcome, TraceError, Via};
+use crate::trace::{ErrorKind, Hop, Method, Outcome, TraceError, Via};
 
 impl Resolver {
-    /// One hop: decode it, or fetch it and find where it leads.
+    /// One hop: decode it, or fetch it (POSTing `post`, a form's body, when given) and find
+    /// where it leads.
     pub(super) async fn step(
         &self,
         url: &Url,
+        post: Option<&str>,
         hop: &mut Hop,
         spent: &mut Duration,
         visitor: &Visitor<'_>,
@@ -44,7 +45,11 @@ impl Resolver {
                 u.wrapper
             ));
             return match parse_input(&u.target) {
-                Ok(next) => Step::Next(next, u.via),
+                Ok(next) => Step::Next(Found {
+                    url: next,
+                    via: u.via,
+                    post: None,
+                }),
                 Err(message) => Step::End(
                     Outcome::Error,
                     Some(TraceError {
@@ -78,7 +83,14 @@ impl Resolver {
         }
         let budget = self.hop_timeout.min(remaining);
         let t0 = Instant::now();
-        let result = visitor.way.fetcher.fetch(url, budget, profile, first).await;
+        if post.is_some() {
+            hop.method = Some(Method::Post);
+        }
+        let result = visitor
+            .way
+            .fetcher
+            .fetch(url, post, budget, profile, first)
+            .await;
         drop(pinned);
         let took = t0.elapsed();
         *spent += took;
@@ -142,8 +154,20 @@ impl Resolver {
             landing_evidence: (200..300).contains(&resp.status)
                 && resp.content_type().is_none_or(|t| t.contains("html")),
         };
-        self.find_next(&page, hop, spent, &visitor.way.finders)
-            .await
+        let next = self
+            .find_next(&page, hop, spent, &visitor.way.finders)
+            .await;
+        match next {
+            // 307 and 308 repeat the request, body and all; any other redirect after a POST
+            // is followed with GET (as browsers do: 303 says so, 301 and 302 by custom).
+            Step::Next(mut found)
+                if found.via == Via::HttpRedirect && matches!(resp.status, 307 | 308) =>
+            {
+                found.post = post.map(str::to_string);
+                Step::Next(found)
+            }
+            next => next,
+        }
     }
 
     /// Asks each finder in turn; the first that names a next hop wins.
@@ -180,7 +204,7 @@ impl Resolver {
                 return Step::End(outcome, Some(error));
             }
             match finding.next {
-                Some(Ok(found)) => return Step::Next(found.url, found.via),
+                Some(Ok(found)) => return Step::Next(found),
                 Some(Err(bad)) => {
                     return Step::End(
                         Outcome::Error,
@@ -213,7 +237,7 @@ impl Resolver {
 }
 
 pub(super) enum Step {
-    Next(Url, Via),
+    Next(Found),
     End(Outcome, Option<TraceError>),
 }
 
