@@ -19,6 +19,8 @@ const LOOP_LIMIT: u64 = 1_000_000;
 const RECURSION_LIMIT: usize = 400;
 
 const SURFACE: &str = include_str!("surface.js");
+/// `URL` and `URLSearchParams`, evaluated on a page's first use (see `__module`).
+const SURFACE_URL: &str = include_str!("surface-url.js");
 
 /// The first navigation a page asked for: where, and the form body it POSTs.
 struct Nav {
@@ -244,12 +246,15 @@ fn write(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> 
     Ok(JsValue::from(js_string!(json)))
 }
 
-/// `__run(code)`: runs `code` as a classic script of the page (a script `document.write`
-/// added runs there and then, as in a browser).
-fn run(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
-    let code = arg(args, 0, ctx)?;
-    ctx.eval(Source::from_bytes(&code))?;
-    Ok(JsValue::undefined())
+/// `__module(name)`: the source of a part of the surface a page needs only sometimes (the
+/// surface evaluates it on first use: an expression, a function it calls with what it shares).
+fn module(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    match arg(args, 0, ctx)?.as_str() {
+        "url" => Ok(JsValue::from(js_string!(SURFACE_URL))),
+        other => Err(boa_engine::JsNativeError::error()
+            .with_message(format!("no surface module {other}"))
+            .into()),
+    }
 }
 
 static REFRESH_DELAY: LazyLock<Regex> = LazyLock::new(|| {
@@ -295,6 +300,8 @@ fn step(ctx: &mut Context, code: &str) -> Option<Verdict> {
 /// uses.
 fn engine() -> Result<Context, Verdict> {
     let mut ctx = Context::default();
+    // Constant folding walks every script once more, to save time on a script run once.
+    ctx.set_optimizer_options(boa_engine::optimizer::OptimizerOptions::empty());
     ctx.runtime_limits_mut()
         .set_loop_iteration_limit(LOOP_LIMIT);
     ctx.runtime_limits_mut()
@@ -309,7 +316,7 @@ fn engine() -> Result<Context, Verdict> {
         (js_string!("btoa"), btoa),
         (js_string!("__url"), url),
         (js_string!("__write"), write),
-        (js_string!("__run"), run),
+        (js_string!("__module"), module),
     ] {
         if let Err(e) = ctx.register_global_callable(name, 1, NativeFunction::from_fn_ptr(f)) {
             return Err(Verdict::Defer(Defer::Crashed.because(&e.to_string())));
@@ -521,6 +528,7 @@ mod tests {
             ("<script>var u = new URL('https://a.example/p?q=1'); u.search = 'r=2'; u.hash = 'f'; location.assign(u);</script>", "https://a.example/p?r=2#f"),
             ("<script>try { new URL('nope'); } catch (e) { location.href = '/' + (e instanceof TypeError); }</script>", "/true"),
             ("<script>document.write('<scr' + 'ipt>location.href = \"/written\";</scr' + 'ipt>');</script>", "/written"),
+            ("<script>document.write('<scr' + 'ipt>var w = \"/w2\"; function f() { return w; }</scr' + 'ipt>'); location.href = f();</script>", "/w2"),
             ("<script>document.write('<form id=w action=/wf><input name=a value=1></form>'); document.getElementById('w').submit();</script>", "/wf?a=1"),
             ("<script>var w = window.open('/popup'); if (!w) location.href = '/blocked';</script>", "/blocked"),
             ("<script>window.open('/self', '_self');</script>", "/self"),
