@@ -52,7 +52,7 @@ fn table_page(path: &str) -> Option<String> {
         "/redirect.js" => "location.href = 'NEXT' + 'script-src';".into(),
         "/chain-1" => "<script>location.href = '/chain-' + (1 + 1);</script>".into(),
         // The frame's target is relative to the frame's own URL.
-        "/parent-from-iframe" => "<p>x</p><iframe src=\"/sub/frame-parent\"></iframe>".into(),
+        "/parent-from-iframe" => "<script>var page = 1;</script><iframe src=\"/sub/frame-parent\"></iframe>".into(),
         "/sub/frame-parent" => "<script>setTimeout(function () { parent.location.href = 'from-frame?x=1'; }, 300);</script>".into(),
         "/url-api" => "<script>var u = new URL('/url-target?a=1', location.href); u.searchParams.set('b', 'x y'); location.href = u.href;</script>".into(),
         "/url-params" => "<script>var p = new URLSearchParams(location.search); location.replace('NEXT' + 'params-' + p.get('to'));</script>".into(),
