@@ -62,7 +62,11 @@ fn nav(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
             // Past the bound the hop refuses it anyway: keep no more than shows that.
             let mut body = arg(args, 2, ctx)?;
             if body.len() > MAX_FORM_BYTES {
-                body.truncate(body.floor_char_boundary(MAX_FORM_BYTES + 1));
+                let mut end = MAX_FORM_BYTES + 1;
+                while !body.is_char_boundary(end) {
+                    end -= 1;
+                }
+                body.truncate(end);
             }
             Some(body)
         }
