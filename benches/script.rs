@@ -6,6 +6,8 @@
 //!
 //!     cargo bench --bench script   # BENCH_QUICK=1: a short run (fewer links)
 //!
+//! `BENCH_AUTO_ONLY=1` leaves out the `chromium` run (minutes of it): for profiling the engine.
+//!
 //! Prints resolutions/s and the ratio, and writes target/bench/script.json.
 
 #[path = "../tests/common/mod.rs"]
@@ -73,6 +75,14 @@ async fn run(name: &str, r: &Arc<Resolver>, urls: Vec<(String, Option<String>)>)
     }
 }
 
+/// The machine's 1-minute load average (other work shares these cores).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_default()
+}
+
 fn resolver(config: &Config, kind: ScriptEngineKind, driver: &Arc<dyn Driver>) -> Arc<Resolver> {
     let mut cfg = config.clone();
     cfg.browser.script_engine = kind;
@@ -82,6 +92,7 @@ fn resolver(config: &Config, kind: ScriptEngineKind, driver: &Arc<dyn Driver>) -
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let quick = std::env::var_os("BENCH_QUICK").is_some();
+    let auto_only = std::env::var_os("BENCH_AUTO_ONLY").is_some();
     let (n, plain) = if quick { (60, 120) } else { (300, 600) };
     let mut env = TestEnv::new().await;
     env.config.browser.enabled = true;
@@ -113,16 +124,22 @@ async fn main() {
     let chromium = resolver(&env.config, ScriptEngineKind::Chromium, &driver);
     // Warm both: the worker processes and the browser.
     run("warm", &auto, vec![script(0, "w")]).await;
-    run("warm", &chromium, vec![script(0, "w")]).await;
+    if !auto_only {
+        run("warm", &chromium, vec![script(0, "w")]).await;
+    }
 
-    let runs = vec![
-        run("auto", &auto, (1..=n).map(|i| script(i, "a")).collect()).await,
-        run(
-            "chromium",
-            &chromium,
-            (1..=n).map(|i| script(i, "c")).collect(),
-        )
-        .await,
+    let mut runs = vec![run("auto", &auto, (1..=n).map(|i| script(i, "a")).collect()).await];
+    if !auto_only {
+        runs.push(
+            run(
+                "chromium",
+                &chromium,
+                (1..=n).map(|i| script(i, "c")).collect(),
+            )
+            .await,
+        );
+    }
+    runs.push(
         run(
             "auto, mixed",
             &auto,
@@ -137,10 +154,11 @@ async fn main() {
                 .collect(),
         )
         .await,
-    ];
+    );
     println!(
-        "Script pages of the report's form, no cache, concurrency {CONCURRENCY} ({} cores)",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        "Script pages of the report's form, no cache, concurrency {CONCURRENCY} ({} cores, load average {})",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average()
     );
     for r in &runs {
         println!(
@@ -153,8 +171,10 @@ async fn main() {
             r.emulated
         );
     }
-    let ratio = runs[0].rate() / runs[1].rate();
-    println!("  auto / chromium: {ratio:.1}x");
+    let ratio = (!auto_only).then(|| runs[0].rate() / runs[1].rate());
+    if let Some(ratio) = ratio {
+        println!("  auto / chromium: {ratio:.1}x");
+    }
     let json = serde_json::json!({
         "concurrency": CONCURRENCY,
         "runs": runs.iter().map(|r| serde_json::json!({

@@ -20,7 +20,12 @@ use crate::trace::Via;
 pub struct Found {
     pub url: Url,
     pub via: Via,
+    /// The form body to POST there (`application/x-www-form-urlencoded`); `None`: a GET.
+    pub post: Option<String>,
 }
+
+/// The largest form body a hop sends (a redirect page's form carries a few fields).
+pub const MAX_FORM_BYTES: usize = 64 << 10;
 
 /// Why a next hop was named but cannot be followed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,12 +158,40 @@ pub fn static_next_hop(
 /// Resolves a target against the page (RFC 3986), percent-encoding what needs it.
 pub fn resolve_target(base: &Url, target: &str, via: Via) -> Result<Found, BadTarget> {
     base.join(target.trim())
-        .map(|url| Found { url, via })
+        .map(|url| Found {
+            url,
+            via,
+            post: None,
+        })
         .map_err(|e| BadTarget {
             via,
             target: target.to_string(),
             message: e.to_string(),
         })
+}
+
+/// Where a navigation leads, with the form body it POSTs (`Some`), which must be within
+/// [`MAX_FORM_BYTES`].
+pub fn resolve_navigation(
+    base: &Url,
+    target: &str,
+    via: Via,
+    post: Option<String>,
+) -> Result<Found, BadTarget> {
+    let mut found = resolve_target(base, target, via)?;
+    if let Some(body) = &post {
+        if body.len() > MAX_FORM_BYTES {
+            return Err(BadTarget {
+                via,
+                target: target.to_string(),
+                message: format!(
+                    "its form body is larger than the {MAX_FORM_BYTES} bytes a hop sends"
+                ),
+            });
+        }
+    }
+    found.post = post;
+    Ok(found)
 }
 
 /// Percent-encodes raw header bytes a URL may not hold as they are (spaces, controls,

@@ -124,7 +124,8 @@ pub struct ApiAnswer {
 /// The HTTP client for single hops.
 pub struct Fetcher {
     client: Client<HttpsConnector<EgressConnector>, Empty<Bytes>>,
-    /// For the few requests that carry a body (webhooks): same connector, same egress gate.
+    /// For the few requests that carry a body (a form's POST, webhooks): same connector, same
+    /// egress gate, same limits.
     poster: Client<HttpsConnector<EgressConnector>, http_body_util::Full<Bytes>>,
     headers: HeaderMap,
     max_body: usize,
@@ -173,20 +174,21 @@ impl Fetcher {
             .enable_http1()
             .enable_http2()
             .wrap_connector(EgressConnector::new(egress));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            // Keep-alive connections are reused only for the host (and port) they were opened
-            // to, and that connection went to an address the gate vetted. As many idle ones
-            // per host as resolutions can be in flight: with fewer, a batch aimed at one host
-            // closed and re-opened most of them.
-            .pool_max_idle_per_host(config.limits.concurrency.max(1) as usize)
-            .http1_max_headers(MAX_HEADERS)
-            .http1_max_buf_size(MAX_HEAD_BYTES)
-            .http2_max_header_list_size(MAX_HEAD_BYTES as u32)
-            .build(https.clone());
-        let poster = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(https);
+        let builder = || {
+            let mut b = Client::builder(TokioExecutor::new());
+            b.pool_idle_timeout(Duration::from_secs(30))
+                // Keep-alive connections are reused only for the host (and port) they were
+                // opened to, and that connection went to an address the gate vetted. As many
+                // idle ones per host as resolutions can be in flight: with fewer, a batch
+                // aimed at one host closed and re-opened most of them.
+                .pool_max_idle_per_host(config.limits.concurrency.max(1) as usize)
+                .http1_max_headers(MAX_HEADERS)
+                .http1_max_buf_size(MAX_HEAD_BYTES)
+                .http2_max_header_list_size(MAX_HEAD_BYTES as u32);
+            b
+        };
+        let client = builder().build(https.clone());
+        let poster = builder().build(https);
 
         let mut headers = HeaderMap::new();
         let value = |s: &str| HeaderValue::from_str(s).expect("validated by config");
@@ -206,27 +208,47 @@ impl Fetcher {
         })
     }
 
-    /// Fetches `url` once as `profile` presents itself (with its Referer when `first`).
+    /// Fetches `url` once as `profile` presents itself (with its Referer when `first`): a GET,
+    /// or a POST of `form` (a form's `application/x-www-form-urlencoded` body).
     /// Headers must arrive before `budget` runs out; the body is read until the limit, the
     /// end, or the budget, whichever comes first.
     pub async fn fetch(
         &self,
         url: &Url,
+        form: Option<&str>,
         budget: Duration,
         profile: &crate::profile::Profile,
         first: bool,
     ) -> Result<Response, FetchError> {
         let deadline = Instant::now() + budget;
-        let mut req = request(http::Method::GET, url, Empty::<Bytes>::new())?;
-        *req.headers_mut() = self.headers.clone();
-        present(req.headers_mut(), profile, first);
+        let mut headers = self.headers.clone();
+        present(&mut headers, profile, first);
+        if form.is_some() {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            );
+        }
         // Recorded as sent, without keeping a copy of the map.
         let mut room = crate::record::MAX_HEADER_BYTES;
-        let (request_headers, left_req) = crate::record::headers_of(req.headers(), &mut room);
+        let (request_headers, left_req) = crate::record::headers_of(&headers, &mut room);
         let started = crate::now_ms();
         let t0 = Instant::now();
 
-        let resp = tokio::time::timeout_at(deadline, self.client.request(req))
+        let sent = match form {
+            None => {
+                let mut req = request(http::Method::GET, url, Empty::<Bytes>::new())?;
+                *req.headers_mut() = headers;
+                self.client.request(req)
+            }
+            Some(body) => {
+                let body = http_body_util::Full::new(Bytes::copy_from_slice(body.as_bytes()));
+                let mut req = request(http::Method::POST, url, body)?;
+                *req.headers_mut() = headers;
+                self.poster.request(req)
+            }
+        };
+        let resp = tokio::time::timeout_at(deadline, sent)
             .await
             .map_err(|_| FetchError::Timeout(budget.as_millis() as u64))?
             .map_err(classify)?;
@@ -236,7 +258,7 @@ impl Fetcher {
         let (response_headers, left_resp) = crate::record::headers_of(&parts.headers, &mut room);
         let record = HttpRecord {
             started: crate::trace::rfc3339_ms(started),
-            method: "GET".into(),
+            method: if form.is_some() { "POST" } else { "GET" }.into(),
             http_version: format!("{:?}", parts.version),
             request_headers,
             response_headers,

@@ -72,6 +72,23 @@ pub enum Engine {
     Chromium,
 }
 
+/// The request method of a hop that was not a plain GET.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    /// A form submitted with `method=post` (its body form-encoded), or a 307/308 redirect
+    /// after one.
+    Post,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Post => "POST",
+        }
+    }
+}
+
 /// One step of the chain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hop {
@@ -109,6 +126,9 @@ pub struct Hop {
     /// leads nowhere): only on pages whose scripts ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<Engine>,
+    /// How this hop was requested, when not with GET.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<Method>,
     /// The page's screenshot, on its way to [`Trace::screenshot`] (never serialised).
     #[serde(skip)]
     pub screenshot: Option<bytes::Bytes>,
@@ -136,6 +156,7 @@ impl Hop {
             blocked_requests: Vec::new(),
             http: None,
             engine: None,
+            method: None,
             screenshot: None,
             html: None,
         }

@@ -14,7 +14,7 @@ use common::*;
 use hoptrace::browser::Driver;
 use hoptrace::chain::Resolver;
 use hoptrace::config::{Config, ScriptEngineKind};
-use hoptrace::trace::{Engine, Outcome, Trace, Via};
+use hoptrace::trace::{Engine, Method, Outcome, Trace, Via};
 
 /// A page of the conformance table: its HTML, with `NEXT` standing for
 /// `http://next.test:PORT/` (the navigation target is on another host) and `PORT` for the
@@ -51,6 +51,14 @@ fn table_page(path: &str) -> Option<String> {
         "/script-src" => "<html><head><script src=\"/redirect.js\"></script></head><body>x</body></html>".into(),
         "/redirect.js" => "location.href = 'NEXT' + 'script-src';".into(),
         "/chain-1" => "<script>location.href = '/chain-' + (1 + 1);</script>".into(),
+        // The frame's target is relative to the frame's own URL.
+        "/parent-from-iframe" => "<script>var page = 1;</script><iframe src=\"/sub/frame-parent\"></iframe>".into(),
+        "/sub/frame-parent" => "<script>setTimeout(function () { parent.location.href = 'from-frame?x=1'; }, 300);</script>".into(),
+        "/url-api" => "<script>var u = new URL('/url-target?a=1', location.href); u.searchParams.set('b', 'x y'); location.href = u.href;</script>".into(),
+        "/url-params" => "<script>var p = new URLSearchParams(location.search); location.replace('NEXT' + 'params-' + p.get('to'));</script>".into(),
+        // A popup is not a navigation of the page: the page learns whether it opened.
+        "/popup" => "<script>var w = window.open('NEXT' + 'popup'); setTimeout(function () { location.href = 'NEXT' + (w ? 'popup-opened' : 'popup-blocked'); }, 100);</script>".into(),
+        "/document-write-script" => "<script>document.write('<scr' + 'ipt>var to = \"NEXT\" + \"write-script\"; location.href = to;</scr' + 'ipt>');</script>".into(),
         "/chain-2" => "<script>setTimeout(\"location.replace('NEXT' + 'chained')\", 10);</script>".into(),
         _ => return None,
     };
@@ -187,6 +195,31 @@ const TABLE: &[Row] = &[
         Some(("NEXT script-src", Via::Javascript)),
     ),
     row(
+        "parent.location from a same-origin iframe, relative to the frame",
+        "/parent-from-iframe",
+        Some(("HERE/sub/from-frame?x=1", Via::Javascript)),
+    ),
+    row(
+        "new URL(rel, base) and its searchParams",
+        "/url-api",
+        Some(("HERE/url-target?a=1&b=x+y", Via::Javascript)),
+    ),
+    row(
+        "URLSearchParams(location.search).get",
+        "/url-params?to=abc",
+        Some(("NEXT params-abc", Via::Javascript)),
+    ),
+    row(
+        "window.open: a popup, not a navigation (none opens)",
+        "/popup",
+        Some(("NEXT popup-blocked", Via::Javascript)),
+    ),
+    row(
+        "document.write of a script, which runs",
+        "/document-write-script",
+        Some(("NEXT write-script", Via::Javascript)),
+    ),
+    row(
         "two script pages in a row",
         "/chain-1",
         Some(("HERE/chain-2", Via::Javascript)),
@@ -194,7 +227,7 @@ const TABLE: &[Row] = &[
 ];
 
 /// Rows the embedded engine must decide itself under `auto` (the rest it may leave to
-/// Chromium: frames, POST forms, external scripts).
+/// Chromium).
 const EMULATED: &[&str] = &[
     "/report?el=a1b2c3",
     "/report",
@@ -218,6 +251,13 @@ const EMULATED: &[&str] = &[
     "/ua-sniff",
     "/chain-1",
     "/script-src",
+    "/form-post",
+    "/top-from-iframe",
+    "/parent-from-iframe",
+    "/url-api",
+    "/url-params?to=abc",
+    "/popup",
+    "/document-write-script",
 ];
 
 fn b64(s: &str) -> String {
@@ -357,6 +397,20 @@ async fn table_rows(r: &Resolver, here: &str, p: u16, kind: ScriptEngineKind) ->
                     "{kind:?} {}: second page gave {second:?}",
                     row.name
                 ));
+            }
+        }
+        if row.path == "/form-post" {
+            // Followed as a POST of the form's body, which the fixture answers with a 303 to
+            // a page naming what it received; that one is a GET.
+            let hops: Vec<_> = t.hops.iter().map(|h| (h.url.as_str(), h.method)).collect();
+            let (posted, seen) = (format!("{here}/posted"), format!("{here}/post-seen?q=1"));
+            let want = vec![
+                (url.as_str(), None),
+                (posted.as_str(), Some(Method::Post)),
+                (seen.as_str(), None),
+            ];
+            if hops != want {
+                failures.push(format!("{kind:?} {}: hops {hops:?}", row.name));
             }
         }
         let got = t.hops.get(1).map(|h| (h.url.clone(), h.via));
@@ -836,7 +890,16 @@ async fn page_server(page: impl Fn(&str, u16) -> String + Send + Sync + 'static)
     let page = Arc::new(page);
     let srv = Server::start("127.0.0.1", move |req| {
         let body = page(req.uri().path(), *p.get().unwrap());
-        async move { html(&body) }
+        async move {
+            // A form's POST is answered with a 303 to a page that names the body it got.
+            if req.method() == http::Method::POST {
+                use http_body_util::BodyExt;
+                let got = req.into_body().collect().await.map(|b| b.to_bytes());
+                let got = got.unwrap_or_default();
+                return redirect(303, &[b"/post-seen?".as_slice(), &got].concat());
+            }
+            html(&body)
+        }
     })
     .await;
     port.set(srv.port()).unwrap();

@@ -232,7 +232,8 @@ async fn no_more_pages_at_once_than_max_tabs() {
 
 /// Under `auto` the embedded engine answers first: a page it models never reaches the
 /// browser, and the hop says it was emulated; a page that touches what it does not model
-/// (WebRTC here), a frame, a POST form, goes to the browser as before, and says so.
+/// (WebRTC here), a frame that navigates itself, a multipart form, goes to the browser as
+/// before, and says so.
 #[tokio::test]
 async fn the_engine_decides_what_it_models_and_the_browser_the_rest() {
     let mut env = TestEnv::new().await;
@@ -244,7 +245,7 @@ async fn the_engine_decides_what_it_models_and_the_browser_the_rest() {
             "/stays" => "<script>function never() { location.replace('/never'); }</script>",
             "/rtc" => "<script>new RTCPeerConnection({}); location.href = '/rtc-went';</script>",
             "/frame" => "<iframe src=/report?el=f></iframe><script>var x = 1;</script>",
-            "/post" => "<form id=f method=post action=/posted></form><script>document.getElementById('f').submit();</script>",
+            "/multipart" => "<form id=f method=post enctype=multipart/form-data action=/posted></form><script>document.getElementById('f').submit();</script>",
             _ => "<html>landing</html>",
         };
         html(page)
@@ -280,13 +281,13 @@ async fn the_engine_decides_what_it_models_and_the_browser_the_rest() {
     let t = r.resolve(&at("/rtc"), false).await;
     assert_eq!(t.final_url, at("/from-browser"), "the browser's answer");
     assert_eq!(t.hops[0].engine, Some(Engine::Chromium));
-    for path in ["/frame", "/post"] {
+    for path in ["/frame", "/multipart"] {
         let t = r.resolve(&at(path), false).await;
         assert_eq!(t.hops[0].engine, Some(Engine::Chromium), "{path}");
     }
     assert_eq!(fake.timings.lock().unwrap().len(), 3);
     let (_, deferred) = hoptrace::script::counts();
-    for reason in [Defer::Unmodelled, Defer::Frame, Defer::PostForm] {
+    for reason in [Defer::Unmodelled, Defer::Frame] {
         assert!(
             deferred.iter().any(|(d, n)| *d == reason && *n >= 1),
             "{reason:?} counted: {deferred:?}"
@@ -348,4 +349,98 @@ async fn external_scripts_come_through_the_gate_within_the_visits_bytes() {
     assert_eq!(t.hops[0].engine, Some(Engine::Chromium), "{t:#?}");
     assert_eq!(t.hops.len(), 1, "the fake browser stays: {t:#?}");
     assert_eq!(script_requests.load(Ordering::SeqCst), before);
+}
+
+/// A form a script submits with POST is followed as a POST of its form-encoded body, under
+/// either engine (the fake stands for Chromium, reporting the body as the browser does); a
+/// 303 after it is followed with GET, a 307 repeats the POST, body and all. The hop says
+/// `"method": "POST"`; a GET hop says nothing.
+#[tokio::test]
+async fn a_form_posted_by_script_is_followed_as_a_post() {
+    use http_body_util::BodyExt;
+    let mut env = TestEnv::new().await;
+    env.config.browser.enabled = true;
+    env.dns.set("blog.test", &["127.0.0.1"]);
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = seen.clone();
+    let srv = Server::start("127.0.0.1", move |req| {
+        let log = log.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let path = parts.uri.path().to_string();
+            log.lock().unwrap().push(format!(
+                "{} {path} {}",
+                parts.method,
+                String::from_utf8_lossy(&body)
+            ));
+            let posted = parts.method == http::Method::POST;
+            match path.as_str() {
+                "/form-303" | "/form-307" => html(&format!(
+                    "<form id=f method=post action='/posted-{}'><input name=q value='a b'><input name=el value=1></form><script>document.getElementById('f').submit();</script>",
+                    &path[6..]
+                )),
+                "/posted-303" if posted => redirect(303, b"/after"),
+                "/posted-307" if posted => redirect(307, b"/again"),
+                _ => html("<html>landing</html>"),
+            }
+        }
+    })
+    .await;
+    let fake = Arc::new(Fake::new(|path| {
+        Ok(Visit {
+            navigation: Some((format!("/posted-{}", &path[6..]), Via::Javascript)),
+            post: Some("q=a+b&el=1".into()),
+            ..Visit::default()
+        })
+    }));
+    let at = |p: &str| format!("http://blog.test:{}{p}", srv.port());
+    for kind in [ScriptEngineKind::Auto, ScriptEngineKind::Chromium] {
+        env.config.browser.script_engine = kind;
+        let r = resolver(&env, &fake);
+
+        seen.lock().unwrap().clear();
+        let t = r.resolve(&at("/form-303"), false).await;
+        let hops: Vec<_> = t
+            .hops
+            .iter()
+            .map(|h| (h.url.as_str(), h.status, h.method.map(|m| m.as_str())))
+            .collect();
+        assert_eq!(
+            hops,
+            vec![
+                (at("/form-303").as_str(), Some(200), None),
+                (at("/posted-303").as_str(), Some(303), Some("POST")),
+                (at("/after").as_str(), Some(200), None),
+            ],
+            "{kind:?}"
+        );
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![
+                "GET /form-303 ",
+                "POST /posted-303 q=a+b&el=1",
+                "GET /after "
+            ],
+            "{kind:?}"
+        );
+        let json = serde_json::to_value(&t).unwrap();
+        assert_eq!(json["hops"][1]["method"], "POST");
+        assert!(json["hops"][2].get("method").is_none(), "{kind:?}");
+        assert_eq!(t.hops[1].http.as_ref().unwrap().method, "POST");
+
+        seen.lock().unwrap().clear();
+        let t = r.resolve(&at("/form-307"), false).await;
+        assert_eq!(t.final_url, at("/again"), "{kind:?}: {t:#?}");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![
+                "GET /form-307 ",
+                "POST /posted-307 q=a+b&el=1",
+                "POST /again q=a+b&el=1"
+            ],
+            "{kind:?}"
+        );
+        assert_eq!(t.hops[2].method.map(|m| m.as_str()), Some("POST"));
+    }
 }

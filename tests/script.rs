@@ -97,7 +97,8 @@ async fn hostile_scripts_end_in_a_deferral_and_the_next_page_is_decided() {
             judge(&engine, "http://blog.test/p?el=n3xt", REPORT.into()).await,
             Verdict::Navigates {
                 target: "https://gohhs.com/n3xt".into(),
-                via: Via::Javascript
+                via: Via::Javascript,
+                post: None,
             },
             "the page after {name}"
         );

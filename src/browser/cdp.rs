@@ -35,7 +35,8 @@ pub(super) enum Seen {
     /// The main frame committed a document at this URL.
     Committed(String),
     /// The main frame asked to go to this URL (script, or a refresh the browser ran).
-    Requested(String, Via),
+    /// A navigation of the main frame asked for, with a form's body when it POSTs one.
+    Requested(String, Via, Option<String>),
     /// The main frame's next document is a download (from its headers or the browser's
     /// download event); nothing of it was read.
     Download(String),
@@ -154,7 +155,7 @@ pub(super) async fn watch<R: Future<Output = bool>>(
     // A request seen before the commit it follows: the events of one page come over
     // separate streams, and a script that navigates while the page is still being parsed
     // (the report's `setTimeout('Redirect()', 0)`) can be told before its commit.
-    let mut early: Option<(String, Via)> = None;
+    let mut early: Option<(String, Via, Option<String>)> = None;
     let mut refused: Vec<String> = Vec::new();
     // When virtual time was last armed. A page that should be done in a fraction of a second
     // is armed again if nothing came of it: an arming command can be delayed behind another
@@ -217,8 +218,8 @@ pub(super) async fn watch<R: Future<Output = bool>>(
                         "visit {url}: committed {at} after {} ms",
                         t0.elapsed().as_millis()
                     );
-                    if let Some((to, via)) = early.take() {
-                        return done(found(to, via, Instant::now()), refused);
+                    if let Some((to, via, post)) = early.take() {
+                        return done(found(to, via, post, Instant::now()), refused);
                     }
                     committed = Some((at, Instant::now()));
                     // Timers set while the page loads count from then: give them a margin.
@@ -227,17 +228,17 @@ pub(super) async fn watch<R: Future<Output = bool>>(
                 }
                 // A second commit we never saw requested: the page moved on by itself.
                 Some((first, since)) if *first != at => {
-                    return done(found(at, Via::Javascript, *since), refused)
+                    return done(found(at, Via::Javascript, None, *since), refused)
                 }
                 Some(_) => {}
             },
-            Seen::Requested(to, via) if to != "about:blank" => match &committed {
-                Some((_, since)) => return done(found(to, via, *since), refused),
-                None => early = Some((to, via)),
+            Seen::Requested(to, via, post) if to != "about:blank" => match &committed {
+                Some((_, since)) => return done(found(to, via, post, *since), refused),
+                None => early = Some((to, via, post)),
             },
             Seen::Download(to) => {
                 let since = committed.as_ref().map_or(t0, |c| c.1);
-                return done(found(to, Via::Javascript, since), refused);
+                return done(found(to, Via::Javascript, None, since), refused);
             }
             Seen::Refused(what) => refused.push(what),
             Seen::BudgetExpired => return done(Visit::default(), refused),
@@ -246,9 +247,10 @@ pub(super) async fn watch<R: Future<Output = bool>>(
     }
 }
 
-fn found(url: String, via: Via, committed_at: Instant) -> Visit {
+fn found(url: String, via: Via, post: Option<String>, committed_at: Instant) -> Visit {
     Visit {
         navigation: Some((url, via)),
+        post,
         note: None,
         load_to_capture: Some(committed_at.elapsed()),
         ..Visit::default()

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use crate::discover::{resolve_target, FinderFuture, Finding, NextHopFinder, Page};
+use crate::discover::{resolve_navigation, FinderFuture, Finding, NextHopFinder, Page};
 use crate::egress::proxy::JobProxy;
 use crate::egress::Egress;
 use crate::script::{Defer, ScriptEngine, Verdict};
@@ -43,6 +43,8 @@ use crate::trace::{Engine, TraceError, Via};
 pub struct Visit {
     /// The URL the page navigated to and how (script, or a refresh the browser ran).
     pub navigation: Option<(String, Via)>,
+    /// The form body the navigation POSTs (`None`: a GET).
+    pub post: Option<String>,
     /// A remark for the Trace (e.g. the page was cut at its time limit).
     pub note: Option<String>,
     /// Real time from the page's commit to the captured navigation (for measurement).
@@ -285,7 +287,9 @@ impl BrowserStage {
         };
         let verdict = engine.judge(run, page.budget).await;
         let next = match verdict {
-            Verdict::Navigates { target, via } => Some(resolve_target(page.url, &target, via)),
+            Verdict::Navigates { target, via, post } => {
+                Some(resolve_navigation(page.url, &target, via, post))
+            }
             Verdict::Stays if self.screenshot_bytes.is_some() && page.landing_evidence => {
                 crate::script::count_deferral(Defer::Screenshot);
                 return None;
@@ -369,7 +373,7 @@ impl BrowserStage {
                 Finding {
                     next: v
                         .navigation
-                        .map(|(target, via)| resolve_target(page.url, &target, via)),
+                        .map(|(target, via)| resolve_navigation(page.url, &target, via, v.post)),
                     note: v.note,
                     screenshot: v.screenshot.map(bytes::Bytes::from),
                     error: v.error,

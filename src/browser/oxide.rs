@@ -454,6 +454,26 @@ fn refuse_reason(e: &EventRequestPaused) -> Option<String> {
     crate::download::download_reason(&map)
 }
 
+fn without_fragment(url: &str) -> &str {
+    url.split('#').next().unwrap_or(url)
+}
+
+/// A POST request's body as the page sent it (a form's, form-encoded); what Chromium left
+/// out of the event (a body too long for it) is missing.
+fn form_body(request: &chromiumoxide::cdp::browser_protocol::network::Request) -> String {
+    use base64::Engine as _;
+    let mut body = Vec::new();
+    for entry in request.post_data_entries.iter().flatten() {
+        if let Some(bytes) = &entry.bytes {
+            let raw: &str = bytes.as_ref();
+            if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(raw) {
+                body.extend_from_slice(&b);
+            }
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
+}
+
 /// Forwards the page's events that carry the chain to a channel the watch loop reads.
 async fn listen(
     b: &OxBrowser,
@@ -478,6 +498,10 @@ async fn listen(
     b.rt.spawn(async move {
         // The main frame's document requests, so that their failure is told from others'.
         let mut documents: Vec<RequestId> = Vec::new();
+        // A form POST of the main frame, asked for but its request (with the body) not yet
+        // seen; or the request seen first.
+        let mut posting: Option<String> = None;
+        let mut posted: Option<(String, String)> = None;
         loop {
             // Biased: a commit queued with the request it led to is seen first.
             let seen = tokio::select! {
@@ -495,7 +519,18 @@ async fn listen(
                         | ClientNavigationReason::HttpHeaderRefresh => Via::MetaRefresh,
                         _ => Via::Javascript,
                     };
-                    Seen::Requested(e.url.clone(), via)
+                    // A POST's body comes with its request, told apart from this.
+                    if e.reason == ClientNavigationReason::FormSubmissionPost {
+                        match posted.take() {
+                            Some((url, body)) if url == without_fragment(&e.url) => Seen::Requested(url, via, Some(body)),
+                            _ => {
+                                posting = Some(without_fragment(&e.url).to_string());
+                                continue;
+                            }
+                        }
+                    } else {
+                        Seen::Requested(e.url.clone(), via, None)
+                    }
                 }
                 Some(e) = paused.next() => {
                     let refuse = refuse_reason(&e);
@@ -529,7 +564,18 @@ async fn listen(
                         }
                         documents.push(e.request_id.clone());
                     }
-                    continue;
+                    if !(main_document && e.request.method == "POST") {
+                        continue;
+                    }
+                    let url = e.request.url.clone();
+                    let body = form_body(&e.request);
+                    match posting.take() {
+                        Some(asked) if asked == url => Seen::Requested(url, Via::Javascript, Some(body)),
+                        _ => {
+                            posted = Some((url, body));
+                            continue;
+                        }
+                    }
                 }
                 Some(e) = failed.next() => {
                     // A navigation cut short by another (the page moving on) is no failure.

@@ -10,22 +10,22 @@ use std::sync::Arc;
 
 use super::{Resolver, Visitor, DIRECT};
 use crate::decode;
-use crate::discover::NextHopFinder;
-use crate::discover::Page;
+use crate::discover::{Found, NextHopFinder, Page};
 use crate::egress::{EgressError, Pinned};
 use crate::fetch::FetchError;
 use crate::input::parse_input;
-use crate::trace::{ErrorKind, Hop, Outcome, TraceError, Via};
+use crate::trace::{ErrorKind, Hop, Method, Outcome, TraceError, Via};
 
 impl Resolver {
     /// One hop, in stages: refuse a scheme that is not the web's, decode a known wrapper
-    /// without contacting it, fetch it through the egress gate within the time left, record
-    /// the response, and ask the finders where the page leads. Each stage that ends the chain
-    /// says how; the hop's record is filled in along the way and the network time charged to
-    /// `spent`.
+    /// without contacting it, fetch it through the egress gate within the time left (POSTing
+    /// `post`, a form's body, when given), record the response, and ask the finders where the
+    /// page leads. Each stage that ends the chain says how; the hop's record is filled in
+    /// along the way and the network time charged to `spent`.
     pub(super) async fn step(
         &self,
         url: &Url,
+        post: Option<&str>,
         hop: &mut Hop,
         spent: &mut Duration,
         visitor: &Visitor<'_>,
@@ -46,7 +46,12 @@ impl Resolver {
             return Step::End(Outcome::Timeout, Some(error));
         };
         let budget = self.hop_timeout.min(remaining);
-        let (result, took) = self.fetch_politely(url, budget, visitor, first).await;
+        if post.is_some() {
+            hop.method = Some(Method::Post);
+        }
+        let (result, took) = self
+            .fetch_politely(url, post, budget, visitor, first)
+            .await;
         *spent += took;
         hop.elapsed_ms = Some(took.as_millis() as u64);
         let mut resp = match result {
@@ -67,15 +72,28 @@ impl Resolver {
             landing_evidence: (200..300).contains(&resp.status)
                 && resp.content_type().is_none_or(|t| t.contains("html")),
         };
-        self.find_next(&page, hop, spent, &visitor.way.finders)
+        match self
+            .find_next(&page, hop, spent, &visitor.way.finders)
             .await
+        {
+            // 307 and 308 repeat the request, body and all; any other redirect after a POST
+            // is followed with GET (as browsers do: 303 says so, 301 and 302 by custom).
+            Step::Next(mut found)
+                if found.via == Via::HttpRedirect && matches!(resp.status, 307 | 308) =>
+            {
+                found.post = post.map(str::to_string);
+                Step::Next(found)
+            }
+            next => next,
+        }
     }
 
-    /// Fetches `url` within `budget` after waiting for politeness toward its host, with the
+    /// Fetches `url` (POSTing `post` when given) within `budget` after waiting for politeness toward its host, with the
     /// time the fetch took (the wait left out).
     async fn fetch_politely(
         &self,
         url: &Url,
+        post: Option<&str>,
         budget: Duration,
         visitor: &Visitor<'_>,
         first: bool,
@@ -95,7 +113,7 @@ impl Resolver {
         let result = visitor
             .way
             .fetcher
-            .fetch(url, budget, visitor.profile, first)
+            .fetch(url, post, budget, visitor.profile, first)
             .await;
         (result, t0.elapsed())
     }
@@ -151,7 +169,7 @@ impl Resolver {
                 return Step::End(outcome, Some(error));
             }
             match finding.next {
-                Some(Ok(found)) => return Step::Next(found.url, found.via),
+                Some(Ok(found)) => return Step::Next(found),
                 Some(Err(bad)) => {
                     return Step::End(
                         Outcome::Error,
@@ -189,7 +207,7 @@ impl Resolver {
 }
 
 pub(super) enum Step {
-    Next(Url, Via),
+    Next(Found),
     End(Outcome, Option<TraceError>),
 }
 
@@ -211,7 +229,11 @@ fn decoded(hop: &mut Hop, u: decode::Unwrapped) -> Step {
         u.wrapper
     ));
     match parse_input(&u.target) {
-        Ok(next) => Step::Next(next, u.via),
+        Ok(next) => Step::Next(Found {
+            url: next,
+            via: u.via,
+            post: None,
+        }),
         Err(message) => Step::End(
             Outcome::Error,
             Some(TraceError {

@@ -375,21 +375,30 @@ impl Resolver {
             watch_added: None,
             html: None,
         };
-        // URL -> index of the hop that first visited it.
+        // Request (URL, and the method when not GET) -> index of the hop that first made it.
         let mut seen: HashMap<String, usize> = HashMap::new();
         let mut current = start;
         let mut via = Via::Input;
+        // The form body the current hop POSTs, if it does.
+        let mut post: Option<String> = None;
         // Network time used; waiting for per-host politeness is not counted, so a big batch
         // aimed at one host is slowed down, not timed out.
         let mut spent = Duration::ZERO;
 
         loop {
             let mut hop = self.hop(&current, via);
-            seen.insert(current.as_str().to_string(), trace.hops.len());
+            seen.insert(request_key(&current, post.is_some()), trace.hops.len());
 
             let first = trace.hops.is_empty();
             let next = match self
-                .step(&current, &mut hop, &mut spent, visitor, first)
+                .step(
+                    &current,
+                    post.as_deref(),
+                    &mut hop,
+                    &mut spent,
+                    visitor,
+                    first,
+                )
                 .await
             {
                 Step::End(outcome, error) => {
@@ -398,15 +407,19 @@ impl Resolver {
                     trace.hops.push(hop);
                     break;
                 }
-                Step::Next(url, next_via) => {
+                Step::Next(found) => {
                     trace.hops.push(hop);
-                    (url, next_via)
+                    found
                 }
             };
-            let (mut url, next_via) = next;
+            let crate::discover::Found {
+                mut url,
+                via: next_via,
+                post: next_post,
+            } = next;
             // A fragment never leaves the browser: it is not part of the next request.
             url.set_fragment(None);
-            if let Some(&first) = seen.get(url.as_str()) {
+            if let Some(&first) = seen.get(&request_key(&url, next_post.is_some())) {
                 let mut again = self.hop(&url, next_via);
                 again.reason = Some(format!("already visited at hop {first}"));
                 trace.hops.push(again);
@@ -426,6 +439,7 @@ impl Resolver {
             }
             current = url;
             via = next_via;
+            post = next_post;
         }
         trace.elapsed_ms = Some(began.elapsed().as_millis() as u64);
         let shot = trace.hops.last_mut().and_then(|h| h.screenshot.take());
@@ -467,5 +481,14 @@ impl Drop for InFlight<'_> {
         if map.get(self.key).is_some_and(|c| Arc::ptr_eq(c, self.cell)) {
             map.remove(self.key);
         }
+    }
+}
+
+/// What makes two requests of a chain the same one: a form POSTed to its own page's URL is
+/// a new request, not a loop.
+fn request_key(url: &Url, post: bool) -> String {
+    match post {
+        true => format!("POST {url}"),
+        false => url.to_string(),
     }
 }

@@ -44,8 +44,6 @@ pub enum Defer {
     Frame,
     /// `<script src>`: the engine fetches nothing.
     ExternalScript,
-    /// A form submitted with POST.
-    PostForm,
     /// A `javascript:` URL or another navigation that runs code.
     ScriptUrl,
     /// More than the engine's timers were set or run.
@@ -71,12 +69,11 @@ pub enum Defer {
 }
 
 impl Defer {
-    pub const ALL: [Defer; 16] = [
+    pub const ALL: [Defer; 15] = [
         Defer::Unmodelled,
         Defer::ScriptError,
         Defer::Frame,
         Defer::ExternalScript,
-        Defer::PostForm,
         Defer::ScriptUrl,
         Defer::Timers,
         Defer::Time,
@@ -96,7 +93,6 @@ impl Defer {
             Defer::ScriptError => "script-error",
             Defer::Frame => "frame",
             Defer::ExternalScript => "external-script",
-            Defer::PostForm => "post-form",
             Defer::ScriptUrl => "script-url",
             Defer::Timers => "timers",
             Defer::Time => "time",
@@ -143,10 +139,13 @@ impl std::fmt::Display for Deferral {
 /// What the engine decided about a page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Verdict {
-    /// The page's script navigates to `target` (as written: relative to the page).
+    /// The page's script navigates to `target` (as written: relative to the page), with a
+    /// form's body when it POSTs one.
     Navigates {
         target: String,
         via: Via,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        post: Option<String>,
     },
     /// The scripts ran to their end and the page stays within its settle time.
     Stays,
@@ -164,16 +163,28 @@ pub struct Visitor {
     pub mobile: bool,
 }
 
+/// A same-origin frame's document, fetched for the engine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Frame {
+    pub url: String,
+    pub markup: page::Markup,
+}
+
 /// One page for a worker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Request {
     pub url: String,
     pub markup: page::Markup,
+    /// The documents of its `<iframe src>`s, in order.
+    #[serde(default)]
+    pub frames: Vec<Frame>,
     pub visitor: Visitor,
     /// Virtual page time the timers get (`browser.settle_ms`).
     pub settle_ms: u64,
 }
 
+/// Frames of a page the engine runs (a page with more goes to Chromium).
+pub const MAX_FRAMES: usize = 4;
 /// All the page's inline script text the engine takes (a larger page goes to Chromium).
 pub const MAX_SCRIPT_BYTES: usize = 2 << 20;
 /// Real time one page may take in the engine at most (less when the hop has less left).
@@ -190,6 +201,7 @@ impl Request {
         let request = Request {
             url: url.to_string(),
             markup: page::read(html)?,
+            frames: Vec::new(),
             visitor,
             settle_ms: settle.as_millis() as u64,
         };
@@ -198,7 +210,11 @@ impl Request {
     }
 
     fn check_size(&self) -> Result<(), Deferral> {
-        let size: usize = self.markup.scripts.iter().map(page::Code::len).sum();
+        let size: usize = std::iter::once(&self.markup)
+            .chain(self.frames.iter().map(|f| &f.markup))
+            .flat_map(|m| &m.scripts)
+            .map(page::Code::len)
+            .sum();
         if size > MAX_SCRIPT_BYTES {
             return Err(Defer::ScriptSize.because(&format!(
                 "{size} bytes of script (the engine takes {MAX_SCRIPT_BYTES})"
@@ -300,7 +316,7 @@ impl ScriptEngine {
         verdict
     }
 
-    /// The request for a page, its external scripts fetched.
+    /// The request for a page, its external scripts and frames fetched.
     async fn ready(&self, page: Page<'_>, deadline: Instant) -> Ready {
         let Page {
             url,
@@ -314,41 +330,122 @@ impl ScriptEngine {
         }
         let html = String::from_utf8_lossy(&response.body);
         let mut request = Request::new(url, &html, visitor, settle)?;
-        let mut pulled = 0u64;
-        for code in &mut request.markup.scripts {
-            let page::Code::External(src) = code else {
-                continue;
-            };
-            let Some(scripts) = &self.scripts else {
-                return Err(Defer::ExternalScript.because(src));
-            };
-            let at = url
-                .join(src.trim())
-                .map_err(|e| Defer::ScriptError.because(&format!("script {src:?}: {e}")))?;
-            let left = deadline.saturating_duration_since(Instant::now());
-            let fetched = scripts
-                .fetcher
-                .fetch(&at, left, profile, false)
-                .await
-                .map_err(|e| Defer::ExternalScript.because(&format!("{at}: {e}")))?;
-            if !(200..300).contains(&fetched.status) || fetched.download.is_some() {
-                return Err(
-                    Defer::ExternalScript.because(&format!("{at} answered {}", fetched.status))
-                );
-            }
-            if let Some(note) = fetched.body_note {
-                return Err(Defer::Truncated.because(&format!("{at}: {note}")));
-            }
-            pulled += fetched.body.len() as u64;
-            if pulled > scripts.max_bytes {
-                return Err(Defer::ScriptSize.because(&format!(
-                    "external scripts past the visit's {} bytes",
-                    scripts.max_bytes
-                )));
-            }
-            *code = page::Code::Inline(String::from_utf8_lossy(&fetched.body).into_owned());
+        let mut pull = Pull {
+            profile,
+            deadline,
+            pulled: 0,
+        };
+        self.pull_scripts(&mut request.markup, url, &mut pull)
+            .await?;
+        if request.markup.frames.len() > MAX_FRAMES {
+            return Err(Defer::Frame.because(&format!("more than {MAX_FRAMES} frames")));
+        }
+        for src in std::mem::take(&mut request.markup.frames) {
+            let frame = self.pull_frame(url, &src, &mut pull).await?;
+            request.frames.push(frame);
         }
         request.check_size()?;
         Ok(request)
     }
+
+    /// Fetches `at` through the chain's client within the visit's bytes: a document or a
+    /// script answered 2xx, whole.
+    async fn pull(
+        &self,
+        at: &url::Url,
+        pull: &mut Pull<'_>,
+        what: Defer,
+    ) -> Result<String, Deferral> {
+        let Some(scripts) = &self.scripts else {
+            return Err(what.because(&format!("{at} not fetched")));
+        };
+        let left = pull.deadline.saturating_duration_since(Instant::now());
+        let fetched = scripts
+            .fetcher
+            .fetch(at, None, left, pull.profile, false)
+            .await
+            .map_err(|e| what.because(&format!("{at}: {e}")))?;
+        if !(200..300).contains(&fetched.status) || fetched.download.is_some() {
+            return Err(what.because(&format!("{at} answered {}", fetched.status)));
+        }
+        if let Some(note) = fetched.body_note {
+            return Err(Defer::Truncated.because(&format!("{at}: {note}")));
+        }
+        if what == Defer::Frame {
+            // A frame the browser would not show runs nothing there.
+            let refused = fetched.headers.contains_key("x-frame-options")
+                || fetched
+                    .headers
+                    .get_all("content-security-policy")
+                    .iter()
+                    .any(|v| {
+                        v.to_str()
+                            .unwrap_or("frame-ancestors")
+                            .contains("frame-ancestors")
+                    });
+            if refused {
+                return Err(what.because(&format!("{at} limits who may frame it")));
+            }
+        }
+        pull.pulled += fetched.body.len() as u64;
+        if pull.pulled > scripts.max_bytes {
+            return Err(Defer::ScriptSize.because(&format!(
+                "external scripts and frames past the visit's {} bytes",
+                scripts.max_bytes
+            )));
+        }
+        Ok(String::from_utf8_lossy(&fetched.body).into_owned())
+    }
+
+    /// Replaces each `<script src>` of `markup` (a document at `base`) with its text.
+    async fn pull_scripts(
+        &self,
+        markup: &mut page::Markup,
+        base: &url::Url,
+        pull: &mut Pull<'_>,
+    ) -> Result<(), Deferral> {
+        for code in &mut markup.scripts {
+            let page::Code::External(src) = code else {
+                continue;
+            };
+            let at = base
+                .join(src.trim())
+                .map_err(|e| Defer::ScriptError.because(&format!("script {src:?}: {e}")))?;
+            *code = page::Code::Inline(self.pull(&at, pull, Defer::ExternalScript).await?);
+        }
+        Ok(())
+    }
+
+    /// The document of the frame `src` of the page at `top`, its scripts fetched: only a
+    /// same-origin frame without frames of its own.
+    async fn pull_frame(
+        &self,
+        top: &url::Url,
+        src: &str,
+        pull: &mut Pull<'_>,
+    ) -> Result<Frame, Deferral> {
+        let at = top
+            .join(src)
+            .map_err(|e| Defer::Frame.because(&format!("frame {src:?}: {e}")))?;
+        if at.origin() != top.origin() {
+            return Err(Defer::Frame.because(&format!("cross-origin frame {at}")));
+        }
+        let html = self.pull(&at, pull, Defer::Frame).await?;
+        let mut markup = page::read(&html)?;
+        if !markup.frames.is_empty() {
+            return Err(Defer::Frame.because(&format!("frames in the frame {at}")));
+        }
+        self.pull_scripts(&mut markup, &at, pull).await?;
+        Ok(Frame {
+            url: at.to_string(),
+            markup,
+        })
+    }
+}
+
+/// What fetching for one page has used: who fetches, until when, and how many bytes.
+struct Pull<'a> {
+    profile: &'a Profile,
+    deadline: Instant,
+    pulled: u64,
 }

@@ -47,6 +47,9 @@ pub struct Markup {
     pub title: String,
     /// `<body onload="...">`.
     pub onload: Option<String>,
+    /// `<iframe src>`s, in order, as written (their documents are fetched and run by the
+    /// engine when same-origin).
+    pub frames: Vec<String>,
 }
 
 static TAG: LazyLock<Regex> = LazyLock::new(|| {
@@ -129,7 +132,16 @@ pub fn read(html: &str) -> Result<Markup, Deferral> {
                 page.title = html_unescape(html[pos..end.map_or(html.len(), |e| e.start())].trim());
                 continue;
             }
-            "iframe" | "frame" | "frameset" | "object" | "embed" | "portal" => {
+            "iframe" => {
+                if let Some(why) = unmodelled_frame(&attrs, &cap[3]) {
+                    return Err(Defer::Frame.because(why));
+                }
+                // Without a source a frame is an empty document: nothing in it runs.
+                if let Some(src) = attrs.get("src").filter(|s| !s.trim().is_empty()) {
+                    page.frames.push(src.trim().to_string());
+                }
+            }
+            "frame" | "frameset" | "object" | "embed" | "portal" => {
                 return Err(Defer::Frame.because(&tag))
             }
             "base" if attrs.contains_key("href") => return Err(Defer::Unmodelled.because("<base>")),
@@ -158,6 +170,23 @@ pub fn read(html: &str) -> Result<Markup, Deferral> {
     Ok(page)
 }
 
+/// What about an `<iframe>` the engine does not model: its own markup (`srcdoc`), a sandbox
+/// (which may forbid or allow what its scripts do), handlers on the element.
+fn unmodelled_frame(
+    attrs: &std::collections::BTreeMap<String, String>,
+    raw: &str,
+) -> Option<&'static str> {
+    if has_flag(raw, "srcdoc") {
+        Some("iframe srcdoc")
+    } else if has_flag(raw, "sandbox") {
+        Some("sandboxed iframe")
+    } else if attrs.keys().any(|k| k.starts_with("on")) {
+        Some("iframe with an event handler")
+    } else {
+        None
+    }
+}
+
 static QUOTED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#""[^"]*"|'[^']*'"#).unwrap());
 
 /// A boolean attribute (`async`, `defer`) in a tag's raw attributes, outside any value.
@@ -172,39 +201,43 @@ fn has_flag(raw: &str, name: &str) -> bool {
         })
 }
 
-/// Whether markup a script wrote can be judged: it may only add text, styling or a meta
-/// refresh; a script, frame, form or element a later script could reach is Chromium's.
-pub fn check_written(markup: &str) -> Result<(), Deferral> {
-    for m in TAG.captures_iter(markup) {
-        let Some(tag) = m.get(2).map(|t| t.as_str().to_ascii_lowercase()) else {
-            continue;
-        };
-        let attrs = attrs_of(m.get(3).map_or("", |a| a.as_str()));
-        let plain = matches!(
-            tag.as_str(),
-            "p" | "br"
-                | "b"
-                | "i"
-                | "em"
-                | "strong"
-                | "span"
-                | "div"
-                | "h1"
-                | "h2"
-                | "h3"
-                | "img"
-                | "center"
-                | "font"
-                | "hr"
-                | "style"
-                | "meta"
-                | "a"
-        );
-        if !plain || attrs.contains_key("id") || attrs.contains_key("name") {
-            return Err(Defer::Unmodelled.because(&format!("document.write of <{tag}>")));
+/// What `document.write` added: elements a script can reach, and scripts to run now.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    pub elements: Vec<Element>,
+    pub scripts: Vec<String>,
+}
+
+static SCRIPT_OPEN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)<script\b").unwrap());
+
+/// Reads markup a script wrote, or says why the engine cannot follow it: a frame, a script
+/// to fetch, a script cut between two writes, a `<body onload>` written.
+pub fn read_written(markup: &str) -> Result<Written, Deferral> {
+    if SCRIPT_OPEN.find_iter(markup).count() != SCRIPT_END.find_iter(markup).count() {
+        return Err(Defer::Unmodelled.because("document.write of a script cut between writes"));
+    }
+    let page = read(markup)?;
+    if !page.frames.is_empty() {
+        return Err(Defer::Frame.because("document.write of a frame"));
+    }
+    if page.onload.is_some() {
+        return Err(Defer::Unmodelled.because("document.write of <body onload>"));
+    }
+    let mut scripts = Vec::new();
+    for code in page.scripts {
+        match code {
+            Code::Inline(code) => scripts.push(code),
+            Code::External(src) => {
+                return Err(
+                    Defer::ExternalScript.because(&format!("document.write of <script src={src}>"))
+                )
+            }
         }
     }
-    Ok(())
+    Ok(Written {
+        elements: page.elements,
+        scripts,
+    })
 }
 
 #[cfg(test)]
@@ -256,17 +289,37 @@ mod tests {
     }
 
     #[test]
+    fn frames_with_a_source_are_listed() {
+        let page =
+            read("<iframe src=' /f?a=1 '></iframe><iframe></iframe><iframe src=/g></iframe>")
+                .unwrap();
+        assert_eq!(page.frames, vec!["/f?a=1".to_string(), "/g".to_string()]);
+    }
+
+    #[test]
     fn what_it_cannot_model_is_said() {
         for (html, reason) in [
             ("<script async src=/x.js></script>", Defer::Unmodelled),
-            ("<iframe src=/f></iframe>", Defer::Frame),
+            (
+                "<iframe srcdoc='<script>top.location=1</script>'></iframe>",
+                Defer::Frame,
+            ),
+            ("<iframe src=/f sandbox></iframe>", Defer::Frame),
+            ("<iframe src=/f onload=go()></iframe>", Defer::Frame),
+            ("<object data=/f></object>", Defer::Frame),
             ("<script type=module>x</script>", Defer::Unmodelled),
             ("<base href=http://a.example/>", Defer::Unmodelled),
         ] {
             assert_eq!(read(html).unwrap_err().reason, reason, "{html}");
         }
-        assert!(check_written("<p>hi</p><meta http-equiv=refresh content='0;url=/x'>").is_ok());
-        assert!(check_written("<script>x()</script>").is_err());
-        assert!(check_written("<div id=d></div>").is_err());
+        let w = read_written("<p>hi</p><meta http-equiv=refresh content='0;url=/x'><div id=d></div><script>x()</script>").unwrap();
+        assert_eq!((w.elements.len(), w.scripts), (1, vec!["x()".to_string()]));
+        for (markup, reason) in [
+            ("<script src=/a.js></script>", Defer::ExternalScript),
+            ("<iframe src=/f></iframe>", Defer::Frame),
+            ("<script>var a = 1;", Defer::Unmodelled),
+        ] {
+            assert_eq!(read_written(markup).unwrap_err().reason, reason, "{markup}");
+        }
     }
 }

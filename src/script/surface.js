@@ -1,8 +1,9 @@
 // The emulated browser surface the page's scripts run against. `__page` (what the page's
 // markup and the visitor say) and the natives `__nav(kind, url)`, `__defer(reason, what)` are
-// set by the engine first. Everything not modelled here is a trap: reading it, or asking
+// set by the engine first (and `__url`, `__write`, `__module`: URL parsing, markup written,
+// a part of the surface evaluated when first needed). Everything not modelled here is a trap: reading it, or asking
 // whether it exists, defers the page to Chromium (the engine answers only when sure).
-var __hoptrace = (function (P, nav, deferTo) {
+var __hoptrace = (function (P, nav, deferTo, parseUrl, writeMarkup, loadModule) {
   'use strict';
   var G = globalThis;
   function defer(reason, what) {
@@ -61,6 +62,12 @@ var __hoptrace = (function (P, nav, deferTo) {
     }
   }
   function slice(a, from) { return Array.prototype.slice.call(a, from); }
+  // application/x-www-form-urlencoded, as a form or URLSearchParams writes it.
+  function formEncode(v) {
+    return encodeURIComponent(String(v)).replace(/%20/g, '+').replace(/[!'()~]/g, function (c) {
+      return '%' + c.charCodeAt(0).toString(16).toUpperCase();
+    });
+  }
 
   var listeners = { DOMContentLoaded: [], load: [] };
   var ignored = ['click', 'dblclick', 'mousedown', 'mouseup', 'mousemove', 'mouseover', 'mouseout',
@@ -80,7 +87,15 @@ var __hoptrace = (function (P, nav, deferTo) {
   }
 
   // location, on the page's own URL.
-  function go(url) { nav('js', String(url)); }
+  // In a frame (`P.top`: the top page's URL), the frame's own location is the frame's: its
+  // navigation is no hop and not modelled; `top` and `parent` are the top page, which a
+  // same-origin frame may send elsewhere (relative to the frame's URL).
+  var framed = typeof P.top === 'string';
+  function go(url) {
+    if (framed) defer('frame', 'a frame navigating itself');
+    nav('js', String(url));
+  }
+  function goTop(url) { nav('js', String(url), '', P.href); }
   var loc = strict({
     get href() { return P.href; }, set href(v) { go(v); },
     protocol: P.protocol, host: P.host, hostname: P.hostname, port: P.port,
@@ -128,27 +143,45 @@ var __hoptrace = (function (P, nav, deferTo) {
       },
       submit: function () {
         if (el.tagName !== 'FORM') unknown('submit of ' + el.tagName.toLowerCase());
-        if (el.method !== 'get') defer('post-form', el.action || P.href);
         if (el.target && el.target !== '_self' && el.target !== '_top') defer('unmodelled', 'form target ' + el.target);
+        var method = String(el.method).toLowerCase();
+        if (method !== 'get' && method !== 'post') defer('unmodelled', 'form method ' + method);
+        var enctype = String(attrs.enctype || 'application/x-www-form-urlencoded').toLowerCase();
+        if (method === 'post' && enctype !== 'application/x-www-form-urlencoded') defer('unmodelled', 'form enctype ' + enctype);
         var q = el.fields.map(function (f) {
           var input = byName[f[0]];
           var v = input ? input.value : f[1];
-          return encodeURIComponent(f[0]).replace(/%20/g, '+') + '=' + encodeURIComponent(v).replace(/%20/g, '+');
+          return formEncode(f[0]) + '=' + formEncode(v);
         }).join('&');
-        var action = el.action || P.href.split('?')[0].split('#')[0];
-        go(action.split('?')[0].split('#')[0] + '?' + q);
+        var action = el.action || P.href.split('#')[0];
+        // POST sends the fields as its body to the action as it stands; GET puts them in
+        // place of the action's query.
+        if (method === 'post') nav('post', action, q);
+        else go(action.split('?')[0].split('#')[0] + '?' + q);
       },
     };
     return strict(el, e.tag);
   }
   var byId = {}, byName = {}, forms = [], all = [];
-  P.elements.forEach(function (e) {
+  function adopt(e) {
     var el = element(e);
     all.push([e.tag, el]);
     if (e.attrs.id && !(e.attrs.id in byId)) byId[e.attrs.id] = el;
     if (e.attrs.name && e.tag === 'input' && !(e.attrs.name in byName)) byName[e.attrs.name] = el;
     if (e.tag === 'form') forms.push(el);
-  });
+  }
+  P.elements.forEach(adopt);
+  // document.write while the page is parsed: the markup joins the page, its elements can
+  // be reached and its scripts run there and then (as a browser runs them).
+  function write(text) {
+    if (loaded) defer('unmodelled', 'document.write after load');
+    written += text;
+    if (text.indexOf('<') < 0) return;
+    var got = JSON.parse(writeMarkup(text));
+    got.elements.forEach(adopt);
+    // Global code, as a script's (an indirect eval: the engine's own way in from a native).
+    got.scripts.forEach(function (code) { (0, eval)(code); });
+  }
   function byTag(tag) {
     tag = String(tag).toLowerCase();
     if (tag !== 'form' && tag !== 'a' && tag !== 'input' && tag !== 'iframe' && tag !== 'script') {
@@ -180,8 +213,8 @@ var __hoptrace = (function (P, nav, deferTo) {
     querySelectorAll: function (s) { return query(s); },
     createElement: function (t) { return element({ tag: String(t).toLowerCase(), attrs: {}, text: '' }); },
     createTextNode: function (t) { return { nodeType: 3, textContent: String(t) }; },
-    write: function () { if (loaded) defer('unmodelled', 'document.write after load'); written += slice(arguments, 0).join(''); },
-    writeln: function () { if (loaded) defer('unmodelled', 'document.write after load'); written += slice(arguments, 0).join('') + '\n'; },
+    write: function () { write(slice(arguments, 0).join('')); },
+    writeln: function () { write(slice(arguments, 0).join('') + '\n'); },
     open: function () { defer('unmodelled', 'document.open'); },
     close: function () {},
     addEventListener: listen('document'), removeEventListener: function () {},
@@ -208,43 +241,95 @@ var __hoptrace = (function (P, nav, deferTo) {
   var noop = function () {};
   var console = { log: noop, info: noop, warn: noop, error: noop, debug: noop };
 
+  // window.open: a new window is no navigation of this one (and Chromium here opens none:
+  // it returns null); a target naming this window or the top one navigates it.
+  function open(url, target) {
+    var t = String(target === undefined ? '' : target).toLowerCase();
+    if (url === undefined || url === null || String(url) === '') return null;
+    if (t === '_self') { go(url); return G; }
+    if (t === '_top' || t === '_parent') { if (framed) goTop(url); else go(url); return topWindow; }
+    return null;
+  }
+
   function define(name, get, set) {
     Object.defineProperty(G, name, { get: get, set: set || function (v) { Object.defineProperty(G, name, { value: v, writable: true, configurable: true }); }, configurable: true });
   }
   define('window', function () { return G; });
   define('self', function () { return G; });
-  define('top', function () { return G; });
-  define('parent', function () { return G; });
+  var topWindow = G;
+  if (framed) {
+    var topLocation = strict({
+      get href() { return P.top; }, set href(v) { goTop(v); },
+      assign: function (u) { goTop(u); },
+      replace: function (u) { goTop(u); },
+      toString: function () { return P.top; },
+    }, 'top.location');
+    topWindow = strict({
+      get location() { return topLocation; }, set location(v) { goTop(v); },
+    }, 'top');
+    topWindow.window = topWindow;
+    topWindow.self = topWindow;
+    topWindow.top = topWindow;
+    topWindow.parent = topWindow;
+  }
+  define('top', function () { return topWindow; });
+  define('parent', function () { return topWindow; });
   define('frames', function () { return G; });
   define('location', function () { return loc; }, go);
   var values = {
     document: doc, navigator: navigator, screen: screen, history: history, console: console,
     innerWidth: n.viewport[0], innerHeight: n.viewport[1], devicePixelRatio: 1,
-    name: '', closed: false, opener: null, frameElement: null, length: 0,
+    name: '', closed: false, opener: null, length: P.frames || 0,
     setTimeout: function (f, d) { return addTimer(f, d, slice(arguments, 2), false); },
     setInterval: function (f, d) { return addTimer(f, d, slice(arguments, 2), true); },
     clearTimeout: clearTimer, clearInterval: clearTimer,
     addEventListener: listen('window'), removeEventListener: noop,
-    open: function (u) { defer('unmodelled', 'window.open'); },
+    open: open,
     onload: null,
   };
+  // A frame's element belongs to the top page, which the frame's surface does not model.
+  if (!framed) values.frameElement = null;
   Object.keys(values).forEach(function (k) {
     Object.defineProperty(G, k, { value: values[k], writable: true, configurable: true, enumerable: true });
   });
   Date.now = function () { return P.epoch + now; };
+  // Parts only some pages use, evaluated when a script first names them.
+  var urlApi = null;
+  function lazy(name, load) {
+    Object.defineProperty(G, name, {
+      get: function () { var v = load(); Object.defineProperty(G, name, { value: v, writable: true, configurable: true }); return v; },
+      set: function (v) { Object.defineProperty(G, name, { value: v, writable: true, configurable: true }); },
+      configurable: true,
+    });
+  }
+  ['URL', 'URLSearchParams'].forEach(function (name) {
+    lazy(name, function () {
+      if (!urlApi) urlApi = (0, eval)(loadModule('url'))({ parseUrl: parseUrl, formEncode: formEncode });
+      return urlApi[name];
+    });
+  });
 
   return {
     // Markup document.write added while the page was parsed.
     written: function () { return written; },
-    // Parsing done: DOMContentLoaded, then load (listeners and <body onload>).
-    loaded: function (onload) {
+    // Parsing done: DOMContentLoaded.
+    parsed: function () {
       var dcl = listeners.DOMContentLoaded.slice();
       dcl.forEach(function (f) { task(f, [{ type: 'DOMContentLoaded' }]); });
+    },
+    // Everything loaded (frames too): load (listeners and <body onload>).
+    loaded: function (onload) {
       loaded = true;
       var handlers = listeners.load.slice();
       if (typeof G.onload === 'function') handlers.push(G.onload);
       handlers.forEach(function (f) { task(f, [{ type: 'load' }]); });
       if (onload) (0, eval)(onload);
+    },
+    // When the next timer is due (virtual ms), or -1 when none is set.
+    due: function () {
+      var at = -1;
+      for (var i = 0; i < queue.length; i++) if (at < 0 || queue[i].due < at) at = queue[i].due;
+      return at;
     },
     // Runs the next timer due within `until` (virtual ms); false when none is.
     step: function (until) {
@@ -264,4 +349,4 @@ var __hoptrace = (function (P, nav, deferTo) {
     },
     now: function () { return now; },
   };
-})(__page, __nav, __defer);
+})(__page, __nav, __defer, __url, __write, __module);
