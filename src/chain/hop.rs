@@ -49,9 +49,7 @@ impl Resolver {
         if post.is_some() {
             hop.method = Some(Method::Post);
         }
-        let (result, took) = self
-            .fetch_politely(url, post, budget, visitor, first)
-            .await;
+        let (result, took) = self.fetch_politely(url, post, budget, visitor, first).await;
         *spent += took;
         hop.elapsed_ms = Some(took.as_millis() as u64);
         let mut resp = match result {

@@ -68,6 +68,57 @@ fn attrs_of(raw: &str) -> std::collections::BTreeMap<String, String> {
 }
 
 /// A classic script (what `type` a browser runs as plain JavaScript).
+/// Event handlers a visitor never fires: they wait for a click, a key or a form's submit
+/// button, and a visit presses none.
+const BY_VISITOR: &[&str] = &[
+    "onclick",
+    "ondblclick",
+    "onauxclick",
+    "oncontextmenu",
+    "onmousedown",
+    "onmouseup",
+    "onmouseover",
+    "onmouseout",
+    "onmouseenter",
+    "onmouseleave",
+    "onmousemove",
+    "onkeydown",
+    "onkeyup",
+    "onkeypress",
+    "onsubmit",
+    "onreset",
+    "onchange",
+    "oninput",
+    "ontouchstart",
+    "ontouchend",
+    "ontouchmove",
+    "onpointerdown",
+    "onpointerup",
+    "onwheel",
+    "ondrag",
+    "ondrop",
+    "oncopy",
+    "onpaste",
+    "oncut",
+];
+
+/// An event handler on this element that can fire by itself (an image's `onerror`, an
+/// animation's start, an element's `onload`): the engine runs `<body onload>` only, so a page
+/// holding another is not decided here. Frames say their own reasons.
+fn unrun_handler<'a>(
+    tag: &str,
+    attrs: &'a std::collections::BTreeMap<String, String>,
+) -> Option<&'a str> {
+    if tag == "iframe" {
+        return None;
+    }
+    attrs.keys().map(String::as_str).find(|name| {
+        name.starts_with("on")
+            && !BY_VISITOR.contains(name)
+            && !(tag == "body" && *name == "onload")
+    })
+}
+
 fn is_classic(attrs: &std::collections::BTreeMap<String, String>) -> Option<bool> {
     let Some(t) = attrs.get("type") else {
         return Some(true);
@@ -107,6 +158,9 @@ pub fn read(html: &str) -> Result<Markup, Deferral> {
             continue;
         }
         let attrs = attrs_of(&cap[3]);
+        if let Some(on) = unrun_handler(&tag, &attrs) {
+            return Err(Defer::Unmodelled.because(&format!("{on} on <{tag}>")));
+        }
         match tag.as_str() {
             "script" => {
                 let end = SCRIPT_END.find_at(html, pos);
@@ -309,9 +363,14 @@ mod tests {
             ("<object data=/f></object>", Defer::Frame),
             ("<script type=module>x</script>", Defer::Unmodelled),
             ("<base href=http://a.example/>", Defer::Unmodelled),
+            ("<img src=x onerror=\"location='/p'\">", Defer::Unmodelled),
+            ("<body onpageshow=go()>", Defer::Unmodelled),
+            ("<svg onload=go()></svg>", Defer::Unmodelled),
         ] {
             assert_eq!(read(html).unwrap_err().reason, reason, "{html}");
         }
+        // Handlers that wait for a visitor's click never fire: such a page is still decided.
+        assert!(read("<body onload=go()><a href=/x onclick=go()>x</a>").is_ok());
         let w = read_written("<p>hi</p><meta http-equiv=refresh content='0;url=/x'><div id=d></div><script>x()</script>").unwrap();
         assert_eq!((w.elements.len(), w.scripts), (1, vec!["x()".to_string()]));
         for (markup, reason) in [
