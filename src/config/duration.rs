@@ -107,6 +107,8 @@ mod tests {
         );
         let c = parse("[watch]\ndefault_every_seconds = \"1h 30m\"\n").unwrap();
         assert_eq!(c.watch.default_every_seconds, 5400);
+        let c = parse("[hub.schedule]\nevery_seconds = \"6h\"\n").unwrap();
+        assert_eq!(c.hub.schedule.every_seconds, 21_600);
 
         for (text, key, why) in [
             (

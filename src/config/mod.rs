@@ -527,6 +527,7 @@ pub struct HubSchedule {
     /// Single repositories, `namespace/name`.
     pub repositories: Vec<String>,
     /// Time from the start of one run to the start of the next.
+    #[serde(deserialize_with = "duration::seconds")]
     pub every_seconds: u64,
 }
 
