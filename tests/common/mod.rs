@@ -19,6 +19,7 @@ use serde_json::Value;
 pub mod db;
 mod dns;
 mod fixtures;
+pub mod hubmix;
 pub mod pki;
 pub mod proxies;
 pub mod tools;
