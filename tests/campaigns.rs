@@ -10,12 +10,6 @@ use common::hubmix::{Group, Mix, BLOCKED_HOST};
 use common::*;
 use serde_json::Value;
 
-fn jsonl(s: &str) -> Vec<Value> {
-    s.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// Every generated campaign's repositories (its linkless ones too) in one hoptrace campaign
 /// and none of another's; ordinary repositories in none; a linkless repository of a campaign
 /// account in by its `publisher`; the metadata address, refused by the egress policy, in no

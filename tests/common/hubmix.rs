@@ -20,14 +20,8 @@ const LINKLESS_EVERY: usize = 33;
 const BLOCKED_EVERY: usize = 500;
 pub const BLOCKED_HOST: &str = "169.254.169.254";
 
-const FAKES: &[&str] = &[
-    "blltly.com",
-    "bltlly.com",
-    "byltly.com",
-    "tinurll.com",
-    "urlcod.com",
-    "imgfil.com",
-];
+/// The fake shorteners [`super::HubInternet`] serves (the first of its hosts).
+const FAKES: &[&str] = super::HUB_HOSTS.split_at(6).0;
 const SOFTWARE: &[&str] = &["photoshop", "ida-pro", "fl-studio", "autocad", "vegas-pro"];
 const BOOKS: &[&str] = &[
     "silent-patient",

@@ -265,6 +265,13 @@ pub async fn listen(addr: std::net::SocketAddr, last_event_id: Option<u64>) -> A
     text
 }
 
+/// One JSON value a line.
+pub fn jsonl(s: &str) -> Vec<Value> {
+    s.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// Runs the hoptrace binary: stdout, stderr, whether it succeeded.
 pub fn run_hoptrace(args: &[&str]) -> (String, String, bool) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hoptrace"))
