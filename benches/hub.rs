@@ -70,7 +70,7 @@ async fn one(n: usize, storage: &str, pg: Option<&db::Postgres>) -> Vec<Step> {
     let mut config = env.config.clone();
     config.limits.per_host_per_second = 1_000_000.0;
     config.limits.concurrency = 64;
-    config.limits.max_export_chains = u32::MAX;
+    config.limits.max_export_chains = 10_000_000;
     let extra = match pg {
         Some(pg) => format!(
             "[storage]\nbackend = \"postgres\"\nurl = \"{}\"\n",
