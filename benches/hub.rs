@@ -29,6 +29,8 @@ struct Step {
 }
 
 /// Runs the binary with `args`, stdout to `out`: wall time and the child's peak RSS.
+// The child is reaped by `wait4` (which `Child::wait` cannot do: it gives no rusage).
+#[allow(clippy::zombie_processes)]
 fn measured(args: &[&str], cfg: &Path, out: &Path) -> (f64, f64) {
     let started = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_hoptrace"))
