@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::Context;
 
-use crate::export::{gather, parse_since, render, ExportError, Filter, Format};
+use crate::export::{gather, parse_since, render, write_flat, ExportError, Filter, Format};
 
 use super::client::{open_store, with_query, Remote};
 use super::*;
@@ -49,13 +49,30 @@ pub(super) async fn export(args: ExportArgs) -> Result<(), Failure> {
                 defang,
             };
             let store = open_store(&config, true).await?;
+            let refused = |e: ExportError| match e {
+                ExportError::Campaign(_) | ExportError::TooMany { .. } => usage(e.into()),
+                e => e.into(),
+            };
+            if flat {
+                // Written as the store is walked, straight to the file or stdout.
+                let mut out: Box<dyn Write> = match &args.output {
+                    Some(path) => Box::new(std::io::BufWriter::new(
+                        std::fs::File::create(path)
+                            .with_context(|| format!("--output {}", path.display()))?,
+                    )),
+                    None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+                };
+                let (chains, indicators) = write_flat(&store, &filter, format, now, &mut out)
+                    .await
+                    .map_err(refused)?;
+                out.flush()?;
+                eprintln!("exported {chains} chains ({indicators} indicators)");
+                return Ok(());
+            }
             let max = config.limits.max_export_chains as usize;
             let found = gather(&store, &filter, format, max, now)
                 .await
-                .map_err(|e| match e {
-                    ExportError::Campaign(_) | ExportError::TooMany { .. } => usage(e.into()),
-                    e => e.into(),
-                })?;
+                .map_err(refused)?;
             let bytes = render(&found, format, &filter).map_err(|e| usage(e.into()))?;
             let done = format!(
                 "exported {} chains ({} indicators)",

@@ -5,11 +5,13 @@
 //! A CSV export is opened in spreadsheets, and its cells come from links attackers wrote (a
 //! host `=1+1.evil.example`, an input `=HYPERLINK(...)`): every cell is quoted, and a cell
 //! that a spreadsheet would take for a formula is written after a `'` (OWASP's advice on CSV
-//! injection), by the one writer of every row ([`Csv`]).
+//! injection), by the one writer of every row ([`Rows`]).
 
 use std::borrow::Cow;
 
-use super::{time, Filter, Found, Indicator, Kind};
+use std::io::Write;
+
+use super::{time, Filter, Format, Found, Indicator, Kind};
 use crate::defang::defang;
 use crate::terminal::Shown;
 
@@ -27,25 +29,111 @@ fn inert(value: &str) -> Cow<'_, str> {
     }
 }
 
-/// CSV rows in memory, every cell quoted and made [`inert`].
-struct Csv(csv::Writer<Vec<u8>>);
+/// The rows of a CSV or text export, written to `out` one indicator at a time: CSV cells
+/// every one quoted and made [`inert`].
+pub struct Rows<'a> {
+    csv: Option<csv::Writer<&'a mut dyn Write>>,
+    text: Option<&'a mut dyn Write>,
+    filter: &'a Filter,
+}
 
-impl Csv {
-    fn new() -> Csv {
-        let w = csv::WriterBuilder::new()
-            .quote_style(csv::QuoteStyle::Always)
-            .from_writer(Vec::new());
-        Csv(w)
+impl<'a> Rows<'a> {
+    /// The header (CSV's column names, text's comment line) written.
+    pub fn new(
+        format: Format,
+        filter: &'a Filter,
+        now_ms: u64,
+        out: &'a mut dyn Write,
+    ) -> std::io::Result<Rows<'a>> {
+        let mut rows = Rows {
+            csv: None,
+            text: None,
+            filter,
+        };
+        match format {
+            Format::Csv => {
+                let w = csv::WriterBuilder::new()
+                    .quote_style(csv::QuoteStyle::Always)
+                    .from_writer(out);
+                rows.csv = Some(w);
+                rows.cells(&[
+                    "indicator",
+                    "type",
+                    "first_seen",
+                    "last_seen",
+                    "labels",
+                    "inputs",
+                ])?;
+            }
+            _ => {
+                writeln!(
+                    out,
+                    "# hoptrace export, {}: one indicator a line, then what is known of it",
+                    time(now_ms)
+                )?;
+                rows.text = Some(out);
+            }
+        }
+        Ok(rows)
     }
 
-    fn row(&mut self, cells: &[&str]) {
-        // Written to memory: a record cannot fail to be written.
+    fn cells(&mut self, cells: &[&str]) -> std::io::Result<()> {
         let cells: Vec<Cow<str>> = cells.iter().map(|c| inert(c)).collect();
-        let _ = self.0.write_record(cells.iter().map(|c| c.as_bytes()));
+        if let Some(w) = &mut self.csv {
+            w.write_record(cells.iter().map(|c| c.as_bytes()))?;
+        }
+        Ok(())
     }
 
-    fn into_bytes(self) -> Vec<u8> {
-        self.0.into_inner().unwrap_or_default()
+    /// One indicator's row (none when a label was asked for and it does not carry it).
+    pub fn row(&mut self, i: &Indicator) -> std::io::Result<()> {
+        let filter = self.filter;
+        if filter.label.as_ref().is_some_and(|l| !i.labels.contains(l)) {
+            return Ok(());
+        }
+        let labels: Vec<&str> = i.labels.iter().map(String::as_str).collect();
+        let fanged = |u: &String| match filter.defang {
+            true => defang(u),
+            false => u.clone(),
+        };
+        let more = i.inputs.len().saturating_sub(1) + i.more_inputs;
+        if let Some(out) = &mut self.text {
+            // Read in terminals too: what links put in a line is escaped (see crate::terminal).
+            return writeln!(
+                out,
+                "{}  # {} {}..{} [{}] from {}{}",
+                Shown(shown(i, filter)),
+                i.kind.as_str(),
+                time(i.first_ms),
+                time(i.last_ms),
+                Shown(labels.join(" ")),
+                Shown(i.inputs.first().map(fanged).unwrap_or_default()),
+                match more {
+                    0 => String::new(),
+                    n => format!(" and {n} more"),
+                }
+            );
+        }
+        let mut inputs: Vec<String> = i.inputs.iter().map(fanged).collect();
+        if i.more_inputs > 0 {
+            inputs.push(format!("(and {} more)", i.more_inputs));
+        }
+        self.cells(&[
+            shown(i, filter).as_str(),
+            i.kind.as_str(),
+            &time(i.first_ms),
+            &time(i.last_ms),
+            &labels.join(" "),
+            &inputs.join(" "),
+        ])
+    }
+
+    pub fn finish(self) -> std::io::Result<()> {
+        match (self.csv, self.text) {
+            (Some(mut w), _) => w.flush(),
+            (None, Some(out)) => out.flush(),
+            (None, None) => Ok(()),
+        }
     }
 }
 
@@ -56,71 +144,16 @@ fn shown(i: &Indicator, filter: &Filter) -> String {
     }
 }
 
-/// With a label asked for, only the indicators that carry it.
-fn selected<'a>(found: &'a Found, filter: &'a Filter) -> impl Iterator<Item = Indicator> + 'a {
-    found
-        .indicators()
-        .into_iter()
-        .filter(move |i| filter.label.as_ref().is_none_or(|l| i.labels.contains(l)))
-}
-
-pub fn csv(found: &Found, filter: &Filter) -> Vec<u8> {
-    let mut w = Csv::new();
-    w.row(&[
-        "indicator",
-        "type",
-        "first_seen",
-        "last_seen",
-        "labels",
-        "inputs",
-    ]);
-    for i in selected(found, filter) {
-        let labels: Vec<&str> = i.labels.iter().map(String::as_str).collect();
-        let inputs: Vec<String> = i
-            .inputs
-            .iter()
-            .map(|u| match filter.defang {
-                true => defang(u),
-                false => u.clone(),
-            })
-            .collect();
-        w.row(&[
-            shown(&i, filter).as_str(),
-            i.kind.as_str(),
-            &time(i.first_ms),
-            &time(i.last_ms),
-            &labels.join(" "),
-            &inputs.join(" "),
-        ]);
+/// The export of `found` in memory, as CSV or text.
+pub fn rendered(found: &Found, format: Format, filter: &Filter) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut w: &mut dyn Write = &mut out;
+    // Written to memory: a row cannot fail to be written.
+    if let Ok(mut rows) = Rows::new(format, filter, found.now_ms, &mut w) {
+        for i in found.indicators() {
+            let _ = rows.row(&i);
+        }
+        let _ = rows.finish();
     }
-    w.into_bytes()
-}
-
-pub fn txt(found: &Found, filter: &Filter) -> Vec<u8> {
-    let mut out = format!(
-        "# hoptrace export, {}: one indicator a line, then what is known of it\n",
-        time(found.now_ms)
-    );
-    for i in selected(found, filter) {
-        let labels: Vec<&str> = i.labels.iter().map(String::as_str).collect();
-        let input = i.inputs.first().map(|u| match filter.defang {
-            true => defang(u),
-            false => u.clone(),
-        });
-        // Read in terminals too: what links put in a line is escaped (see crate::terminal).
-        out.push_str(&format!(
-            "{}  # {} {}..{} [{}] from {}{}\n",
-            Shown(shown(&i, filter)),
-            i.kind.as_str(),
-            time(i.first_ms),
-            time(i.last_ms),
-            Shown(labels.join(" ")),
-            Shown(input.unwrap_or_default()),
-            match i.inputs.len() {
-                0 | 1 => String::new(),
-                n => format!(" and {} more", n - 1),
-            }
-        ));
-    }
-    out.into_bytes()
+    out
 }

@@ -5,6 +5,7 @@
 
 mod flat;
 mod misp;
+mod spill;
 mod stix;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -63,6 +64,8 @@ pub enum ExportError {
     /// A MISP or STIX document is built whole: past the cap it is refused, not grown.
     #[error("more than {max} chains match (limits.max_export_chains): narrow the export with since, label or campaign, or export csv or txt, which have no such limit")]
     TooMany { max: usize },
+    #[error("writing the export: {0}")]
+    Io(#[from] std::io::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -140,6 +143,8 @@ pub struct Indicator {
     pub labels: BTreeSet<String>,
     /// The inputs whose chains passed it, in order of first appearance.
     pub inputs: Vec<String>,
+    /// Inputs past the first [`spill::INPUTS_KEPT`] (streamed CSV and text exports only).
+    pub more_inputs: usize,
 }
 
 impl Indicator {
@@ -225,6 +230,26 @@ fn idn_label(label: &str) -> bool {
         && idna::domain_to_ascii_strict(&decoded).is_ok_and(|a| a == lower)
 }
 
+/// Every value a chain's hops show: each URL and its host's names with the hop's labels, and
+/// the address each name resolved to, without them: an address is an observable, not what
+/// the name's labels are about (it is often a CDN or hosting address shared with innocent
+/// sites).
+fn hop_values(trace: &Trace) -> Vec<(Kind, String, &[String])> {
+    let mut values = Vec::new();
+    for hop in &trace.hops {
+        values.push((Kind::Url, hop.url.clone(), hop.labels.as_slice()));
+        values.extend(
+            host_indicators(&hop.host)
+                .into_iter()
+                .map(|(k, v)| (k, v, hop.labels.as_slice())),
+        );
+        if let Some(ip) = hop.ip.as_deref().and_then(address) {
+            values.push((Kind::Ip, ip, &[][..]));
+        }
+    }
+    values
+}
+
 /// Indicators gathered one chain at a time, so a chain need not be kept once counted.
 #[derive(Default)]
 struct Tally {
@@ -235,20 +260,8 @@ struct Tally {
 
 impl Tally {
     fn add(&mut self, trace: &Trace, stored_ms: u64) {
-        for hop in &trace.hops {
-            let mut values: Vec<(Kind, String, &[String])> =
-                vec![(Kind::Url, hop.url.clone(), &hop.labels)];
-            values.extend(
-                host_indicators(&hop.host)
-                    .into_iter()
-                    .map(|(k, v)| (k, v, hop.labels.as_slice())),
-            );
-            // The address a name resolved to is an observable, not what the name's labels are
-            // about: it is often a CDN or hosting address shared with innocent sites.
-            if let Some(ip) = hop.ip.as_deref().and_then(address) {
-                values.push((Kind::Ip, ip, &[]));
-            }
-            for (kind, value, labels) in values {
+        {
+            for (kind, value, labels) in hop_values(trace) {
                 let (i, inputs) = self.all.entry((kind, value.clone())).or_insert_with(|| {
                     let i = Indicator {
                         kind,
@@ -257,6 +270,7 @@ impl Tally {
                         last_ms: stored_ms,
                         labels: BTreeSet::new(),
                         inputs: Vec::new(),
+                        more_inputs: 0,
                     };
                     (i, HashSet::new())
                 });
@@ -288,6 +302,48 @@ pub async fn gather(
     now_ms: u64,
 ) -> Result<Found, ExportError> {
     let mut tally = matches!(format, Format::Csv | Format::Txt).then(Tally::default);
+    let mut chains = Vec::new();
+    let mut members: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
+    let mut count = 0;
+    let clusters = selected_chains(store, filter, |trace, stored_ms, campaign| {
+        count += 1;
+        if let (Some(i), None) = (campaign, &tally) {
+            // Held for MISP and STIX only, as their chains are (within max_chains).
+            members.entry(i).or_default().insert(trace.input.clone());
+        }
+        match &mut tally {
+            Some(tally) => tally.add(&trace, stored_ms),
+            None if chains.len() >= max_chains => {
+                return Err(ExportError::TooMany { max: max_chains })
+            }
+            None => chains.push(Chain {
+                trace: slim(trace),
+                stored_ms,
+            }),
+        }
+        Ok(())
+    })
+    .await?;
+    let campaigns = members
+        .into_iter()
+        .map(|(i, inputs)| (clusters.campaigns[i].clone(), inputs))
+        .collect();
+    Ok(Found {
+        chain_count: count,
+        chains,
+        folded: tally.map(Tally::into_indicators),
+        campaigns,
+        now_ms,
+    })
+}
+
+/// Every stored chain `filter` selects, with the index of its campaign (if any) among the
+/// store's campaigns, which are returned.
+async fn selected_chains(
+    store: &Store,
+    filter: &Filter,
+    mut each: impl FnMut(Trace, u64, Option<usize>) -> Result<(), ExportError>,
+) -> Result<crate::campaigns::Clusters, ExportError> {
     // A chain is a campaign's when it passed the campaign's infrastructure: found from the
     // chain itself, so no campaign's inputs are ever gathered.
     let mut clusters = crate::campaigns::Clusters::build(store, 2).await?;
@@ -299,9 +355,6 @@ pub async fn gather(
                 .ok_or_else(|| ExportError::Campaign(id.clone()))?,
         ),
     };
-    let mut chains = Vec::new();
-    let mut members: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
-    let mut count = 0;
     let mut after: Option<String> = None;
     loop {
         let page = store.traces_after(after.as_deref(), PAGE).await?;
@@ -322,34 +375,37 @@ pub async fn gather(
             if only.is_some_and(|o| campaign != Some(o)) {
                 continue;
             }
-            count += 1;
-            if let (Some(i), None) = (campaign, &tally) {
-                // Held for MISP and STIX only, as their chains are (within max_chains).
-                members.entry(i).or_default().insert(trace.input.clone());
-            }
-            match &mut tally {
-                Some(tally) => tally.add(&trace, stored_ms),
-                None if chains.len() >= max_chains => {
-                    return Err(ExportError::TooMany { max: max_chains })
-                }
-                None => chains.push(Chain {
-                    trace: slim(trace),
-                    stored_ms,
-                }),
-            }
+            each(trace, stored_ms, campaign)?;
         }
     }
-    let campaigns = members
-        .into_iter()
-        .map(|(i, inputs)| (clusters.campaigns[i].clone(), inputs))
-        .collect();
-    Ok(Found {
-        chain_count: count,
-        chains,
-        folded: tally.map(Tally::into_indicators),
-        campaigns,
-        now_ms,
+    Ok(clusters)
+}
+
+/// A CSV or text export of the chains `filter` selects, written to `out` as the store is
+/// walked: the indicators are tallied through temporary files ([`spill`]), so memory stays
+/// bounded whatever the store holds. How many chains and indicators it covers.
+pub async fn write_flat(
+    store: &Store,
+    filter: &Filter,
+    format: Format,
+    now_ms: u64,
+    out: &mut dyn std::io::Write,
+) -> Result<(usize, usize), ExportError> {
+    let mut spill = spill::Spill::new();
+    let mut chains = 0;
+    selected_chains(store, filter, |trace, stored_ms, _| {
+        chains += 1;
+        Ok(spill.add(&trace, stored_ms)?)
     })
+    .await?;
+    let mut rows = flat::Rows::new(format, filter, now_ms, out)?;
+    let mut indicators = 0;
+    spill.finish(|i| {
+        indicators += 1;
+        rows.row(&i)
+    })?;
+    rows.finish()?;
+    Ok((chains, indicators))
 }
 
 /// `trace` with only what an export reads: the HTTP records (1-2 KB a hop), evidence and
@@ -379,8 +435,7 @@ pub fn render(found: &Found, format: Format, filter: &Filter) -> Result<Vec<u8>,
     Ok(match format {
         Format::Misp => misp::events(found),
         Format::Stix => json(stix::bundle(found)),
-        Format::Csv => flat::csv(found, filter),
-        Format::Txt => flat::txt(found, filter),
+        Format::Csv | Format::Txt => flat::rendered(found, format, filter),
     })
 }
 

@@ -19,6 +19,7 @@ use serde_json::Value;
 pub mod db;
 mod dns;
 mod fixtures;
+pub mod hubmix;
 pub mod pki;
 pub mod proxies;
 pub mod tools;
@@ -263,6 +264,13 @@ pub async fn listen(addr: std::net::SocketAddr, last_event_id: Option<u64>) -> A
         }
     });
     text
+}
+
+/// One JSON value a line.
+pub fn jsonl(s: &str) -> Vec<Value> {
+    s.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// Runs the hoptrace binary: stdout, stderr, whether it succeeded.
