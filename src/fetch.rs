@@ -331,19 +331,61 @@ impl Fetcher {
         budget: Duration,
         limit: usize,
     ) -> Result<ApiAnswer, FetchError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::USER_AGENT, self.headers[header::USER_AGENT].clone());
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        headers.extend(extra);
+        self.get_capped(url, headers, budget, limit, |_| true).await
+    }
+
+    /// GETs a page's icon as `profile` presents itself, within `budget`: the status, the
+    /// headers and at most `limit` bytes of body, read only when `wanted` accepts the
+    /// answer's headers (an image); otherwise the body is never read (`cut` says so).
+    pub async fn get_icon(
+        &self,
+        url: &Url,
+        budget: Duration,
+        profile: &crate::profile::Profile,
+        limit: usize,
+        wanted: impl FnOnce(&HeaderMap) -> bool,
+    ) -> Result<ApiAnswer, FetchError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::USER_AGENT, self.headers[header::USER_AGENT].clone());
+        headers.insert(
+            header::ACCEPT_LANGUAGE,
+            self.headers[header::ACCEPT_LANGUAGE].clone(),
+        );
+        present(&mut headers, profile, false);
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("image/avif,image/webp,image/png,image/*;q=0.8,*/*;q=0.5"),
+        );
+        self.get_capped(url, headers, budget, limit, wanted).await
+    }
+
+    /// One GET of `url` with `headers` through the gate, connection and body within
+    /// `budget`; at most `limit` body bytes, read only if `wanted` accepts the headers.
+    async fn get_capped(
+        &self,
+        url: &Url,
+        headers: HeaderMap,
+        budget: Duration,
+        limit: usize,
+        wanted: impl FnOnce(&HeaderMap) -> bool,
+    ) -> Result<ApiAnswer, FetchError> {
         let deadline = Instant::now() + budget;
         let mut req = request(http::Method::GET, url, Empty::<Bytes>::new())?;
-        req.headers_mut()
-            .insert(header::USER_AGENT, self.headers[header::USER_AGENT].clone());
-        req.headers_mut()
-            .insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        req.headers_mut().extend(extra);
+        *req.headers_mut() = headers;
         let resp = tokio::time::timeout_at(deadline, self.client.request(req))
             .await
             .map_err(|_| FetchError::Timeout(budget.as_millis() as u64))?
             .map_err(classify)?;
         let (parts, mut body) = resp.into_parts();
-        let (raw, cut) = read_capped(&mut body, deadline, limit).await;
+        let (raw, cut) = if wanted(&parts.headers) {
+            read_capped(&mut body, deadline, limit).await
+        } else {
+            (Vec::new(), Some("body not read"))
+        };
         Ok(ApiAnswer {
             status: parts.status.as_u16(),
             headers: parts.headers,

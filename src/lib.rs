@@ -22,6 +22,7 @@ pub mod download;
 pub mod egress;
 pub mod export;
 pub mod extract;
+pub mod favicon;
 pub mod fetch;
 pub mod har;
 pub mod hub;

@@ -136,6 +136,19 @@ pub struct Hop {
     /// [`Trace::html`] (never serialised).
     #[serde(skip)]
     pub html: Option<bytes::Bytes>,
+    /// The landing page's icon as hashed, on its way to [`Trace::evidence`] (never
+    /// serialised).
+    #[serde(skip)]
+    pub favicon: Option<Favicon>,
+}
+
+/// A landing page's icon: where it was fetched and its hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Favicon {
+    pub url: String,
+    pub sha256: String,
+    /// Shodan's `http.favicon.hash`.
+    pub mmh3: i32,
 }
 
 impl Hop {
@@ -159,6 +172,7 @@ impl Hop {
             method: None,
             screenshot: None,
             html: None,
+            favicon: None,
         }
     }
 }
@@ -291,6 +305,14 @@ pub struct Evidence {
     pub html_sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub html_bytes: Option<u64>,
+    /// The landing page's icon (`http.favicon`, off by default): its URL, SHA-256 (hex) and
+    /// Shodan's hash (MurmurHash3 of its base64, signed), when it was an image within the cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub favicon_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub favicon_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub favicon_mmh3: Option<i32>,
 }
 
 impl Trace {
@@ -374,6 +396,14 @@ impl Trace {
         e.html_sha256 = Some(crate::record::sha256_hex(&html));
         e.html_bytes = Some(html.len() as u64);
         self.html = Some(html);
+    }
+
+    /// Notes the landing page's icon in the evidence.
+    pub fn set_favicon(&mut self, icon: Favicon) {
+        let e = self.evidence.get_or_insert_with(Evidence::default);
+        e.favicon_url = Some(icon.url);
+        e.favicon_sha256 = Some(icon.sha256);
+        e.favicon_mmh3 = Some(icon.mmh3);
     }
 
     /// Keeps `png` as the landing page's screenshot, noted in the evidence.

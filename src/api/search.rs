@@ -1,5 +1,5 @@
 //! `GET /v1/search`: every stored chain that holds a value (host, registrable domain, IP,
-//! label, page title, body or screenshot hash), whose URLs contain a substring, or that was
+//! label, page title, body, screenshot or favicon hash), whose URLs contain a substring, or that was
 //! stored in a time range; a page at a time, with a cursor (`next`) for the one after.
 
 use std::sync::Arc;
@@ -38,7 +38,7 @@ pub(super) fn query(q: &Params) -> Result<SearchQuery, ApiError> {
     s.limit = s.page_size();
     if s.is_empty() {
         return Err(ApiError::bad_request(
-            "say what to search for: host, domain, ip, label, title, body, screenshot, url, since or until",
+            "say what to search for: host, domain, ip, label, title, body, screenshot, favicon, url, since or until",
         ));
     }
     Ok(s)

@@ -70,10 +70,16 @@ impl Resolver {
             landing_evidence: (200..300).contains(&resp.status)
                 && resp.content_type().is_none_or(|t| t.contains("html")),
         };
+        let landing_evidence = page.landing_evidence;
         match self
             .find_next(&page, hop, spent, &visitor.way.finders)
             .await
         {
+            Step::End(Outcome::Landed, None) if landing_evidence && self.favicon => {
+                self.keep_favicon(url, &resp.body, hop, spent, visitor)
+                    .await;
+                Step::End(Outcome::Landed, None)
+            }
             // 307 and 308 repeat the request, body and all; any other redirect after a POST
             // is followed with GET (as browsers do: 303 says so, 301 and 302 by custom).
             Step::Next(mut found)
@@ -146,10 +152,7 @@ impl Resolver {
             let finding = finder.next_hop(page).await;
             *spent += t0.elapsed().saturating_sub(finding.waited);
             if let Some(note) = finding.note {
-                hop.reason = Some(match hop.reason.take() {
-                    Some(r) => format!("{r}; {note}"),
-                    None => note,
-                });
+                add_reason(hop, note);
             }
             hop.blocked_requests.extend(finding.blocked_requests);
             if finding.engine.is_some() {
@@ -191,6 +194,39 @@ impl Resolver {
             hop.html = Some(body.slice(..body.len().min(crate::trace::HTML_KEPT_BYTES)));
         }
         Step::End(Outcome::Landed, None)
+    }
+
+    /// Fetches and hashes the icon of the landing page `page` (served as `html`) through the
+    /// visit's own fetcher and gate, as its profile, within what is left of the hop's time
+    /// and the resolution's; why it has none is said on the hop.
+    async fn keep_favicon(
+        &self,
+        page: &Url,
+        html: &[u8],
+        hop: &mut Hop,
+        spent: &mut Duration,
+        visitor: &Visitor<'_>,
+    ) {
+        let Some(icon) = crate::favicon::icon_url(page, html) else {
+            return;
+        };
+        let used = Duration::from_millis(hop.elapsed_ms.unwrap_or(0));
+        let budget = self
+            .hop_timeout
+            .saturating_sub(used)
+            .min(self.total_timeout.saturating_sub(*spent));
+        if budget.is_zero() {
+            add_reason(hop, format!("icon {icon} not fetched: no time left"));
+            return;
+        }
+        let t0 = Instant::now();
+        let result =
+            crate::favicon::fetch(&visitor.way.fetcher, &icon, budget, visitor.profile).await;
+        *spent += t0.elapsed();
+        match result {
+            Ok(icon) => hop.favicon = Some(icon),
+            Err(e) => add_reason(hop, e.to_string()),
+        }
     }
 
     /// A new hop for `url`, labelled.
@@ -276,6 +312,14 @@ fn record_response(hop: &mut Hop, resp: &mut crate::fetch::Response) -> Option<S
         hop.reason = Some(note.to_string());
     }
     None
+}
+
+/// Adds `note` to what the hop says.
+fn add_reason(hop: &mut Hop, note: String) {
+    hop.reason = Some(match hop.reason.take() {
+        Some(r) => format!("{r}; {note}"),
+        None => note,
+    });
 }
 
 fn push_label(hop: &mut Hop, label: &str) {

@@ -78,6 +78,8 @@ pub struct Resolver {
     max_hops: usize,
     hop_timeout: Duration,
     total_timeout: Duration,
+    /// Fetch and hash each landing page's icon (`http.favicon`).
+    favicon: bool,
     cache_ttl: Duration,
 }
 
@@ -126,6 +128,7 @@ impl Resolver {
             durability: Durability::Now,
             max_hops: config.limits.max_hops as usize,
             hop_timeout: Duration::from_millis(config.limits.hop_timeout_ms),
+            favicon: config.http.favicon,
             total_timeout: Duration::from_millis(config.limits.total_timeout_ms),
             cache_ttl: Duration::from_secs(config.storage.cache_ttl_seconds),
         })
@@ -449,6 +452,10 @@ impl Resolver {
         let html = trace.hops.last_mut().and_then(|h| h.html.take());
         if let Some(html) = html.filter(|_| trace.outcome == Outcome::Landed) {
             trace.set_html(html);
+        }
+        let icon = trace.hops.last_mut().and_then(|h| h.favicon.take());
+        if let Some(icon) = icon.filter(|_| trace.outcome == Outcome::Landed) {
+            trace.set_favicon(icon);
         }
         trace.finish();
         trace

@@ -194,6 +194,12 @@ pub struct Http {
     pub user_agent: String,
     /// The Accept-Language of the default profile (and the browser's `navigator.languages`).
     pub accept_language: String,
+    /// Fetch the icon of each landing page (its `<link rel="icon">`, else `/favicon.ico` of
+    /// its origin) and keep its hashes as evidence (`favicon_sha256`, and Shodan's
+    /// `favicon_mmh3`). Off by default: it is one more request the user did not ask for, to
+    /// the host the link landed on (or wherever the page's icon points), made as the visit's
+    /// profile through the same gate as every hop; only an image of at most 100 KiB is read.
+    pub favicon: bool,
 }
 
 impl Default for Http {
@@ -201,6 +207,7 @@ impl Default for Http {
         Http {
             user_agent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36".into(),
             accept_language: "en-US,en;q=0.9".into(),
+            favicon: false,
         }
     }
 }

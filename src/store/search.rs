@@ -30,10 +30,12 @@ pub enum SearchKey {
     Title,
     Body,
     Screenshot,
+    /// The landing page's icon: its SHA-256 or its Shodan hash (either matches).
+    Favicon,
 }
 
 impl SearchKey {
-    pub const ALL: [SearchKey; 7] = [
+    pub const ALL: [SearchKey; 8] = [
         SearchKey::Host,
         SearchKey::Domain,
         SearchKey::Ip,
@@ -41,6 +43,7 @@ impl SearchKey {
         SearchKey::Title,
         SearchKey::Body,
         SearchKey::Screenshot,
+        SearchKey::Favicon,
     ];
 
     /// The query parameter's name.
@@ -53,6 +56,7 @@ impl SearchKey {
             SearchKey::Title => "title",
             SearchKey::Body => "body",
             SearchKey::Screenshot => "screenshot",
+            SearchKey::Favicon => "favicon",
         }
     }
 
@@ -155,6 +159,12 @@ pub fn terms(trace: &Trace) -> Vec<String> {
         }
         if let Some(s) = &e.screenshot_sha256 {
             add(SearchKey::Screenshot, s);
+        }
+        if let Some(f) = &e.favicon_sha256 {
+            add(SearchKey::Favicon, f);
+        }
+        if let Some(m) = e.favicon_mmh3 {
+            add(SearchKey::Favicon, &m.to_string());
         }
     }
     out

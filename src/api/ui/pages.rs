@@ -88,6 +88,7 @@ pub(super) fn pivot(key: SearchKey, value: &str) -> Markup {
         SearchKey::Title => "other chains with this title",
         SearchKey::Body => "other chains with this body",
         SearchKey::Screenshot => "other chains with this screenshot",
+        SearchKey::Favicon => "other chains with this icon",
     };
     html! {
         span.value { (shown) }
@@ -244,6 +245,9 @@ pub fn trace(ctx: &Ctx, t: &Trace, watched: bool, came: Came) -> Markup {
                     @if let Some(title) = &e.title { tr { th { "Page title" } td { (pivot(SearchKey::Title, title)) } } }
                     @if let Some(sha) = &e.body_sha256 { tr { th { "Body SHA-256" } td { code { (pivot(SearchKey::Body, sha)) } " (" (e.body_bytes) " bytes read)" } } }
                     @if let Some(sha) = &e.screenshot_sha256 { tr { th { "Screenshot SHA-256" } td { code { (pivot(SearchKey::Screenshot, sha)) } } } }
+                    @if let Some(sha) = &e.favicon_sha256 { tr { th { "Icon SHA-256" } td { code { (pivot(SearchKey::Favicon, sha)) } } } }
+                    @if let Some(m) = e.favicon_mmh3 { tr { th { "Icon hash (Shodan mmh3)" } td { code { (pivot(SearchKey::Favicon, &m.to_string())) } } } }
+                    @if let Some(u) = &e.favicon_url { tr { th { "Icon" } td { (url_text(u)) } } }
                 }
             }
             p {

@@ -57,7 +57,7 @@ pub fn search(
                 }
                 button type="submit" { "Search" }
             }
-            p.muted { "Every field given must match. host, domain, ip, label, title (whole title), body and screenshot (SHA-256) are exact values; url is a substring of any hop's URL; since and until take 2026-12-07 or 2026-12-07T10:00:00Z." }
+            p.muted { "Every field given must match. host, domain, ip, label, title (whole title), body and screenshot (SHA-256) and favicon (SHA-256 or Shodan mmh3) are exact values; url is a substring of any hop's URL; since and until take 2026-12-07 or 2026-12-07T10:00:00Z." }
             @if let Some(e) = error { p.error { (e) } }
             @if let Some(p) = page {
                 (hits(&p.hits))
