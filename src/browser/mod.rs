@@ -16,6 +16,7 @@
 mod bridge;
 mod cdp;
 mod emulation;
+mod events;
 mod identity;
 pub mod launch;
 pub mod oxide;

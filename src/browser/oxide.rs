@@ -11,22 +11,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chromiumoxide::cdp::browser_protocol::browser::{
-    BrowserContextId, EventDownloadWillBegin, SetDownloadBehaviorBehavior,
-    SetDownloadBehaviorParams,
+    BrowserContextId, SetDownloadBehaviorBehavior, SetDownloadBehaviorParams,
 };
 use chromiumoxide::cdp::browser_protocol::emulation::{
-    EventVirtualTimeBudgetExpired, SetVirtualTimePolicyParams, VirtualTimePolicy,
+    SetVirtualTimePolicyParams, VirtualTimePolicy,
 };
 use chromiumoxide::cdp::browser_protocol::fetch::{
-    ContinueRequestParams, EnableParams as FetchEnableParams, EventRequestPaused,
-    FailRequestParams, RequestPattern, RequestStage,
+    EnableParams as FetchEnableParams, RequestPattern, RequestStage,
 };
-use chromiumoxide::cdp::browser_protocol::network::{
-    ErrorReason, EventLoadingFailed, EventRequestWillBeSent, RequestId, ResourceType,
-};
-use chromiumoxide::cdp::browser_protocol::page::{
-    ClientNavigationReason, EventFrameNavigated, EventFrameRequestedNavigation, NavigateParams,
-};
+use chromiumoxide::cdp::browser_protocol::page::NavigateParams;
 use chromiumoxide::cdp::browser_protocol::target::{
     CreateBrowserContextParams, CreateTargetParams,
 };
@@ -40,10 +33,10 @@ use tokio::time::timeout_at;
 use super::bridge::Bridge;
 use super::cdp::{self, Broken, Seen, CALL_TIMEOUT, HEALTH_TIMEOUT};
 use super::emulation::err;
+use super::events;
 use super::launch::{self, Confinement};
 use super::pool::{Engine, Pool};
 use super::{Identity, Visit};
-use crate::trace::Via;
 
 /// How long a started Chromium may take to answer its first command, and the driver to
 /// connect to the bridge.
@@ -248,7 +241,7 @@ impl Engine for ChromiumOxide {
                     .await
                     .map_err(err("opening a tab"))?;
                 super::emulation::present(&page, identity).await?;
-                let events = listen(b, &page)
+                let events = events::listen(&b.browser, &b.rt, &page)
                     .await
                     .map_err(err("listening to the tab"))?;
                 // Every response is held at its headers: after the listener, so none is missed.
@@ -436,167 +429,4 @@ async fn screenshot(page: &Page, deadline: Instant) -> Result<Vec<u8>, String> {
     base64::engine::general_purpose::STANDARD
         .decode(AsRef::<str>::as_ref(&shot.result.data))
         .map_err(|e| e.to_string())
-}
-
-/// Why a held response must not go on: a download known from its headers (the HTTP
-/// fetcher's own rule), or nothing.
-fn refuse_reason(e: &EventRequestPaused) -> Option<String> {
-    let headers = e.response_headers.as_ref()?;
-    let mut map = http::HeaderMap::new();
-    for h in headers {
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(h.name.as_bytes()),
-            http::HeaderValue::from_str(&h.value),
-        ) {
-            map.append(name, value);
-        }
-    }
-    crate::download::download_reason(&map)
-}
-
-fn without_fragment(url: &str) -> &str {
-    url.split('#').next().unwrap_or(url)
-}
-
-/// A POST request's body as the page sent it (a form's, form-encoded); what Chromium left
-/// out of the event (a body too long for it) is missing.
-fn form_body(request: &chromiumoxide::cdp::browser_protocol::network::Request) -> String {
-    use base64::Engine as _;
-    let mut body = Vec::new();
-    for entry in request.post_data_entries.iter().flatten() {
-        if let Some(bytes) = &entry.bytes {
-            let raw: &str = bytes.as_ref();
-            if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(raw) {
-                body.extend_from_slice(&b);
-            }
-        }
-    }
-    String::from_utf8_lossy(&body).into_owned()
-}
-
-/// Forwards the page's events that carry the chain to a channel the watch loop reads.
-async fn listen(
-    b: &OxBrowser,
-    page: &Page,
-) -> Result<mpsc::UnboundedReceiver<Seen>, chromiumoxide::error::CdpError> {
-    let (tx, events) = mpsc::unbounded_channel();
-    // The main frame's id is its target's id.
-    let main = page.target_id().as_ref().to_string();
-    let mut committed = page.event_listener::<EventFrameNavigated>().await?;
-    let mut requested = page
-        .event_listener::<EventFrameRequestedNavigation>()
-        .await?;
-    let mut budget = page
-        .event_listener::<EventVirtualTimeBudgetExpired>()
-        .await?;
-    let mut downloads = b.browser.event_listener::<EventDownloadWillBegin>().await?;
-    let mut paused = page.event_listener::<EventRequestPaused>().await?;
-    let mut sent = page.event_listener::<EventRequestWillBeSent>().await?;
-    let mut failed = page.event_listener::<EventLoadingFailed>().await?;
-    let fetcher = page.clone();
-    // On the connection's runtime, which outlives any caller's.
-    b.rt.spawn(async move {
-        // The main frame's document requests, so that their failure is told from others'.
-        let mut documents: Vec<RequestId> = Vec::new();
-        // A form POST of the main frame, asked for but its request (with the body) not yet
-        // seen; or the request seen first.
-        let mut posting: Option<String> = None;
-        let mut posted: Option<(String, String)> = None;
-        loop {
-            // Biased: a commit queued with the request it led to is seen first.
-            let seen = tokio::select! {
-                biased;
-                Some(e) = committed.next() => match e.frame.parent_id {
-                    None => Seen::Committed(e.frame.url.clone()),
-                    Some(_) => continue,
-                },
-                Some(e) = requested.next() => {
-                    if e.frame_id.as_ref() != main {
-                        continue;
-                    }
-                    let via = match e.reason {
-                        ClientNavigationReason::MetaTagRefresh
-                        | ClientNavigationReason::HttpHeaderRefresh => Via::MetaRefresh,
-                        _ => Via::Javascript,
-                    };
-                    // A POST's body comes with its request, told apart from this.
-                    if e.reason == ClientNavigationReason::FormSubmissionPost {
-                        match posted.take() {
-                            Some((url, body)) if url == without_fragment(&e.url) => Seen::Requested(url, via, Some(body)),
-                            _ => {
-                                posting = Some(without_fragment(&e.url).to_string());
-                                continue;
-                            }
-                        }
-                    } else {
-                        Seen::Requested(e.url.clone(), via, None)
-                    }
-                }
-                Some(e) = paused.next() => {
-                    let refuse = refuse_reason(&e);
-                    let id = e.request_id.clone();
-                    let p = fetcher.clone();
-                    // Answered off this loop, so a slow answer holds up no event.
-                    let answer = refuse.is_some();
-                    tokio::spawn(async move {
-                        let _ = if answer {
-                            tokio::time::timeout(CALL_TIMEOUT, p.execute(FailRequestParams::new(id, ErrorReason::BlockedByClient))).await.map(|r| r.map(|_| ()))
-                        } else {
-                            tokio::time::timeout(CALL_TIMEOUT, p.execute(ContinueRequestParams::new(id))).await.map(|r| r.map(|_| ()))
-                        };
-                    });
-                    match refuse {
-                        None => continue,
-                        // The main frame going to a file: that is the chain's next (and last) hop.
-                        Some(_) if e.resource_type == ResourceType::Document && e.frame_id.as_ref() == main => {
-                            Seen::Download(e.request.url.clone())
-                        }
-                        Some(why) => Seen::Refused(format!("{}: download refused before its body ({why})", e.request.url)),
-                    }
-                }
-                Some(e) = sent.next() => {
-                    let main_document = e.r#type == Some(ResourceType::Document)
-                        && e.frame_id.as_ref().is_some_and(|f| f.as_ref() == main);
-                    // A page makes few of these without navigating away; keep the last ones.
-                    if main_document {
-                        if documents.len() == 16 {
-                            documents.remove(0);
-                        }
-                        documents.push(e.request_id.clone());
-                    }
-                    if !(main_document && e.request.method == "POST") {
-                        continue;
-                    }
-                    let url = e.request.url.clone();
-                    let body = form_body(&e.request);
-                    match posting.take() {
-                        Some(asked) if asked == url => Seen::Requested(url, Via::Javascript, Some(body)),
-                        _ => {
-                            posted = Some((url, body));
-                            continue;
-                        }
-                    }
-                }
-                Some(e) = failed.next() => {
-                    // A navigation cut short by another (the page moving on) is no failure.
-                    if !documents.contains(&e.request_id) || e.canceled == Some(true) {
-                        continue;
-                    }
-                    Seen::Failed(e.error_text.clone())
-                }
-                Some(_) = budget.next() => Seen::BudgetExpired,
-                Some(e) = downloads.next() => {
-                    if e.frame_id.as_ref() != main {
-                        continue;
-                    }
-                    Seen::Download(e.url.clone())
-                }
-                else => break,
-            };
-            if tx.send(seen).is_err() {
-                break; // the visit is over
-            }
-        }
-    });
-    Ok(events)
 }

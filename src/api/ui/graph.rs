@@ -1,10 +1,11 @@
 //! Pictures drawn on the server as inline SVG (no script, no style attribute: the view's CSP
 //! holds): a chain's hops as nodes with how each was reached on the edges, and a campaign's
-//! accounts -> repositories -> links -> landing hosts, each column bounded. Every name in a
-//! picture is text (escaped by maud) and defanged.
+//! accounts -> repositories -> links -> landing hosts, each column bounded, and its
+//! repositories per day. Every name in a picture is text (escaped by maud) and defanged.
 
 use maud::{html, Markup};
 
+use crate::campaigns::timeline::Timeline;
 use crate::defang::defang;
 use crate::trace::{Engine, Hop, Outcome, Trace, Via};
 
@@ -157,6 +158,47 @@ pub fn columns(cols: &[Column]) -> Markup {
                     text x=(x + 8) y=(34 + col.items.len() * (box_h + gap) + 20) font-size="12" fill="#5b6570" { "and " (col.more) " more" }
                 }
             }
+        }
+    }
+}
+
+/// Width and height of a timeline chart, in SVG units.
+const CHART: (f64, f64) = (800.0, 200.0);
+
+/// Repositories per day as bars over the campaign's span (anomalies in red); the bars are as
+/// many as the days with repositories, whatever the span.
+pub fn chart(t: &Timeline) -> Markup {
+    use crate::campaigns::timeline::day_number;
+    let dated: Vec<(i64, &crate::campaigns::timeline::Day)> = t
+        .days
+        .iter()
+        .filter_map(|d| Some((day_number(&d.day)?, d)))
+        .collect();
+    let (Some(first), Some(last)) = (dated.first(), dated.last()) else {
+        return html! { p { "No dated repositories." } };
+    };
+    let span = (last.0 - first.0 + 1) as f64;
+    let top = dated
+        .iter()
+        .map(|(_, d)| d.repositories)
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let (w, h) = CHART;
+    let bar = (w / span).max(1.0);
+    html! {
+        svg xmlns="http://www.w3.org/2000/svg" viewBox=(format!("0 0 {w} {})", h + 20.0)) width=(w) height=(h + 20.0) role="img" {
+            title { "Repositories per day, " (first.1.day) " to " (last.1.day) }
+            @for (n, d) in &dated {
+                @let height = (d.repositories as f64 / top * h).max(1.0);
+                rect x=(format!("{:.1}", (n - first.0) as f64 / span * w)) y=(format!("{:.1}", h - height))
+                    width=(format!("{bar:.1}")) height=(format!("{height:.1}"))
+                    fill=(if d.anomaly { "#c0392b" } else { "#34495e" }) {
+                    title { (d.day) ": " (d.repositories) @if d.anomaly { " (anomaly)" } }
+                }
+            }
+            text x="0" y=(h + 16.0) font-size="12" { (first.1.day) }
+            text x=(w) y=(h + 16.0) font-size="12" text-anchor="end" { (last.1.day) }
         }
     }
 }

@@ -4,7 +4,6 @@
 
 use maud::{html, Markup, DOCTYPE};
 
-use crate::campaigns::timeline::Timeline;
 use crate::campaigns::Campaign;
 use crate::defang::defang;
 use crate::store::{DomainPage, DomainQuery, DomainRecord, SearchKey, WatchRecord};
@@ -430,47 +429,6 @@ pub fn campaigns(ctx: &Ctx, all: &[Campaign], offset: usize, limit: usize) -> Ma
     )
 }
 
-/// Width and height of a timeline chart, in SVG units.
-const CHART: (f64, f64) = (800.0, 200.0);
-
-/// Repositories per day as bars over the campaign's span (anomalies in red); the bars are as
-/// many as the days with repositories, whatever the span.
-pub(super) fn chart(t: &Timeline) -> Markup {
-    use crate::campaigns::timeline::day_number;
-    let dated: Vec<(i64, &crate::campaigns::timeline::Day)> = t
-        .days
-        .iter()
-        .filter_map(|d| Some((day_number(&d.day)?, d)))
-        .collect();
-    let (Some(first), Some(last)) = (dated.first(), dated.last()) else {
-        return html! { p { "No dated repositories." } };
-    };
-    let span = (last.0 - first.0 + 1) as f64;
-    let top = dated
-        .iter()
-        .map(|(_, d)| d.repositories)
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
-    let (w, h) = CHART;
-    let bar = (w / span).max(1.0);
-    html! {
-        svg xmlns="http://www.w3.org/2000/svg" viewBox=(format!("0 0 {w} {})", h + 20.0)) width=(w) height=(h + 20.0) role="img" {
-            title { "Repositories per day, " (first.1.day) " to " (last.1.day) }
-            @for (n, d) in &dated {
-                @let height = (d.repositories as f64 / top * h).max(1.0);
-                rect x=(format!("{:.1}", (n - first.0) as f64 / span * w)) y=(format!("{:.1}", h - height))
-                    width=(format!("{bar:.1}")) height=(format!("{height:.1}"))
-                    fill=(if d.anomaly { "#c0392b" } else { "#34495e" }) {
-                    title { (d.day) ": " (d.repositories) @if d.anomaly { " (anomaly)" } }
-                }
-            }
-            text x="0" y=(h + 16.0) font-size="12" { (first.1.day) }
-            text x=(w) y=(h + 16.0) font-size="12" text-anchor="end" { (last.1.day) }
-        }
-    }
-}
-
 pub fn watches(ctx: &Ctx, list: &[WatchRecord]) -> Markup {
     layout(
         "Watched links",
@@ -591,7 +549,7 @@ mod tests {
         }
         days.insert("2023-01-25".to_string(), 40);
         let t = crate::campaigns::timeline::timeline("landing:a", &days);
-        let one = chart(&t).into_string();
+        let one = super::super::graph::chart(&t).into_string();
         assert_eq!(one.matches("<rect").count(), 21, "{one}");
         assert_eq!(one.matches("#c0392b").count(), 1, "{one}");
         assert!(one.contains("2023-01-25: 40 (anomaly)"));

@@ -5,8 +5,8 @@
 
 use maud::{html, Markup};
 
-use super::graph::{self, Column};
-use super::pages::{chart, exports, labels, layout, link, pivot, url_text, Ctx};
+use super::graph::{self, chart, Column};
+use super::pages::{exports, labels, layout, link, pivot, url_text, Ctx};
 use crate::campaigns::timeline::Timeline;
 use crate::campaigns::Campaign;
 use crate::compare::Comparison;
