@@ -44,8 +44,8 @@ async fn main() {
 
     let mut env = TestEnv::new().await;
     env.config.browser.enabled = true;
-    env.config.limits.hop_timeout_ms = 15000;
-    env.config.limits.total_timeout_ms = 60000;
+    env.config.limits.hop_timeout = std::time::Duration::from_millis(15000);
+    env.config.limits.total_timeout = std::time::Duration::from_millis(60000);
     env.dns.set("blog.test", &["127.0.0.1"]);
     let srv = Server::start("127.0.0.1", |req| async move {
         if req.uri().path().starts_with("/p/") {

@@ -119,7 +119,8 @@ async fn run() {
         c.limits.per_host_per_second = 100000.0;
         c.limits.concurrency = 64;
         c.browser.enabled = false;
-        c.storage.path = dir.join(db);
+        c.storage.backend =
+            hoptrace::config::Backend::Sled(hoptrace::config::Sled::at(dir.join(db)));
         std::fs::write(&cfg, config_toml(&c, "")).unwrap();
         let mut c = Command::new(bin);
         c.args(args)

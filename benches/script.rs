@@ -97,8 +97,8 @@ async fn main() {
     let mut env = TestEnv::new().await;
     env.config.browser.enabled = true;
     env.config.browser.max_tabs = 4;
-    env.config.limits.hop_timeout_ms = 30_000;
-    env.config.limits.total_timeout_ms = 300_000;
+    env.config.limits.hop_timeout = std::time::Duration::from_millis(30_000);
+    env.config.limits.total_timeout = std::time::Duration::from_millis(300_000);
     env.config.limits.concurrency = CONCURRENCY as u32;
     env.dns.set("blog.test", &["127.0.0.1"]);
     let srv = Server::start("127.0.0.1", |req| async move {

@@ -373,11 +373,10 @@ async fn run() {
         c.limits.concurrency = concurrency;
         c.browser.enabled = false;
         c.watch.auto = false;
-        c.storage.path = db;
-        if let Some(url) = pg {
-            c.storage.backend = hoptrace::config::StorageBackend::Postgres;
-            c.storage.url = url.to_string();
-        }
+        c.storage.backend = match pg {
+            Some(url) => hoptrace::config::Backend::Postgres(hoptrace::config::Postgres::at(url)),
+            None => hoptrace::config::Backend::Sled(hoptrace::config::Sled::at(db)),
+        };
         // Only the keys set here, so an older build (`BENCH_BASELINE_BIN`) reads it too.
         let full = toml::Table::try_from(&c).unwrap();
         let mut only = toml::Table::new();
@@ -390,7 +389,7 @@ async fn run() {
             (
                 "storage",
                 if pg.is_some() {
-                    &["backend", "url"][..]
+                    &["url"][..]
                 } else {
                     &["path"]
                 },
@@ -401,6 +400,10 @@ async fn run() {
                 t.insert(k.to_string(), full[section][k].clone());
             }
             only.insert(section.to_string(), toml::Value::Table(t));
+        }
+        if pg.is_some() {
+            // The older name of `storage.type`, which every build reads.
+            only["storage"]["backend"] = "postgres".into();
         }
         let _ = config_toml(&c, ""); // still checks the typed config is valid
         std::fs::write(&cfg, toml::to_string(&only).unwrap()).unwrap();

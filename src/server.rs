@@ -60,7 +60,7 @@ impl Service {
             config.limits.concurrency as usize,
         );
         let hub_schedule = crate::hub::schedule::order(&config.hub.schedule)?
-            .map(|o| (o, Duration::from_secs(config.hub.schedule.every_seconds)));
+            .map(|o| (o, config.hub.schedule.every));
         let api = Arc::new(Api::new(
             &config.server,
             &config.limits,

@@ -221,7 +221,7 @@ async fn every_call_and_its_errors() {
 #[tokio::test]
 async fn a_repeated_request_gets_the_newest_fresh_trace() {
     let mut env = TestEnv::new().await;
-    env.config.storage.cache_ttl_seconds = 1;
+    env.config.storage.cache_ttl = std::time::Duration::from_secs(1);
     // Each visit redirects somewhere new, as a rotating shortener does.
     let visits = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let seen = visits.clone();
@@ -311,7 +311,7 @@ async fn full_queue_is_503_and_slow_requests_504() {
     let mut env = TestEnv::new().await;
     env.config.limits.concurrency = 1;
     env.config.server.max_queue = 1;
-    env.config.limits.hop_timeout_ms = 10_000;
+    env.config.limits.hop_timeout = std::time::Duration::from_millis(10_000);
     let release = Arc::new(tokio::sync::Notify::new());
     let r2 = release.clone();
     let slow = Server::start("127.0.0.1", move |_| {
@@ -352,8 +352,9 @@ async fn full_queue_is_503_and_slow_requests_504() {
     drop(srv);
 
     // a request over its time limit: 504
-    env.config.server.request_timeout_ms = 300;
-    env.config.storage.path = env.dir.path().join("db2");
+    env.config.server.request_timeout = std::time::Duration::from_millis(300);
+    env.config.storage.backend =
+        hoptrace::config::Backend::Sled(hoptrace::config::Sled::at(env.dir.path().join("db2")));
     let srv = start(&env.config).await;
     let r = post(srv.addr, "/v1/resolve", json!({"url": url(4)}), None).await;
     assert_eq!((r.status, error_code(&r)), (504, "timeout"));
@@ -592,9 +593,9 @@ async fn slow_and_silent_clients_are_closed_within_the_limits() {
     use tokio::io::AsyncWriteExt;
     use tokio::net::TcpStream;
     let mut env = TestEnv::new().await;
-    env.config.server.header_timeout_ms = 400;
-    env.config.server.body_timeout_ms = 400;
-    env.config.server.idle_timeout_ms = 600;
+    env.config.server.header_timeout = std::time::Duration::from_millis(400);
+    env.config.server.body_timeout = std::time::Duration::from_millis(400);
+    env.config.server.idle_timeout = std::time::Duration::from_millis(600);
     env.config.server.max_connections = 8;
     let srv = start(&env.config).await;
     let a = srv.addr;
@@ -774,7 +775,8 @@ async fn a_web_page_cannot_drive_the_api() {
     // A name set in server.allowed_hosts (behind a reverse proxy) is one of the server's.
     let mut proxied = env.config.clone();
     proxied.server.allowed_hosts = vec!["hoptrace.example".into()];
-    proxied.storage.path = env.dir.path().join("db2");
+    proxied.storage.backend =
+        hoptrace::config::Backend::Sled(hoptrace::config::Sled::at(env.dir.path().join("db2")));
     let srv = start(&proxied).await;
     let host = [("host", "hoptrace.example")];
     assert_eq!(raw(srv.addr, "GET", "/v1/watch", &host, "").await.0, 200);

@@ -306,8 +306,8 @@ async fn browser_env(hosts: &[&str]) -> TestEnv {
     capture_logs();
     let mut env = TestEnv::new().await;
     env.config.browser.enabled = true;
-    env.config.limits.hop_timeout_ms = 10_000;
-    env.config.limits.total_timeout_ms = 30_000;
+    env.config.limits.hop_timeout = std::time::Duration::from_millis(10_000);
+    env.config.limits.total_timeout = std::time::Duration::from_millis(30_000);
     for h in hosts {
         env.dns.set(h, &["127.0.0.1"]);
     }
@@ -345,7 +345,7 @@ async fn javascript_conformance_table() {
     let _turn = TURN.lock().await;
     let mut env = browser_env(&["blog.test", "next.test", "gohhs.com"]).await;
     // The stalling row's chain goes on over HTTP to a target that never answers.
-    env.config.limits.hop_timeout_ms = 4000;
+    env.config.limits.hop_timeout = std::time::Duration::from_millis(4000);
     let srv = table_server().await;
     let p = srv.port();
     let here = format!("http://blog.test:{p}");
@@ -694,7 +694,7 @@ async fn bad_pages_and_a_failing_browser_end_cleanly() {
     // What this shows is Chromium's: the embedded engine would answer first.
     env.config.browser.script_engine = ScriptEngineKind::Chromium;
     // Room for the hang case: a stuck browser is noticed after a few seconds.
-    env.config.limits.hop_timeout_ms = 20_000;
+    env.config.limits.hop_timeout = std::time::Duration::from_millis(20_000);
     let popups = Arc::new(AtomicUsize::new(0));
     let never_seen = Arc::new(tokio::sync::Notify::new());
     let (pc, nv) = (popups.clone(), never_seen.clone());
@@ -736,7 +736,7 @@ async fn bad_pages_and_a_failing_browser_end_cleanly() {
     };
 
     let mut short = env.config.clone();
-    short.limits.hop_timeout_ms = 3000;
+    short.limits.hop_timeout = std::time::Duration::from_millis(3000);
     let rs = resolver(&short);
     for (page, what) in [
         ("/spin", "an endless loop"),
@@ -827,7 +827,7 @@ async fn a_cold_one_shot_resolve_keeps_the_hop_limit_for_the_page() {
     ] {
         let cfg = env.dir.path().join("cold.toml");
         let mut config = env.config.clone();
-        config.limits.hop_timeout_ms = 2000;
+        config.limits.hop_timeout = std::time::Duration::from_millis(2000);
         config.browser.chrome_path = path;
         std::fs::write(&cfg, config_toml(&config, "")).unwrap();
         let url = format!("http://blog.test:{}/report?el=cold", srv.port());

@@ -137,7 +137,7 @@ async fn sealed_inside_a_namespace() {
 
     let mut env = TestEnv::new().await;
     env.config.browser.enabled = true;
-    env.config.limits.hop_timeout_ms = 20_000;
+    env.config.limits.hop_timeout = std::time::Duration::from_millis(20_000);
     env.dns.set("rtc.test", &["127.0.0.1"]);
     let srv = Server::start("127.0.0.1", |req| async move {
         match req.uri().path() {

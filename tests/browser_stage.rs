@@ -183,9 +183,9 @@ async fn a_visit_gets_the_hop_limit_and_launching_its_own() {
     env.config.browser.enabled = true;
     // The fake stands for Chromium: every script page goes to it.
     env.config.browser.script_engine = ScriptEngineKind::Chromium;
-    env.config.limits.hop_timeout_ms = 2000;
-    env.config.limits.total_timeout_ms = 9000;
-    env.config.browser.launch_timeout_ms = 7000;
+    env.config.limits.hop_timeout = std::time::Duration::from_millis(2000);
+    env.config.limits.total_timeout = std::time::Duration::from_millis(9000);
+    env.config.browser.launch_timeout = std::time::Duration::from_millis(7000);
     let srv = pages(&env).await;
     let fake = Arc::new(Fake::new(|_| Ok(Visit::default())));
     let r = resolver(&env, &fake);

@@ -243,7 +243,7 @@ async fn endless_chain_stops_at_max_hops() {
 #[tokio::test]
 async fn a_server_that_never_answers_times_out() {
     let mut env = TestEnv::new().await;
-    env.config.limits.hop_timeout_ms = 300;
+    env.config.limits.hop_timeout = std::time::Duration::from_millis(300);
     env.dns.set("silent.test", &["127.0.0.1"]);
     let srv = Server::start("127.0.0.1", |_| async {
         std::future::pending::<()>().await;
@@ -260,8 +260,8 @@ async fn a_server_that_never_answers_times_out() {
 #[tokio::test]
 async fn total_timeout_bounds_the_whole_chain() {
     let mut env = TestEnv::new().await;
-    env.config.limits.hop_timeout_ms = 2000;
-    env.config.limits.total_timeout_ms = 400;
+    env.config.limits.hop_timeout = std::time::Duration::from_millis(2000);
+    env.config.limits.total_timeout = std::time::Duration::from_millis(400);
     env.dns.set("slow.test", &["127.0.0.1"]);
     let srv = Server::start("127.0.0.1", |req| async move {
         let n = path_number(&req);
@@ -398,8 +398,8 @@ async fn a_nameserver_that_never_answers_times_out() {
         while mute.recv_from(&mut buf).await.is_ok() {}
     });
     env.config.dns.nameservers = vec![addr];
-    env.config.dns.timeout_ms = 300;
-    env.config.limits.hop_timeout_ms = 2000;
+    env.config.dns.timeout = Some(std::time::Duration::from_millis(300));
+    env.config.limits.hop_timeout = std::time::Duration::from_millis(2000);
     let t = resolve(&env, "http://mute.test/").await;
     assert_eq!(t.outcome, Outcome::Timeout, "{t:#?}");
     assert_eq!(t.error.unwrap().kind, "timeout");

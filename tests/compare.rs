@@ -188,7 +188,7 @@ async fn cli_and_api() {
     let mut env = TestEnv::new().await;
     // Fewer resolver slots than a comparison has cells: it still answers, in time.
     env.config.limits.concurrency = 2;
-    env.config.server.request_timeout_ms = 15_000;
+    env.config.server.request_timeout = std::time::Duration::from_millis(15_000);
     let (site, _) = cloaking_site(&env).await;
     let cfg = env.write_config("");
     let cfg = cfg.to_str().unwrap();

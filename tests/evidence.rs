@@ -37,8 +37,8 @@ async fn a_landed_page_has_its_screenshot_and_a_download_none() {
     env.config.browser.enabled = true;
     env.config.browser.screenshots = true;
     env.config.browser.max_page_bytes = 1 << 20;
-    env.config.limits.hop_timeout_ms = 10_000;
-    env.config.limits.total_timeout_ms = 30_000;
+    env.config.limits.hop_timeout = std::time::Duration::from_millis(10_000);
+    env.config.limits.total_timeout = std::time::Duration::from_millis(30_000);
     env.dns.set("login.test", &["127.0.0.1"]);
     let sent = Arc::new(AtomicU64::new(0));
     let s = sent.clone();
@@ -66,7 +66,7 @@ async fn a_landed_page_has_its_screenshot_and_a_download_none() {
         }
     })
     .await;
-    let store = hoptrace::store::Store::open_sled(&env.config.storage.path).unwrap();
+    let store = hoptrace::store::Store::open_sled(env.config.storage.sled_path().unwrap()).unwrap();
     let r = Resolver::with_driver(
         &env.config,
         Some(store.clone()),
@@ -140,8 +140,8 @@ async fn a_landed_page_has_its_screenshot_and_a_download_none() {
 async fn resolve_writes_screenshots_and_a_har() {
     let mut env = TestEnv::new().await;
     env.config.browser.enabled = true;
-    env.config.limits.hop_timeout_ms = 10_000;
-    env.config.limits.total_timeout_ms = 30_000;
+    env.config.limits.hop_timeout = std::time::Duration::from_millis(10_000);
+    env.config.limits.total_timeout = std::time::Duration::from_millis(30_000);
     env.dns.set("login.test", &["127.0.0.1"]);
     let srv = Server::start("127.0.0.1", |req| async move {
         match req.uri().path() {
@@ -214,7 +214,7 @@ async fn a_killed_server_leaves_no_browser_behind() {
     let mut env = TestEnv::new().await;
     env.config.browser.enabled = true;
     env.config.browser.screenshots = true;
-    env.config.limits.hop_timeout_ms = 10_000;
+    env.config.limits.hop_timeout = std::time::Duration::from_millis(10_000);
     env.dns.set("login.test", &["127.0.0.1"]);
     let srv = Server::start("127.0.0.1", |_| async { html(LANDING) }).await;
     let cfg = env.write_config("");

@@ -99,7 +99,7 @@ async fn inputs(store: &Store, q: &SearchQuery) -> Vec<String> {
 async fn a_landed_pages_icon_is_hashed_and_found_by_search() {
     let env = env_on(true).await;
     let srv = site(Arc::new(AtomicUsize::new(0)), 1).await;
-    let store = Store::open_sled(&env.config.storage.path).unwrap();
+    let store = Store::open_sled(env.config.storage.sled_path().unwrap()).unwrap();
     let r = Resolver::new(&env.config, Some(store.clone())).unwrap();
     let base = format!("http://page.test:{}", srv.port());
     let linked = r.resolve(&format!("{base}/linked"), false).await;

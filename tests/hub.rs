@@ -359,7 +359,7 @@ async fn a_5xx_is_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_page_is_named_and_nothing_of_it_is_kept() {
     let hub = Hub::start(35).await;
-    let store = Store::open_sled(&hub.env.config.storage.path).unwrap();
+    let store = Store::open_sled(hub.env.config.storage.sled_path().unwrap()).unwrap();
     // Page 3: nine good repositories and one whose name is not a name.
     let mut results: Vec<Value> = (20..29).map(repo).collect();
     results.push(json!({"namespace": "dlwave", "name": "x\u{1b}[2J/../../evil"}));
@@ -400,7 +400,7 @@ async fn a_malformed_page_is_named_and_nothing_of_it_is_kept() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_crawl_resumes_without_repeating_finished_pages() {
     let hub = Hub::start(35).await;
-    let sled = Store::open_sled(&hub.env.config.storage.path).unwrap();
+    let sled = Store::open_sled(hub.env.config.storage.sled_path().unwrap()).unwrap();
     resumes_on(hub, sled).await;
     // The cursor is a store counter: PostgreSQL keeps it as sled does.
     let storage = hoptrace::config::Storage {
@@ -745,7 +745,7 @@ async fn wait_for(hub: &Hub, what: &str, done: impl Fn(&[(Instant, String)]) -> 
 async fn the_schedule_crawls_when_due_and_reads_only_what_changed() {
     let mut hub = Hub::start(15).await;
     hub.env.config.hub.schedule.namespaces = vec!["dlwave".into()];
-    hub.env.config.hub.schedule.every_seconds = 1;
+    hub.env.config.hub.schedule.every = std::time::Duration::from_secs(1);
     let srv = start(&hub.env.config).await;
     let listings = |log: &[(Instant, String)]| {
         log.iter()

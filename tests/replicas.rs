@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::db::{Postgres, Redis};
 use common::*;
-use hoptrace::config::{Config, StorageBackend};
+use hoptrace::config::{Backend, Config};
 use serde_json::json;
 
 /// Replicas on one database and one Redis.
@@ -28,11 +28,12 @@ impl Cluster {
         let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
         let redis = tokio::task::spawn_blocking(Redis::start).await.unwrap();
         let mut env = TestEnv::new().await;
-        env.config.storage.backend = StorageBackend::Postgres;
-        env.config.storage.url = pg.database("hoptrace").await;
-        env.config.storage.connect_timeout_ms = 1000;
-        env.config.limits.shared_url = redis.url();
-        env.config.server.request_timeout_ms = 60_000;
+        env.config.storage.backend = Backend::Postgres(hoptrace::config::Postgres {
+            connect_timeout: Duration::from_secs(1),
+            ..hoptrace::config::Postgres::at(pg.database("hoptrace").await)
+        });
+        env.config.limits.shared_url = Some(redis.url());
+        env.config.server.request_timeout = std::time::Duration::from_millis(60_000);
         env.config.watch.auto = false;
         tweak(&mut env.config);
         let cfg = env.write_config("");
@@ -283,8 +284,8 @@ async fn a_logout_ends_the_session_on_every_replica() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_runs_once_per_turn_and_outlives_its_replica() {
     let mut c = Cluster::start(3, |c| {
-        c.watch.lease_seconds = 3;
-        c.limits.total_timeout_ms = 2000;
+        c.watch.lease = std::time::Duration::from_secs(3);
+        c.limits.total_timeout = std::time::Duration::from_millis(2000);
     })
     .await;
     let (srv, seen) = site(&c.env, "watched.test", Duration::ZERO).await;
@@ -463,7 +464,7 @@ async fn two_cli_processes_side_by_side() {
 /// An event raised on whichever replica ran the watch reaches the event streams of both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_reach_every_replica() {
-    let c = Cluster::start(2, |c| c.watch.lease_seconds = 3).await;
+    let c = Cluster::start(2, |c| c.watch.lease = std::time::Duration::from_secs(3)).await;
     let (first, _) = site(&c.env, "first.test", Duration::ZERO).await;
     let (second, _) = site(&c.env, "second.test", Duration::ZERO).await;
     c.env.dns.set("rot.test", &["127.0.0.1"]);

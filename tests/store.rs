@@ -84,7 +84,7 @@ async fn cache_expiry() {
 
 async fn cache_expiry_on(store: Store) {
     let mut env = TestEnv::new().await;
-    env.config.storage.cache_ttl_seconds = 0;
+    env.config.storage.cache_ttl = std::time::Duration::from_secs(0);
     env.dns.set("ttl.test", &["127.0.0.1"]);
     let srv = Server::start("127.0.0.1", |_| async { html("page") }).await;
     let r = Resolver::new(&env.config, Some(store.clone())).unwrap();
@@ -363,8 +363,8 @@ async fn one_process_at_a_time_and_data_survives_reopening() {
     let srv = Server::start("127.0.0.1", |_| async { html("kept") }).await;
     let url = format!("http://keep.test:{}/", srv.port());
     {
-        let store = Store::open_sled(&env.config.storage.path).unwrap();
-        match Store::open_sled(&env.config.storage.path) {
+        let store = Store::open_sled(env.config.storage.sled_path().unwrap()).unwrap();
+        match Store::open_sled(env.config.storage.sled_path().unwrap()) {
             Err(e @ StoreError::Locked { .. }) => {
                 assert!(e.to_string().contains("in use by another hoptrace process"))
             }
@@ -374,7 +374,7 @@ async fn one_process_at_a_time_and_data_survives_reopening() {
         let r = Resolver::new(&env.config, Some(store)).unwrap();
         r.resolve(&url, false).await;
     }
-    let store = reopen_sled(&env.config.storage.path).await;
+    let store = reopen_sled(env.config.storage.sled_path().unwrap()).await;
     let (t, _) = store
         .latest(&url)
         .await

@@ -402,10 +402,12 @@ async fn a_webhook_to_a_denied_address_is_refused() {
         return;
     };
     let mut config = env.config.clone();
-    config.storage.path = env.dir.path().join("db2");
-    config.watch.webhook_url = format!("http://127.0.0.2:{}/hook", sentinel.addr.port());
-    config.watch.webhook_backoff_ms = 10;
-    let store = hoptrace::store::Store::open_sled(&config.storage.path).unwrap();
+    config.storage.backend =
+        hoptrace::config::Backend::Sled(hoptrace::config::Sled::at(env.dir.path().join("db2")));
+    let hook = format!("http://127.0.0.2:{}/hook", sentinel.addr.port());
+    config.watch.webhook_url = Some(hook.parse().unwrap());
+    config.watch.webhook_backoff = std::time::Duration::from_millis(10);
+    let store = hoptrace::store::Store::open_sled(config.storage.sled_path().unwrap()).unwrap();
     let resolver = Arc::new(hoptrace::chain::Resolver::new(&config, Some(store.clone())).unwrap());
     let watcher =
         hoptrace::watch::Watcher::new(&config.watch, config.limits.concurrency, resolver, store);
@@ -458,7 +460,8 @@ struct Clocked {
 
 impl Clocked {
     fn start(env: &TestEnv) -> Clocked {
-        let store = hoptrace::store::Store::open_sled(&env.config.storage.path).unwrap();
+        let store =
+            hoptrace::store::Store::open_sled(env.config.storage.sled_path().unwrap()).unwrap();
         let resolver =
             Arc::new(hoptrace::chain::Resolver::new(&env.config, Some(store.clone())).unwrap());
         let clock = Arc::new(ManualClock(1_800_000_000_000.into()));

@@ -29,9 +29,9 @@ pub struct ConnLimits {
 impl ConnLimits {
     pub fn from_config(s: &crate::config::Server) -> ConnLimits {
         ConnLimits {
-            header: Duration::from_millis(s.header_timeout_ms),
-            body: Duration::from_millis(s.body_timeout_ms),
-            idle: Duration::from_millis(s.idle_timeout_ms),
+            header: s.header_timeout,
+            body: s.body_timeout,
+            idle: s.idle_timeout,
             max_connections: s.max_connections as usize,
             http2_max_streams: s.http2_max_streams,
         }

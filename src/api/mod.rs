@@ -276,7 +276,7 @@ impl Api {
             exports: Arc::new(Semaphore::new(s.max_exports.max(1) as usize)),
             max_exports: s.max_exports,
             max_export_chains: limits.max_export_chains as usize,
-            request_timeout: Duration::from_millis(s.request_timeout_ms),
+            request_timeout: s.request_timeout,
             max_batch: s.max_batch as usize,
             metrics,
             campaigns: Default::default(),

@@ -239,8 +239,8 @@ impl StageLimits {
     pub fn from_config(config: &crate::config::Config) -> StageLimits {
         StageLimits {
             max_tabs: config.browser.max_tabs as usize,
-            settle: Duration::from_millis(config.browser.settle_ms),
-            launch_timeout: Duration::from_millis(config.browser.launch_timeout_ms),
+            settle: config.browser.settle,
+            launch_timeout: config.browser.launch_timeout,
             page_bytes: config.browser.max_page_bytes,
             screenshot_bytes: config
                 .browser

@@ -102,9 +102,9 @@ impl Resolver {
             let egress = Egress::for_point(config, point)?;
             points.insert(name.clone(), Way::new(config, egress, driver.clone())?);
         }
-        let shared = match config.limits.shared_url.as_str() {
-            "" => None,
-            url => Some(Arc::new(Shared::open(url)?)),
+        let shared = match &config.limits.shared_url {
+            None => None,
+            Some(url) => Some(Arc::new(Shared::open(url)?)),
         };
         let per_host = config.limits.per_host_per_second;
         Ok(Resolver {
@@ -127,10 +127,10 @@ impl Resolver {
             auto_watch: None,
             durability: Durability::Now,
             max_hops: config.limits.max_hops as usize,
-            hop_timeout: Duration::from_millis(config.limits.hop_timeout_ms),
+            hop_timeout: config.limits.hop_timeout,
             favicon: config.http.favicon,
-            total_timeout: Duration::from_millis(config.limits.total_timeout_ms),
-            cache_ttl: Duration::from_secs(config.storage.cache_ttl_seconds),
+            total_timeout: config.limits.total_timeout,
+            cache_ttl: config.storage.cache_ttl,
         })
     }
 
@@ -138,7 +138,7 @@ impl Resolver {
     /// `watch.auto_from` names `source` (opt-in: an ad-hoc run leaves nothing behind unasked).
     pub fn watch_automatically(&mut self, watch: &crate::config::Watch, source: AutoSource) {
         self.auto_watch = (watch.auto && watch.auto_from.contains(&source))
-            .then_some(watch.default_every_seconds);
+            .then_some(watch.default_every.as_secs());
     }
 
     /// Resolutions queue their store writes instead of waiting for each to reach the disk;

@@ -109,9 +109,10 @@ pub(super) const SERVE_ADDR_FILE: &str = "hoptrace-serve.addr";
 pub(super) async fn open_store(config: &Config, through_server: bool) -> Result<Store, Failure> {
     Store::open(&config.storage).await.map_err(|e| match e {
         StoreError::Locked { .. } => {
-            let file = config.storage.path.join(SERVE_ADDR_FILE);
-            let running = std::fs::read_to_string(file)
-                .ok()
+            let running = config
+                .storage
+                .sled_path()
+                .and_then(|path| std::fs::read_to_string(path.join(SERVE_ADDR_FILE)).ok())
                 .map(|a| a.trim().to_string())
                 .filter(|a| !a.is_empty() && a.len() < 100);
             let how = match (running, through_server) {

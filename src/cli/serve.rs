@@ -34,8 +34,10 @@ pub(super) async fn serve(args: ServeArgs) -> Result<(), Failure> {
     println!("listening on http://{addr}");
     std::io::stdout().flush()?;
     // Beside the sled store it holds: where a command that finds the store in use is sent.
-    let addr_file = (config.storage.backend == crate::config::StorageBackend::Sled)
-        .then(|| config.storage.path.join(super::client::SERVE_ADDR_FILE));
+    let addr_file = config
+        .storage
+        .sled_path()
+        .map(|path| path.join(super::client::SERVE_ADDR_FILE));
     if let Some(file) = &addr_file {
         if let Err(e) = std::fs::write(file, addr.to_string()) {
             tracing::warn!("cannot write {}: {e}", file.display());

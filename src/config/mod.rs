@@ -4,11 +4,14 @@
 mod duration;
 #[cfg(test)]
 mod reference;
+mod storage;
 mod validate;
-use validate::Invalid;
+pub use storage::{Backend, Postgres, Sled, Storage};
+use validate::ANY;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -51,6 +54,7 @@ pub struct Config {
     pub hub: Hub,
     pub output: Output,
     /// Client profiles by name (`[profiles.NAME]`), on top of the built-in ones.
+    #[serde(deserialize_with = "validate::named")]
     pub profiles: std::collections::BTreeMap<String, Profile>,
     pub egress: EgressPoints,
 }
@@ -61,6 +65,7 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct EgressPoints {
     /// `[egress.points.NAME]`.
+    #[serde(deserialize_with = "validate::named")]
     pub points: std::collections::BTreeMap<String, Point>,
 }
 
@@ -71,6 +76,7 @@ pub struct EgressPoints {
 pub struct Point {
     /// `socks5://ip:port` or `http://ip:port` (HTTP CONNECT). The proxy's own address is the
     /// operator's choice: naming it allows it.
+    #[serde(deserialize_with = "validate::proxy")]
     pub proxy: String,
     /// Where the point comes out (ISO 3166 code), for people.
     #[serde(default)]
@@ -87,15 +93,16 @@ pub struct Point {
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     /// The User-Agent header and `navigator.userAgent`.
+    #[serde(deserialize_with = "validate::user_agent")]
     pub user_agent: String,
     /// Empty: no Accept-Language header at all (what a bare script sends).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "validate::header")]
     pub accept_language: String,
     /// `navigator.platform`; empty: derived from the User-Agent.
     #[serde(default)]
     pub platform: String,
     /// The browser window's inner size, `[width, height]`.
-    #[serde(default = "desktop_viewport")]
+    #[serde(default = "desktop_viewport", deserialize_with = "validate::viewport")]
     pub viewport: [u32; 2],
     /// A phone or tablet: mobile layout and client hints, touch events.
     #[serde(default)]
@@ -104,7 +111,7 @@ pub struct Profile {
     #[serde(default)]
     pub timezone: String,
     /// A Referer for the first request; empty: none.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "validate::header")]
     pub referer: String,
 }
 
@@ -120,9 +127,15 @@ fn desktop_viewport() -> [u32; 2] {
 pub struct Dns {
     /// `ip:port` of nameservers; empty means the system's resolv.conf.
     pub nameservers: Vec<SocketAddr>,
-    /// Time for one lookup, all attempts together; 0: `limits.hop_timeout_ms`.
-    #[serde(deserialize_with = "duration::millis")]
-    pub timeout_ms: u64,
+    /// Time for one lookup, all attempts together; unset (or 0): `limits.hop_timeout_ms`.
+    #[serde(
+        rename = "timeout_ms",
+        deserialize_with = "duration::millis_or_none",
+        serialize_with = "duration::some_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(test, schemars(with = "Option<duration::Text>"))]
+    pub timeout: Option<Duration>,
 }
 
 /// `[policy]`: which addresses may be connected to besides the public internet.
@@ -146,40 +159,59 @@ pub const MAX_WATCH_EVERY_SECONDS: u64 = 10 * 365 * 24 * 3600;
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Hops one chain may take; the next one ends it as `too-many-hops`.
+    #[serde(deserialize_with = "validate::within::<_, _, 1, 1000>")]
     pub max_hops: u32,
     /// One hop: DNS, connect, TLS, headers and body together.
-    #[serde(deserialize_with = "duration::millis")]
-    pub hop_timeout_ms: u64,
+    #[serde(
+        rename = "hop_timeout_ms",
+        deserialize_with = "duration::millis::<_, 1, ANY>",
+        serialize_with = "duration::text"
+    )]
+    #[cfg_attr(test, schemars(with = "duration::Text"))]
+    pub hop_timeout: Duration,
     /// One whole resolution's network time (waiting for per-host politeness is not counted).
-    #[serde(deserialize_with = "duration::millis")]
-    pub total_timeout_ms: u64,
+    #[serde(
+        rename = "total_timeout_ms",
+        deserialize_with = "duration::millis::<_, 1, ANY>",
+        serialize_with = "duration::text"
+    )]
+    #[cfg_attr(test, schemars(with = "duration::Text"))]
+    pub total_timeout: Duration,
     /// Bytes read of any response at most (and decompressed at most); only text-like types
     /// are read at all.
+    #[serde(deserialize_with = "validate::within::<_, _, 1, 1_073_741_824>")]
     pub max_body_bytes: u64,
     /// Requests a second to one target host, shared by all the work of the process (of every
     /// process with `shared_url`).
+    #[serde(deserialize_with = "validate::rate")]
     pub per_host_per_second: f64,
     /// Resolutions in flight at once; also the idle keep-alive connections kept per host.
+    #[serde(deserialize_with = "validate::within::<_, _, 1, 100_000>")]
     pub concurrency: u32,
     /// Chains one MISP or STIX export may hold (those documents are built whole); beyond it
     /// the export is refused with how to narrow it. CSV and text fold chains as they are read.
+    #[serde(deserialize_with = "validate::within::<_, _, 1, 10_000_000>")]
     pub max_export_chains: u32,
     /// `redis://host:port`: the per-host and per-client limits (and who resolves which link)
-    /// shared by every process naming the same Redis; empty: each process alone.
-    pub shared_url: String,
+    /// shared by every process naming the same Redis; unset (or `""`): each process alone.
+    #[serde(
+        deserialize_with = "validate::redis_url",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub shared_url: Option<String>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_hops: 20,
-            hop_timeout_ms: 5000,
-            total_timeout_ms: 30000,
+            hop_timeout: Duration::from_secs(5),
+            total_timeout: Duration::from_secs(30),
             max_body_bytes: 1_048_576,
             per_host_per_second: 5.0,
             concurrency: 64,
             max_export_chains: 10_000,
-            shared_url: String::new(),
+            shared_url: None,
         }
     }
 }
@@ -191,8 +223,10 @@ impl Default for Limits {
 #[serde(deny_unknown_fields, default)]
 pub struct Http {
     /// The User-Agent of the default profile, for the HTTP client and the browser alike.
+    #[serde(deserialize_with = "validate::user_agent")]
     pub user_agent: String,
     /// The Accept-Language of the default profile (and the browser's `navigator.languages`).
+    #[serde(deserialize_with = "validate::header")]
     pub accept_language: String,
     /// Fetch the icon of each landing page (its `<link rel="icon">`, else `/favicon.ico` of
     /// its origin) and keep its hashes as evidence (`favicon_sha256`, and Shodan's
@@ -223,17 +257,29 @@ pub struct Browser {
     /// Empty: look for /usr/lib/chromium/chromium, then chromium/google-chrome on PATH.
     pub chrome_path: PathBuf,
     /// Page time (virtual: timers fire without real waiting) a page gets after loading.
-    #[serde(deserialize_with = "duration::millis")]
-    pub settle_ms: u64,
+    #[serde(
+        rename = "settle_ms",
+        deserialize_with = "duration::millis::<_, 1, 600_000>",
+        serialize_with = "duration::text"
+    )]
+    #[cfg_attr(test, schemars(with = "duration::Text"))]
+    pub settle: Duration,
     /// Pages open at once in the shared browser.
+    #[serde(deserialize_with = "validate::within::<_, _, 1, 64>")]
     pub max_tabs: u32,
     /// Which CDP crate drives Chromium (one is shipped).
     pub driver: DriverKind,
     /// Starting Chromium and preparing a page: their own limit, not charged to
     /// `limits.hop_timeout_ms` (a visit's clock starts when its page starts loading).
-    #[serde(deserialize_with = "duration::millis")]
-    pub launch_timeout_ms: u64,
+    #[serde(
+        rename = "launch_timeout_ms",
+        deserialize_with = "duration::millis::<_, 100, 600_000>",
+        serialize_with = "duration::text"
+    )]
+    #[cfg_attr(test, schemars(with = "duration::Text"))]
+    pub launch_timeout: Duration,
     /// Bytes one page visit may move through its proxy, over all its connections.
+    #[serde(deserialize_with = "validate::within::<_, _, 65_536, 1_073_741_824>")]
     pub max_page_bytes: u64,
     /// Take a screenshot of each landing page (an HTML page the chain ends on), in the same
     /// sandboxed browser, proxy and identity: a browser visit per landed chain.
@@ -272,63 +318,15 @@ impl Default for Browser {
         Browser {
             enabled: true,
             chrome_path: PathBuf::new(),
-            settle_ms: 3000,
+            settle: Duration::from_secs(3),
             max_tabs: 4,
             driver: DriverKind::Chromiumoxide,
-            launch_timeout_ms: 10_000,
+            launch_timeout: Duration::from_secs(10),
             max_page_bytes: 8 << 20,
             screenshots: false,
             max_screenshot_bytes: 2 << 20,
             script_engine: ScriptEngineKind::Auto,
             script_worker: PathBuf::new(),
-        }
-    }
-}
-
-/// `[storage]`: where Traces, watches and repositories are kept.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(test, derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields, default)]
-pub struct Storage {
-    /// Which backend keeps the data.
-    pub backend: StorageBackend,
-    /// The sled database folder (`backend = "sled"`).
-    pub path: PathBuf,
-    /// `postgres://user:password@host:port/db` (`backend = "postgres"`).
-    pub url: String,
-    /// Connections each process keeps to PostgreSQL at most.
-    pub pool_size: u32,
-    /// How long a call waits for a database connection (connect included) before it fails
-    /// (the API answers 503).
-    #[serde(deserialize_with = "duration::millis")]
-    pub connect_timeout_ms: u64,
-    /// How long a stored Trace answers a new request for the same URL (`cached: true`);
-    /// errors and timeouts are never answered from the cache.
-    #[serde(deserialize_with = "duration::seconds")]
-    pub cache_ttl_seconds: u64,
-}
-
-/// The storage backends (`storage.backend`): one module each under `store/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[cfg_attr(test, derive(schemars::JsonSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum StorageBackend {
-    /// Embedded, one process at a time: `storage.path`.
-    #[default]
-    Sled,
-    /// Shared by every process that names the same database: `storage.url`.
-    Postgres,
-}
-
-impl Default for Storage {
-    fn default() -> Self {
-        Storage {
-            backend: StorageBackend::Sled,
-            path: PathBuf::from("hoptrace-data"),
-            url: String::new(),
-            pool_size: 16,
-            connect_timeout_ms: 5000,
-            cache_ttl_seconds: 3600,
         }
     }
 }
@@ -342,8 +340,10 @@ pub struct Server {
     pub listen: SocketAddr,
     /// Non-empty: every `/v1` call needs `Authorization: Bearer <token>`, and the web view a
     /// login; empty: no token is asked for.
+    #[serde(deserialize_with = "validate::tokens")]
     pub api_tokens: Vec<String>,
     /// A larger request body is refused with 413.
+    #[serde(deserialize_with = "validate::within::<_, _, 1, ANY>")]
     pub max_request_bytes: u64,
     /// Requests per second each client (token, else address) may make to /v1; 0 = no limit.
     pub rate_per_second: u32,
@@ -352,31 +352,58 @@ pub struct Server {
     /// Resolutions that may wait for a resolver slot; beyond that, 503.
     pub max_queue: u32,
     /// URLs in one batch (and links resolved from one scan).
+    #[serde(deserialize_with = "validate::within::<_, _, 1, 100_000>")]
     pub max_batch: u32,
     /// Time limit of one API request; beyond that, 504.
-    #[serde(deserialize_with = "duration::millis")]
-    pub request_timeout_ms: u64,
+    #[serde(
+        rename = "request_timeout_ms",
+        deserialize_with = "duration::millis::<_, 1, ANY>",
+        serialize_with = "duration::text"
+    )]
+    #[cfg_attr(test, schemars(with = "duration::Text"))]
+    pub request_timeout: Duration,
     /// A request head must arrive within this (else the connection closes).
-    #[serde(deserialize_with = "duration::millis")]
-    pub header_timeout_ms: u64,
+    #[serde(
+        rename = "header_timeout_ms",
+        deserialize_with = "duration::millis::<_, 1, 3_600_000>",
+        serialize_with = "duration::text"
+    )]
+    #[cfg_attr(test, schemars(with = "duration::Text"))]
+    pub header_timeout: Duration,
     /// A request body must arrive within this (else 408).
-    #[serde(deserialize_with = "duration::millis")]
-    pub body_timeout_ms: u64,
+    #[serde(
+        rename = "body_timeout_ms",
+        deserialize_with = "duration::millis::<_, 1, 3_600_000>",
+        serialize_with = "duration::text"
+    )]
+    #[cfg_attr(test, schemars(with = "duration::Text"))]
+    pub body_timeout: Duration,
     /// A connection with nothing in flight and no traffic for this long is closed.
-    #[serde(deserialize_with = "duration::millis")]
-    pub idle_timeout_ms: u64,
+    #[serde(
+        rename = "idle_timeout_ms",
+        deserialize_with = "duration::millis::<_, 1, 3_600_000>",
+        serialize_with = "duration::text"
+    )]
+    #[cfg_attr(test, schemars(with = "duration::Text"))]
+    pub idle_timeout: Duration,
     /// Connections open at once; past it the one idle the longest makes room.
+    #[serde(deserialize_with = "validate::within::<_, _, 1, 1_000_000>")]
     pub max_connections: u32,
     /// Streams at once on one HTTP/2 connection.
+    #[serde(deserialize_with = "validate::within::<_, _, 1, 10_000>")]
     pub http2_max_streams: u32,
     /// Host names the server answers to besides the loopback names (`localhost`, `127.0.0.1`,
     /// `[::1]`) and the `listen` address; any port. `"*"`: any name (needs `api_tokens`).
+    #[serde(deserialize_with = "validate::host_names")]
     pub allowed_hosts: Vec<String>,
     /// Wrong tokens (API or login form) one address may send before it is refused (429).
+    #[serde(deserialize_with = "validate::within::<_, _, 1, ANY>")]
     pub auth_failures_burst: u32,
     /// How fast that allowance comes back, per minute.
+    #[serde(deserialize_with = "validate::within::<_, _, 1, ANY>")]
     pub auth_failures_per_minute: u32,
     /// `/v1/export` calls running at once (each holds its document until sent); 429 beyond.
+    #[serde(deserialize_with = "validate::within::<_, _, 1, 64>")]
     pub max_exports: u32,
 }
 
@@ -390,10 +417,10 @@ impl Default for Server {
             rate_burst: 400,
             max_queue: 10_000,
             max_batch: 1000,
-            request_timeout_ms: 300_000,
-            header_timeout_ms: 10_000,
-            body_timeout_ms: 30_000,
-            idle_timeout_ms: 60_000,
+            request_timeout: Duration::from_secs(300),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
             http2_max_streams: 100,
             allowed_hosts: Vec::new(),
@@ -428,11 +455,21 @@ pub struct Labels {
 #[serde(deny_unknown_fields, default)]
 pub struct Watch {
     /// Interval of a watch that names none (and of automatic watches).
-    #[serde(deserialize_with = "duration::seconds")]
-    pub default_every_seconds: u64,
+    #[serde(
+        rename = "default_every_seconds",
+        deserialize_with = "duration::seconds::<_, 0, MAX_WATCH_EVERY_SECONDS>",
+        serialize_with = "duration::text"
+    )]
+    #[cfg_attr(test, schemars(with = "duration::Text"))]
+    pub default_every: Duration,
     /// The shortest interval a watch may ask for.
-    #[serde(deserialize_with = "duration::seconds")]
-    pub min_every_seconds: u64,
+    #[serde(
+        rename = "min_every_seconds",
+        deserialize_with = "duration::seconds::<_, 1, ANY>",
+        serialize_with = "duration::text"
+    )]
+    #[cfg_attr(test, schemars(with = "duration::Text"))]
+    pub min_every: Duration,
     /// Whether links whose resolution passes through a fake or lookalike shortener may be
     /// watched automatically at all; which resolutions do it is `auto_from`.
     pub auto: bool,
@@ -442,31 +479,48 @@ pub struct Watch {
     /// watch added is announced where it is made (stderr, and `watch_added` in the Trace).
     pub auto_from: Vec<AutoSource>,
     /// Observations kept per watched link (the newest).
+    #[serde(deserialize_with = "validate::within::<_, _, 1, ANY>")]
     pub max_observations: u64,
     /// Events (`new-landing-host`, `relabel`) are POSTed here as JSON, through the egress
-    /// gate like any link; empty: none.
-    pub webhook_url: String,
+    /// gate like any link; unset (or `""`): none.
+    #[serde(
+        deserialize_with = "validate::web_url",
+        serialize_with = "validate::some_url",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(test, schemars(with = "Option<String>"))]
+    pub webhook_url: Option<url::Url>,
     /// Wait before the first webhook retry; doubles per retry (up to 5 minutes).
-    #[serde(deserialize_with = "duration::millis")]
-    pub webhook_backoff_ms: u64,
+    #[serde(
+        rename = "webhook_backoff_ms",
+        deserialize_with = "duration::millis::<_, 0, ANY>",
+        serialize_with = "duration::text"
+    )]
+    #[cfg_attr(test, schemars(with = "duration::Text"))]
+    pub webhook_backoff: Duration,
     /// With a shared store: how long a replica's claim on a due watch keeps the others off it.
     /// A replica that dies mid-run holds its watches this long; longer than a resolution
     /// (`limits.total_timeout_ms`), or a slow run is started twice.
-    #[serde(deserialize_with = "duration::seconds")]
-    pub lease_seconds: u64,
+    #[serde(
+        rename = "lease_seconds",
+        deserialize_with = "duration::seconds::<_, 1, ANY>",
+        serialize_with = "duration::text"
+    )]
+    #[cfg_attr(test, schemars(with = "duration::Text"))]
+    pub lease: Duration,
 }
 
 impl Default for Watch {
     fn default() -> Self {
         Watch {
-            default_every_seconds: 21600,
-            min_every_seconds: 1,
+            default_every: Duration::from_secs(21600),
+            min_every: Duration::from_secs(1),
             auto: true,
             auto_from: Vec::new(),
             max_observations: 1000,
-            webhook_url: String::new(),
-            webhook_backoff_ms: 1000,
-            lease_seconds: 120,
+            webhook_url: None,
+            webhook_backoff: Duration::from_secs(1),
+            lease: Duration::from_secs(120),
         }
     }
 }
@@ -502,9 +556,11 @@ pub struct Output {
 pub struct Hub {
     /// Base URL of the Docker Hub API (a mirror or a stand-in may take its place); `next`
     /// links of its pages are followed only on this scheme, host and port.
+    #[serde(deserialize_with = "validate::hub_api_url")]
     pub api_url: String,
     /// Requests per second to the Hub, on average; separate from the politeness per link
     /// target (`limits.per_host_per_second`).
+    #[serde(deserialize_with = "validate::rate")]
     pub requests_per_second: f64,
     /// What `hoptrace serve` crawls by itself, periodically; nothing unless sources are named.
     pub schedule: HubSchedule,
@@ -528,14 +584,22 @@ impl Default for Hub {
 #[serde(deny_unknown_fields, default)]
 pub struct HubSchedule {
     /// Namespaces (Docker Hub users or organisations) crawled.
+    #[serde(deserialize_with = "validate::hub_names")]
     pub namespaces: Vec<String>,
     /// Repository searches crawled (one query each).
+    #[serde(deserialize_with = "validate::hub_searches")]
     pub search: Vec<String>,
     /// Single repositories, `namespace/name`.
+    #[serde(deserialize_with = "validate::hub_repositories")]
     pub repositories: Vec<String>,
     /// Time from the start of one run to the start of the next.
-    #[serde(deserialize_with = "duration::seconds")]
-    pub every_seconds: u64,
+    #[serde(
+        rename = "every_seconds",
+        deserialize_with = "duration::seconds::<_, 1, MAX_WATCH_EVERY_SECONDS>",
+        serialize_with = "duration::text"
+    )]
+    #[cfg_attr(test, schemars(with = "duration::Text"))]
+    pub every: Duration,
 }
 
 impl Default for HubSchedule {
@@ -544,7 +608,7 @@ impl Default for HubSchedule {
             namespaces: Vec::new(),
             search: Vec::new(),
             repositories: Vec::new(),
-            every_seconds: 21600,
+            every: Duration::from_secs(21600),
         }
     }
 }
@@ -621,29 +685,20 @@ impl Config {
                 *p = base.join(&*p);
             }
         };
-        join(&mut self.storage.path);
+        if let Backend::Sled(sled) = &mut self.storage.backend {
+            join(&mut sled.path);
+        }
         join(&mut self.browser.chrome_path);
         self.tls.extra_ca_files.iter_mut().for_each(join);
         self.labels.extra_files.iter_mut().for_each(join);
     }
 
-    /// Each section judges its own keys; the first bad one is the error, named in full.
+    /// The rules across two keys (each key's own was checked as it was read).
     fn validate(&self, origin: &Path) -> Result<(), ConfigError> {
-        self.limits
+        self.server
             .validate()
-            .and_then(|_| self.http.validate())
-            .and_then(|_| self.browser.validate())
-            .and_then(|_| self.server.validate())
-            .and_then(|_| self.storage.validate())
             .and_then(|_| self.watch.validate())
-            .and_then(|_| self.hub.validate())
-            .and_then(|_| Profile::validate_all(&self.profiles))
-            .and_then(|_| self.egress.validate())
-            .map_err(|Invalid { key, message }| ConfigError::Key {
-                path: origin.to_path_buf(),
-                key: key.to_string(),
-                message,
-            })
+            .map_err(|e| e.at(origin))
     }
 
     /// `serve --listen ADDR`: `server.listen` replaced, and held to the same rules.
@@ -651,19 +706,12 @@ impl Config {
         self.server.listen = listen;
         self.server
             .validate()
-            .map_err(|Invalid { key, message }| ConfigError::Key {
-                path: PathBuf::from("--listen"),
-                key: key.to_string(),
-                message,
-            })
+            .map_err(|e| e.at(Path::new("--listen")))
     }
 
-    /// Time for one DNS lookup: `dns.timeout_ms`, or (0, unset) the hop's whole budget.
-    pub fn dns_timeout_ms(&self) -> u64 {
-        match self.dns.timeout_ms {
-            0 => self.limits.hop_timeout_ms,
-            ms => ms,
-        }
+    /// Time for one DNS lookup: `dns.timeout_ms`, or (unset) the hop's whole budget.
+    pub fn dns_timeout(&self) -> Duration {
+        self.dns.timeout.unwrap_or(self.limits.hop_timeout)
     }
 
     /// Nameservers as IP addresses and ports, for the DNS client.

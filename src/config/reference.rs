@@ -17,6 +17,8 @@ struct Key {
     name: String,
     kind: String,
     default: String,
+    /// May be left out with no default: unset.
+    optional: bool,
     meaning: String,
 }
 
@@ -32,14 +34,22 @@ struct Schema<'a> {
 }
 
 impl<'a> Schema<'a> {
-    /// The schema itself, `$ref`s followed.
+    /// The schema itself, `$ref`s followed and an optional value's "or null" dropped.
     fn resolve(&self, s: &'a Value) -> &'a Value {
-        match s.get("$ref").and_then(Value::as_str) {
-            Some(r) => {
-                let name = r.rsplit('/').next().unwrap_or(r);
-                self.resolve(&self.defs[name])
+        if let Some(r) = s.get("$ref").and_then(Value::as_str) {
+            let name = r.rsplit('/').next().unwrap_or(r);
+            return self.resolve(&self.defs[name]);
+        }
+        let not_null = |v: &&Value| v.get("type").and_then(Value::as_str) != Some("null");
+        match s
+            .get("anyOf")
+            .and_then(Value::as_array)
+            .map(|a| a.as_slice())
+        {
+            Some([a, b]) if !not_null(&a) || !not_null(&b) => {
+                self.resolve([a, b].into_iter().find(not_null).unwrap_or(a))
             }
-            None => s,
+            _ => s,
         }
     }
 
@@ -90,6 +100,10 @@ impl<'a> Schema<'a> {
             name: name.to_string(),
             kind: self.kind(target),
             default: field.get("default").map_or(String::new(), toml_literal),
+            optional: field.get("anyOf").is_some()
+                || field["type"]
+                    .as_array()
+                    .is_some_and(|ts| ts.iter().any(|t| t == "null")),
             meaning,
         }
     }
@@ -103,6 +117,9 @@ impl<'a> Schema<'a> {
                 .map(|v| toml_literal(v.get("const").unwrap_or(v)))
                 .collect();
             return format!("one of {}", values.join(", "));
+        }
+        if s.get("format").and_then(Value::as_str) == Some("duration") {
+            return "duration".to_string();
         }
         let one = |t: &str, s: &Value| match t {
             "array" => match s.get("items") {
@@ -198,7 +215,11 @@ fn render(sections: &[Section]) -> String {
          ``config hoptrace.toml: key `limits.max_hops`: invalid type: string \"x\", expected u32``. \
          `resolver-config/hoptrace.toml` is a commented copy of the defaults. A duration key \
          (one ending in `_ms` or `_seconds`) takes a whole number in that unit or a string \
-         with its unit: `hop_timeout_ms = \"5s\"`, `cache_ttl_seconds = \"6h\"`.\n\n\
+         with its unit: `hop_timeout_ms = \"5s\"`, `cache_ttl_seconds = \"6h\"`. A key \
+         shown (none) may be left out; `\"\"`, as older files write it, means the same. \
+         `[storage]` names its backend with `type` and takes that backend's keys only \
+         (`type = \"sled\"`: `path`; `type = \"postgres\"`: `url`, `pool_size`, \
+         `connect_timeout_ms`); files that name it `backend` read as before.\n\n\
          For a first resolve against your own resolver: `dns.nameservers`, `tls.extra_ca_files` \
          (a private CA) and `storage.path`.\n"
     );
@@ -219,6 +240,7 @@ fn render(sections: &[Section]) -> String {
         page.push_str("| key | type | default | meaning |\n|---|---|---|---|\n");
         for k in &s.keys {
             let default = match k.default.as_str() {
+                "" if k.optional => "(none)".to_string(),
                 "" => "(required)".to_string(),
                 d => format!("`{d}`"),
             };

@@ -1,261 +1,246 @@
-//! Each section of the config judges its own keys: a fixed check per key, the first bad one
-//! named in full.
+//! Each key's rule, checked as the key is read: a field names its rule
+//! (`#[serde(deserialize_with = "validate::...")]`) and serde names the key, so an error says
+//! which key with no name written here. Only rules that tie two keys together run after,
+//! in [`Config::validate`].
+
+use std::collections::BTreeMap;
+
+use serde::de::{Deserialize, Deserializer, Error};
 
 use super::*;
 
-/// A bad key: its full name and what is wrong.
+/// No upper bound, in a `within` rule.
+pub(super) const ANY: u64 = u64::MAX;
+
+/// A bad key found after reading (a rule across two keys): its full name and what is wrong.
 pub(super) struct Invalid {
     pub(super) key: &'static str,
     pub(super) message: String,
 }
 
-/// `Ok` when `ok`, else the key and the message.
-fn check(ok: bool, key: &'static str, message: &str) -> Result<(), Invalid> {
-    if ok {
-        Ok(())
-    } else {
-        Err(Invalid {
-            key,
-            message: message.to_string(),
-        })
+impl Invalid {
+    pub(super) fn at(self, origin: &Path) -> ConfigError {
+        ConfigError::Key {
+            path: origin.to_path_buf(),
+            key: self.key.to_string(),
+            message: self.message,
+        }
     }
+}
+
+/// Reads a `T` and holds it to `ok`, else `message`.
+fn held<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+    ok: impl FnOnce(&T) -> bool,
+    message: impl FnOnce(&T) -> String,
+) -> Result<T, D::Error> {
+    let value = T::deserialize(d)?;
+    match ok(&value) {
+        true => Ok(value),
+        false => Err(D::Error::custom(message(&value))),
+    }
+}
+
+/// A whole number from `LO` to `HI`.
+pub(super) fn within<'de, D, T, const LO: u64, const HI: u64>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Copy + Into<u64>,
+{
+    held(
+        d,
+        |n: &T| (LO..=HI).contains(&(*n).into()),
+        |_| match (LO, HI) {
+            (1, ANY) => "must be greater than 0".to_string(),
+            _ => format!("must be between {LO} and {HI}"),
+        },
+    )
+}
+
+/// `within`, for a key that may be left out.
+pub(super) fn some_within<'de, D, T, const LO: u64, const HI: u64>(
+    d: D,
+) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Copy + Into<u64>,
+{
+    within::<D, T, LO, HI>(d).map(Some)
+}
+
+/// A rate: a number greater than 0.
+pub(super) fn rate<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    held(
+        d,
+        |r: &f64| r.is_finite() && *r > 0.0,
+        |_| "must be a number greater than 0".into(),
+    )
 }
 
 fn header_value(value: &str) -> bool {
     http::HeaderValue::from_str(value).is_ok()
 }
 
-impl Limits {
-    pub(super) fn validate(&self) -> Result<(), Invalid> {
-        check(
-            self.shared_url.is_empty() || self.shared_url.starts_with("redis://"),
-            "limits.shared_url",
-            "must be empty or a redis:// URL",
-        )?;
-        check(
-            (1..=1000).contains(&self.max_hops),
-            "limits.max_hops",
-            "must be between 1 and 1000",
-        )?;
-        check(
-            self.hop_timeout_ms > 0,
-            "limits.hop_timeout_ms",
-            "must be greater than 0",
-        )?;
-        check(
-            self.total_timeout_ms > 0,
-            "limits.total_timeout_ms",
-            "must be greater than 0",
-        )?;
-        check(
-            (1..=1 << 30).contains(&self.max_body_bytes),
-            "limits.max_body_bytes",
-            "must be between 1 and 1073741824",
-        )?;
-        check(
-            self.per_host_per_second.is_finite() && self.per_host_per_second > 0.0,
-            "limits.per_host_per_second",
-            "must be a number greater than 0",
-        )?;
-        check(
-            (1..=100_000).contains(&self.concurrency),
-            "limits.concurrency",
-            "must be between 1 and 100000",
-        )?;
-        check(
-            (1..=10_000_000).contains(&self.max_export_chains),
-            "limits.max_export_chains",
-            "must be between 1 and 10000000",
-        )
-    }
+/// A header value (empty allowed: no header).
+pub(super) fn header<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    held(
+        d,
+        |v: &String| header_value(v),
+        |_| "is not a valid header value".into(),
+    )
 }
 
-impl Http {
-    pub(super) fn validate(&self) -> Result<(), Invalid> {
-        check(
-            !self.user_agent.trim().is_empty(),
-            "http.user_agent",
-            "must not be empty",
-        )?;
-        check(
-            header_value(&self.user_agent),
-            "http.user_agent",
-            "is not a valid header value",
-        )?;
-        check(
-            header_value(&self.accept_language),
-            "http.accept_language",
-            "is not a valid header value",
-        )
-    }
+/// A User-Agent: a header value, not empty.
+pub(super) fn user_agent<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    held(
+        d,
+        |v: &String| !v.trim().is_empty() && header_value(v),
+        |_| "must be a non-empty header value".into(),
+    )
 }
 
-impl Profile {
-    /// Every `[profiles.NAME]`: a name of lowercase letters, digits and dashes, header values
-    /// that are valid headers, a sane window.
-    pub(super) fn validate_all(
-        profiles: &std::collections::BTreeMap<String, Profile>,
-    ) -> Result<(), Invalid> {
-        for (name, p) in profiles {
-            let bad = |what: &str| Invalid {
-                key: "profiles",
-                message: format!("profile `{name}`: {what}"),
-            };
-            let name_ok = !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-            if !name_ok {
-                return Err(bad("the name must be lowercase letters, digits and dashes"));
-            }
-            if p.user_agent.trim().is_empty() || !header_value(&p.user_agent) {
-                return Err(bad("user_agent must be a non-empty header value"));
-            }
-            if !header_value(&p.accept_language) || !header_value(&p.referer) {
-                return Err(bad("accept_language and referer must be header values"));
-            }
-            if !p.viewport.iter().all(|d| (100..=10_000).contains(d)) {
-                return Err(bad("viewport must be [width, height], each 100 to 10000"));
-            }
+/// A browser window, `[width, height]`.
+pub(super) fn viewport<'de, D: Deserializer<'de>>(d: D) -> Result<[u32; 2], D::Error> {
+    held(
+        d,
+        |v: &[u32; 2]| v.iter().all(|d| (100..=10_000).contains(d)),
+        |_| "must be [width, height], each 100 to 10000".into(),
+    )
+}
+
+/// A name of a `[profiles.NAME]` or `[egress.points.NAME]` table: lowercase letters, digits
+/// and dashes (and not `direct`, the way out that is no point).
+pub(super) fn named<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, T>, D::Error> {
+    let name_ok = |name: &String| {
+        name != "direct"
+            && !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
+    held(
+        d,
+        |m: &BTreeMap<String, T>| m.keys().all(name_ok),
+        |m| {
+            let bad = m.keys().find(|n| !name_ok(n)).cloned().unwrap_or_default();
+            format!(
+                "`{bad}`: a name must be lowercase letters, digits and dashes (and not `direct`)"
+            )
+        },
+    )
+}
+
+/// An egress point's proxy: `socks5://ip:port` or `http://ip:port`.
+pub(super) fn proxy<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    held(
+        d,
+        |p: &String| {
+            p.strip_prefix("socks5://")
+                .or_else(|| p.strip_prefix("http://"))
+                .map(|a| a.trim_end_matches('/'))
+                .is_some_and(|a| a.parse::<SocketAddr>().is_ok())
+        },
+        |_| "must be socks5://ip:port or http://ip:port".into(),
+    )
+}
+
+/// An optional string: `""` (how older files say none) reads as none.
+fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Some(String::deserialize(d)?).filter(|s| !s.is_empty()))
+}
+
+/// `limits.shared_url`: none, or a `redis://` URL.
+pub(super) fn redis_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match optional(d)? {
+        Some(u) if !u.starts_with("redis://") => {
+            Err(D::Error::custom("must be empty or a redis:// URL"))
         }
-        Ok(())
+        url => Ok(url),
     }
 }
 
-impl EgressPoints {
-    pub(super) fn validate(&self) -> Result<(), Invalid> {
-        for (name, point) in &self.points {
-            let bad = |what: &str| Invalid {
-                key: "egress.points",
-                message: format!("point `{name}`: {what}"),
-            };
-            if name == "direct"
-                || name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            {
-                return Err(bad(
-                    "the name must be lowercase letters, digits and dashes (and not `direct`)",
-                ));
-            }
-            let addr = point
-                .proxy
-                .strip_prefix("socks5://")
-                .or_else(|| point.proxy.strip_prefix("http://"))
-                .map(|a| a.trim_end_matches('/'));
-            if addr.is_none_or(|a| a.parse::<std::net::SocketAddr>().is_err()) {
-                return Err(bad("proxy must be socks5://ip:port or http://ip:port"));
-            }
+/// A PostgreSQL URL; `""` (the sled form of older files) is none.
+pub(super) fn postgres_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match optional(d)? {
+        Some(u) if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) => {
+            Err(D::Error::custom("must be a postgres:// URL"))
         }
-        Ok(())
+        url => Ok(url),
     }
 }
 
-impl Browser {
-    pub(super) fn validate(&self) -> Result<(), Invalid> {
-        check(
-            (1..=600_000).contains(&self.settle_ms),
-            "browser.settle_ms",
-            "must be between 1 and 600000",
-        )?;
-        check(
-            (1..=64).contains(&self.max_tabs),
-            "browser.max_tabs",
-            "must be between 1 and 64",
-        )?;
-        check(
-            (100..=600_000).contains(&self.launch_timeout_ms),
-            "browser.launch_timeout_ms",
-            "must be between 100 and 600000",
-        )?;
-        check(
-            (65_536..=1 << 30).contains(&self.max_page_bytes),
-            "browser.max_page_bytes",
-            "must be between 65536 and 1073741824",
-        )
+/// A folder that must be named when given.
+pub(super) fn some_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    held(
+        d,
+        |p: &PathBuf| !p.as_os_str().is_empty(),
+        |_| "must not be empty".into(),
+    )
+    .map(Some)
+}
+
+/// An http or https URL, parsed; `""` is none.
+pub(super) fn web_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<url::Url>, D::Error> {
+    optional(d)?
+        .map(|u| {
+            url::Url::parse(&u)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .ok_or_else(|| D::Error::custom("must be an http or https URL"))
+        })
+        .transpose()
+}
+
+pub(super) fn some_url<S: serde::Serializer>(
+    u: &Option<url::Url>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match u {
+        Some(u) => s.serialize_str(u.as_str()),
+        None => s.serialize_none(),
     }
 }
 
-impl Server {
-    pub(super) fn validate(&self) -> Result<(), Invalid> {
-        check(
-            (1..=100_000).contains(&self.max_batch),
-            "server.max_batch",
-            "must be between 1 and 100000",
-        )?;
-        for (key, ms) in [
-            ("server.header_timeout_ms", self.header_timeout_ms),
-            ("server.body_timeout_ms", self.body_timeout_ms),
-            ("server.idle_timeout_ms", self.idle_timeout_ms),
-        ] {
-            check(
-                (1..=3_600_000).contains(&ms),
-                key,
-                "must be between 1 and 3600000",
-            )?;
-        }
-        check(
-            (1..=1_000_000).contains(&self.max_connections),
-            "server.max_connections",
-            "must be between 1 and 1000000",
-        )?;
-        check(
-            (1..=10_000).contains(&self.http2_max_streams),
-            "server.http2_max_streams",
-            "must be between 1 and 10000",
-        )?;
-        check(
-            (1..=64).contains(&self.max_exports),
-            "server.max_exports",
-            "must be between 1 and 64",
-        )?;
-        check(
-            self.request_timeout_ms > 0,
-            "server.request_timeout_ms",
-            "must be at least 1",
-        )?;
-        check(
-            self.max_request_bytes > 0,
-            "server.max_request_bytes",
-            "must be greater than 0",
-        )?;
-        check(
-            self.api_tokens.iter().all(|t| !t.trim().is_empty()),
-            "server.api_tokens",
-            "tokens must not be empty",
-        )?;
-        check(
-            self.auth_failures_burst > 0,
-            "server.auth_failures_burst",
-            "must be greater than 0",
-        )?;
-        check(
-            self.auth_failures_per_minute > 0,
-            "server.auth_failures_per_minute",
-            "must be greater than 0",
-        )?;
-        // Without tokens anyone who reaches the server may use it: only this machine may.
-        check(
-            self.listen.ip().is_loopback() || !self.api_tokens.is_empty(),
-            "server.listen",
-            "is not a loopback address while server.api_tokens is empty: without tokens \
-             the server listens on loopback only (set server.api_tokens, or listen on 127.0.0.1)",
-        )?;
-        for name in &self.allowed_hosts {
-            check(
-                host_name(name),
-                "server.allowed_hosts",
-                &format!("`{name}` is not a host name (no scheme, port or path; [::1] for IPv6)"),
-            )?;
-        }
-        // Any Host lets a rebound DNS name reach the API: only tokens stop a page then.
-        check(
-            !self.allowed_hosts.iter().any(|h| h == "*") || !self.api_tokens.is_empty(),
-            "server.allowed_hosts",
-            "\"*\" (any host name) needs server.api_tokens",
-        )
-    }
+/// `hub.api_url`: http or https, a host, no query.
+pub(super) fn hub_api_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    held(
+        d,
+        |u: &String| {
+            url::Url::parse(u).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some()
+                    && u.query().is_none()
+            })
+        },
+        |_| "must be an http or https URL without a query".into(),
+    )
+}
+
+/// API tokens: none empty.
+pub(super) fn tokens<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    held(
+        d,
+        |ts: &Vec<String>| ts.iter().all(|t| !t.trim().is_empty()),
+        |_| "tokens must not be empty".into(),
+    )
+}
+
+/// `server.allowed_hosts`: each a host name as a `Host` header gives it, without the port.
+pub(super) fn host_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    held(
+        d,
+        |hs: &Vec<String>| hs.iter().all(|h| host_name(h)),
+        |hs| {
+            let bad = hs
+                .iter()
+                .find(|h| !host_name(h))
+                .cloned()
+                .unwrap_or_default();
+            format!("`{bad}` is not a host name (no scheme, port or path; [::1] for IPv6)")
+        },
+    )
 }
 
 /// A name as a `Host` header gives it, without the port: `*`, a DNS name, an IPv4 literal,
@@ -274,110 +259,74 @@ fn host_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
 }
 
-impl Storage {
+/// `hub.schedule.namespaces`: Docker Hub names.
+pub(super) fn hub_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    held(
+        d,
+        |ns: &Vec<String>| ns.iter().all(|n| hub_name(n)),
+        |_| "must be Docker Hub names ([a-z0-9][a-z0-9._-]*)".into(),
+    )
+}
+
+/// `hub.schedule.search`: queries of 1 to 256 bytes.
+pub(super) fn hub_searches<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    held(
+        d,
+        |qs: &Vec<String>| {
+            qs.iter()
+                .all(|q| !q.trim().is_empty() && q.len() <= MAX_HUB_SEARCH)
+        },
+        |_| "each query must be 1 to 256 bytes".into(),
+    )
+}
+
+/// `hub.schedule.repositories`: `namespace/name`.
+pub(super) fn hub_repositories<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    held(
+        d,
+        |rs: &Vec<String>| {
+            rs.iter().all(|r| {
+                r.split_once('/')
+                    .is_some_and(|(ns, name)| hub_name(ns) && hub_name(name))
+            })
+        },
+        |_| "must be `namespace/name` Docker Hub names".into(),
+    )
+}
+
+/// The rules across two keys, which no single key's reader can judge; they name both.
+impl Server {
     pub(super) fn validate(&self) -> Result<(), Invalid> {
-        match self.backend {
-            StorageBackend::Sled => check(
-                !self.path.as_os_str().is_empty(),
-                "storage.path",
-                "must not be empty",
-            ),
-            StorageBackend::Postgres => {
-                check(
-                    self.url.starts_with("postgres://") || self.url.starts_with("postgresql://"),
-                    "storage.url",
-                    "must be a postgres:// URL when storage.backend = \"postgres\"",
-                )?;
-                check(
-                    self.pool_size > 0,
-                    "storage.pool_size",
-                    "must be greater than 0",
-                )?;
-                check(
-                    self.connect_timeout_ms > 0,
-                    "storage.connect_timeout_ms",
-                    "must be greater than 0",
-                )
-            }
+        // Without tokens anyone who reaches the server may use it: only this machine may.
+        if !self.listen.ip().is_loopback() && self.api_tokens.is_empty() {
+            return Err(Invalid {
+                key: "server.listen",
+                message: "is not a loopback address while server.api_tokens is empty: without \
+                          tokens the server listens on loopback only (set server.api_tokens, \
+                          or listen on 127.0.0.1)"
+                    .into(),
+            });
         }
+        // Any Host lets a rebound DNS name reach the API: only tokens stop a page then.
+        if self.allowed_hosts.iter().any(|h| h == "*") && self.api_tokens.is_empty() {
+            return Err(Invalid {
+                key: "server.allowed_hosts",
+                message: "\"*\" (any host name) needs server.api_tokens".into(),
+            });
+        }
+        Ok(())
     }
 }
 
 impl Watch {
     pub(super) fn validate(&self) -> Result<(), Invalid> {
-        check(
-            self.min_every_seconds > 0,
-            "watch.min_every_seconds",
-            "must be greater than 0",
-        )?;
-        check(
-            self.lease_seconds > 0,
-            "watch.lease_seconds",
-            "must be greater than 0",
-        )?;
-        check(
-            self.default_every_seconds <= MAX_WATCH_EVERY_SECONDS,
-            "watch.default_every_seconds",
-            &format!("must be at most {MAX_WATCH_EVERY_SECONDS} (ten years)"),
-        )?;
-        check(
-            self.default_every_seconds >= self.min_every_seconds,
-            "watch.default_every_seconds",
-            "must not be below watch.min_every_seconds",
-        )?;
-        check(
-            self.max_observations > 0,
-            "watch.max_observations",
-            "must be greater than 0",
-        )?;
-        let web = self.webhook_url.is_empty()
-            || url::Url::parse(&self.webhook_url)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
-        check(web, "watch.webhook_url", "must be an http or https URL")
-    }
-}
-
-impl Hub {
-    pub(super) fn validate(&self) -> Result<(), Invalid> {
-        let base = url::Url::parse(&self.api_url).is_ok_and(|u| {
-            matches!(u.scheme(), "http" | "https") && u.host_str().is_some() && u.query().is_none()
-        });
-        check(
-            base,
-            "hub.api_url",
-            "must be an http or https URL without a query",
-        )?;
-        check(
-            self.requests_per_second.is_finite() && self.requests_per_second > 0.0,
-            "hub.requests_per_second",
-            "must be greater than 0",
-        )?;
-        let s = &self.schedule;
-        check(
-            s.namespaces.iter().all(|n| hub_name(n)),
-            "hub.schedule.namespaces",
-            "must be Docker Hub names ([a-z0-9][a-z0-9._-]*)",
-        )?;
-        check(
-            s.search
-                .iter()
-                .all(|q| !q.trim().is_empty() && q.len() <= MAX_HUB_SEARCH),
-            "hub.schedule.search",
-            "each query must be 1 to 256 bytes",
-        )?;
-        check(
-            s.repositories.iter().all(|r| {
-                r.split_once('/')
-                    .is_some_and(|(ns, name)| hub_name(ns) && hub_name(name))
-            }),
-            "hub.schedule.repositories",
-            "must be `namespace/name` Docker Hub names",
-        )?;
-        check(
-            (1..=MAX_WATCH_EVERY_SECONDS).contains(&s.every_seconds),
-            "hub.schedule.every_seconds",
-            "must be from 1 to 315360000 (ten years)",
-        )
+        if self.default_every < self.min_every {
+            return Err(Invalid {
+                key: "watch.default_every_seconds",
+                message: "must not be below watch.min_every_seconds".into(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -458,7 +407,8 @@ mod tests {
                 "server.auth_failures_per_minute",
             ),
             ("[storage]\npath = \"\"", "storage.path"),
-            ("[storage]\nbackend = \"postgres\"", "storage.url"),
+            ("[storage]\nbackend = \"postgres\"", "storage"),
+            ("[storage]\nurl = \"mysql://h/d\"", "storage.url"),
             (
                 "[storage]\nbackend = \"postgres\"\nurl = \"postgres://h/d\"\npool_size = 0",
                 "storage.pool_size",
@@ -468,17 +418,22 @@ mod tests {
             ("[profiles.Bad]\nuser_agent = \"x\"", "profiles"),
             (
                 "[egress.points.nl]\nproxy = \"socks5://nl.example:1080\"",
-                "egress.points",
+                "egress.points.nl.proxy",
             ),
             (
                 "[egress.points.direct]\nproxy = \"socks5://127.0.0.1:1080\"",
                 "egress.points",
             ),
-            ("[profiles.p]\nuser_agent = \"\"", "profiles"),
+            ("[profiles.p]\nuser_agent = \"\"", "profiles.p.user_agent"),
             (
                 "[profiles.p]\nuser_agent = \"x\"\nviewport = [1, 1]",
-                "profiles",
+                "profiles.p.viewport",
             ),
+            (
+                "[watch]\ndefault_every_seconds = 5\nmin_every_seconds = 10",
+                "watch.default_every_seconds",
+            ),
+            ("[dns]\ntimeout_ms = \"1s\"\nx = 1", "dns.x"),
             ("[watch]\nmin_every_seconds = 0", "watch.min_every_seconds"),
             (
                 "[watch]\ndefault_every_seconds = 999999999999",
@@ -524,19 +479,45 @@ mod tests {
         c.dns.nameservers = vec!["127.0.0.1:5353".parse().unwrap()];
         c.policy.allow_cidrs = vec!["127.0.0.1/32".parse().unwrap()];
         c.limits.concurrency = 7;
-        c.browser.launch_timeout_ms = 1234;
+        c.browser.launch_timeout = Duration::from_millis(1234);
+        c.limits.shared_url = Some("redis://127.0.0.1:6379".into());
+        c.watch.webhook_url = Some("https://hooks.example/h".parse().unwrap());
         let text = toml::to_string(&c).unwrap();
         let back = Config::parse(&text, Path::new("t.toml")).unwrap();
         assert_eq!(toml::to_string(&back).unwrap(), text);
         assert_eq!(back.limits.concurrency, 7);
         assert_eq!(back.dns.nameservers, c.dns.nameservers);
+        assert_eq!(back.browser.launch_timeout, c.browser.launch_timeout);
+        assert_eq!(back.limits.shared_url, c.limits.shared_url);
+        assert_eq!(back.watch.webhook_url, c.watch.webhook_url);
+        assert_eq!(back.storage, c.storage);
     }
 
     #[test]
     fn an_unset_dns_timeout_is_the_hop_budget() {
-        let c = Config::parse("[limits]\nhop_timeout_ms = 1234", Path::new("t.toml")).unwrap();
-        assert_eq!(c.dns_timeout_ms(), 1234);
-        let c = Config::parse("[dns]\ntimeout_ms = 99", Path::new("t.toml")).unwrap();
-        assert_eq!(c.dns_timeout_ms(), 99);
+        let parse = |text| Config::parse(text, Path::new("t.toml")).unwrap();
+        let c = parse("[limits]\nhop_timeout_ms = 1234");
+        assert_eq!(c.dns_timeout(), Duration::from_millis(1234));
+        // 0, as older files say unset.
+        let c = parse("[limits]\nhop_timeout_ms = \"2s\"\n[dns]\ntimeout_ms = 0");
+        assert_eq!(
+            (c.dns.timeout, c.dns_timeout()),
+            (None, Duration::from_secs(2))
+        );
+        let c = parse("[dns]\ntimeout_ms = 99");
+        assert_eq!(c.dns_timeout(), Duration::from_millis(99));
+    }
+
+    /// Keys where `""` meant none read as none, from older files as from new ones.
+    #[test]
+    fn empty_strings_of_older_files_read_as_none() {
+        let old = "[limits]\nshared_url = \"\"\n[watch]\nwebhook_url = \"\"\n";
+        let c = Config::parse(old, Path::new("t.toml")).unwrap();
+        assert_eq!((c.limits.shared_url, c.watch.webhook_url), (None, None));
+        let set = "[limits]\nshared_url = \"redis://r:6379\"\n\
+                   [watch]\nwebhook_url = \"http://h.example/e\"\n";
+        let c = Config::parse(set, Path::new("t.toml")).unwrap();
+        assert_eq!(c.limits.shared_url.as_deref(), Some("redis://r:6379"));
+        assert_eq!(c.watch.webhook_url.unwrap().host_str(), Some("h.example"));
     }
 }

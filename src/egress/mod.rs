@@ -132,7 +132,7 @@ impl Egress {
         nameservers: &[SocketAddr],
         upstream: Option<Upstream>,
     ) -> Result<Arc<Egress>, EgressError> {
-        let dns_timeout = Duration::from_millis(config.dns_timeout_ms().max(1));
+        let dns_timeout = config.dns_timeout();
         let mut builder = if nameservers.is_empty() {
             TokioResolver::builder_tokio().map_err(|e| EgressError::Dns {
                 host: "<system resolver>".into(),

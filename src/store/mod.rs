@@ -24,7 +24,7 @@ pub use model::{DomainPage, DomainQuery, DomainRecord, DomainSort, WatchRecord};
 use model::{Event, Observation, RepositoryRecord};
 pub use search::{SearchKey, SearchPage, SearchQuery};
 
-use crate::config::{Storage, StorageBackend};
+use crate::config::Storage;
 use crate::trace::Trace;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -311,9 +311,11 @@ impl std::ops::Deref for Store {
 impl Store {
     /// Opens the backend `[storage]` names (PostgreSQL: connects and migrates).
     pub async fn open(config: &Storage) -> Result<Store, StoreError> {
-        match config.backend {
-            StorageBackend::Sled => Store::open_sled(&config.path),
-            StorageBackend::Postgres => Ok(Store(Arc::new(postgres::PgStore::open(config).await?))),
+        match &config.backend {
+            crate::config::Backend::Sled(sled) => Store::open_sled(&sled.path),
+            crate::config::Backend::Postgres(pg) => {
+                Ok(Store(Arc::new(postgres::PgStore::open(pg).await?)))
+            }
         }
     }
 

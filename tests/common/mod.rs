@@ -52,14 +52,15 @@ impl TestEnv {
         let mut config = Config::default();
         config.dns.nameservers = vec![dns.addr];
         config.policy.allow_cidrs = vec!["127.0.0.1/32".parse().unwrap()];
-        config.limits.hop_timeout_ms = 3000;
-        config.limits.total_timeout_ms = 20000;
+        config.limits.hop_timeout = std::time::Duration::from_millis(3000);
+        config.limits.total_timeout = std::time::Duration::from_millis(20000);
         config.limits.max_body_bytes = 65536;
         config.limits.per_host_per_second = 1000.0;
         config.browser.enabled = false;
         // The script engine's workers are the hoptrace binary (a test binary is not one).
         config.browser.script_worker = env!("CARGO_BIN_EXE_hoptrace").into();
-        config.storage.path = dir.path().join("db");
+        config.storage.backend =
+            hoptrace::config::Backend::Sled(hoptrace::config::Sled::at(dir.path().join("db")));
         TestEnv { dns, dir, config }
     }
 

@@ -8,8 +8,6 @@
 
 mod watches;
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::types::{to_sql_checked, IsNull, Json, ToSql, Type};
@@ -17,7 +15,7 @@ use tokio_postgres::NoTls;
 
 use super::model::{DomainPage, DomainQuery, DomainRecord, DomainSort, RepositoryRecord};
 use super::{Durability, EncodedTrace, Repositories, SearchPage, SearchQuery, StoreError, Traces};
-use crate::config::Storage;
+use crate::config::Postgres;
 use crate::trace::Trace;
 
 /// The schema, one step per entry, in order; a step is applied once per database.
@@ -41,7 +39,7 @@ pub struct PgStore {
 
 impl PgStore {
     /// Connects (within `storage.connect_timeout_ms`) and brings the schema up to date.
-    pub async fn open(config: &Storage) -> Result<PgStore, StoreError> {
+    pub async fn open(config: &Postgres) -> Result<PgStore, StoreError> {
         let open_err = |message: String| StoreError::Open {
             path: redacted(&config.url).into(),
             message,
@@ -50,7 +48,7 @@ impl PgStore {
             .url
             .parse()
             .map_err(|e: tokio_postgres::Error| open_err(e.to_string()))?;
-        let timeout = Duration::from_millis(config.connect_timeout_ms);
+        let timeout = config.connect_timeout;
         pg.connect_timeout(timeout);
         pg.application_name("hoptrace");
         let manager = Manager::from_config(
