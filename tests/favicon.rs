@@ -116,8 +116,9 @@ async fn a_landed_pages_icon_is_hashed_and_found_by_search() {
     assert_eq!(json["evidence"]["favicon_mmh3"], ICON_MMH3);
 
     let pg = Store::open(&hoptrace::config::Storage {
-        backend: hoptrace::config::StorageBackend::Postgres,
-        url: db::fresh_database().await,
+        backend: hoptrace::config::Backend::Postgres(hoptrace::config::Postgres::at(
+            db::fresh_database().await,
+        )),
         ..Default::default()
     })
     .await

@@ -404,8 +404,9 @@ async fn an_interrupted_crawl_resumes_without_repeating_finished_pages() {
     resumes_on(hub, sled).await;
     // The cursor is a store counter: PostgreSQL keeps it as sled does.
     let storage = hoptrace::config::Storage {
-        backend: hoptrace::config::StorageBackend::Postgres,
-        url: db::fresh_database().await,
+        backend: hoptrace::config::Backend::Postgres(hoptrace::config::Postgres::at(
+            db::fresh_database().await,
+        )),
         ..Default::default()
     };
     resumes_on(Hub::start(35).await, Store::open(&storage).await.unwrap()).await;

@@ -36,8 +36,9 @@ async fn backends() -> Vec<Backend> {
 
 async fn postgres_store(url: &str) -> Store {
     let storage = hoptrace::config::Storage {
-        backend: hoptrace::config::StorageBackend::Postgres,
-        url: url.to_string(),
+        backend: hoptrace::config::Backend::Postgres(hoptrace::config::Postgres::at(
+            url.to_string(),
+        )),
         ..Default::default()
     };
     Store::open(&storage).await.unwrap()

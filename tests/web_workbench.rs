@@ -171,8 +171,9 @@ async fn search_by_every_key_on_both_backends() {
     search_on(Store::open_sled(&dir.path().join("db")).unwrap()).await;
     eprintln!("backend: postgres");
     let storage = hoptrace::config::Storage {
-        backend: hoptrace::config::StorageBackend::Postgres,
-        url: db::fresh_database().await,
+        backend: hoptrace::config::Backend::Postgres(hoptrace::config::Postgres::at(
+            db::fresh_database().await,
+        )),
         ..Default::default()
     };
     search_on(Store::open(&storage).await.unwrap()).await;
@@ -219,8 +220,7 @@ async fn stores_from_before_the_index_are_indexed() {
 
     let url = db::fresh_database().await;
     let storage = hoptrace::config::Storage {
-        backend: hoptrace::config::StorageBackend::Postgres,
-        url: url.clone(),
+        backend: hoptrace::config::Backend::Postgres(hoptrace::config::Postgres::at(url.clone())),
         ..Default::default()
     };
     let store = Store::open(&storage).await.unwrap();
