@@ -421,7 +421,7 @@ impl NextHopFinder for BrowserStage {
         Box::pin(async move {
             // A landing page goes to the browser for its screenshot even without script.
             let capture = self.screenshot_bytes.is_some() && page.landing_evidence;
-            let script = crate::discover::has_script(page.response);
+            let script = crate::discover::has_script(page.url, page.response);
             if capture || script {
                 self.run(page, script).await
             } else {
