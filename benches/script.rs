@@ -29,6 +29,8 @@ struct Run {
     name: String,
     links: usize,
     seconds: f64,
+    /// CPU seconds (user + system) used during the run, by whom (load cannot inflate these).
+    cpu: Cpu,
     /// Resolutions whose script hop was right (the page's own `el`), and by which engine.
     right: usize,
     emulated: usize,
@@ -42,6 +44,7 @@ impl Run {
 
 async fn run(name: &str, r: &Arc<Resolver>, urls: Vec<(String, Option<String>)>) -> Run {
     let links = urls.len();
+    let before = Cpu::now();
     let t0 = Instant::now();
     let traces: Vec<(Trace, Option<String>)> = stream::iter(urls)
         .map(|(u, want)| {
@@ -52,6 +55,7 @@ async fn run(name: &str, r: &Arc<Resolver>, urls: Vec<(String, Option<String>)>)
         .collect()
         .await;
     let seconds = t0.elapsed().as_secs_f64();
+    let cpu = Cpu::now().since(&before);
     let right = traces
         .iter()
         .filter(|(t, want)| match want {
@@ -70,8 +74,78 @@ async fn run(name: &str, r: &Arc<Resolver>, urls: Vec<(String, Option<String>)>)
         name: name.into(),
         links,
         seconds,
+        cpu,
         right,
         emulated,
+    }
+}
+
+/// CPU seconds used so far by this process, by its script workers, and by the rest of its
+/// descendants (Chromium), from `/proc` (a process that ended is not counted).
+#[derive(Default, Clone, Copy)]
+struct Cpu {
+    me: f64,
+    workers: f64,
+    chromium: f64,
+}
+
+impl Cpu {
+    fn now() -> Cpu {
+        let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        // pid -> (parent, user + system ticks)
+        let mut procs = std::collections::HashMap::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // Fields after the command's closing parenthesis: state, ppid, ..., utime (14), stime (15).
+            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+                continue;
+            };
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            procs.insert(pid, (num(1) as u32, num(11) + num(12)));
+        }
+        let me = std::process::id();
+        let mut cpu = Cpu {
+            me: procs.get(&me).map_or(0.0, |p| p.1) / tick,
+            ..Cpu::default()
+        };
+        for (&pid, &(_, ticks)) in &procs {
+            let mut up = pid;
+            let mut ours = false;
+            for _ in 0..32 {
+                match procs.get(&up) {
+                    Some(&(parent, _)) if parent == me => {
+                        ours = true;
+                        break;
+                    }
+                    Some(&(parent, _)) if parent > 1 => up = parent,
+                    _ => break,
+                }
+            }
+            if !ours {
+                continue;
+            }
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(hoptrace::script::WORKER_ARG) {
+                cpu.workers += ticks / tick;
+            } else {
+                cpu.chromium += ticks / tick;
+            }
+        }
+        cpu
+    }
+
+    fn since(&self, before: &Cpu) -> Cpu {
+        Cpu {
+            me: self.me - before.me,
+            workers: self.workers - before.workers,
+            chromium: self.chromium - before.chromium,
+        }
     }
 }
 
@@ -170,6 +244,13 @@ async fn main() {
             r.right,
             r.emulated
         );
+        println!(
+            "  {:<12} CPU per link: {:.2} ms script workers, {:.2} ms this process, {:.2} ms Chromium",
+            "",
+            r.cpu.workers * 1000.0 / r.links as f64,
+            r.cpu.me * 1000.0 / r.links as f64,
+            r.cpu.chromium * 1000.0 / r.links as f64,
+        );
     }
     let ratio = (!auto_only).then(|| runs[0].rate() / runs[1].rate());
     if let Some(ratio) = ratio {
@@ -180,6 +261,7 @@ async fn main() {
         "runs": runs.iter().map(|r| serde_json::json!({
             "name": r.name, "links": r.links, "seconds": r.seconds,
             "per_second": r.rate(), "right": r.right, "emulated": r.emulated,
+            "cpu_seconds": { "workers": r.cpu.workers, "process": r.cpu.me, "chromium": r.cpu.chromium },
         })).collect::<Vec<_>>(),
         "ratio": ratio,
     });

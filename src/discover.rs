@@ -110,18 +110,43 @@ impl NextHopFinder for StaticFinder {
     }
 }
 
-/// A page only a browser can see through: HTML (or untyped) with script in it.
-pub fn has_script(resp: &Response) -> bool {
+/// A page only a browser can see through: HTML (or untyped) at `base` with script in it, or
+/// with a frame whose script may navigate it ([`has_own_frame`]).
+pub fn has_script(base: &Url, resp: &Response) -> bool {
     if resp.body.is_empty() || resp.is_redirect() || resp.download.is_some() {
         return false;
     }
     let html = resp
         .content_type()
         .is_none_or(|ct| ct.to_ascii_lowercase().contains("html"));
-    html && resp
-        .body
-        .windows(7)
-        .any(|w| w.eq_ignore_ascii_case(b"<script"))
+    let has = |tag: &[u8]| {
+        resp.body
+            .windows(tag.len())
+            .any(|w| w.eq_ignore_ascii_case(tag))
+    };
+    html && (has(b"<script")
+        || (has(b"frame") && has_own_frame(base, &String::from_utf8_lossy(&resp.body))))
+}
+
+static FRAME_TAG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?is)<i?frame\b[^>]*>").unwrap());
+
+/// Whether the page at `base` has a frame that may navigate it: one of its own origin (its
+/// `src`, `srcdoc` or a `javascript:` URL). A frame of another origin may not navigate the
+/// page without a visitor's gesture.
+fn has_own_frame(base: &Url, html: &str) -> bool {
+    FRAME_TAG.find_iter(html).any(|tag| {
+        attributes(tag.as_str()).any(|(name, value)| match name.as_str() {
+            "srcdoc" => true,
+            "src" => {
+                let src = html_unescape(value);
+                let src = src.trim();
+                src.get(..11)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("javascript:"))
+                    || base.join(src).is_ok_and(|u| u.origin() == base.origin())
+            }
+            _ => false,
+        })
+    })
 }
 
 /// Redirect, then Refresh header, then meta refresh, then (with `literal_scripts`) literal
@@ -337,6 +362,41 @@ fn js_unescape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_whose_own_frame_may_navigate_it_goes_to_the_script_stage() {
+        let base = Url::parse("http://blog.test/p/page").unwrap();
+        for (html, want) in [
+            ("<iframe src=\"/frame\"></iframe>", true),
+            ("<IFRAME SRC='in/f?a=1&amp;b=2'>", true),
+            ("<frameset><frame src=http://blog.test/f></frameset>", true),
+            (
+                "<iframe srcdoc=\"&lt;script&gt;top.location='x'&lt;/script&gt;\"></iframe>",
+                true,
+            ),
+            (
+                "<iframe src=\" JavaScript:top.location='x'\"></iframe>",
+                true,
+            ),
+            ("<iframe src=\"https://blog.test/f\"></iframe>", false),
+            (
+                "<iframe src=\"http://video.example/embed\"></iframe>",
+                false,
+            ),
+            ("<iframe></iframe><p>no frame here</p>", false),
+        ] {
+            let resp = Response {
+                status: 200,
+                headers: http::HeaderMap::new(),
+                peer: None,
+                body: bytes::Bytes::from(format!("<html><body>{html}</body></html>")),
+                body_note: None,
+                download: None,
+                record: Default::default(),
+            };
+            assert_eq!(has_script(&base, &resp), want, "{html}");
+        }
+    }
 
     #[test]
     fn meta_refresh_spellings() {

@@ -209,13 +209,14 @@ impl Fetcher {
     }
 
     /// Fetches `url` once as `profile` presents itself (with its Referer when `first`): a GET,
-    /// or a POST of `form` (a form's `application/x-www-form-urlencoded` body).
+    /// or a POST of `form` (a form's `application/x-www-form-urlencoded` body, with the
+    /// Origin and Referer a browser sends for it).
     /// Headers must arrive before `budget` runs out; the body is read until the limit, the
     /// end, or the budget, whichever comes first.
     pub async fn fetch(
         &self,
         url: &Url,
-        form: Option<&str>,
+        form: Option<Form<'_>>,
         budget: Duration,
         profile: &crate::profile::Profile,
         first: bool,
@@ -223,11 +224,8 @@ impl Fetcher {
         let deadline = Instant::now() + budget;
         let mut headers = self.headers.clone();
         present(&mut headers, profile, first);
-        if form.is_some() {
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/x-www-form-urlencoded"),
-            );
+        if let Some(form) = &form {
+            form.present(&mut headers, url);
         }
         // Recorded as sent, without keeping a copy of the map.
         let mut room = crate::record::MAX_HEADER_BYTES;
@@ -241,7 +239,7 @@ impl Fetcher {
                 *req.headers_mut() = headers;
                 self.client.request(req)
             }
-            Some(body) => {
+            Some(Form { body, .. }) => {
                 let body = http_body_util::Full::new(Bytes::copy_from_slice(body.as_bytes()));
                 let mut req = request(http::Method::POST, url, body)?;
                 *req.headers_mut() = headers;
@@ -568,6 +566,63 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
+/// A form a page submits with POST: its `application/x-www-form-urlencoded` body and the
+/// page it was submitted from.
+#[derive(Debug, Clone, Copy)]
+pub struct Form<'a> {
+    pub body: &'a str,
+    pub from: &'a Url,
+}
+
+impl Form<'_> {
+    /// The headers a browser sends with the form's POST to `to`: its type, the submitting
+    /// page's Origin, and the Referer its default policy (`strict-origin-when-cross-origin`)
+    /// allows.
+    fn present(&self, headers: &mut HeaderMap, to: &Url) {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        // The same policy hides the origin too from HTTPS to HTTP.
+        let origin = if self.from.scheme() == "https" && to.scheme() != "https" {
+            "null".to_string()
+        } else {
+            self.from.origin().ascii_serialization()
+        };
+        if let Ok(v) = HeaderValue::from_str(&origin) {
+            headers.insert(header::ORIGIN, v);
+        }
+        match referrer(self.from, to).and_then(|r| HeaderValue::from_str(&r).ok()) {
+            Some(v) => {
+                headers.insert(header::REFERER, v);
+            }
+            None => {
+                headers.remove(header::REFERER);
+            }
+        }
+    }
+}
+
+/// The Referer a browser sends from the page `from` to `to` under the default referrer
+/// policy, `strict-origin-when-cross-origin`: the page's URL (without its credentials and
+/// fragment) to its own origin, its origin alone elsewhere, nothing from HTTPS to HTTP.
+pub fn referrer(from: &Url, to: &Url) -> Option<String> {
+    if !matches!(from.scheme(), "http" | "https") {
+        return None;
+    }
+    if from.scheme() == "https" && to.scheme() != "https" {
+        return None;
+    }
+    if from.origin() == to.origin() {
+        let mut page = from.clone();
+        let _ = page.set_username("");
+        let _ = page.set_password(None);
+        page.set_fragment(None);
+        return Some(page.to_string());
+    }
+    Some(format!("{}/", from.origin().ascii_serialization()))
+}
+
 /// The headers by which `profile` is known (the config checked they are header values).
 fn present(headers: &mut HeaderMap, profile: &crate::profile::Profile, first: bool) {
     if let Ok(ua) = HeaderValue::from_str(&profile.user_agent) {
@@ -591,6 +646,57 @@ fn present(headers: &mut HeaderMap, profile: &crate::profile::Profile, first: bo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forms_referer_follows_strict_origin_when_cross_origin() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        let page = u("https://user:pw@blog.test/p/form?x=1#f");
+        for (to, want) in [
+            (
+                "https://blog.test/posted",
+                Some("https://blog.test/p/form?x=1"),
+            ),
+            ("https://next.test/posted", Some("https://blog.test/")),
+            ("https://blog.test:8443/posted", Some("https://blog.test/")),
+            ("http://blog.test/posted", None),
+        ] {
+            assert_eq!(referrer(&page, &u(to)).as_deref(), want, "{to}");
+        }
+        assert_eq!(
+            referrer(&u("http://blog.test/a"), &u("https://next.test/b")).as_deref(),
+            Some("http://blog.test/")
+        );
+        // As headers on the POST: the Origin too is hidden from HTTPS to HTTP.
+        for (to, origin, referer) in [
+            (
+                "https://next.test/posted",
+                "https://blog.test",
+                Some("https://blog.test/"),
+            ),
+            ("http://blog.test/posted", "null", None),
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::REFERER,
+                HeaderValue::from_static("http://profile.test/"),
+            );
+            let form = Form {
+                body: "q=1",
+                from: &page,
+            };
+            form.present(&mut headers, &u(to));
+            assert_eq!(headers[header::ORIGIN], origin, "{to}");
+            assert_eq!(
+                headers.get(header::REFERER).map(|v| v.to_str().unwrap()),
+                referer,
+                "{to}"
+            );
+            assert_eq!(
+                headers[header::CONTENT_TYPE],
+                "application/x-www-form-urlencoded"
+            );
+        }
+    }
     use std::io::Write;
 
     #[test]

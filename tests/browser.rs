@@ -35,6 +35,10 @@ fn table_page(path: &str) -> Option<String> {
         "/document-write-meta" => "<html><head><script>var u = 'NEXT' + 'write-meta'; document.write('<me' + 'ta http-equiv=\"refresh\" content=\"0;url=' + u + '\">');</script></head><body></body></html>".into(),
         "/form-get" => "<form id=f method=GET action='/submitted'><input name=q value=1></form><script>document.getElementById('f').submit();</script>".into(),
         "/form-post" => "<form id=f method=POST action='/posted'><input name=q value=1></form><script>document.getElementById('f').submit();</script>".into(),
+        "/form-post-cross" => "<form id=f method=POST action='NEXT posted'><input name=q value=1></form><script>document.getElementById('f').submit();</script>".into(),
+        // No script of its own: its same-origin frame's script navigates it.
+        "/frame-only" => "<html><body><p>x</p><iframe src=\"/frame-only-in\"></iframe></body></html>".into(),
+        "/frame-only-in" => "<script>top.location.href = 'NEXT' + 'frame-only';</script>".into(),
         "/dom-content-loaded" => "<script>document.addEventListener('DOMContentLoaded', function () { location.href = 'NEXT' + 'dcl'; });</script><p>x</p>".into(),
         "/load" => "<script>window.addEventListener('load', function () { location.href = 'NEXT' + 'load'; });</script><p>x</p>".into(),
         "/body-onload" => "<html><head><script>function go() { location.href = 'NEXT' + 'body-onload'; }</script></head><body onload=\"go()\">x</body></html>".into(),
@@ -220,6 +224,16 @@ const TABLE: &[Row] = &[
         Some(("NEXT write-script", Via::Javascript)),
     ),
     row(
+        "a script-submitted POST form to another origin",
+        "/form-post-cross",
+        Some(("NEXT posted", Via::Javascript)),
+    ),
+    row(
+        "a page without script whose same-origin frame navigates it",
+        "/frame-only",
+        Some(("NEXT frame-only", Via::Javascript)),
+    ),
+    row(
         "two script pages in a row",
         "/chain-1",
         Some(("HERE/chain-2", Via::Javascript)),
@@ -258,6 +272,8 @@ const EMULATED: &[&str] = &[
     "/url-params?to=abc",
     "/popup",
     "/document-write-script",
+    "/form-post-cross",
+    "/frame-only",
 ];
 
 fn b64(s: &str) -> String {
@@ -364,6 +380,15 @@ async fn javascript_conformance_table() {
     );
 }
 
+/// Where a row's page POSTs its form, if it does.
+fn posted_to(path: &str, here: &str, port: u16) -> Option<String> {
+    match path {
+        "/form-post" => Some(format!("{here}/posted")),
+        "/form-post-cross" => Some(format!("http://next.test:{port}/posted")),
+        _ => None,
+    }
+}
+
 async fn table_rows(r: &Resolver, here: &str, p: u16, kind: ScriptEngineKind) -> Vec<String> {
     let mut failures = Vec::new();
     for row in TABLE {
@@ -399,11 +424,23 @@ async fn table_rows(r: &Resolver, here: &str, p: u16, kind: ScriptEngineKind) ->
                 ));
             }
         }
-        if row.path == "/form-post" {
-            // Followed as a POST of the form's body, which the fixture answers with a 303 to
-            // a page naming what it received; that one is a GET.
+        if let Some(posted) = posted_to(row.path, here, p) {
+            // Followed as a POST of the form's body with the Origin and Referer a browser
+            // sends (strict-origin-when-cross-origin: the page's URL to its own origin, the
+            // origin alone elsewhere), which the fixture answers with a 303 to a page naming
+            // what it received; that one is a GET.
             let hops: Vec<_> = t.hops.iter().map(|h| (h.url.as_str(), h.method)).collect();
-            let (posted, seen) = (format!("{here}/posted"), format!("{here}/post-seen?q=1"));
+            let referer = if posted.starts_with(here) {
+                url.clone()
+            } else {
+                format!("{here}/")
+            };
+            let sent = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("origin", here)
+                .append_pair("referer", &referer)
+                .finish();
+            let at = &posted[..posted.rfind('/').unwrap_or(0)];
+            let seen = format!("{at}/post-seen?q=1&{sent}");
             let want = vec![
                 (url.as_str(), None),
                 (posted.as_str(), Some(Method::Post)),
@@ -891,12 +928,25 @@ async fn page_server(page: impl Fn(&str, u16) -> String + Send + Sync + 'static)
     let srv = Server::start("127.0.0.1", move |req| {
         let body = page(req.uri().path(), *p.get().unwrap());
         async move {
-            // A form's POST is answered with a 303 to a page that names the body it got.
+            // A form's POST is answered with a 303 to a page that names the body it got, and
+            // the Origin and Referer it came with.
             if req.method() == http::Method::POST {
                 use http_body_util::BodyExt;
+                let header = |name| {
+                    req.headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("none")
+                        .to_string()
+                };
+                let sent = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("origin", &header(http::header::ORIGIN))
+                    .append_pair("referer", &header(http::header::REFERER))
+                    .finish();
                 let got = req.into_body().collect().await.map(|b| b.to_bytes());
                 let got = got.unwrap_or_default();
-                return redirect(303, &[b"/post-seen?".as_slice(), &got].concat());
+                let seen = [b"/post-seen?".as_slice(), &got, b"&", sent.as_bytes()].concat();
+                return redirect(303, &seen);
             }
             html(&body)
         }

@@ -174,7 +174,8 @@ pub struct BrowserStage {
 }
 
 /// Pages prepared ahead (each with its own fresh proxy), so a resolution does not wait for
-/// context and tab set-up. Each is used once.
+/// context and tab set-up. Each is used once. A prepared page is a renderer started (a few
+/// hundred ms of CPU) and kept: only as many are kept as visits have shown they need.
 struct Ready {
     driver: Arc<dyn Driver>,
     egress: Arc<Egress>,
@@ -182,6 +183,8 @@ struct Ready {
     slots: Mutex<Vec<Slot>>,
     /// Slots kept ready (and being made ready) at most.
     keep: usize,
+    /// Slots kept ready now: one more each time a visit found none ready, up to `keep`.
+    wanted: AtomicUsize,
     making: AtomicUsize,
 }
 
@@ -192,10 +195,19 @@ struct Slot {
 
 impl Ready {
     fn take(&self) -> Option<Slot> {
-        self.slots.lock().unwrap_or_else(|p| p.into_inner()).pop()
+        let slot = self.slots.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        if slot.is_none() {
+            // Visits outrun what is kept ready: keep one more.
+            let _ = self
+                .wanted
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
+                    (w < self.keep).then_some(w + 1)
+                });
+        }
+        slot
     }
 
-    /// Tops the ready slots up to `keep` in the background: one worker, preparing one
+    /// Tops the ready slots up to `wanted` in the background: one worker, preparing one
     /// page at a time, so a resolution that must prepare its own page waits behind at most
     /// one.
     fn refill(self: &Arc<Self>) {
@@ -204,7 +216,9 @@ impl Ready {
         }
         let me = self.clone();
         tokio::spawn(async move {
-            while me.slots.lock().unwrap_or_else(|p| p.into_inner()).len() < me.keep {
+            while me.slots.lock().unwrap_or_else(|p| p.into_inner()).len()
+                < me.wanted.load(Ordering::SeqCst)
+            {
                 let Ok(proxy) = JobProxy::start(me.egress.clone(), me.page_bytes).await else {
                     break;
                 };
@@ -259,6 +273,7 @@ impl BrowserStage {
                 page_bytes: limits.page_bytes,
                 slots: Mutex::new(Vec::new()),
                 keep: (limits.max_tabs * 2).clamp(2, 4),
+                wanted: AtomicUsize::new(0),
                 making: AtomicUsize::new(0),
             }),
             tabs: Arc::new(Semaphore::new(limits.max_tabs.max(1))),
@@ -406,7 +421,7 @@ impl NextHopFinder for BrowserStage {
         Box::pin(async move {
             // A landing page goes to the browser for its screenshot even without script.
             let capture = self.screenshot_bytes.is_some() && page.landing_evidence;
-            let script = crate::discover::has_script(page.response);
+            let script = crate::discover::has_script(page.url, page.response);
             if capture || script {
                 self.run(page, script).await
             } else {

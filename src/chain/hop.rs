@@ -12,20 +12,20 @@ use super::{Resolver, Visitor, DIRECT};
 use crate::decode;
 use crate::discover::{Found, NextHopFinder, Page};
 use crate::egress::{EgressError, Pinned};
-use crate::fetch::FetchError;
+use crate::fetch::{FetchError, Form};
 use crate::input::parse_input;
 use crate::trace::{ErrorKind, Hop, Method, Outcome, TraceError, Via};
 
 impl Resolver {
     /// One hop, in stages: refuse a scheme that is not the web's, decode a known wrapper
     /// without contacting it, fetch it through the egress gate within the time left (POSTing
-    /// `post`, a form's body, when given), record the response, and ask the finders where the
+    /// `form` when given), record the response, and ask the finders where the
     /// page leads. Each stage that ends the chain says how; the hop's record is filled in
     /// along the way and the network time charged to `spent`.
     pub(super) async fn step(
         &self,
         url: &Url,
-        post: Option<&str>,
+        form: Option<Form<'_>>,
         hop: &mut Hop,
         spent: &mut Duration,
         visitor: &Visitor<'_>,
@@ -46,10 +46,10 @@ impl Resolver {
             return Step::End(Outcome::Timeout, Some(error));
         };
         let budget = self.hop_timeout.min(remaining);
-        if post.is_some() {
+        if form.is_some() {
             hop.method = Some(Method::Post);
         }
-        let (result, took) = self.fetch_politely(url, post, budget, visitor, first).await;
+        let (result, took) = self.fetch_politely(url, form, budget, visitor, first).await;
         *spent += took;
         hop.elapsed_ms = Some(took.as_millis() as u64);
         let mut resp = match result {
@@ -85,19 +85,19 @@ impl Resolver {
             Step::Next(mut found)
                 if found.via == Via::HttpRedirect && matches!(resp.status, 307 | 308) =>
             {
-                found.post = post.map(str::to_string);
+                found.post = form.map(|f| f.body.to_string());
                 Step::Next(found)
             }
             next => next,
         }
     }
 
-    /// Fetches `url` (POSTing `post` when given) within `budget` after waiting for politeness toward its host, with the
+    /// Fetches `url` (POSTing `form` when given) within `budget` after waiting for politeness toward its host, with the
     /// time the fetch took (the wait left out).
     async fn fetch_politely(
         &self,
         url: &Url,
-        post: Option<&str>,
+        form: Option<Form<'_>>,
         budget: Duration,
         visitor: &Visitor<'_>,
         first: bool,
@@ -117,7 +117,7 @@ impl Resolver {
         let result = visitor
             .way
             .fetcher
-            .fetch(url, post, budget, visitor.profile, first)
+            .fetch(url, form, budget, visitor.profile, first)
             .await;
         (result, t0.elapsed())
     }

@@ -19,7 +19,7 @@ use crate::browser::Driver;
 use crate::config::{AutoSource, Config};
 use crate::discover::NextHopFinder;
 use crate::egress::{Egress, EgressError};
-use crate::fetch::{ClientError, Fetcher};
+use crate::fetch::{ClientError, Fetcher, Form};
 use crate::input::parse_input;
 use crate::labels::{LabelError, Labels};
 use crate::profile::Profiles;
@@ -382,8 +382,8 @@ impl Resolver {
         let mut seen: HashMap<String, usize> = HashMap::new();
         let mut current = start;
         let mut via = Via::Input;
-        // The form body the current hop POSTs, if it does.
-        let mut post: Option<String> = None;
+        // The form the current hop POSTs, if it does: its body and the page that sent it.
+        let mut post: Option<(String, Url)> = None;
         // Network time used; waiting for per-host politeness is not counted, so a big batch
         // aimed at one host is slowed down, not timed out.
         let mut spent = Duration::ZERO;
@@ -396,7 +396,7 @@ impl Resolver {
             let next = match self
                 .step(
                     &current,
-                    post.as_deref(),
+                    post.as_ref().map(|(body, from)| Form { body, from }),
                     &mut hop,
                     &mut spent,
                     visitor,
@@ -440,9 +440,16 @@ impl Resolver {
                 });
                 break;
             }
+            post = next_post.map(|body| {
+                // A 307 or 308 repeats the form as it was sent, from the page that sent it.
+                let from = match post.take() {
+                    Some((_, from)) if next_via == Via::HttpRedirect => from,
+                    _ => current.clone(),
+                };
+                (body, from)
+            });
             current = url;
             via = next_via;
-            post = next_post;
         }
         trace.elapsed_ms = Some(began.elapsed().as_millis() as u64);
         let shot = trace.hops.last_mut().and_then(|h| h.screenshot.take());
