@@ -548,7 +548,8 @@ async fn a_batch_answers_in_order_within_the_admission_and_stored() {
     let mut entries: Vec<Result<Entry, std::convert::Infallible>> =
         urls.iter().map(|u| Ok(Entry::parse(u.clone()))).collect();
     entries.insert(3, Ok(Entry::parse("hxxp://exa mple[.]com/".into())));
-    let batch = Batch::new(resolver.clone(), "default", "direct", Lookup::Refresh).unwrap();
+    let (profile, via) = (hoptrace::profile::DEFAULT, hoptrace::chain::DIRECT);
+    let batch = Batch::new(resolver.clone(), profile, via, Lookup::Refresh).unwrap();
     let mut groups = batch.run(futures_util::stream::iter(entries));
     let mut inputs = Vec::new();
     while let Some(group) = groups.next().await.unwrap() {
