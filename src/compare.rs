@@ -5,7 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::chain::{Resolver, VisitorError, DIRECT};
+use crate::chain::{Resolved, Resolver, VisitorError, DIRECT};
+use crate::input::Link;
 use crate::labels::{registrable, CLOAKED};
 use crate::trace::{Outcome, Trace};
 
@@ -53,12 +54,13 @@ pub async fn compare(
     for (p, v) in &matrix {
         resolver.visitor(p, v)?;
     }
-    let traces = futures_util::future::join_all(
-        matrix
-            .iter()
-            .map(|(p, v)| resolver.resolve_as(input, p, v, false)),
-    )
-    .await;
+    let traces = match Link::parse(input) {
+        Ok(link) => resolver.resolve_matrix(&link, &matrix).await,
+        Err(e) => {
+            let answer = Resolved::unstored(Trace::input_error(input, e.to_string()));
+            matrix.iter().map(|_| Ok(answer.clone())).collect()
+        }
+    };
     let mut cells = Vec::new();
     for ((profile, via), trace) in matrix.into_iter().zip(traces) {
         cells.push(Cell {

@@ -222,18 +222,53 @@ impl Fetcher {
         first: bool,
     ) -> Result<Response, FetchError> {
         let deadline = Instant::now() + budget;
-        let mut headers = self.headers.clone();
-        present(&mut headers, profile, first);
-        if let Some(form) = &form {
-            form.present(&mut headers, url);
-        }
+        let headers = self.headers_as(url, profile, first, form.as_ref());
         // Recorded as sent, without keeping a copy of the map.
         let mut room = crate::record::MAX_HEADER_BYTES;
-        let (request_headers, left_req) = crate::record::headers_of(&headers, &mut room);
-        let started = crate::now_ms();
-        let t0 = Instant::now();
+        let sent = Sent {
+            headers: crate::record::headers_of(&headers, &mut room),
+            started: crate::now_ms(),
+            t0: Instant::now(),
+            method: if form.is_some() { "POST" } else { "GET" },
+        };
+        let resp = tokio::time::timeout_at(deadline, self.send(url, form, headers)?)
+            .await
+            .map_err(|_| FetchError::Timeout(budget.as_millis() as u64))?
+            .map_err(classify)?;
+        let (parts, body) = resp.into_parts();
+        let mut out = self.response_of(url, parts, sent);
+        if out.leads_on_without_body() {
+            return Ok(out);
+        }
+        self.read_body(&mut out, body, deadline).await;
+        Ok(out)
+    }
 
-        let sent = match form {
+    /// The request's headers to `url`: the client's, as `profile` presents itself (with its
+    /// Referer when `first`), and a form's own (type, Origin, Referer) when it POSTs one.
+    fn headers_as(
+        &self,
+        url: &Url,
+        profile: &crate::profile::Profile,
+        first: bool,
+        form: Option<&Form<'_>>,
+    ) -> HeaderMap {
+        let mut headers = self.headers.clone();
+        present(&mut headers, profile, first);
+        if let Some(form) = form {
+            form.present(&mut headers, url);
+        }
+        headers
+    }
+
+    /// The request under way: a GET, or a POST of `form`.
+    fn send(
+        &self,
+        url: &Url,
+        form: Option<Form<'_>>,
+        headers: HeaderMap,
+    ) -> Result<hyper_util::client::legacy::ResponseFuture, FetchError> {
+        Ok(match form {
             None => {
                 let mut req = request(http::Method::GET, url, Empty::<Bytes>::new())?;
                 *req.headers_mut() = headers;
@@ -245,23 +280,23 @@ impl Fetcher {
                 *req.headers_mut() = headers;
                 self.poster.request(req)
             }
-        };
-        let resp = tokio::time::timeout_at(deadline, sent)
-            .await
-            .map_err(|_| FetchError::Timeout(budget.as_millis() as u64))?
-            .map_err(classify)?;
-        let (parts, mut body) = resp.into_parts();
+        })
+    }
+
+    /// The response's head, with its record (the body not read yet).
+    fn response_of(&self, url: &Url, parts: http::response::Parts, sent: Sent) -> Response {
         let peer = parts.extensions.get::<VettedPeer>().map(|p| p.0);
         let mut room = crate::record::MAX_HEADER_BYTES;
         let (response_headers, left_resp) = crate::record::headers_of(&parts.headers, &mut room);
+        let (request_headers, left_req) = sent.headers;
         let record = HttpRecord {
-            started: crate::trace::rfc3339_ms(started),
-            method: if form.is_some() { "POST" } else { "GET" }.into(),
+            started: crate::trace::rfc3339_ms(sent.started),
+            method: sent.method.into(),
             http_version: format!("{:?}", parts.version),
             request_headers,
             response_headers,
             headers_left_out: left_req + left_resp,
-            wait_ms: t0.elapsed().as_millis() as u64,
+            wait_ms: sent.t0.elapsed().as_millis() as u64,
             receive_ms: 0,
             body_bytes: 0,
             body_sha256: None,
@@ -273,7 +308,7 @@ impl Fetcher {
                 _ => None,
             },
         };
-        let mut out = Response {
+        Response {
             status: parts.status.as_u16(),
             headers: parts.headers,
             peer,
@@ -281,21 +316,17 @@ impl Fetcher {
             body_note: None,
             download: None,
             record,
-        };
-        if out.is_redirect() {
-            return Ok(out);
         }
-        if let Some(why) = crate::download::download_reason(&out.headers) {
-            out.download = Some(why);
-            return Ok(out);
-        }
-        if !worth_reading(out.content_type()) {
-            out.body_note = Some("body not read: content type carries no redirect");
-            return Ok(out);
-        }
+    }
 
-        // Read at most max_body bytes off the wire, then stop; dropping the body closes a
-        // connection that has more to send instead of draining it.
+    /// Reads at most `max_body` bytes off the wire, then stops (dropping the body closes a
+    /// connection that has more to send instead of draining it), and decodes them.
+    async fn read_body(
+        &self,
+        out: &mut Response,
+        mut body: hyper::body::Incoming,
+        deadline: Instant,
+    ) {
         let t1 = Instant::now();
         let (raw, note) = read_capped(&mut body, deadline, self.max_body).await;
         out.body_note = note;
@@ -314,7 +345,34 @@ impl Fetcher {
         if out.content_type().is_none_or(|t| t.contains("html")) {
             out.record.title = crate::record::title_of(&out.body);
         }
-        Ok(out)
+    }
+}
+
+/// What was sent, for the hop's record.
+struct Sent {
+    /// The request's headers as recorded, and how many were left out.
+    headers: (Vec<crate::record::Header>, usize),
+    started: u64,
+    t0: Instant,
+    method: &'static str,
+}
+
+impl Response {
+    /// Whether the head says all there is to know: a redirect, a download (never read), or a
+    /// content type that carries no redirect (noted as unread).
+    fn leads_on_without_body(&mut self) -> bool {
+        if self.is_redirect() {
+            return true;
+        }
+        if let Some(why) = crate::download::download_reason(&self.headers) {
+            self.download = Some(why);
+            return true;
+        }
+        if !worth_reading(self.content_type()) {
+            self.body_note = Some("body not read: content type carries no redirect");
+            return true;
+        }
+        false
     }
 }
 

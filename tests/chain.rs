@@ -507,3 +507,62 @@ async fn many_names_of_one_server_share_its_politeness() {
     assert_eq!(times.len(), 8);
     assert!(most_in_a_second(&times) <= 4, "{times:?}");
 }
+
+/// The batch engine: answers in input order (an input answered without resolving keeps its
+/// place, a slow link holds back the ones after it), never more visits at once than
+/// `limits.concurrency` (counted at the fixture), and each group kept by the store before it
+/// is handed out (the resolver defers durability, so the cache sees a Trace only once its
+/// group was flushed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_answers_in_order_within_the_admission_and_stored() {
+    use hoptrace::chain::{Batch, Entry, Lookup, Resolver};
+    use hoptrace::input::Link;
+
+    let mut env = TestEnv::new().await;
+    env.dns.set("batch.test", &["127.0.0.1"]);
+    env.config.limits.concurrency = 2;
+    let now = Arc::new(AtomicU64::new(0));
+    let most = Arc::new(AtomicU64::new(0));
+    let (n, m) = (now.clone(), most.clone());
+    let srv = Server::start("127.0.0.1", move |req| {
+        let (n, m) = (n.clone(), m.clone());
+        async move {
+            let at = n.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(at, Ordering::SeqCst);
+            // The first link is slow: the others finish first and wait for it.
+            if req.uri().path() == "/0" {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+            n.fetch_sub(1, Ordering::SeqCst);
+            html("<html>landed</html>")
+        }
+    })
+    .await;
+    let store = hoptrace::store::Store::open_sled(env.config.storage.sled_path().unwrap()).unwrap();
+    let mut resolver = Resolver::new(&env.config, Some(store)).unwrap();
+    resolver.defer_durability();
+    let resolver = Arc::new(resolver);
+    let urls: Vec<String> = (0..8)
+        .map(|i| format!("http://batch.test:{}/{i}", srv.port()))
+        .collect();
+    let mut entries: Vec<Result<Entry, std::convert::Infallible>> =
+        urls.iter().map(|u| Ok(Entry::parse(u.clone()))).collect();
+    entries.insert(3, Ok(Entry::parse("hxxp://exa mple[.]com/".into())));
+    let (profile, via) = (hoptrace::profile::DEFAULT, hoptrace::chain::DIRECT);
+    let batch = Batch::new(resolver.clone(), profile, via, Lookup::Refresh).unwrap();
+    let mut groups = batch.run(futures_util::stream::iter(entries));
+    let mut inputs = Vec::new();
+    while let Some(group) = groups.next().await.unwrap() {
+        for answer in group {
+            if let Ok(link) = Link::parse(answer.trace.input.as_str()) {
+                let kept = resolver.cached(&link).await;
+                assert!(kept.is_some(), "{} not stored", answer.trace.input);
+            }
+            inputs.push(answer.trace.input);
+        }
+    }
+    let mut want = urls.clone();
+    want.insert(3, "hxxp://exa mple[.]com/".into());
+    assert_eq!(inputs, want);
+    assert!(most.load(Ordering::SeqCst) <= 2, "{most:?} visits at once");
+}

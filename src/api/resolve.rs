@@ -11,7 +11,8 @@ use serde_json::json;
 
 use super::extract::{JsonBody, Params, RawBody};
 use super::{json_response, raw_json_response, Api, ApiError};
-use crate::chain::{CachedJson, Lookup, Resolved};
+use crate::chain::{CachedJson, Entry, Lookup, Resolved};
+use crate::input::Link;
 use crate::trace::Trace;
 
 #[derive(Deserialize)]
@@ -46,16 +47,20 @@ pub async fn one(
         .inputs
         .web_url(&r.url)
         .map_err(|e| ApiError::bad_request(format!("url: {e}")))?;
+    let link = Link::parsed(r.url, url);
     if !r.refresh {
         // A hit is answered from the stored bytes: no decoding and encoding.
         let ticket = api.answers.ticket();
-        if let Some(hit) = api.resolver.cached_json(&r.url, &url).await {
-            api.answers.keep(ticket, &body, url.as_str(), &hit);
+        if let Some(hit) = api.resolver.cached_json(&link).await {
+            api.answers.keep(ticket, &body, link.key(), &hit);
             return Ok(api.hit(hit));
         }
     }
     let lookup = Lookup::cache_if(!r.refresh);
-    let resolved = api.resolve_each(vec![r.url], lookup).await?.remove(0);
+    let resolved = api
+        .resolve_each(vec![Entry::Link(link)], lookup)
+        .await?
+        .remove(0);
     // Written as the CLI writes it: the bytes just stored, when they were.
     let mut json = Vec::with_capacity(4096);
     match resolved.write_json(&mut json) {
@@ -65,7 +70,7 @@ pub async fn one(
 }
 
 /// One bad entry does not fail the batch: it is an `input` error Trace, with the same words a
-/// single call's 400 has; the web URLs are resolved.
+/// single call's 400 has (and not counted in the metrics); the web URLs are resolved.
 pub async fn batch(
     State(api): State<Arc<Api>>,
     JsonBody(r): JsonBody<BatchRequest>,
@@ -77,29 +82,8 @@ pub async fn batch(
             r.urls.len()
         )));
     }
-    let checked: Vec<Result<String, Box<Trace>>> = r
-        .urls
-        .into_iter()
-        .map(|u| match crate::input::web_url(&u) {
-            Ok(_) => Ok(u),
-            Err(why) => Err(Box::new(Trace::input_error(&u, why))),
-        })
-        .collect();
-    let good = checked
-        .iter()
-        .filter_map(|c| c.as_ref().ok().cloned())
-        .collect();
-    let mut resolved = api.resolve_all(good, r.refresh).await?.into_iter();
-    let traces: Vec<Trace> = checked
-        .into_iter()
-        .map(|c| match c {
-            // resolve_all answers one Trace per URL, in order.
-            Ok(u) => resolved
-                .next()
-                .unwrap_or_else(|| Trace::input_error(&u, "not resolved".into())),
-            Err(bad) => *bad,
-        })
-        .collect();
+    let entries = r.urls.into_iter().map(Entry::web).collect();
+    let traces = api.resolve_all(entries, r.refresh).await?;
     Ok(json_response(StatusCode::OK, &json!({"traces": traces})))
 }
 
@@ -120,15 +104,17 @@ impl Api {
         raw_json_response(StatusCode::OK, hit.json)
     }
 
-    /// Resolves `urls` (answers from the cache need no slot), in input order. Admission is
+    /// Resolves `entries` (answers from the cache need no slot), in input order. Admission is
     /// counted in URLs, not requests (a batch of 500 takes 500 places), so the queue is this
     /// semaphore rather than a per-request load-shed layer: none left is 503.
     pub(super) async fn resolve_all(
         &self,
-        urls: Vec<String>,
+        entries: Vec<Entry>,
         refresh: bool,
     ) -> Result<Vec<Trace>, ApiError> {
-        let resolved = self.resolve_each(urls, Lookup::cache_if(!refresh)).await?;
+        let resolved = self
+            .resolve_each(entries, Lookup::cache_if(!refresh))
+            .await?;
         Ok(resolved.into_iter().map(|r| r.trace).collect())
     }
 
@@ -136,19 +122,26 @@ impl Api {
     /// resolution stored it.
     async fn resolve_each(
         &self,
-        urls: Vec<String>,
+        entries: Vec<Entry>,
         lookup: Lookup,
     ) -> Result<Vec<Resolved>, ApiError> {
-        let mut traces: Vec<Option<Resolved>> = vec![None; urls.len()];
+        let mut traces: Vec<Option<Resolved>> = vec![None; entries.len()];
         let mut todo = Vec::new();
-        for (i, url) in urls.iter().enumerate() {
+        for (i, entry) in entries.into_iter().enumerate() {
+            let link = match entry {
+                Entry::Link(link) => link,
+                Entry::Answered(trace) => {
+                    traces[i] = Some(Resolved::unstored(*trace));
+                    continue;
+                }
+            };
             let cached = match lookup {
-                Lookup::Cache => self.resolver.cached(url).await,
+                Lookup::Cache => self.resolver.cached(&link).await,
                 Lookup::Refresh => None,
             };
             match cached {
                 Some(t) => traces[i] = Some(Resolved::unstored(t)),
-                None => todo.push(i),
+                None => todo.push((i, link)),
             }
         }
         if !todo.is_empty() {
@@ -158,15 +151,12 @@ impl Api {
                 .clone()
                 .try_acquire_many_owned(n)
                 .map_err(|_| full())?;
-            // Each visit waits for one of the resolver's slots (process-wide).
-            let done = futures_util::future::join_all(todo.iter().map(|&i| {
-                let url = &urls[i];
-                // (A link stored since the look above is answered from the cache.)
-                async move { (i, self.resolver.try_resolve(url, lookup).await) }
-            }))
-            .await;
+            let (places, todo): (Vec<usize>, Vec<Link>) = todo.into_iter().unzip();
+            // Each visit waits for one of the resolver's slots (process-wide); a link stored
+            // since the look above is answered from the cache.
+            let done = self.resolver.resolve_each(&todo, lookup).await;
             // An answer the store did not keep is not given: the client retries.
-            for (i, t) in done {
+            for (i, t) in places.into_iter().zip(done) {
                 traces[i] = Some(t.map_err(|u| ApiError::from(u.error))?);
             }
         }

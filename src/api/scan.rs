@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::extract::JsonBody;
 use super::{json_response, Api, ApiError};
+use crate::chain::Entry;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,8 +38,8 @@ pub async fn scan(
     };
     let max = api.max_batch.min(crate::scan::MAX_LINKS_PER_REPOSITORY);
     let (found, left_out) = crate::scan::links_of(&doc, max);
-    let urls = found.iter().map(|l| l.url.clone()).collect();
-    let traces = api.resolve_all(urls, r.refresh).await?;
+    let entries = found.iter().map(|l| Entry::parse(l.url.clone())).collect();
+    let traces = api.resolve_all(entries, r.refresh).await?;
     // Only a named repository is kept: campaigns group repositories.
     let store = (!doc.namespace.is_empty()).then_some(&api.store);
     let scanned = crate::scan::conclude(store, &doc, found, traces, left_out).await?;

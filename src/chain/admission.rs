@@ -10,6 +10,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 pub struct Admission {
     slots: Semaphore,
+    capacity: usize,
     waiting: AtomicI64,
     running: AtomicI64,
 }
@@ -22,8 +23,10 @@ pub struct Slot<'a> {
 
 impl Admission {
     pub fn new(concurrency: u32) -> Admission {
+        let capacity = concurrency.max(1) as usize;
         Admission {
-            slots: Semaphore::new(concurrency.max(1) as usize),
+            slots: Semaphore::new(capacity),
+            capacity,
             waiting: AtomicI64::new(0),
             running: AtomicI64::new(0),
         }
@@ -42,6 +45,11 @@ impl Admission {
             _permit: permit,
             _running: Count::up(&self.running),
         }
+    }
+
+    /// Visits that may run at once (`limits.concurrency`).
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// Visits waiting for a slot.

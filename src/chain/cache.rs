@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::Resolver;
-use crate::input::parse_input;
+use crate::input::Link;
 use crate::store::EncodedTrace;
 use crate::trace::{Outcome, Trace};
 
@@ -31,28 +31,26 @@ pub struct CachedJson {
 impl Resolver {
     /// The latest stored Trace of `input`, however old and whatever its outcome (`cached`
     /// set); `None` when there is none.
-    pub async fn stored(&self, input: &str) -> Option<Trace> {
-        let url = parse_input(input).ok()?;
-        let (mut trace, _) = self.store.as_ref()?.latest(url.as_str()).await.ok()??;
+    pub async fn stored(&self, link: &Link) -> Option<Trace> {
+        let (mut trace, _) = self.store.as_ref()?.latest(link.key()).await.ok()??;
         trace.cached = true;
-        trace.input = input.to_string();
+        trace.input = link.input().to_string();
         Some(trace)
     }
 
-    /// A fresh Trace of `input` from the store, without any network work (`None` when there
-    /// is none, or `input` is not a URL).
-    pub async fn cached(&self, input: &str) -> Option<Trace> {
-        let url = parse_input(input).ok()?;
-        self.cached_key(input, url.as_str()).await
+    /// A fresh Trace of `link` from the store, without any network work (`None` when there
+    /// is none).
+    pub async fn cached(&self, link: &Link) -> Option<Trace> {
+        self.cached_key(link.input(), link.key()).await
     }
 
     /// What [`Resolver::cached`] answers, as JSON taken from the stored bytes without
-    /// decoding the Trace: what an API cache hit sends. `url` is `input` parsed.
-    pub async fn cached_json(&self, input: &str, url: &url::Url) -> Option<CachedJson> {
-        let key = url.as_str();
+    /// decoding the Trace: what an API cache hit sends.
+    pub async fn cached_json(&self, link: &Link) -> Option<CachedJson> {
+        let key = link.key();
         let stored = self.servable_encoded(key).await?;
         Some(CachedJson {
-            json: Bytes::from(logged(key, stored.answer(Some(input), true))?),
+            json: Bytes::from(logged(key, stored.answer(Some(link.input()), true))?),
             outcome: stored.outcome(),
             stored_at_ms: stored.stored_at_ms(),
         })

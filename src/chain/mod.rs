@@ -3,6 +3,7 @@
 //! hop comes from the [`NextHopFinder`]s in turn. The cache sits in front, the store behind.
 
 mod admission;
+mod batch;
 mod cache;
 mod hop;
 mod resolved;
@@ -20,7 +21,7 @@ use crate::config::{AutoSource, Config};
 use crate::discover::NextHopFinder;
 use crate::egress::{Egress, EgressError};
 use crate::fetch::{ClientError, Fetcher, Form};
-use crate::input::parse_input;
+use crate::input::Link;
 use crate::labels::{LabelError, Labels};
 use crate::profile::Profiles;
 use crate::shared::claim::Claims;
@@ -29,6 +30,7 @@ use crate::shared::{Shared, SharedError};
 use crate::store::{Durability, EncodedTrace, Store};
 use crate::trace::{rfc3339, ErrorKind, Outcome, Trace, TraceError, Via};
 pub use admission::Admission;
+pub use batch::{Batch, BatchError, Entry, Groups};
 pub use cache::{servable, CachedJson};
 use hop::{host_of, Step};
 pub use resolved::{Lookup, Resolved, Unstored};
@@ -198,29 +200,28 @@ impl Resolver {
     /// following the chain, then stores the result. Never fails: problems are in the Trace (a
     /// store that failed to keep it is logged).
     pub async fn resolve(&self, input: &str, use_cache: bool) -> Trace {
-        self.resolve_stored(input, use_cache).await.trace
-    }
-
-    /// [`Resolver::resolve`], with the bytes stored when this resolution stored its Trace.
-    pub(crate) async fn resolve_stored(&self, input: &str, use_cache: bool) -> Resolved {
-        match self.try_resolve(input, Lookup::cache_if(use_cache)).await {
-            Ok(resolved) => resolved,
-            Err(unstored) => Resolved::unstored(unstored.trace),
-        }
+        let lookup = Lookup::cache_if(use_cache);
+        Resolved::kept_or_not(self.try_resolve(input, lookup).await).trace
     }
 
     /// Resolves `input` as `lookup` says; `Err` when the Trace could not be stored (the
     /// caller decides whether an unstored answer may be given).
     pub async fn try_resolve(&self, input: &str, lookup: Lookup) -> Result<Resolved, Unstored> {
-        let url = match parse_input(input) {
-            Ok(url) => url,
-            Err(message) => return Ok(Resolved::unstored(Trace::input_error(input, message))),
-        };
-        let key = url.as_str().to_string();
+        match Link::parse(input) {
+            Ok(link) => self.resolve_link(&link, lookup).await,
+            Err(e) => Ok(Resolved::unstored(Trace::input_error(input, e.to_string()))),
+        }
+    }
+
+    /// [`Resolver::try_resolve`] of a link parsed already. Stages in order: the cache, single
+    /// flight in this process, the claim among processes ([`Resolver::resolve_once`]), then
+    /// the visit (admission, the hop loop) and the store writer ([`Resolver::follow_and_store`]).
+    pub async fn resolve_link(&self, link: &Link, lookup: Lookup) -> Result<Resolved, Unstored> {
+        let (input, key) = (link.input(), link.key());
         match lookup {
-            Lookup::Refresh => return self.follow_and_store(input, url, &key, true).await,
+            Lookup::Refresh => return self.follow_and_store(link, true).await,
             Lookup::Cache => {
-                if let Some(trace) = self.cached_key(input, &key).await {
+                if let Some(trace) = self.cached_key(input, key).await {
                     return Ok(Resolved::unstored(trace));
                 }
             }
@@ -229,18 +230,17 @@ impl Resolver {
             .in_flight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry(key.clone())
+            .entry(key.to_string())
             .or_default()
             .clone();
         // Removes the entry however this call ends (a caller may be cancelled mid-way; the
         // cell then lets the next waiter do the work).
         let _leave = InFlight {
             map: &self.in_flight,
-            key: &key,
+            key,
             cell: &cell,
         };
-        cell.get_or_init(|| self.resolve_once(input, url, &key))
-            .await;
+        cell.get_or_init(|| self.resolve_once(link)).await;
         drop(_leave);
         // The last one holding the cell takes its Trace rather than copying it (every
         // resolution but a shared one is alone with its cell, so a copy is almost always waste).
@@ -263,19 +263,20 @@ impl Resolver {
         result
     }
 
-    /// One visit for `key` among all processes sharing a Redis: the one that claims it
+    /// One visit for `link` among all processes sharing a Redis: the one that claims it
     /// resolves it; the others wait for its Trace in the store (or resolve themselves when
     /// the claim lapses without one, or Redis is away).
-    async fn resolve_once(&self, input: &str, url: Url, key: &str) -> Result<Resolved, Unstored> {
+    async fn resolve_once(&self, link: &Link) -> Result<Resolved, Unstored> {
         let Some(claims) = &self.claims else {
-            return self.follow_and_store(input, url, key, true).await;
+            return self.follow_and_store(link, true).await;
         };
+        let key = link.key();
         let ttl = self.total_timeout + Duration::from_secs(5);
         if !claims.claim(key, ttl).await {
             let deadline = Instant::now() + ttl;
             loop {
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                if let Some(trace) = self.cached_key(input, key).await {
+                if let Some(trace) = self.cached_key(link.input(), key).await {
                     return Ok(Resolved::unstored(trace));
                 }
                 if Instant::now() >= deadline || !claims.held_elsewhere(key).await {
@@ -283,32 +284,22 @@ impl Resolver {
                 }
             }
         }
-        let result = self.follow_and_store(input, url, key, true).await;
+        let result = self.follow_and_store(link, true).await;
         claims.release(key).await;
         result
     }
 
     /// A watched link's re-resolution: cache bypassed, stored, and never watched anew (a
     /// watch removed while this ran stays removed).
-    pub async fn rerun(&self, input: &str) -> Result<Trace, Unstored> {
-        match parse_input(input) {
-            Ok(url) => {
-                let key = url.as_str().to_string();
-                let resolved = self.follow_and_store(input, url, &key, false).await;
-                resolved.map(|r| r.trace)
-            }
-            Err(message) => Ok(Trace::input_error(input, message)),
-        }
+    pub async fn rerun(&self, link: &Link) -> Result<Trace, Unstored> {
+        self.follow_and_store(link, false).await.map(|r| r.trace)
     }
 
-    async fn follow_and_store(
-        &self,
-        input: &str,
-        url: Url,
-        key: &str,
-        may_watch: bool,
-    ) -> Result<Resolved, Unstored> {
-        let mut trace = self.follow(input, url).await;
+    /// The visit, then the store writer: the Trace kept (queued until the next flush when
+    /// durability is deferred), and a watch added for a rotating link when `may_watch`.
+    async fn follow_and_store(&self, link: &Link, may_watch: bool) -> Result<Resolved, Unstored> {
+        let key = link.key();
+        let mut trace = self.follow(link.input(), link.url().clone()).await;
         let Some(store) = &self.store else {
             return Ok(Resolved::unstored(trace));
         };

@@ -42,6 +42,12 @@ impl Resolved {
         }
     }
 
+    /// The answer whether or not the store kept it (the failure was logged where it
+    /// happened).
+    pub fn kept_or_not(result: Result<Resolved, Unstored>) -> Resolved {
+        result.unwrap_or_else(|unstored| Resolved::unstored(unstored.trace))
+    }
+
     /// Writes the Trace's JSON: the bytes stored, with this caller's input, when this
     /// resolution stored them (the Trace is encoded once, not again for printing), unless it
     /// added a watch, which the stored bytes do not say.

@@ -10,7 +10,7 @@ use crate::config::{Config, ScriptEngineKind};
 use crate::discover::{NextHopFinder, StaticFinder};
 use crate::egress::Egress;
 use crate::fetch::Fetcher;
-use crate::input::parse_input;
+use crate::input::Link;
 use crate::profile::{Profile, UnknownProfile};
 use crate::script::ScriptEngine;
 use crate::trace::Trace;
@@ -89,14 +89,33 @@ impl Resolver {
         via: &str,
         use_cache: bool,
     ) -> Result<Resolved, VisitorError> {
+        match Link::parse(input) {
+            Ok(link) => {
+                let lookup = super::Lookup::cache_if(use_cache);
+                self.resolve_link_as(&link, profile, via, lookup).await
+            }
+            Err(e) => {
+                self.visitor(profile, via)?;
+                Ok(Resolved::unstored(Trace::input_error(input, e.to_string())))
+            }
+        }
+    }
+
+    /// [`Resolver::resolve_as`] of a link parsed already.
+    pub async fn resolve_link_as(
+        &self,
+        link: &Link,
+        profile: &str,
+        via: &str,
+        lookup: super::Lookup,
+    ) -> Result<Resolved, VisitorError> {
         let visitor = self.visitor(profile, via)?;
         if profile == crate::profile::DEFAULT && via == DIRECT {
-            return Ok(self.resolve_stored(input, use_cache).await);
+            return Ok(Resolved::kept_or_not(self.resolve_link(link, lookup).await));
         }
-        let trace = match parse_input(input) {
-            Ok(url) => self.follow_as(input, url, &visitor).await,
-            Err(message) => Trace::input_error(input, message),
-        };
+        let trace = self
+            .follow_as(link.input(), link.url().clone(), &visitor)
+            .await;
         Ok(Resolved::unstored(trace))
     }
 

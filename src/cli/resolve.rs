@@ -2,10 +2,12 @@
 
 use std::io::{IsTerminal, Write};
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use futures_util::stream::StreamExt;
 
-use crate::chain::{Resolved, Resolver};
+use crate::chain::{Batch, Entry, Lookup, Resolver};
 use crate::store::Store;
 use crate::trace::Trace;
 
@@ -30,15 +32,13 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
     let mut resolver = Resolver::new(&config, store.clone()).map_err(|e| usage(e.into()))?;
     resolver.watch_automatically(&config.watch, crate::config::AutoSource::Resolve);
     // A printed line is on disk, but the store is flushed once per group of lines rather than
-    // once per resolution, so the disk's latency does not hold up the resolutions.
+    // once per resolution (the batch's groups), so the disk's latency does not hold up the
+    // resolutions.
     resolver.defer_durability();
-    let resolver = std::sync::Arc::new(resolver);
-    let use_cache = !args.no_cache;
-    let (profile, via) = (args.profile.clone(), args.via.clone());
-    resolver
-        .visitor(&profile, &via)
-        .map_err(|e| usage(e.into()))?;
     let concurrency = (config.limits.concurrency as usize).max(1);
+    let lookup = Lookup::cache_if(!args.no_cache);
+    let batch = Batch::new(Arc::new(resolver), &args.profile, &args.via, lookup)
+        .map_err(|e| usage(e.into()))?;
     let stdout = std::io::stdout();
     let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let printing = Printing {
@@ -47,84 +47,21 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
         colour,
     };
 
-    // Inputs are read as they are needed (a list of millions is never held whole); each
-    // resolution is its own task, so they spread over the cores, and its visit waits for one
-    // of the resolver's `concurrency` slots. Results come back in input order; finished ones may
-    // wait for an earlier slow one in a window four times that size, so one slow link does
-    // not stop new ones from starting (nor does a flush of the store by the printer).
-    let mut evidence = Evidence::new(&args, store.clone());
-    let inputs = read_inputs(args.urls, concurrency);
-    let window = concurrency.saturating_mul(4);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Resolved>(window);
-    let producer = tokio::spawn(async move {
-        let mut traces = std::pin::pin!(inputs
-            .map(|input| {
-                let resolver = resolver.clone();
-                let (profile, via) = (profile.clone(), via.clone());
-                tokio::spawn(async move {
-                    let input = match input {
-                        Ok(input) => input,
-                        // Answered as a link that does not parse is; the run goes on.
-                        Err(Unreadable::Line { line, why }) => {
-                            let trace = Trace::input_error(&line, why.to_string());
-                            return Ok(Resolved::unstored(trace));
-                        }
-                        Err(e) => return Err(e),
-                    };
-                    // Boxed: the resolution's state is ~5 KB, and a task's future is moved
-                    // whole as the task is made and finished.
-                    let resolution = resolver.resolve_as(&input, &profile, &via, use_cache);
-                    let trace = Box::pin(resolution).await;
-                    // The profile and the way out were checked above.
-                    Ok::<_, Unreadable>(trace.unwrap_or_else(|e| {
-                        Resolved::unstored(Trace::input_error(&input, e.to_string()))
-                    }))
-                })
-            })
-            .buffered(window));
-        while let Some(joined) = traces.next().await {
-            let trace = joined.context("a resolution task failed")??;
-            if tx.send(trace).await.is_err() {
-                break; // the printer stopped (stdout closed)
-            }
+    // Inputs are read as they are needed (a list of millions is never held whole).
+    let mut evidence = Evidence::new(&args, store);
+    let entries = read_inputs(args.urls.clone(), concurrency).map(|input| match input {
+        Ok(input) => Ok(Entry::parse(input)),
+        // Answered as a link that does not parse is; the run goes on.
+        Err(Unreadable::Line { line, why }) => {
+            Ok(Entry::answered(Trace::input_error(&line, why.to_string())))
         }
-        Ok::<_, anyhow::Error>(())
+        Err(e) => Err(e),
     });
-
+    let mut groups = batch.run(entries);
     // Lines are written a group at a time; a larger buffer makes fewer writes of them.
     let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
-    // Lines wait for one another a little before they are printed: woken for each line, the
-    // printer (the main thread) is woken thousands of times a second, every wake a futex
-    // call and a switch. With the store on they wait longer, and in larger groups than the
-    // window (they are taken out of the channel as they come, so the resolutions go on): a
-    // flush is cheaper per line the more lines it covers (`cargo bench --bench store`: 92 µs
-    // of CPU a Trace in groups of 8, 54 in groups of 32, 38 in groups of 512). The last
-    // lines are printed as soon as input ends.
-    let (gather, group) = match store {
-        Some(_) => (GATHER_STORED, GROUP_STORED.max(window)),
-        None => (GATHER, window),
-    };
-    let mut ready = Vec::with_capacity(group);
-    while let Some(trace) = rx.recv().await {
-        ready.push(trace);
-        let until = tokio::time::Instant::now() + gather;
-        loop {
-            while ready.len() < group {
-                match rx.try_recv() {
-                    Ok(trace) => ready.push(trace),
-                    Err(_) => break,
-                }
-            }
-            let now = tokio::time::Instant::now();
-            if ready.len() >= group || rx.is_closed() || now >= until {
-                break;
-            }
-            tokio::time::sleep((until - now).min(GATHER)).await;
-        }
-        if let Some(store) = &store {
-            store.flush().await?;
-        }
-        for resolved in ready.drain(..) {
+    while let Some(group) = groups.next().await? {
+        for resolved in group {
             evidence.keep(&resolved.trace).await?;
             match (args.json, defang) {
                 (true, false) => {
@@ -137,7 +74,6 @@ pub(super) async fn resolve(args: ResolveArgs) -> Result<(), Failure> {
         }
         out.flush()?;
     }
-    producer.await.context("the resolution task failed")??;
     evidence.finish()?;
     Ok(())
 }
@@ -212,15 +148,6 @@ async fn through(remote: &Remote, args: ResolveArgs, defang: bool) -> Result<(),
     }
     Ok(())
 }
-
-/// How long a line may wait for others to be printed with it (and how often a longer wait
-/// looks whether a group's worth has come).
-const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
-/// How long a line may wait for others to share its flush of the store: unnoticed by a
-/// person, and long enough at full speed (~6,000 lines a second here) to fill a window.
-const GATHER_STORED: std::time::Duration = std::time::Duration::from_millis(50);
-/// The most lines that share one flush of the store (~3 MB of Traces).
-const GROUP_STORED: usize = 1024;
 
 /// What `--screenshot DIR` and `--har FILE` write as the Traces come.
 struct Evidence {

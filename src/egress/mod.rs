@@ -56,7 +56,7 @@ pub enum EgressError {
     Proxy {
         proxy: SocketAddr,
         target: SocketAddr,
-        message: String,
+        message: upstream::UpstreamError,
     },
 }
 

@@ -146,29 +146,94 @@ async fn serve(
         .await
         .ok()??;
     let text = String::from_utf8_lossy(&head).into_owned();
-    let mut lines = text.split("\r\n");
-    let request_line = lines.next()?;
-    let mut parts = request_line.split(' ');
-    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
-
-    let (host, port, forward) = if method.eq_ignore_ascii_case("CONNECT") {
-        let (host, port) = split_host_port(target, 443)?;
-        (host, port, None)
-    } else {
-        let Ok(url) = url::Url::parse(target) else {
-            note(refused(target, "not an absolute http URL".into(), false));
-            let _ = client
-                .write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
-                .await;
+    let asked = match Asked::parse(&text)? {
+        Ok(asked) => asked,
+        Err(no) => {
+            no.answer(&mut client, &note).await;
             return None;
+        }
+    };
+    let upstream = match egress.connect(&asked.host, asked.port).await {
+        Ok((stream, _)) => stream,
+        Err(e) => {
+            let status = match e.is_policy() {
+                true => "403 Forbidden",
+                false => "502 Bad Gateway",
+            };
+            let no = Refusal {
+                record: refused(&asked.label, e.to_string(), e.is_policy()),
+                answer: format!(
+                    "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+                ),
+            };
+            no.answer(&mut client, &note).await;
+            return None;
+        }
+    };
+    let refusal = asked.relay(client, upstream, &rest, budget, &note).await?;
+    if !refusal {
+        note(ProxyRecord {
+            target: asked.label,
+            refused: None,
+            blocked: false,
+        });
+    }
+    Some(())
+}
+
+/// A request the proxy will pass on: where to, and (plain HTTP) the head to send there.
+struct Asked {
+    host: String,
+    port: u16,
+    /// The request head rewritten for the server; `None` for a CONNECT tunnel.
+    forward: Option<String>,
+    /// What the records call it: the URL, or `host:port` for a tunnel.
+    label: String,
+}
+
+/// A request refused before any connection: its record and the browser's answer.
+struct Refusal {
+    record: ProxyRecord,
+    answer: String,
+}
+
+impl Refusal {
+    /// Notes the refusal, then tells the browser (see [`serve`] for that order).
+    async fn answer(self, client: &mut TcpStream, note: &impl Fn(ProxyRecord)) {
+        note(self.record);
+        let _ = client.write_all(self.answer.as_bytes()).await;
+    }
+}
+
+impl Asked {
+    /// The request in the head `text`: a CONNECT, or an absolute `http` URL (forwarded in
+    /// origin form, hop-by-hop proxy headers dropped, one request only). `None` for a head
+    /// with no request line at all.
+    fn parse(text: &str) -> Option<Result<Asked, Refusal>> {
+        let mut lines = text.split("\r\n");
+        let mut parts = lines.next()?.split(' ');
+        let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+        if method.eq_ignore_ascii_case("CONNECT") {
+            let (host, port) = split_host_port(target, 443)?;
+            let label = format!("{host}:{port}");
+            return Some(Ok(Asked {
+                host,
+                port,
+                forward: None,
+                label,
+            }));
+        }
+        let refusal = |why: String, blocked, status: &str| Refusal {
+            record: refused(target, why, blocked),
+            answer: format!("HTTP/1.1 {status}\r\nConnection: close\r\n\r\n"),
+        };
+        let Ok(url) = url::Url::parse(target) else {
+            let why = "not an absolute http URL".into();
+            return Some(Err(refusal(why, false, "400 Bad Request")));
         };
         if url.scheme() != "http" {
-            let e = EgressError::Scheme(url.scheme().to_string());
-            note(refused(target, e.to_string(), true));
-            let _ = client
-                .write_all(b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n")
-                .await;
-            return None;
+            let why = EgressError::Scheme(url.scheme().to_string()).to_string();
+            return Some(Err(refusal(why, true, "403 Forbidden")));
         }
         let host = url
             .host_str()?
@@ -176,7 +241,6 @@ async fn serve(
             .trim_end_matches(']')
             .to_string();
         let port = url.port_or_known_default().unwrap_or(80);
-        // Origin-form request line, hop-by-hop proxy headers dropped, one request only.
         let mut out = format!(
             "{method} {} {version}\r\n",
             &url[url::Position::BeforePath..]
@@ -197,63 +261,49 @@ async fn serve(
             }
         }
         out.push_str("Connection: close\r\n\r\n");
-        (host, port, Some(out))
-    };
-    let label = match &forward {
-        Some(_) => target.to_string(),
-        None => format!("{host}:{port}"),
-    };
-
-    let mut upstream = match egress.connect(&host, port).await {
-        Ok((stream, _)) => stream,
-        Err(e) => {
-            let status = if e.is_policy() {
-                "403 Forbidden"
-            } else {
-                "502 Bad Gateway"
-            };
-            note(refused(&label, e.to_string(), e.is_policy()));
-            let _ = client
-                .write_all(
-                    format!("HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
-                        .as_bytes(),
-                )
-                .await;
-            return None;
-        }
-    };
-    let refused_download = |why: String| {
-        note(refused(
-            &label,
-            format!("download refused before its body ({why})"),
-            true,
-        ))
-    };
-    let refusal = match forward {
-        Some(head) => {
-            upstream.write_all(head.as_bytes()).await.ok()?;
-            upstream.write_all(&rest).await.ok()?;
-            relay_checked(client, upstream, budget, refused_download).await
-        }
-        None => {
-            client
-                .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
-                .await
-                .ok()?;
-            upstream.write_all(&rest).await.ok()?;
-            // Inside a tunnel the browser itself holds every response at its headers.
-            relay(client, upstream, budget).await;
-            false
-        }
-    };
-    if !refusal {
-        note(ProxyRecord {
-            target: label,
-            refused: None,
-            blocked: false,
-        });
+        Some(Ok(Asked {
+            host,
+            port,
+            forward: Some(out),
+            label: target.to_string(),
+        }))
     }
-    Some(())
+
+    /// Relays the exchange (`rest`: what the browser sent past the head); answers whether a
+    /// download was refused (and noted).
+    async fn relay(
+        &self,
+        mut client: TcpStream,
+        mut upstream: TcpStream,
+        rest: &[u8],
+        budget: &Budget,
+        note: &impl Fn(ProxyRecord),
+    ) -> Option<bool> {
+        let refused_download = |why: String| {
+            note(refused(
+                &self.label,
+                format!("download refused before its body ({why})"),
+                true,
+            ))
+        };
+        match &self.forward {
+            Some(head) => {
+                upstream.write_all(head.as_bytes()).await.ok()?;
+                upstream.write_all(rest).await.ok()?;
+                Some(relay_checked(client, upstream, budget, refused_download).await)
+            }
+            None => {
+                client
+                    .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                    .await
+                    .ok()?;
+                upstream.write_all(rest).await.ok()?;
+                // Inside a tunnel the browser itself holds every response at its headers.
+                relay(client, upstream, budget).await;
+                Some(false)
+            }
+        }
+    }
 }
 
 /// Relays one plain-HTTP exchange, reading the response head first: a download (the HTTP

@@ -66,14 +66,17 @@ impl Labels {
                     .next()
                     .ok_or_else(|| err("empty section name".into()))?;
                 let imitates = words.next().map(str::to_string);
-                section = Some((check_label(label).map_err(err)?, imitates));
+                section = Some((
+                    check_label(label).map_err(|e| err(e.to_string()))?,
+                    imitates,
+                ));
                 continue;
             }
             let mut words = line.split_whitespace();
             let domain = words.next().unwrap_or_default();
             let (label, imitates) = match words.next() {
                 Some(label) => (
-                    check_label(label).map_err(err)?,
+                    check_label(label).map_err(|e| err(e.to_string()))?,
                     words.next().map(str::to_string),
                 ),
                 None => section.clone().ok_or_else(|| {
@@ -82,7 +85,8 @@ impl Labels {
                     ))
                 })?,
             };
-            self.add(domain, label, imitates).map_err(err)?;
+            self.add(domain, label, imitates)
+                .map_err(|e| err(e.to_string()))?;
         }
         Ok(())
     }
@@ -128,9 +132,8 @@ impl Labels {
             .join("-");
         let label = match label.filter(|l| l != "list") {
             Some(l) => l,
-            None => {
-                check_label(&slug.chars().take(64).collect::<String>()).map_err(|m| at(1, m))?
-            }
+            None => check_label(&slug.chars().take(64).collect::<String>())
+                .map_err(|e| at(1, e.to_string()))?,
         };
         for entry in &w.list {
             let host = match entry.split_once("://") {
@@ -141,7 +144,7 @@ impl Labels {
             // The line is looked for only when the entry is refused: a search of the text
             // per entry made loading quadratic (a list of 60,000 names took 75 s).
             self.add(host, label.clone(), None)
-                .map_err(|m| at(line_of(text, entry), m))?;
+                .map_err(|e| at(line_of(text, entry), e.to_string()))?;
         }
         Ok(())
     }
@@ -171,10 +174,10 @@ impl Labels {
                 origin: origin.to_string(),
                 message,
             };
-            let label = check_label(&group.label).map_err(err)?;
+            let label = check_label(&group.label).map_err(|e| err(e.to_string()))?;
             for d in &group.domains {
                 self.add(d, label.clone(), group.imitates.clone())
-                    .map_err(err)?;
+                    .map_err(|e| err(e.to_string()))?;
             }
         }
         Ok(())

@@ -80,6 +80,17 @@ pub enum LabelError {
     File { origin: String, message: String },
 }
 
+/// Why one entry of a list is refused (reported with its file and line).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    #[error("`{0}` is not a domain name")]
+    NotADomain(String),
+    #[error("`{0}` is a public suffix, not a domain anyone registered")]
+    PublicSuffix(String),
+    #[error("label `{0}` must be lowercase letters, digits and dashes")]
+    BadLabel(String),
+}
+
 /// What a host is known or suspected to be.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostLabels {
@@ -107,19 +118,15 @@ impl Labels {
         domain: &str,
         label: String,
         imitates: Option<String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), EntryError> {
         let domain =
-            normalise_domain(domain).ok_or_else(|| format!("`{domain}` is not a domain name"))?;
+            normalise_domain(domain).ok_or_else(|| EntryError::NotADomain(domain.to_string()))?;
         if psl::domain_str(&domain).is_none() {
-            return Err(format!(
-                "`{domain}` is a public suffix, not a domain anyone registered"
-            ));
+            return Err(EntryError::PublicSuffix(domain));
         }
         self.memo.clear();
         let imitates = match imitates {
-            Some(i) => {
-                Some(normalise_domain(&i).ok_or_else(|| format!("`{i}` is not a domain name"))?)
-            }
+            Some(i) => Some(normalise_domain(&i).ok_or(EntryError::NotADomain(i))?),
             None => None,
         };
         if label == SHORTENER {
@@ -193,7 +200,7 @@ impl Labels {
     }
 }
 
-pub(crate) fn check_label(label: &str) -> Result<String, String> {
+pub(crate) fn check_label(label: &str) -> Result<String, EntryError> {
     let ok = !label.is_empty()
         && label.len() <= 64
         && label
@@ -202,9 +209,7 @@ pub(crate) fn check_label(label: &str) -> Result<String, String> {
     if ok {
         Ok(label.to_string())
     } else {
-        Err(format!(
-            "label `{label}` must be lowercase letters, digits and dashes"
-        ))
+        Err(EntryError::BadLabel(label.to_string()))
     }
 }
 

@@ -12,10 +12,9 @@ pub use judge::{infrastructure, judge_link, judge_repository};
 
 use std::sync::Arc;
 
-use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 
-use crate::chain::Resolver;
+use crate::chain::{Entry, Lookup, Resolver};
 use crate::extract::{self, Link, Provenance};
 use crate::labels::{self, FAKE_SHORTENER, LOOKALIKE_SHORTENER, SHORTENER};
 pub use crate::store::model::{Reason, ReasonKind, RepositoryRecord, Verdict};
@@ -91,12 +90,9 @@ impl Scanner {
             }
         }
         let (found, left_out) = links_of(doc, MAX_LINKS_PER_REPOSITORY);
-        let traces = join_all(
-            found
-                .iter()
-                .map(|l| self.resolver.resolve(&l.url, self.use_cache)),
-        )
-        .await;
+        let entries = found.iter().map(|l| Entry::parse(l.url.clone()));
+        let lookup = Lookup::cache_if(self.use_cache);
+        let traces = self.resolver.answer_each(entries, lookup).await;
         conclude(self.resolver.store(), doc, found, traces, left_out).await
     }
 
@@ -113,7 +109,10 @@ impl Scanner {
         }
         let mut links = Vec::with_capacity(rec.links.len());
         for l in rec.links {
-            let Some(trace) = self.resolver.stored(&l.url).await else {
+            let Ok(link) = crate::input::Link::parse(l.url.as_str()) else {
+                return Ok(None);
+            };
+            let Some(trace) = self.resolver.stored(&link).await else {
                 return Ok(None); // the store lost a trace: scan again
             };
             links.push(ScannedLink {

@@ -20,9 +20,10 @@ use tokio::sync::{broadcast, Notify, Semaphore};
 
 use crate::chain::{Resolver, VisitorError};
 use crate::config;
+use crate::input::Link;
 pub use crate::store::model::{Event, EventKind, Observation, WatchCell};
 use crate::store::{Store, StoreError, WatchRecord};
-use crate::trace::{rfc3339, rfc3339_ms};
+use crate::trace::{rfc3339, rfc3339_ms, Trace};
 
 /// The longest interval a watch may have (ten years): intervals are turned into
 /// milliseconds and added to the clock, which must not overflow.
@@ -39,7 +40,7 @@ const WEBHOOK_CURSOR: &str = "webhook_cursor";
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
     #[error("url: {0}")]
-    Url(String),
+    Url(#[from] crate::input::InputError),
     #[error("every_seconds must be at least {min} (watch.min_every_seconds)")]
     TooOften { min: u64 },
     #[error("every_seconds must be at most {MAX_EVERY_SECONDS} (ten years)")]
@@ -313,25 +314,37 @@ impl Watcher {
     /// visitor's history (one country's branch moving is news even if another's was there).
     async fn run_one(&self, w: &WatchRecord) -> Result<(), StoreError> {
         let url = w.url.as_str();
-        let cells: Vec<Option<WatchCell>> = match w.default_visitor() {
+        let matrix = match w.default_visitor() {
+            true => Vec::new(),
+            false => crate::compare::product(&w.profiles, &w.via),
+        };
+        let traces: Vec<Result<Trace, VisitorError>> = match Link::parse(url) {
+            // A Trace the store did not keep is still an observation.
+            Ok(link) if matrix.is_empty() => {
+                vec![Ok(self
+                    .resolver
+                    .rerun(&link)
+                    .await
+                    .unwrap_or_else(|u| u.trace))]
+            }
+            Ok(link) => self
+                .resolver
+                .resolve_matrix(&link, &matrix)
+                .await
+                .into_iter()
+                .map(|r| r.map(|r| r.trace))
+                .collect(),
+            Err(e) => (0..matrix.len().max(1))
+                .map(|_| Ok(Trace::input_error(url, e.to_string())))
+                .collect(),
+        };
+        let cells: Vec<Option<WatchCell>> = match matrix.is_empty() {
             true => vec![None],
-            false => crate::compare::product(&w.profiles, &w.via)
+            false => matrix
                 .into_iter()
                 .map(|(profile, via)| Some(WatchCell { profile, via }))
                 .collect(),
         };
-        let traces = futures_util::future::join_all(cells.iter().map(|cell| async move {
-            match cell {
-                // A Trace the store did not keep is still an observation.
-                None => Ok(self.resolver.rerun(url).await.unwrap_or_else(|u| u.trace)),
-                Some(c) => self
-                    .resolver
-                    .resolve_as(url, &c.profile, &c.via, false)
-                    .await
-                    .map(|r| r.trace),
-            }
-        }))
-        .await;
         self.metrics.runs.inc();
         let at = self.clock.now_ms();
         let before: Vec<Observation> = self.store.observations(url).await?;

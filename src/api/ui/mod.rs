@@ -25,6 +25,7 @@ use maud::Markup;
 
 use super::extract::{Params, Peer};
 use super::{Api, ApiError};
+use crate::chain::Entry;
 use pages::Ctx;
 
 /// What every page of the view is held to: nothing from elsewhere, no inline script or style,
@@ -403,8 +404,8 @@ async fn home(v: Viewer) -> Response {
 /// admission limits, then shows its chain.
 async fn resolve(State(api): State<Arc<Api>>, v: Viewer, form: Form) -> Response {
     let url = form.get("url").trim().to_string();
-    let key = match crate::input::parse_input(&url) {
-        Ok(k) => k,
+    let link = match crate::input::Link::parse(url.as_str()) {
+        Ok(link) => link,
         Err(e) => {
             let page = pages::home(
                 &v.ctx,
@@ -414,8 +415,12 @@ async fn resolve(State(api): State<Arc<Api>>, v: Viewer, form: Form) -> Response
             return (StatusCode::BAD_REQUEST, html(page)).into_response();
         }
     };
+    let key = link.key().to_string();
     let fresh = form.get("fresh") == "1";
-    let resolving = tokio::time::timeout(api.request_timeout, api.resolve_all(vec![url], fresh));
+    let resolving = tokio::time::timeout(
+        api.request_timeout,
+        api.resolve_all(vec![Entry::Link(link)], fresh),
+    );
     match resolving.await {
         Ok(Ok(traces)) => {
             // The page says whether this was a fresh run or the cache's answer.
@@ -567,9 +572,9 @@ async fn bulk(State(api): State<Arc<Api>>, v: Viewer, form: Form) -> Result<Resp
     }
     let max = BULK_MAX.min(api.max_batch).max(1);
     let left_out = found.len().saturating_sub(max);
-    let urls: Vec<String> = found.into_iter().take(max).collect();
+    let entries: Vec<Entry> = found.into_iter().take(max).map(Entry::parse).collect();
     let fresh = form.get("fresh") == "1";
-    let traces = tokio::time::timeout(api.request_timeout, api.resolve_all(urls, fresh))
+    let traces = tokio::time::timeout(api.request_timeout, api.resolve_all(entries, fresh))
         .await
         .map_err(|_| {
             v.fail(ApiError::new(
