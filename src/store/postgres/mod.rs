@@ -18,7 +18,7 @@ use tokio_postgres::NoTls;
 use super::model::{DomainPage, DomainQuery, DomainRecord, DomainSort, RepositoryRecord};
 use super::{Durability, EncodedTrace, Repositories, SearchPage, SearchQuery, StoreError, Traces};
 use crate::config::Storage;
-use crate::trace::Trace;
+use crate::trace::{Label, Trace};
 
 /// The schema, one step per entry, in order; a step is applied once per database.
 const MIGRATIONS: &[(i32, &str)] = &[
@@ -218,7 +218,11 @@ fn domain_of(r: &tokio_postgres::Row) -> DomainRecord {
         inputs: unms(r.get("inputs")),
         first_seen: r.get("first_seen"),
         last_seen: r.get("last_seen"),
-        labels: r.get("labels"),
+        labels: r
+            .get::<_, Vec<String>>("labels")
+            .into_iter()
+            .map(Label::from)
+            .collect(),
     }
 }
 
@@ -304,10 +308,10 @@ impl Traces for PgStore {
     ) -> Result<(), StoreError> {
         let now_ms = encoded.stored_at_ms();
         let landing = crate::labels::landing_domain(trace);
-        let labels: Vec<String> = trace
+        let labels: Vec<&str> = trace
             .hops
             .last()
-            .map(|h| h.labels.clone())
+            .map(|h| h.labels.iter().map(Label::as_str).collect())
             .unwrap_or_default();
         let now = crate::trace::rfc3339(now_ms);
         // The screenshot and the landing page's HTML, each under its key.
