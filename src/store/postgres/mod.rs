@@ -18,7 +18,7 @@ use tokio_postgres::NoTls;
 use super::model::{DomainPage, DomainQuery, DomainRecord, DomainSort, RepositoryRecord};
 use super::{Durability, EncodedTrace, Repositories, SearchPage, SearchQuery, StoreError, Traces};
 use crate::config::Storage;
-use crate::trace::{Label, Trace};
+use crate::trace::Trace;
 
 /// The schema, one step per entry, in order; a step is applied once per database.
 const MIGRATIONS: &[(i32, &str)] = &[
@@ -221,7 +221,7 @@ fn domain_of(r: &tokio_postgres::Row) -> DomainRecord {
         labels: r
             .get::<_, Vec<String>>("labels")
             .into_iter()
-            .map(Label::from)
+            .map(crate::trace::Label::from)
             .collect(),
     }
 }
@@ -311,7 +311,7 @@ impl Traces for PgStore {
         let labels: Vec<&str> = trace
             .hops
             .last()
-            .map(|h| h.labels.iter().map(Label::as_str).collect())
+            .map(|h| h.labels.iter().map(crate::trace::Label::as_str).collect())
             .unwrap_or_default();
         let now = crate::trace::rfc3339(now_ms);
         // The screenshot and the landing page's HTML, each under its key.
