@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chain::{Resolved, Resolver, VisitorError, DIRECT};
 use crate::input::Link;
-use crate::labels::{registrable, CLOAKED};
+use crate::labels::{registrable, Builtin};
 use crate::trace::{Outcome, Trace};
 
 /// One visitor's chain.
@@ -74,8 +74,8 @@ pub async fn compare(
     let cloaked = cloaked(&traces);
     if cloaked {
         for c in &mut cells {
-            if !c.trace.labels.iter().any(|l| l == CLOAKED) {
-                c.trace.labels.push(CLOAKED.to_string());
+            if !c.trace.labels.iter().any(|l| *l == Builtin::Cloaked) {
+                c.trace.labels.push(Builtin::Cloaked.into());
             }
         }
     }

@@ -20,7 +20,7 @@ pub struct Unwrapped {
     pub wrapper: &'static str,
     pub via: Via,
     /// A label the wrapper hop itself earns (Google's `/url` is an open redirect).
-    pub label: Option<&'static str>,
+    pub label: Option<crate::labels::Builtin>,
     /// Google only: a `usg` signature was present, so Google redirects without warning.
     pub automatic: Option<bool>,
 }
@@ -59,7 +59,7 @@ struct Wrapper {
     prefix: bool,
     encoding: Encoding,
     via: Via,
-    label: Option<&'static str>,
+    label: Option<crate::labels::Builtin>,
 }
 
 const fn row(
@@ -89,7 +89,7 @@ static WRAPPERS: &[Wrapper] = &[
         prefix: false,
         encoding: Encoding::Query(&["q", "url"]),
         via: Via::GoogleUrl,
-        label: Some(crate::labels::OPEN_REDIRECT),
+        label: Some(crate::labels::Builtin::OpenRedirect),
     },
     row(
         "facebook",
@@ -374,7 +374,7 @@ mod tests {
         assert_eq!(u.target, "https://urlin.us/2vwNSW");
         assert_eq!(u.via, Via::GoogleUrl);
         assert_eq!(u.automatic, Some(true));
-        assert_eq!(u.label, Some("open-redirect"));
+        assert_eq!(u.label.map(|l| l.as_str()), Some("open-redirect"));
         let u = un("https://google.co.uk/url?url=http%3A%2F%2Fgts794.com%2Fx%3Fa%3D1").unwrap();
         assert_eq!(u.target, "http://gts794.com/x?a=1");
         assert_eq!(u.automatic, Some(false));

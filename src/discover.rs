@@ -57,8 +57,8 @@ pub struct Finding {
     pub next: Option<Result<Found, BadTarget>>,
     /// Something the Trace should say about the hop (e.g. that a browser was unavailable).
     pub note: Option<String>,
-    /// Requests the page tried to make that policy refused (`url: reason`).
-    pub blocked_requests: Vec<String>,
+    /// Requests the page tried to make that policy refused.
+    pub blocked_requests: Vec<crate::trace::BlockedRequest>,
     /// The finder failed in a way that ends the chain.
     pub error: Option<crate::trace::TraceError>,
     /// Time spent queueing (for a browser tab), which the resolution's time limit leaves out

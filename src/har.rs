@@ -50,7 +50,7 @@ fn page(trace: &Trace, id: &str) -> (Value, Vec<Value>) {
         .enumerate()
         .filter(|(_, h)| h.http.is_none())
         .map(|(i, h)| {
-            let why = h.reason.as_deref().unwrap_or(h.via.as_str());
+            let why = h.reason.text().unwrap_or_else(|| h.via.to_string());
             format!("hop {i} {} not fetched: {why}", h.url)
         })
         .collect();

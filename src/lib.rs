@@ -38,6 +38,7 @@ pub mod store;
 pub mod terminal;
 pub mod trace;
 pub mod watch;
+pub(crate) mod wire;
 
 /// Current wall-clock time as milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> u64 {

@@ -3,63 +3,39 @@
 use serde::{Deserialize, Serialize};
 
 use crate::record::HttpRecord;
+use crate::wire::wire_enum;
 
-/// How the chain ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    /// A page that leads nowhere further.
-    Landed,
-    /// A file (attachment or binary content type), known from headers and never fetched.
-    Download,
-    /// Policy refused a hop; it was never connected to.
-    Blocked,
-    /// The chain came back to a URL it had already visited.
-    Loop,
-    /// More than `limits.max_hops` hops.
-    TooManyHops,
-    /// A hop or the whole resolution ran out of time.
-    Timeout,
-    /// Anything else that stopped the chain; see `Trace::error`.
-    Error,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Landed => "landed",
-            Outcome::Download => "download",
-            Outcome::Blocked => "blocked",
-            Outcome::Loop => "loop",
-            Outcome::TooManyHops => "too-many-hops",
-            Outcome::Timeout => "timeout",
-            Outcome::Error => "error",
-        }
+wire_enum! {
+    /// How the chain ended.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Outcome {
+        /// A page that leads nowhere further.
+        Landed = "landed",
+        /// A file (attachment or binary content type), known from headers and never fetched.
+        Download = "download",
+        /// Policy refused a hop; it was never connected to.
+        Blocked = "blocked",
+        /// The chain came back to a URL it had already visited.
+        Loop = "loop",
+        /// More than `limits.max_hops` hops.
+        TooManyHops = "too-many-hops",
+        /// A hop or the whole resolution ran out of time.
+        Timeout = "timeout",
+        /// Anything else that stopped the chain; see `Trace::error`.
+        Error = "error",
     }
 }
 
-/// How a hop was reached from the one before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Via {
-    Input,
-    HttpRedirect,
-    MetaRefresh,
-    Javascript,
-    GoogleUrl,
-    Wrapper,
-}
-
-impl Via {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Via::Input => "input",
-            Via::HttpRedirect => "http-redirect",
-            Via::MetaRefresh => "meta-refresh",
-            Via::Javascript => "javascript",
-            Via::GoogleUrl => "google-url",
-            Via::Wrapper => "wrapper",
-        }
+wire_enum! {
+    /// How a hop was reached from the one before it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Via {
+        Input = "input",
+        HttpRedirect = "http-redirect",
+        MetaRefresh = "meta-refresh",
+        Javascript = "javascript",
+        GoogleUrl = "google-url",
+        Wrapper = "wrapper",
     }
 }
 
@@ -72,20 +48,349 @@ pub enum Engine {
     Chromium,
 }
 
-/// The request method of a hop that was not a plain GET.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Method {
-    /// A form submitted with `method=post` (its body form-encoded), or a 307/308 redirect
-    /// after one.
-    Post,
+wire_enum! {
+    /// The request method of a hop that was not a plain GET.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum Method {
+        /// A form submitted with `method=post` (its body form-encoded), or a 307/308 redirect
+        /// after one.
+        Post = "POST",
+    }
 }
 
-impl Method {
-    pub fn as_str(self) -> &'static str {
+wire_enum! {
+    /// The labels hoptrace itself gives or acts on.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum Builtin {
+        /// Listed as imitating a real shortener (with `imitates`).
+        FakeShortener = "fake-shortener",
+        /// Detected as resembling a real shortener, not listed.
+        LookalikeShortener = "lookalike-shortener",
+        /// A real shortener.
+        Shortener = "shortener",
+        PayloadHost = "payload-host",
+        Phishing = "phishing",
+        C2 = "c2",
+        /// Visitors of one link end in different places (`hoptrace compare`).
+        Cloaked = "cloaked",
+        /// A hop answered with a response head beyond what hoptrace (or a browser) reads: a
+        /// server hiding what it sends. Counted as suspicious.
+        OversizedHead = "oversized-head",
+        /// A well-known wrapper that forwards anywhere (Google `/url` and the like).
+        OpenRedirect = "open-redirect",
+    }
+}
+
+impl Builtin {
+    /// Whether this label makes a link, and its repository, malicious.
+    pub fn is_malicious(self) -> bool {
+        matches!(
+            self,
+            Builtin::FakeShortener
+                | Builtin::LookalikeShortener
+                | Builtin::PayloadHost
+                | Builtin::Phishing
+                | Builtin::C2
+        )
+    }
+}
+
+/// A label on a hop or a Trace: one hoptrace knows, or one an indicator list names beyond
+/// them. On the wire every label is its name; a listed label never bears a built-in's name
+/// (construction maps those to [`Label::Builtin`]). Compared, hashed and ordered by name.
+#[derive(Debug, Clone)]
+pub enum Label {
+    Builtin(Builtin),
+    /// A label only a list names (`labels.extra_files`).
+    Listed(String),
+}
+
+impl Label {
+    pub fn as_str(&self) -> &str {
         match self {
-            Method::Post => "POST",
+            Label::Builtin(b) => b.as_str(),
+            Label::Listed(s) => s,
         }
+    }
+
+    /// Whether this label makes a link, and its repository, malicious (no listed-only
+    /// label does).
+    pub fn is_malicious(&self) -> bool {
+        matches!(self, Label::Builtin(b) if b.is_malicious())
+    }
+
+    /// Whether any of `labels` is malicious.
+    pub fn any_malicious<'a>(labels: impl IntoIterator<Item = &'a Label>) -> bool {
+        labels.into_iter().any(Label::is_malicious)
+    }
+}
+
+impl From<Builtin> for Label {
+    fn from(b: Builtin) -> Label {
+        Label::Builtin(b)
+    }
+}
+
+impl From<&str> for Label {
+    fn from(s: &str) -> Label {
+        s.parse()
+            .map_or_else(|_| Label::Listed(s.to_string()), Label::Builtin)
+    }
+}
+
+impl From<String> for Label {
+    fn from(s: String) -> Label {
+        s.parse().map_or(Label::Listed(s), Label::Builtin)
+    }
+}
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl AsRef<str> for Label {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Label {
+    fn eq(&self, other: &Label) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Label {}
+
+impl std::hash::Hash for Label {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl PartialOrd for Label {
+    fn partial_cmp(&self, other: &Label) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Label {
+    fn cmp(&self, other: &Label) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialEq<Builtin> for Label {
+    fn eq(&self, other: &Builtin) -> bool {
+        matches!(self, Label::Builtin(b) if b == other)
+    }
+}
+
+/// Compares with the wire name, as users (and tests) read it.
+impl PartialEq<&str> for Label {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Label {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<str> for Label {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl Serialize for Label {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Label {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Label, D::Error> {
+        String::deserialize(d).map(Label::from)
+    }
+}
+
+/// A request a page made in the browser that policy refused; `url: why` on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockedRequest {
+    pub url: String,
+    pub why: String,
+}
+
+impl std::fmt::Display for BlockedRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.url, self.why)
+    }
+}
+
+impl From<&str> for BlockedRequest {
+    /// Splits at the first `: ` (a URL as sent carries no space); without one, all of it is
+    /// the URL.
+    fn from(s: &str) -> BlockedRequest {
+        let (url, why) = s.split_once(": ").unwrap_or((s, ""));
+        BlockedRequest {
+            url: url.to_string(),
+            why: why.to_string(),
+        }
+    }
+}
+
+impl Serialize for BlockedRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockedRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<BlockedRequest, D::Error> {
+        String::deserialize(d).map(|s| BlockedRequest::from(s.as_str()))
+    }
+}
+
+/// One thing a hop's `reason` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HopNote {
+    /// Policy refused the hop (`blocked: true`): why.
+    Blocked(String),
+    /// A known wrapper (by its name) decoded without contacting it.
+    Decoded(String),
+    /// The chain came back to the URL of hop `first`.
+    Loop { first: usize },
+    /// A file, recognised by (why), whose body was not fetched.
+    Download(String),
+    /// The response's head was over what is read.
+    OversizedHead(String),
+    /// Why the body was not read.
+    Body(String),
+    /// What a next-hop finder said (a browser unavailable, a script cut, no screenshot).
+    Finder(String),
+    /// Why the landing page has no icon.
+    Favicon(String),
+    /// A stored note read back that names none of the patterned kinds above.
+    Text(String),
+}
+
+const DECODED: &str = " wrapper decoded without contacting it";
+const LOOP: &str = "already visited at hop ";
+const DOWNLOAD: (&str, &str) = ("download: ", "; body not fetched");
+
+impl std::fmt::Display for HopNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HopNote::Decoded(wrapper) => write!(f, "{wrapper}{DECODED}"),
+            HopNote::Loop { first } => write!(f, "{LOOP}{first}"),
+            HopNote::Download(why) => write!(f, "{}{why}{}", DOWNLOAD.0, DOWNLOAD.1),
+            HopNote::Blocked(s)
+            | HopNote::OversizedHead(s)
+            | HopNote::Body(s)
+            | HopNote::Finder(s)
+            | HopNote::Favicon(s)
+            | HopNote::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+impl From<&str> for HopNote {
+    /// The note a stored text is: a patterned kind where the text has its form, else as
+    /// read.
+    fn from(s: &str) -> HopNote {
+        if let Some(wrapper) = s.strip_suffix(DECODED).filter(|w| !w.contains("; ")) {
+            return HopNote::Decoded(wrapper.to_string());
+        }
+        if let Some(first) = s.strip_prefix(LOOP).and_then(|n| n.parse().ok()) {
+            return HopNote::Loop { first };
+        }
+        let download = s
+            .strip_prefix(DOWNLOAD.0)
+            .and_then(|w| w.strip_suffix(DOWNLOAD.1));
+        if let Some(why) = download.filter(|w| !w.contains("; ")) {
+            return HopNote::Download(why.to_string());
+        }
+        HopNote::Text(s.to_string())
+    }
+}
+
+/// What a hop's `reason` says: its notes in the order they were made, `; ` between them on
+/// the wire (absent when none). Compared by that text.
+#[derive(Debug, Clone, Default)]
+pub struct Notes(Vec<HopNote>);
+
+impl Notes {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn notes(&self) -> &[HopNote] {
+        &self.0
+    }
+
+    /// Adds `note` after those already made.
+    pub fn add(&mut self, note: HopNote) {
+        self.0.push(note);
+    }
+
+    /// The notes as the wire says them; `None` when there are none.
+    pub fn text(&self) -> Option<String> {
+        (!self.is_empty()).then(|| self.to_string())
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+impl From<HopNote> for Notes {
+    fn from(note: HopNote) -> Notes {
+        Notes(vec![note])
+    }
+}
+
+impl std::fmt::Display for Notes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, note) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{note}")?;
+        }
+        Ok(())
+    }
+}
+
+impl PartialEq for Notes {
+    fn eq(&self, other: &Notes) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Serialize for Notes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.is_empty() {
+            true => s.serialize_none(),
+            false => s.collect_str(self),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Notes {
+    /// A stored text is one note (its parts cannot be told apart for certain); `null` is
+    /// none.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Notes, D::Error> {
+        let text = Option::<String>::deserialize(d)?;
+        Ok(Notes(
+            text.map(|t| HopNote::from(t.as_str()))
+                .into_iter()
+                .collect(),
+        ))
     }
 }
 
@@ -97,13 +402,13 @@ pub struct Hop {
     /// HTTP status of this hop's response; `None` when it was not fetched.
     pub status: Option<u16>,
     pub via: Via,
-    pub labels: Vec<String>,
+    pub labels: Vec<Label>,
     /// The real service a fake or lookalike shortener imitates.
     pub imitates: Option<String>,
     pub blocked: bool,
-    /// Why the hop was blocked, or a note on how it was handled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    /// Why the hop was blocked, or notes on how it was handled.
+    #[serde(default, skip_serializing_if = "Notes::is_empty")]
+    pub reason: Notes,
     /// The vetted address this hop was fetched from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
@@ -115,9 +420,9 @@ pub struct Hop {
     pub automatic: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elapsed_ms: Option<u64>,
-    /// Requests the page made in the browser that policy refused (`url: reason`).
+    /// Requests the page made in the browser that policy refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub blocked_requests: Vec<String>,
+    pub blocked_requests: Vec<BlockedRequest>,
     /// The request and response of a fetched hop: headers, timings, TLS certificate, the
     /// body's hash (what HAR is made from).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -161,7 +466,7 @@ impl Hop {
             labels: Vec::new(),
             imitates: None,
             blocked: false,
-            reason: None,
+            reason: Notes::default(),
             ip: None,
             content_type: None,
             automatic: None,
@@ -184,53 +489,31 @@ pub struct TraceError {
     pub message: String,
 }
 
-/// What kind of failure ended a resolution (`error.kind` on the wire, kebab-case).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ErrorKind {
-    /// The input (or a hop's URL) is not a URL hoptrace can follow.
-    Input,
-    /// A name did not resolve.
-    Dns,
-    /// No TCP connection to a vetted address.
-    Connect,
-    /// The TLS handshake or certificate failed.
-    Tls,
-    /// The server broke HTTP (or the chain ended on an HTTP error).
-    Http,
-    /// A hop's or the resolution's time ran out.
-    Timeout,
-    /// Policy refused a connection (a blocked hop is an outcome, not an error: this kind is
-    /// for refusals outside a hop, such as a webhook's).
-    Policy,
-    /// The browser failed in a way a restart did not mend.
-    Browser,
-    /// More hops than `limits.max_hops`.
-    TooManyHops,
-    /// An egress point's proxy was down or refused the connection.
-    Proxy,
-}
-
-impl ErrorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Input => "input",
-            ErrorKind::Dns => "dns",
-            ErrorKind::Connect => "connect",
-            ErrorKind::Tls => "tls",
-            ErrorKind::Http => "http",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::Policy => "policy",
-            ErrorKind::Browser => "browser",
-            ErrorKind::TooManyHops => "too-many-hops",
-            ErrorKind::Proxy => "proxy",
-        }
-    }
-}
-
-impl std::fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+wire_enum! {
+    /// What kind of failure ended a resolution (`error.kind` on the wire).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum ErrorKind {
+        /// The input (or a hop's URL) is not a URL hoptrace can follow.
+        Input = "input",
+        /// A name did not resolve.
+        Dns = "dns",
+        /// No TCP connection to a vetted address.
+        Connect = "connect",
+        /// The TLS handshake or certificate failed.
+        Tls = "tls",
+        /// The server broke HTTP (or the chain ended on an HTTP error).
+        Http = "http",
+        /// A hop's or the resolution's time ran out.
+        Timeout = "timeout",
+        /// Policy refused a connection (a blocked hop is an outcome, not an error: this kind
+        /// is for refusals outside a hop, such as a webhook's).
+        Policy = "policy",
+        /// The browser failed in a way a restart did not mend.
+        Browser = "browser",
+        /// More hops than `limits.max_hops`.
+        TooManyHops = "too-many-hops",
+        /// An egress point's proxy was down or refused the connection.
+        Proxy = "proxy",
     }
 }
 
@@ -249,7 +532,7 @@ pub struct Trace {
     pub final_host: String,
     pub outcome: Outcome,
     pub hops: Vec<Hop>,
-    pub labels: Vec<String>,
+    pub labels: Vec<Label>,
     pub cached: bool,
     pub error: Option<TraceError>,
     /// When the resolution ran (RFC 3339 UTC).
@@ -363,7 +646,7 @@ impl Trace {
 
     /// Recomputes the trace-level fields that derive from the hops.
     pub fn finish(&mut self) {
-        let mut labels: Vec<String> = Vec::new();
+        let mut labels: Vec<Label> = Vec::new();
         for hop in &self.hops {
             for l in &hop.labels {
                 if !labels.contains(l) {
@@ -426,4 +709,196 @@ pub fn rfc3339_ms(ms: u64) -> String {
 pub fn rfc3339(ms: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
     humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn wire<T: Serialize>(v: &T) -> Value {
+        serde_json::to_value(v).unwrap()
+    }
+
+    /// Every kind's names as the contract spells them: each serialises as its name and reads
+    /// back as itself.
+    #[test]
+    fn every_kind_keeps_its_wire_name() {
+        fn check<T>(all: &[T], names: &[&str])
+        where
+            T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug + Copy,
+        {
+            assert_eq!(all.len(), names.len());
+            for (v, name) in all.iter().zip(names) {
+                assert_eq!(wire(v), json!(name));
+                assert_eq!(serde_json::from_value::<T>(json!(name)).unwrap(), *v);
+            }
+        }
+        check(
+            Outcome::ALL,
+            &[
+                "landed",
+                "download",
+                "blocked",
+                "loop",
+                "too-many-hops",
+                "timeout",
+                "error",
+            ],
+        );
+        check(
+            Via::ALL,
+            &[
+                "input",
+                "http-redirect",
+                "meta-refresh",
+                "javascript",
+                "google-url",
+                "wrapper",
+            ],
+        );
+        check(
+            ErrorKind::ALL,
+            &[
+                "input",
+                "dns",
+                "connect",
+                "tls",
+                "http",
+                "timeout",
+                "policy",
+                "browser",
+                "too-many-hops",
+                "proxy",
+            ],
+        );
+        check(Method::ALL, &["POST"]);
+        check(
+            Builtin::ALL,
+            &[
+                "fake-shortener",
+                "lookalike-shortener",
+                "shortener",
+                "payload-host",
+                "phishing",
+                "c2",
+                "cloaked",
+                "oversized-head",
+                "open-redirect",
+            ],
+        );
+        let err = serde_json::from_value::<Outcome>(json!("landing")).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown variant `landing`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn labels_built_in_or_listed_read_and_write_as_their_names() {
+        for b in Builtin::ALL {
+            let l: Label = serde_json::from_value(json!(b.as_str())).unwrap();
+            assert!(matches!(l, Label::Builtin(x) if x == *b), "{l:?}");
+            assert_eq!(wire(&l), json!(b.as_str()));
+        }
+        let listed: Label = serde_json::from_value(json!("crypto-drainer")).unwrap();
+        assert!(matches!(&listed, Label::Listed(s) if s == "crypto-drainer"));
+        assert_eq!(wire(&listed), json!("crypto-drainer"));
+        assert!(!listed.is_malicious());
+        // A list naming a built-in label gives the built-in one.
+        assert_eq!(Label::from("c2".to_string()), Builtin::C2);
+        let bad: Vec<&str> = Builtin::ALL
+            .iter()
+            .filter(|b| b.is_malicious())
+            .map(|b| b.as_str())
+            .collect();
+        assert_eq!(
+            bad,
+            [
+                "fake-shortener",
+                "lookalike-shortener",
+                "payload-host",
+                "phishing",
+                "c2"
+            ]
+        );
+        // Ordered by name, as the string labels were.
+        let mut sorted = vec![Label::from("zz"), Builtin::C2.into(), Label::from("aa")];
+        sorted.sort();
+        assert_eq!(sorted, ["aa", "c2", "zz"]);
+    }
+
+    /// Each hop note says what the string notes said, word for word.
+    #[test]
+    fn hop_notes_keep_their_text() {
+        for (note, text) in [
+            (HopNote::Loop { first: 3 }, "already visited at hop 3"),
+            (
+                HopNote::Decoded("google-url".into()),
+                "google-url wrapper decoded without contacting it",
+            ),
+            (
+                HopNote::Download("attachment".into()),
+                "download: attachment; body not fetched",
+            ),
+        ] {
+            assert_eq!(note.to_string(), text);
+            assert_eq!(HopNote::from(text), note, "{text} reads back as its kind");
+        }
+        let mut notes = Notes::from(HopNote::Finder("no browser available".into()));
+        notes.add(HopNote::Favicon("icon x not fetched: no time left".into()));
+        assert_eq!(
+            wire(&notes),
+            json!("no browser available; icon x not fetched: no time left")
+        );
+        assert_eq!(Notes::default().text(), None);
+    }
+
+    /// A Trace as stored before the kinds were types reads back and writes out the same.
+    #[test]
+    fn a_stored_trace_reads_and_writes_unchanged() {
+        let stored = json!({
+            "input": "https://bltlly.com/x", "final_url": "http://127.0.0.1/",
+            "final_host": "127.0.0.1", "outcome": "blocked",
+            "hops": [
+                {"url": "https://bltlly.com/x", "host": "bltlly.com", "status": 302,
+                 "via": "input", "labels": ["fake-shortener", "crypto-drainer"],
+                 "imitates": "bitly.com", "blocked": false,
+                 "reason": "no browser available; icon x not fetched: no time left",
+                 "blocked_requests": ["http://10.0.0.1/a: address 10.0.0.1 is private (egress policy refuses it)",
+                                      "http://b.test/x.exe: download refused before its body (attachment)"],
+                 "method": "POST"},
+                {"url": "https://www.google.com/url?q=x", "host": "www.google.com", "status": null,
+                 "via": "http-redirect", "labels": ["open-redirect"], "imitates": null,
+                 "blocked": false, "reason": "google-url wrapper decoded without contacting it"},
+                {"url": "http://127.0.0.1/", "host": "127.0.0.1", "status": null,
+                 "via": "google-url", "labels": [], "imitates": null, "blocked": true,
+                 "reason": "address 127.0.0.1 is loopback (egress policy refuses it)"}
+            ],
+            "labels": ["fake-shortener", "crypto-drainer", "open-redirect"],
+            "cached": false,
+            "error": {"kind": "too-many-hops", "message": "m"}
+        });
+        let t: Trace = serde_json::from_value(stored.clone()).unwrap();
+        assert_eq!(wire(&t), stored);
+        assert_eq!(t.hops[0].labels[0], Builtin::FakeShortener);
+        assert!(matches!(&t.hops[0].labels[1], Label::Listed(_)));
+        assert_eq!(
+            t.hops[0].blocked_requests[1],
+            BlockedRequest {
+                url: "http://b.test/x.exe".into(),
+                why: "download refused before its body (attachment)".into(),
+            }
+        );
+        assert_eq!(
+            t.hops[1].reason.notes(),
+            [HopNote::Decoded("google-url".into())]
+        );
+        assert_eq!(t.error.as_ref().unwrap().kind, ErrorKind::TooManyHops);
+        // `null` where a client wrote one is no note.
+        let mut hop = stored["hops"][2].clone();
+        hop["reason"] = Value::Null;
+        let hop: Hop = serde_json::from_value(hop).unwrap();
+        assert!(hop.reason.is_empty() && wire(&hop).get("reason").is_none());
+    }
 }

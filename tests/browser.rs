@@ -549,6 +549,7 @@ fn refused(t: &Trace, path: &str) -> usize {
     t.hops[0]
         .blocked_requests
         .iter()
+        .map(ToString::to_string)
         .filter(|r| r.contains(path) && r.contains("download refused"))
         .count()
 }
@@ -643,7 +644,11 @@ async fn the_page_reaches_nothing_past_the_gate() {
     assert_eq!(t.hops[1].via, Via::Javascript);
     assert_eq!(t.hops[1].url, format!("http://127.0.0.2:{sp}/x"));
     assert!(t.hops[1].blocked);
-    let blocked = &t.hops[0].blocked_requests;
+    let blocked: Vec<String> = t.hops[0]
+        .blocked_requests
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     for (what, needle) in [
         ("a name resolving to a denied address", "internal.test"),
         ("IPv6 loopback", "[::1]"),
@@ -696,7 +701,7 @@ async fn the_page_reaches_nothing_past_the_gate() {
         t.hops[0]
             .blocked_requests
             .iter()
-            .any(|r| r.contains("byte budget")),
+            .any(|r| r.to_string().contains("byte budget")),
         "the spent budget is listed: {t:#?}"
     );
     let got = got_bytes(&t);
@@ -909,7 +914,7 @@ async fn without_chromium_the_trace_says_so() {
     };
     let t = resolve(ScriptEngineKind::Chromium).await;
     assert_eq!(t.outcome, Outcome::Landed);
-    let reason = t.hops[0].reason.as_deref().unwrap_or("");
+    let reason = t.hops[0].reason.to_string();
     assert!(
         reason.contains("no browser available") && reason.contains("/nonexistent/chromium"),
         "{reason}"

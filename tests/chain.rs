@@ -220,7 +220,7 @@ async fn loop_is_detected() {
     assert_eq!(t.outcome, Outcome::Loop);
     assert_eq!(t.hops.len(), 3);
     assert_eq!(t.hops[2].url, t.hops[0].url);
-    assert!(t.hops[2].reason.as_deref().unwrap().contains("hop 0"));
+    assert!(t.hops[2].reason.to_string().contains("hop 0"));
     assert_eq!(srv.requests(), 2, "the repeated URL is not fetched again");
 }
 
@@ -289,7 +289,7 @@ async fn endless_body_is_read_only_up_to_the_limit() {
     // Landed (not timeout): reading stopped at the limit instead of waiting for an end.
     assert_eq!(t.outcome, Outcome::Landed, "{t:#?}");
     assert_eq!(
-        t.hops[0].reason.as_deref(),
+        t.hops[0].reason.text().as_deref(),
         Some("body cut at max_body_bytes")
     );
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -320,8 +320,8 @@ async fn downloads_are_known_from_headers_without_reading_the_body() {
         assert_eq!(t.outcome, Outcome::Download, "{path}: {t:#?}");
         let last = t.hops.last().unwrap();
         assert_eq!(last.status, Some(200));
-        assert!(last.reason.as_deref().unwrap().contains("body not fetched"));
-        assert!(t.labels.contains(&"payload-host".to_string()));
+        assert!(last.reason.to_string().contains("body not fetched"));
+        assert!(t.labels.iter().any(|l| l == "payload-host"));
     }
 }
 

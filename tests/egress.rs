@@ -12,7 +12,7 @@ fn assert_blocked(t: &Trace, why: &str) {
     let last = t.hops.last().unwrap();
     assert!(last.blocked, "{t:#?}");
     assert_eq!(last.status, None);
-    let reason = last.reason.as_deref().unwrap_or("");
+    let reason = last.reason.to_string();
     assert!(
         reason.contains(why),
         "reason {reason:?} should mention {why:?}"

@@ -106,6 +106,7 @@ async fn a_landed_page_has_its_screenshot_and_a_download_none() {
         landing
             .blocked_requests
             .iter()
+            .map(ToString::to_string)
             .any(|b| b.contains("/payload.exe") && b.contains("download refused")),
         "{:?}",
         landing.blocked_requests

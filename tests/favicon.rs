@@ -173,7 +173,7 @@ async fn an_icon_not_an_image_or_too_big_has_no_hash() {
         let t = resolve(&env, &format!("{base}{path}")).await;
         assert_eq!(t.outcome, Outcome::Landed, "{path}");
         assert_eq!(icon_of(&t), (None, None, None), "{path}");
-        let reason = t.hops.last().unwrap().reason.clone().unwrap_or_default();
+        let reason = t.hops.last().unwrap().reason.to_string();
         assert!(reason.contains(why), "{path}: {reason}");
     }
     assert_eq!(asked.load(Ordering::SeqCst), 3, "each icon asked for once");
@@ -194,7 +194,7 @@ async fn an_icon_on_a_blocked_address_is_never_connected_to() {
         let t = resolve(&env, &format!("{base}{path}")).await;
         assert_eq!(t.outcome, Outcome::Landed, "{path}");
         assert_eq!(icon_of(&t), (None, None, None), "{path}");
-        let reason = t.hops.last().unwrap().reason.clone().unwrap_or_default();
+        let reason = t.hops.last().unwrap().reason.to_string();
         assert!(
             reason.starts_with("icon ") && reason.contains("egress policy refuses"),
             "{path}: {reason}"

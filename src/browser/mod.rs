@@ -37,7 +37,7 @@ use crate::discover::{resolve_navigation, FinderFuture, Finding, NextHopFinder, 
 use crate::egress::proxy::JobProxy;
 use crate::egress::Egress;
 use crate::script::{Defer, ScriptEngine, Verdict};
-use crate::trace::{Engine, TraceError, Via};
+use crate::trace::{BlockedRequest, Engine, TraceError, Via};
 
 /// What a visit revealed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -376,16 +376,19 @@ impl BrowserStage {
             .driver
             .visit(prepared, page.url.as_str(), proxy.addr, &identity, timing)
             .await;
-        let mut blocked_requests: Vec<String> = proxy
+        let mut blocked_requests: Vec<BlockedRequest> = proxy
             .records()
             .into_iter()
             .filter(|r| r.blocked)
-            .map(|r| format!("{}: {}", r.target, r.refused.unwrap_or_default()))
+            .map(|r| BlockedRequest {
+                url: r.target.to_string(),
+                why: r.refused.unwrap_or_default(),
+            })
             .collect();
         drop(proxy);
         let mut finding = match visit {
             Ok(v) => {
-                blocked_requests.extend(v.refused);
+                blocked_requests.extend(v.refused.iter().map(|r| BlockedRequest::from(r.as_str())));
                 Finding {
                     next: v
                         .navigation

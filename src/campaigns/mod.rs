@@ -20,9 +20,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::scan::{infrastructure, Fnv, Reason, ReasonKind, RepositoryRecord, Verdict};
+use crate::scan::{
+    infrastructure, Fnv, InfraKey, InfraKind, Reason, ReasonKind, RepositoryRecord, Verdict,
+};
 use crate::store::{Store, StoreError};
-use crate::trace::Trace;
+use crate::trace::{Label, Trace};
 
 /// Entries each list of a campaign summary holds at most (`landing_hosts`, `repositories`,
 /// `users`, `infrastructure`, `labels`): the first in name order. Counts are exact.
@@ -45,14 +47,14 @@ pub struct Campaign {
     pub repositories: Vec<String>,
     /// The first [`SAMPLE`] publishing users (namespaces), in name order.
     pub users: Vec<String>,
-    pub labels: Vec<String>,
+    pub labels: Vec<Label>,
     /// Span of the repositories' Docker Hub `last_updated` (scan time where the input had
     /// none).
     pub first_seen: String,
     pub last_seen: String,
     /// The first [`SAMPLE`] shared keys (`landing:`, `fake-shortener:`, `redirector:`,
     /// `signature:`).
-    pub infrastructure: Vec<String>,
+    pub infrastructure: Vec<InfraKey>,
     pub repository_count: usize,
     pub user_count: usize,
     /// How many of the repositories are malicious (the rest are suspicious, or joined through
@@ -136,8 +138,8 @@ fn linked(r: &RepositoryRecord) -> bool {
     r.verdict > Verdict::Clean && !r.infrastructure.is_empty()
 }
 
-fn account_key(namespace: &str) -> String {
-    format!("account:{namespace}")
+fn account_key(namespace: &str) -> InfraKey {
+    InfraKey::new(InfraKind::Account, namespace)
 }
 
 /// The day a repository counts on in a timeline: created, else updated, else scanned.
@@ -151,11 +153,11 @@ fn day_of(r: &RepositoryRecord) -> String {
 }
 
 /// `set` with `item`, kept to its first `cap` entries; whether anything was cut.
-fn capped(set: &mut BTreeSet<String>, item: &str, cap: usize) -> bool {
-    if set.len() >= cap && set.last().is_some_and(|l| l.as_str() <= item) {
+fn capped<T: Ord + Clone>(set: &mut BTreeSet<T>, item: &T, cap: usize) -> bool {
+    if set.len() >= cap && set.last().is_some_and(|l| l <= item) {
         return !set.contains(item);
     }
-    set.insert(item.to_string());
+    set.insert(item.clone());
     if set.len() > cap {
         set.pop_last();
         return true;
@@ -174,7 +176,7 @@ struct Sums {
     last: Option<String>,
     hosts: BTreeSet<String>,
     repos: BTreeSet<String>,
-    labels: BTreeSet<String>,
+    labels: BTreeSet<Label>,
     truncated: bool,
     days: BTreeMap<String, u64>,
 }
@@ -182,7 +184,7 @@ struct Sums {
 /// The keys and accounts of every campaign, united: what a record, a chain or an id belongs
 /// to. Holds one entry per distinct key and account.
 pub struct Clusters {
-    ids: HashMap<String, u32>,
+    ids: HashMap<InfraKey, u32>,
     sets: UnionFind,
     /// Campaign summaries of at least the asked size, largest first.
     pub campaigns: Vec<Campaign>,
@@ -221,12 +223,12 @@ impl Clusters {
     }
 
     /// The set of `key`, made on first sight.
-    fn node(&mut self, key: &str) -> u32 {
+    fn node(&mut self, key: &InfraKey) -> u32 {
         if let Some(&n) = self.ids.get(key) {
             return n;
         }
         let n = self.sets.push();
-        self.ids.insert(key.to_string(), n);
+        self.ids.insert(key.clone(), n);
         n
     }
 
@@ -261,25 +263,25 @@ impl Clusters {
     fn sum_up(&mut self, sums: HashMap<u32, Sums>, min: usize) {
         #[derive(Default)]
         struct Keys {
-            infra: BTreeSet<String>,
+            infra: BTreeSet<InfraKey>,
             users: BTreeSet<String>,
             user_count: usize,
             truncated: bool,
         }
         let mut keys: HashMap<u32, Keys> = HashMap::new();
-        let ids: Vec<(&String, &u32)> = self.ids.iter().collect();
+        let ids: Vec<(&InfraKey, &u32)> = self.ids.iter().collect();
         for (key, &n) in ids {
             let root = self.sets.find(n);
             if sums.get(&root).is_none_or(|s| s.linked < min) {
                 continue;
             }
             let k = keys.entry(root).or_default();
-            match key.strip_prefix("account:") {
-                Some(user) => {
+            match key.kind {
+                InfraKind::Account => {
                     k.user_count += 1;
-                    k.truncated |= capped(&mut k.users, user, SAMPLE);
+                    k.truncated |= capped(&mut k.users, &key.name, SAMPLE);
                 }
-                None => k.truncated |= capped(&mut k.infra, key, SAMPLE),
+                _ => k.truncated |= capped(&mut k.infra, key, SAMPLE),
             }
         }
         let mut all: Vec<(u32, Campaign, BTreeMap<String, u64>)> = sums
@@ -288,7 +290,8 @@ impl Clusters {
             .map(|(root, s)| {
                 let k = keys.remove(&root).unwrap_or_default();
                 let mut id = Fnv::default();
-                id.write(k.infra.first().map_or("", String::as_str).as_bytes());
+                let first = k.infra.first().map(ToString::to_string);
+                id.write(first.unwrap_or_default().as_bytes());
                 let campaign = Campaign {
                     id: format!("c-{:012x}", id.0 & 0xffff_ffff_ffff),
                     landing_hosts: s.hosts.into_iter().collect(),
@@ -466,7 +469,7 @@ mod tests {
                 .filter_map(|k| k.strip_prefix("landing:"))
                 .map(str::to_string)
                 .collect(),
-            infrastructure: infra.iter().map(|s| s.to_string()).collect(),
+            infrastructure: infra.iter().map(|s| s.parse().unwrap()).collect(),
             labels: vec![],
             scanned_at: "2026-01-01T00:00:00Z".into(),
             last_updated: Some(when.into()),
@@ -638,15 +641,15 @@ mod tests {
             (SAMPLE + 50, SAMPLE + 50)
         );
         assert!(big.truncated);
-        for list in [
-            &big.repositories,
-            &big.users,
-            &big.landing_hosts,
-            &big.infrastructure,
+        for len in [
+            big.repositories.len(),
+            big.users.len(),
+            big.landing_hosts.len(),
+            big.infrastructure.len(),
         ] {
-            assert_eq!(list.len(), SAMPLE);
+            assert_eq!(len, SAMPLE);
         }
         assert_eq!(big.repositories[0], "u0000/r");
-        assert_eq!(big.infrastructure[0], "landing:h0000.example");
+        assert_eq!(big.infrastructure[0].to_string(), "landing:h0000.example");
     }
 }

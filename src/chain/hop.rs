@@ -14,7 +14,8 @@ use crate::discover::{Found, NextHopFinder, Page};
 use crate::egress::{EgressError, Pinned};
 use crate::fetch::{FetchError, Form};
 use crate::input::parse_input;
-use crate::trace::{ErrorKind, Hop, Method, Outcome, TraceError, Via};
+use crate::labels::Builtin;
+use crate::trace::{ErrorKind, Hop, HopNote, Method, Outcome, TraceError, Via};
 
 impl Resolver {
     /// One hop, in stages: refuse a scheme that is not the web's, decode a known wrapper
@@ -152,7 +153,7 @@ impl Resolver {
             let finding = finder.next_hop(page).await;
             *spent += t0.elapsed().saturating_sub(finding.waited);
             if let Some(note) = finding.note {
-                add_reason(hop, note);
+                hop.reason.add(HopNote::Finder(note));
             }
             hop.blocked_requests.extend(finding.blocked_requests);
             if finding.engine.is_some() {
@@ -216,7 +217,9 @@ impl Resolver {
             .saturating_sub(used)
             .min(self.total_timeout.saturating_sub(*spent));
         if budget.is_zero() {
-            add_reason(hop, format!("icon {icon} not fetched: no time left"));
+            hop.reason.add(HopNote::Favicon(format!(
+                "icon {icon} not fetched: no time left"
+            )));
             return;
         }
         let t0 = Instant::now();
@@ -225,7 +228,7 @@ impl Resolver {
         *spent += t0.elapsed();
         match result {
             Ok(icon) => hop.favicon = Some(icon),
-            Err(e) => add_reason(hop, e.to_string()),
+            Err(e) => hop.reason.add(HopNote::Favicon(e.to_string())),
         }
     }
 
@@ -248,7 +251,7 @@ pub(super) enum Step {
 /// Policy refused the hop: it is never connected to.
 fn blocked(hop: &mut Hop, why: &EgressError) -> Step {
     hop.blocked = true;
-    hop.reason = Some(why.to_string());
+    hop.reason = HopNote::Blocked(why.to_string()).into();
     Step::End(Outcome::Blocked, None)
 }
 
@@ -258,10 +261,7 @@ fn decoded(hop: &mut Hop, u: decode::Unwrapped) -> Step {
         push_label(hop, label);
     }
     hop.automatic = u.automatic;
-    hop.reason = Some(format!(
-        "{} wrapper decoded without contacting it",
-        u.wrapper
-    ));
+    hop.reason = HopNote::Decoded(u.wrapper.to_string()).into();
     match parse_input(&u.target) {
         Ok(next) => Step::Next(Found {
             url: next,
@@ -281,8 +281,8 @@ fn decoded(hop: &mut Hop, u: decode::Unwrapped) -> Step {
 /// A fetch that failed other than by policy or the time limits.
 fn failed(hop: &mut Hop, e: FetchError) -> Step {
     if let FetchError::HeadTooLarge(_) = e {
-        push_label(hop, crate::labels::OVERSIZED_HEAD);
-        hop.reason = Some(e.to_string());
+        push_label(hop, Builtin::OversizedHead);
+        hop.reason = HopNote::OversizedHead(e.to_string()).into();
     }
     let outcome = if e.kind() == ErrorKind::Timeout {
         Outcome::Timeout
@@ -305,26 +305,18 @@ fn record_response(hop: &mut Hop, resp: &mut crate::fetch::Response) -> Option<S
     // Moved, not copied: no finder reads the record.
     hop.http = Some(Box::new(std::mem::take(&mut resp.record)));
     if let Some(why) = &resp.download {
-        hop.reason = Some(format!("download: {why}; body not fetched"));
+        hop.reason = HopNote::Download(why.to_string()).into();
         return Some(Step::End(Outcome::Download, None));
     }
     if let Some(note) = resp.body_note {
-        hop.reason = Some(note.to_string());
+        hop.reason = HopNote::Body(note.to_string()).into();
     }
     None
 }
 
-/// Adds `note` to what the hop says.
-fn add_reason(hop: &mut Hop, note: String) {
-    hop.reason = Some(match hop.reason.take() {
-        Some(r) => format!("{r}; {note}"),
-        None => note,
-    });
-}
-
-fn push_label(hop: &mut Hop, label: &str) {
-    if !hop.labels.iter().any(|l| l == label) {
-        hop.labels.push(label.to_string());
+fn push_label(hop: &mut Hop, label: Builtin) {
+    if !hop.labels.iter().any(|l| *l == label) {
+        hop.labels.push(label.into());
     }
 }
 

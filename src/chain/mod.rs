@@ -415,7 +415,7 @@ impl Resolver {
             url.set_fragment(None);
             if let Some(&first) = seen.get(&request_key(&url, next_post.is_some())) {
                 let mut again = self.hop(&url, next_via);
-                again.reason = Some(format!("already visited at hop {first}"));
+                again.reason = crate::trace::HopNote::Loop { first }.into();
                 trace.hops.push(again);
                 trace.outcome = Outcome::Loop;
                 break;
@@ -463,10 +463,10 @@ impl Resolver {
 /// Whether a chain passes through a fake or lookalike shortener: those rotate their targets,
 /// so only watching them shows where they lead over time.
 fn rotates(trace: &Trace) -> bool {
-    trace
-        .labels
-        .iter()
-        .any(|l| l == crate::labels::FAKE_SHORTENER || l == crate::labels::LOOKALIKE_SHORTENER)
+    trace.labels.iter().any(|l| {
+        *l == crate::labels::Builtin::FakeShortener
+            || *l == crate::labels::Builtin::LookalikeShortener
+    })
 }
 
 /// One resolution in flight, shared by the callers that want it.

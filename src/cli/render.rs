@@ -124,7 +124,7 @@ pub(super) fn write_campaigns(
     found: &[crate::campaigns::Campaign],
 ) -> std::io::Result<()> {
     // `total`: how many there are (a campaign's lists are samples; see campaigns::SAMPLE).
-    let list = |items: &[String], total: usize, max: usize| {
+    fn list<T: std::fmt::Display>(items: &[T], total: usize, max: usize) -> String {
         if items.is_empty() {
             return "-".to_string();
         }
@@ -134,7 +134,7 @@ pub(super) fn write_campaigns(
             s.push_str(&format!(" (+{} more)", total - max));
         }
         s
-    };
+    }
     writeln!(
         out,
         "{:<16} {:>6} {:>6} {:>9}  {:<20} {:<20}",
@@ -151,21 +151,20 @@ pub(super) fn write_campaigns(
             Shown(&c.first_seen),
             Shown(&c.last_seen)
         )?;
-        let listed = |l: &[String]| l.len();
         writeln!(
             out,
             "    landing hosts:  {}",
-            list(&c.landing_hosts, listed(&c.landing_hosts), 6)
+            list(&c.landing_hosts, c.landing_hosts.len(), 6)
         )?;
         writeln!(
             out,
             "    infrastructure: {}",
-            list(&c.infrastructure, listed(&c.infrastructure), 6)
+            list(&c.infrastructure, c.infrastructure.len(), 6)
         )?;
         writeln!(
             out,
             "    labels:         {}",
-            list(&c.labels, listed(&c.labels), 8)
+            list(&c.labels, c.labels.len(), 8)
         )?;
         writeln!(
             out,
@@ -327,12 +326,12 @@ pub fn write_human(out: &mut impl Write, trace: &Trace, colour: bool) -> std::io
             if let Some(imitates) = &hop.imitates {
                 tags.push_str(&format!("; imitates {}", Shown(imitates)));
             }
-            let bad = crate::labels::any_malicious(&hop.labels);
+            let bad = crate::labels::Label::any_malicious(&hop.labels);
             line.push_str("  ");
             line.push_str(&st.paint(if bad { "31;1" } else { "36" }, &format!("[{tags}]")));
         }
         writeln!(out, "{line}")?;
-        if let Some(reason) = &hop.reason {
+        if let Some(reason) = hop.reason.text() {
             writeln!(
                 out,
                 "{}",

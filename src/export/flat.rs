@@ -14,6 +14,7 @@ use std::io::Write;
 use super::{time, Filter, Format, Found, Indicator, Kind};
 use crate::defang::defang;
 use crate::terminal::Shown;
+use crate::trace::Label;
 
 /// What a spreadsheet takes a cell starting with as a formula (or a formula's start after it
 /// trims the cell): ASCII and the full-width forms some spreadsheets read alike.
@@ -88,10 +89,14 @@ impl<'a> Rows<'a> {
     /// One indicator's row (none when a label was asked for and it does not carry it).
     pub fn row(&mut self, i: &Indicator) -> std::io::Result<()> {
         let filter = self.filter;
-        if filter.label.as_ref().is_some_and(|l| !i.labels.contains(l)) {
+        if filter
+            .label
+            .as_ref()
+            .is_some_and(|l| !i.labels.iter().any(|x| x == l))
+        {
             return Ok(());
         }
-        let labels: Vec<&str> = i.labels.iter().map(String::as_str).collect();
+        let labels: Vec<&str> = i.labels.iter().map(Label::as_str).collect();
         let fanged = |u: &String| match filter.defang {
             true => defang(u),
             false => u.clone(),

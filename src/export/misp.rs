@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Value};
 
 use super::{address, host_indicators, time, uuid_of, Chain, Found, Kind};
-use crate::labels::registrable;
+use crate::labels::{registrable, Label};
 use crate::trace::{Hop, Outcome};
 
 /// MISP's object templates (misp-objects) this event uses: name -> (uuid, version).
@@ -85,7 +85,7 @@ fn address_of(host: &str) -> Option<String> {
 }
 
 fn malicious(hop: &Hop) -> bool {
-    crate::labels::any_malicious(&hop.labels)
+    Label::any_malicious(&hop.labels)
 }
 
 /// The downloaded file's name: `Content-Disposition`'s, else the URL path's last segment.
@@ -162,7 +162,7 @@ pub fn event(chains: &[&Chain], name: &str, now_ms: u64) -> Value {
     // Objects by their uuid, so a URL on many chains is one object with its references.
     let mut objects: BTreeMap<String, Value> = BTreeMap::new();
     let mut seen: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    let mut labels: BTreeSet<String> = BTreeSet::new();
+    let mut labels: BTreeSet<Label> = BTreeSet::new();
     let mut refs: BTreeSet<(String, String, &str)> = BTreeSet::new();
     for c in chains {
         for hop in &c.trace.hops {
@@ -183,7 +183,11 @@ pub fn event(chains: &[&Chain], name: &str, now_ms: u64) -> Value {
                 let u = url::Url::parse(&hop.url).ok();
                 let mut a = vec![attr("url", "url", &hop.url, bad, at)];
                 if let Some(a0) = a.first_mut() {
-                    a0["Tag"] = json!(hop.labels.iter().map(|l| tag(l)).collect::<Vec<_>>());
+                    a0["Tag"] = json!(hop
+                        .labels
+                        .iter()
+                        .map(|l| tag(l.as_str()))
+                        .collect::<Vec<_>>());
                 }
                 a.extend(names(&hop.host, "host", bad, at));
                 if let Some(ip) = address_of(&hop.host) {
@@ -270,7 +274,7 @@ pub fn event(chains: &[&Chain], name: &str, now_ms: u64) -> Value {
             "published": false,
             "Attribute": [],
             "Object": objects.into_values().collect::<Vec<_>>(),
-            "Tag": labels.iter().map(|l| tag(l)).collect::<Vec<_>>(),
+            "Tag": labels.iter().map(|l| tag(l.as_str())).collect::<Vec<_>>(),
         }
     })
 }

@@ -11,7 +11,7 @@ mod stix;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::campaigns::Campaign;
-use crate::labels::registrable;
+use crate::labels::{registrable, Label};
 use crate::store::{Store, StoreError};
 use crate::trace::{rfc3339_ms, Outcome, Trace};
 
@@ -140,7 +140,7 @@ pub struct Indicator {
     pub value: String,
     pub first_ms: u64,
     pub last_ms: u64,
-    pub labels: BTreeSet<String>,
+    pub labels: BTreeSet<Label>,
     /// The inputs whose chains passed it, in order of first appearance.
     pub inputs: Vec<String>,
     /// Inputs past the first [`spill::INPUTS_KEPT`] (streamed CSV and text exports only).
@@ -150,7 +150,7 @@ pub struct Indicator {
 impl Indicator {
     /// Whether a label on it makes it malicious (MISP `to_ids`, a STIX indicator).
     pub fn malicious(&self) -> bool {
-        crate::labels::any_malicious(&self.labels)
+        Label::any_malicious(&self.labels)
     }
 }
 
@@ -234,7 +234,7 @@ fn idn_label(label: &str) -> bool {
 /// the address each name resolved to, without them: an address is an observable, not what
 /// the name's labels are about (it is often a CDN or hosting address shared with innocent
 /// sites).
-fn hop_values(trace: &Trace) -> Vec<(Kind, String, &[String])> {
+fn hop_values(trace: &Trace) -> Vec<(Kind, String, &[Label])> {
     let mut values = Vec::new();
     for hop in &trace.hops {
         values.push((Kind::Url, hop.url.clone(), hop.labels.as_slice()));
@@ -367,7 +367,7 @@ async fn selected_chains(
                 && filter
                     .label
                     .as_ref()
-                    .is_none_or(|l| trace.labels.contains(l));
+                    .is_none_or(|l| trace.labels.iter().any(|t| t == l));
             if !wanted || trace.hops.is_empty() {
                 continue;
             }
@@ -419,7 +419,7 @@ fn slim(mut trace: Trace) -> Trace {
             hop.http = None;
         }
         hop.blocked_requests = Vec::new();
-        hop.reason = None;
+        hop.reason.clear();
     }
     trace.evidence = None;
     trace.screenshot = None;

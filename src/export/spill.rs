@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::{hop_values, Indicator, Kind};
-use crate::trace::Trace;
+use crate::trace::{Label, Trace};
 
 /// What a run holds in memory before it is sorted and written out.
 const RUN_BYTES: usize = 32 << 20;
@@ -27,7 +27,7 @@ struct Entry {
     kind: u8,
     value: String,
     ms: u64,
-    labels: Vec<String>,
+    labels: Vec<Label>,
     input: String,
 }
 
@@ -71,7 +71,7 @@ impl Spill {
     pub fn add(&mut self, trace: &Trace, stored_ms: u64) -> std::io::Result<()> {
         // A value a chain shows twice is one entry (its labels joined), so past the cap an
         // input is not counted once per hop.
-        let mut values: BTreeMap<(Kind, String), BTreeSet<String>> = BTreeMap::new();
+        let mut values: BTreeMap<(Kind, String), BTreeSet<Label>> = BTreeMap::new();
         for (kind, value, labels) in hop_values(trace) {
             values
                 .entry((kind, value))

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Value};
 
 use super::{address, host_indicators, time, uuid_of, Found, Indicator, Kind};
-use crate::labels::{registrable, C2, FAKE_SHORTENER, LOOKALIKE_SHORTENER, PAYLOAD_HOST, PHISHING};
+use crate::labels::{registrable, Builtin, Label};
 
 /// STIX's namespace for the ids of observables (STIX 2.1, 2.9).
 const SCO_NAMESPACE: uuid::Uuid = uuid::uuid!("00abedb4-aa42-466c-9c01-fed23315a9b7");
@@ -97,21 +97,19 @@ fn literal(s: &str) -> String {
 
 /// The indicator an indicator-worthy value gets: its pattern and types, or `None`.
 fn pattern_of(i: &Indicator) -> Option<(String, Vec<&'static str>)> {
-    let has = |l: &str| i.labels.contains(l);
-    if !(has(PAYLOAD_HOST)
-        || has(FAKE_SHORTENER)
-        || has(LOOKALIKE_SHORTENER)
-        || has(C2)
-        || has(PHISHING))
-    {
+    if !i.malicious() {
         return None;
     }
-    let types =
-        match has(LOOKALIKE_SHORTENER) && !has(PAYLOAD_HOST) && !has(C2) && !has(FAKE_SHORTENER) {
-            // Resembles a shortener no list names: suspicious, not proven.
-            true => vec!["anomalous-activity"],
-            false => vec!["malicious-activity"],
-        };
+    let has = |l: Builtin| i.labels.contains(&Label::from(l));
+    let types = match has(Builtin::LookalikeShortener)
+        && !has(Builtin::PayloadHost)
+        && !has(Builtin::C2)
+        && !has(Builtin::FakeShortener)
+    {
+        // Resembles a shortener no list names: suspicious, not proven.
+        true => vec!["anomalous-activity"],
+        false => vec!["malicious-activity"],
+    };
     let value = literal(&value_of(i.kind, &i.value));
     let pattern = match i.kind {
         Kind::Url => format!("[url:value = '{value}']"),
@@ -148,7 +146,7 @@ pub fn bundle(found: &Found) -> Value {
             continue;
         };
         let ind = format!("indicator--{}", uuid_of(&["stix-indicator", &pattern]));
-        let labels: Vec<&String> = i.labels.iter().collect();
+        let labels: Vec<&Label> = i.labels.iter().collect();
         objects.insert(
             ind.clone(),
             json!({
@@ -213,10 +211,10 @@ pub fn bundle(found: &Found) -> Value {
         let kinds: BTreeSet<&str> = campaign
             .labels
             .iter()
-            .filter_map(|l| match l.as_str() {
-                PAYLOAD_HOST => Some("hosting-malware"),
-                PHISHING => Some("phishing"),
-                C2 => Some("command-and-control"),
+            .filter_map(|l| match l {
+                Label::Builtin(Builtin::PayloadHost) => Some("hosting-malware"),
+                Label::Builtin(Builtin::Phishing) => Some("phishing"),
+                Label::Builtin(Builtin::C2) => Some("command-and-control"),
                 _ => None,
             })
             .collect();

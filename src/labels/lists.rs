@@ -212,7 +212,10 @@ mod tests {
         let f = l.classify("fake.example");
         assert_eq!(
             (f.labels, f.imitates.as_deref()),
-            (vec!["fake-shortener".to_string()], Some("bit.ly"))
+            (
+                vec![crate::labels::Label::from("fake-shortener")],
+                Some("bit.ly")
+            )
         );
         assert_eq!(l.classify("c2.example").labels, vec!["c2"]);
         // Built-ins are still there.

@@ -184,7 +184,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::labels::{LOOKALIKE_SHORTENER, SHORTENER};
+    use crate::labels::{Builtin, Label};
 
     use crate::labels::tests::builtin;
 
@@ -192,10 +192,10 @@ mod tests {
     fn a_shortener_added_later_is_seen_by_names_compared_before() {
         let mut l = builtin();
         assert!(l.classify("shortenerlongname.com").labels.is_empty());
-        l.add("shortenerlongnam.com", SHORTENER.to_string(), None)
+        l.add("shortenerlongnam.com", "shortener".to_string(), None)
             .unwrap();
         let got = l.classify("shortenerlongname.com");
-        assert_eq!(got.labels, vec![LOOKALIKE_SHORTENER.to_string()]);
+        assert_eq!(got.labels, vec![Label::from(Builtin::LookalikeShortener)]);
         assert_eq!(got.imitates.as_deref(), Some("shortenerlongnam.com"));
     }
 
@@ -220,7 +220,7 @@ mod tests {
             "www.bitly.com",
         ] {
             let got = l.classify(host);
-            assert_eq!(got.labels, vec![SHORTENER.to_string()], "{host}");
+            assert_eq!(got.labels, vec![Label::from(Builtin::Shortener)], "{host}");
             assert_eq!(got.imitates, None, "{host}");
         }
         for host in [
@@ -262,7 +262,11 @@ mod tests {
             ("urllgo.com", "urlgo.in"),
         ] {
             let got = l.classify(host);
-            assert_eq!(got.labels, vec![LOOKALIKE_SHORTENER.to_string()], "{host}");
+            assert_eq!(
+                got.labels,
+                vec![Label::from(Builtin::LookalikeShortener)],
+                "{host}"
+            );
             assert_eq!(got.imitates.as_deref(), Some(imitates), "{host}");
         }
     }
@@ -274,7 +278,7 @@ mod tests {
         let puny = idna::domain_to_ascii("bіtly.com").unwrap();
         assert!(puny.starts_with("xn--"));
         let got = l.classify(&puny);
-        assert_eq!(got.labels, vec![LOOKALIKE_SHORTENER.to_string()]);
+        assert_eq!(got.labels, vec![Label::from(Builtin::LookalikeShortener)]);
         assert_eq!(got.imitates.as_deref(), Some("bit.ly"));
         let got = l.classify(&idna::domain_to_ascii("tіnyurl.com").unwrap());
         assert_eq!(got.imitates.as_deref(), Some("tinyurl.com"));

@@ -26,39 +26,7 @@ pub(crate) const BUILTIN: &[(&str, &str)] = &[
     ),
 ];
 
-// The labels hoptrace itself gives or acts on (lists may name others; on the wire every
-// label is its string).
-pub const FAKE_SHORTENER: &str = "fake-shortener";
-pub const LOOKALIKE_SHORTENER: &str = "lookalike-shortener";
-pub const SHORTENER: &str = "shortener";
-pub const PAYLOAD_HOST: &str = "payload-host";
-pub const PHISHING: &str = "phishing";
-pub const C2: &str = "c2";
-/// Visitors of one link end in different places (`hoptrace compare`).
-pub const CLOAKED: &str = "cloaked";
-/// A hop answered with a response head beyond what hoptrace (or a browser) reads: a server
-/// hiding what it sends. Counted as suspicious.
-pub const OVERSIZED_HEAD: &str = "oversized-head";
-/// A well-known wrapper that forwards anywhere (Google `/url` and the like).
-pub const OPEN_REDIRECT: &str = "open-redirect";
-
-/// Labels that make a link, and its repository, malicious.
-pub const MALICIOUS: &[&str] = &[
-    FAKE_SHORTENER,
-    LOOKALIKE_SHORTENER,
-    PAYLOAD_HOST,
-    PHISHING,
-    C2,
-];
-/// Whether `label` makes a link, and its repository, malicious.
-pub fn is_malicious(label: &str) -> bool {
-    MALICIOUS.contains(&label)
-}
-
-/// Whether any of `labels` is malicious ([`is_malicious`]).
-pub fn any_malicious<S: AsRef<str>>(labels: impl IntoIterator<Item = S>) -> bool {
-    labels.into_iter().any(|l| is_malicious(l.as_ref()))
-}
+pub use crate::trace::{Builtin, Label};
 
 /// Section of real domains that must never be called lookalikes.
 const NOT_LOOKALIKE: &str = "not-a-lookalike";
@@ -94,13 +62,13 @@ pub enum EntryError {
 /// What a host is known or suspected to be.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostLabels {
-    pub labels: Vec<String>,
+    pub labels: Vec<Label>,
     pub imitates: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
-    label: String,
+    label: Label,
     imitates: Option<String>,
 }
 
@@ -129,7 +97,8 @@ impl Labels {
             Some(i) => Some(normalise_domain(&i).ok_or(EntryError::NotADomain(i))?),
             None => None,
         };
-        if label == SHORTENER {
+        let label = Label::from(label);
+        if label == Builtin::Shortener {
             self.shorteners.push(RealShortener {
                 key: skeleton(&brand(&domain)),
                 domain: domain.clone(),
@@ -180,8 +149,8 @@ impl Labels {
                 _ => break,
             }
         }
-        let named_shortener = out.labels.iter().any(|l| l == SHORTENER);
-        let fake = out.labels.iter().any(|l| l == FAKE_SHORTENER);
+        let named_shortener = out.labels.iter().any(|l| *l == Builtin::Shortener);
+        let fake = out.labels.iter().any(|l| *l == Builtin::FakeShortener);
         if named_shortener || benign {
             return out;
         }
@@ -191,7 +160,7 @@ impl Labels {
                     // Listed without an original: say which one it resembles.
                     out.imitates.get_or_insert(real);
                 } else {
-                    out.labels.push(LOOKALIKE_SHORTENER.to_string());
+                    out.labels.push(Builtin::LookalikeShortener.into());
                     out.imitates = Some(real);
                 }
             }
@@ -270,12 +239,12 @@ pub(crate) mod tests {
             ("gohhs.com", "fake-shortener", None),
         ] {
             let got = l.classify(host);
-            assert!(got.labels.contains(&label.to_string()), "{host}: {got:?}");
+            assert!(got.labels.contains(&label.into()), "{host}: {got:?}");
             if let Some(i) = imitates {
                 assert_eq!(got.imitates.as_deref(), Some(i), "{host}");
             }
             assert!(
-                !got.labels.contains(&LOOKALIKE_SHORTENER.to_string()),
+                !got.labels.contains(&Builtin::LookalikeShortener.into()),
                 "{host} is listed, not merely alike"
             );
         }

@@ -61,9 +61,12 @@ pub fn judge_link(t: &Trace) -> Vec<Reason> {
         })
     };
     for hop in &t.hops {
-        for label in hop.labels.iter().filter(|l| crate::labels::is_malicious(l)) {
+        for label in hop.labels.iter().filter(|l| l.is_malicious()) {
             let imitating = match &hop.imitates {
-                Some(real) if label == FAKE_SHORTENER || label == LOOKALIKE_SHORTENER => {
+                Some(real)
+                    if *label == Builtin::FakeShortener
+                        || *label == Builtin::LookalikeShortener =>
+                {
                     format!(" imitating {real}")
                 }
                 _ => String::new(),
@@ -75,11 +78,7 @@ pub fn judge_link(t: &Trace) -> Vec<Reason> {
         }
     }
     for hop in &t.hops {
-        if hop
-            .labels
-            .iter()
-            .any(|l| l == crate::labels::OVERSIZED_HEAD)
-        {
+        if hop.labels.iter().any(|l| *l == Builtin::OversizedHead) {
             say(
                 Verdict::Suspicious,
                 format!("{} answered with a response head too large to read (a server hiding what it sends)", hop.host),
@@ -99,7 +98,7 @@ pub fn judge_link(t: &Trace) -> Vec<Reason> {
             .hops
             .iter()
             .find(|h| h.blocked)
-            .and_then(|h| h.reason.clone())
+            .map(|h| h.reason.to_string())
             .unwrap_or_default();
         say(
             Verdict::Suspicious,
@@ -109,7 +108,7 @@ pub fn judge_link(t: &Trace) -> Vec<Reason> {
     let through_shortener = t
         .hops
         .iter()
-        .any(|h| h.labels.iter().any(|l| l == SHORTENER));
+        .any(|h| h.labels.iter().any(|l| *l == Builtin::Shortener));
     let ended = matches!(t.outcome, Outcome::Landed | Outcome::Download);
     if through_shortener && !ended {
         say(
@@ -182,7 +181,7 @@ pub(super) fn unknown_shortener(t: &Trace) -> Option<String> {
 /// a fake or lookalike shortener's domain, and `redirector:` hosts in between that a list
 /// labels, or that no list calls a real shortener or open redirect. (Not the brand a fake
 /// shortener imitates: unrelated campaigns imitate the same few brands.)
-pub fn infrastructure(t: &Trace) -> Vec<String> {
+pub fn infrastructure(t: &Trace) -> Vec<InfraKey> {
     let mut keys = Vec::new();
     let last = t.hops.len().saturating_sub(1);
     for (i, hop) in t.hops.iter().enumerate() {
@@ -190,18 +189,18 @@ pub fn infrastructure(t: &Trace) -> Vec<String> {
             continue;
         }
         let domain = labels::registrable(&hop.host);
-        let has = |l: &str| hop.labels.iter().any(|x| x == l);
-        if has(FAKE_SHORTENER) || has(LOOKALIKE_SHORTENER) {
-            keys.push(format!("fake-shortener:{domain}"));
+        let has = |l: Builtin| hop.labels.iter().any(|x| *x == l);
+        if has(Builtin::FakeShortener) || has(Builtin::LookalikeShortener) {
+            keys.push(InfraKey::new(InfraKind::FakeShortener, domain));
         } else if i == last {
             if matches!(t.outcome, Outcome::Landed | Outcome::Download) {
-                keys.push(format!("landing:{domain}"));
+                keys.push(InfraKey::new(InfraKind::Landing, domain));
             }
         } else {
-            let listed_bad = crate::labels::any_malicious(&hop.labels);
-            let common = has(SHORTENER) || has(crate::labels::OPEN_REDIRECT);
+            let listed_bad = Label::any_malicious(&hop.labels);
+            let common = has(Builtin::Shortener) || has(Builtin::OpenRedirect);
             if listed_bad || (i > 0 && !common) {
-                keys.push(format!("redirector:{domain}"));
+                keys.push(InfraKey::new(InfraKind::Redirector, domain));
             }
         }
     }

@@ -16,24 +16,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::chain::{Entry, Lookup, Resolver};
 use crate::extract::{self, Link, Provenance};
-use crate::labels::{self, FAKE_SHORTENER, LOOKALIKE_SHORTENER, SHORTENER};
-pub use crate::store::model::{Reason, ReasonKind, RepositoryRecord, Verdict};
+use crate::labels::{self, Builtin, Label};
+pub use crate::store::model::{InfraKey, InfraKind, Reason, ReasonKind, RepositoryRecord, Verdict};
 use crate::store::{Store, StoreError};
 use crate::trace::{Outcome, Trace, Via};
 
 /// Links resolved per repository at most; a description with more is judged on these (the
 /// output says how many were left out).
 pub const MAX_LINKS_PER_REPOSITORY: usize = 200;
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Clean => "clean",
-            Verdict::Suspicious => "suspicious",
-            Verdict::Malicious => "malicious",
-        }
-    }
-}
 
 /// A link of a repository: its Trace, and where in the repository it was found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -188,7 +178,7 @@ fn record(doc: &Document, digest: String, scanned: &Scanned, found: Vec<Link>) -
         push_new(&mut labels, t.labels.clone());
     }
     if let Some(sig) = signature(doc) {
-        push_new(&mut infra, vec![format!("signature:{sig}")]);
+        push_new(&mut infra, vec![InfraKey::new(InfraKind::Signature, sig)]);
     }
     RepositoryRecord {
         repository: doc.repository.clone(),
@@ -207,7 +197,7 @@ fn record(doc: &Document, digest: String, scanned: &Scanned, found: Vec<Link>) -
     }
 }
 
-fn push_new(into: &mut Vec<String>, items: Vec<String>) {
+fn push_new<T: PartialEq>(into: &mut Vec<T>, items: Vec<T>) {
     for i in items {
         if !into.contains(&i) {
             into.push(i);
@@ -218,6 +208,11 @@ fn push_new(into: &mut Vec<String>, items: Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The infrastructure keys of `t` as stored.
+    fn keys(t: &Trace) -> Vec<String> {
+        infrastructure(t).iter().map(ToString::to_string).collect()
+    }
     use crate::trace::Hop;
     use serde_json::Value;
 
@@ -239,7 +234,7 @@ mod tests {
             .map(|(u, via, labels, ct)| {
                 let url = url::Url::parse(u).unwrap();
                 let mut h = Hop::new(u.to_string(), url.host_str().unwrap().into(), *via);
-                h.labels = labels.iter().map(|s| s.to_string()).collect();
+                h.labels = labels.iter().map(|s| Label::from(*s)).collect();
                 h.content_type = ct.map(str::to_string);
                 h
             })
@@ -305,7 +300,7 @@ mod tests {
         assert_eq!(reasons.len(), 2);
         assert!(reasons.iter().all(|r| r.verdict == Verdict::Malicious));
         assert_eq!(
-            infrastructure(&fake),
+            keys(&fake),
             vec!["fake-shortener:bltlly.com", "landing:failhostingpolp.ru"]
         );
 
@@ -379,7 +374,7 @@ mod tests {
             Outcome::Landed,
         );
         assert_eq!(
-            infrastructure(&ebook),
+            keys(&ebook),
             vec![
                 "fake-shortener:gohhs.com",
                 "redirector:lesac.ru",

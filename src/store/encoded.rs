@@ -274,12 +274,12 @@ pub fn legacy_record(trace: &Trace, stored_at_ms: u64) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::{Hop, Via};
+    use crate::trace::{Hop, HopNote, Via};
 
     fn trace(input: &str) -> Trace {
         let mut hop = Hop::new("https://a.test/x".into(), "a.test".into(), Via::Input);
         // A header whose text looks like the field must not be taken for it.
-        hop.reason = Some("\"cached\":false, {\"input\":\"x\"}".into());
+        hop.reason = HopNote::Text("\"cached\":false, {\"input\":\"x\"}".into()).into();
         let mut t = Trace::input_error(input, "x".into());
         t.hops.push(hop);
         t.outcome = Outcome::Loop;

@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::extract::Link;
-use crate::trace::Outcome;
+use crate::trace::{Label, Outcome};
+use crate::wire::wire_enum;
 
 /// A landing domain and what reached it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -14,7 +15,7 @@ pub struct DomainRecord {
     pub inputs: u64,
     pub first_seen: String,
     pub last_seen: String,
-    pub labels: Vec<String>,
+    pub labels: Vec<Label>,
 }
 
 /// How `/v1/domains` orders the index.
@@ -141,12 +142,12 @@ pub struct Observation {
     pub final_url: String,
     pub final_host: String,
     pub outcome: Outcome,
-    pub labels: Vec<String>,
+    pub labels: Vec<Label>,
     /// Hosts of every hop, in order.
     pub hop_hosts: Vec<String>,
     /// Labels of the final hop alone (what the landing host is).
     #[serde(default)]
-    pub landing_labels: Vec<String>,
+    pub landing_labels: Vec<Label>,
     /// The visitor, for a watch that names profiles or points (absent: the default one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cell: Option<WatchCell>,
@@ -175,7 +176,7 @@ pub struct Event {
     pub url: String,
     pub host: String,
     pub final_url: String,
-    pub labels: Vec<String>,
+    pub labels: Vec<Label>,
     /// For `new-landing-host`: the landing hosts seen before; for `relabel`: the host's
     /// labels before.
     pub before: Vec<String>,
@@ -185,24 +186,25 @@ pub struct Event {
     pub cell: Option<WatchCell>,
 }
 
-/// What changed in a watched link's history (kebab-case on the wire and in the SSE `event:`
-/// field).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EventKind {
-    /// The link lands on a host it never landed on before.
-    NewLandingHost,
-    /// The landing host is the same, its labels are not.
-    Relabel,
+wire_enum! {
+    /// What changed in a watched link's history (on the wire and in the SSE `event:` field).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum EventKind {
+        /// The link lands on a host it never landed on before.
+        NewLandingHost = "new-landing-host",
+        /// The landing host is the same, its labels are not.
+        Relabel = "relabel",
+    }
 }
 
-/// How bad a repository (or one of its links) is; ordered, worst last.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Clean,
-    Suspicious,
-    Malicious,
+wire_enum! {
+    /// How bad a repository (or one of its links) is; ordered, worst last.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub enum Verdict {
+        Clean = "clean",
+        Suspicious = "suspicious",
+        Malicious = "malicious",
+    }
 }
 
 /// Why a repository got its verdict.
@@ -234,6 +236,82 @@ pub enum ReasonKind {
     Publisher,
 }
 
+wire_enum! {
+    /// What a piece of campaign infrastructure is (declared in name order: keys sort as
+    /// their text).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum InfraKind {
+        /// The account that published repositories (a campaign's member, never a key a
+        /// repository stores).
+        Account = "account",
+        /// A fake or lookalike shortener's domain.
+        FakeShortener = "fake-shortener",
+        /// The registrable domain a chain ended on.
+        Landing = "landing",
+        /// A host between the link and its landing that a list labels, or that no list calls
+        /// a real shortener or open redirect.
+        Redirector = "redirector",
+        /// A repository text's signature.
+        Signature = "signature",
+    }
+}
+
+/// A piece of campaign infrastructure that repositories share: `kind:name` when stored and
+/// shown. Ordered as that text is (no kind's name is a prefix of another's).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InfraKey {
+    pub kind: InfraKind,
+    pub name: String,
+}
+
+impl InfraKey {
+    pub fn new(kind: InfraKind, name: impl Into<String>) -> InfraKey {
+        InfraKey {
+            kind,
+            name: name.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for InfraKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.kind, self.name)
+    }
+}
+
+/// Text that is no infrastructure key.
+#[derive(Debug, thiserror::Error)]
+pub enum BadInfraKey {
+    #[error("infrastructure key `{0}` has no `kind:`")]
+    NoKind(String),
+    #[error("infrastructure key: {0}")]
+    Kind(#[from] crate::wire::UnknownName),
+}
+
+impl std::str::FromStr for InfraKey {
+    type Err = BadInfraKey;
+    fn from_str(s: &str) -> Result<InfraKey, BadInfraKey> {
+        let (kind, name) = s
+            .split_once(':')
+            .ok_or_else(|| BadInfraKey::NoKind(s.to_string()))?;
+        Ok(InfraKey::new(kind.parse()?, name))
+    }
+}
+
+impl Serialize for InfraKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for InfraKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<InfraKey, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// What the store keeps of a scanned repository: enough to answer a re-run without
 /// resolving again, and to cluster campaigns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -250,8 +328,8 @@ pub struct RepositoryRecord {
     /// Final hosts of the links that made the verdict.
     pub landing_hosts: Vec<String>,
     /// Campaign infrastructure those links passed through (see `scan::infrastructure`).
-    pub infrastructure: Vec<String>,
-    pub labels: Vec<String>,
+    pub infrastructure: Vec<InfraKey>,
+    pub labels: Vec<Label>,
     pub scanned_at: String,
     pub last_updated: Option<String>,
     /// Docker Hub's `date_registered`, where the input had it.
@@ -262,6 +340,58 @@ pub struct RepositoryRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Infrastructure keys keep their stored `kind:name` form, read back as their kind, and
+    /// sort as that text; an old record reads and writes unchanged.
+    #[test]
+    fn infrastructure_keys_keep_their_stored_form() {
+        let names = [
+            "account",
+            "fake-shortener",
+            "landing",
+            "redirector",
+            "signature",
+        ];
+        assert_eq!(InfraKind::NAMES, names);
+        let mut keys = Vec::new();
+        for (kind, name) in InfraKind::ALL.iter().zip(names) {
+            let text = format!("{name}:x.example");
+            let key: InfraKey = text.parse().unwrap();
+            assert_eq!((key.kind, key.to_string()), (*kind, text.clone()));
+            keys.push(key);
+        }
+        let mut texts: Vec<String> = keys.iter().map(ToString::to_string).collect();
+        keys.sort();
+        texts.sort();
+        assert_eq!(
+            keys.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            texts
+        );
+        assert!("nothing".parse::<InfraKey>().is_err());
+        assert!("mirror:x.example".parse::<InfraKey>().is_err());
+
+        let stored = serde_json::json!({
+            "repository": "u/r", "namespace": "u", "digest": "d", "verdict": "malicious",
+            "reasons": [{"verdict": "malicious", "url": "https://bltlly.com/x", "why": "w",
+                         "kind": "link"}],
+            "links": [], "links_left_out": 0, "landing_hosts": ["failhostingpolp.ru"],
+            "infrastructure": ["fake-shortener:bltlly.com", "landing:failhostingpolp.ru",
+                               "signature:website-seo"],
+            "labels": ["fake-shortener", "payload-host"],
+            "scanned_at": "2026-01-01T00:00:00Z", "last_updated": null
+        });
+        let r: RepositoryRecord = serde_json::from_value(stored.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&r).unwrap(), stored);
+        assert_eq!(
+            r.infrastructure[1],
+            InfraKey::new(InfraKind::Landing, "failhostingpolp.ru")
+        );
+        assert_eq!(r.verdict, Verdict::Malicious);
+        assert_eq!(Verdict::NAMES, ["clean", "suspicious", "malicious"]);
+        assert_eq!(EventKind::NAMES, ["new-landing-host", "relabel"]);
+        let e: EventKind = serde_json::from_value(serde_json::json!("relabel")).unwrap();
+        assert_eq!(serde_json::to_value(e).unwrap(), "relabel");
+    }
 
     #[test]
     fn jitter_stays_within_ten_percent() {

@@ -12,6 +12,7 @@
 use serde::Serialize;
 
 use crate::trace::Trace;
+use crate::wire::wire_enum;
 
 /// Most hits one page returns.
 pub const MAX_LIMIT: usize = 100;
@@ -20,46 +21,24 @@ pub const SCAN_BUDGET: usize = 20_000;
 /// Longest title kept as an index value (characters); longer titles match on this prefix.
 const TITLE_CHARS: usize = 200;
 
-/// What a value is (the key of a search parameter and of a pivot).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SearchKey {
-    Host,
-    Domain,
-    Ip,
-    Label,
-    Title,
-    Body,
-    Screenshot,
-    /// The landing page's icon: its SHA-256 or its Shodan hash (either matches).
-    Favicon,
+wire_enum! {
+    /// What a value is (the key of a search parameter and of a pivot); `as_str` is the query
+    /// parameter's name.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum SearchKey {
+        Host = "host",
+        Domain = "domain",
+        Ip = "ip",
+        Label = "label",
+        Title = "title",
+        Body = "body",
+        Screenshot = "screenshot",
+        /// The landing page's icon: its SHA-256 or its Shodan hash (either matches).
+        Favicon = "favicon",
+    }
 }
 
 impl SearchKey {
-    pub const ALL: [SearchKey; 8] = [
-        SearchKey::Host,
-        SearchKey::Domain,
-        SearchKey::Ip,
-        SearchKey::Label,
-        SearchKey::Title,
-        SearchKey::Body,
-        SearchKey::Screenshot,
-        SearchKey::Favicon,
-    ];
-
-    /// The query parameter's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SearchKey::Host => "host",
-            SearchKey::Domain => "domain",
-            SearchKey::Ip => "ip",
-            SearchKey::Label => "label",
-            SearchKey::Title => "title",
-            SearchKey::Body => "body",
-            SearchKey::Screenshot => "screenshot",
-            SearchKey::Favicon => "favicon",
-        }
-    }
-
     /// The index value of `value` for this key: what a query and a Trace both turn into.
     pub fn term(self, value: &str) -> String {
         let v = value.trim().replace('\0', "");
@@ -108,7 +87,7 @@ pub struct SearchHit<'a> {
     pub final_url: &'a str,
     pub final_host: &'a str,
     pub outcome: &'static str,
-    pub labels: &'a [String],
+    pub labels: &'a [crate::trace::Label],
     pub title: Option<&'a str>,
     pub stored_at: String,
 }
@@ -148,7 +127,7 @@ pub fn terms(trace: &Trace) -> Vec<String> {
         }
     }
     for l in &trace.labels {
-        add(SearchKey::Label, l);
+        add(SearchKey::Label, l.as_str());
     }
     if let Some(e) = &trace.evidence {
         if let Some(t) = &e.title {

@@ -47,21 +47,6 @@ impl Observation {
     }
 }
 
-impl EventKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::NewLandingHost => "new-landing-host",
-            EventKind::Relabel => "relabel",
-        }
-    }
-}
-
-impl std::fmt::Display for EventKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A new landing host in a link's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewHost {
@@ -159,14 +144,15 @@ pub(super) fn event_for(
     {
         None => Some((EventKind::NewLandingHost, seen)),
         Some(last) if sorted(&last.landing_labels) != sorted(&now.landing_labels) => {
-            Some((EventKind::Relabel, last.landing_labels.clone()))
+            let before = last.landing_labels.iter().map(ToString::to_string);
+            Some((EventKind::Relabel, before.collect()))
         }
         Some(_) => None,
     }
 }
 
-fn sorted(v: &[String]) -> Vec<&String> {
-    let mut s: Vec<&String> = v.iter().collect();
+fn sorted<T: Ord>(v: &[T]) -> Vec<&T> {
+    let mut s: Vec<&T> = v.iter().collect();
     s.sort();
     s
 }
@@ -177,7 +163,10 @@ mod tests {
 
     fn obs(at: &str, url: &str, host: &str, labels: &[&str]) -> Observation {
         Observation {
-            landing_labels: labels.iter().map(|s| s.to_string()).collect(),
+            landing_labels: labels
+                .iter()
+                .map(|s| crate::trace::Label::from(*s))
+                .collect(),
             ..Observation::sample(at, url, host)
         }
     }

@@ -84,8 +84,8 @@ pub fn chain(t: &Trace) -> Markup {
                 text x="22" y=(y + 37) font-size="12" fill="#5b6570" {
                     @if let Some(s) = h.status { "HTTP " (s) " " }
                     @if let Some(ip) = &h.ip { "at " (ip) " " }
-                    @if !h.labels.is_empty() { "[" (h.labels.join(", ")) "] " }
-                    @if h.blocked { "BLOCKED " (h.reason.as_deref().unwrap_or("")) " " }
+                    @if !h.labels.is_empty() { "[" (h.labels.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", ")) "] " }
+                    @if h.blocked { "BLOCKED " (h.reason.to_string()) " " }
                     @if last { "— " (ending) }
                 }
             }

@@ -7,7 +7,7 @@ use maud::{html, Markup, DOCTYPE};
 use crate::campaigns::Campaign;
 use crate::defang::defang;
 use crate::store::{DomainPage, DomainQuery, DomainRecord, SearchKey, WatchRecord};
-use crate::trace::Trace;
+use crate::trace::{Label, Trace};
 use crate::watch::History;
 
 /// What every page needs to know about who is looking.
@@ -65,10 +65,10 @@ pub(super) fn layout(title: &str, ctx: &Ctx, body: Markup) -> Markup {
     }
 }
 
-pub(super) fn labels(list: &[String]) -> Markup {
+pub(super) fn labels(list: &[Label]) -> Markup {
     html! {
         @for l in list {
-            span.label.bad[crate::labels::is_malicious(l)] { (l) }
+            span.label.bad[l.is_malicious()] { (l) }
         }
     }
 }
@@ -202,10 +202,10 @@ pub enum Came {
 }
 
 /// Labels, each a way to every chain that carries it.
-fn label_pivots(list: &[String]) -> Markup {
+fn label_pivots(list: &[Label]) -> Markup {
     html! {
         @for l in list {
-            a.label.bad[crate::labels::is_malicious(l)] href=(link("/ui/search", &[("label", l)])) { (l) }
+            a.label.bad[l.is_malicious()] href=(link("/ui/search", &[("label", l.as_str())])) { (l) }
         }
     }
 }
@@ -221,7 +221,7 @@ pub fn trace(ctx: &Ctx, t: &Trace, watched: bool, came: Came) -> Markup {
     let any = |f: &dyn Fn(&crate::trace::Hop) -> bool| t.hops.iter().any(f);
     let show_ip = any(&|h| h.ip.is_some());
     let show_imitates = any(&|h| h.imitates.is_some());
-    let show_reason = any(&|h| h.reason.is_some() || !h.blocked_requests.is_empty());
+    let show_reason = any(&|h| !h.reason.is_empty() || !h.blocked_requests.is_empty());
     let show_labels = any(&|h| !h.labels.is_empty());
     let show_ms = any(&|h| h.elapsed_ms.is_some());
     let landing_domain = crate::labels::landing_domain(t);
@@ -286,8 +286,8 @@ pub fn trace(ctx: &Ctx, t: &Trace, watched: bool, came: Came) -> Markup {
                         @if show_imitates { td { (h.imitates.as_deref().map(defang).unwrap_or_default()) } }
                         @if show_reason {
                             td {
-                                (h.reason.as_deref().unwrap_or(""))
-                                @for b in &h.blocked_requests { br; span.blocked { "refused: " (defang(b)) } }
+                                (h.reason.to_string())
+                                @for b in &h.blocked_requests { br; span.blocked { "refused: " (defang(&b.to_string())) } }
                             }
                         }
                         @if show_ms { td { (h.elapsed_ms.map(|m| m.to_string()).unwrap_or_default()) } }
@@ -480,7 +480,7 @@ mod tests {
             "a.example".into(),
             Via::Input,
         );
-        hop.reason = Some(evil.into());
+        hop.reason = crate::trace::HopNote::Text(evil.into()).into();
         hop.labels = vec![evil.into()];
         let mut t = Trace::from_hops(evil, vec![hop], Outcome::Landed);
         t.evidence = Some(crate::trace::Evidence {

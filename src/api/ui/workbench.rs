@@ -185,7 +185,7 @@ pub fn campaign(ctx: &Ctx, c: &Campaign, t: &Timeline, repos: &[RepositoryRecord
             (chart(t))
             p { "Red: a day at " (t.factor) "x the median of the " (t.window_days) " days before, or more." }
             h2 { "Shared infrastructure" }
-            ul { @for i in &c.infrastructure { li { code { (defang(i)) } } } }
+            ul { @for i in &c.infrastructure { li { code { (defang(&i.to_string())) } } } }
             h2 { "Landing hosts" }
             ul { @for h in &c.landing_hosts { li { (pivot(SearchKey::Host, h)) } } }
             h2 { "Repositories" }

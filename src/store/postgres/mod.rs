@@ -216,7 +216,11 @@ fn domain_of(r: &tokio_postgres::Row) -> DomainRecord {
         inputs: unms(r.get("inputs")),
         first_seen: r.get("first_seen"),
         last_seen: r.get("last_seen"),
-        labels: r.get("labels"),
+        labels: r
+            .get::<_, Vec<String>>("labels")
+            .into_iter()
+            .map(crate::trace::Label::from)
+            .collect(),
     }
 }
 
@@ -302,10 +306,10 @@ impl Traces for PgStore {
     ) -> Result<(), StoreError> {
         let now_ms = encoded.stored_at_ms();
         let landing = crate::labels::landing_domain(trace);
-        let labels: Vec<String> = trace
+        let labels: Vec<&str> = trace
             .hops
             .last()
-            .map(|h| h.labels.clone())
+            .map(|h| h.labels.iter().map(crate::trace::Label::as_str).collect())
             .unwrap_or_default();
         let now = crate::trace::rfc3339(now_ms);
         // The screenshot and the landing page's HTML, each under its key.

@@ -22,7 +22,7 @@ use super::{decode, decode_all, SledStore};
 use crate::store::encoded::EncodedTrace;
 use crate::store::model::DomainRecord;
 use crate::store::{Durability, SearchPage, SearchQuery, StoreError, Traces};
-use crate::trace::Trace;
+use crate::trace::{Label, Trace};
 
 /// What one batch of Traces writes, together: the Traces, the landing-domain index (domain
 /// -> record, and the inputs that landed on each), and screenshots and landing pages' HTML
@@ -43,7 +43,7 @@ pub(super) struct TraceWrite {
     /// The [`EncodedTrace`] record (compressed), ready to store.
     record: Vec<u8>,
     /// The registrable landing domain, the final hop's labels and when it was stored.
-    landing: Option<(String, Vec<String>, String)>,
+    landing: Option<(String, Vec<Label>, String)>,
     /// The landing page's screenshot and HTML, by their keys.
     blobs: Vec<(String, bytes::Bytes)>,
     /// The Trace's search index terms.
