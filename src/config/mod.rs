@@ -161,8 +161,8 @@ pub struct Limits {
     pub per_host_per_second: f64,
     /// Resolutions in flight at once; also the idle keep-alive connections kept per host.
     pub concurrency: u32,
-    /// Chains one MISP or STIX export may hold (those documents are built whole); beyond it
-    /// the export is refused with how to narrow it. CSV and text fold chains as they are read.
+    /// No longer read: every export streams in bounded memory, whatever the store holds.
+    /// Still accepted (and checked) so that configs which set it keep loading.
     pub max_export_chains: u32,
     /// `redis://host:port`: the per-host and per-client limits (and who resolves which link)
     /// shared by every process naming the same Redis; empty: each process alone.
