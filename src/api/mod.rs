@@ -212,7 +212,6 @@ pub struct Api {
     /// means 429.
     exports: Arc<Semaphore>,
     max_exports: u32,
-    max_export_chains: usize,
     request_timeout: Duration,
     max_batch: usize,
     pub metrics: Metrics,
@@ -275,7 +274,6 @@ impl Api {
             admission: Arc::new(Semaphore::new(concurrency + s.max_queue as usize)),
             exports: Arc::new(Semaphore::new(s.max_exports.max(1) as usize)),
             max_exports: s.max_exports,
-            max_export_chains: limits.max_export_chains as usize,
             request_timeout: s.request_timeout,
             max_batch: s.max_batch as usize,
             metrics,

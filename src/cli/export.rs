@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::Context;
 
-use crate::export::{gather, parse_since, render, write_flat, ExportError, Filter, Format};
+use crate::export::{parse_since, prepare, ExportError, Filter, Format};
 
 use super::client::{open_store, with_query, Remote};
 use super::*;
@@ -50,36 +50,33 @@ pub(super) async fn export(args: ExportArgs) -> Result<(), Failure> {
             };
             let store = open_store(&config, true).await?;
             let refused = |e: ExportError| match e {
-                ExportError::Campaign(_) | ExportError::TooMany { .. } => usage(e.into()),
+                ExportError::Campaign(_) | ExportError::Defang => usage(e.into()),
                 e => e.into(),
             };
-            if flat {
-                // Written as the store is walked, straight to the file or stdout.
-                let mut out: Box<dyn Write> = match &args.output {
-                    Some(path) => Box::new(std::io::BufWriter::new(
-                        std::fs::File::create(path)
-                            .with_context(|| format!("--output {}", path.display()))?,
-                    )),
-                    None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-                };
-                let (chains, indicators) = write_flat(&store, &filter, format, now, &mut out)
-                    .await
-                    .map_err(refused)?;
-                out.flush()?;
-                eprintln!("exported {chains} chains ({indicators} indicators)");
-                return Ok(());
-            }
-            let max = config.limits.max_export_chains as usize;
-            let found = gather(&store, &filter, format, max, now)
+            let prepared = prepare(&store, &filter, format, now)
                 .await
                 .map_err(refused)?;
-            let bytes = render(&found, format, &filter).map_err(|e| usage(e.into()))?;
-            let done = format!(
-                "exported {} chains ({} indicators)",
-                found.chain_count,
-                found.indicators().len()
-            );
-            (bytes, done)
+            // Written as the sorted runs are merged, straight to the file or stdout.
+            let mut out: Box<dyn Write> = match &args.output {
+                Some(path) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("--output {}", path.display()))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let summary = prepared.write(&mut out).map_err(refused)?;
+            out.flush()?;
+            match format {
+                Format::Misp => eprintln!(
+                    "exported {} chains in {} events",
+                    summary.chains, summary.events
+                ),
+                _ => eprintln!(
+                    "exported {} chains ({} indicators)",
+                    summary.chains, summary.indicators
+                ),
+            }
+            return Ok(());
         }
     };
     match &args.output {

@@ -188,8 +188,8 @@ pub struct Limits {
     /// Resolutions in flight at once; also the idle keep-alive connections kept per host.
     #[serde(deserialize_with = "validate::within::<_, _, 1, 100_000>")]
     pub concurrency: u32,
-    /// Chains one MISP or STIX export may hold (those documents are built whole); beyond it
-    /// the export is refused with how to narrow it. CSV and text fold chains as they are read.
+    /// No longer read: every export streams in bounded memory, whatever the store holds.
+    /// Still accepted (and checked) so that configs which set it keep loading.
     #[serde(deserialize_with = "validate::within::<_, _, 1, 10_000_000>")]
     pub max_export_chains: u32,
     /// `redis://host:port`: the per-host and per-client limits (and who resolves which link)

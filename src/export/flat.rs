@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use std::io::Write;
 
-use super::{time, Filter, Format, Found, Indicator, Kind};
+use super::{time, Filter, Format, Indicator, Kind};
 use crate::defang::defang;
 use crate::terminal::Shown;
 use crate::trace::Label;
@@ -147,18 +147,4 @@ fn shown(i: &Indicator, filter: &Filter) -> String {
         (false, _) | (true, Kind::Ip) => i.value.clone(),
         (true, _) => defang(&i.value),
     }
-}
-
-/// The export of `found` in memory, as CSV or text.
-pub fn rendered(found: &Found, format: Format, filter: &Filter) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut w: &mut dyn Write = &mut out;
-    // Written to memory: a row cannot fail to be written.
-    if let Ok(mut rows) = Rows::new(format, filter, found.now_ms, &mut w) {
-        for i in found.indicators() {
-            let _ = rows.row(&i);
-        }
-        let _ = rows.finish();
-    }
-    out
 }

@@ -8,7 +8,9 @@ mod misp;
 mod spill;
 mod stix;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
 
 use crate::campaigns::Campaign;
 use crate::labels::{registrable, Label};
@@ -61,9 +63,6 @@ pub enum ExportError {
     Campaign(String),
     #[error("defang: only csv and txt exports are defanged; MISP and STIX carry indicators as values and patterns")]
     Defang,
-    /// A MISP or STIX document is built whole: past the cap it is refused, not grown.
-    #[error("more than {max} chains match (limits.max_export_chains): narrow the export with since, label or campaign, or export csv or txt, which have no such limit")]
-    TooMany { max: usize },
     #[error("writing the export: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
@@ -96,23 +95,23 @@ pub fn parse_since(since: &str, now_ms: u64) -> Result<u64, ExportError> {
 }
 
 /// One stored chain.
+#[derive(Serialize, Deserialize)]
 pub struct Chain {
     pub trace: Trace,
     pub stored_ms: u64,
 }
 
-/// What the exports are made of.
-pub struct Found {
-    /// For MISP and STIX; empty for CSV and text, whose indicators were folded as read.
-    pub chains: Vec<Chain>,
-    /// How many chains the export covers.
-    pub chain_count: usize,
-    /// CSV and text: the indicators, tallied while the store was walked.
-    folded: Option<Vec<Indicator>>,
-    /// Campaigns any exported chain belongs to, with the inputs of each.
-    pub campaigns: Vec<(Campaign, BTreeSet<String>)>,
-    /// When the export was made (ms).
-    pub now_ms: u64,
+/// What an export covered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Chains the export covers.
+    pub chains: usize,
+    /// Distinct URLs, names and addresses among them.
+    pub indicators: usize,
+    /// MISP events written (one a line).
+    pub events: usize,
+    /// Run files the export was sorted through on disk.
+    pub runs: usize,
 }
 
 /// What kind of value an indicator is.
@@ -151,20 +150,6 @@ impl Indicator {
     /// Whether a label on it makes it malicious (MISP `to_ids`, a STIX indicator).
     pub fn malicious(&self) -> bool {
         Label::any_malicious(&self.labels)
-    }
-}
-
-impl Found {
-    /// Every URL, domain and address the chains passed, deduplicated, in a stable order.
-    pub fn indicators(&self) -> Vec<Indicator> {
-        if let Some(folded) = &self.folded {
-            return folded.clone();
-        }
-        let mut tally = Tally::default();
-        for c in &self.chains {
-            tally.add(&c.trace, c.stored_ms);
-        }
-        tally.into_indicators()
     }
 }
 
@@ -250,100 +235,13 @@ fn hop_values(trace: &Trace) -> Vec<(Kind, String, &[Label])> {
     values
 }
 
-/// Indicators gathered one chain at a time, so a chain need not be kept once counted.
-#[derive(Default)]
-struct Tally {
-    // With each indicator, the inputs it has: a landing domain may have a campaign's
-    // hundreds of thousands, and looking through a list per hop was quadratic.
-    all: BTreeMap<(Kind, String), (Indicator, HashSet<String>)>,
-}
-
-impl Tally {
-    fn add(&mut self, trace: &Trace, stored_ms: u64) {
-        {
-            for (kind, value, labels) in hop_values(trace) {
-                let (i, inputs) = self.all.entry((kind, value.clone())).or_insert_with(|| {
-                    let i = Indicator {
-                        kind,
-                        value,
-                        first_ms: stored_ms,
-                        last_ms: stored_ms,
-                        labels: BTreeSet::new(),
-                        inputs: Vec::new(),
-                        more_inputs: 0,
-                    };
-                    (i, HashSet::new())
-                });
-                i.first_ms = i.first_ms.min(stored_ms);
-                i.last_ms = i.last_ms.max(stored_ms);
-                i.labels.extend(labels.iter().cloned());
-                if !inputs.contains(&trace.input) {
-                    inputs.insert(trace.input.clone());
-                    i.inputs.push(trace.input.clone());
-                }
-            }
-        }
-    }
-
-    fn into_indicators(self) -> Vec<Indicator> {
-        self.all.into_values().map(|(i, _)| i).collect()
-    }
-}
-
-/// The chains of the store that `filter` selects for an export in `format`, and the campaigns
-/// they belong to. For MISP and STIX the chains are kept (at most `max_chains`, else
-/// [`ExportError::TooMany`] as soon as one more matches); for CSV and text each is folded into
-/// the indicators as it is read and dropped, so memory follows the indicators, not the store.
-pub async fn gather(
-    store: &Store,
-    filter: &Filter,
-    format: Format,
-    max_chains: usize,
-    now_ms: u64,
-) -> Result<Found, ExportError> {
-    let mut tally = matches!(format, Format::Csv | Format::Txt).then(Tally::default);
-    let mut chains = Vec::new();
-    let mut members: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
-    let mut count = 0;
-    let clusters = selected_chains(store, filter, |trace, stored_ms, campaign| {
-        count += 1;
-        if let (Some(i), None) = (campaign, &tally) {
-            // Held for MISP and STIX only, as their chains are (within max_chains).
-            members.entry(i).or_default().insert(trace.input.clone());
-        }
-        match &mut tally {
-            Some(tally) => tally.add(&trace, stored_ms),
-            None if chains.len() >= max_chains => {
-                return Err(ExportError::TooMany { max: max_chains })
-            }
-            None => chains.push(Chain {
-                trace: slim(trace),
-                stored_ms,
-            }),
-        }
-        Ok(())
-    })
-    .await?;
-    let campaigns = members
-        .into_iter()
-        .map(|(i, inputs)| (clusters.campaigns[i].clone(), inputs))
-        .collect();
-    Ok(Found {
-        chain_count: count,
-        chains,
-        folded: tally.map(Tally::into_indicators),
-        campaigns,
-        now_ms,
-    })
-}
-
-/// Every stored chain `filter` selects, with the index of its campaign (if any) among the
-/// store's campaigns, which are returned.
+/// Every stored chain `filter` selects, with its campaign (if any) and that campaign's index
+/// among the store's campaigns.
 async fn selected_chains(
     store: &Store,
     filter: &Filter,
-    mut each: impl FnMut(Trace, u64, Option<usize>) -> Result<(), ExportError>,
-) -> Result<crate::campaigns::Clusters, ExportError> {
+    mut each: impl FnMut(Trace, u64, Option<(usize, &Campaign)>) -> Result<(), ExportError>,
+) -> Result<(), ExportError> {
     // A chain is a campaign's when it passed the campaign's infrastructure: found from the
     // chain itself, so no campaign's inputs are ever gathered.
     let mut clusters = crate::campaigns::Clusters::build(store, 2).await?;
@@ -375,37 +273,98 @@ async fn selected_chains(
             if only.is_some_and(|o| campaign != Some(o)) {
                 continue;
             }
+            let campaign = campaign.map(|i| (i, &clusters.campaigns[i]));
             each(trace, stored_ms, campaign)?;
         }
     }
-    Ok(clusters)
+    Ok(())
 }
 
-/// A CSV or text export of the chains `filter` selects, written to `out` as the store is
-/// walked: the indicators are tallied through temporary files ([`spill`]), so memory stays
-/// bounded whatever the store holds. How many chains and indicators it covers.
-pub async fn write_flat(
+/// An export of the chains `filter` selects, its store walk done: what it needs is sorted on
+/// disk ([`spill`]), ready to be written by [`Prepared::write`] in bounded memory whatever
+/// the store holds.
+pub struct Prepared {
+    stage: Stage,
+    summary: Summary,
+    filter: Filter,
+    now_ms: u64,
+}
+
+enum Stage {
+    Flat(Format, spill::Spill),
+    Stix(stix::Bundle),
+    Misp(misp::Groups),
+}
+
+/// Walks the store once for an export in `format` of the chains `filter` selects. Nothing is
+/// written yet: a bad filter (a campaign that does not exist, `defang` with MISP or STIX) is
+/// refused here, before any of the document is sent.
+pub async fn prepare(
     store: &Store,
     filter: &Filter,
     format: Format,
     now_ms: u64,
-    out: &mut dyn std::io::Write,
-) -> Result<(usize, usize), ExportError> {
-    let mut spill = spill::Spill::new();
+) -> Result<Prepared, ExportError> {
+    if filter.defang && matches!(format, Format::Misp | Format::Stix) {
+        return Err(ExportError::Defang);
+    }
+    let mut stage = match format {
+        Format::Csv | Format::Txt => Stage::Flat(format, spill::Spill::new()),
+        Format::Stix => Stage::Stix(stix::Bundle::new(now_ms)),
+        Format::Misp => Stage::Misp(misp::Groups::default()),
+    };
     let mut chains = 0;
-    selected_chains(store, filter, |trace, stored_ms, _| {
+    selected_chains(store, filter, |trace, stored_ms, campaign| {
         chains += 1;
-        Ok(spill.add(&trace, stored_ms)?)
+        match &mut stage {
+            Stage::Flat(_, spill) => spill.add(&trace, stored_ms)?,
+            Stage::Stix(bundle) => bundle.add(&trace, stored_ms, campaign)?,
+            Stage::Misp(groups) => groups.add(slim(trace), stored_ms, campaign)?,
+        }
+        Ok(())
     })
     .await?;
-    let mut rows = flat::Rows::new(format, filter, now_ms, out)?;
-    let mut indicators = 0;
-    spill.finish(|i| {
-        indicators += 1;
-        rows.row(&i)
-    })?;
-    rows.finish()?;
-    Ok((chains, indicators))
+    Ok(Prepared {
+        stage,
+        summary: Summary {
+            chains,
+            ..Summary::default()
+        },
+        filter: filter.clone(),
+        now_ms,
+    })
+}
+
+impl Prepared {
+    /// The export written to `out`, one indicator, object or event at a time.
+    pub fn write(self, out: &mut dyn std::io::Write) -> Result<Summary, ExportError> {
+        let Prepared {
+            stage,
+            mut summary,
+            filter,
+            now_ms,
+        } = self;
+        match stage {
+            Stage::Flat(format, spill) => {
+                summary.runs = spill.runs();
+                let mut rows = flat::Rows::new(format, &filter, now_ms, out)?;
+                spill.finish(|i| {
+                    summary.indicators += 1;
+                    rows.row(&i)
+                })?;
+                rows.finish()?;
+            }
+            Stage::Stix(bundle) => {
+                summary.runs = bundle.runs();
+                summary.indicators = bundle.write(out)?;
+            }
+            Stage::Misp(groups) => {
+                summary.runs = groups.runs();
+                summary.events = groups.write(now_ms, out)?;
+            }
+        }
+        Ok(summary)
+    }
 }
 
 /// `trace` with only what an export reads: the HTTP records (1-2 KB a hop), evidence and
@@ -424,19 +383,6 @@ fn slim(mut trace: Trace) -> Trace {
     trace.evidence = None;
     trace.screenshot = None;
     trace
-}
-
-/// The export of `found` in `format`.
-pub fn render(found: &Found, format: Format, filter: &Filter) -> Result<Vec<u8>, ExportError> {
-    if filter.defang && matches!(format, Format::Misp | Format::Stix) {
-        return Err(ExportError::Defang);
-    }
-    let json = |v: serde_json::Value| serde_json::to_vec_pretty(&v).unwrap_or_default();
-    Ok(match format {
-        Format::Misp => misp::events(found),
-        Format::Stix => json(stix::bundle(found)),
-        Format::Csv | Format::Txt => flat::rendered(found, format, filter),
-    })
 }
 
 /// Milliseconds as RFC 3339 with milliseconds (what MISP and STIX both read).
@@ -482,42 +428,30 @@ mod tests {
         Chain { trace, stored_ms }
     }
 
-    #[test]
-    fn an_indicator_names_each_input_once_in_the_order_first_seen() {
-        let found = Found {
-            chains: vec![
-                // One chain passes the landing domain twice.
-                chain(
-                    "a",
-                    &[
-                        "http://s.test/1",
-                        "http://land.test/x",
-                        "http://land.test/y",
-                    ],
-                    Outcome::Landed,
-                    5,
-                ),
-                chain("b", &["http://land.test/z"], Outcome::Landed, 3),
-                // Another chain with the first one's input, after another input.
-                chain("a", &["http://land.test/x"], Outcome::Landed, 9),
-            ],
-            campaigns: Vec::new(),
-            now_ms: 10,
-            chain_count: 3,
-            folded: None,
-        };
-        let all = found.indicators();
-        let land = all
-            .iter()
-            .find(|i| i.kind == Kind::Domain && i.value == "land.test")
-            .unwrap();
-        assert_eq!(land.inputs, ["a", "b"]);
-        assert_eq!((land.first_ms, land.last_ms), (3, 9));
-        let url = all
-            .iter()
-            .find(|i| i.value == "http://land.test/x")
-            .unwrap();
-        assert_eq!(url.inputs, ["a"]);
+    /// A STIX bundle of `chains` (no campaign), as written.
+    fn stix_of(chains: &[Chain]) -> String {
+        let mut bundle = stix::Bundle::new(10);
+        for c in chains {
+            bundle.add(&c.trace, c.stored_ms, None).unwrap();
+        }
+        let mut out = Vec::new();
+        bundle.write(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The MISP events of `chains` (no campaign), one a line.
+    fn misp_of(chains: Vec<Chain>) -> Vec<serde_json::Value> {
+        let mut groups = misp::Groups::default();
+        for c in chains {
+            groups.add(c.trace, c.stored_ms, None).unwrap();
+        }
+        let mut out = Vec::new();
+        groups.write(10, &mut out).unwrap();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     /// The address a payload host resolved to is an observable: no STIX pattern, no MISP
@@ -529,17 +463,10 @@ mod tests {
         named.trace.hops[0].ip = Some("203.0.113.5".into());
         let mut literal = chain("b", &["http://198.51.100.7/y"], Outcome::Landed, 1);
         literal.trace.hops[0].labels = vec!["payload-host".into()];
-        let found = Found {
-            chains: vec![named, literal],
-            campaigns: Vec::new(),
-            now_ms: 10,
-            chain_count: 2,
-            folded: None,
-        };
-        let all = found.indicators();
-        let shared = all.iter().find(|i| i.value == "203.0.113.5").unwrap();
-        assert!(shared.labels.is_empty() && !shared.malicious());
-        let bundle = stix::bundle(&found).to_string();
+        let chains = vec![named, literal];
+        let bundle = stix_of(&chains);
+        let parsed: serde_json::Value = serde_json::from_str(&bundle).unwrap();
+        assert!(parsed["objects"].as_array().unwrap().len() > 4, "{bundle}");
         assert!(
             !bundle.contains("[ipv4-addr:value = '203.0.113.5']"),
             "{bundle}"
@@ -552,7 +479,7 @@ mod tests {
             bundle.contains("[ipv4-addr:value = '198.51.100.7']"),
             "{bundle}"
         );
-        let event = misp::event(&found.chains.iter().collect::<Vec<_>>(), "test", 10);
+        let event = misp::event(&chains, "test", 10);
         let attrs: Vec<&serde_json::Value> = event["Event"]["Object"]
             .as_array()
             .unwrap()
@@ -569,8 +496,35 @@ mod tests {
         assert_eq!(ip("198.51.100.7"), Some(serde_json::json!(true)));
     }
 
+    /// STIX: an object met on many chains is written once, its relationship's span widened
+    /// to every sighting.
+    #[test]
+    fn a_stix_object_is_written_once() {
+        let chains: Vec<Chain> = (0..5)
+            .map(|i| {
+                chain(
+                    &format!("i{i}"),
+                    &["http://s.test/1", "http://land.test/x"],
+                    Outcome::Landed,
+                    100 + i,
+                )
+            })
+            .collect();
+        let bundle: serde_json::Value = serde_json::from_str(&stix_of(&chains)).unwrap();
+        let objects = bundle["objects"].as_array().unwrap();
+        let ids: BTreeSet<&str> = objects.iter().map(|o| o["id"].as_str().unwrap()).collect();
+        assert_eq!(ids.len(), objects.len(), "each id once");
+        let hop: Vec<&serde_json::Value> = objects
+            .iter()
+            .filter(|o| o["relationship_type"] == "redirects-to")
+            .collect();
+        assert_eq!(hop.len(), 1);
+        assert_eq!(hop[0]["created"], time(100));
+        assert_eq!(hop[0]["modified"], time(104));
+    }
+
     /// MISP: one event per landing domain (no campaign here), a group larger than an event
-    /// holds split into numbered parts, each a line.
+    /// holds split into numbered parts, each a line, each saying which chains it holds.
     #[test]
     fn misp_events_are_bounded_and_one_a_line() {
         let mut chains: Vec<Chain> = (0..misp::CHAINS_PER_EVENT + 1)
@@ -584,18 +538,9 @@ mod tests {
             })
             .collect();
         chains.push(chain("j", &["http://other.test/"], Outcome::Landed, 1));
-        let found = Found {
-            chain_count: chains.len(),
-            chains,
-            campaigns: Vec::new(),
-            now_ms: 10,
-            folded: None,
-        };
-        let out = String::from_utf8(misp::events(&found)).unwrap();
-        let infos: Vec<String> = out
-            .lines()
-            .map(|l| {
-                let e: serde_json::Value = serde_json::from_str(l).unwrap();
+        let infos: Vec<String> = misp_of(chains)
+            .iter()
+            .map(|e| {
                 let objects = e["Event"]["Object"].as_array().unwrap().len();
                 assert!(objects <= misp::CHAINS_PER_EVENT, "{objects}");
                 e["Event"]["info"].as_str().unwrap().to_string()
@@ -604,10 +549,41 @@ mod tests {
         assert_eq!(
             infos,
             [
-                "hoptrace: landing domain land.test, part 1 of 2: 1000 redirect chains and where they land",
-                "hoptrace: landing domain land.test, part 2 of 2: 1 redirect chains and where they land",
+                "hoptrace: landing domain land.test, part 1 (chains 1-1000 of 1001): 1000 redirect chains and where they land",
+                "hoptrace: landing domain land.test, part 2 (chains 1001-1001 of 1001): 1 redirect chains and where they land",
                 "hoptrace: landing domain other.test: 1 redirect chains and where they land",
             ]
+        );
+    }
+
+    /// MISP: chains of many hops fill an event's attributes before its chain count; a chain
+    /// longer than an event holds keeps its first hops and the event says how many it lost.
+    #[test]
+    fn misp_events_are_bounded_in_attributes() {
+        let most = misp::ATTRIBUTES_PER_EVENT / 15;
+        let urls: Vec<String> = (0..most + 3)
+            .map(|h| format!("http://h{h}.land.test/"))
+            .collect();
+        let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let long = chain("long", &urls, Outcome::Landed, 1);
+        let mid = chain("mid", &urls[..most / 2 + 1], Outcome::Landed, 1);
+        let events = misp_of(vec![mid, long]);
+        assert_eq!(events.len(), 2, "one chain an event");
+        let attributes = |e: &serde_json::Value| -> usize {
+            e["Event"]["Object"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["Attribute"].as_array().unwrap().len())
+                .sum()
+        };
+        for e in &events {
+            assert!(attributes(e) <= misp::ATTRIBUTES_PER_EVENT);
+        }
+        let info = events[1]["Event"]["info"].as_str().unwrap();
+        assert!(
+            info.contains("3 hops past the event's size left out"),
+            "{info}"
         );
     }
 

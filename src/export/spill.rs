@@ -1,43 +1,35 @@
-//! Indicators tallied in bounded memory, whatever the store holds: each hop's values are
-//! appended to a run in memory; a full run is sorted by indicator and written to a temporary
-//! file; at the end the runs are merged (one line of each in memory at a time) and each
-//! indicator is handed out whole, in the order [`super::Tally`] gives, its inputs capped at
-//! [`INPUTS_KEPT`] (the rest counted). Memory: one run ([`RUN_BYTES`]) plus a reader per run.
+//! Sorting on disk, so an export's memory stays bounded whatever the store holds: entries are
+//! appended to a run in memory; a full run is sorted by key and written to a temporary file;
+//! at the end the runs are merged (one entry of each in memory at a time) and handed out in
+//! key order, ties in the order they were added. Memory: one run ([`RUN_BYTES`]) plus a
+//! reader per run. [`Spill`] tallies indicators through it; the STIX and MISP renderers sort
+//! their objects and chains through it too.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Lines, Write};
 use std::path::PathBuf;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{hop_values, Indicator, Kind};
 use crate::trace::{Label, Trace};
 
 /// What a run holds in memory before it is sorted and written out.
-const RUN_BYTES: usize = 32 << 20;
+pub const RUN_BYTES: usize = 32 << 20;
 
-/// Inputs an indicator names at most (the rest are counted in `more_inputs`).
+/// Inputs an indicator names at most (the other distinct ones are counted in `more_inputs`).
 pub const INPUTS_KEPT: usize = 100;
 
-/// One value a hop showed: a line of a run file.
-#[derive(Serialize, Deserialize)]
-struct Entry {
-    kind: u8,
-    value: String,
-    ms: u64,
-    labels: Vec<Label>,
-    input: String,
+/// What can be sorted on disk: a line of a run file, with the key it is sorted by and about
+/// how much memory it takes.
+pub trait Sortable: Serialize + DeserializeOwned {
+    type Key: Ord;
+    fn key(&self) -> Self::Key;
+    fn bytes(&self) -> usize;
 }
-
-impl Entry {
-    fn key(&self) -> (u8, &str) {
-        (self.kind, &self.value)
-    }
-}
-
-const KINDS: [Kind; 3] = [Kind::Url, Kind::Domain, Kind::Ip];
 
 /// A folder of run files, removed with it.
 struct Folder(PathBuf);
@@ -48,29 +40,185 @@ impl Drop for Folder {
     }
 }
 
-pub struct Spill {
-    /// A run is written out when it holds this much.
+/// Entries sorted on disk in runs of at most `run_limit` bytes.
+pub struct Runs<E: Sortable> {
     run_limit: usize,
-    run: Vec<Entry>,
+    run: Vec<E>,
     run_bytes: usize,
-    runs: Vec<PathBuf>,
+    files: Vec<PathBuf>,
     folder: Option<Folder>,
 }
 
-impl Spill {
-    pub fn new() -> Spill {
-        Spill {
-            run_limit: RUN_BYTES,
+impl<E: Sortable> Default for Runs<E> {
+    fn default() -> Runs<E> {
+        Runs::with_limit(RUN_BYTES)
+    }
+}
+
+impl<E: Sortable> Runs<E> {
+    pub fn with_limit(run_limit: usize) -> Runs<E> {
+        Runs {
+            run_limit,
             run: Vec::new(),
             run_bytes: 0,
-            runs: Vec::new(),
+            files: Vec::new(),
             folder: None,
         }
     }
 
+    pub fn push(&mut self, e: E) -> std::io::Result<()> {
+        self.run_bytes += e.bytes();
+        self.run.push(e);
+        if self.run_bytes >= self.run_limit {
+            self.write_run()?;
+        }
+        Ok(())
+    }
+
+    /// Run files written so far.
+    pub fn written(&self) -> usize {
+        self.files.len()
+    }
+
+    /// The run in memory, sorted (stably: ties keep their order), to a file of its own.
+    fn write_run(&mut self) -> std::io::Result<()> {
+        let dir = match &self.folder {
+            Some(f) => f.0.clone(),
+            None => {
+                let at = std::env::temp_dir().join(format!(
+                    "hoptrace-export-{}-{}-{}",
+                    std::process::id(),
+                    crate::now_ms(),
+                    FOLDERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                ));
+                std::fs::create_dir_all(&at)?;
+                self.folder = Some(Folder(at.clone()));
+                at
+            }
+        };
+        let path = dir.join(format!("run{}", self.files.len()));
+        let mut run = std::mem::take(&mut self.run);
+        run.sort_by_key(|e| e.key());
+        let mut w = BufWriter::new(File::create(&path)?);
+        for e in &run {
+            serde_json::to_writer(&mut w, e)?;
+            w.write_all(b"\n")?;
+        }
+        w.flush()?;
+        self.files.push(path);
+        self.run_bytes = 0;
+        Ok(())
+    }
+
+    /// Every entry, in key order (ties in the order added).
+    pub fn merged(mut self) -> std::io::Result<Merged<E>> {
+        if !self.run.is_empty() || self.files.is_empty() {
+            self.write_run()?;
+        }
+        let mut m: Merged<E> = Merged {
+            readers: Vec::new(),
+            heads: Vec::new(),
+            heap: BinaryHeap::new(),
+            _folder: self.folder.take(),
+        };
+        for p in &self.files {
+            m.readers.push(BufReader::new(File::open(p)?).lines());
+        }
+        for i in 0..m.readers.len() {
+            let e = m.read(i)?;
+            if let Some(e) = &e {
+                m.heap.push(Reverse((e.key(), i)));
+            }
+            m.heads.push(e);
+        }
+        Ok(m)
+    }
+}
+
+/// Folders made by this process, so two exports at once never share one.
+static FOLDERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The runs merged: an iterator of entries in key order.
+pub struct Merged<E: Sortable> {
+    readers: Vec<Lines<BufReader<File>>>,
+    heads: Vec<Option<E>>,
+    /// Heads of the runs: (key, run) orders ties by run, so entries keep their order.
+    heap: BinaryHeap<Reverse<(E::Key, usize)>>,
+    _folder: Option<Folder>,
+}
+
+impl<E: Sortable> Merged<E> {
+    fn read(&mut self, run: usize) -> std::io::Result<Option<E>> {
+        match self.readers[run].next().transpose()? {
+            Some(line) => Ok(Some(serde_json::from_str(&line)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn next_entry(&mut self) -> std::io::Result<Option<E>> {
+        while let Some(Reverse((_, i))) = self.heap.pop() {
+            let Some(e) = self.heads[i].take() else {
+                continue;
+            };
+            self.heads[i] = self.read(i)?;
+            if let Some(n) = &self.heads[i] {
+                self.heap.push(Reverse((n.key(), i)));
+            }
+            return Ok(Some(e));
+        }
+        Ok(None)
+    }
+}
+
+impl<E: Sortable> Iterator for Merged<E> {
+    type Item = std::io::Result<E>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_entry().transpose()
+    }
+}
+
+/// One value a hop showed: a line of an indicator run.
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    kind: u8,
+    value: String,
+    input: String,
+    /// Which chain (in walk order) showed it: inputs are named in order of first sight.
+    seq: u64,
+    ms: u64,
+    labels: Vec<Label>,
+}
+
+impl Sortable for Entry {
+    type Key = (u8, String, String, u64);
+    // By input within an indicator, so repeats of one input are neighbours and each distinct
+    // input is counted once, whatever the count.
+    fn key(&self) -> Self::Key {
+        (self.kind, self.value.clone(), self.input.clone(), self.seq)
+    }
+    fn bytes(&self) -> usize {
+        self.value.len() + self.input.len() + 64
+    }
+}
+
+const KINDS: [Kind; 3] = [Kind::Url, Kind::Domain, Kind::Ip];
+
+/// Indicators tallied in bounded memory: each indicator handed out whole, in (kind, value)
+/// order, its first [`INPUTS_KEPT`] inputs (in order of first sight) named and the other
+/// distinct ones counted exactly.
+#[derive(Default)]
+pub struct Spill {
+    runs: Runs<Entry>,
+    chains: u64,
+}
+
+impl Spill {
+    pub fn new() -> Spill {
+        Spill::default()
+    }
+
     pub fn add(&mut self, trace: &Trace, stored_ms: u64) -> std::io::Result<()> {
-        // A value a chain shows twice is one entry (its labels joined), so past the cap an
-        // input is not counted once per hop.
+        // A value a chain shows twice is one entry (its labels joined).
         let mut values: BTreeMap<(Kind, String), BTreeSet<Label>> = BTreeMap::new();
         for (kind, value, labels) in hop_values(trace) {
             values
@@ -78,125 +226,107 @@ impl Spill {
                 .or_default()
                 .extend(labels.iter().cloned());
         }
+        let seq = self.chains;
+        self.chains += 1;
         for ((kind, value), labels) in values {
-            self.run_bytes += value.len() + trace.input.len() + 64;
-            self.run.push(Entry {
+            self.runs.push(Entry {
                 kind: KINDS.iter().position(|k| *k == kind).unwrap_or(0) as u8,
                 value,
+                input: trace.input.clone(),
+                seq,
                 ms: stored_ms,
                 labels: labels.into_iter().collect(),
-                input: trace.input.clone(),
-            });
-        }
-        if self.run_bytes >= self.run_limit {
-            self.write_run()?;
+            })?;
         }
         Ok(())
     }
 
-    /// The run in memory, sorted (stably: chains keep their order), to a file of its own.
-    fn write_run(&mut self) -> std::io::Result<()> {
-        if self.folder.is_none() {
-            let at = std::env::temp_dir().join(format!(
-                "hoptrace-export-{}-{}",
-                std::process::id(),
-                crate::now_ms()
-            ));
-            std::fs::create_dir_all(&at)?;
-            self.folder = Some(Folder(at));
-        }
-        let dir = &self
-            .folder
-            .as_ref()
-            .map(|f| f.0.clone())
-            .unwrap_or_default();
-        let path = dir.join(format!("run{}", self.runs.len()));
-        let mut run = std::mem::take(&mut self.run);
-        run.sort_by(|a, b| a.key().cmp(&b.key()));
-        let mut w = BufWriter::new(File::create(&path)?);
-        for e in &run {
-            serde_json::to_writer(&mut w, e)?;
-            w.write_all(b"\n")?;
-        }
-        w.flush()?;
-        self.runs.push(path);
-        self.run_bytes = 0;
-        Ok(())
+    /// Run files written so far.
+    pub fn runs(&self) -> usize {
+        self.runs.written()
     }
 
     /// Every indicator, merged from the runs, in (kind, value) order.
     pub fn finish(
-        mut self,
+        self,
         mut each: impl FnMut(Indicator) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
-        if !self.run.is_empty() {
-            self.write_run()?;
-        }
-        let mut readers = Vec::new();
-        for p in &self.runs {
-            readers.push(BufReader::new(File::open(p)?).lines());
-        }
-        let next = |r: &mut std::io::Lines<BufReader<File>>| -> std::io::Result<Option<Entry>> {
-            match r.next().transpose()? {
-                Some(line) => Ok(Some(serde_json::from_str(&line)?)),
-                None => Ok(None),
-            }
-        };
-        // Heads of the runs: (kind, value, run) orders ties by run, so chains stay in order.
-        let mut heads: Vec<Option<Entry>> = Vec::new();
-        let mut heap = BinaryHeap::new();
-        for (i, r) in readers.iter_mut().enumerate() {
-            let e = next(r)?;
-            if let Some(e) = &e {
-                heap.push(Reverse((e.kind, e.value.clone(), i)));
-            }
-            heads.push(e);
-        }
-        let mut open: Option<(Indicator, HashSet<String>)> = None;
-        while let Some(Reverse((_, _, i))) = heap.pop() {
-            let Some(e) = heads[i].take() else { continue };
-            heads[i] = next(&mut readers[i])?;
-            if let Some(n) = &heads[i] {
-                heap.push(Reverse((n.kind, n.value.clone(), i)));
-            }
+        let mut open: Option<Open> = None;
+        for e in self.runs.merged()? {
+            let e = e?;
             let kind = KINDS[(e.kind as usize).min(2)];
             if open
                 .as_ref()
-                .is_some_and(|(o, _)| o.kind != kind || o.value != e.value)
+                .is_some_and(|o| o.ind.kind != kind || o.ind.value != e.value)
             {
-                if let Some((done, _)) = open.take() {
-                    each(done)?;
+                if let Some(done) = open.take() {
+                    each(done.close())?;
                 }
             }
-            let (ind, inputs) = open.get_or_insert_with(|| {
-                let ind = Indicator {
-                    kind,
-                    value: e.value.clone(),
-                    first_ms: e.ms,
-                    last_ms: e.ms,
-                    labels: BTreeSet::new(),
-                    inputs: Vec::new(),
-                    more_inputs: 0,
-                };
-                (ind, HashSet::new())
-            });
-            ind.first_ms = ind.first_ms.min(e.ms);
-            ind.last_ms = ind.last_ms.max(e.ms);
-            ind.labels.extend(e.labels);
-            if !inputs.contains(&e.input) {
-                if inputs.len() < INPUTS_KEPT {
-                    inputs.insert(e.input.clone());
-                    ind.inputs.push(e.input);
-                } else {
-                    // Past the cap an input is counted each time it is met, not told apart.
-                    ind.more_inputs += 1;
-                }
-            }
+            open.get_or_insert_with(|| Open::new(kind, &e)).add(e);
         }
-        if let Some((done, _)) = open {
-            each(done)?;
+        if let Some(done) = open {
+            each(done.close())?;
         }
         Ok(())
+    }
+}
+
+/// The indicator being merged: its entries arrive grouped by input.
+struct Open {
+    ind: Indicator,
+    /// The input being read and the first chain that showed it.
+    input: Option<(String, u64)>,
+    /// The [`INPUTS_KEPT`] inputs seen first so far (largest `seq` on top, to be let go).
+    first: BinaryHeap<(u64, String)>,
+    distinct: usize,
+}
+
+impl Open {
+    fn new(kind: Kind, e: &Entry) -> Open {
+        Open {
+            ind: Indicator {
+                kind,
+                value: e.value.clone(),
+                first_ms: e.ms,
+                last_ms: e.ms,
+                labels: BTreeSet::new(),
+                inputs: Vec::new(),
+                more_inputs: 0,
+            },
+            input: None,
+            first: BinaryHeap::new(),
+            distinct: 0,
+        }
+    }
+
+    fn add(&mut self, e: Entry) {
+        self.ind.first_ms = self.ind.first_ms.min(e.ms);
+        self.ind.last_ms = self.ind.last_ms.max(e.ms);
+        self.ind.labels.extend(e.labels);
+        if self.input.as_ref().is_none_or(|(i, _)| *i != e.input) {
+            self.close_input();
+            // Sorted by seq within an input: this is its first sight.
+            self.input = Some((e.input, e.seq));
+        }
+    }
+
+    fn close_input(&mut self) {
+        if let Some((input, seq)) = self.input.take() {
+            self.distinct += 1;
+            self.first.push((seq, input));
+            if self.first.len() > INPUTS_KEPT {
+                self.first.pop();
+            }
+        }
+    }
+
+    fn close(mut self) -> Indicator {
+        self.close_input();
+        let kept = self.first.into_sorted_vec();
+        self.ind.more_inputs = self.distinct - kept.len();
+        self.ind.inputs = kept.into_iter().map(|(_, i)| i).collect();
+        self.ind
     }
 }
 
@@ -220,29 +350,7 @@ mod tests {
         t
     }
 
-    /// Runs of one chain each, merged: the indicators the in-memory tally gives (same order,
-    /// times, inputs in order of first sight), an indicator's inputs past the cap counted.
-    #[test]
-    fn runs_on_disk_merge_into_the_tallys_indicators() {
-        let chains: Vec<(Trace, u64)> = (0..INPUTS_KEPT + 5)
-            .map(|i| {
-                let t = trace(
-                    &format!("http://in{i}.test/"),
-                    &[&format!("http://s.test/{}", i % 7), "http://land.test/pay"],
-                );
-                (t, 1000 - i as u64)
-            })
-            .collect();
-        let mut tally = super::super::Tally::default();
-        let mut spill = Spill::new();
-        spill.run_limit = 1;
-        for (t, ms) in &chains {
-            tally.add(t, *ms);
-            spill.add(t, *ms).unwrap();
-        }
-        assert!(spill.runs.len() > 1, "written out in runs");
-        let folder = spill.folder.as_ref().unwrap().0.clone();
-        let want = tally.into_indicators();
+    fn indicators(spill: Spill) -> Vec<Indicator> {
         let mut got = Vec::new();
         spill
             .finish(|i| {
@@ -250,16 +358,60 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        assert!(!folder.exists(), "the runs are removed");
-        assert_eq!(got.len(), want.len());
-        for (g, w) in got.iter().zip(&want) {
-            assert_eq!((g.kind, &g.value), (w.kind, &w.value));
-            assert_eq!((g.first_ms, g.last_ms), (w.first_ms, w.last_ms));
-            let kept = w.inputs.len().min(INPUTS_KEPT);
-            assert_eq!(g.inputs, w.inputs[..kept]);
-            assert_eq!(g.more_inputs, w.inputs.len() - kept);
+        got
+    }
+
+    /// Runs of one chain each, merged: every indicator once, in (kind, value) order, with its
+    /// span, inputs in order of first sight, those past the cap counted; the runs removed.
+    #[test]
+    fn runs_on_disk_merge_into_whole_indicators() {
+        let mut spill = Spill::new();
+        spill.runs.run_limit = 1;
+        for i in 0..INPUTS_KEPT + 5 {
+            let t = trace(
+                &format!("http://in{:03}.test/", 200 - i),
+                &[&format!("http://s.test/{}", i % 7), "http://land.test/pay"],
+            );
+            spill.add(&t, 1000 - i as u64).unwrap();
         }
+        assert!(spill.runs.written() > 1, "written out in runs");
+        let folder = spill.runs.folder.as_ref().unwrap().0.clone();
+        let got = indicators(spill);
+        assert!(!folder.exists(), "the runs are removed");
+        let keys: Vec<(Kind, &str)> = got.iter().map(|i| (i.kind, i.value.as_str())).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(keys, sorted, "each once, in order");
         let land = got.iter().find(|i| i.value == "land.test").unwrap();
+        assert_eq!((land.first_ms, land.last_ms), (1000 - 104, 1000));
+        let first: Vec<String> = (0..INPUTS_KEPT)
+            .map(|i| format!("http://in{:03}.test/", 200 - i))
+            .collect();
+        assert_eq!(land.inputs, first, "in order of first sight");
         assert_eq!(land.more_inputs, 5);
+        let s3 = got.iter().find(|i| i.value == "http://s.test/3").unwrap();
+        assert_eq!(s3.inputs.len(), 15);
+        assert_eq!(s3.more_inputs, 0);
+    }
+
+    /// Past the cap, an input shown by several chains is one more input, not one per chain.
+    #[test]
+    fn more_inputs_counts_distinct_inputs() {
+        let mut spill = Spill::new();
+        spill.runs.run_limit = 1;
+        for round in 0..3 {
+            for i in 0..INPUTS_KEPT + 10 {
+                let t = trace(&format!("http://in{i}.test/"), &["http://land.test/"]);
+                spill.add(&t, round).unwrap();
+            }
+        }
+        let got = indicators(spill);
+        let land = got.iter().find(|i| i.value == "land.test").unwrap();
+        assert_eq!(land.inputs.len(), INPUTS_KEPT);
+        assert_eq!(
+            land.more_inputs, 10,
+            "10 inputs past the cap, each seen 3 times"
+        );
     }
 }
