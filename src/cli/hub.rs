@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use crate::chain::Resolver;
 use crate::egress::Egress;
-use crate::hub::{scan_records, Crawler, HubApi, HubRecord, Source, TOKEN_VAR};
+use crate::hub::{scan_records, Crawler, EmitError, HubApi, HubRecord, Source, TOKEN_VAR};
 use crate::scan::Scanner;
 
 use super::*;
@@ -46,9 +46,7 @@ pub(super) async fn hub(args: HubArgs) -> Result<(), Failure> {
     for source in &sources {
         let summary = crawler
             .crawl(source, |records| async move {
-                emit(records, scanner, printing, concurrency)
-                    .await
-                    .map_err(|e| format!("{e:#}"))
+                emit(records, scanner, printing, concurrency).await
             })
             .await?;
         eprintln!(
@@ -74,7 +72,7 @@ async fn emit(
     scanner: &Option<Scanner>,
     printing: Printing,
     concurrency: usize,
-) -> anyhow::Result<()> {
+) -> Result<(), EmitError> {
     let stdout = std::io::stdout();
     let Some(scanner) = scanner else {
         let mut out = std::io::BufWriter::new(stdout.lock());
@@ -101,10 +99,9 @@ async fn emit(
         printing
             .scanned(&mut out, &s)
             .and_then(|()| out.flush())
-            .map_err(|e| e.to_string())
+            .map_err(EmitError::from)
     })
     .await
-    .map_err(anyhow::Error::msg)
 }
 
 /// The sources the arguments name, in order: namespaces, the search, the repository list.

@@ -17,6 +17,7 @@ use crate::egress::Egress;
 use crate::fetch::Fetcher;
 use crate::shared::limit::RateLimit;
 
+use super::record::RecordError;
 use super::HubError;
 
 /// Bytes of one answer read at most; a page beyond it is refused (the Hub's own pages are a
@@ -136,7 +137,7 @@ impl HubApi {
                     }
                     return serde_json::from_slice(&answer.body).map_err(|e| HubError::Malformed {
                         page: url.to_string(),
-                        message: format!("not JSON ({e})"),
+                        kind: RecordError::NotJson(e),
                     });
                 }
                 429 => {

@@ -268,7 +268,7 @@ impl Crawls {
                         true => {
                             scan_records(&self.scanner, &records, self.concurrency, |r, s| {
                                 job.keep(r, Some(&s));
-                                Ok::<(), String>(())
+                                Ok(())
                             })
                             .await
                         }

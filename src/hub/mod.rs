@@ -17,11 +17,11 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::stream::{self, StreamExt};
 
-use crate::scan::{Document, Scanned, Scanner};
+use crate::scan::{Document, DocumentError, Scanned, Scanner};
 use crate::store::{Store, StoreError};
 pub use api::HubApi;
 pub use jobs::{Crawls, Job, Order};
-pub use record::{valid_name, HubRecord, Listed};
+pub use record::{valid_name, HubRecord, Listed, RecordError};
 
 /// The environment variable a Docker Hub API token is read from (never a flag or a config
 /// key, where `ps` or a shared file would show it).
@@ -46,8 +46,8 @@ pub enum HubError {
     Busy,
     #[error("{page}: {message}")]
     Request { page: String, message: String },
-    #[error("{page}: malformed: {message}")]
-    Malformed { page: String, message: String },
+    #[error("{page}: malformed: {kind}")]
+    Malformed { page: String, kind: RecordError },
     #[error("{page}: larger than {} MiB", api::MAX_PAGE_BYTES >> 20)]
     TooLarge { page: String },
     #[error("{page}: not found")]
@@ -67,9 +67,25 @@ pub enum HubError {
     ForeignNext { page: String, next: String },
     /// Whoever took the records could not (stdout closed, a scan failed).
     #[error("handing out records: {0}")]
-    Emit(String),
+    Emit(EmitError),
     #[error("the crawl's cursor: {0}")]
     Store(#[from] StoreError),
+}
+
+/// Why a page's records could not be handed out.
+#[derive(Debug, thiserror::Error)]
+pub enum EmitError {
+    /// A record is not the document a scan reads.
+    #[error("{0}")]
+    Document(#[from] DocumentError),
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    /// Scanning a record failed in the store.
+    #[error("{0}")]
+    Scan(#[from] StoreError),
+    /// Writing the records out failed (stdout closed).
+    #[error("{0}")]
+    Write(#[from] std::io::Error),
 }
 
 /// Where the repositories come from.
@@ -171,16 +187,12 @@ pub async fn scan_records(
     scanner: &Scanner,
     records: &[HubRecord],
     concurrency: usize,
-    mut each: impl FnMut(&HubRecord, Scanned) -> Result<(), String>,
-) -> Result<(), String> {
+    mut each: impl FnMut(&HubRecord, Scanned) -> Result<(), EmitError>,
+) -> Result<(), EmitError> {
     let docs = records
         .iter()
-        .map(|r| {
-            serde_json::to_value(r)
-                .map_err(|e| e.to_string())
-                .and_then(|v| Document::from_hub(&v))
-        })
-        .collect::<Result<Vec<_>, String>>()?;
+        .map(|r| Ok(Document::from_hub(&serde_json::to_value(r)?)?))
+        .collect::<Result<Vec<_>, EmitError>>()?;
     // Owned documents: a stream over borrowed ones is not `Send` for every lifetime, which
     // a spawned crawl needs.
     let mut scanned = std::pin::pin!(stream::iter(docs)
@@ -188,7 +200,7 @@ pub async fn scan_records(
         .buffered(concurrency.max(1)));
     for record in records {
         let Some(s) = scanned.next().await else { break };
-        each(record, s.map_err(|e| e.to_string())?)?;
+        each(record, s?)?;
     }
     Ok(())
 }
@@ -243,7 +255,7 @@ impl Crawler {
     pub async fn crawl<F, Fut>(&self, source: &Source, mut emit: F) -> Result<Summary, HubError>
     where
         F: FnMut(Vec<HubRecord>) -> Fut,
-        Fut: std::future::Future<Output = Result<(), String>>,
+        Fut: std::future::Future<Output = Result<(), EmitError>>,
     {
         let key = source.cursor_key();
         let done = match &self.store {
@@ -296,9 +308,9 @@ impl Crawler {
                         Source::Namespace(ns) => Some(ns.as_str()),
                         _ => None,
                     };
-                    record::page(&value, namespace).map_err(|message| HubError::Malformed {
+                    record::page(&value, namespace).map_err(|kind| HubError::Malformed {
                         page: page.to_string(),
-                        message,
+                        kind,
                     })?
                 }
                 (_, None) => break,
@@ -388,9 +400,9 @@ impl Crawler {
         let (tag_count, imageless) = self.tags(&path).await?;
         record::record(repo, &detail, tag_count, imageless)
             .map(Some)
-            .map_err(|message| HubError::Malformed {
+            .map_err(|kind| HubError::Malformed {
                 page: detail_url.to_string(),
-                message,
+                kind,
             })
     }
 
@@ -407,9 +419,9 @@ impl Crawler {
         let (mut count, mut seen) = (0, 0u64);
         for _ in 0..MAX_TAG_PAGES {
             let value = self.api.get(&url).await?;
-            let page = record::tags_page(&value).map_err(|message| HubError::Malformed {
+            let page = record::tags_page(&value).map_err(|kind| HubError::Malformed {
                 page: url.to_string(),
-                message,
+                kind,
             })?;
             count = count.max(page.count);
             seen += page.listed;

@@ -39,6 +39,35 @@ pub struct Listed {
 
 pub use crate::config::hub_name as valid_name;
 
+/// What is wrong with an answer of the Hub's (the page it came from is named by the caller).
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("not JSON ({0})")]
+    NotJson(serde_json::Error),
+    #[error("no `results` array")]
+    NoResults,
+    #[error("the tags page has no `results` array")]
+    NoTagResults,
+    #[error("`next` is not a string")]
+    NextNotString,
+    /// A listed result that is not an object.
+    #[error("not a JSON object")]
+    NotObject,
+    #[error("no `namespace` and `name` (nor `repo_name`)")]
+    NoName,
+    /// A name outside the Hub's syntax, held escaped and cut to 80 characters a part.
+    #[error("`{namespace}/{name}` is not a Docker Hub repository name")]
+    BadName { namespace: String, name: String },
+    /// The `index`th result of a page (from 0) is malformed.
+    #[error("result {index}: {kind}")]
+    Result {
+        index: usize,
+        kind: Box<RecordError>,
+    },
+    #[error("the repository is not a JSON object")]
+    RepositoryNotObject,
+}
+
 /// `s` with control characters other than newline and tab removed, at most `max` chars.
 fn bounded(s: &str, max: usize) -> String {
     s.chars()
@@ -59,47 +88,54 @@ fn count(v: &Value, key: &str) -> u64 {
 /// object with a `results` array is malformed; so is a result without a usable name (a
 /// name outside the Hub's syntax is refused, not cleaned: it would name another
 /// repository).
-pub fn page(v: &Value, namespace: Option<&str>) -> Result<(Vec<Listed>, Option<String>), String> {
+pub fn page(
+    v: &Value,
+    namespace: Option<&str>,
+) -> Result<(Vec<Listed>, Option<String>), RecordError> {
     let results = v
         .get("results")
         .and_then(Value::as_array)
-        .ok_or("no `results` array")?;
+        .ok_or(RecordError::NoResults)?;
     let next = next_of(v)?;
     let listed = results
         .iter()
         .enumerate()
-        .map(|(i, r)| listed(r, namespace).map_err(|m| format!("result {i}: {m}")))
+        .map(|(index, r)| {
+            listed(r, namespace).map_err(|kind| RecordError::Result {
+                index,
+                kind: Box::new(kind),
+            })
+        })
         .collect::<Result<_, _>>()?;
     Ok((listed, next))
 }
 
 /// A page's `next` link: none when absent, null or empty.
-fn next_of(v: &Value) -> Result<Option<String>, String> {
+fn next_of(v: &Value) -> Result<Option<String>, RecordError> {
     match v.get("next") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err("`next` is not a string".into()),
+        Some(_) => Err(RecordError::NextNotString),
     }
 }
 
-fn listed(r: &Value, namespace: Option<&str>) -> Result<Listed, String> {
+fn listed(r: &Value, namespace: Option<&str>) -> Result<Listed, RecordError> {
     if !r.is_object() {
-        return Err("not a JSON object".into());
+        return Err(RecordError::NotObject);
     }
     let field = |k: &str| r.get(k).and_then(Value::as_str);
     let (ns, name) = match (field("namespace").or(namespace), field("name")) {
         (Some(ns), Some(name)) if !name.contains('/') => (ns, name),
         _ => field("repo_name")
             .and_then(|r| r.split_once('/'))
-            .ok_or("no `namespace` and `name` (nor `repo_name`)")?,
+            .ok_or(RecordError::NoName)?,
     };
     if !valid_name(ns) || !valid_name(name) {
-        return Err(format!(
-            "`{}/{}` is not a Docker Hub repository name",
-            ns.escape_debug().take(80).collect::<String>(),
-            name.escape_debug().take(80).collect::<String>()
-        ));
+        return Err(RecordError::BadName {
+            namespace: ns.escape_debug().take(80).collect(),
+            name: name.escape_debug().take(80).collect(),
+        });
     }
     Ok(Listed {
         namespace: ns.to_string(),
@@ -121,11 +157,11 @@ pub struct TagsPage {
 }
 
 /// A page of tags; malformed without a `results` array.
-pub fn tags_page(v: &Value) -> Result<TagsPage, String> {
+pub fn tags_page(v: &Value) -> Result<TagsPage, RecordError> {
     let results = v
         .get("results")
         .and_then(Value::as_array)
-        .ok_or("the tags page has no `results` array")?;
+        .ok_or(RecordError::NoTagResults)?;
     let has_image = |t: &Value| {
         t.get("images")
             .and_then(Value::as_array)
@@ -149,9 +185,9 @@ pub fn record(
     repo: &Value,
     tag_count: u64,
     imageless: bool,
-) -> Result<HubRecord, String> {
+) -> Result<HubRecord, RecordError> {
     if !repo.is_object() {
-        return Err("the repository is not a JSON object".into());
+        return Err(RecordError::RepositoryNotObject);
     }
     Ok(HubRecord {
         namespace: listed.namespace.clone(),
@@ -180,6 +216,31 @@ mod tests {
         }
         let v = json!({"results": [{"namespace": "ns", "name": "ok-1.x_y"}], "next": null});
         assert_eq!(page(&v, None).unwrap().0[0].name, "ok-1.x_y");
+    }
+
+    /// Each malformed shape is its own kind, named as before.
+    #[test]
+    fn malformed_answers_are_kinds_with_their_messages() {
+        let v = json!({"results": [{}, {"namespace": "ns", "name": "A\u{1b}"}]});
+        let err = page(&v, None).unwrap_err();
+        assert!(
+            matches!(&err, RecordError::Result { index: 0, kind } if matches!(**kind, RecordError::NoName)),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "result 0: no `namespace` and `name` (nor `repo_name`)"
+        );
+        let v = json!({"results": [{"namespace": "ns", "name": "A\u{1b}"}]});
+        assert_eq!(
+            page(&v, None).unwrap_err().to_string(),
+            "result 0: `ns/A\\u{1b}` is not a Docker Hub repository name"
+        );
+        let err = tags_page(&json!({"results": [], "next": 1})).unwrap_err();
+        assert!(matches!(err, RecordError::NextNotString), "{err:?}");
+        assert_eq!(err.to_string(), "`next` is not a string");
+        let err = tags_page(&json!([])).unwrap_err();
+        assert_eq!(err.to_string(), "the tags page has no `results` array");
     }
 
     #[test]

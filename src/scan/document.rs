@@ -13,6 +13,17 @@ pub enum ScanError {
     Io(#[from] std::io::Error),
 }
 
+/// Why a Docker Hub object is not a repository to scan.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    #[error("not a JSON object")]
+    NotObject,
+    #[error("no `namespace` and `name` (nor `repo_name`)")]
+    NoName,
+    #[error("empty `namespace` or `name`")]
+    EmptyName,
+}
+
 /// One thing to scan: a repository's text fields, or a plain-text document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document {
@@ -33,18 +44,18 @@ impl Document {
     /// A repository from a Docker Hub API object: `namespace` (or `user`) and `name`, or
     /// `repo_name` = `namespace/name` as search results have it; the text of `description`
     /// and `full_description`; other fields ignored.
-    pub fn from_hub(v: &Value) -> Result<Document, String> {
-        let obj = v.as_object().ok_or("not a JSON object")?;
+    pub fn from_hub(v: &Value) -> Result<Document, DocumentError> {
+        let obj = v.as_object().ok_or(DocumentError::NotObject)?;
         let text = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_string);
         let (namespace, name) = match (text("namespace").or_else(|| text("user")), text("name")) {
             (Some(ns), Some(name)) => (ns, name),
             _ => match text("repo_name").as_deref().and_then(|r| r.split_once('/')) {
                 Some((ns, name)) => (ns.to_string(), name.to_string()),
-                None => return Err("no `namespace` and `name` (nor `repo_name`)".into()),
+                None => return Err(DocumentError::NoName),
             },
         };
         if namespace.is_empty() || name.is_empty() {
-            return Err("empty `namespace` or `name`".into());
+            return Err(DocumentError::EmptyName);
         }
         let fields = ["description", "full_description"]
             .into_iter()
@@ -234,8 +245,36 @@ fn hub_line(line: &str, line_no: usize) -> Vec<Result<Document, ScanError>> {
     match v.get("results").and_then(Value::as_array) {
         Some(page) => page
             .iter()
-            .map(|r| Document::from_hub(r).map_err(err))
+            .map(|r| Document::from_hub(r).map_err(|e| err(e.to_string())))
             .collect(),
-        None => vec![Document::from_hub(&v).map_err(err)],
+        None => vec![Document::from_hub(&v).map_err(|e| err(e.to_string()))],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Each object `from_hub` refuses is its own kind, named as before.
+    #[test]
+    fn refused_objects_are_kinds_with_their_messages() {
+        for (v, kind, text) in [
+            (json!([]), "NotObject", "not a JSON object"),
+            (
+                json!({"name": "n"}),
+                "NoName",
+                "no `namespace` and `name` (nor `repo_name`)",
+            ),
+            (
+                json!({"namespace": "", "name": "n"}),
+                "EmptyName",
+                "empty `namespace` or `name`",
+            ),
+        ] {
+            let err = Document::from_hub(&v).unwrap_err();
+            assert_eq!(format!("{err:?}"), kind);
+            assert_eq!(err.to_string(), text);
+        }
     }
 }
