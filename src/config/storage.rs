@@ -162,15 +162,33 @@ pub(super) struct StorageFile {
     cache_ttl_seconds: Option<Duration>,
 }
 
-impl TryFrom<StorageFile> for Storage {
-    type Error = String;
+/// Why a `[storage]` table does not name one backend (serde reports it at the table).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum StorageError {
+    #[error("`type` and `backend` both name the backend: keep `type`")]
+    TypeAndBackend,
+    #[error("`url` (a postgres:// URL) is needed when the backend is \"postgres\"")]
+    NoPostgresUrl,
+    /// `key` belongs to the backend `of`, not to the one `type` names.
+    #[error(
+        "`{key}` is a key of type = \"{}\", not of this type = \"{}\"",
+        of.name(),
+        named.name()
+    )]
+    ForeignKey {
+        key: &'static str,
+        of: Kind,
+        named: Kind,
+    },
+}
 
-    fn try_from(f: StorageFile) -> Result<Storage, String> {
+impl TryFrom<StorageFile> for Storage {
+    type Error = StorageError;
+
+    fn try_from(f: StorageFile) -> Result<Storage, StorageError> {
         let cache_ttl = f.cache_ttl_seconds.unwrap_or(Storage::default().cache_ttl);
         let kind = match (f.kind, f.backend) {
-            (Some(_), Some(_)) => {
-                return Err("`type` and `backend` both name the backend: keep `type`".into())
-            }
+            (Some(_), Some(_)) => return Err(StorageError::TypeAndBackend),
             (Some(kind), None) => {
                 f.foreign_key(kind)?;
                 kind
@@ -184,9 +202,7 @@ impl TryFrom<StorageFile> for Storage {
             Kind::Postgres => {
                 let defaults = Postgres::at("");
                 Backend::Postgres(Postgres {
-                    url: f.url.ok_or(
-                        "`url` (a postgres:// URL) is needed when the backend is \"postgres\"",
-                    )?,
+                    url: f.url.ok_or(StorageError::NoPostgresUrl)?,
                     pool_size: f.pool_size.unwrap_or(defaults.pool_size),
                     connect_timeout: f.connect_timeout_ms.unwrap_or(defaults.connect_timeout),
                 })
@@ -198,7 +214,7 @@ impl TryFrom<StorageFile> for Storage {
 
 impl StorageFile {
     /// With `type` given, a key of the other backend is a mistake: named, not ignored.
-    fn foreign_key(&self, kind: Kind) -> Result<(), String> {
+    fn foreign_key(&self, kind: Kind) -> Result<(), StorageError> {
         let (keys, other) = match kind {
             Kind::Sled => (
                 vec![
@@ -211,11 +227,11 @@ impl StorageFile {
             Kind::Postgres => (vec![("path", self.path.is_some())], Kind::Sled),
         };
         match keys.into_iter().find(|(_, set)| *set) {
-            Some((key, _)) => Err(format!(
-                "`{key}` is a key of type = \"{}\", not of this type = \"{}\"",
-                other.name(),
-                kind.name()
-            )),
+            Some((key, _)) => Err(StorageError::ForeignKey {
+                key,
+                of: other,
+                named: kind,
+            }),
             None => Ok(()),
         }
     }
@@ -303,6 +319,42 @@ mod tests {
         assert_eq!(storage(&written).unwrap(), s);
         let sled = storage("[storage]\ntype = \"sled\"\npath = \"db\"\n").unwrap();
         assert_eq!(sled.sled_path(), Some(Path::new("db")));
+    }
+
+    /// Each refusal is its own kind, named as before.
+    #[test]
+    fn refusals_are_kinds_with_their_messages() {
+        let sled_with_url = StorageFile {
+            kind: Some(Kind::Sled),
+            url: Some("postgres://h/d".into()),
+            ..StorageFile::default()
+        };
+        let err = Storage::try_from(sled_with_url).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StorageError::ForeignKey {
+                    key: "url",
+                    of: Kind::Postgres,
+                    named: Kind::Sled
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "`url` is a key of type = \"postgres\", not of this type = \"sled\""
+        );
+        let bare = StorageFile {
+            kind: Some(Kind::Postgres),
+            ..StorageFile::default()
+        };
+        let err = Storage::try_from(bare).unwrap_err();
+        assert!(matches!(err, StorageError::NoPostgresUrl), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "`url` (a postgres:// URL) is needed when the backend is \"postgres\""
+        );
     }
 
     /// In the typed form a key of the other backend is refused, naming it; so is naming the
