@@ -43,7 +43,7 @@ impl Fake {
 
 #[async_trait::async_trait]
 impl Driver for Fake {
-    fn available(&self) -> Result<(), String> {
+    fn available(&self) -> Result<(), hoptrace::browser::Unavailable> {
         Ok(())
     }
 

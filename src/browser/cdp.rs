@@ -307,17 +307,38 @@ pub(super) fn kill_now(pid: u32) {
         .status();
 }
 
+/// Why no browser can be had: none found, or one that would not start. Cloned into every
+/// visit that finds it so, hence the shared sources.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Unavailable {
+    #[error("browser.chrome_path {} does not exist", .0.display())]
+    NoSuchPath(PathBuf),
+    #[error("Chromium is not installed (apt-get install chromium, or set browser.chrome_path)")]
+    NotInstalled,
+    /// The proxy a browser's own traffic is sent to, to be refused, did not start.
+    #[error("cannot start the refusing proxy: {0}")]
+    Refuser(std::sync::Arc<std::io::Error>),
+    #[error("cannot start the CDP runtime")]
+    Runtime,
+    /// The task starting Chromium did not finish (panicked or cancelled).
+    #[error("cannot start Chromium: {0}")]
+    Spawn(String),
+    #[error("{0}")]
+    Launch(std::sync::Arc<super::launch::LaunchError>),
+    #[error("cannot bridge to Chromium's control pipe: {0}")]
+    Bridge(std::sync::Arc<std::io::Error>),
+    #[error("cannot connect to Chromium: {0}")]
+    Connect(String),
+}
+
 /// `browser.chrome_path`, else Debian's binary, else chromium/google-chrome on PATH.
 /// (Debian's /usr/bin/chromium is a wrapper script that adds flags; the real binary is used.)
-pub fn find_chromium(configured: &Path) -> Result<PathBuf, String> {
+pub fn find_chromium(configured: &Path) -> Result<PathBuf, Unavailable> {
     if !configured.as_os_str().is_empty() {
         return if configured.is_file() {
             Ok(configured.to_path_buf())
         } else {
-            Err(format!(
-                "browser.chrome_path {} does not exist",
-                configured.display()
-            ))
+            Err(Unavailable::NoSuchPath(configured.to_path_buf()))
         };
     }
     let debian = Path::new("/usr/lib/chromium/chromium");
@@ -338,5 +359,23 @@ pub fn find_chromium(configured: &Path) -> Result<PathBuf, String> {
             }
         }
     }
-    Err("Chromium is not installed (apt-get install chromium, or set browser.chrome_path)".into())
+    Err(Unavailable::NotInstalled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A configured path that is no file is its own kind, named as before.
+    #[test]
+    fn a_missing_configured_browser_is_a_kind_with_its_message() {
+        let err = find_chromium(Path::new("/nonexistent/chromium")).unwrap_err();
+        assert!(
+            matches!(&err, Unavailable::NoSuchPath(p) if p == Path::new("/nonexistent/chromium"))
+        );
+        assert_eq!(
+            err.to_string(),
+            "browser.chrome_path /nonexistent/chromium does not exist"
+        );
+    }
 }

@@ -23,7 +23,7 @@ pub mod oxide;
 pub mod pool;
 mod profile;
 
-pub use cdp::find_chromium;
+pub use cdp::{find_chromium, Unavailable};
 pub use identity::Identity;
 
 use std::net::SocketAddr;
@@ -127,7 +127,7 @@ pub enum DriverError {
 #[async_trait::async_trait]
 pub trait Driver: Send + Sync {
     /// `Err` when no browser can be had at all (missing, disabled).
-    fn available(&self) -> Result<(), String>;
+    fn available(&self) -> Result<(), Unavailable>;
     /// Makes a fresh, isolated page whose traffic goes to `proxy`, ready for one visit, so
     /// that the set-up cost is paid before a resolution needs it.
     async fn prepare(&self, proxy: SocketAddr) -> Result<PreparedPage, DriverError>;
@@ -342,7 +342,7 @@ impl BrowserStage {
             }
         }
         if let Err(why) = self.ready.driver.available() {
-            return self.unavailable(&why);
+            return self.unavailable(&why.to_string());
         }
         let queued = Instant::now();
         let Ok(_tab) = self.tabs.acquire().await else {

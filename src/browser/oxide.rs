@@ -36,7 +36,7 @@ use super::emulation::err;
 use super::events;
 use super::launch::{self, Confinement};
 use super::pool::{Engine, Pool};
-use super::{Identity, Visit};
+use super::{Identity, Unavailable, Visit};
 
 /// How long a started Chromium may take to answer its first command, and the driver to
 /// connect to the bridge.
@@ -77,10 +77,8 @@ impl ChromiumOxide {
         ChromiumOxide { rt, trust }
     }
 
-    fn rt(&self) -> Result<&Runtime, String> {
-        self.rt
-            .as_ref()
-            .ok_or_else(|| "cannot start the CDP runtime".to_string())
+    fn rt(&self) -> Result<&Runtime, Unavailable> {
+        self.rt.as_ref().ok_or(Unavailable::Runtime)
     }
 }
 
@@ -145,7 +143,7 @@ impl Engine for ChromiumOxide {
     type Page = OxPage;
     const SERIAL_PREPARE: bool = false;
 
-    async fn launch(&self, path: &Path, flags: Vec<String>) -> Result<OxBrowser, String> {
+    async fn launch(&self, path: &Path, flags: Vec<String>) -> Result<OxBrowser, Unavailable> {
         let rt = self.rt()?.handle().clone();
         // A fresh profile directory per browser, so nothing persists between launches.
         let profile = super::profile::fresh();
@@ -158,7 +156,7 @@ impl Engine for ChromiumOxide {
         let connected = rt
             .spawn(async move { connect(&path, &flags, &dir, &trust).await })
             .await
-            .map_err(|e| format!("cannot start Chromium: {e}"))
+            .map_err(|e| Unavailable::Spawn(e.to_string()))
             .and_then(|c| c);
         let (browser, handler, child, confinement) = match connected {
             Ok(c) => c,
@@ -370,10 +368,10 @@ async fn connect(
     flags: &[String],
     profile: &Path,
     trust: &[PathBuf],
-) -> Result<(Browser, Handler, Child, Confinement), String> {
+) -> Result<(Browser, Handler, Child, Confinement), Unavailable> {
     let started = launch::start(path, flags, profile, trust, LAUNCH_ANSWER)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Unavailable::Launch(Arc::new(e)))?;
     let launch::Started {
         mut child,
         confinement,
@@ -386,7 +384,7 @@ async fn connect(
         Err(e) => {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("cannot bridge to Chromium's control pipe: {e}"));
+            return Err(Unavailable::Bridge(Arc::new(e)));
         }
     };
     let url = bridge.url.clone();
@@ -402,7 +400,7 @@ async fn connect(
         Err(e) => {
             let _ = child.kill();
             let _ = child.wait();
-            Err(format!("cannot connect to Chromium: {e}"))
+            Err(Unavailable::Connect(e.to_string()))
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::cdp;
 pub use super::cdp::Broken;
-use super::{Driver, DriverError, Identity, PreparedPage, Timing, Visit};
+use super::{Driver, DriverError, Identity, PreparedPage, Timing, Unavailable, Visit};
 use crate::egress::proxy::Refuser;
 
 /// How long a page prepared ahead may take to get its tab (it waits its turn).
@@ -32,7 +32,7 @@ pub trait Engine: Send + Sync + 'static {
         &self,
         path: &Path,
         flags: Vec<String>,
-    ) -> impl Future<Output = Result<Self::Browser, String>> + Send;
+    ) -> impl Future<Output = Result<Self::Browser, Unavailable>> + Send;
     fn pid(browser: &Self::Browser) -> Option<u32>;
     /// Whether the browser answers a trivial command within [`cdp::HEALTH_TIMEOUT`].
     fn healthy(&self, browser: &Self::Browser) -> impl Future<Output = bool> + Send;
@@ -61,8 +61,8 @@ pub trait Engine: Send + Sync + 'static {
 /// Debian's Chromium, warm, driven through `E`.
 pub struct Pool<E: Engine> {
     engine: E,
-    path: Result<PathBuf, String>,
-    refuser: Result<Refuser, String>,
+    path: Result<PathBuf, Unavailable>,
+    refuser: Result<Refuser, Unavailable>,
     identity: Identity,
     warm: Mutex<Option<Arc<E::Browser>>>,
     /// Held while a browser starts, so that one starts at a time.
@@ -82,7 +82,7 @@ impl<E: Engine> Pool<E> {
             engine,
             identity,
             path: cdp::find_chromium(configured),
-            refuser: Refuser::start().map_err(|e| format!("cannot start the refusing proxy: {e}")),
+            refuser: Refuser::start().map_err(|e| Unavailable::Refuser(Arc::new(e))),
             warm: Mutex::new(None),
             launching: tokio::sync::Mutex::new(()),
             launches: AtomicU64::new(0),
@@ -133,16 +133,14 @@ impl<E: Engine> Pool<E> {
             return Ok(b); // started while this one waited its turn
         }
         *self.slot() = None;
-        let path = self.path.clone().map_err(DriverError::Unavailable)?;
-        let refuser = self
-            .refuser
-            .as_ref()
-            .map_err(|e| DriverError::Unavailable(e.clone()))?;
+        let unavailable = |e: &Unavailable| DriverError::Unavailable(e.to_string());
+        let path = self.path.as_ref().map_err(unavailable)?;
+        let refuser = self.refuser.as_ref().map_err(unavailable)?;
         let b = Arc::new(
             self.engine
-                .launch(&path, cdp::flags(refuser.addr, &self.identity))
+                .launch(path, cdp::flags(refuser.addr, &self.identity))
                 .await
-                .map_err(DriverError::Unavailable)?,
+                .map_err(|e| unavailable(&e))?,
         );
         self.launches.fetch_add(1, Ordering::Relaxed);
         tracing::debug!("Chromium started, pid {:?}", E::pid(&b));
@@ -212,7 +210,7 @@ impl<E: Engine> Drop for Pool<E> {
 
 #[async_trait::async_trait]
 impl<E: Engine> Driver for Pool<E> {
-    fn available(&self) -> Result<(), String> {
+    fn available(&self) -> Result<(), Unavailable> {
         self.path.as_ref().map(|_| ()).map_err(Clone::clone)?;
         self.refuser.as_ref().map(|_| ()).map_err(Clone::clone)
     }
