@@ -126,7 +126,7 @@ pub(super) async fn scan(args: ScanArgs) -> Result<(), Failure> {
     resolver.watch_automatically(&config.watch, crate::config::AutoSource::Scan);
     let resolver = std::sync::Arc::new(resolver);
     let concurrency = config.limits.concurrency as usize;
-    let scanner = Scanner::new(resolver, !args.no_cache, args.rescan);
+    let scanner = std::sync::Arc::new(Scanner::new(resolver, !args.no_cache, args.rescan));
 
     let bar = if std::io::stderr().is_terminal() {
         let bar = match total {
@@ -146,15 +146,19 @@ pub(super) async fn scan(args: ScanArgs) -> Result<(), Failure> {
 
     // Documents are read as they are needed (a dump of millions of repositories is never
     // held whole); `buffered` scans `concurrency` repositories at once and keeps input order.
+    // Each repository is a task of its own, so the scans spread over the runtime's threads
+    // instead of all being polled by this one.
     let docs = read_ahead(concurrency, move || {
         documents(reader, &source).map(|d| vec![d])
     });
-    let scanner = &scanner;
     let mut results = std::pin::pin!(docs
-        .map(|doc| async move {
-            match doc {
-                Ok(doc) => scanner.scan(&doc).await.map_err(anyhow::Error::from),
-                Err(e) => Err(anyhow::Error::from(e)),
+        .map(|doc| {
+            let scanner = scanner.clone();
+            async move {
+                let doc = doc?;
+                tokio::spawn(async move { scanner.scan(&doc).await })
+                    .await?
+                    .map_err(anyhow::Error::from)
             }
         })
         .buffered(concurrency.max(1)));

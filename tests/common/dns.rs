@@ -13,6 +13,8 @@ pub struct Dns {
     pub addr: SocketAddr,
     records: Arc<Mutex<HashMap<String, Vec<Vec<IpAddr>>>>>,
     queries: Arc<Mutex<HashMap<(String, u16), usize>>>,
+    /// The TTL of every answer, 0 unless [`Dns::set_ttl`] says otherwise.
+    ttl: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl Dns {
@@ -22,6 +24,7 @@ impl Dns {
             addr: socket.local_addr().unwrap(),
             records: Default::default(),
             queries: Default::default(),
+            ttl: Default::default(),
         };
         let me = dns.clone();
         tokio::spawn(async move {
@@ -36,6 +39,13 @@ impl Dns {
             }
         });
         dns
+    }
+
+    /// Answers live `secs` from now on, as a real zone's do (the tests' default, 0, means
+    /// every lookup asks again, so a test can change answers between hops). An empty answer
+    /// then carries an SOA whose minimum is `secs`, so it is cached too.
+    pub fn set_ttl(&self, secs: u32) {
+        self.ttl.store(secs, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// `name` answers these addresses (A and AAAA records as their families say).
@@ -125,13 +135,16 @@ impl Dns {
             .collect();
         out.extend_from_slice(&1u16.to_be_bytes());
         out.extend_from_slice(&(answers.len() as u16).to_be_bytes());
-        out.extend_from_slice(&[0, 0, 0, 0]);
+        let ttl = self.ttl.load(std::sync::atomic::Ordering::Relaxed);
+        let soa = answers.is_empty() && ttl > 0;
+        out.extend_from_slice(&u16::from(soa).to_be_bytes());
+        out.extend_from_slice(&[0, 0]);
         out.extend_from_slice(&q[12..question_end]);
-        for a in answers {
+        for a in &answers {
             out.extend_from_slice(&[0xc0, 0x0c]);
             out.extend_from_slice(&qtype.to_be_bytes());
             out.extend_from_slice(&1u16.to_be_bytes());
-            out.extend_from_slice(&0u32.to_be_bytes()); // TTL 0: never cached
+            out.extend_from_slice(&ttl.to_be_bytes());
             match a {
                 IpAddr::V4(v4) => {
                     out.extend_from_slice(&4u16.to_be_bytes());
@@ -141,6 +154,19 @@ impl Dns {
                     out.extend_from_slice(&16u16.to_be_bytes());
                     out.extend_from_slice(&v6.octets());
                 }
+            }
+        }
+        if soa {
+            // Owner: the question's name; mname and rname: the root; then serial, refresh,
+            // retry, expire and minimum (the negative answer's TTL).
+            out.extend_from_slice(&[0xc0, 0x0c]);
+            out.extend_from_slice(&6u16.to_be_bytes());
+            out.extend_from_slice(&1u16.to_be_bytes());
+            out.extend_from_slice(&ttl.to_be_bytes());
+            out.extend_from_slice(&22u16.to_be_bytes());
+            out.extend_from_slice(&[0, 0]);
+            for v in [1, ttl, ttl, ttl, ttl] {
+                out.extend_from_slice(&v.to_be_bytes());
             }
         }
         Some(out)
