@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use hoptrace::chain::Resolver;
+use hoptrace::store::model::{RepositoryRecord, Verdict};
 use hoptrace::store::{Store, StoreError};
 use hoptrace::trace::Outcome;
 
@@ -647,27 +648,34 @@ fn landed_on(input: &str, host: &str) -> hoptrace::trace::Trace {
     t
 }
 
+/// A repository's record as a scan keeps it, with no links.
+fn scanned(name: &str, verdict: Verdict) -> RepositoryRecord {
+    RepositoryRecord {
+        repository: name.into(),
+        namespace: name.split('/').next().unwrap().into(),
+        digest: "d".into(),
+        verdict,
+        reasons: vec![],
+        links: vec![],
+        links_left_out: 0,
+        landing_hosts: vec![],
+        infrastructure: vec![],
+        labels: vec![],
+        scanned_at: "2026-12-02T00:00:00Z".into(),
+        last_updated: None,
+        date_registered: None,
+    }
+}
+
 /// Every repository write moves the version (what `/v1/campaigns` recomputes on), also when
 /// the same repository is written again; reading does not; the paged walk reads them all in
 /// name order.
 #[tokio::test]
 async fn repository_writes_move_the_version() {
-    use hoptrace::store::model::{RepositoryRecord, Verdict};
     for b in backends().await {
         let record = |name: &str| RepositoryRecord {
-            repository: name.into(),
-            namespace: name.split('/').next().unwrap().into(),
-            digest: "d".into(),
-            verdict: Verdict::Malicious,
-            reasons: vec![],
-            links: vec![],
-            links_left_out: 0,
             landing_hosts: vec!["payload.example".into()],
-            infrastructure: vec![],
-            labels: vec![],
-            scanned_at: "2026-12-02T00:00:00Z".into(),
-            last_updated: None,
-            date_registered: None,
+            ..scanned(name, Verdict::Malicious)
         };
         let store = &b.store;
         let v0 = store.repositories_version().await.unwrap();
@@ -869,22 +877,6 @@ async fn a_damaged_domain_record_spoils_only_its_page() {
 /// repository records at once); all are after it, and after reopening.
 #[tokio::test]
 async fn queued_traces_and_repositories_are_committed_by_the_next_flush() {
-    use hoptrace::store::model::{RepositoryRecord, Verdict};
-    let record = |name: &str| RepositoryRecord {
-        repository: name.into(),
-        namespace: name.split('/').next().unwrap().into(),
-        digest: "d".into(),
-        verdict: Verdict::Clean,
-        reasons: vec![],
-        links: vec![],
-        links_left_out: 0,
-        landing_hosts: vec![],
-        infrastructure: vec![],
-        labels: vec![],
-        scanned_at: "2026-12-02T00:00:00Z".into(),
-        last_updated: None,
-        date_registered: None,
-    };
     for b in backends().await {
         let store = &b.store;
         for i in 0..50 {
@@ -892,7 +884,7 @@ async fn queued_traces_and_repositories_are_committed_by_the_next_flush() {
             store.put_later(&t.input, &t, 1_000 + i).await.unwrap();
             let name = format!("u/r{i:02}");
             store
-                .put_repository_later(&name, &record(&name))
+                .put_repository_later(&name, &scanned(&name, Verdict::Clean))
                 .await
                 .unwrap();
         }
@@ -918,30 +910,20 @@ async fn queued_traces_and_repositories_are_committed_by_the_next_flush() {
 /// at a version leaves later writes out, within one account's names or across all.
 #[tokio::test]
 async fn repository_writes_are_logged_by_version() {
-    use hoptrace::store::model::{RepositoryRecord, Verdict};
-    let record = |name: &str| RepositoryRecord {
-        repository: name.into(),
-        namespace: name.split('/').next().unwrap().into(),
-        digest: "d".into(),
-        verdict: Verdict::Clean,
-        reasons: vec![],
-        links: vec![],
-        links_left_out: 0,
-        landing_hosts: vec![],
-        infrastructure: vec![],
-        labels: vec![],
-        scanned_at: "2026-12-02T00:00:00Z".into(),
-        last_updated: None,
-        date_registered: None,
-    };
     for b in backends().await {
         let store = &b.store;
         for name in ["ab/1", "a/x", "a/y"] {
-            store.put_repository(name, &record(name)).await.unwrap();
+            store
+                .put_repository(name, &scanned(name, Verdict::Clean))
+                .await
+                .unwrap();
         }
         let v = store.repositories_version().await.unwrap();
         for name in ["a/z", "a/x", "b/q"] {
-            store.put_repository(name, &record(name)).await.unwrap();
+            store
+                .put_repository(name, &scanned(name, Verdict::Clean))
+                .await
+                .unwrap();
         }
         let since = store.repositories_since(v, 10).await.unwrap().unwrap();
         let got: Vec<(&str, bool)> = since

@@ -140,7 +140,8 @@ impl Batch {
         let window = resolver.admission().capacity().saturating_mul(4);
         let store = resolver.store().cloned();
         let (tx, rx) = mpsc::channel::<T>(window);
-        let producer = tokio::spawn(produce(items, work, window, tx));
+        let jobs = items.map(move |item| item.map(&work));
+        let producer = tokio::spawn(produce(jobs, window, tx));
         // With the store on, answers wait longer for one another, and in larger groups than
         // the window (they leave the channel as they come, so the work goes on): a flush is
         // cheaper per write the more it covers (`cargo bench --bench store`: 92 µs of CPU a
@@ -171,27 +172,21 @@ impl Batch {
 
 /// Each item's work is its own task (they spread over the cores); the answers go to `tx` in
 /// input order.
-async fn produce<I, T, E, S, F, Fut>(
-    items: S,
-    work: F,
+async fn produce<T, E, S, Fut>(
+    jobs: S,
     window: usize,
     tx: mpsc::Sender<T>,
 ) -> Result<(), BatchError<E>>
 where
-    I: Send + 'static,
     T: Send + 'static,
     E: Send + 'static,
-    S: Stream<Item = Result<I, E>> + Send + 'static,
-    F: Fn(I) -> Fut + Send + 'static,
+    S: Stream<Item = Result<Fut, E>> + Send + 'static,
     Fut: std::future::Future<Output = T> + Send + 'static,
 {
-    let mut answers = std::pin::pin!(items
-        .map(move |item| {
-            let job = item.map(&work);
-            tokio::spawn(
-                async move { Ok::<T, BatchError<E>>(job.map_err(BatchError::Input)?.await) },
-            )
-        })
+    let mut answers = std::pin::pin!(jobs
+        .map(|job| tokio::spawn(async move {
+            Ok::<T, BatchError<E>>(job.map_err(BatchError::Input)?.await)
+        }))
         .buffered(window.max(1)));
     while let Some(joined) = answers.next().await {
         if tx.send(joined??).await.is_err() {

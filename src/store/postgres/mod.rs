@@ -111,6 +111,17 @@ impl TraceRow {
     }
 }
 
+/// Rows of `name, record` as a page of repositories.
+fn page_of(rows: &[tokio_postgres::Row]) -> crate::store::RepositoryPage {
+    rows.iter()
+        .map(|r| {
+            let name: String = r.get(0);
+            let record = json_col(r, 1, &format!("repository {name}"));
+            (name, record)
+        })
+        .collect()
+}
+
 /// A repository's record, a new revision when it replaces one.
 const PUT_REPOSITORY: &str = "INSERT INTO repositories (name, record) VALUES ($1, $2)
      ON CONFLICT (name) DO UPDATE
@@ -616,14 +627,7 @@ impl Repositories for PgStore {
                 &[&after, &count(limit)],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let name: String = r.get(0);
-                let record = json_col(r, 1, &format!("repository {name}"));
-                (name, record)
-            })
-            .collect())
+        Ok(page_of(&rows))
     }
 
     async fn repositories_since(
@@ -670,14 +674,7 @@ impl Repositories for PgStore {
                 &[&first, &end, &after, &ms(version), &count(limit)],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let name: String = r.get(0);
-                let record = json_col(r, 1, &format!("repository {name}"));
-                (name, record)
-            })
-            .collect())
+        Ok(page_of(&rows))
     }
 
     async fn repositories_version(&self) -> Result<u64, StoreError> {
