@@ -8,6 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common::hubmix::{Group, Mix, BLOCKED_HOST};
 use common::*;
+use hoptrace::campaigns::Clusters;
+use hoptrace::scan::{RepositoryRecord, Verdict};
+use hoptrace::store::Store;
 use serde_json::Value;
 
 /// Every generated campaign's repositories (its linkless ones too) in one hoptrace campaign
@@ -82,4 +85,71 @@ async fn a_generated_hub_is_grouped_as_its_truth() {
             );
         }
     }
+}
+
+/// A repository record as a scan keeps it, with its infrastructure keys.
+fn record(repo: &str, verdict: Verdict, infra: &[&str], when: &str) -> RepositoryRecord {
+    RepositoryRecord {
+        repository: repo.into(),
+        namespace: repo.split('/').next().unwrap().into(),
+        digest: String::new(),
+        verdict,
+        reasons: vec![],
+        links: vec![],
+        links_left_out: 0,
+        landing_hosts: infra
+            .iter()
+            .filter_map(|k| k.strip_prefix("landing:"))
+            .map(str::to_string)
+            .collect(),
+        infrastructure: infra.iter().map(|s| s.parse().unwrap()).collect(),
+        labels: vec![],
+        scanned_at: "2026-01-01T00:00:00Z".into(),
+        last_updated: Some(when.into()),
+        date_registered: None,
+    }
+}
+
+/// Writes after a build are folded in without walking the store and count as a walk counts
+/// them: an account new to a campaign brings its earlier linkless repository in by its
+/// publisher, a record linking two campaigns merges them (sums, samples and days); a record
+/// written again cannot be folded (its old part cannot be taken out): walked again.
+#[tokio::test]
+async fn later_writes_fold_in_as_a_walk_counts_them() {
+    let m = Verdict::Malicious;
+    let (early, late) = ("2023-01-01T00:00:00Z", "2023-03-01T00:00:00Z");
+    let first = [
+        record("a1/x", m, &["landing:one.ru"], early),
+        record("a2/y", m, &["landing:one.ru"], early),
+        record("b1/x", m, &["landing:two.ru"], early),
+        record("b2/y", m, &["landing:two.ru"], early),
+        record("c1/plain", Verdict::Clean, &[], early),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sled(&dir.path().join("db")).unwrap();
+    for r in &first {
+        store.put_repository(&r.repository, r).await.unwrap();
+    }
+    let mut c = Clusters::build(&store, 2).await.unwrap();
+    assert_eq!(c.campaigns.len(), 2);
+    let later = [
+        record("c1/crack", m, &["landing:one.ru"], late),
+        record("d1/bridge", m, &["landing:one.ru", "landing:two.ru"], late),
+        record("e1/none", Verdict::Clean, &[], late),
+    ];
+    for r in &later {
+        store.put_repository(&r.repository, r).await.unwrap();
+    }
+    assert!(c.fold(&store).await.unwrap(), "folded without a walk");
+    let walked = Clusters::build(&store, 2).await.unwrap();
+    assert_eq!(c.campaigns, walked.campaigns);
+    assert_eq!(c.days, walked.days);
+    assert_eq!(c.campaigns.len(), 1);
+    let one = &c.campaigns[0];
+    assert_eq!((one.repository_count, one.publisher_repositories), (7, 1));
+    assert_eq!(one.last_seen, late);
+    assert!(one.repositories.contains(&"c1/plain".to_string()));
+    assert!(c.fold(&store).await.unwrap(), "nothing new");
+    store.put_repository("a1/x", &first[0]).await.unwrap();
+    assert!(!c.fold(&store).await.unwrap(), "a rewrite is walked again");
 }

@@ -481,3 +481,119 @@ async fn a_download_behind_many_headers_is_not_clean() {
         "{trace:#}"
     );
 }
+
+/// A damaged repository record in the store is scanned again and replaced: resuming does not
+/// skip that repository with the read's error on every run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_stored_record_is_scanned_again() {
+    let (env, hub, cfg) = hub_env().await;
+    let p = hub.server.port();
+    let input = env.dir.path().join("one.jsonl");
+    std::fs::write(
+        &input,
+        format!("{{\"namespace\":\"a\",\"name\":\"b\",\"description\":\"http://github.com:{p}/a/b\"}}\n"),
+    )
+    .unwrap();
+    let input = input.to_str().unwrap();
+    let (_, err, ok) = hoptrace(&["scan", "--json", input], &cfg);
+    assert!(ok, "{err}");
+    {
+        let db = sled::open(env.dir.path().join("db")).unwrap();
+        let tree = db.open_tree("repositories").unwrap();
+        tree.insert("a/b", &b"{\"repository\": 7"[..]).unwrap();
+        db.flush().unwrap();
+    }
+    let (out, err, ok) = hoptrace(&["scan", "--json", input], &cfg);
+    assert!(ok, "{err}");
+    assert!(!err.contains("skipped"), "{err}");
+    let lines = jsonl(&out);
+    assert_eq!(lines.len(), 1, "{err}");
+    assert_eq!(lines[0]["repository"], "a/b");
+    assert_eq!(lines[0].get("resumed"), None);
+    let (out, _, _) = hoptrace(&["scan", "--json", input], &cfg);
+    assert_eq!(jsonl(&out)[0]["resumed"], true);
+}
+
+/// A scan killed while one repository's link hangs: every line it printed before the kill was
+/// on disk (its group's Traces and records were flushed before the group was printed), so the
+/// scan run again answers each of them from the store; the repository that hung, never
+/// printed, is scanned again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_scan_resumes_every_printed_line() {
+    use std::io::BufRead;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let env = TestEnv::new().await;
+    let hang = std::sync::Arc::new(AtomicBool::new(true));
+    let h = hang.clone();
+    let pages = Server::start("127.0.0.1", move |req| {
+        let hangs = req.uri().path() == "/hang" && h.load(Ordering::SeqCst);
+        async move {
+            if hangs {
+                std::future::pending::<()>().await;
+            }
+            html("<html><title>a page</title></html>")
+        }
+    })
+    .await;
+    let p = pages.port();
+    let (printed, after) = (40, 10);
+    let line = |name: String, path: String| {
+        format!("{{\"namespace\":\"u\",\"name\":\"{name}\",\"description\":\"http://127.0.0.1:{p}/{path}\"}}\n")
+    };
+    let mut input = String::new();
+    for i in 0..printed {
+        input += &line(format!("r{i:03}"), format!("p{i}"));
+    }
+    input += &line("stuck".into(), "hang".into());
+    for i in 0..after {
+        input += &line(format!("s{i:03}"), format!("q{i}"));
+    }
+    let path = env.dir.path().join("repos.jsonl");
+    std::fs::write(&path, &input).unwrap();
+    let path = path.to_str().unwrap().to_string();
+    // The hanging link outlasts the test rather than timing out while lines are read.
+    let cfg = env.write_config("[limits]\nhop_timeout_ms = 600000\ntotal_timeout_ms = 600000\n");
+
+    let mut child = Serving(
+        std::process::Command::new(env!("CARGO_BIN_EXE_hoptrace"))
+            .args(["scan", "--json", &path, "--config", cfg.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.stdout.take().unwrap();
+    let seen = tokio::task::spawn_blocking(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .take(printed)
+            .map(|l| serde_json::from_str::<Value>(&l.unwrap()).unwrap())
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    assert_eq!(seen.len(), printed, "the lines before the hanging one");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    hang.store(false, Ordering::SeqCst);
+    let (out, err, ok) = hoptrace(&["scan", "--json", &path], &cfg);
+    assert!(ok, "{err}");
+    let lines = jsonl(&out);
+    assert_eq!(lines.len(), printed + 1 + after, "{err}");
+    for (i, l) in lines.iter().take(printed).enumerate() {
+        assert_eq!(l["repository"], seen[i]["repository"]);
+        assert_eq!(l["resumed"], true, "printed before the kill: {l}");
+        let (link, was) = (&l["links"][0], &seen[i]["links"][0]);
+        assert_eq!(link["cached"], true, "answered from the store: {link}");
+        assert_eq!(link["resolved_at"], was["resolved_at"]);
+        assert_eq!(link["final_url"], was["final_url"]);
+    }
+    assert_eq!(lines[printed]["repository"], "u/stuck");
+    assert_eq!(
+        lines[printed].get("resumed"),
+        None,
+        "never printed: scanned again"
+    );
+    assert_eq!(lines[printed]["links"][0]["outcome"], "landed");
+}

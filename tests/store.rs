@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use hoptrace::chain::Resolver;
+use hoptrace::store::model::{RepositoryRecord, Verdict};
 use hoptrace::store::{Store, StoreError};
 use hoptrace::trace::Outcome;
 
@@ -647,27 +648,34 @@ fn landed_on(input: &str, host: &str) -> hoptrace::trace::Trace {
     t
 }
 
+/// A repository's record as a scan keeps it, with no links.
+fn scanned(name: &str, verdict: Verdict) -> RepositoryRecord {
+    RepositoryRecord {
+        repository: name.into(),
+        namespace: name.split('/').next().unwrap().into(),
+        digest: "d".into(),
+        verdict,
+        reasons: vec![],
+        links: vec![],
+        links_left_out: 0,
+        landing_hosts: vec![],
+        infrastructure: vec![],
+        labels: vec![],
+        scanned_at: "2026-12-02T00:00:00Z".into(),
+        last_updated: None,
+        date_registered: None,
+    }
+}
+
 /// Every repository write moves the version (what `/v1/campaigns` recomputes on), also when
 /// the same repository is written again; reading does not; the paged walk reads them all in
 /// name order.
 #[tokio::test]
 async fn repository_writes_move_the_version() {
-    use hoptrace::store::model::{RepositoryRecord, Verdict};
     for b in backends().await {
         let record = |name: &str| RepositoryRecord {
-            repository: name.into(),
-            namespace: name.split('/').next().unwrap().into(),
-            digest: "d".into(),
-            verdict: Verdict::Malicious,
-            reasons: vec![],
-            links: vec![],
-            links_left_out: 0,
             landing_hosts: vec!["payload.example".into()],
-            infrastructure: vec![],
-            labels: vec![],
-            scanned_at: "2026-12-02T00:00:00Z".into(),
-            last_updated: None,
-            date_registered: None,
+            ..scanned(name, Verdict::Malicious)
         };
         let store = &b.store;
         let v0 = store.repositories_version().await.unwrap();
@@ -760,5 +768,191 @@ async fn a_screenshot_is_kept_with_its_trace() {
         b.store.put("http://c.test/", &shot, 2_000).await.unwrap();
         assert_eq!(b.store.screenshot(&sha).await.unwrap(), Some(png));
         assert_eq!(b.store.screenshot("00").await.unwrap(), None);
+    }
+}
+
+/// Pages of the domain index in every order and direction, walked a few at a time, are the
+/// whole index sorted as `DomainQuery::page_of` sorts it (ties by name), on both backends; on
+/// sled also after the store is reopened, and for a store written before its orders were
+/// kept.
+#[tokio::test]
+async fn domain_pages_follow_every_order() {
+    use hoptrace::store::{DomainQuery, DomainSort};
+    for b in backends().await {
+        let store = &b.store;
+        // Domains reached by 1-3 inputs each, at different times: ties in every order.
+        let mut at = 1_000;
+        for (i, host) in [
+            "b.example",
+            "a.example",
+            "d.example",
+            "c.example",
+            "e.example",
+        ]
+        .iter()
+        .enumerate()
+        {
+            for n in 0..(i % 3 + 1) {
+                let t = landed_on(&format!("http://in{i}-{n}.example/"), host);
+                store.put(&t.input, &t, at).await.unwrap();
+                at += 1_000 * (n as u64 % 2);
+            }
+        }
+        // A domain reached again later: its keys in the orders move.
+        let t = landed_on("http://in0-0.example/", "b.example");
+        store.put(&t.input, &t, 90_000).await.unwrap();
+        let all = store.domains().await.unwrap();
+        assert_eq!(all.len(), 5, "{}", b.name);
+        let sorts = [
+            DomainSort::Inputs,
+            DomainSort::LastSeen,
+            DomainSort::FirstSeen,
+            DomainSort::Domain,
+        ];
+        for sort in sorts {
+            for descending in [true, false] {
+                let whole = DomainQuery {
+                    sort,
+                    descending,
+                    offset: 0,
+                    limit: 100,
+                }
+                .page_of(all.clone());
+                let mut walked = Vec::new();
+                for offset in (0..5).step_by(2) {
+                    let q = DomainQuery {
+                        sort,
+                        descending,
+                        offset,
+                        limit: 2,
+                    };
+                    let page = store.domains_page(&q).await.unwrap();
+                    assert_eq!(page.total, 5, "{} {sort:?}", b.name);
+                    walked.extend(page.domains);
+                }
+                assert_eq!(walked, whole.domains, "{} {sort:?} {descending}", b.name);
+            }
+        }
+    }
+}
+
+/// On sled a page reads only its own domains' records: one damaged record elsewhere in the
+/// index does not stop pages that do not hold it, and the one that does names it.
+#[tokio::test]
+async fn a_damaged_domain_record_spoils_only_its_page() {
+    use hoptrace::store::{DomainQuery, DomainSort};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let store = Store::open_sled(&path).unwrap();
+        for (i, host) in ["a.example", "b.example", "c.example"].iter().enumerate() {
+            let t = landed_on(&format!("http://in{i}.example/"), host);
+            store.put(&t.input, &t, 1_000).await.unwrap();
+        }
+    }
+    {
+        let db = sled::open(&path).unwrap();
+        let domains = db.open_tree("domains").unwrap();
+        domains.insert("c.example", &b"{\"domain\": 7"[..]).unwrap();
+        db.flush().unwrap();
+    }
+    let store = reopen_sled(&path).await;
+    let q = |offset| DomainQuery {
+        sort: DomainSort::Domain,
+        descending: false,
+        offset,
+        limit: 2,
+    };
+    let first = store.domains_page(&q(0)).await.unwrap();
+    let names: Vec<&str> = first.domains.iter().map(|d| d.domain.as_str()).collect();
+    assert_eq!((names, first.total), (vec!["a.example", "b.example"], 3));
+    match store.domains_page(&q(2)).await {
+        Err(StoreError::Corrupt(why)) => assert!(why.contains("c.example"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Writes queued with `put_later` and `put_repository_later` are committed together by the
+/// next flush, on both backends: on PostgreSQL none is in the database before it (sled reads
+/// repository records at once); all are after it, and after reopening.
+#[tokio::test]
+async fn queued_traces_and_repositories_are_committed_by_the_next_flush() {
+    for b in backends().await {
+        let store = &b.store;
+        for i in 0..50 {
+            let t = landed_on(&format!("http://q{i}.example/"), "hot.example");
+            store.put_later(&t.input, &t, 1_000 + i).await.unwrap();
+            let name = format!("u/r{i:02}");
+            store
+                .put_repository_later(&name, &scanned(&name, Verdict::Clean))
+                .await
+                .unwrap();
+        }
+        if b.name == "postgres" {
+            assert!(store.latest("http://q0.example/").await.unwrap().is_none());
+            assert!(store.repository("u/r00").await.unwrap().is_none());
+        }
+        store.flush().await.unwrap();
+        assert_eq!(
+            store.domain("hot.example").await.unwrap().unwrap().inputs,
+            50,
+            "{}",
+            b.name
+        );
+        assert!(store.latest("http://q49.example/").await.unwrap().is_some());
+        let walked = store.repositories_after(None, 100).await.unwrap();
+        assert_eq!(walked.len(), 50, "{}", b.name);
+    }
+}
+
+/// The log of repository writes after a version, on both backends: oldest first, a rewrite
+/// flagged as replacing (and listed once, at its newest write); a walk of the store as it was
+/// at a version leaves later writes out, within one account's names or across all.
+#[tokio::test]
+async fn repository_writes_are_logged_by_version() {
+    for b in backends().await {
+        let store = &b.store;
+        for name in ["ab/1", "a/x", "a/y"] {
+            store
+                .put_repository(name, &scanned(name, Verdict::Clean))
+                .await
+                .unwrap();
+        }
+        let v = store.repositories_version().await.unwrap();
+        for name in ["a/z", "a/x", "b/q"] {
+            store
+                .put_repository(name, &scanned(name, Verdict::Clean))
+                .await
+                .unwrap();
+        }
+        let since = store.repositories_since(v, 10).await.unwrap().unwrap();
+        let got: Vec<(&str, bool)> = since
+            .iter()
+            .map(|w| (w.name.as_str(), w.replaced))
+            .collect();
+        assert_eq!(
+            got,
+            [("a/z", false), ("a/x", true), ("b/q", false)],
+            "{}",
+            b.name
+        );
+        assert!(since.windows(2).all(|w| w[0].version < w[1].version));
+        assert_eq!(
+            since[2].version,
+            store.repositories_version().await.unwrap()
+        );
+        let names = |page: hoptrace::store::RepositoryPage| -> Vec<String> {
+            page.into_iter().map(|(n, _)| n).collect()
+        };
+        let a = store.repositories_at(Some("a"), None, v, 10).await.unwrap();
+        assert_eq!(names(a), ["a/y"], "{}: a/x was written again after", b.name);
+        let all = store.repositories_at(None, None, v, 10).await.unwrap();
+        assert_eq!(names(all), ["a/y", "ab/1"], "{}", b.name);
+        let now = store.repositories_version().await.unwrap();
+        let a = store
+            .repositories_at(Some("a"), Some("a/x"), now, 10)
+            .await
+            .unwrap();
+        assert_eq!(names(a), ["a/y", "a/z"], "{}", b.name);
     }
 }

@@ -13,10 +13,10 @@ use super::extract::Params;
 use super::{json_response, Api, ApiError};
 use crate::store::{DomainQuery, DomainSort};
 
-/// The campaigns last computed, and from what.
-#[derive(Clone)]
+/// The campaigns last computed: the clusters, kept to fold later writes in, and their
+/// summaries at the size last asked.
 pub struct Campaigns {
-    version: u64,
+    clusters: crate::campaigns::Clusters,
     min: usize,
     campaigns: Arc<Summaries>,
 }
@@ -58,29 +58,42 @@ fn cursor(offset: usize) -> String {
 }
 
 impl Api {
-    /// Every campaign of at least `min` repositories, largest first. Clustering walks the
-    /// store twice: done again only when a repository was written since (by any process).
+    /// Every campaign of at least `min` repositories, largest first. The store is walked
+    /// once; the repositories written since (by any process) are folded into the clusters
+    /// kept from then, unless they cannot be (see `Clusters::fold`), which walks again.
     pub(super) async fn campaigns(&self, min: usize) -> Result<Arc<Summaries>, ApiError> {
+        let min = min.max(1);
+        let mut kept = self.campaigns.lock().await;
         let version = self.store.repositories_version().await?;
-        let cached = self
-            .campaigns
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .filter(|c| c.version == version && c.min == min);
-        if let Some(c) = cached {
-            return Ok(c.campaigns);
+        if let Some(c) = kept
+            .as_ref()
+            .filter(|c| c.clusters.version == version && c.min == min)
+        {
+            return Ok(c.campaigns.clone());
         }
-        let clusters = crate::campaigns::Clusters::build(&self.store, min).await?;
-        for e in &clusters.damaged.errors {
-            tracing::warn!("campaigns: skipped a damaged record: {e}");
+        let mut folded = None;
+        if let Some(mut c) = kept.take() {
+            if c.clusters.version == version || c.clusters.fold(&self.store).await? {
+                c.clusters.summarize(min);
+                folded = Some(c.clusters);
+            }
         }
+        let mut clusters = match folded {
+            Some(c) => c,
+            None => {
+                let c = crate::campaigns::Clusters::build(&self.store, min).await?;
+                for e in &c.damaged.errors {
+                    tracing::warn!("campaigns: skipped a damaged record: {e}");
+                }
+                c
+            }
+        };
         let campaigns = Arc::new(Summaries {
-            campaigns: clusters.campaigns,
-            days: clusters.days,
+            campaigns: std::mem::take(&mut clusters.campaigns),
+            days: std::mem::take(&mut clusters.days),
         });
-        *self.campaigns.lock().unwrap_or_else(|p| p.into_inner()) = Some(Campaigns {
-            version,
+        *kept = Some(Campaigns {
+            clusters,
             min,
             campaigns: campaigns.clone(),
         });

@@ -216,7 +216,7 @@ pub struct Api {
     max_batch: usize,
     pub metrics: Metrics,
     /// `/v1/campaigns`, as last computed.
-    campaigns: std::sync::Mutex<Option<domains::Campaigns>>,
+    campaigns: tokio::sync::Mutex<Option<domains::Campaigns>>,
     /// What every connection is held to.
     pub conn_limits: conn::ConnLimits,
     /// The web view's session and CSRF keys (from the tokens).

@@ -115,11 +115,28 @@ impl Damaged {
 pub async fn walk(
     store: &Store,
     damaged: &mut Damaged,
+    each: impl FnMut(RepositoryRecord),
+) -> Result<(), StoreError> {
+    walk_at(store, None, None, damaged, each).await
+}
+
+/// [`walk`], of the store as it was at `version` (of `namespace` alone when given).
+async fn walk_at(
+    store: &Store,
+    version: Option<u64>,
+    namespace: Option<&str>,
+    damaged: &mut Damaged,
     mut each: impl FnMut(RepositoryRecord),
 ) -> Result<(), StoreError> {
     let mut after: Option<String> = None;
     loop {
-        let page = store.repositories_after(after.as_deref(), PAGE).await?;
+        let page = match version {
+            Some(v) => {
+                let after = after.as_deref();
+                store.repositories_at(namespace, after, v, PAGE).await?
+            }
+            None => store.repositories_after(after.as_deref(), PAGE).await?,
+        };
         let Some((last, _)) = page.last() else {
             return Ok(());
         };
@@ -182,10 +199,19 @@ struct Sums {
 }
 
 /// The keys and accounts of every campaign, united: what a record, a chain or an id belongs
-/// to. Holds one entry per distinct key and account.
+/// to. Holds one entry per distinct key and account, and the sums of each set.
 pub struct Clusters {
     ids: HashMap<InfraKey, u32>,
     sets: UnionFind,
+    /// Set root -> what its repositories add up to (kept to fold later writes in).
+    sums: HashMap<u32, Sums>,
+    /// The store's repository version the clusters cover.
+    pub version: u64,
+    /// The least size of the campaigns in `campaigns`.
+    min: usize,
+    /// Repositories read by the last full walk, and folded in since.
+    walked: usize,
+    folded: usize,
     /// Campaign summaries of at least the asked size, largest first.
     pub campaigns: Vec<Campaign>,
     /// Per campaign (as in `campaigns`), repositories per day.
@@ -197,29 +223,106 @@ pub struct Clusters {
 
 impl Clusters {
     /// Campaigns of at least `min_repositories` repositories whose own links group them, from
-    /// two walks over the store.
+    /// two walks over the store as it was when they began.
     pub async fn build(store: &Store, min_repositories: usize) -> Result<Clusters, StoreError> {
+        let version = store.repositories_version().await?;
         let mut c = Clusters {
             ids: HashMap::new(),
             sets: UnionFind::default(),
+            sums: HashMap::new(),
+            version,
+            min: min_repositories.max(1),
+            walked: 0,
+            folded: 0,
             campaigns: Vec::new(),
             days: Vec::new(),
             roots: HashMap::new(),
             damaged: Damaged::default(),
         };
         let mut damaged = Damaged::default();
-        walk(store, &mut damaged, |r| c.unite(&r)).await?;
-        let mut sums: HashMap<u32, Sums> = HashMap::new();
+        let at = Some(version);
+        walk_at(store, at, None, &mut damaged, |r| {
+            c.unite(&r);
+        })
+        .await?;
         // A record damaged in the first walk is damaged in the second: noted once.
-        walk(store, &mut Damaged::default(), |r| {
-            if let Some((root, joined)) = c.place(&r) {
-                sums.entry(root).or_default().add(&r, joined);
-            }
+        walk_at(store, at, None, &mut Damaged::default(), |r| {
+            c.walked += 1;
+            c.add(&r);
         })
         .await?;
         c.damaged = damaged;
-        c.sum_up(sums, min_repositories.max(1));
+        c.sum_up(c.min);
         Ok(c)
+    }
+
+    /// Folds the repositories written since [`Clusters::version`] in, a page of writes at a
+    /// time, instead of walking the store again: each write is united and placed as the walks
+    /// would, and an account that joins a campaign for the first time brings its earlier
+    /// repositories in by its name's range of the store. False, with the clusters left to be
+    /// built again, when the writes cannot be folded: the store keeps no log of them, a write
+    /// replaced a record (its old part cannot be taken back out), or more were written than
+    /// the last full walk read (walking again is as cheap then, and catches a write another
+    /// process committed out of order).
+    pub async fn fold(&mut self, store: &Store) -> Result<bool, StoreError> {
+        loop {
+            let Some(page) = store.repositories_since(self.version, PAGE).await? else {
+                return Ok(false);
+            };
+            let Some(last) = page.last().map(|w| w.version) else {
+                break;
+            };
+            self.folded += page.len();
+            if page.iter().any(|w| w.replaced) || self.folded > self.walked.max(PAGE) {
+                return Ok(false);
+            }
+            let before = self.version;
+            let mut records = Vec::with_capacity(page.len());
+            for w in page {
+                match w.record {
+                    Ok(r) => records.push(r),
+                    Err(e) => self.damaged.note(e),
+                }
+            }
+            let mut joined = Vec::new();
+            for r in &records {
+                joined.extend(self.unite(r));
+            }
+            for r in &records {
+                self.add(r);
+            }
+            // An account new to the campaigns: its repositories written before this page
+            // (those of the page were just placed; later ones are placed as they come).
+            for namespace in joined {
+                let mut earlier = Vec::new();
+                // Damaged ones were noted by the walk or fold that first read them.
+                let damaged = &mut Damaged::default();
+                walk_at(store, Some(before), Some(&namespace), damaged, |r| {
+                    if !linked(&r) {
+                        earlier.push(r);
+                    }
+                })
+                .await?;
+                for r in &earlier {
+                    self.add(r);
+                }
+            }
+            self.version = last;
+        }
+        self.sum_up(self.min);
+        Ok(true)
+    }
+
+    /// Sums the campaigns of at least `min` repositories up again (no walk).
+    pub fn summarize(&mut self, min: usize) {
+        self.sum_up(min.max(1));
+    }
+
+    /// `r` counted in its set's sums, if it is in one.
+    fn add(&mut self, r: &RepositoryRecord) {
+        if let Some((root, joined)) = self.place(r) {
+            self.sums.entry(root).or_default().add(r, joined);
+        }
     }
 
     /// The set of `key`, made on first sight.
@@ -232,19 +335,33 @@ impl Clusters {
         n
     }
 
-    /// First walk: a repository whose links group it unites its keys and its account.
-    fn unite(&mut self, r: &RepositoryRecord) {
+    /// First walk: a repository whose links group it unites its keys and its account; the
+    /// account's name when it is new to the campaigns.
+    fn unite(&mut self, r: &RepositoryRecord) -> Option<String> {
         if !linked(r) {
-            return;
+            return None;
         }
         let first = self.node(&r.infrastructure[0]);
         for key in &r.infrastructure[1..] {
             let n = self.node(key);
-            self.sets.union(first, n);
+            self.join(first, n);
         }
-        if !r.namespace.is_empty() {
-            let n = self.node(&account_key(&r.namespace));
-            self.sets.union(first, n);
+        if r.namespace.is_empty() {
+            return None;
+        }
+        let account = account_key(&r.namespace);
+        let new = !self.ids.contains_key(&account);
+        let n = self.node(&account);
+        self.join(first, n);
+        new.then(|| r.namespace.clone())
+    }
+
+    /// Unites the sets of `a` and `b`, their sums too.
+    fn join(&mut self, a: u32, b: u32) {
+        if let Some((root, gone)) = self.sets.union(a, b) {
+            if let Some(sums) = self.sums.remove(&gone) {
+                self.sums.entry(root).or_default().merge(sums);
+            }
         }
     }
 
@@ -260,7 +377,12 @@ impl Clusters {
     }
 
     /// The campaigns from each set's sums and its keys.
-    fn sum_up(&mut self, sums: HashMap<u32, Sums>, min: usize) {
+    fn sum_up(&mut self, min: usize) {
+        self.min = min;
+        self.campaigns.clear();
+        self.days.clear();
+        self.roots.clear();
+        let sums = &self.sums;
         #[derive(Default)]
         struct Keys {
             infra: BTreeSet<InfraKey>,
@@ -285,21 +407,21 @@ impl Clusters {
             }
         }
         let mut all: Vec<(u32, Campaign, BTreeMap<String, u64>)> = sums
-            .into_iter()
+            .iter()
             .filter(|(_, s)| s.linked >= min)
-            .map(|(root, s)| {
+            .map(|(&root, s)| {
                 let k = keys.remove(&root).unwrap_or_default();
                 let mut id = Fnv::default();
                 let first = k.infra.first().map(ToString::to_string);
                 id.write(first.unwrap_or_default().as_bytes());
                 let campaign = Campaign {
                     id: format!("c-{:012x}", id.0 & 0xffff_ffff_ffff),
-                    landing_hosts: s.hosts.into_iter().collect(),
-                    repositories: s.repos.into_iter().collect(),
+                    landing_hosts: s.hosts.iter().cloned().collect(),
+                    repositories: s.repos.iter().cloned().collect(),
                     users: k.users.into_iter().collect(),
-                    labels: s.labels.into_iter().collect(),
-                    first_seen: s.first.unwrap_or_default(),
-                    last_seen: s.last.unwrap_or_default(),
+                    labels: s.labels.iter().cloned().collect(),
+                    first_seen: s.first.clone().unwrap_or_default(),
+                    last_seen: s.last.clone().unwrap_or_default(),
                     infrastructure: k.infra.into_iter().collect(),
                     repository_count: s.repositories,
                     user_count: k.user_count,
@@ -307,7 +429,7 @@ impl Clusters {
                     publisher_repositories: s.publisher,
                     truncated: s.truncated || k.truncated,
                 };
-                (root, campaign, s.days)
+                (root, campaign, s.days.clone())
             })
             .collect();
         all.sort_by(|a, b| {
@@ -395,13 +517,7 @@ impl Sums {
             Joined::Publisher => self.publisher += 1,
         }
         self.malicious += usize::from(r.verdict == Verdict::Malicious);
-        let seen = r.last_updated.as_deref().unwrap_or(&r.scanned_at);
-        if self.first.as_deref().is_none_or(|f| seen < f) {
-            self.first = Some(seen.to_string());
-        }
-        if self.last.as_deref().is_none_or(|l| seen > l) {
-            self.last = Some(seen.to_string());
-        }
+        self.seen(r.last_updated.as_deref().unwrap_or(&r.scanned_at));
         let mut cut = capped(&mut self.repos, &r.repository, SAMPLE);
         for h in &r.landing_hosts {
             cut |= capped(&mut self.hosts, h, SAMPLE);
@@ -411,6 +527,43 @@ impl Sums {
         }
         self.truncated |= cut;
         *self.days.entry(day_of(r)).or_default() += 1;
+    }
+
+    /// `seen` within the first and last seen.
+    fn seen(&mut self, seen: &str) {
+        if self.first.as_deref().is_none_or(|f| seen < f) {
+            self.first = Some(seen.to_string());
+        }
+        if self.last.as_deref().is_none_or(|l| seen > l) {
+            self.last = Some(seen.to_string());
+        }
+    }
+
+    /// `other`'s repositories counted here too (two sets united).
+    fn merge(&mut self, other: Sums) {
+        self.repositories += other.repositories;
+        self.linked += other.linked;
+        self.publisher += other.publisher;
+        self.malicious += other.malicious;
+        for seen in [other.first, other.last].iter().flatten() {
+            self.seen(seen);
+        }
+        let mut cut = other.truncated;
+        for (mine, theirs) in [
+            (&mut self.repos, other.repos),
+            (&mut self.hosts, other.hosts),
+        ] {
+            for item in theirs {
+                cut |= capped(mine, &item, SAMPLE);
+            }
+        }
+        for label in other.labels {
+            cut |= capped(&mut self.labels, &label, SAMPLE);
+        }
+        self.truncated |= cut;
+        for (day, n) in other.days {
+            *self.days.entry(day).or_default() += n;
+        }
     }
 }
 
@@ -438,16 +591,19 @@ impl UnionFind {
         i
     }
 
-    fn union(&mut self, a: u32, b: u32) {
+    /// Unites the sets of `a` and `b`; the root kept and the root merged into it, when they
+    /// were apart.
+    fn union(&mut self, a: u32, b: u32) -> Option<(u32, u32)> {
         let (mut a, mut b) = (self.find(a), self.find(b));
         if a == b {
-            return;
+            return None;
         }
         if self.size[a as usize] < self.size[b as usize] {
             std::mem::swap(&mut a, &mut b);
         }
         self.parent[b as usize] = a;
         self.size[a as usize] += self.size[b as usize];
+        Some((a, b))
     }
 }
 

@@ -6,7 +6,15 @@
 //! A [`Batch`] reads its input only as fast as answers are taken, keeps a window of
 //! resolutions in flight (finished ones wait for an earlier slow one there, so one slow link
 //! does not stop new ones from starting), and hands answers out in groups, each group kept by
-//! the store before it is handed out: one flush covers many Traces.
+//! the store before it is handed out: one flush covers many Traces. [`Batch::each`] is the
+//! same engine for other work through the resolver (`hoptrace scan`'s documents, whose
+//! repository records share their group's flush).
+//!
+//! What a crash loses: writers in a batch queue their writes for the next flush, and the
+//! flush runs before each group is handed out. A crash between two flushes loses the writes
+//! of the answers not yet handed out (at most a group and the window in flight) and nothing
+//! that was: no line a user saw printed is lost, and a scan resumed after the crash scans the
+//! lost repositories again (a repository record whose Traces were lost is scanned again too).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,18 +101,50 @@ impl Batch {
     }
 
     /// Starts resolving `entries`; the answers come from the [`Groups`].
-    pub fn run<E, S>(self, entries: S) -> Groups<E>
+    pub fn run<E, S>(self, entries: S) -> Groups<Resolved, E>
     where
         E: Send + 'static,
         S: Stream<Item = Result<Entry, E>> + Send + 'static,
     {
-        let window = self.resolver.admission().capacity().saturating_mul(4);
-        let store = self.resolver.store().cloned();
-        let (tx, rx) = mpsc::channel::<Resolved>(window);
-        let producer = tokio::spawn(self.produce(entries, window, tx));
+        let resolver = self.resolver.clone();
+        let this = Arc::new(self);
+        Batch::each(&resolver, entries, move |entry| {
+            let this = this.clone();
+            async move {
+                match entry {
+                    Entry::Answered(trace) => Resolved::unstored(*trace),
+                    // Boxed: the resolution's state is ~5 KB, and a task's future is moved
+                    // whole as the task is made and finished.
+                    Entry::Link(link) => Box::pin(this.one(&link)).await,
+                }
+            }
+        })
+    }
+
+    /// The batch engine itself, for any work done through `resolver` (a scan's documents,
+    /// each resolving its links): `work` runs on each item of `items` as a task of its own,
+    /// at most 4 x `limits.concurrency` items in flight, and the answers come from the
+    /// [`Groups`] in input order. Each group is handed out only once the store has flushed
+    /// every write queued before it (`Durability::NextFlush` Traces and
+    /// `put_repository_later` records alike): what a reader of the groups has seen survives a
+    /// crash, and a crash loses at most the writes of answers not yet handed out.
+    pub fn each<I, T, E, S, F, Fut>(resolver: &Resolver, items: S, work: F) -> Groups<T, E>
+    where
+        I: Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+        S: Stream<Item = Result<I, E>> + Send + 'static,
+        F: Fn(I) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = T> + Send + 'static,
+    {
+        let window = resolver.admission().capacity().saturating_mul(4);
+        let store = resolver.store().cloned();
+        let (tx, rx) = mpsc::channel::<T>(window);
+        let jobs = items.map(move |item| item.map(&work));
+        let producer = tokio::spawn(produce(jobs, window, tx));
         // With the store on, answers wait longer for one another, and in larger groups than
-        // the window (they leave the channel as they come, so the resolutions go on): a flush
-        // is cheaper per Trace the more it covers (`cargo bench --bench store`: 92 µs of CPU a
+        // the window (they leave the channel as they come, so the work goes on): a flush is
+        // cheaper per write the more it covers (`cargo bench --bench store`: 92 µs of CPU a
         // Trace in groups of 8, 54 in groups of 32, 38 in groups of 512).
         let (gather, group) = match store {
             Some(_) => (GATHER_STORED, GROUP_STORED.max(window)),
@@ -119,42 +159,6 @@ impl Batch {
         }
     }
 
-    /// Each entry's resolution is its own task (they spread over the cores); its visit waits
-    /// for one of the resolver's slots. Answers go to `tx` in input order.
-    async fn produce<E, S>(
-        self,
-        entries: S,
-        window: usize,
-        tx: mpsc::Sender<Resolved>,
-    ) -> Result<(), BatchError<E>>
-    where
-        E: Send + 'static,
-        S: Stream<Item = Result<Entry, E>> + Send + 'static,
-    {
-        let this = Arc::new(self);
-        let mut answers = std::pin::pin!(entries
-            .map(|entry| {
-                let this = this.clone();
-                tokio::spawn(async move {
-                    match entry.map_err(BatchError::Input)? {
-                        Entry::Answered(trace) => {
-                            Ok::<_, BatchError<E>>(Resolved::unstored(*trace))
-                        }
-                        // Boxed: the resolution's state is ~5 KB, and a task's future is
-                        // moved whole as the task is made and finished.
-                        Entry::Link(link) => Ok(Box::pin(this.one(&link)).await),
-                    }
-                })
-            })
-            .buffered(window.max(1)));
-        while let Some(joined) = answers.next().await {
-            if tx.send(joined??).await.is_err() {
-                break; // the reader of the answers stopped
-            }
-        }
-        Ok(())
-    }
-
     async fn one(&self, link: &Link) -> Resolved {
         let resolution = self
             .resolver
@@ -166,23 +170,49 @@ impl Batch {
     }
 }
 
+/// Each item's work is its own task (they spread over the cores); the answers go to `tx` in
+/// input order.
+async fn produce<T, E, S, Fut>(
+    jobs: S,
+    window: usize,
+    tx: mpsc::Sender<T>,
+) -> Result<(), BatchError<E>>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    S: Stream<Item = Result<Fut, E>> + Send + 'static,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let mut answers = std::pin::pin!(jobs
+        .map(|job| tokio::spawn(async move {
+            Ok::<T, BatchError<E>>(job.map_err(BatchError::Input)?.await)
+        }))
+        .buffered(window.max(1)));
+    while let Some(joined) = answers.next().await {
+        if tx.send(joined??).await.is_err() {
+            break; // the reader of the answers stopped
+        }
+    }
+    Ok(())
+}
+
 /// A running [`Batch`]'s answers, a group at a time.
-pub struct Groups<E> {
-    rx: mpsc::Receiver<Resolved>,
+pub struct Groups<T, E> {
+    rx: mpsc::Receiver<T>,
     producer: Option<JoinHandle<Result<(), BatchError<E>>>>,
     store: Option<Store>,
     gather: Duration,
     group: usize,
 }
 
-impl<E> Groups<E> {
+impl<T, E> Groups<T, E> {
     /// The next answers in input order, on disk when the resolver has a store; `None` once
     /// every entry is answered.
     ///
     /// Answers wait for one another a little: woken for each, a reader that prints them is
     /// woken thousands of times a second, every wake a futex call and a switch. The last ones
     /// come as soon as input ends.
-    pub async fn next(&mut self) -> Result<Option<Vec<Resolved>>, BatchError<E>> {
+    pub async fn next(&mut self) -> Result<Option<Vec<T>>, BatchError<E>> {
         let Some(first) = self.rx.recv().await else {
             return match self.producer.take() {
                 Some(producer) => producer.await?.map(|()| None),

@@ -151,6 +151,11 @@ impl Resolver {
         self.durability = Durability::NextFlush;
     }
 
+    /// When this resolver's store writes are durable (see [`Resolver::defer_durability`]).
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
     /// Adds a way of finding next hops, asked after the ones already there (the browser
     /// stage plugs in here).
     pub fn add_finder(&mut self, finder: Arc<dyn NextHopFinder>) {

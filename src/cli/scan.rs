@@ -3,7 +3,6 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::Context;
-use futures_util::stream::StreamExt;
 
 use crate::chain::Resolver;
 use crate::terminal::Shown;
@@ -13,6 +12,9 @@ use super::*;
 
 /// The most of a plain-text input `scan --server` sends as one document.
 const TEXT_MAX: u64 = 16 << 20;
+
+/// Documents the reading thread hands over at a time (one wake of the scan per batch).
+const DOCUMENTS_PER_BATCH: usize = 64;
 
 /// `scan --server`: each repository (a JSONL line), or the whole text, scanned by the running
 /// server (`POST /v1/scan`), which resolves, judges and keeps it; printed here in input order.
@@ -124,9 +126,17 @@ pub(super) async fn scan(args: ScanArgs) -> Result<(), Failure> {
     let store = super::client::open_store(&config, true).await?;
     let mut resolver = Resolver::new(&config, Some(store)).map_err(|e| usage(e.into()))?;
     resolver.watch_automatically(&config.watch, crate::config::AutoSource::Scan);
-    let resolver = std::sync::Arc::new(resolver);
-    let concurrency = config.limits.concurrency as usize;
-    let scanner = std::sync::Arc::new(Scanner::new(resolver, !args.no_cache, args.rescan));
+    // A printed line is on disk, but the store is flushed once per group of lines (Traces and
+    // repository records alike: the batch's groups) rather than once per write, so the
+    // disk's latency does not hold up the scan. A crash loses at most the lines not yet
+    // printed, which a resumed scan scans again.
+    resolver.defer_durability();
+    let concurrency = (config.limits.concurrency as usize).max(1);
+    let scanner = std::sync::Arc::new(Scanner::new(
+        std::sync::Arc::new(resolver),
+        !args.no_cache,
+        args.rescan,
+    ));
 
     let bar = if std::io::stderr().is_terminal() {
         let bar = match total {
@@ -145,43 +155,42 @@ pub(super) async fn scan(args: ScanArgs) -> Result<(), Failure> {
     };
 
     // Documents are read as they are needed (a dump of millions of repositories is never
-    // held whole); `buffered` scans `concurrency` repositories at once and keeps input order.
-    // Each repository is a task of its own, so the scans spread over the runtime's threads
-    // instead of all being polled by this one.
-    let docs = read_ahead(concurrency, move || {
-        documents(reader, &source).map(|d| vec![d])
-    });
-    let mut results = std::pin::pin!(docs
-        .map(|doc| {
-            let scanner = scanner.clone();
-            async move {
-                let doc = doc?;
-                tokio::spawn(async move { scanner.scan(&doc).await })
-                    .await?
-                    .map_err(anyhow::Error::from)
-            }
-        })
-        .buffered(concurrency.max(1)));
+    // held whole), a batch of them at a time.
+    let docs = read_ahead(
+        concurrency.div_ceil(DOCUMENTS_PER_BATCH).max(2),
+        move || {
+            let mut docs = documents(reader, &source);
+            std::iter::from_fn(move || {
+                let batch: Vec<_> = docs.by_ref().take(DOCUMENTS_PER_BATCH).collect();
+                (!batch.is_empty()).then_some(batch)
+            })
+        },
+    );
+    let mut groups = scanner.scan_each(docs);
     let mut counts = [0usize; 3];
     let (mut resumed, mut bad) = (0usize, 0usize);
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    while let Some(result) = results.next().await {
-        bar.inc(1);
-        match result {
-            Ok(scanned) => {
-                counts[scanned.verdict as usize] += 1;
-                resumed += usize::from(scanned.resumed);
-                bar.suspend(|| -> std::io::Result<()> {
-                    printing.scanned(&mut out, &scanned)?;
-                    out.flush()
-                })?;
+    // Lines are written a group at a time; a larger buffer makes fewer writes of them.
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
+    while let Some(group) = groups.next().await? {
+        bar.inc(group.len() as u64);
+        bar.suspend(|| -> std::io::Result<()> {
+            for result in group {
+                match result {
+                    Ok(scanned) => {
+                        counts[scanned.verdict as usize] += 1;
+                        resumed += usize::from(scanned.resumed);
+                        printing.scanned(&mut out, &scanned)?;
+                    }
+                    Err(e) => {
+                        bad += 1;
+                        out.flush()?;
+                        eprintln!("hoptrace: skipped: {:#}", Shown(&e));
+                    }
+                }
             }
-            Err(e) => {
-                bad += 1;
-                bar.suspend(|| eprintln!("hoptrace: skipped: {:#}", Shown(&e)));
-            }
-        }
+            out.flush()
+        })?;
     }
     bar.finish_and_clear();
     eprintln!(

@@ -10,15 +10,17 @@ pub use document::{documents, Document, DocumentError, ScanError, MAX_LINE};
 use judge::signature;
 pub use judge::{infrastructure, judge_link, judge_repository};
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
+use futures_util::stream::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
-use crate::chain::{Entry, Lookup, Resolver};
+use crate::chain::{Batch, Entry, Groups, Lookup, Resolver};
 use crate::extract::{self, Link, Provenance};
 use crate::labels::{self, Builtin, Label};
 pub use crate::store::model::{InfraKey, InfraKind, Reason, ReasonKind, RepositoryRecord, Verdict};
-use crate::store::{Store, StoreError};
+use crate::store::{Durability, Store, StoreError};
 use crate::trace::{Outcome, Trace, Via};
 
 /// Links resolved per repository at most; a description with more is judged on these (the
@@ -52,6 +54,15 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+/// Why [`Scanner::scan_each`] skipped a repository (the scan goes on).
+#[derive(Debug, thiserror::Error)]
+pub enum Skipped {
+    #[error(transparent)]
+    Input(#[from] ScanError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Scans documents with one resolver: the limits on links in flight (the resolver's
 /// admission) and per host apply to all repositories together.
 pub struct Scanner {
@@ -83,7 +94,30 @@ impl Scanner {
         let entries = found.iter().map(|l| Entry::parse(l.url.clone()));
         let lookup = Lookup::cache_if(self.use_cache);
         let traces = self.resolver.answer_each(entries, lookup).await;
-        conclude(self.resolver.store(), doc, found, traces, left_out).await
+        let store = self.resolver.store();
+        let durability = self.resolver.durability();
+        concluded(store, doc, found, traces, left_out, durability).await
+    }
+
+    /// Scans `docs`, a stream of any length, through the resolver's one batch engine
+    /// ([`Batch::each`]): in input order, a group at a time, each group handed out once its
+    /// Traces and repository records are on disk, when the resolver defers its writes
+    /// ([`Resolver::defer_durability`]) in one flush. A crash between flushes loses only the
+    /// repositories not yet handed out; resuming scans them again. A bad document or a write
+    /// that failed skips its repository, not the scan.
+    pub fn scan_each<S>(self: Arc<Self>, docs: S) -> Groups<Result<Scanned, Skipped>, Infallible>
+    where
+        S: Stream<Item = Result<Document, ScanError>> + Send + 'static,
+    {
+        let resolver = self.resolver.clone();
+        Batch::each(&resolver, docs.map(Ok), move |doc| {
+            let this = self.clone();
+            async move {
+                // Boxed: a scan's state (its resolutions') is large, and a task's future is
+                // moved whole as the task is made.
+                Ok(Box::pin(this.scan(&doc?)).await?)
+            }
+        })
     }
 
     /// A stored scan of the same text, its links' latest Traces read back from the store.
@@ -91,8 +125,15 @@ impl Scanner {
         let Some(store) = self.resolver.store() else {
             return Ok(None);
         };
-        let Some(rec) = store.repository(&doc.repository).await? else {
-            return Ok(None);
+        let rec = match store.repository(&doc.repository).await {
+            Ok(Some(rec)) => rec,
+            Ok(None) => return Ok(None),
+            // A damaged record is scanned again, and the new one replaces it.
+            Err(StoreError::Corrupt(why)) => {
+                tracing::warn!("scanning {} again: {why}", doc.repository);
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
         };
         if rec.digest != digest {
             return Ok(None);
@@ -143,6 +184,19 @@ pub async fn conclude(
     traces: Vec<Trace>,
     left_out: usize,
 ) -> Result<Scanned, StoreError> {
+    concluded(store, doc, found, traces, left_out, Durability::Now).await
+}
+
+/// [`conclude`], the record durable as `durability` says (a scan that defers its writes
+/// flushes before it reports).
+async fn concluded(
+    store: Option<&Store>,
+    doc: &Document,
+    found: Vec<Link>,
+    traces: Vec<Trace>,
+    left_out: usize,
+    durability: Durability,
+) -> Result<Scanned, StoreError> {
     let links = traces
         .into_iter()
         .zip(&found)
@@ -154,7 +208,10 @@ pub async fn conclude(
     let scanned = judge_repository(doc, links, left_out);
     if let Some(store) = store {
         let record = record(doc, doc.digest(), &scanned, found);
-        store.put_repository(&doc.repository, &record).await?;
+        match durability {
+            Durability::Now => store.put_repository(&doc.repository, &record).await?,
+            Durability::NextFlush => store.put_repository_later(&doc.repository, &record).await?,
+        }
     }
     Ok(scanned)
 }

@@ -5,8 +5,9 @@
 //! the record types are in [`model`].
 //!
 //! Every write is on disk (or in the database) before it is reported, so a crash loses
-//! nothing a user has already seen — except what a caller queued with `put_later`, which the
-//! next `flush` makes durable.
+//! nothing a user has already seen — except what a caller queued with `put_later` or
+//! `put_repository_later`, which the next `flush` makes durable (a caller that queues reports
+//! only after that flush: a crash loses at most the writes since the last one).
 
 pub mod encoded;
 pub mod model;
@@ -271,6 +272,15 @@ pub trait Watches: Send + Sync {
 pub trait Repositories: Send + Sync {
     async fn put_repository(&self, name: &str, record: &RepositoryRecord)
         -> Result<(), StoreError>;
+    /// The same write, made durable by the next [`Traces::flush`] (readable at once where the
+    /// backend can; where it has no cheaper way, durable at once).
+    async fn put_repository_later(
+        &self,
+        name: &str,
+        record: &RepositoryRecord,
+    ) -> Result<(), StoreError> {
+        self.put_repository(name, record).await
+    }
     async fn repository(&self, name: &str) -> Result<Option<RepositoryRecord>, StoreError>;
     /// Every repository's record, in name order.
     async fn repositories(&self) -> Result<Vec<RepositoryRecord>, StoreError>;
@@ -283,14 +293,55 @@ pub trait Repositories: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> Result<RepositoryPage, StoreError>;
-    /// A number that changes whenever a repository is written (by any process on the store):
+    /// A number that grows whenever a repository is written (by any process on the store):
     /// what was computed from [`Repositories::repositories`] at one version is current while
     /// the version is.
     async fn repositories_version(&self) -> Result<u64, StoreError>;
+    /// Up to `limit` repository writes after `version`, oldest first, each with its version,
+    /// the record as it is now, and whether it replaced an earlier record: what someone who
+    /// computed something at `version` folds in instead of walking the store again. `None`
+    /// when the backend keeps no such log.
+    async fn repositories_since(
+        &self,
+        version: u64,
+        limit: usize,
+    ) -> Result<Option<Vec<Written>>, StoreError> {
+        let _ = (version, limit);
+        Ok(None)
+    }
+    /// Up to `limit` repositories last written at or before `version` (of `namespace` alone
+    /// when given), with names after `after`, in name order: a walk of the store as it was
+    /// at `version` (see [`Repositories::repositories_after`]).
+    async fn repositories_at(
+        &self,
+        namespace: Option<&str>,
+        after: Option<&str>,
+        version: u64,
+        limit: usize,
+    ) -> Result<RepositoryPage, StoreError>;
 }
 
 /// A page of [`Repositories::repositories_after`]: `(name, record or why not)`.
 pub type RepositoryPage = Vec<(String, Result<RepositoryRecord, StoreError>)>;
+
+/// One repository write of [`Repositories::repositories_since`].
+#[derive(Debug)]
+pub struct Written {
+    pub version: u64,
+    pub name: String,
+    /// It replaced an earlier record of the same name.
+    pub replaced: bool,
+    pub record: Result<RepositoryRecord, StoreError>,
+}
+
+/// Where the repositories of `namespace` begin and end in name order (`ns/` up to `ns0`);
+/// everything for none.
+pub(crate) fn namespace_range(namespace: Option<&str>) -> (String, Option<String>) {
+    match namespace {
+        Some(ns) => (format!("{ns}/"), Some(format!("{ns}0"))),
+        None => (String::new(), None),
+    }
+}
 
 /// Everything a backend keeps.
 pub trait Backend: Traces + Watches + Repositories {}

@@ -1,6 +1,8 @@
 //! The shared backend: PostgreSQL, for any number of hoptrace processes on one database.
-//! Every write is one statement (its own transaction), committed before it is reported; the
-//! landing-domain index is kept in the same statement as its Trace. Migrations are applied at
+//! A write is one statement (its own transaction), committed before it is reported — or,
+//! queued for the next flush (`Durability::NextFlush`, `put_repository_later`), committed
+//! with the others queued in one transaction at that flush; the landing-domain index is kept
+//! in the same statement as its Trace. Migrations are applied at
 //! start, under an advisory lock so replicas starting together apply each once.
 //!
 //! The database is the operator's, named in the config: its connections do not pass the
@@ -25,6 +27,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("0003_watch_visitors.sql")),
     (4, include_str!("0004_screenshots.sql")),
     (5, include_str!("0005_search.sql")),
+    (6, include_str!("0006_repository_replaced.sql")),
 ];
 
 /// The migration after which Traces stored before it need their search terms written.
@@ -35,7 +38,94 @@ const MIGRATION_LOCK: i64 = 0x686f_7074_7261_6365; // "hoptrace"
 
 pub struct PgStore {
     pool: Pool,
+    /// Writes queued for the next flush (`Durability::NextFlush`), in the order made.
+    queued: std::sync::Mutex<Vec<Queued>>,
+    /// Held by the flush committing a batch: one batch at a time, so batches never wait on
+    /// each other's row locks (a hot landing domain's row).
+    turn: tokio::sync::Mutex<()>,
 }
+
+/// Queued writes past which the writer that queues one more commits the batch itself: what a
+/// batch holds in memory stays bounded whoever forgets to flush (a few MB).
+const MAX_QUEUED: usize = 4096;
+
+/// A write waiting for the next flush, with everything its statement needs.
+enum Queued {
+    Trace(TraceRow),
+    Repository {
+        name: String,
+        json: RawJson<Vec<u8>>,
+    },
+}
+
+/// The parameters of [`PUT_TRACE`] for one Trace.
+struct TraceRow {
+    key: String,
+    at_ms: i64,
+    json: RawJson<Vec<u8>>,
+    landing: Option<String>,
+    now: String,
+    labels: Vec<String>,
+    keys: Vec<String>,
+    blobs: Vec<Vec<u8>>,
+    terms: Vec<String>,
+}
+
+impl TraceRow {
+    fn of(key: &str, trace: &Trace, encoded: &EncodedTrace) -> TraceRow {
+        let now_ms = encoded.stored_at_ms();
+        // The screenshot and the landing page's HTML, each under its key.
+        let (keys, blobs) = super::blobs(trace)
+            .into_iter()
+            .map(|(k, b)| (k, b.to_vec()))
+            .unzip();
+        TraceRow {
+            key: key.to_string(),
+            at_ms: ms(now_ms),
+            json: RawJson(encoded.json().to_vec()),
+            landing: crate::labels::landing_domain(trace),
+            now: crate::trace::rfc3339(now_ms),
+            labels: trace
+                .hops
+                .last()
+                .map(|h| h.labels.iter().map(|l| l.as_str().to_string()).collect())
+                .unwrap_or_default(),
+            keys,
+            blobs,
+            terms: super::search::terms(trace),
+        }
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 9] {
+        [
+            &self.key,
+            &self.at_ms,
+            &self.json,
+            &self.landing,
+            &self.now,
+            &self.labels,
+            &self.keys,
+            &self.blobs,
+            &self.terms,
+        ]
+    }
+}
+
+/// Rows of `name, record` as a page of repositories.
+fn page_of(rows: &[tokio_postgres::Row]) -> crate::store::RepositoryPage {
+    rows.iter()
+        .map(|r| {
+            let name: String = r.get(0);
+            let record = json_col(r, 1, &format!("repository {name}"));
+            (name, record)
+        })
+        .collect()
+}
+
+/// A repository's record, a new revision when it replaces one.
+const PUT_REPOSITORY: &str = "INSERT INTO repositories (name, record) VALUES ($1, $2)
+     ON CONFLICT (name) DO UPDATE
+     SET record = EXCLUDED.record, rev = nextval('repositories_rev'), replaced = true";
 
 impl PgStore {
     /// Connects (within `storage.connect_timeout_ms`) and brings the schema up to date.
@@ -66,7 +156,11 @@ impl PgStore {
             .recycle_timeout(Some(timeout))
             .build()
             .map_err(|e| open_err(e.to_string()))?;
-        let store = PgStore { pool };
+        let store = PgStore {
+            pool,
+            queued: Default::default(),
+            turn: Default::default(),
+        };
         let applied = store.migrate().await.map_err(|e| open_err(e.to_string()))?;
         if applied.contains(&SEARCH_MIGRATION) {
             store
@@ -157,6 +251,47 @@ impl PgStore {
         client.query(&stmt, params).await.map_err(db)
     }
 
+    /// Queues `write` for the next flush; commits the batch now when it is full.
+    async fn queue(&self, write: Queued) -> Result<(), StoreError> {
+        let full = {
+            let mut queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
+            queued.push(write);
+            queued.len() >= MAX_QUEUED
+        };
+        match full {
+            true => self.commit_queued().await,
+            false => Ok(()),
+        }
+    }
+
+    /// Commits every queued write in one transaction, its statements pipelined on one
+    /// connection (one round trip's wait and one commit for the batch, not one per write).
+    /// A failed batch is rolled back whole and its error returned.
+    async fn commit_queued(&self) -> Result<(), StoreError> {
+        let _turn = self.turn.lock().await;
+        let batch = std::mem::take(&mut *self.queued.lock().unwrap_or_else(|p| p.into_inner()));
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let put_trace = tx.prepare_cached(PUT_TRACE).await.map_err(db)?;
+        let put_repository = tx.prepare_cached(PUT_REPOSITORY).await.map_err(db)?;
+        let statements = batch.iter().map(|q| async {
+            match q {
+                Queued::Trace(row) => tx.execute(&put_trace, &row.params()).await,
+                Queued::Repository { name, json } => {
+                    let params: [&(dyn ToSql + Sync); 2] = [name, json];
+                    tx.execute(&put_repository, &params).await
+                }
+            }
+        });
+        futures_util::future::try_join_all(statements)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
     async fn execute(
         &self,
         sql: &str,
@@ -230,9 +365,9 @@ fn domain_of(r: &tokio_postgres::Row) -> DomainRecord {
 /// serialised a second time (a `jsonb` parameter's binary form is a version byte, then the
 /// text; PostgreSQL parses it either way).
 #[derive(Debug)]
-struct RawJson<'a>(&'a [u8]);
+struct RawJson<T>(T);
 
-impl ToSql for RawJson<'_> {
+impl<T: AsRef<[u8]> + std::fmt::Debug + Sync> ToSql for RawJson<T> {
     fn to_sql(
         &self,
         ty: &Type,
@@ -241,7 +376,7 @@ impl ToSql for RawJson<'_> {
         if *ty == Type::JSONB {
             out.extend_from_slice(&[1]);
         }
-        out.extend_from_slice(self.0);
+        out.extend_from_slice(self.0.as_ref());
         Ok(IsNull::No)
     }
 
@@ -301,39 +436,13 @@ impl Traces for PgStore {
         key: &str,
         trace: &Trace,
         encoded: &EncodedTrace,
-        // Every write is durable at once: PostgreSQL has no cheaper queued form here.
-        _: Durability,
+        durability: Durability,
     ) -> Result<(), StoreError> {
-        let now_ms = encoded.stored_at_ms();
-        let landing = crate::labels::landing_domain(trace);
-        let labels: Vec<&str> = trace
-            .hops
-            .last()
-            .map(|h| h.labels.iter().map(crate::trace::Label::as_str).collect())
-            .unwrap_or_default();
-        let now = crate::trace::rfc3339(now_ms);
-        // The screenshot and the landing page's HTML, each under its key.
-        let (keys, blobs): (Vec<String>, Vec<Vec<u8>>) = super::blobs(trace)
-            .into_iter()
-            .map(|(k, b)| (k, b.to_vec()))
-            .unzip();
-        let terms = super::search::terms(trace);
-        self.execute(
-            PUT_TRACE,
-            &[
-                &key,
-                &ms(now_ms),
-                &RawJson(encoded.json()),
-                &landing,
-                &now,
-                &labels,
-                &keys,
-                &blobs,
-                &terms,
-            ],
-        )
-        .await
-        .map(|_| ())
+        let write = TraceRow::of(key, trace, encoded);
+        match durability {
+            Durability::Now => self.execute(PUT_TRACE, &write.params()).await.map(drop),
+            Durability::NextFlush => self.queue(Queued::Trace(write)).await,
+        }
     }
 
     async fn traces_after(
@@ -402,8 +511,9 @@ impl Traces for PgStore {
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
-        // Every write was committed before it returned.
-        Ok(())
+        // Writes made with `Durability::Now` were committed before they returned; the queued
+        // ones are committed here, together.
+        self.commit_queued().await
     }
 
     async fn domain(&self, domain: &str) -> Result<Option<DomainRecord>, StoreError> {
@@ -470,14 +580,23 @@ impl Repositories for PgStore {
         name: &str,
         record: &RepositoryRecord,
     ) -> Result<(), StoreError> {
-        self.execute(
-            "INSERT INTO repositories (name, record) VALUES ($1, $2)
-             ON CONFLICT (name) DO UPDATE
-             SET record = EXCLUDED.record, rev = nextval('repositories_rev')",
-            &[&name, &Json(record)],
-        )
+        self.execute(PUT_REPOSITORY, &[&name, &Json(record)])
+            .await
+            .map(|_| ())
+    }
+
+    async fn put_repository_later(
+        &self,
+        name: &str,
+        record: &RepositoryRecord,
+    ) -> Result<(), StoreError> {
+        let json =
+            serde_json::to_vec(record).map_err(|e| StoreError::encode("repository record", e))?;
+        self.queue(Queued::Repository {
+            name: name.to_string(),
+            json: RawJson(json),
+        })
         .await
-        .map(|_| ())
     }
 
     async fn repository(&self, name: &str) -> Result<Option<RepositoryRecord>, StoreError> {
@@ -508,14 +627,54 @@ impl Repositories for PgStore {
                 &[&after, &count(limit)],
             )
             .await?;
-        Ok(rows
+        Ok(page_of(&rows))
+    }
+
+    async fn repositories_since(
+        &self,
+        version: u64,
+        limit: usize,
+    ) -> Result<Option<Vec<crate::store::Written>>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT rev, name, record, replaced FROM repositories WHERE rev > $1
+                 ORDER BY rev LIMIT $2",
+                &[&ms(version), &count(limit)],
+            )
+            .await?;
+        let written = rows
             .iter()
             .map(|r| {
-                let name: String = r.get(0);
-                let record = json_col(r, 1, &format!("repository {name}"));
-                (name, record)
+                let name: String = r.get(1);
+                crate::store::Written {
+                    version: unms(r.get(0)),
+                    record: json_col(r, 2, &format!("repository {name}")),
+                    name,
+                    replaced: r.get(3),
+                }
             })
-            .collect())
+            .collect();
+        Ok(Some(written))
+    }
+
+    async fn repositories_at(
+        &self,
+        namespace: Option<&str>,
+        after: Option<&str>,
+        version: u64,
+        limit: usize,
+    ) -> Result<crate::store::RepositoryPage, StoreError> {
+        let (first, end) = crate::store::namespace_range(namespace);
+        let rows = self
+            .query(
+                "SELECT name, record FROM repositories
+                 WHERE name >= $1 AND ($2::text IS NULL OR name < $2)
+                   AND ($3::text IS NULL OR name > $3) AND rev <= $4
+                 ORDER BY name LIMIT $5",
+                &[&first, &end, &after, &ms(version), &count(limit)],
+            )
+            .await?;
+        Ok(page_of(&rows))
     }
 
     async fn repositories_version(&self) -> Result<u64, StoreError> {

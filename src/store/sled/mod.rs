@@ -3,6 +3,7 @@
 //! waiting, and every other write is flushed before it is reported.
 
 mod hot;
+mod order;
 mod traces;
 mod watches;
 
@@ -54,8 +55,13 @@ pub struct SledStore {
     /// Told of each batch's keys where `hot` forgets them (see `Traces::on_write`).
     listeners: Arc<Listeners>,
     durability: Arc<GroupCommit>,
-    /// Repository writes since opening (see `Repositories::repositories_version`).
-    repositories_version: Arc<std::sync::atomic::AtomicU64>,
+    /// Repository writes by version (big-endian id -> a replaced flag byte and the name; a
+    /// name's earlier write removed), and each name's version: `Repositories::repositories_since`.
+    repository_log: ::sled::Tree,
+    repository_at: ::sled::Tree,
+    /// Held while a write takes its version and enters the log: entries appear in version
+    /// order, so a reader of the log never passes one that comes later.
+    logging: Arc<std::sync::Mutex<()>>,
 }
 
 /// Group commit: writers queue what they want written and the first one to get the turn
@@ -107,8 +113,12 @@ impl SledStore {
                 domain_inputs: db.open_tree("domain_inputs")?,
                 screenshots: db.open_tree("screenshots")?,
                 search: db.open_tree("search")?,
+                domain_order: db.open_tree("domain_order")?,
             },
             repositories: db.open_tree("repositories")?,
+            repository_log: db.open_tree("repository_log")?,
+            repository_at: db.open_tree("repository_at")?,
+            logging: Arc::default(),
             watches: db.open_tree("watches")?,
             watch_due: db.open_tree("watch_due")?,
             observations: db.open_tree("observations")?,
@@ -118,9 +128,9 @@ impl SledStore {
             hot: Arc::default(),
             listeners: Arc::default(),
             durability: Arc::default(),
-            repositories_version: Default::default(),
         };
         store.index_stored()?;
+        store.order_stored()?;
         Ok(store)
     }
 
@@ -158,6 +168,17 @@ impl SledStore {
                 Err(e) => tracing::warn!("search index: indexing stored traces failed: {e}"),
             }
         });
+        Ok(())
+    }
+
+    /// Orders the domain index of a store written before its orders were kept (once per
+    /// store; the index holds one record per landing domain, few beside the Traces).
+    fn order_stored(&self) -> Result<(), StoreError> {
+        const DONE: &[u8] = b"domains-ordered";
+        if self.meta.get(DONE)?.is_none() {
+            order::rebuild(&self.trees.domain_order, &self.trees.domains)?;
+            self.meta.insert(DONE, &[][..])?;
+        }
         Ok(())
     }
 

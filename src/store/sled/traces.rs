@@ -20,7 +20,7 @@ use async_trait::async_trait;
 
 use super::{decode, decode_all, SledStore};
 use crate::store::encoded::EncodedTrace;
-use crate::store::model::DomainRecord;
+use crate::store::model::{DomainPage, DomainQuery, DomainRecord};
 use crate::store::{Durability, SearchPage, SearchQuery, StoreError, Traces};
 use crate::trace::{Label, Trace};
 
@@ -35,6 +35,8 @@ pub(super) struct TraceTrees {
     pub screenshots: ::sled::Tree,
     /// The search index: `term NUL key` -> nothing (see `store::search`).
     pub search: ::sled::Tree,
+    /// The domain index in each order it is paged by (see `order`).
+    pub domain_order: ::sled::Tree,
 }
 
 /// A serialised Trace and what the domain index needs of it.
@@ -210,9 +212,11 @@ pub(super) fn write_traces(
         &trees.domain_inputs,
         &trees.screenshots,
         &trees.search,
+        &trees.domain_order,
     )
-        .transaction(|(traces, domains, inputs, shots, search)| {
-            let mut touched: HashMap<&str, DomainRecord> = HashMap::new();
+        .transaction(|(traces, domains, inputs, shots, search, order)| {
+            // Per domain the batch landed on: its record before the batch, and after.
+            let mut touched: HashMap<&str, (Option<DomainRecord>, DomainRecord)> = HashMap::new();
             let mut gained: HashMap<&str, Vec<&str>> = HashMap::new();
             for w in writes {
                 // (A read in the transaction sees this batch's earlier writes of the key.)
@@ -240,17 +244,24 @@ pub(super) fn write_traces(
                     for old in landings.add(domain) {
                         inputs.insert(link(&old, &w.key), &[][..])?;
                     }
-                    let rec = match touched.entry(domain.as_str()) {
+                    let (_, rec) = match touched.entry(domain.as_str()) {
                         Entry::Occupied(e) => e.into_mut(),
                         Entry::Vacant(e) => e.insert(match domains.get(domain.as_bytes())? {
-                            Some(b) => serde_json::from_slice::<DomainRecord>(&b).map_err(abort)?,
-                            None => DomainRecord {
-                                domain: domain.clone(),
-                                inputs: 0,
-                                first_seen: now.clone(),
-                                last_seen: now.clone(),
-                                labels: Vec::new(),
-                            },
+                            Some(b) => {
+                                let old: DomainRecord =
+                                    serde_json::from_slice(&b).map_err(abort)?;
+                                (Some(old.clone()), old)
+                            }
+                            None => (
+                                None,
+                                DomainRecord {
+                                    domain: domain.clone(),
+                                    inputs: 0,
+                                    first_seen: now.clone(),
+                                    last_seen: now.clone(),
+                                    labels: Vec::new(),
+                                },
+                            ),
                         }),
                     };
                     if !known {
@@ -277,8 +288,9 @@ pub(super) fn write_traces(
                 let list = serde_json::to_vec(keys).map_err(abort)?;
                 inputs.insert(group(domain, batch), list)?;
             }
-            for (domain, rec) in &touched {
+            for (domain, (old, rec)) in &touched {
                 domains.insert(domain.as_bytes(), serde_json::to_vec(rec).map_err(abort)?)?;
+                super::order::update(order, old.as_ref(), rec)?;
             }
             Ok(())
         });
@@ -349,6 +361,9 @@ impl Traces for SledStore {
     }
     async fn domains(&self) -> Result<Vec<DomainRecord>, StoreError> {
         decode_all(&self.trees.domains, "domain")
+    }
+    async fn domains_page(&self, q: &DomainQuery) -> Result<DomainPage, StoreError> {
+        super::order::page(&self.trees.domain_order, &self.trees.domains, q)
     }
     async fn traces_after(
         &self,

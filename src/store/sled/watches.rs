@@ -21,6 +21,14 @@ fn event_id(key: &[u8]) -> Result<u64, StoreError> {
     ))
 }
 
+/// A repository write's version, as the log keys it.
+fn version_of(key: &[u8]) -> Result<u64, StoreError> {
+    Ok(u64::from_be_bytes(
+        key.try_into()
+            .map_err(|e| corrupt("repository version", e))?,
+    ))
+}
+
 fn observation_prefix(url: &str) -> Vec<u8> {
     let mut k = url.as_bytes().to_vec();
     k.push(0);
@@ -204,19 +212,99 @@ impl Repositories for SledStore {
         name: &str,
         record: &RepositoryRecord,
     ) -> Result<(), StoreError> {
+        self.put_repository_later(name, record).await?;
+        self.make_durable().await
+    }
+    async fn put_repository_later(
+        &self,
+        name: &str,
+        record: &RepositoryRecord,
+    ) -> Result<(), StoreError> {
         let bytes =
             serde_json::to_vec(record).map_err(|e| StoreError::encode("repository record", e))?;
+        // Readable at once; on disk with the next flush of the database.
         self.repositories.insert(name.as_bytes(), bytes)?;
-        self.make_durable().await?;
-        // One process per database: a count in memory is the version.
-        self.repositories_version
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // The write's version (ids only grow, across restarts too) in the log, where an
+        // earlier write of the name no longer is.
+        let _order = super::lock(&self.logging);
+        // From 1: version 0 is an empty store's.
+        let version = (self.db.generate_id()? + 1).to_be_bytes();
+        let earlier = self.repository_at.insert(name.as_bytes(), &version[..])?;
+        if let Some(v) = &earlier {
+            self.repository_log.remove(v)?;
+        }
+        let mut entry = vec![u8::from(earlier.is_some())];
+        entry.extend_from_slice(name.as_bytes());
+        self.repository_log.insert(&version[..], entry)?;
         Ok(())
     }
     async fn repositories_version(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .repositories_version
-            .load(std::sync::atomic::Ordering::Relaxed))
+        match self.repository_log.last()? {
+            Some((k, _)) => version_of(&k),
+            None => Ok(0),
+        }
+    }
+    async fn repositories_since(
+        &self,
+        version: u64,
+        limit: usize,
+    ) -> Result<Option<Vec<crate::store::Written>>, StoreError> {
+        let mut written = Vec::new();
+        for kv in self
+            .repository_log
+            .range(version.saturating_add(1).to_be_bytes()..)
+            .take(limit)
+        {
+            let (k, v) = kv?;
+            let (&flag, name) = v
+                .split_first()
+                .ok_or_else(|| corrupt("repository log", "an empty entry"))?;
+            let name = String::from_utf8_lossy(name).into_owned();
+            let record = match self.repositories.get(name.as_bytes())? {
+                Some(b) => decode(&b, &format!("repository {name}")),
+                None => Err(corrupt(&format!("repository {name}"), "logged, not stored")),
+            };
+            written.push(crate::store::Written {
+                version: version_of(&k)?,
+                name,
+                replaced: flag != 0,
+                record,
+            });
+        }
+        Ok(Some(written))
+    }
+    async fn repositories_at(
+        &self,
+        namespace: Option<&str>,
+        after: Option<&str>,
+        version: u64,
+        limit: usize,
+    ) -> Result<crate::store::RepositoryPage, StoreError> {
+        use std::ops::Bound;
+        let (first, end) = crate::store::namespace_range(namespace);
+        let from = match after {
+            Some(a) => Bound::Excluded(a.as_bytes().to_vec()),
+            None => Bound::Included(first.into_bytes()),
+        };
+        let end = end.map_or(Bound::Unbounded, |e| Bound::Excluded(e.into_bytes()));
+        let mut page = Vec::new();
+        for kv in self.repositories.range::<Vec<u8>, _>((from, end)) {
+            if page.len() >= limit {
+                break;
+            }
+            let (k, v) = kv?;
+            let written = match self.repository_at.get(&k)? {
+                Some(at) => version_of(&at)?,
+                None => 0, // written before the log was kept
+            };
+            if written > version {
+                continue;
+            }
+            let name = String::from_utf8_lossy(&k).into_owned();
+            let record = decode(&v, &format!("repository {name}"));
+            page.push((name, record));
+        }
+        Ok(page)
     }
     async fn repository(&self, name: &str) -> Result<Option<RepositoryRecord>, StoreError> {
         match self.repositories.get(name.as_bytes())? {
