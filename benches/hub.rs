@@ -1,6 +1,6 @@
 //! The report's size: a generated Docker Hub in the report's proportions
 //! (tests/common/hubmix.rs) scanned, grouped and exported by the release binary as a child
-//! process, each step's wall time and peak RSS (`ru_maxrss` of the child from `wait4`).
+//! process, each step's wall time and peak RSS (the child's `VmHWM`, tests/common/rss.rs).
 //!
 //!     cargo bench --bench hub
 //!     HUB_BENCH_SIZES=100000,1000000 HUB_BENCH_POSTGRES=1 cargo bench --bench hub
@@ -13,11 +13,9 @@
 mod common;
 
 use std::io::Write as _;
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Instant;
 
 use common::hubmix::Mix;
+use common::rss::measured;
 use common::*;
 
 /// One step's figures.
@@ -26,35 +24,6 @@ struct Step {
     seconds: f64,
     rss_mb: f64,
     out_mb: f64,
-}
-
-/// Runs the binary with `args`, stdout to `out`: wall time and the child's peak RSS.
-// The child is reaped by `wait4` (which `Child::wait` cannot do: it gives no rusage).
-#[allow(clippy::zombie_processes)]
-fn measured(args: &[&str], cfg: &Path, out: &Path) -> (f64, f64) {
-    let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_hoptrace"))
-        .args(args)
-        .arg("--config")
-        .arg(cfg)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(out).unwrap())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut status = 0;
-    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: the pid is our own unwaited child; status and usage outlive the call.
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as i32, "wait4");
-    let seconds = started.elapsed().as_secs_f64();
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "hoptrace {args:?} failed ({status})"
-    );
-    // Linux reports ru_maxrss in KiB.
-    (seconds, usage.ru_maxrss as f64 / 1024.0)
 }
 
 /// Scan, campaigns and each export of a generated hub of `n` repositories in `storage`.
@@ -98,7 +67,9 @@ async fn one(n: usize, storage: &str, pg: Option<&db::Postgres>) -> Vec<Step> {
     for (name, args) in plan {
         let out = dir.join("out");
         // The server answering the scan runs in this process, on the other core.
-        let (seconds, rss_mb) = tokio::task::block_in_place(|| measured(&args, &cfg, &out));
+        let run = tokio::task::block_in_place(|| measured(&args, &cfg, &out));
+        assert!(run.success, "hoptrace {args:?} failed: {}", run.stderr);
+        let (seconds, rss_mb) = (run.seconds, run.rss_mb);
         let out_mb = std::fs::metadata(&out).map_or(0, |m| m.len()) as f64 / 1e6;
         eprintln!("{storage} {n}: {name} {seconds:.1} s, {rss_mb:.0} MB peak RSS");
         steps.push(Step {

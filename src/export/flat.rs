@@ -11,7 +11,8 @@ use std::borrow::Cow;
 
 use std::io::Write;
 
-use super::{time, Filter, Format, Indicator, Kind};
+use super::indicator::Indicator;
+use super::{time, Filter, Format, Kind};
 use crate::defang::defang;
 use crate::terminal::Shown;
 use crate::trace::Label;

@@ -11,8 +11,9 @@ use std::io::Write;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::indicator::{address, host_indicators};
 use super::spill::{Runs, Sortable};
-use super::{address, host_indicators, time, uuid_of, Chain, Kind};
+use super::{time, uuid_of, Chain, Kind};
 use crate::campaigns::Campaign;
 use crate::labels::{registrable, Label};
 use crate::trace::{Hop, Outcome, Trace};

@@ -4,21 +4,19 @@
 //! hops' URLs, domains and vetted addresses, and the campaigns the scanned repositories form.
 
 mod flat;
+mod indicator;
 mod misp;
+mod prepare;
 mod spill;
 mod stix;
 
-use std::collections::BTreeSet;
-
 use serde::{Deserialize, Serialize};
 
-use crate::campaigns::Campaign;
-use crate::labels::{registrable, Label};
-use crate::store::{Store, StoreError};
-use crate::trace::{rfc3339_ms, Outcome, Trace};
+use crate::store::StoreError;
+use crate::trace::{rfc3339_ms, Trace};
 
-/// Traces read from the store per call while walking it.
-const PAGE: usize = 1000;
+pub use indicator::Indicator;
+pub use prepare::{prepare, Prepared};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -132,259 +130,6 @@ impl Kind {
     }
 }
 
-/// One value seen in the chains, with what is known of it.
-#[derive(Debug, Clone)]
-pub struct Indicator {
-    pub kind: Kind,
-    pub value: String,
-    pub first_ms: u64,
-    pub last_ms: u64,
-    pub labels: BTreeSet<Label>,
-    /// The inputs whose chains passed it, in order of first appearance.
-    pub inputs: Vec<String>,
-    /// Inputs past the first [`spill::INPUTS_KEPT`] (streamed CSV and text exports only).
-    pub more_inputs: usize,
-}
-
-impl Indicator {
-    /// Whether a label on it makes it malicious (MISP `to_ids`, a STIX indicator).
-    pub fn malicious(&self) -> bool {
-        Label::any_malicious(&self.labels)
-    }
-}
-
-/// What a hop's host is as indicators: an address; or a domain name with its registrable
-/// domain. A host no resolver would look up (`=1+1.evil.example`, `a_b.example`, an emoji
-/// IDN) is no domain name — STIX and MISP refuse it as one, and one such hop must not spoil
-/// a whole export — so it is exported inside its URL, with its registrable domain when that
-/// is a name.
-pub(crate) fn host_indicators(host: &str) -> Vec<(Kind, String)> {
-    if host.is_empty() {
-        return Vec::new();
-    }
-    if let Some(ip) = address(host.trim_start_matches('[').trim_end_matches(']')) {
-        return vec![(Kind::Ip, ip)];
-    }
-    let registrable = registrable(host);
-    let mut out = Vec::new();
-    if domain_name(&registrable) {
-        out.push((Kind::Domain, registrable.clone()));
-    }
-    if registrable != host && domain_name(host) {
-        out.push((Kind::Domain, host.to_string()));
-    }
-    out
-}
-
-/// `ip` as an address indicator: a v4-mapped v6 address as the v4 one it is.
-fn address(ip: &str) -> Option<String> {
-    let ip: std::net::IpAddr = ip.parse().ok()?;
-    Some(ip.to_canonical().to_string())
-}
-
-/// Whether `name` is a domain name as DNS and IDNA 2008 take one (STIX's `idn-hostname`,
-/// MISP's `hostname`): labels of 1-63 letters, digits and inner hyphens, no `--` at the
-/// third place but in an IDN label (`xn--`) that decodes to lowercase letters and digits and
-/// encodes back to itself; 253 characters at most (a final dot aside).
-pub(crate) fn domain_name(name: &str) -> bool {
-    let name = name.strip_suffix('.').unwrap_or(name);
-    name.len() <= 253
-        && name.split('.').all(|label| {
-            let ldh = (1..=63).contains(&label.len())
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-');
-            ldh && (label.get(2..4) != Some("--") || idn_label(label))
-        })
-}
-
-fn idn_label(label: &str) -> bool {
-    let lower = label.to_ascii_lowercase();
-    let Some(decoded) = lower
-        .strip_prefix("xn--")
-        .and_then(idna::punycode::decode_to_string)
-    else {
-        return false;
-    };
-    !decoded.is_ascii()
-        && decoded
-            .chars()
-            .all(|c| (c.is_alphanumeric() && !c.is_uppercase()) || c == '-')
-        && idna::domain_to_ascii_strict(&decoded).is_ok_and(|a| a == lower)
-}
-
-/// Every value a chain's hops show: each URL and its host's names with the hop's labels, and
-/// the address each name resolved to, without them: an address is an observable, not what
-/// the name's labels are about (it is often a CDN or hosting address shared with innocent
-/// sites).
-fn hop_values(trace: &Trace) -> Vec<(Kind, String, &[Label])> {
-    let mut values = Vec::new();
-    for hop in &trace.hops {
-        values.push((Kind::Url, hop.url.clone(), hop.labels.as_slice()));
-        values.extend(
-            host_indicators(&hop.host)
-                .into_iter()
-                .map(|(k, v)| (k, v, hop.labels.as_slice())),
-        );
-        if let Some(ip) = hop.ip.as_deref().and_then(address) {
-            values.push((Kind::Ip, ip, &[][..]));
-        }
-    }
-    values
-}
-
-/// Every stored chain `filter` selects, with its campaign (if any) and that campaign's index
-/// among the store's campaigns.
-async fn selected_chains(
-    store: &Store,
-    filter: &Filter,
-    mut each: impl FnMut(Trace, u64, Option<(usize, &Campaign)>) -> Result<(), ExportError>,
-) -> Result<(), ExportError> {
-    // A chain is a campaign's when it passed the campaign's infrastructure: found from the
-    // chain itself, so no campaign's inputs are ever gathered.
-    let mut clusters = crate::campaigns::Clusters::build(store, 2).await?;
-    let only = match &filter.campaign {
-        None => None,
-        Some(id) => Some(
-            clusters
-                .find(id)
-                .ok_or_else(|| ExportError::Campaign(id.clone()))?,
-        ),
-    };
-    let mut after: Option<String> = None;
-    loop {
-        let page = store.traces_after(after.as_deref(), PAGE).await?;
-        let Some((last, _, _)) = page.last() else {
-            break;
-        };
-        after = Some(last.clone());
-        for (_, trace, stored_ms) in page {
-            let wanted = filter.since_ms.is_none_or(|s| stored_ms >= s)
-                && filter
-                    .label
-                    .as_ref()
-                    .is_none_or(|l| trace.labels.iter().any(|t| t == l));
-            if !wanted || trace.hops.is_empty() {
-                continue;
-            }
-            let campaign = clusters.of_trace(&trace);
-            if only.is_some_and(|o| campaign != Some(o)) {
-                continue;
-            }
-            let campaign = campaign.map(|i| (i, &clusters.campaigns[i]));
-            each(trace, stored_ms, campaign)?;
-        }
-    }
-    Ok(())
-}
-
-/// An export of the chains `filter` selects, its store walk done: what it needs is sorted on
-/// disk ([`spill`]), ready to be written by [`Prepared::write`] in bounded memory whatever
-/// the store holds.
-pub struct Prepared {
-    stage: Stage,
-    summary: Summary,
-    filter: Filter,
-    now_ms: u64,
-}
-
-enum Stage {
-    Flat(Format, spill::Spill),
-    Stix(stix::Bundle),
-    Misp(misp::Groups),
-}
-
-/// Walks the store once for an export in `format` of the chains `filter` selects. Nothing is
-/// written yet: a bad filter (a campaign that does not exist, `defang` with MISP or STIX) is
-/// refused here, before any of the document is sent.
-pub async fn prepare(
-    store: &Store,
-    filter: &Filter,
-    format: Format,
-    now_ms: u64,
-) -> Result<Prepared, ExportError> {
-    if filter.defang && matches!(format, Format::Misp | Format::Stix) {
-        return Err(ExportError::Defang);
-    }
-    let mut stage = match format {
-        Format::Csv | Format::Txt => Stage::Flat(format, spill::Spill::new()),
-        Format::Stix => Stage::Stix(stix::Bundle::new(now_ms)),
-        Format::Misp => Stage::Misp(misp::Groups::default()),
-    };
-    let mut chains = 0;
-    selected_chains(store, filter, |trace, stored_ms, campaign| {
-        chains += 1;
-        match &mut stage {
-            Stage::Flat(_, spill) => spill.add(&trace, stored_ms)?,
-            Stage::Stix(bundle) => bundle.add(&trace, stored_ms, campaign)?,
-            Stage::Misp(groups) => groups.add(slim(trace), stored_ms, campaign)?,
-        }
-        Ok(())
-    })
-    .await?;
-    Ok(Prepared {
-        stage,
-        summary: Summary {
-            chains,
-            ..Summary::default()
-        },
-        filter: filter.clone(),
-        now_ms,
-    })
-}
-
-impl Prepared {
-    /// The export written to `out`, one indicator, object or event at a time.
-    pub fn write(self, out: &mut dyn std::io::Write) -> Result<Summary, ExportError> {
-        let Prepared {
-            stage,
-            mut summary,
-            filter,
-            now_ms,
-        } = self;
-        match stage {
-            Stage::Flat(format, spill) => {
-                summary.runs = spill.runs();
-                let mut rows = flat::Rows::new(format, &filter, now_ms, out)?;
-                spill.finish(|i| {
-                    summary.indicators += 1;
-                    rows.row(&i)
-                })?;
-                rows.finish()?;
-            }
-            Stage::Stix(bundle) => {
-                summary.runs = bundle.runs();
-                summary.indicators = bundle.write(out)?;
-            }
-            Stage::Misp(groups) => {
-                summary.runs = groups.runs();
-                summary.events = groups.write(now_ms, out)?;
-            }
-        }
-        Ok(summary)
-    }
-}
-
-/// `trace` with only what an export reads: the HTTP records (1-2 KB a hop), evidence and
-/// browser notes dropped, but a download's last record (its file's name and size), so a
-/// store of many chains is held in a fraction of the memory.
-fn slim(mut trace: Trace) -> Trace {
-    let download = trace.outcome == Outcome::Download;
-    let last = trace.hops.len().saturating_sub(1);
-    for (i, hop) in trace.hops.iter_mut().enumerate() {
-        if !(download && i == last) {
-            hop.http = None;
-        }
-        hop.blocked_requests = Vec::new();
-        hop.reason.clear();
-    }
-    trace.evidence = None;
-    trace.screenshot = None;
-    trace
-}
-
 /// Milliseconds as RFC 3339 with milliseconds (what MISP and STIX both read).
 fn time(ms: u64) -> String {
     rfc3339_ms(ms)
@@ -399,8 +144,12 @@ fn uuid_of(parts: &[&str]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
+    use super::prepare::slim;
     use super::*;
     use crate::record::{Header, HttpRecord};
+    use crate::trace::Outcome;
     use crate::trace::{Evidence, Hop, Via};
 
     /// A chain of `input` through `urls` (each hop with an HTTP record), ending `outcome`.

@@ -14,7 +14,8 @@ use std::path::PathBuf;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{hop_values, Indicator, Kind};
+use super::indicator::{hop_values, Indicator};
+use super::Kind;
 use crate::trace::{Label, Trace};
 
 /// What a run holds in memory before it is sorted and written out.

@@ -10,8 +10,9 @@ use std::io::Write;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::indicator::{address, host_indicators, Indicator};
 use super::spill::{Runs, Sortable, Spill};
-use super::{address, host_indicators, time, uuid_of, Indicator, Kind};
+use super::{time, uuid_of, Kind};
 use crate::campaigns::Campaign;
 use crate::labels::{Builtin, Label};
 use crate::trace::Trace;

@@ -2,14 +2,13 @@
 //! the egress gate opened. It never follows redirects itself, never reads more than
 //! `max_body_bytes`, and never reads the body of a download at all.
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::Empty;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -21,53 +20,18 @@ use url::Url;
 use crate::certs::{CertLog, Recording};
 use crate::config::Config;
 use crate::egress::connector::{EgressConnector, VettedPeer};
-use crate::egress::{Egress, EgressError};
+use crate::egress::Egress;
 use crate::record::HttpRecord;
-use crate::trace::ErrorKind;
 
+mod body;
+mod error;
 mod headers;
 
+use body::{decompress, read_capped, worth_reading};
+use error::classify;
+pub use error::{ClientError, FetchError};
 use headers::present;
 pub use headers::{referrer, Form};
-
-/// Why a hop could not be fetched.
-#[derive(Debug, thiserror::Error)]
-pub enum FetchError {
-    #[error(transparent)]
-    Egress(#[from] EgressError),
-    #[error("no response within {0} ms")]
-    Timeout(u64),
-    #[error("TLS: {0}")]
-    Tls(String),
-    #[error("connection failed: {0}")]
-    Connect(String),
-    #[error("HTTP: {0}")]
-    Http(String),
-    /// The response head was beyond what any browser-like client reads: evasion, not silence.
-    #[error("the response head is larger than hoptrace reads (over {MAX_HEADERS} header lines or {MAX_HEAD_KIB} KiB): {0}")]
-    HeadTooLarge(String),
-    #[error("invalid URL for a request: {0}")]
-    Request(String),
-}
-
-impl FetchError {
-    /// The `error.kind` of the Trace.
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            FetchError::Egress(EgressError::Dns { .. }) => ErrorKind::Dns,
-            FetchError::Egress(EgressError::DnsTimeout { .. }) => ErrorKind::Timeout,
-            FetchError::Egress(EgressError::Connect { .. }) => ErrorKind::Connect,
-            FetchError::Egress(EgressError::NoHost) => ErrorKind::Input,
-            FetchError::Egress(EgressError::Proxy { .. }) => ErrorKind::Proxy,
-            FetchError::Egress(_) => ErrorKind::Policy,
-            FetchError::Timeout(_) => ErrorKind::Timeout,
-            FetchError::Tls(_) => ErrorKind::Tls,
-            FetchError::Connect(_) => ErrorKind::Connect,
-            FetchError::Http(_) | FetchError::HeadTooLarge(_) => ErrorKind::Http,
-            FetchError::Request(_) => ErrorKind::Input,
-        }
-    }
-}
 
 /// Header lines a response head may carry. Browsers accept hundreds (Chromium has no count
 /// limit), so a download hidden behind a hundred extra headers must still be seen; each
@@ -77,15 +41,6 @@ pub const MAX_HEADERS: usize = 4096;
 /// the hop with [`FetchError::HeadTooLarge`], which the verdict counts as suspicious.
 pub const MAX_HEAD_BYTES: usize = MAX_HEAD_KIB * 1024;
 const MAX_HEAD_KIB: usize = 256;
-
-/// Start-up problems building the client.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("tls.extra_ca_files: {path}: {message}")]
-    CaFile { path: String, message: String },
-    #[error("TLS set-up: {0}")]
-    Tls(String),
-}
 
 /// What one hop answered.
 #[derive(Debug)]
@@ -495,140 +450,6 @@ fn request<B>(method: http::Method, url: &Url, body: B) -> Result<http::Request<
         .map_err(|e| FetchError::Request(e.to_string()))
 }
 
-/// Reads at most `limit` bytes of `body` before `deadline`; why it stopped short, if it did.
-async fn read_capped(
-    body: &mut hyper::body::Incoming,
-    deadline: Instant,
-    limit: usize,
-) -> (Vec<u8>, Option<&'static str>) {
-    let mut raw: Vec<u8> = Vec::new();
-    loop {
-        match tokio::time::timeout_at(deadline, body.frame()).await {
-            Err(_) => return (raw, Some("body cut at the hop time limit")),
-            Ok(None) => return (raw, None),
-            Ok(Some(Err(_))) => return (raw, Some("body ended with an error")),
-            Ok(Some(Ok(frame))) => {
-                if let Ok(data) = frame.into_data() {
-                    let room = limit - raw.len();
-                    raw.extend_from_slice(&data[..data.len().min(room)]);
-                    if raw.len() >= limit {
-                        return (raw, Some("body cut at max_body_bytes"));
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Content types worth reading for a next hop; anything else (images, PDFs, media) ends
-/// the chain without its body.
-fn worth_reading(content_type: Option<&str>) -> bool {
-    let Some(ct) = content_type else { return true };
-    let ct = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    ct.is_empty()
-        || ct.starts_with("text/")
-        || ct.contains("html")
-        || ct.contains("xml")
-        || ct.contains("javascript")
-}
-
-/// Decodes gzip/deflate/br for analysis, never producing more than `limit` bytes (a small
-/// compressed body can expand enormously). A body cut short decodes as far as it goes.
-fn decompress(encoding: &str, raw: Vec<u8>, limit: usize) -> Bytes {
-    let reader: Box<dyn Read> = match encoding {
-        "gzip" | "x-gzip" => Box::new(flate2::read::MultiGzDecoder::new(&raw[..])),
-        "deflate" => {
-            // "deflate" is meant to be zlib-wrapped, but servers send raw deflate too.
-            if raw.len() >= 2 && (u16::from(raw[0]) << 8 | u16::from(raw[1])) % 31 == 0 {
-                Box::new(flate2::read::ZlibDecoder::new(&raw[..]))
-            } else {
-                Box::new(flate2::read::DeflateDecoder::new(&raw[..]))
-            }
-        }
-        "br" => Box::new(brotli::Decompressor::new(&raw[..], 4096)),
-        _ => return Bytes::from(raw),
-    };
-    let mut out = Vec::new();
-    let mut limited = reader.take(limit as u64);
-    let mut buf = [0u8; 8192];
-    loop {
-        match limited.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-        }
-    }
-    Bytes::from(out)
-}
-
-/// Turns a client error into what went wrong, finding the gate's own error when it refused.
-fn classify(err: hyper_util::client::legacy::Error) -> FetchError {
-    let is_connect = err.is_connect();
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
-    let mut egress: Option<&EgressError> = None;
-    let mut tls = None;
-    let mut too_large = false;
-    while let Some(e) = source {
-        too_large |= e
-            .downcast_ref::<hyper::Error>()
-            .is_some_and(hyper::Error::is_parse_too_large);
-        if let Some(x) = e.downcast_ref::<EgressError>() {
-            egress = Some(x);
-            break;
-        }
-        if let Some(x) = e.downcast_ref::<rustls::Error>() {
-            tls = Some(x.to_string());
-        }
-        if let Some(x) = rustls_inside_io(e) {
-            tls = Some(x.to_string());
-        }
-        source = e.source();
-    }
-    if let Some(e) = egress {
-        return FetchError::Egress(e.clone());
-    }
-    if let Some(t) = tls {
-        return FetchError::Tls(t);
-    }
-    let chain = error_chain(&err);
-    if too_large {
-        FetchError::HeadTooLarge(chain)
-    } else if is_connect {
-        FetchError::Connect(chain)
-    } else {
-        FetchError::Http(chain)
-    }
-}
-
-/// io::Error's `source()` skips the error it wraps, and hyper-rustls wraps TLS failures in
-/// an io::Error inside another: look through every layer.
-fn rustls_inside_io<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    let mut inner: &(dyn std::error::Error + 'static) = e;
-    loop {
-        if let Some(x) = inner.downcast_ref::<rustls::Error>() {
-            return Some(x);
-        }
-        inner = inner.downcast_ref::<std::io::Error>()?.get_ref()?;
-    }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut source = err.source();
-    while let Some(e) = source {
-        let s = e.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-        source = e.source();
-    }
-    parts.join(": ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -682,46 +503,5 @@ mod tests {
                 "application/x-www-form-urlencoded"
             );
         }
-    }
-    use std::io::Write;
-
-    #[test]
-    fn decompression_is_capped() {
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        gz.write_all(&vec![b'a'; 10_000_000]).unwrap();
-        let small = gz.finish().unwrap();
-        assert!(small.len() < 100_000);
-        let out = decompress("gzip", small, 65536);
-        assert_eq!(out.len(), 65536);
-    }
-
-    #[test]
-    fn deflate_both_flavours() {
-        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-        z.write_all(b"hello zlib").unwrap();
-        assert_eq!(
-            &decompress("deflate", z.finish().unwrap(), 100)[..],
-            b"hello zlib"
-        );
-        let mut d = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-        d.write_all(b"hello raw").unwrap();
-        assert_eq!(
-            &decompress("deflate", d.finish().unwrap(), 100)[..],
-            b"hello raw"
-        );
-    }
-
-    #[test]
-    fn brotli_is_decoded() {
-        let mut out = Vec::new();
-        {
-            let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
-            w.write_all(b"<meta http-equiv=refresh content=0;url=/x>")
-                .unwrap();
-        }
-        assert_eq!(
-            &decompress("br", out, 1000)[..],
-            b"<meta http-equiv=refresh content=0;url=/x>"
-        );
     }
 }

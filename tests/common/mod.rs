@@ -22,6 +22,7 @@ mod fixtures;
 pub mod hubmix;
 pub mod pki;
 pub mod proxies;
+pub mod rss;
 pub mod tools;
 pub mod view;
 
