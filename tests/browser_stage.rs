@@ -460,7 +460,7 @@ async fn a_browser_that_cannot_start_is_named_once() {
     env.config.browser.script_engine = ScriptEngineKind::Chromium;
     let binary = env.dir.path().join("chromium");
     std::fs::write(&binary, "not a program").unwrap(); // no execute bit, even for root
-    env.config.browser.chrome_path = binary;
+    env.config.browser.chrome_path = Some(binary);
     let srv = pages(&env).await;
     let r = Resolver::new(&env.config, None).unwrap();
     let t = r

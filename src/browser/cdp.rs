@@ -349,8 +349,8 @@ pub enum Unavailable {
 
 /// `browser.chrome_path`, else Debian's binary, else chromium/google-chrome on PATH.
 /// (Debian's /usr/bin/chromium is a wrapper script that adds flags; the real binary is used.)
-pub fn find_chromium(configured: &Path) -> Result<PathBuf, Unavailable> {
-    if !configured.as_os_str().is_empty() {
+pub fn find_chromium(configured: Option<&Path>) -> Result<PathBuf, Unavailable> {
+    if let Some(configured) = configured {
         return if configured.is_file() {
             Ok(configured.to_path_buf())
         } else {
@@ -385,7 +385,7 @@ mod tests {
     /// A configured path that is no file is its own kind, named as before.
     #[test]
     fn a_missing_configured_browser_is_a_kind_with_its_message() {
-        let err = find_chromium(Path::new("/nonexistent/chromium")).unwrap_err();
+        let err = find_chromium(Some(Path::new("/nonexistent/chromium"))).unwrap_err();
         assert!(
             matches!(&err, Unavailable::NoSuchPath(p) if p == Path::new("/nonexistent/chromium"))
         );

@@ -169,7 +169,7 @@ pub fn configured_driver(config: &crate::config::Config) -> Option<Arc<dyn Drive
     match b.driver {
         // Pages are made ready as the default profile (a configured one may redefine it).
         crate::config::DriverKind::Chromiumoxide => Some(Arc::new(oxide::Oxide::trusting(
-            &b.chrome_path,
+            b.chrome_path.as_deref(),
             Identity::of(crate::profile::Profiles::from_config(config).default_profile()),
             config.tls.extra_ca_files.clone(),
         ))),

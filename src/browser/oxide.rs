@@ -48,13 +48,13 @@ pub type Oxide = Pool<ChromiumOxide>;
 
 impl Oxide {
     /// Finds the browser (without starting it: that happens on first use).
-    pub fn new(configured: &Path, identity: Identity) -> Oxide {
+    pub fn new(configured: Option<&Path>, identity: Identity) -> Oxide {
         Oxide::trusting(configured, identity, Vec::new())
     }
 
     /// The same, the browser trusting the PEM roots in `trust` beside its own (as the HTTP
     /// client does with `tls.extra_ca_files`).
-    pub fn trusting(configured: &Path, identity: Identity, trust: Vec<PathBuf>) -> Oxide {
+    pub fn trusting(configured: Option<&Path>, identity: Identity, trust: Vec<PathBuf>) -> Oxide {
         Pool::with_engine(ChromiumOxide::new(trust), configured, identity)
     }
 }

@@ -78,7 +78,7 @@ type Unprepared<E> = (Option<Arc<<E as Engine>::Browser>>, DriverError);
 
 impl<E: Engine> Pool<E> {
     /// Finds the browser (without starting it: that happens on first use).
-    pub fn with_engine(engine: E, configured: &Path, identity: Identity) -> Pool<E> {
+    pub fn with_engine(engine: E, configured: Option<&Path>, identity: Identity) -> Pool<E> {
         Pool {
             engine,
             identity,

@@ -95,24 +95,40 @@ pub struct Profile {
     /// The User-Agent header and `navigator.userAgent`.
     #[serde(deserialize_with = "validate::user_agent")]
     pub user_agent: String,
-    /// Empty: no Accept-Language header at all (what a bare script sends).
-    #[serde(default, deserialize_with = "validate::header")]
-    pub accept_language: String,
-    /// `navigator.platform`; empty: derived from the User-Agent.
-    #[serde(default)]
-    pub platform: String,
+    /// None (or empty): no Accept-Language header at all (what a bare script sends).
+    #[serde(
+        default,
+        deserialize_with = "validate::optional_header",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub accept_language: Option<String>,
+    /// `navigator.platform`; none (or empty): derived from the User-Agent.
+    #[serde(
+        default,
+        deserialize_with = "validate::optional_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub platform: Option<String>,
     /// The browser window's inner size, `[width, height]`.
     #[serde(default = "desktop_viewport", deserialize_with = "validate::viewport")]
     pub viewport: [u32; 2],
     /// A phone or tablet: mobile layout and client hints, touch events.
     #[serde(default)]
     pub mobile: bool,
-    /// The browser's time zone (IANA name, `Europe/Berlin`); empty: the machine's.
-    #[serde(default)]
-    pub timezone: String,
-    /// A Referer for the first request; empty: none.
-    #[serde(default, deserialize_with = "validate::header")]
-    pub referer: String,
+    /// The browser's time zone (IANA name, `Europe/Berlin`); none (or empty): the machine's.
+    #[serde(
+        default,
+        deserialize_with = "validate::optional_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timezone: Option<String>,
+    /// A Referer for the first request; none (or empty): no Referer.
+    #[serde(
+        default,
+        deserialize_with = "validate::optional_header",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub referer: Option<String>,
 }
 
 fn desktop_viewport() -> [u32; 2] {
@@ -254,8 +270,13 @@ pub struct Browser {
     /// Use the browser stage; off (or no Chromium found): a page that needs it is noted on
     /// its hop and the chain ends there.
     pub enabled: bool,
-    /// Empty: look for /usr/lib/chromium/chromium, then chromium/google-chrome on PATH.
-    pub chrome_path: PathBuf,
+    /// None (or empty): look for /usr/lib/chromium/chromium, then chromium/google-chrome on
+    /// PATH.
+    #[serde(
+        deserialize_with = "validate::optional_path",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub chrome_path: Option<PathBuf>,
     /// Page time (virtual: timers fire without real waiting) a page gets after loading.
     #[serde(
         rename = "settle_ms",
@@ -289,8 +310,13 @@ pub struct Browser {
     /// Who runs a page's scripts: `auto` (the embedded engine decides what it can, Chromium
     /// the rest) or `chromium` (Chromium only).
     pub script_engine: ScriptEngineKind,
-    /// The program that runs the embedded engine's worker processes; empty: hoptrace itself.
-    pub script_worker: PathBuf,
+    /// The program that runs the embedded engine's worker processes; none (or empty):
+    /// hoptrace itself.
+    #[serde(
+        deserialize_with = "validate::optional_path",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub script_worker: Option<PathBuf>,
 }
 
 /// `browser.script_engine`.
@@ -317,7 +343,7 @@ impl Default for Browser {
     fn default() -> Self {
         Browser {
             enabled: true,
-            chrome_path: PathBuf::new(),
+            chrome_path: None,
             settle: Duration::from_secs(3),
             max_tabs: 4,
             driver: DriverKind::Chromiumoxide,
@@ -326,7 +352,7 @@ impl Default for Browser {
             screenshots: false,
             max_screenshot_bytes: 2 << 20,
             script_engine: ScriptEngineKind::Auto,
-            script_worker: PathBuf::new(),
+            script_worker: None,
         }
     }
 }
@@ -688,7 +714,9 @@ impl Config {
         if let Backend::Sled(sled) = &mut self.storage.backend {
             join(&mut sled.path);
         }
-        join(&mut self.browser.chrome_path);
+        if let Some(path) = &mut self.browser.chrome_path {
+            join(path);
+        }
         self.tls.extra_ca_files.iter_mut().for_each(join);
         self.labels.extra_files.iter_mut().for_each(join);
     }
