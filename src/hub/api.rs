@@ -118,7 +118,7 @@ impl HubApi {
                 .await
                 .map_err(|source| HubError::Request {
                     page: url.to_string(),
-                    source,
+                    source: Box::new(source),
                 })?;
             self.heed_rate_headers(&answer.headers, url).await?;
             match answer.status {

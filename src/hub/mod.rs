@@ -64,7 +64,7 @@ pub enum HubError {
     Request {
         page: String,
         #[source]
-        source: crate::fetch::FetchError,
+        source: Box<crate::fetch::FetchError>,
     },
     /// The page's body was cut short (why).
     #[error("{page}: {why}")]
