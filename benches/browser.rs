@@ -136,7 +136,7 @@ fn timing(budget: Duration) -> Timing {
 
 fn oxide(config: &Config) -> Oxide {
     Oxide::new(
-        &config.browser.chrome_path,
+        config.browser.chrome_path.as_deref(),
         Identity::from_config(&config.http),
     )
 }

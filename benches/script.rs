@@ -191,7 +191,7 @@ async fn main() {
         )
     };
     let driver: Arc<dyn Driver> = Arc::new(hoptrace::browser::oxide::Oxide::new(
-        &env.config.browser.chrome_path,
+        env.config.browser.chrome_path.as_deref(),
         hoptrace::browser::Identity::from_config(&env.config.http),
     ));
     let auto = resolver(&env.config, ScriptEngineKind::Auto, &driver);

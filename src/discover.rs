@@ -56,7 +56,7 @@ pub struct Finding {
     /// The next hop, if it found one (or one it cannot follow).
     pub next: Option<Result<Found, BadTarget>>,
     /// Something the Trace should say about the hop (e.g. that a browser was unavailable).
-    pub note: Option<String>,
+    pub note: Option<crate::trace::FinderNote>,
     /// Requests the page tried to make that policy refused.
     pub blocked_requests: Vec<crate::trace::BlockedRequest>,
     /// The finder failed in a way that ends the chain.

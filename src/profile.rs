@@ -18,12 +18,12 @@ const DESKTOP: [u32; 2] = [1366, 657];
 fn builtin(http: &Http) -> Vec<(&'static str, Profile)> {
     let p = |ua: &str, lang: &str, viewport: [u32; 2], mobile: bool| Profile {
         user_agent: ua.to_string(),
-        accept_language: lang.to_string(),
-        platform: String::new(),
+        accept_language: Some(lang.to_string()).filter(|l| !l.is_empty()),
+        platform: None,
         viewport,
         mobile,
-        timezone: String::new(),
-        referer: String::new(),
+        timezone: None,
+        referer: None,
     };
     vec![
         (DEFAULT, p(&http.user_agent, &http.accept_language, DESKTOP, false)),
@@ -126,19 +126,19 @@ mod tests {
             "bare".into(),
             Profile {
                 user_agent: "curl/8.0".into(),
-                accept_language: String::new(),
-                platform: String::new(),
+                accept_language: None,
+                platform: None,
                 viewport: DESKTOP,
                 mobile: false,
-                timezone: String::new(),
-                referer: String::new(),
+                timezone: None,
+                referer: None,
             },
         );
         let p = Profiles::from_config(&c);
         assert_eq!(p.default_profile().user_agent, c.http.user_agent);
         assert_eq!(p.get("bare").unwrap().user_agent, "curl/8.0");
         assert!(p.get("iphone-safari").unwrap().mobile);
-        assert!(p.get("crawler").unwrap().accept_language.is_empty());
+        assert!(p.get("crawler").unwrap().accept_language.is_none());
         let e = p.get("nope").unwrap_err().to_string();
         assert!(e.contains("nope") && e.contains("windows-chrome"), "{e}");
         assert_eq!(p.builtin_names()[0], DEFAULT);

@@ -50,8 +50,7 @@ impl Service {
             resolver.clone(),
             store.clone(),
         );
-        let egress = crate::egress::Egress::new(config)
-            .map_err(|e| HubError::Setup(format!("egress: {e}")))?;
+        let egress = crate::egress::Egress::new(config).map_err(HubError::Egress)?;
         let token = std::env::var(crate::hub::TOKEN_VAR).ok();
         let crawls = Crawls::new(
             crate::hub::HubApi::new(config, egress, token.as_deref())?,

@@ -67,6 +67,15 @@ macro_rules! wire_enum {
 }
 pub(crate) use wire_enum;
 
+/// `names` as a person lists them: `a, b or c`.
+pub fn one_of(names: &[&str]) -> String {
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        Some((last, _)) => last.to_string(),
+        None => String::new(),
+    }
+}
+
 /// A name that is none of an enum's wire names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown name `{name}`, expected one of {expected:?}")]

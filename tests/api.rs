@@ -951,3 +951,25 @@ async fn a_logged_out_session_is_refused() {
     // A new login is a new session.
     assert_eq!(login(a, "token=s3cret").await.0, 303);
 }
+
+/// An input that is no link (a non-web entry of a batch, a scanned link that does not
+/// parse) is answered with an `input` error Trace and counted in the metrics as a resolution
+/// that ended in `error`.
+#[tokio::test]
+async fn inputs_that_are_no_links_are_counted() {
+    let env = TestEnv::new().await;
+    let srv = start(&env.config).await;
+    let a = srv.addr;
+    let urls = json!({"urls": ["ftp://files.example/x", "mailto:a@b.example"]});
+    let r = post(a, "/v1/resolve/batch", urls, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    for t in r.body["traces"].as_array().unwrap() {
+        assert_eq!(t["error"]["kind"], "input", "{t}");
+    }
+    let m = get(a, "/metrics", None).await.body;
+    let m = m.as_str().unwrap();
+    assert!(
+        m.contains("hoptrace_resolutions_total{outcome=\"error\"} 2"),
+        "{m}"
+    );
+}

@@ -855,7 +855,7 @@ async fn a_cold_one_shot_resolve_keeps_the_hop_limit_for_the_page() {
     let _turn = TURN.lock().await;
     let env = browser_env(&["blog.test", "gohhs.com"]).await;
     let srv = table_server().await;
-    let chromium = hoptrace::browser::find_chromium(std::path::Path::new("")).unwrap();
+    let chromium = hoptrace::browser::find_chromium(None).unwrap();
     let slow = env.dir.path().join("slow-chromium");
     std::fs::write(
         &slow,
@@ -870,7 +870,7 @@ async fn a_cold_one_shot_resolve_keeps_the_hop_limit_for_the_page() {
         let cfg = env.dir.path().join("cold.toml");
         let mut config = env.config.clone();
         config.limits.hop_timeout = std::time::Duration::from_millis(2000);
-        config.browser.chrome_path = path;
+        config.browser.chrome_path = Some(path);
         std::fs::write(&cfg, config_toml(&config, "")).unwrap();
         let url = format!("http://blog.test:{}/report?el=cold", srv.port());
         let cfg_arg = cfg.display().to_string();
@@ -902,7 +902,7 @@ async fn without_chromium_the_trace_says_so() {
     env.dns.set("blog.test", &["127.0.0.1"]);
     let srv = Server::start("127.0.0.1", |_| async { html(REPORT) }).await;
     env.config.browser.enabled = true;
-    env.config.browser.chrome_path = "/nonexistent/chromium".into();
+    env.config.browser.chrome_path = Some("/nonexistent/chromium".into());
     let resolve = |kind: ScriptEngineKind| {
         let mut config = env.config.clone();
         config.browser.script_engine = kind;
@@ -972,12 +972,12 @@ async fn each_profile_is_its_own_visitor_in_the_browser() {
         "tokyo".into(),
         hoptrace::config::Profile {
             user_agent: env.config.http.user_agent.clone(),
-            accept_language: "ja-JP,ja;q=0.9".into(),
-            platform: String::new(),
+            accept_language: Some("ja-JP,ja;q=0.9".into()),
+            platform: None,
             viewport: [1366, 657],
             mobile: false,
-            timezone: "Asia/Tokyo".into(),
-            referer: String::new(),
+            timezone: Some("Asia/Tokyo".into()),
+            referer: None,
         },
     );
     let srv = page_server(|path, port| match path {
@@ -1224,7 +1224,7 @@ async fn https_pages_are_trusted_as_the_http_client_trusts_them() {
     let url = format!("https://blog.test:{}/blog?el=x", srv.port());
 
     let trusting: Arc<dyn Driver> = Arc::new(hoptrace::browser::oxide::Oxide::trusting(
-        std::path::Path::new(""),
+        None,
         hoptrace::browser::Identity::from_config(&Config::default().http),
         vec![ca],
     ));

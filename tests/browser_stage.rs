@@ -10,11 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use hoptrace::browser::{Driver, DriverError, PreparedPage, Timing, Visit};
+use hoptrace::browser::{
+    Broken, Driver, DriverError, PreparedPage, RefusedDownload, Timing, Unavailable, Visit,
+};
 use hoptrace::chain::Resolver;
 use hoptrace::config::ScriptEngineKind;
 use hoptrace::script::Defer;
-use hoptrace::trace::{Engine, Outcome, Via};
+use hoptrace::trace::{Engine, FinderNote, Outcome, Via};
 
 /// What the fake answers for a page, by the page's path.
 type Script = Box<dyn Fn(&str) -> Result<Visit, DriverError> + Send + Sync>;
@@ -103,15 +105,18 @@ async fn what_a_visit_says_becomes_the_trace() {
         "/to-landing" => navigation("/landing", Via::Javascript),
         "/refresh" => navigation("/landing", Via::MetaRefresh),
         "/refused" => Ok(Visit {
-            refused: vec!["http://blog.test/x.exe: download refused before its body".into()],
+            refused: vec![RefusedDownload {
+                url: "http://blog.test/x.exe".into(),
+                why: "attachment".into(),
+            }],
             ..Visit::default()
         }),
         "/cut" => Ok(Visit {
-            note: Some("page script still running at the time limit; cut".into()),
+            note: Some(FinderNote::Cut),
             ..Visit::default()
         }),
-        "/broken" => Err(DriverError::Failed("it broke".into())),
-        "/gone" => Err(DriverError::Unavailable("no Chromium here".into())),
+        "/broken" => Err(DriverError::Failed(Broken::Exited)),
+        "/gone" => Err(DriverError::Unavailable(Unavailable::NotInstalled)),
         _ => Ok(Visit::default()),
     }));
     let r = resolver(&env, &fake);
@@ -140,28 +145,29 @@ async fn what_a_visit_says_becomes_the_trace() {
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>(),
-        vec!["http://blog.test/x.exe: download refused before its body"]
+        vec!["http://blog.test/x.exe: download refused before its body (attachment)"]
     );
 
     let t = r.resolve(&at("/cut"), false).await;
-    assert!(t.hops[0].reason.to_string().contains("cut"), "{t:#?}");
+    assert_eq!(
+        t.hops[0].reason.to_string(),
+        "page script still running at the time limit; cut"
+    );
 
     let t = r.resolve(&at("/broken"), false).await;
     assert_eq!(t.outcome, Outcome::Error);
     let e = t.error.unwrap();
     assert_eq!(
         (e.kind.as_str(), e.message.as_str()),
-        ("browser", "browser failed: it broke")
+        ("browser", "browser failed: Chromium exited")
     );
 
     let t = r.resolve(&at("/gone"), false).await;
     assert_eq!(t.outcome, Outcome::Landed);
-    assert!(
-        t.hops[0]
-            .reason
-            .to_string()
-            .contains("no browser available (no Chromium here)"),
-        "{t:#?}"
+    assert_eq!(
+        t.hops[0].reason.to_string(),
+        "page runs script that may redirect; no browser available (Chromium is not installed \
+         (apt-get install chromium, or set browser.chrome_path))"
     );
 
     let before = fake.timings.lock().unwrap().len();
@@ -443,4 +449,27 @@ async fn a_form_posted_by_script_is_followed_as_a_post() {
         );
         assert_eq!(t.hops[2].method.map(|m| m.as_str()), Some("POST"));
     }
+}
+
+/// A browser that cannot start (its binary is not executable) is named once in the hop's
+/// note: what went wrong, after "no browser available", with no second prefix.
+#[tokio::test]
+async fn a_browser_that_cannot_start_is_named_once() {
+    let mut env = TestEnv::new().await;
+    env.config.browser.enabled = true;
+    env.config.browser.script_engine = ScriptEngineKind::Chromium;
+    let binary = env.dir.path().join("chromium");
+    std::fs::write(&binary, "not a program").unwrap(); // no execute bit, even for root
+    env.config.browser.chrome_path = Some(binary);
+    let srv = pages(&env).await;
+    let r = Resolver::new(&env.config, None).unwrap();
+    let t = r
+        .resolve(&format!("http://blog.test:{}/page", srv.port()), false)
+        .await;
+    assert_eq!(t.outcome, Outcome::Landed, "{t:#?}");
+    assert_eq!(
+        t.hops[0].reason.to_string(),
+        "page runs script that may redirect; no browser available (cannot start Chromium: \
+         Permission denied (os error 13))"
+    );
 }

@@ -55,12 +55,12 @@ async fn cloaking_site(env: &TestEnv) -> (Server, Arc<Mutex<Vec<String>>>) {
 fn profile(user_agent: &str, accept_language: &str, referer: &str) -> Profile {
     Profile {
         user_agent: user_agent.into(),
-        accept_language: accept_language.into(),
-        platform: String::new(),
+        accept_language: Some(accept_language.to_string()).filter(|l| !l.is_empty()),
+        platform: None,
         viewport: [1366, 657],
         mobile: false,
-        timezone: String::new(),
-        referer: referer.into(),
+        timezone: None,
+        referer: Some(referer.to_string()).filter(|r| !r.is_empty()),
     }
 }
 

@@ -49,7 +49,7 @@ async fn judge(engine: &ScriptEngine, url: &str, html: String) -> Verdict {
 }
 
 fn engine() -> ScriptEngine {
-    ScriptEngine::new(env!("CARGO_BIN_EXE_hoptrace").into(), 1)
+    ScriptEngine::new(Some(env!("CARGO_BIN_EXE_hoptrace").into()), 1)
 }
 
 #[tokio::test]
@@ -107,7 +107,7 @@ async fn hostile_scripts_end_in_a_deferral_and_the_next_page_is_decided() {
 
 #[tokio::test]
 async fn a_worker_that_is_not_one_is_a_deferral() {
-    let engine = ScriptEngine::new("/bin/cat".into(), 1);
+    let engine = ScriptEngine::new(Some("/bin/cat".into()), 1);
     match judge(&engine, "http://blog.test/p?el=x", REPORT.into()).await {
         Verdict::Defer(d) => assert_eq!(d.reason, Defer::Unavailable, "{d}"),
         other => panic!("{other:?}"),

@@ -36,7 +36,7 @@ pub async fn export(State(api): State<Arc<Api>>, q: Params) -> Result<Response, 
         .retry_after(5)
     })?;
     let now = crate::now_ms();
-    let format: Format = q.required("format")?.parse()?;
+    let format: Format = q.required("format")?.parse().map_err(ExportError::from)?;
     let filter = Filter {
         since_ms: q.get("since").map(|s| parse_since(&s, now)).transpose()?,
         label: q.get("label"),

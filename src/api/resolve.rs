@@ -70,7 +70,8 @@ pub async fn one(
 }
 
 /// One bad entry does not fail the batch: it is an `input` error Trace, with the same words a
-/// single call's 400 has (and not counted in the metrics); the web URLs are resolved.
+/// single call's 400 has (counted as an `error` resolution, as in a scan); the web URLs are
+/// resolved.
 pub async fn batch(
     State(api): State<Arc<Api>>,
     JsonBody(r): JsonBody<BatchRequest>,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::Visit;
-use crate::trace::{ErrorKind, TraceError, Via};
+use crate::trace::{ErrorKind, FinderNote, TraceError, Via};
 
 /// Page time allowed beyond `settle` for the load itself, so a timer of exactly `settle`
 /// set during the load still fires.
@@ -26,8 +26,24 @@ const REARM_AFTER: Duration = Duration::from_secs(2);
 pub(super) const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The browser itself failed (died, stopped answering); the visit may be retried.
-#[derive(Debug)]
-pub struct Broken(pub String);
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Broken {
+    #[error("event stream closed")]
+    EventsClosed,
+    #[error("Chromium exited")]
+    Exited,
+    #[error("Chromium stopped answering")]
+    NotAnswering,
+    #[error("the new tab was not ready in time")]
+    TabNotReady,
+    /// A CDP command failed: what it was doing.
+    #[error("{what}: {source}")]
+    Command {
+        what: &'static str,
+        #[source]
+        source: std::sync::Arc<chromiumoxide::error::CdpError>,
+    },
+}
 
 /// What a page's events said, in the order they came.
 #[derive(Debug)]
@@ -40,8 +56,8 @@ pub(super) enum Seen {
     /// The main frame's next document is a download (from its headers or the browser's
     /// download event); nothing of it was read.
     Download(String),
-    /// A sub-request's response was refused before its body (`url: why`).
-    Refused(String),
+    /// A sub-request's response was refused before its body.
+    Refused(super::RefusedDownload),
     /// The main frame's document could not be loaded (Chromium's error text, such as
     /// `net::ERR_CERT_AUTHORITY_INVALID`).
     Failed(String),
@@ -156,13 +172,13 @@ pub(super) async fn watch<R: Future<Output = bool>>(
     // separate streams, and a script that navigates while the page is still being parsed
     // (the report's `setTimeout('Redirect()', 0)`) can be told before its commit.
     let mut early: Option<(String, Via, Option<String>)> = None;
-    let mut refused: Vec<String> = Vec::new();
+    let mut refused: Vec<super::RefusedDownload> = Vec::new();
     // When virtual time was last armed. A page that should be done in a fraction of a second
     // is armed again if nothing came of it: an arming command can be delayed behind another
     // page's stuck calls (seen after a page spinning in an endless loop).
     let mut armed_at: Option<Instant> = None;
     let mut checked_at = t0;
-    let done = |v: Visit, refused: Vec<String>| Ok(Visit { refused, ..v });
+    let done = |v: Visit, refused: Vec<super::RefusedDownload>| Ok(Visit { refused, ..v });
     loop {
         if Instant::now() >= deadline {
             tracing::debug!("visit {url}: cut after {} ms", t0.elapsed().as_millis());
@@ -179,19 +195,19 @@ pub(super) async fn watch<R: Future<Output = bool>>(
         let seen = tokio::select! {
             seen = events.recv() => match seen {
                 Some(seen) => seen,
-                None => return Err(Broken("event stream closed".into())),
+                None => return Err(Broken::EventsClosed),
             },
             () = tokio::time::sleep_until(wake.into()) => {
                 if Instant::now() >= deadline {
                     continue; // cut at the top
                 }
                 if !alive() {
-                    return Err(Broken("Chromium exited".into()));
+                    return Err(Broken::Exited);
                 }
                 // Nothing committed for a while: a slow page, or a browser that hangs.
                 if committed.is_none() && checked_at.elapsed() >= NO_COMMIT_CHECK {
                     if !responsive().await {
-                        return Err(Broken("Chromium stopped answering".into()));
+                        return Err(Broken::NotAnswering);
                     }
                     checked_at = Instant::now();
                 }
@@ -282,7 +298,7 @@ fn failure(url: &str, why: &str) -> Visit {
 /// The page's time ran out while it still ran (or loaded).
 pub(super) fn cut() -> Visit {
     Visit {
-        note: Some("page script still running at the time limit; cut".into()),
+        note: Some(FinderNote::Cut),
         ..Visit::default()
     }
 }
@@ -333,8 +349,8 @@ pub enum Unavailable {
 
 /// `browser.chrome_path`, else Debian's binary, else chromium/google-chrome on PATH.
 /// (Debian's /usr/bin/chromium is a wrapper script that adds flags; the real binary is used.)
-pub fn find_chromium(configured: &Path) -> Result<PathBuf, Unavailable> {
-    if !configured.as_os_str().is_empty() {
+pub fn find_chromium(configured: Option<&Path>) -> Result<PathBuf, Unavailable> {
+    if let Some(configured) = configured {
         return if configured.is_file() {
             Ok(configured.to_path_buf())
         } else {
@@ -369,7 +385,7 @@ mod tests {
     /// A configured path that is no file is its own kind, named as before.
     #[test]
     fn a_missing_configured_browser_is_a_kind_with_its_message() {
-        let err = find_chromium(Path::new("/nonexistent/chromium")).unwrap_err();
+        let err = find_chromium(Some(Path::new("/nonexistent/chromium"))).unwrap_err();
         assert!(
             matches!(&err, Unavailable::NoSuchPath(p) if p == Path::new("/nonexistent/chromium"))
         );

@@ -13,8 +13,11 @@ use super::cdp::Broken;
 use super::Identity;
 
 /// A chromiumoxide error as a [`Broken`] browser, saying what was being done.
-pub(super) fn err(what: &str) -> impl Fn(chromiumoxide::error::CdpError) -> Broken + '_ {
-    move |e| Broken(format!("{what}: {e}"))
+pub(super) fn err(what: &'static str) -> impl Fn(chromiumoxide::error::CdpError) -> Broken {
+    move |e| Broken::Command {
+        what,
+        source: std::sync::Arc::new(e),
+    }
 }
 
 /// Makes `page` present itself as `identity`.

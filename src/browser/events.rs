@@ -136,7 +136,7 @@ pub(super) async fn listen(
                         Some(_) if e.resource_type == ResourceType::Document && e.frame_id.as_ref() == main => {
                             Seen::Download(e.request.url.clone())
                         }
-                        Some(why) => Seen::Refused(format!("{}: download refused before its body ({why})", e.request.url)),
+                        Some(why) => Seen::Refused(super::RefusedDownload { url: e.request.url.clone(), why }),
                     }
                 }
                 Some(e) = sent.next() => {

@@ -54,9 +54,10 @@ impl Identity {
     /// The browser side of a client profile: the same User-Agent and languages, its window
     /// (a phone's screen is its window plus the browser's bars), mobile emulation, time zone.
     pub fn of(profile: &crate::profile::Profile) -> Identity {
-        let mut id = Identity::new(&profile.user_agent, &profile.accept_language);
-        if !profile.platform.is_empty() {
-            id.platform = profile.platform.clone();
+        let languages = profile.accept_language.as_deref().unwrap_or_default();
+        let mut id = Identity::new(&profile.user_agent, languages);
+        if let Some(platform) = &profile.platform {
+            id.platform = platform.clone();
         }
         let [w, h] = profile.viewport;
         id.viewport = (w, h);
@@ -65,7 +66,7 @@ impl Identity {
             false => (w.max(1366), (h + 111).max(768)),
         };
         id.mobile = profile.mobile;
-        id.timezone = profile.timezone.clone();
+        id.timezone = profile.timezone.clone().unwrap_or_default();
         id
     }
 

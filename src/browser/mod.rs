@@ -23,7 +23,7 @@ pub mod oxide;
 pub mod pool;
 mod profile;
 
-pub use cdp::{find_chromium, Unavailable};
+pub use cdp::{find_chromium, Broken, Unavailable};
 pub use identity::Identity;
 
 use std::net::SocketAddr;
@@ -37,7 +37,7 @@ use crate::discover::{resolve_navigation, FinderFuture, Finding, NextHopFinder, 
 use crate::egress::proxy::JobProxy;
 use crate::egress::Egress;
 use crate::script::{Defer, ScriptEngine, Verdict};
-use crate::trace::{BlockedRequest, Engine, TraceError, Via};
+use crate::trace::{BlockedRequest, Engine, FinderNote, TraceError, Via};
 
 /// What a visit revealed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -47,17 +47,33 @@ pub struct Visit {
     /// The form body the navigation POSTs (`None`: a GET).
     pub post: Option<String>,
     /// A remark for the Trace (e.g. the page was cut at its time limit).
-    pub note: Option<String>,
+    pub note: Option<FinderNote>,
     /// Real time from the page's commit to the captured navigation (for measurement).
     pub load_to_capture: Option<Duration>,
-    /// Sub-requests the browser refused (downloads known from their headers), as
-    /// `url: why`.
-    pub refused: Vec<String>,
+    /// Sub-requests the browser refused (downloads known from their headers).
+    pub refused: Vec<RefusedDownload>,
     /// The page as it settled (PNG), when [`Timing::screenshot_bytes`] asked for one and the
     /// page stayed where it was.
     pub screenshot: Option<Vec<u8>>,
     /// The browser could not load the page (a certificate it does not trust, say).
     pub error: Option<TraceError>,
+}
+
+/// A sub-request whose response the browser refused before its body: a download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedDownload {
+    pub url: String,
+    /// What in its headers made it a download.
+    pub why: String,
+}
+
+impl From<RefusedDownload> for BlockedRequest {
+    fn from(r: RefusedDownload) -> BlockedRequest {
+        BlockedRequest {
+            url: r.url,
+            why: format!("download refused before its body ({})", r.why),
+        }
+    }
 }
 
 /// A page made ready ahead of time by [`Driver::prepare`]; only its driver knows what is
@@ -117,10 +133,10 @@ impl From<&Identity> for crate::script::Visitor {
 pub enum DriverError {
     /// No browser can run here (missing, disabled or failing to start).
     #[error("browser unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[from] Unavailable),
     /// The browser failed during the visit, and a restart did not help.
     #[error("browser failed: {0}")]
-    Failed(String),
+    Failed(#[from] Broken),
 }
 
 /// Something that opens a page through a proxy and reports where its script leads.
@@ -153,7 +169,7 @@ pub fn configured_driver(config: &crate::config::Config) -> Option<Arc<dyn Drive
     match b.driver {
         // Pages are made ready as the default profile (a configured one may redefine it).
         crate::config::DriverKind::Chromiumoxide => Some(Arc::new(oxide::Oxide::trusting(
-            &b.chrome_path,
+            b.chrome_path.as_deref(),
             Identity::of(crate::profile::Profiles::from_config(config).default_profile()),
             config.tls.extra_ca_files.clone(),
         ))),
@@ -323,14 +339,12 @@ impl BrowserStage {
         })
     }
 
-    fn unavailable(&self, why: &str) -> Finding {
+    fn unavailable(&self, why: Unavailable) -> Finding {
         if !self.warned.swap(true, Ordering::Relaxed) {
             tracing::warn!("pages that need a browser are not run: {why}");
         }
         Finding {
-            note: Some(format!(
-                "page runs script that may redirect; no browser available ({why})"
-            )),
+            note: Some(FinderNote::NoBrowser(std::sync::Arc::new(why))),
             ..Finding::default()
         }
     }
@@ -342,7 +356,7 @@ impl BrowserStage {
             }
         }
         if let Err(why) = self.ready.driver.available() {
-            return self.unavailable(&why.to_string());
+            return self.unavailable(why);
         }
         let queued = Instant::now();
         let Ok(_tab) = self.tabs.acquire().await else {
@@ -388,7 +402,7 @@ impl BrowserStage {
         drop(proxy);
         let mut finding = match visit {
             Ok(v) => {
-                blocked_requests.extend(v.refused.iter().map(|r| BlockedRequest::from(r.as_str())));
+                blocked_requests.extend(v.refused.into_iter().map(BlockedRequest::from));
                 Finding {
                     next: v
                         .navigation
@@ -400,7 +414,7 @@ impl BrowserStage {
                     ..Finding::default()
                 }
             }
-            Err(DriverError::Unavailable(why)) => self.unavailable(&why),
+            Err(DriverError::Unavailable(why)) => self.unavailable(why),
             Err(e @ DriverError::Failed(_)) => failed(e.to_string()),
         };
         finding.blocked_requests = blocked_requests;

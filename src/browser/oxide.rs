@@ -37,6 +37,7 @@ use super::events;
 use super::launch::{self, Confinement};
 use super::pool::{Engine, Pool};
 use super::{Identity, Unavailable, Visit};
+use crate::trace::FinderNote;
 
 /// How long a started Chromium may take to answer its first command, and the driver to
 /// connect to the bridge.
@@ -47,13 +48,13 @@ pub type Oxide = Pool<ChromiumOxide>;
 
 impl Oxide {
     /// Finds the browser (without starting it: that happens on first use).
-    pub fn new(configured: &Path, identity: Identity) -> Oxide {
+    pub fn new(configured: Option<&Path>, identity: Identity) -> Oxide {
         Oxide::trusting(configured, identity, Vec::new())
     }
 
     /// The same, the browser trusting the PEM roots in `trust` beside its own (as the HTTP
     /// client does with `tls.extra_ca_files`).
-    pub fn trusting(configured: &Path, identity: Identity, trust: Vec<PathBuf>) -> Oxide {
+    pub fn trusting(configured: Option<&Path>, identity: Identity, trust: Vec<PathBuf>) -> Oxide {
         Pool::with_engine(ChromiumOxide::new(trust), configured, identity)
     }
 }
@@ -271,14 +272,14 @@ impl Engine for ChromiumOxide {
                 match timeout_at(step, &mut preparing).await {
                     Ok(prepared) => return prepared,
                     Err(_) if tokio::time::Instant::now() >= until => {
-                        return Err(Broken("the new tab was not ready in time".into()))
+                        return Err(Broken::TabNotReady)
                     }
                     Err(_) => {
                         let answers = tokio::time::timeout(HEALTH_TIMEOUT, b.browser.version())
                             .await
                             .is_ok_and(|r| r.is_ok());
                         if !answers {
-                            return Err(Broken("Chromium stopped answering".into()));
+                            return Err(Broken::NotAnswering);
                         }
                     }
                 }
@@ -349,12 +350,12 @@ impl Engine for ChromiumOxide {
             match screenshot(&page.page, deadline).await {
                 Ok(png) if png.len() <= max => visit.screenshot = Some(png),
                 Ok(png) => {
-                    visit.note = Some(format!(
-                        "screenshot of {} bytes not kept (browser.max_screenshot_bytes {max})",
-                        png.len()
-                    ))
+                    visit.note = Some(FinderNote::ScreenshotTooBig {
+                        bytes: png.len(),
+                        max,
+                    })
                 }
-                Err(why) => visit.note = Some(format!("no screenshot: {why}")),
+                Err(why) => visit.note = Some(FinderNote::NoScreenshot(Arc::new(why))),
             }
         }
         Ok(visit)
@@ -407,7 +408,7 @@ async fn connect(
 
 /// The page's viewport as a PNG. Virtual time is paused once the page settled; a frame is
 /// only drawn while time runs, so it is let run (the page has shown it does nothing more).
-async fn screenshot(page: &Page, deadline: Instant) -> Result<Vec<u8>, String> {
+async fn screenshot(page: &Page, deadline: Instant) -> Result<Vec<u8>, ShotError> {
     use base64::Engine as _;
     use chromiumoxide::cdp::browser_protocol::page::{
         CaptureScreenshotFormat, CaptureScreenshotParams,
@@ -422,9 +423,20 @@ async fn screenshot(page: &Page, deadline: Instant) -> Result<Vec<u8>, String> {
     };
     let shot = timeout_at(until, page.execute(params))
         .await
-        .map_err(|_| "the browser took too long".to_string())?
-        .map_err(|e| e.to_string())?;
-    base64::engine::general_purpose::STANDARD
-        .decode(AsRef::<str>::as_ref(&shot.result.data))
-        .map_err(|e| e.to_string())
+        .map_err(|_| ShotError::TooLong)??;
+    Ok(
+        base64::engine::general_purpose::STANDARD
+            .decode(AsRef::<str>::as_ref(&shot.result.data))?,
+    )
+}
+
+/// Why a landing page has no screenshot.
+#[derive(Debug, thiserror::Error)]
+enum ShotError {
+    #[error("the browser took too long")]
+    TooLong,
+    #[error(transparent)]
+    Cdp(#[from] chromiumoxide::error::CdpError),
+    #[error(transparent)]
+    Base64(#[from] base64::DecodeError),
 }

@@ -13,6 +13,7 @@ use super::cdp;
 pub use super::cdp::Broken;
 use super::{Driver, DriverError, Identity, PreparedPage, Timing, Unavailable, Visit};
 use crate::egress::proxy::Refuser;
+use crate::trace::FinderNote;
 
 /// How long a page prepared ahead may take to get its tab (it waits its turn).
 const PREPARE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -73,11 +74,11 @@ pub struct Pool<E: Engine> {
 }
 
 /// Why a page could not be made: the browser it was tried on (to be let go), and the reason.
-type Unprepared<E> = (Option<Arc<<E as Engine>::Browser>>, String);
+type Unprepared<E> = (Option<Arc<<E as Engine>::Browser>>, DriverError);
 
 impl<E: Engine> Pool<E> {
     /// Finds the browser (without starting it: that happens on first use).
-    pub fn with_engine(engine: E, configured: &Path, identity: Identity) -> Pool<E> {
+    pub fn with_engine(engine: E, configured: Option<&Path>, identity: Identity) -> Pool<E> {
         Pool {
             engine,
             identity,
@@ -133,14 +134,12 @@ impl<E: Engine> Pool<E> {
             return Ok(b); // started while this one waited its turn
         }
         *self.slot() = None;
-        let unavailable = |e: &Unavailable| DriverError::Unavailable(e.to_string());
-        let path = self.path.as_ref().map_err(unavailable)?;
-        let refuser = self.refuser.as_ref().map_err(unavailable)?;
+        let path = self.path.as_ref().map_err(Unavailable::clone)?;
+        let refuser = self.refuser.as_ref().map_err(Unavailable::clone)?;
         let b = Arc::new(
             self.engine
                 .launch(path, cdp::flags(refuser.addr, &self.identity))
-                .await
-                .map_err(|e| unavailable(&e))?,
+                .await?,
         );
         self.launches.fetch_add(1, Ordering::Relaxed);
         tracing::debug!("Chromium started, pid {:?}", E::pid(&b));
@@ -187,13 +186,13 @@ impl<E: Engine> Pool<E> {
             true => Some(self.preparing.lock().await),
             false => None,
         };
-        let b = self.warm().await.map_err(|e| (None, e.to_string()))?;
+        let b = self.warm().await.map_err(|e| (None, e))?;
         let t0 = Instant::now();
         let page = self
             .engine
             .prepare(&b, proxy, identity, until)
             .await
-            .map_err(|Broken(why)| (Some(b), why))?;
+            .map_err(|broken| (Some(b), DriverError::Failed(broken)))?;
         tracing::debug!("page prepared in {} ms", t0.elapsed().as_millis());
         Ok(page)
     }
@@ -220,11 +219,11 @@ impl<E: Engine> Driver for Pool<E> {
         let until = Instant::now() + PREPARE_TIMEOUT;
         match self.fresh(proxy, &self.identity, until).await {
             Ok(page) => Ok(Box::new(page)),
-            Err((browser, why)) => {
+            Err((browser, e)) => {
                 if let Some(b) = browser {
                     self.discard(&b).await;
                 }
-                Err(DriverError::Failed(why))
+                Err(e)
             }
         }
     }
@@ -241,7 +240,7 @@ impl<E: Engine> Driver for Pool<E> {
             .and_then(|p| p.downcast::<E::Page>().ok())
             .map(|p| *p)
             .filter(|p| E::proxy_of(p) == proxy && E::identity_of(p) == identity);
-        let mut last = String::new();
+        let mut last = None;
         // A browser that dies under a visit is replaced once; the visit then runs again.
         for _ in 0..2 {
             // Each launch-and-prepare gets the launch limit (bounded by the resolution's end).
@@ -250,18 +249,17 @@ impl<E: Engine> Driver for Pool<E> {
                 Some(p) => p,
                 None => match self.fresh(proxy, identity, until_ready).await {
                     Ok(p) => p,
-                    Err((None, why)) => return Err(DriverError::Unavailable(why)),
+                    Err((None, e)) => return Err(e),
                     // No page before the launch limit: a cut, not a browser failure.
-                    Err(_) if Instant::now() >= until_ready => return Ok(Visit {
-                        note: Some(
-                            "no browser page became ready within browser.launch_timeout_ms; cut"
-                                .into(),
-                        ),
-                        ..Visit::default()
-                    }),
-                    Err((Some(b), why)) => {
+                    Err(_) if Instant::now() >= until_ready => {
+                        return Ok(Visit {
+                            note: Some(FinderNote::NoPageInTime),
+                            ..Visit::default()
+                        })
+                    }
+                    Err((Some(b), e)) => {
                         self.discard(&b).await;
-                        last = why;
+                        last = Some(e);
                         continue;
                     }
                 },
@@ -275,23 +273,22 @@ impl<E: Engine> Driver for Pool<E> {
                 .await
             {
                 Ok(v) => return Ok(v),
-                Err(Broken(why)) => {
+                Err(why) => {
                     tracing::warn!("a browser visit failed ({why}); checking Chromium");
                     self.discard(&browser).await;
                     if Instant::now() >= deadline || Instant::now() >= timing.end {
                         // The page's time is gone either way: that is a cut, not a failure.
                         return Ok(Visit {
                             navigation: None,
-                            note: Some(format!(
-                                "browser failed during the visit ({why}); no time left to run the page again"
-                            )),
+                            note: Some(FinderNote::FailedLate(Arc::new(why))),
                             ..Visit::default()
                         });
                     }
-                    last = why;
+                    last = Some(DriverError::Failed(why));
                 }
             }
         }
-        Err(DriverError::Failed(last))
+        // Both tries failed, each leaving why.
+        Err(last.unwrap_or(DriverError::Failed(Broken::Exited)))
     }
 }

@@ -16,7 +16,7 @@ pub(super) async fn export(args: ExportArgs) -> Result<(), Failure> {
     let format: Format = args
         .format
         .parse()
-        .map_err(|e| usage(anyhow::Error::from(e)))?;
+        .map_err(|e| usage(anyhow::Error::from(ExportError::from(e))))?;
     // The config's default applies where it can (MISP and STIX carry values, not text);
     // asked for on a MISP or STIX export, it is refused.
     let flat = matches!(format, Format::Csv | Format::Txt);

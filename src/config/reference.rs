@@ -298,12 +298,12 @@ fn the_page_names_every_key_of_the_default_config() {
     let mut config = Config::default();
     let profile = crate::config::Profile {
         user_agent: String::new(),
-        accept_language: String::new(),
-        platform: String::new(),
+        accept_language: Some(String::new()),
+        platform: Some(String::new()),
         viewport: [0, 0],
         mobile: false,
-        timezone: String::new(),
-        referer: String::new(),
+        timezone: Some(String::new()),
+        referer: Some(String::new()),
     };
     config.profiles.insert("NAME".into(), profile);
     let point = crate::config::Point {

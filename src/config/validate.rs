@@ -90,6 +90,23 @@ pub(super) fn header<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error
     )
 }
 
+/// A header value, empty meaning none.
+pub(super) fn optional_header<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    header(d).map(|v| Some(v).filter(|v| !v.is_empty()))
+}
+
+/// Text, empty meaning none.
+pub(super) fn optional_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(|v| Some(v).filter(|v| !v.is_empty()))
+}
+
+/// A path, empty meaning none.
+pub(super) fn optional_path<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::path::PathBuf>, D::Error> {
+    std::path::PathBuf::deserialize(d).map(|v| Some(v).filter(|v| !v.as_os_str().is_empty()))
+}
+
 /// A User-Agent: a header value, not empty.
 pub(super) fn user_agent<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     held(
@@ -333,6 +350,63 @@ impl Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The keys whose "none" was an empty string are options: left out or empty is none, a
+    /// value is itself (a relative path against the config's folder), as the TOML always read.
+    #[test]
+    fn optional_keys_read_empty_as_none() {
+        let parse = |t: &str| Config::parse(t, Path::new("/etc/h/t.toml")).unwrap();
+        let none = parse(
+            "[browser]\nchrome_path = \"\"\nscript_worker = \"\"\n[profiles.p]\nuser_agent = \"x\"\n\
+             accept_language = \"\"\nplatform = \"\"\ntimezone = \"\"\nreferer = \"\"\n",
+        );
+        let left_out = parse("[profiles.p]\nuser_agent = \"x\"\n");
+        for c in [&none, &left_out] {
+            assert_eq!(
+                (&c.browser.chrome_path, &c.browser.script_worker),
+                (&None, &None)
+            );
+            let p = &c.profiles["p"];
+            assert_eq!(
+                (&p.accept_language, &p.platform, &p.timezone, &p.referer),
+                (&None, &None, &None, &None)
+            );
+        }
+        let set = parse(
+            "[browser]\nchrome_path = \"bin/chromium\"\nscript_worker = \"/usr/bin/w\"\n\
+             [profiles.p]\nuser_agent = \"x\"\naccept_language = \"de\"\nplatform = \"Win32\"\n\
+             timezone = \"Europe/Berlin\"\nreferer = \"https://a.test/\"\n",
+        );
+        assert_eq!(
+            set.browser.chrome_path.as_deref(),
+            Some(Path::new("bin/chromium"))
+        );
+        assert_eq!(
+            set.browser.script_worker.as_deref(),
+            Some(Path::new("/usr/bin/w"))
+        );
+        let p = &set.profiles["p"];
+        assert_eq!(
+            (
+                p.accept_language.as_deref(),
+                p.platform.as_deref(),
+                p.timezone.as_deref(),
+                p.referer.as_deref()
+            ),
+            (
+                Some("de"),
+                Some("Win32"),
+                Some("Europe/Berlin"),
+                Some("https://a.test/")
+            )
+        );
+        // A bad header value is still refused by its key.
+        let bad = Config::parse(
+            "[profiles.p]\nuser_agent = \"x\"\nreferer = \"a\\nb\"\n",
+            Path::new("t.toml"),
+        );
+        assert!(bad.unwrap_err().to_string().contains("profiles.p.referer"));
+    }
 
     /// Every validated key, one bad value each: start-up fails naming that key.
     #[test]

@@ -14,28 +14,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::StoreError;
 use crate::trace::{rfc3339_ms, Trace};
+use crate::wire::{wire_enum, UnknownName};
 
 pub use indicator::Indicator;
 pub use prepare::{prepare, Prepared};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Misp,
-    Stix,
-    Csv,
-    Txt,
-}
-
-impl std::str::FromStr for Format {
-    type Err = ExportError;
-    fn from_str(s: &str) -> Result<Format, ExportError> {
-        match s {
-            "misp" => Ok(Format::Misp),
-            "stix" => Ok(Format::Stix),
-            "csv" => Ok(Format::Csv),
-            "txt" => Ok(Format::Txt),
-            other => Err(ExportError::Format(other.to_string())),
-        }
+wire_enum! {
+    /// What an export is written as; its wire names are what `--format` and `?format=` take.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Format {
+        Misp = "misp",
+        Stix = "stix",
+        Csv = "csv",
+        Txt = "txt",
     }
 }
 
@@ -53,8 +44,8 @@ impl Format {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("format must be misp, stix, csv or txt, not {0:?}")]
-    Format(String),
+    #[error("format must be {}, not {:?}", crate::wire::one_of(Format::NAMES), .0.name)]
+    Format(#[from] UnknownName),
     #[error("since: {0:?} is neither an RFC 3339 time nor a duration such as 7d")]
     Since(String),
     #[error("no campaign {0:?} (hoptrace campaigns lists them)")]
@@ -112,21 +103,13 @@ pub struct Summary {
     pub runs: usize,
 }
 
-/// What kind of value an indicator is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Kind {
-    Url,
-    Domain,
-    Ip,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Url => "url",
-            Kind::Domain => "domain",
-            Kind::Ip => "ip",
-        }
+wire_enum! {
+    /// What kind of value an indicator is (its name is the CSV's `type` column).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    pub enum Kind {
+        Url = "url",
+        Domain = "domain",
+        Ip = "ip",
     }
 }
 
@@ -151,6 +134,24 @@ mod tests {
     use crate::record::{Header, HttpRecord};
     use crate::trace::Outcome;
     use crate::trace::{Evidence, Hop, Via};
+
+    #[test]
+    fn formats_and_kinds_are_named_once_and_read_back() {
+        assert_eq!(Format::NAMES, ["misp", "stix", "csv", "txt"]);
+        assert_eq!(Kind::NAMES, ["url", "domain", "ip"]);
+        for f in Format::ALL {
+            assert_eq!(f.as_str().parse::<Format>(), Ok(*f));
+        }
+        for k in Kind::ALL {
+            assert_eq!(k.as_str().parse::<Kind>(), Ok(*k));
+        }
+        // The refusal reads as it always has, its list made from the names.
+        let refused = ExportError::from("xml".parse::<Format>().unwrap_err());
+        assert_eq!(
+            refused.to_string(),
+            "format must be misp, stix, csv or txt, not \"xml\""
+        );
+    }
 
     /// A chain of `input` through `urls` (each hop with an HTTP record), ending `outcome`.
     fn chain(input: &str, urls: &[&str], outcome: Outcome, stored_ms: u64) -> Chain {

@@ -202,8 +202,6 @@ impl Sortable for Entry {
     }
 }
 
-const KINDS: [Kind; 3] = [Kind::Url, Kind::Domain, Kind::Ip];
-
 /// Indicators tallied in bounded memory: each indicator handed out whole, in (kind, value)
 /// order, its first [`INPUTS_KEPT`] inputs (in order of first sight) named and the other
 /// distinct ones counted exactly.
@@ -231,7 +229,7 @@ impl Spill {
         self.chains += 1;
         for ((kind, value), labels) in values {
             self.runs.push(Entry {
-                kind: KINDS.iter().position(|k| *k == kind).unwrap_or(0) as u8,
+                kind: Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as u8,
                 value,
                 input: trace.input.clone(),
                 seq,
@@ -255,7 +253,7 @@ impl Spill {
         let mut open: Option<Open> = None;
         for e in self.runs.merged()? {
             let e = e?;
-            let kind = KINDS[(e.kind as usize).min(2)];
+            let kind = Kind::ALL[usize::from(e.kind).min(Kind::ALL.len() - 1)];
             if open
                 .as_ref()
                 .is_some_and(|o| o.ind.kind != kind || o.ind.value != e.value)

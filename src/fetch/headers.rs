@@ -66,16 +66,20 @@ pub(crate) fn present(headers: &mut HeaderMap, profile: &crate::profile::Profile
     if let Ok(ua) = HeaderValue::from_str(&profile.user_agent) {
         headers.insert(header::USER_AGENT, ua);
     }
-    match HeaderValue::from_str(&profile.accept_language) {
-        Ok(lang) if !profile.accept_language.is_empty() => {
+    match profile
+        .accept_language
+        .as_deref()
+        .map(HeaderValue::from_str)
+    {
+        Some(Ok(lang)) => {
             headers.insert(header::ACCEPT_LANGUAGE, lang);
         }
         _ => {
             headers.remove(header::ACCEPT_LANGUAGE);
         }
     }
-    if first && !profile.referer.is_empty() {
-        if let Ok(r) = HeaderValue::from_str(&profile.referer) {
+    if first {
+        if let Some(Ok(r)) = profile.referer.as_deref().map(HeaderValue::from_str) {
             headers.insert(header::REFERER, r);
         }
     }

@@ -18,7 +18,7 @@ use crate::fetch::Fetcher;
 use crate::shared::limit::RateLimit;
 
 use super::record::RecordError;
-use super::HubError;
+use super::{HubError, Retried};
 
 /// Bytes of one answer read at most; a page beyond it is refused (the Hub's own pages are a
 /// fraction of this: descriptions are capped at 25 000 characters).
@@ -54,19 +54,18 @@ impl HubApi {
         egress: Arc<Egress>,
         token: Option<&str>,
     ) -> Result<HubApi, HubError> {
-        let base = Url::parse(&config.hub.api_url).map_err(|e| HubError::Setup(e.to_string()))?;
+        let base = Url::parse(&config.hub.api_url).map_err(HubError::ApiUrl)?;
         let token = match token.filter(|t| !t.is_empty()) {
             Some(t) => {
-                let mut v = HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| {
-                    HubError::Setup("HOPTRACE_HUB_TOKEN is not a header value".into())
-                })?;
+                let mut v =
+                    HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| HubError::Token)?;
                 v.set_sensitive(true);
                 Some(Token(v))
             }
             None => None,
         };
         Ok(HubApi {
-            fetcher: Fetcher::new(config, egress).map_err(|e| HubError::Setup(e.to_string()))?,
+            fetcher: Fetcher::new(config, egress).map_err(HubError::Client)?,
             base,
             token,
             limit: RateLimit::new(config.hub.requests_per_second, 1, None, "hub:"),
@@ -106,7 +105,7 @@ impl HubApi {
     /// GETs `url` as JSON, politely: an error names the page.
     pub async fn get(&self, url: &Url) -> Result<Value, HubError> {
         let mut backoff = BACKOFF;
-        let mut last = String::new();
+        let mut last = Retried::TooManyRequests;
         for _ in 0..ATTEMPTS {
             self.wait_turn().await;
             let mut extra = HeaderMap::new();
@@ -117,9 +116,9 @@ impl HubApi {
                 .fetcher
                 .get_api(url, extra, BUDGET, MAX_PAGE_BYTES + 1)
                 .await
-                .map_err(|e| HubError::Request {
+                .map_err(|source| HubError::Request {
                     page: url.to_string(),
-                    message: e.to_string(),
+                    source: Box::new(source),
                 })?;
             self.heed_rate_headers(&answer.headers, url).await?;
             match answer.status {
@@ -130,9 +129,9 @@ impl HubApi {
                         });
                     }
                     if let Some(why) = answer.cut {
-                        return Err(HubError::Request {
+                        return Err(HubError::Cut {
                             page: url.to_string(),
-                            message: why.into(),
+                            why,
                         });
                     }
                     return serde_json::from_slice(&answer.body).map_err(|e| HubError::Malformed {
@@ -143,12 +142,12 @@ impl HubApi {
                 429 => {
                     let wait = retry_after(&answer.headers).unwrap_or(backoff);
                     self.hold_off(wait, url).await?;
-                    last = "429 Too Many Requests".into();
+                    last = Retried::TooManyRequests;
                 }
                 s @ 500..=599 => {
                     self.hold_off(backoff, url).await?;
                     backoff *= 2;
-                    last = format!("status {s}");
+                    last = Retried::Status(s);
                 }
                 404 => {
                     return Err(HubError::NotFound {

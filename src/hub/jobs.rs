@@ -58,7 +58,7 @@ pub struct Job {
 struct State {
     status: Status,
     finished_ms: Option<u64>,
-    error: Option<String>,
+    error: Option<Arc<HubError>>,
     /// Pages handed out (resumed ones and older repositories: once a source is finished).
     pages: u64,
     resumed_pages: u64,
@@ -108,7 +108,7 @@ impl Job {
     }
 
     /// Why the crawl failed (`None` while running or when done).
-    pub fn error(&self) -> Option<String> {
+    pub fn error(&self) -> Option<Arc<HubError>> {
         self.state().error.clone()
     }
 
@@ -146,7 +146,7 @@ impl Job {
             Ok(()) => s.status = Status::Done,
             Err(e) => {
                 s.status = Status::Failed;
-                s.error = Some(e.to_string());
+                s.error = Some(Arc::new(e));
             }
         }
     }
@@ -170,7 +170,7 @@ impl Job {
             "since": self.since.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
             "started": rfc3339_ms(self.started_ms),
             "finished": s.finished_ms.map(rfc3339_ms),
-            "error": s.error,
+            "error": s.error.as_ref().map(ToString::to_string),
             "pages": s.pages,
             "resumed_pages": s.resumed_pages,
             "records_total": s.seq,

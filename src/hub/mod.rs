@@ -36,16 +36,39 @@ pub const MAX_TAG_PAGES: usize = 10;
 /// Why a crawl stopped. Each names the page it was at.
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
+    /// `hub.api_url` is no URL.
     #[error("hub: {0}")]
-    Setup(String),
-    /// A source named wrongly (a namespace outside the Hub's syntax, an empty search, ...).
-    #[error("{0}")]
-    BadSource(String),
+    ApiUrl(#[source] url::ParseError),
+    #[error("hub: {} is not a header value", TOKEN_VAR)]
+    Token,
+    #[error("hub: {0}")]
+    Client(#[source] crate::fetch::ClientError),
+    #[error("hub: egress: {0}")]
+    Egress(#[source] crate::egress::EgressError),
+    /// A namespace outside the Hub's syntax.
+    #[error("namespace {0:?} is not a Docker Hub namespace")]
+    BadNamespace(String),
+    #[error("name a source: namespaces, a search or repositories")]
+    NoSource,
+    /// A search that is empty or too long.
+    #[error("search: 1 to {} bytes", crate::config::MAX_HUB_SEARCH)]
+    BadSearch,
+    /// A repository entry (counted from 1) that is not `namespace/name`; `shown` is cut to
+    /// 300 characters.
+    #[error("repository entry {entry}: {shown:?} is not `namespace/name`")]
+    BadRepository { entry: usize, shown: String },
     /// Another crawl is running in this process (one at a time).
     #[error("a Docker Hub crawl is running already (one at a time)")]
     Busy,
-    #[error("{page}: {message}")]
-    Request { page: String, message: String },
+    #[error("{page}: {source}")]
+    Request {
+        page: String,
+        #[source]
+        source: Box<crate::fetch::FetchError>,
+    },
+    /// The page's body was cut short (why).
+    #[error("{page}: {why}")]
+    Cut { page: String, why: &'static str },
     #[error("{page}: malformed: {kind}")]
     Malformed { page: String, kind: RecordError },
     #[error("{page}: larger than {} MiB", api::MAX_PAGE_BYTES >> 20)]
@@ -60,7 +83,7 @@ pub enum HubError {
     GaveUp {
         page: String,
         attempts: u32,
-        last: String,
+        last: Retried,
     },
     /// A page's `next` leads off the configured API: not followed.
     #[error("{page}: `next` leads off the Hub's API ({next}); not followed")]
@@ -70,6 +93,15 @@ pub enum HubError {
     Emit(EmitError),
     #[error("the crawl's cursor: {0}")]
     Store(#[from] StoreError),
+}
+
+/// The answer a page was asked again for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Retried {
+    #[error("429 Too Many Requests")]
+    TooManyRequests,
+    #[error("status {0}")]
+    Status(u16),
 }
 
 /// Why a page's records could not be handed out.
@@ -139,20 +171,16 @@ pub fn sources(
     searches: &[String],
     repositories: &[String],
 ) -> Result<Vec<Source>, HubError> {
-    let bad = |m: String| Err(HubError::BadSource(m));
     let mut sources = Vec::new();
     for ns in namespaces {
         if !valid_name(ns) {
-            return bad(format!("namespace {ns:?} is not a Docker Hub namespace"));
+            return Err(HubError::BadNamespace(ns.clone()));
         }
         sources.push(Source::Namespace(ns.clone()));
     }
     for q in searches {
         if q.trim().is_empty() || q.len() > crate::config::MAX_HUB_SEARCH {
-            return bad(format!(
-                "search: 1 to {} bytes",
-                crate::config::MAX_HUB_SEARCH
-            ));
+            return Err(HubError::BadSearch);
         }
         sources.push(Source::Search(q.clone()));
     }
@@ -164,18 +192,17 @@ pub fn sources(
                     list.push((ns.to_string(), name.to_string()))
                 }
                 _ => {
-                    return bad(format!(
-                        "repository entry {}: {:?} is not `namespace/name`",
-                        i + 1,
-                        entry.chars().take(300).collect::<String>()
-                    ))
+                    return Err(HubError::BadRepository {
+                        entry: i + 1,
+                        shown: entry.chars().take(300).collect(),
+                    })
                 }
             }
         }
         sources.push(Source::Repositories(list));
     }
     if sources.is_empty() {
-        return bad("name a source: namespaces, a search or repositories".into());
+        return Err(HubError::NoSource);
     }
     Ok(sources)
 }
@@ -455,4 +482,49 @@ fn began_key(key: &str) -> String {
 /// `since`.
 fn since_key(key: &str) -> String {
     format!("{key}:since")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each refusal is a kind with its data; the words are what they always were.
+    #[test]
+    fn refusals_are_kinds_with_their_words() {
+        let words = |e: HubError| e.to_string();
+        let none: [String; 0] = [];
+        assert_eq!(
+            words(sources(&["-x".into()], &[], &[]).unwrap_err()),
+            "namespace \"-x\" is not a Docker Hub namespace"
+        );
+        assert_eq!(
+            words(sources(&[], &[" ".into()], &[]).unwrap_err()),
+            format!("search: 1 to {} bytes", crate::config::MAX_HUB_SEARCH)
+        );
+        assert_eq!(
+            words(sources(&[], &[], &["a/b".into(), "nope".into()]).unwrap_err()),
+            "repository entry 2: \"nope\" is not `namespace/name`"
+        );
+        assert_eq!(
+            words(sources(&none, &none, &none).unwrap_err()),
+            "name a source: namespaces, a search or repositories"
+        );
+        let gave_up = |last| HubError::GaveUp {
+            page: "http://hub.test/p".into(),
+            attempts: 4,
+            last,
+        };
+        assert_eq!(
+            words(gave_up(Retried::Status(503))),
+            "http://hub.test/p: gave up after 4 attempts (last: status 503)"
+        );
+        assert_eq!(
+            words(gave_up(Retried::TooManyRequests)),
+            "http://hub.test/p: gave up after 4 attempts (last: 429 Too Many Requests)"
+        );
+        assert_eq!(
+            words(HubError::Token),
+            "hub: HOPTRACE_HUB_TOKEN is not a header value"
+        );
+    }
 }

@@ -287,9 +287,9 @@ pub struct Page<'a> {
 type Ready = Result<Request, Deferral>;
 
 impl ScriptEngine {
-    /// Workers run `program` (empty: this program), at most `workers` at once. Without
+    /// Workers run `program` (none: this program), at most `workers` at once. Without
     /// [`ScriptEngine::with_fetcher`] a page with `<script src>` goes to Chromium.
-    pub fn new(program: PathBuf, workers: usize) -> ScriptEngine {
+    pub fn new(program: Option<PathBuf>, workers: usize) -> ScriptEngine {
         ScriptEngine {
             workers: worker::Pool::new(program, workers.max(1)),
             scripts: None,

@@ -90,14 +90,13 @@ struct Worker {
 }
 
 impl Worker {
-    async fn start(program: &Path) -> Result<Worker, Deferral> {
+    async fn start(program: Option<&Path>) -> Result<Worker, Deferral> {
         let unavailable = |e: &dyn std::fmt::Display| {
             Defer::Unavailable.because(&format!("cannot start the script worker: {e}"))
         };
-        let program = if program.as_os_str().is_empty() {
-            std::env::current_exe().map_err(|e| unavailable(&e))?
-        } else {
-            program.to_path_buf()
+        let program = match program {
+            Some(program) => program.to_path_buf(),
+            None => std::env::current_exe().map_err(|e| unavailable(&e))?,
         };
         let mut child = Command::new(&program)
             .arg(WORKER_ARG)
@@ -172,13 +171,13 @@ impl Worker {
 
 /// Warm workers, at most `slots` busy at once.
 pub(super) struct Pool {
-    program: PathBuf,
+    program: Option<PathBuf>,
     idle: Mutex<Vec<Worker>>,
     slots: Semaphore,
 }
 
 impl Pool {
-    pub(super) fn new(program: PathBuf, slots: usize) -> Pool {
+    pub(super) fn new(program: Option<PathBuf>, slots: usize) -> Pool {
         Pool {
             program,
             idle: Mutex::new(Vec::new()),
@@ -198,7 +197,7 @@ impl Pool {
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let mut worker = match idle {
             Some(w) => w,
-            None => match Worker::start(&self.program).await {
+            None => match Worker::start(self.program.as_deref()).await {
                 Ok(w) => w,
                 Err(d) => return Verdict::Defer(d),
             },

@@ -9,7 +9,7 @@ mod label;
 mod note;
 
 pub use label::{Builtin, Label};
-pub use note::{BlockedRequest, HopNote, Notes};
+pub use note::{BlockedRequest, Cause, FinderNote, HopNote, Notes};
 
 wire_enum! {
     /// How the chain ended.
@@ -515,11 +515,11 @@ mod tests {
             assert_eq!(note.to_string(), text);
             assert_eq!(HopNote::from(text), note, "{text} reads back as its kind");
         }
-        let mut notes = Notes::from(HopNote::Finder("no browser available".into()));
+        let mut notes = Notes::from(HopNote::Finder(FinderNote::Cut));
         notes.add(HopNote::Favicon("icon x not fetched: no time left".into()));
         assert_eq!(
             wire(&notes),
-            json!("no browser available; icon x not fetched: no time left")
+            json!("page script still running at the time limit; cut; icon x not fetched: no time left")
         );
         assert_eq!(Notes::default().text(), None);
     }

@@ -56,12 +56,47 @@ pub enum HopNote {
     /// Why the body was not read.
     Body(String),
     /// What a next-hop finder said (a browser unavailable, a script cut, no screenshot).
-    Finder(String),
+    Finder(FinderNote),
     /// Why the landing page has no icon.
     Favicon(String),
     /// A stored note read back that names none of the patterned kinds above.
     Text(String),
 }
+
+/// An error from the stage that made a note, shared by the copies of its note.
+pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+
+/// What a next-hop finder says about a page it could not fully decide.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FinderNote {
+    /// The page runs script, and no browser can run it (why none can).
+    #[error("page runs script that may redirect; no browser available ({0})")]
+    NoBrowser(#[source] Cause),
+    /// The page's script still ran when its time was up.
+    #[error("page script still running at the time limit; cut")]
+    Cut,
+    /// No browser page was made ready within `browser.launch_timeout_ms`.
+    #[error("no browser page became ready within browser.launch_timeout_ms; cut")]
+    NoPageInTime,
+    /// The browser failed mid-visit with no time left to run the page again.
+    #[error("browser failed during the visit ({0}); no time left to run the page again")]
+    FailedLate(#[source] Cause),
+    /// The landing page's screenshot was over the limit.
+    #[error("screenshot of {bytes} bytes not kept (browser.max_screenshot_bytes {max})")]
+    ScreenshotTooBig { bytes: usize, max: usize },
+    /// The landing page's screenshot could not be taken.
+    #[error("no screenshot: {0}")]
+    NoScreenshot(#[source] Cause),
+}
+
+/// Notes are compared as the wire says them (a cause is an error, not a value).
+impl PartialEq for FinderNote {
+    fn eq(&self, other: &FinderNote) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for FinderNote {}
 
 const DECODED: &str = " wrapper decoded without contacting it";
 const LOOP: &str = "already visited at hop ";
@@ -73,10 +108,10 @@ impl std::fmt::Display for HopNote {
             HopNote::Decoded(wrapper) => write!(f, "{wrapper}{DECODED}"),
             HopNote::Loop { first } => write!(f, "{LOOP}{first}"),
             HopNote::Download(why) => write!(f, "{}{why}{}", DOWNLOAD.0, DOWNLOAD.1),
+            HopNote::Finder(note) => write!(f, "{note}"),
             HopNote::Blocked(s)
             | HopNote::OversizedHead(s)
             | HopNote::Body(s)
-            | HopNote::Finder(s)
             | HopNote::Favicon(s)
             | HopNote::Text(s) => f.write_str(s),
         }

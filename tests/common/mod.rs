@@ -59,7 +59,7 @@ impl TestEnv {
         config.limits.per_host_per_second = 1000.0;
         config.browser.enabled = false;
         // The script engine's workers are the hoptrace binary (a test binary is not one).
-        config.browser.script_worker = env!("CARGO_BIN_EXE_hoptrace").into();
+        config.browser.script_worker = Some(env!("CARGO_BIN_EXE_hoptrace").into());
         config.storage.backend =
             hoptrace::config::Backend::Sled(hoptrace::config::Sled::at(dir.path().join("db")));
         TestEnv { dns, dir, config }
@@ -382,7 +382,7 @@ pub fn shared_browser() -> std::sync::Arc<hoptrace::browser::oxide::Oxide> {
     BROWSER
         .get_or_init(|| {
             let oxide = hoptrace::browser::oxide::Oxide::new(
-                std::path::Path::new(""),
+                None,
                 hoptrace::browser::Identity::from_config(&Config::default().http),
             );
             oxide

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 /// The test's own Chromium, a plain client of the view (not hoptrace's sandboxed one).
 pub async fn client() -> (Browser, tokio::task::JoinHandle<()>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let path = hoptrace::browser::find_chromium(std::path::Path::new("")).unwrap();
+    let path = hoptrace::browser::find_chromium(None).unwrap();
     let config = BrowserConfig::builder()
         .chrome_executable(path)
         .no_sandbox()
