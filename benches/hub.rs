@@ -45,15 +45,13 @@ async fn one(n: usize, storage: &str, pg: Option<&db::Postgres>) -> Vec<Step> {
     config.limits.per_host_per_second = 1_000_000.0;
     config.limits.concurrency = 64;
     config.limits.max_export_chains = 10_000_000;
-    let extra = match pg {
-        Some(pg) => format!(
-            "[storage]\nbackend = \"postgres\"\nurl = \"{}\"\n",
-            pg.database(&format!("hub{n}")).await
-        ),
-        None => String::new(),
-    };
+    if let Some(pg) = pg {
+        config.storage.backend = hoptrace::config::Backend::Postgres(
+            hoptrace::config::Postgres::at(pg.database(&format!("hub{n}")).await),
+        );
+    }
     let cfg = dir.join("hoptrace.toml");
-    std::fs::write(&cfg, config_toml(&config, &extra)).unwrap();
+    std::fs::write(&cfg, config_toml(&config, "")).unwrap();
     let input = input.to_str().unwrap();
     let mut steps = Vec::new();
     let exports = ["csv", "txt", "stix", "misp"].map(|f| (format!("export {f}"), f));
