@@ -4,6 +4,7 @@
 //!
 //!     cargo bench --bench hub
 //!     HUB_BENCH_SIZES=100000,1000000 HUB_BENCH_POSTGRES=1 cargo bench --bench hub
+//!     HUB_BENCH_SIZES=1000000 HUB_BENCH_POSTGRES=only cargo bench --bench hub
 //!
 //! Sizes default to 100,000 repositories; sled always, PostgreSQL (a throwaway server, as the
 //! tests start one) with `HUB_BENCH_POSTGRES=1`. Prints a table and writes
@@ -92,11 +93,16 @@ async fn main() {
         })
         .collect();
     let postgres = std::env::var("HUB_BENCH_POSTGRES").is_ok_and(|v| v == "1");
-    let pg = postgres.then(db::Postgres::start);
+    // `HUB_BENCH_POSTGRES=only`: PostgreSQL alone.
+    let postgres_only = std::env::var("HUB_BENCH_POSTGRES").is_ok_and(|v| v == "only");
+    let pg = (postgres || postgres_only).then(db::Postgres::start);
     let mut table = Vec::new();
     let mut json = Vec::new();
     for &n in &sizes {
-        let mut backends = vec![("sled", None)];
+        let mut backends = Vec::new();
+        if !postgres_only {
+            backends.push(("sled", None));
+        }
         if let Some(pg) = &pg {
             backends.push(("postgres", Some(pg)));
         }
