@@ -109,7 +109,7 @@ pub(super) async fn scan(args: ScanArgs) -> Result<(), Failure> {
                     .map_err(usage)
             };
             // Counting lines first gives the progress bar a length (and an ETA).
-            let lines = lines_with_text(std::io::BufReader::new(open()?))?;
+            let lines = crate::scan::lines_with_text(std::io::BufReader::new(open()?))?;
             let name = path
                 .file_name()
                 .map_or(args.input.clone(), |n| n.to_string_lossy().into_owned());
@@ -198,30 +198,4 @@ pub(super) async fn scan(args: ScanArgs) -> Result<(), Failure> {
         if bad > 0 { format!("; {bad} skipped (see above)") } else { String::new() },
     );
     Ok(())
-}
-
-/// The lines of `reader` with more than white space on them, counted a buffer at a time: no
-/// line is held, however long (a line past `MAX_LINE` is an error of its own when read).
-fn lines_with_text(mut reader: impl BufRead) -> std::io::Result<u64> {
-    let (mut count, mut text) = (0, false);
-    loop {
-        let chunk = match reader.fill_buf() {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if chunk.is_empty() {
-            return Ok(count + u64::from(text));
-        }
-        for &b in chunk {
-            if b == b'\n' {
-                count += u64::from(text);
-                text = false;
-            } else {
-                text |= !b.is_ascii_whitespace();
-            }
-        }
-        let used = chunk.len();
-        reader.consume(used);
-    }
 }

@@ -121,6 +121,30 @@ impl Fnv {
 /// held; longer text is refused.
 pub const MAX_LINE: usize = 4 << 20;
 
+/// Hands `reader`'s buffered bytes to `step` until it says stop or the input ends (`step`
+/// answers how many bytes it used and whether to go on); `Ok(false)` at the end of input.
+/// Never holds more than the reader's buffer.
+fn each_chunk(
+    reader: &mut impl BufRead,
+    mut step: impl FnMut(&[u8]) -> (usize, bool),
+) -> std::io::Result<bool> {
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(false);
+        }
+        let (used, more) = step(chunk);
+        reader.consume(used);
+        if !more {
+            return Ok(true);
+        }
+    }
+}
+
 /// One line of `reader` (its newline dropped) into `buf`, held up to `cap` bytes: `Ok(None)`
 /// at the end, `Ok(Some(false))` for a line longer than `cap` (read to its end, not kept).
 fn capped_line(
@@ -130,15 +154,7 @@ fn capped_line(
 ) -> std::io::Result<Option<bool>> {
     buf.clear();
     let (mut any, mut fits) = (false, true);
-    loop {
-        let chunk = match reader.fill_buf() {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if chunk.is_empty() {
-            return Ok(any.then_some(fits));
-        }
+    each_chunk(reader, |chunk| {
         any = true;
         let (part, done) = match chunk.iter().position(|&b| b == b'\n') {
             Some(i) => (&chunk[..i], Some(i + 1)),
@@ -150,12 +166,27 @@ fn capped_line(
             fits = false;
             buf.clear();
         }
-        let used = done.unwrap_or(chunk.len());
-        reader.consume(used);
-        if done.is_some() {
-            return Ok(Some(fits));
+        (done.unwrap_or(chunk.len()), done.is_none())
+    })?;
+    Ok(any.then_some(fits))
+}
+
+/// The lines of `reader` with more than white space on them, counted a buffer at a time: no
+/// line is held, however long (a line past [`MAX_LINE`] is an error of its own when read).
+pub fn lines_with_text(mut reader: impl BufRead) -> std::io::Result<u64> {
+    let (mut count, mut text) = (0, false);
+    each_chunk(&mut reader, |chunk| {
+        for &b in chunk {
+            if b == b'\n' {
+                count += u64::from(text);
+                text = false;
+            } else {
+                text |= !b.is_ascii_whitespace();
+            }
         }
-    }
+        (chunk.len(), true)
+    })?;
+    Ok(count + u64::from(text))
 }
 
 /// Reads scan input: Docker Hub repository JSONL (one object a line, or an API page with a

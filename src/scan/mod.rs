@@ -6,7 +6,7 @@
 mod document;
 mod judge;
 pub(crate) use document::Fnv;
-pub use document::{documents, Document, DocumentError, ScanError, MAX_LINE};
+pub use document::{documents, lines_with_text, Document, DocumentError, ScanError, MAX_LINE};
 use judge::signature;
 pub use judge::{infrastructure, judge_link, judge_repository};
 
