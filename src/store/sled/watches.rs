@@ -273,6 +273,7 @@ impl Repositories for SledStore {
         }
         Ok(Some(written))
     }
+
     async fn repositories_at(
         &self,
         namespace: Option<&str>,
